@@ -16,7 +16,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from coordinator.roles import choose_byzantine
+from coordinator.roles import choose_byzantine, dominate
 from coordinator.sharding import make_shards
 from coordinator.topology import build_topology, graph_to_json, neighbors_of
 from peer import datasets
@@ -25,7 +25,7 @@ from peer.attacks.base import DataInfo
 from peer.registry import RegistryError
 from peer.defenses import build_defense
 from peer.chunking import chunk_bounds
-from peer.models import build_model, param_count
+from peer.models import MODELS, ModelError, build_model, check_input, param_count
 from protocol.assignment import Assignment, Role
 from protocol.config import RunConfig
 
@@ -107,14 +107,22 @@ def build_plan(cfg: RunConfig) -> Plan:
         edge_list=Path(t.edge_list) if t.edge_list else None,
     )
     b = cfg.byzantine
-    byzantine = choose_byzantine(
-        cfg.nodes,
-        seed=cfg.seed,
-        count=b.count,
-        fraction=b.fraction,
-        nodes=b.nodes,
-        placement=b.placement,
-    )
+    if b.placement == "dominating" and not b.nodes:
+        byzantine, attached = dominate(
+            graph, seed=cfg.seed, count=b.count, fraction=b.fraction, target=b.target
+        )
+        graph.add_edges_from(attached)  # Byzantine peers attached around the target
+    else:
+        byzantine = choose_byzantine(
+            cfg.nodes,
+            seed=cfg.seed,
+            count=b.count,
+            fraction=b.fraction,
+            nodes=b.nodes,
+            placement=b.placement,
+            graph=graph,
+            target=b.target,
+        )
     build_defense(cfg.defense.name, cfg.defense.params)
     attack = build_attack(b.attack, b.params)
     data_info = DataInfo(
@@ -138,7 +146,28 @@ def build_plan(cfg: RunConfig) -> Plan:
         alpha=d.alpha,
         shards_per_node=d.shards_per_node,
         samples_per_node=d.samples_per_node,
+        p=d.p,
     )
-    size = param_count(build_model(cfg.model.name, num_classes=datasets.num_classes(d.dataset)))
+    size = _model_size(cfg)
     chunk_sizes = [hi - lo for lo, hi in chunk_bounds(size, cfg.chunks.count)]
     return Plan(cfg, graph, byzantine, shards, chunk_sizes)
+
+
+def _model_size(cfg: RunConfig) -> int:
+    """Parameter count of ``cfg``'s model built for its dataset's images, after one forward
+    pass on a blank image: a model that does not fit the dataset fails here, in one line
+    (ModelError), before any process starts."""
+    name, dataset = cfg.model.name, cfg.data.dataset
+    shape = datasets.image_shape(dataset)
+    classes = datasets.num_classes(dataset)
+    try:
+        model = build_model(name, in_channels=shape[0], image_size=shape[1], num_classes=classes)
+        check_input(model, shape, classes)
+    except ModelError as exc:
+        if name not in MODELS:
+            raise
+        raise ModelError(
+            f"model.name={name!r} does not fit data.dataset={dataset!r} "
+            f"({'x'.join(map(str, shape))} images, {classes} classes): {exc}"
+        ) from None
+    return param_count(model)

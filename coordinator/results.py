@@ -8,7 +8,9 @@ Layout (``docs/RESULTS.md`` has every field)::
     RUN_DIR/rounds.jsonl     one JSON line per round, appended and flushed as it ends
     RUN_DIR/summary.json     final/best honest accuracy (mean, std, worst), convergence, time
 
-A crash therefore loses at most the round in progress.
+Each line is flushed as its round ends, so a crash of the coordinator loses at most the
+round in progress; lines reach the disk (fsync) at most ``FSYNC_EVERY_S`` apart, so a
+crash of the whole machine loses at most the last second of rounds.
 """
 
 from __future__ import annotations
@@ -17,10 +19,16 @@ import json
 import math
 import os
 import statistics
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.config import RunConfig, to_toml
+from protocol.config import ConfigError, RunConfig, config_fingerprint, to_toml
+
+#: at most one fsync of rounds.jsonl per this many seconds (a few ms each: syncing every
+#: round would bound fast runs to a few hundred rounds per second; bench/exchange.py)
+FSYNC_EVERY_S = 1.0
 
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "train_loss", "attack_success_rate")
 #: metrics where larger is worse (their "worst" over honest peers is the maximum)
@@ -124,33 +132,126 @@ def summarize(
 class ResultsWriter:
     """Writes one run's folder; ``append_round`` writes and flushes one line per round."""
 
-    def __init__(self, out_dir: str | Path, cfg: RunConfig, *, mode: str) -> None:
+    def __init__(
+        self, out_dir: str | Path, cfg: RunConfig, *, mode: str, resume: ResumePoint | None = None
+    ) -> None:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cfg = cfg
         self.mode = mode
+        self.curve = False  #: whether the run's sockets used CURVE (set by the coordinator)
         self.records: list[dict[str, Any]] = []
+        #: elapsed_s of the last kept round of a resumed run (later rounds count on from it)
+        self.elapsed_offset = 0.0
         data = cfg.to_dict()
         (self.dir / "config.toml").write_text(to_toml(data))
         _write_json(self.dir / "config.json", {"mode": mode, "config": data})
-        self._rounds = open(self.dir / "rounds.jsonl", "w", encoding="utf-8")
+        path = self.dir / "rounds.jsonl"
+        if resume is None:
+            path.write_bytes(b"")
+        else:  # keep the lines up to the checkpoint; later rounds are recomputed
+            self.records = list(resume.records)
+            self.elapsed_offset = float(self.records[-1].get("elapsed_s") or 0.0)
+            tmp = path.with_suffix(".jsonl.tmp")
+            with open(tmp, "wb") as fh:
+                fh.write(b"".join(line + b"\n" for line in resume.lines))
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        # unbuffered: each line reaches the OS in one write(2), so a killed coordinator
+        # leaves whole lines only
+        self._rounds = open(path, "ab", buffering=0)
+        self._synced = 0.0  # time.monotonic() of the last fsync
 
     def write_topology(self, topology: dict[str, Any]) -> None:
         _write_json(self.dir / "topology.json", topology)
 
     def append_round(self, record: dict[str, Any]) -> None:
         self.records.append(record)
-        self._rounds.write(json.dumps(_clean(record), allow_nan=False) + "\n")
-        self._rounds.flush()
-        os.fsync(self._rounds.fileno())
+        data = memoryview((json.dumps(_clean(record), allow_nan=False) + "\n").encode())
+        while data:  # in the OS now: survives a crash of this process
+            written = self._rounds.write(data)
+            data = data[written or 0 :]
+        now = time.monotonic()
+        if now - self._synced >= FSYNC_EVERY_S:  # on disk: survives a crash of the machine
+            os.fsync(self._rounds.fileno())
+            self._synced = time.monotonic()
 
     def finish(self, *, wall_s: float, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         summary = summarize(self.records, self.cfg, wall_s=wall_s, mode=self.mode)
+        summary["curve"] = self.curve
         if extra:
             summary.update(extra)
+        self._rounds.flush()
+        os.fsync(self._rounds.fileno())
         _write_json(self.dir / "summary.json", summary)
         self._rounds.close()
         return summary
+
+
+class ResumeError(ConfigError):
+    """A results folder cannot be resumed (missing, no complete checkpoint, other config)."""
+
+
+@dataclass
+class ResumePoint:
+    """Where a killed run goes on: after ``round``, its last round with a complete
+    checkpoint; ``digests`` are the peers' model digests recorded for that round (each
+    peer checks its checkpoint against its own), ``lines``/``records`` the rounds.jsonl
+    lines 1..round that are kept."""
+
+    round: int
+    digests: dict[int, str]
+    lines: list[bytes] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def read_rounds(path: Path) -> tuple[list[bytes], list[dict[str, Any]]]:
+    """The lines of rounds.jsonl for rounds 1, 2, ... as long as each is a whole JSON
+    record of the next round (a line torn by a crash, and anything after it, is left out)."""
+    lines: list[bytes] = []
+    records: list[dict[str, Any]] = []
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return lines, records
+    for line in raw.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            break
+        if not isinstance(record, dict) or record.get("round") != len(records) + 1:
+            break
+        lines.append(line)
+        records.append(record)
+    return lines, records
+
+
+def resume_point(run_dir: Path, cfg: RunConfig) -> ResumePoint:
+    """The last round of ``run_dir`` with a complete checkpoint; ResumeError if there is
+    none or it was written under a config that gives other results than ``cfg``."""
+    lines, records = read_rounds(run_dir / "rounds.jsonl")
+    complete = [r for r in records if isinstance(r.get("checkpoint"), dict) and r["checkpoint"].get("complete")]
+    if not complete:
+        every = cfg.runtime.checkpoint_every
+        why = (
+            "its config has runtime.checkpoint_every = 0 (checkpoints off)"
+            if every == 0
+            else f"{len(records)} round(s) recorded, none with a checkpoint of every peer (every {every} rounds)"
+        )
+        raise ResumeError(f"--resume {run_dir}: no round has a complete checkpoint; {why}")
+    last = complete[-1]
+    recorded, ours = last["checkpoint"].get("config"), config_fingerprint(cfg)
+    if recorded != ours:
+        raise ResumeError(
+            f"--resume {run_dir}: config mismatch: its checkpoints were written under config {recorded}, "
+            f"the config given is {ours}; only runtime.* fields may differ"
+        )
+    if len(records) >= cfg.rounds:
+        raise ResumeError(f"--resume {run_dir}: all {cfg.rounds} rounds are already recorded; nothing to resume")
+    digests = {int(n): p["metrics"]["digest"] for n, p in last["peers"].items()}
+    n = last["round"]
+    return ResumePoint(round=n, digests=digests, lines=lines[:n], records=records[:n])
 
 
 def _clean(value: Any) -> Any:

@@ -13,6 +13,15 @@ Placements:
   so the same arguments and seed always give the same ids.
 - ``explicit``: exactly the ids in ``nodes``; ``count`` or ``fraction``, if
   set, must give the same number.
+- ``dominating``: the Byzantine peers surround the honest peer ``target`` so that
+  they are the majority of its neighbors (the "Byzantine majority around a peer"
+  setting of DFL-Dual). With b Byzantine peers (``count`` or ``fraction`` as for
+  ``random``) and d = deg(target), a seeded choice of min(b, d) of target's
+  neighbors become Byzantine; the other b - d (if b > d) are drawn, seeded, from
+  the remaining peers and *attached* to target: `dominate` adds the edges
+  (byzantine, target), so the graph the run uses has them. The result must give
+  target more Byzantine than honest neighbors, i.e. 2 min(b, d) > d when b <= d;
+  otherwise a `RolesError` says how many are needed.
 
 Errors are raised as `RolesError`, whose message is one line saying what is
 wrong and how to fix it.
@@ -24,11 +33,12 @@ import math
 import numbers
 from collections.abc import Sequence
 
+import networkx as nx
 import numpy as np
 
-__all__ = ["PLACEMENTS", "RolesError", "choose_byzantine"]
+__all__ = ["PLACEMENTS", "RolesError", "choose_byzantine", "dominate"]
 
-PLACEMENTS: tuple[str, ...] = ("random", "explicit")
+PLACEMENTS: tuple[str, ...] = ("random", "explicit", "dominating")
 
 
 class RolesError(ValueError):
@@ -43,12 +53,24 @@ def choose_byzantine(
     fraction: float = 0.0,
     nodes: Sequence[int] = (),
     placement: str = "random",
+    graph: nx.Graph | None = None,
+    target: int = 0,
 ) -> list[int]:
     """Return the sorted Byzantine node ids among ``0..n-1``.
 
     Set at most one of ``count`` and ``fraction``; with neither set (and
-    placement "random") no peer is Byzantine.
+    placement "random") no peer is Byzantine. Placement "dominating" needs the
+    ``graph`` and the honest ``target``; use `dominate` to also get the edges it adds.
     """
+    if placement == "dominating":
+        if len(nodes) > 0:
+            raise RolesError(
+                "byzantine.nodes is only used with byzantine.placement=explicit; "
+                "set placement to explicit or clear byzantine.nodes"
+            )
+        if graph is None:
+            raise RolesError("byzantine.placement=dominating needs the graph")  # pragma: no cover
+        return dominate(graph, seed=seed, count=count, fraction=fraction, target=target)[0]
     _check_common(n, count=count, fraction=fraction, placement=placement)
     if placement == "explicit":
         return _explicit(n, nodes=nodes, count=count, fraction=fraction)
@@ -62,6 +84,41 @@ def choose_byzantine(
         return []
     rng = np.random.default_rng(seed)
     return sorted(int(v) for v in rng.choice(n, size=number, replace=False))
+
+
+def dominate(
+    graph: nx.Graph, *, seed: int, count: int = 0, fraction: float = 0.0, target: int = 0
+) -> tuple[list[int], list[tuple[int, int]]]:
+    """Placement "dominating": Byzantine ids around ``target`` and the edges to attach.
+
+    Returns ``(ids, added)``: the sorted Byzantine ids and the sorted edges
+    ``(min, max)`` that must be added to ``graph`` (the caller adds them; ``graph``
+    is not changed here). See the module docstring for the rule.
+    """
+    n = graph.number_of_nodes()
+    _check_common(n, count=count, fraction=fraction, placement="dominating")
+    target = _check_id(target, n, field="byzantine.target")
+    number = _number(n, count=count, fraction=fraction)
+    if number == 0:
+        raise RolesError(
+            "byzantine.placement=dominating needs Byzantine peers; "
+            "set byzantine.count or byzantine.fraction"
+        )
+    rng = np.random.default_rng(seed)
+    neighbors = sorted(int(v) for v in graph.neighbors(target))
+    degree = len(neighbors)
+    inner = min(number, degree)
+    if 2 * inner <= degree:
+        raise RolesError(
+            f"byzantine.count={number} Byzantine neighbors are not a majority of peer "
+            f"{target}'s {degree} neighbors; raise byzantine.count to at least "
+            f"{degree // 2 + 1} or pick another byzantine.target"
+        )
+    chosen = [int(v) for v in rng.choice(neighbors, size=inner, replace=False)] if inner else []
+    others = [v for v in range(n) if v != target and v not in neighbors]
+    extra = [int(v) for v in rng.choice(others, size=number - inner, replace=False)] if number > inner else []
+    added = sorted((min(v, target), max(v, target)) for v in extra)
+    return sorted(chosen + extra), added
 
 
 def _check_common(n: int, *, count: int, fraction: float, placement: str) -> None:
@@ -129,15 +186,15 @@ def _explicit(n: int, *, nodes: Sequence[int], count: int, fraction: float) -> l
     return sorted(ids)
 
 
-def _check_id(value: object, n: int) -> int:
+def _check_id(value: object, n: int, *, field: str = "byzantine.nodes entry") -> int:
     """Return ``value`` as an int if it is an integer node id in 0..n-1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise RolesError(
-            f"byzantine.nodes entry {value!r} is not an integer node id; use ints in 0..{n - 1}"
+            f"{field} {value!r} is not an integer node id; use ints in 0..{n - 1}"
         )
     if not 0 <= int(value) < n:
         raise RolesError(
-            f"byzantine.nodes entry {value} is outside 0..{n - 1} (nodes={n}); "
-            "fix byzantine.nodes or raise nodes"
+            f"{field} {value} is outside 0..{n - 1} (nodes={n}); "
+            f"fix {field.split()[0]} or raise nodes"
         )
     return int(value)

@@ -5,7 +5,10 @@ It binds one ZeroMQ ROUTER socket (the control plane). Peers connect a DEALER, s
 sends ``round_start`` to every live peer and waits for their ``round_done`` until the
 round deadline. Peers that miss it (or that a liveness probe reports dead) are marked
 failed, announced with ``peer_failed``, and the run goes on with the rest. It never sees
-a model chunk. Every malformed or unexpected message is dropped, counted and logged.
+a model chunk (nor a checkpoint: peers write those on their own hosts and only report the
+round; the coordinator records which rounds every peer checkpointed, and a resumed run
+starts after the last of them). A ``register`` after the assignment is refused with
+``stop``. Every malformed or unexpected message is dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from typing import Any
 import zmq
 
 from coordinator.plan import Plan
-from coordinator.results import ResultsWriter, round_record
+from coordinator.results import ResultsWriter, ResumePoint, round_record
 from protocol import assignment as assignment_mod
 from protocol import messages as m
 from protocol.codec import ProtocolError, decode, encode
+from protocol.config import config_fingerprint
 
 log = logging.getLogger("byzemu.coordinator")
 
@@ -82,8 +86,15 @@ class Coordinator:
         bind: str,
         results: ResultsWriter,
         progress: Callable[[dict[str, Any]], None] | None = None,
+        resume: ResumePoint | None = None,
     ) -> None:
         self.plan = plan
+        #: a resumed run: peers load their checkpoints of resume.round, rounds go on after it
+        self.resume = resume
+        #: last round every peer checkpointed (announced in round_start: older ones may go)
+        self.last_checkpoint = resume.round if resume is not None else 0
+        #: registrations refused because the run was already under way
+        self.refused: list[dict[str, Any]] = []
         self.cfg = plan.config
         self.results = results
         self.progress = progress
@@ -91,6 +102,16 @@ class Coordinator:
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 1000)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        #: CURVE on both planes (runtime.curve); the control socket is then a CURVE server
+        #: with this run's key pair, and peers need its public key (``--coordinator-key``)
+        self.curve = self.cfg.runtime.curve_on(bind)
+        self.public_key: str | None = None
+        if self.curve:
+            public, secret = zmq.curve_keypair()
+            self.public_key = public.decode()
+            self.sock.setsockopt(zmq.CURVE_SERVER, 1)
+            self.sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+        results.curve = self.curve
         self.sock.bind(bind)
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.peers: dict[int, PeerInfo] = {}
@@ -144,9 +165,10 @@ class Coordinator:
         while len(self.peers) < n:
             left = deadline - time.monotonic()
             if left <= 0:
+                hint = f"; CURVE is on: peers need --coordinator-key {self.public_key}" if self.curve else ""
                 raise CoordinatorError(
                     f"only {len(self.peers)} of {n} peers registered within {timeout:g} s at "
-                    f"{self.address}; start the missing peers or raise runtime.register_timeout"
+                    f"{self.address}; start the missing peers or raise runtime.register_timeout{hint}"
                 )
             got = self._receive(min(_POLL_MS * 4, int(left * 1000) + 1))
             if got is None:
@@ -166,9 +188,12 @@ class Coordinator:
     def assign(self) -> None:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
         addresses = {i: p.data_addr for i, p in self.peers.items()}
-        for node in sorted(self.peers):
-            a = self.plan.assignment(node)
-            msg = assignment_mod.to_message(a, {j: addresses[j] for j in a.linked()})
+        plans = {node: self.plan.assignment(node) for node in sorted(self.peers)}
+        keys = self._curve_keys(plans) if self.curve else {}
+        for node, a in plans.items():
+            msg = assignment_mod.to_message(a, {j: addresses[j] for j in a.linked()}, keys.get(node))
+            if self.resume is not None:
+                msg.fields["resume"] = {"round": self.resume.round, "digest": self.resume.digests[node]}
             self._send(self.peers[node].identity, msg)
         self.results.write_topology(
             self.plan.topology_json({i: p.to_json() for i, p in self.peers.items()})
@@ -180,15 +205,50 @@ class Coordinator:
             self._probe_dead(0)
             if got is None:
                 continue
-            _, msg = got
+            identity, msg = got
             if msg.kind == m.READY:
                 ready.add(msg.src)
+            elif msg.kind == m.REGISTER and identity not in self._by_identity:
+                self._refuse_registration(identity, msg, 0)
             else:
                 self._drop("unexpected_kind", f"{msg.kind} from {msg.src} before round 1")
             if len(ready | self.failed) >= len(self.peers):
                 break
         for node in sorted(set(self.peers) - ready - self.failed):
             self._mark_failed(node, 0, "not ready before runtime.register_timeout")
+        if self.resume is not None and self.failed:
+            raise CoordinatorError(
+                f"cannot resume after round {self.resume.round}: peers {sorted(self.failed)} did not load "
+                f"their checkpoints (their log lines say why)"
+            )
+
+    def _refuse_registration(self, identity: bytes, msg: m.Message, round_: int) -> None:
+        """A ``register`` after the assignment (a restarted or late peer): node ids and the
+        graph are fixed once, so it is answered with ``stop``, counted and logged."""
+        self._drop("unexpected_kind", f"register from pid {msg['pid']} on {msg['host']} after the assignment")
+        reason = (
+            f"registration refused: the run is in progress (round {round_}); ids are assigned once at "
+            f"the start, so a restarted or late peer cannot join (docs/FAILURES.md)"
+        )
+        self._send(identity, m.stop(reason=reason))
+        self.refused.append({"round": round_, "pid": msg["pid"], "host": msg["host"], "data_addr": msg["data_addr"]})
+        log.warning("refused a registration from pid %d on %s in round %d: run in progress", msg["pid"], msg["host"], round_)
+
+    @staticmethod
+    def _curve_keys(plans: dict[int, assignment_mod.Assignment]) -> dict[int, assignment_mod.CurveKeys]:
+        """A fresh CURVE key pair per peer, and for each peer the public keys of everyone it
+        sends to (``linked()``) or receives from (those whose ``linked()`` holds it)."""
+        pairs = {node: tuple(k.decode() for k in zmq.curve_keypair()) for node in plans}
+        talks = {node: set(a.linked()) for node, a in plans.items()}
+        for node, a in plans.items():
+            for j in a.linked():
+                talks.setdefault(j, set()).add(node)
+        return {
+            node: assignment_mod.CurveKeys(
+                public, secret, {j: pairs[j][0] for j in sorted(talks[node]) if j in pairs}
+            )
+            for node, (public, secret) in pairs.items()
+        }
 
     def _mark_failed(self, node: int, round_: int, reason: str) -> None:
         if node in self.failed:
@@ -210,8 +270,12 @@ class Coordinator:
         timeout = self.cfg.runtime.round_timeout
         live = sorted(set(self.peers) - self.failed)
         start = m.round_start(round_=round_, failed=sorted(self.failed), deadline=timeout)
+        if self.last_checkpoint:
+            start.fields["checkpoint"] = self.last_checkpoint
         self._broadcast(start, live)
         reports: dict[int, dict[str, Any]] = {}
+        checkpointed: set[int] = set()
+        refused_before = len(self.refused)
         deadline = t0 + timeout
         while time.monotonic() < deadline:
             if all(n in reports or n in self.failed for n in live):
@@ -220,8 +284,10 @@ class Coordinator:
             self._probe_dead(round_)
             if got is None:
                 continue
-            _, msg = got
-            if msg.kind != m.ROUND_DONE:
+            identity, msg = got
+            if msg.kind == m.REGISTER and identity not in self._by_identity:
+                self._refuse_registration(identity, msg, round_)
+            elif msg.kind != m.ROUND_DONE:
                 self._drop("unexpected_kind", f"{msg.kind} from {msg.src} during round {round_}")
             elif msg.round != round_:
                 self._drop("stale_round", f"round_done for {msg.round} during {round_}")
@@ -236,6 +302,8 @@ class Coordinator:
                     "traffic": msg["traffic"],
                     "timing": msg["timing"],
                 }
+                if msg.fields.get("checkpoint") == round_:
+                    checkpointed.add(msg.src)
         for node in live:
             if node not in reports:
                 self._mark_failed(node, round_, f"no round_done within {timeout:g} s")
@@ -249,6 +317,19 @@ class Coordinator:
             elapsed_s=now - started_at,
             round_s=now - t0,
         )
+        every = self.cfg.runtime.checkpoint_every
+        if every and round_ % every == 0:
+            # complete = every peer wrote its state of this round: the run can resume here
+            complete = checkpointed == set(range(self.cfg.nodes))
+            record["checkpoint"] = {
+                "complete": complete,
+                "nodes": sorted(checkpointed),
+                "config": config_fingerprint(self.cfg),
+            }
+            if complete:
+                self.last_checkpoint = round_
+        if len(self.refused) > refused_before:
+            record["refused_registrations"] = self.refused[refused_before:]
         record["coordinator_drops"] = dict(self.drops)
         self.results.append_round(record)
         if self.progress is not None:
@@ -264,8 +345,9 @@ class Coordinator:
         try:
             self.wait_registrations()
             self.assign()
-            started = time.monotonic()
-            for round_ in range(1, self.cfg.rounds + 1):
+            started = time.monotonic() - self.results.elapsed_offset
+            first = self.resume.round + 1 if self.resume is not None else 1
+            for round_ in range(first, self.cfg.rounds + 1):
                 self.run_round(round_, started)
                 if len(self.failed) == len(self.peers):
                     raise CoordinatorError(f"every peer failed by round {round_}")
@@ -276,7 +358,11 @@ class Coordinator:
         finally:
             summary = self.results.finish(
                 wall_s=time.monotonic() - wall0,
-                extra={"coordinator_drops": dict(self.drops)},
+                extra={
+                    "coordinator_drops": dict(self.drops),
+                    "refused_registrations": self.refused,
+                    "resumed_after": self.resume.round if self.resume is not None else None,
+                },
             )
         return summary
 

@@ -21,6 +21,15 @@ Splits:
   are shuffled, then stable-sorted by label, cut into ``n * shards_per_node``
   contiguous near-equal shards, and each node gets ``shards_per_node`` shards
   picked by a seeded permutation. Each node thus sees only a few classes.
+- ``fltrust``: the sample-allocation bias of Cao, Fang, Liu & Gong, "FLTrust:
+  Byzantine-robust Federated Learning via Trust Bootstrapping" (NDSS 2021), as
+  used by DFL-Dual. The nodes form G = min(M, n) groups (M = number of classes;
+  node i is in group i mod G). A sample of class l goes to its home group
+  l mod G with probability p and to each other group with probability
+  (1 - p) / (G - 1); inside the chosen group it goes to a member drawn
+  uniformly. p = 1/G is IID in expectation; p = 1 gives every group only its
+  home classes. With n < M several classes share a home group, a choice of
+  ours (the paper assumes n >= M).
 
 With ``samples_per_node > 0`` each node then keeps a seeded random subset of
 that many of its indices (all of them if it has fewer). Errors are raised as
@@ -36,7 +45,7 @@ import numpy as np
 
 __all__ = ["SPLITS", "ShardingError", "label_histogram", "make_shards"]
 
-SPLITS: tuple[str, ...] = ("iid", "dirichlet", "shards")
+SPLITS: tuple[str, ...] = ("iid", "dirichlet", "shards", "fltrust")
 
 _DIRICHLET_TRIES = 1000
 
@@ -55,12 +64,13 @@ def make_shards(
     shards_per_node: int = 2,
     samples_per_node: int = 0,
     min_samples: int = 1,
+    p: float = 0.5,
 ) -> list[np.ndarray]:
     """Split sample indices ``0..len(labels)-1`` among ``n`` nodes.
 
     ``labels[i]`` is the integer class of sample i. ``alpha`` and
-    ``min_samples`` are used by "dirichlet", ``shards_per_node`` by "shards";
-    ``samples_per_node`` (0 = no limit) caps every split.
+    ``min_samples`` are used by "dirichlet", ``shards_per_node`` by "shards",
+    ``p`` by "fltrust"; ``samples_per_node`` (0 = no limit) caps every split.
     """
     labels = _check_labels(labels)
     _check_common(labels, n, split=split, samples_per_node=samples_per_node)
@@ -69,8 +79,10 @@ def make_shards(
         parts = _iid(len(labels), n, rng=rng)
     elif split == "dirichlet":
         parts = _dirichlet(labels, n, rng=rng, alpha=alpha, min_samples=min_samples)
-    else:
+    elif split == "shards":
         parts = _pathological(labels, n, rng=rng, shards_per_node=shards_per_node)
+    else:
+        parts = _fltrust(labels, n, rng=rng, p=p)
     if samples_per_node > 0:
         parts = [_subsample(p, samples_per_node, rng=rng) for p in parts]
     return [np.sort(p).astype(np.int64) for p in parts]
@@ -176,6 +188,34 @@ def _pathological(
     shards = np.array_split(by_label, num_shards)
     owners = rng.permutation(num_shards).reshape(n, shards_per_node)
     return [np.concatenate([shards[s] for s in row]) for row in owners]
+
+
+def _fltrust(labels: np.ndarray, n: int, *, rng: np.random.Generator, p: float) -> list[np.ndarray]:
+    """Cao et al. (2021) biased allocation: home group with probability p, see module doc."""
+    if not (math.isfinite(p) and 0.0 <= p <= 1.0):
+        raise ShardingError(f"data.p={p} must be in [0, 1]; set data.p to e.g. 0.5")
+    classes = np.unique(labels)
+    groups = min(len(classes), n)
+    # Home group of each sample: the rank of its class, mod G.
+    home = np.searchsorted(classes, labels) % groups
+    stay = rng.random(len(labels)) < p
+    if groups > 1:
+        # Uniform over the G - 1 other groups: home + 1 + k (mod G), k in 0..G-2.
+        other = (home + 1 + rng.integers(0, groups - 1, size=len(labels))) % groups
+        group = np.where(stay, home, other)
+    else:
+        group = home
+    sizes = np.array([len(range(g, n, groups)) for g in range(groups)])
+    member = (rng.random(len(labels)) * sizes[group]).astype(np.int64)
+    node = group + member * groups  # member k of group g is node g + k*G
+    parts = [np.flatnonzero(node == i) for i in range(n)]
+    empty = [i for i, part in enumerate(parts) if len(part) == 0]
+    if empty:
+        raise ShardingError(
+            f"data.split=fltrust left nodes {empty} without samples; "
+            "lower data.p or nodes, or use more training samples"
+        )
+    return parts
 
 
 def _subsample(part: np.ndarray, size: int, *, rng: np.random.Generator) -> np.ndarray:

@@ -1,11 +1,12 @@
 """The ``byzemu`` command line.
 
     byzemu launch CONFIG [--set key=value ...] [--out DIR]      one machine, N processes
+    byzemu launch --resume RUN_DIR                              go on from the last checkpoint
     byzemu reference CONFIG [--set ...] [--out DIR]             same run in one process
     byzemu coordinator CONFIG --bind tcp://0.0.0.0:5555         multi-host: the coordinator
     byzemu peer --coordinator tcp://HOST:5555 [--count N]       multi-host: peers on a host
     byzemu validate CONFIG [--set ...]                          check a config, start nothing
-    byzemu sweep SWEEP.toml [--out DIR] [--jobs N]              grid of configs x repeats
+    byzemu sweep SWEEP.toml [--out DIR] [--jobs N] [--set K=V]  grid of configs x repeats
     byzemu report DIR [--out REPORT_DIR]                        tables and plots over runs
 
 A bad config or argument prints one line (``error: ...``) and exits with status 2.
@@ -95,14 +96,32 @@ def main(verbose: bool) -> None:
     )
 
 
-def _run(kind: str, config: str, overrides: tuple[str, ...], out: str | None, quiet: bool, **kw: Any) -> None:
+def _run(
+    kind: str, config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool,
+    resume: str | None = None, **kw: Any,
+) -> None:
     try:
-        cfg = _load(config, overrides)
+        if resume is not None:
+            from launch.local import load_resume
+
+            cfg = load_resume(resume, overrides, config)
+            out = resume
+        elif config is None:
+            raise ConfigError("missing CONFIG (or --resume RUN_DIR)")
+        else:
+            cfg = _load(config, overrides)
+        if kind == "launch":
+            # the forkserver imports torch, torchvision and the peer code (~2 s) on one core
+            # while this process imports torch and builds the plan (~1.5 s) on the other;
+            # started after the config loaded, so a bad config starts nothing
+            from launch.procs import start_forkserver
+
+            start_forkserver()
         from launch.local import default_out_dir, launch_local
 
         out_dir = Path(out) if out else default_out_dir(cfg)
         if kind == "launch":
-            summary = launch_local(cfg, out_dir, show_progress=not quiet)
+            summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=resume is not None)
         elif kind == "reference":
             from launch.progress import Progress
             from peer.reference import run_reference
@@ -118,13 +137,20 @@ def _run(kind: str, config: str, overrides: tuple[str, ...], out: str | None, qu
 
 
 @main.command()
-@config_arg
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
 @set_opt
 @out_opt
 @click.option("--quiet", is_flag=True, help="No progress line.")
-def launch(config: str, overrides: tuple[str, ...], out: str | None, quiet: bool) -> None:
+@click.option(
+    "--resume", "resume", default=None, metavar="RUN_DIR",
+    help="Go on with the killed run in RUN_DIR from its last complete checkpoint (its own config; "
+    "--set may change runtime.* only; a CONFIG given must match).",
+)
+def launch(config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, resume: str | None) -> None:
     """Run CONFIG on this machine: a coordinator and one OS process per peer."""
-    _run("launch", config, overrides, out, quiet)
+    if resume is not None and out is not None:
+        _fail("--out and --resume: a resumed run writes to its own folder, RUN_DIR")
+    _run("launch", config, overrides, out, quiet, resume=resume)
 
 
 @main.command()
@@ -149,6 +175,13 @@ def _run_coordinator(cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str) -
         coord = Coordinator(plan, bind=bind, results=results, progress=None if quiet else Progress(cfg.rounds))
     except Exception as exc:  # zmq.ZMQError on a bad or busy address
         raise ConfigError(f"--bind {bind}: cannot bind ({exc})") from None
+    if coord.public_key is not None:
+        (out_dir / "coordinator.key").write_text(coord.public_key + "\n")
+        click.echo(
+            f"CURVE on: coordinator public key {coord.public_key} (also in {out_dir / 'coordinator.key'}); "
+            f"start peers with --coordinator-key {coord.public_key}",
+            err=True,
+        )
     click.echo(f"coordinator listening on {coord.address}; waiting for {cfg.nodes} peers", err=True)
     try:
         return coord.run()
@@ -173,10 +206,23 @@ def coordinator(config: str, bind: str, overrides: tuple[str, ...], out: str | N
 @click.option("--bind-host", default="0.0.0.0", show_default=True, help="Interface the data sockets bind on.")
 @click.option("--advertise-host", default=None, help="Address other peers use to reach this host (default: this host's IP).")
 @click.option("--data-root", default=None, type=click.Path(file_okay=False), help="Dataset folder on this host (overrides data.root).")
-def peer(address: str, count: int, bind_host: str, advertise_host: str | None, data_root: str | None) -> None:
+@click.option("--coordinator-key", "coordinator_key", default=None, metavar="KEY",
+              help="The coordinator's CURVE public key (40 Z85 characters, printed by `byzemu coordinator` "
+              "when runtime.curve is on); leave out when CURVE is off.")
+@click.option("--checkpoint-dir", "checkpoint_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder on this host where the peers write their checkpoints (runtime.checkpoint_every); "
+              "without it they write none.")
+def peer(
+    address: str, count: int, bind_host: str, advertise_host: str | None, data_root: str | None,
+    coordinator_key: str | None, checkpoint_dir: str | None,
+) -> None:
     """Start COUNT peers on this host that join the coordinator at ADDRESS."""
     if not address.startswith("tcp://"):
         _fail(f"--coordinator {address}: expected tcp://HOST:PORT")
+    from protocol.assignment import is_z85_key
+
+    if coordinator_key is not None and not is_z85_key(coordinator_key):
+        _fail(f"--coordinator-key {coordinator_key}: expected the 40-character Z85 public key the coordinator printed")
     if data_root is not None and not Path(data_root).is_dir():
         _fail(f"--data-root {data_root}: no such folder")
     advertise = advertise_host or (bind_host if bind_host != "0.0.0.0" else _host_ip())
@@ -186,6 +232,8 @@ def peer(address: str, count: int, bind_host: str, advertise_host: str | None, d
         count, address, bind_host=bind_host,
         data_root=str(Path(data_root).resolve()) if data_root else None,
         advertise_host=advertise,
+        coordinator_key=coordinator_key,
+        checkpoint_dir=str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,
     )
     click.echo(f"{count} peer(s) started; data sockets advertised on {advertise}", err=True)
     try:
@@ -233,14 +281,19 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     "--jobs", type=int, default=None,
     help="Runs at once (default: cores // largest node count, at least 1).",
 )
-def sweep(sweep_file: str, out: str | None, jobs: int | None) -> None:
+@click.option(
+    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    help="Override a config field in every run, after the file's [set] and axes "
+    "(e.g. --set data.root=/data/cifar10); repeatable.",
+)
+def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[str, ...]) -> None:
     """Run every cell x repeat of SWEEP_FILE as a local cluster; skip runs already done."""
     if jobs is not None and jobs < 1:
         _fail(f"--jobs {jobs}: must be >= 1")
     try:
         from launch.sweep import default_jobs, load_sweep, run_sweep
 
-        sw = load_sweep(sweep_file)
+        sw = load_sweep(sweep_file, overrides)
         out_dir = Path(out) if out else Path("runs") / f"sweep-{Path(sweep_file).stem}"
         n = jobs if jobs is not None else default_jobs(sw)
         click.echo(

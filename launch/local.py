@@ -12,16 +12,43 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.plan import build_plan
-from coordinator.results import ResultsWriter
+from coordinator.results import ResultsWriter, ResumeError, resume_point
 from coordinator.server import Coordinator
 from launch.procs import start_peers, stop_peers
 from launch.progress import Progress
-from peer import datasets
+from peer import checkpoint, datasets
+from protocol import config as config_mod
 from protocol.config import RunConfig
+
+#: how often the liveness probe looks at the peer processes (seconds)
+_PROBE_EVERY_S = 0.1
 
 
 def default_out_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def load_resume(run_dir: str | Path, overrides: tuple[str, ...] = (), config: str | None = None) -> RunConfig:
+    """The config of the results folder ``run_dir``, for ``byzemu launch --resume``:
+    ``overrides`` may change ``runtime.*`` fields only (deadlines, not results), and a
+    ``config`` file, if given, must give the same results-relevant fields (ResumeError)."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise ResumeError(f"--resume {run}: no such results folder")
+    if not (run / "config.toml").is_file() or not (run / "rounds.jsonl").is_file():
+        raise ResumeError(f"--resume {run}: not a byzemu results folder (no config.toml or rounds.jsonl)")
+    bad = [o for o in overrides if not o.strip().startswith("runtime.")]
+    if bad:
+        raise ResumeError(f"--set {bad[0]}: with --resume only runtime.* fields may change")
+    cfg = config_mod.load(run / "config.toml", overrides)
+    if config is not None:
+        given = config_mod.load(config)
+        if config_mod.config_fingerprint(given) != config_mod.config_fingerprint(cfg):
+            raise ResumeError(
+                f"--resume {run}: config mismatch: {config} differs from the run's config.toml "
+                f"in fields that change results (all but runtime.*)"
+            )
+    return cfg
 
 
 def launch_local(
@@ -30,23 +57,55 @@ def launch_local(
     *,
     show_progress: bool = True,
     preload: bool = True,
+    resume: bool = False,
 ) -> dict[str, Any]:
-    """Run ``cfg`` as a real multi-process cluster on this machine; return the summary."""
+    """Run ``cfg`` as a real multi-process cluster on this machine; return the summary.
+
+    Peers checkpoint to ``out_dir/checkpoints`` (``runtime.checkpoint_every``). With
+    ``resume`` the run in ``out_dir`` goes on after its last complete checkpoint (see
+    :func:`load_resume` for the checks); the rounds after it are recomputed.
+    """
     plan = build_plan(cfg)  # every config error surfaces here, before any process starts
+    out_dir = Path(out_dir)
+    ckpt_dir = out_dir / "checkpoints"
+    point = None
+    if resume:
+        point = resume_point(out_dir, cfg)
+        missing = [
+            str(checkpoint.path_of(ckpt_dir, point.round, i))
+            for i in range(cfg.nodes)
+            if not checkpoint.path_of(ckpt_dir, point.round, i).is_file()
+        ]
+        if missing:
+            raise ResumeError(f"--resume {out_dir}: round {point.round}'s checkpoint files are missing: {missing[0]}")
     if cfg.data.dataset != "synthetic":
         datasets.prepare(cfg.data.dataset, Path(cfg.data.root))  # decompress once, not per peer
-    results = ResultsWriter(out_dir, cfg, mode="multiprocess")
+    if point is not None:
+        checkpoint.remove_after(ckpt_dir, point.round)  # recomputed: must not be mistaken for new
+    results = ResultsWriter(out_dir, cfg, mode="multiprocess", resume=point)
     progress = Progress(cfg.rounds) if show_progress else None
-    coord = Coordinator(plan, bind="tcp://127.0.0.1:*", results=results, progress=progress)
-    procs = start_peers(cfg.nodes, coord.address, bind_host=cfg.runtime.bind_host, preload=preload)
+    coord = Coordinator(plan, bind="tcp://127.0.0.1:*", results=results, progress=progress, resume=point)
+    procs = start_peers(
+        cfg.nodes, coord.address, bind_host=cfg.runtime.bind_host, preload=preload,
+        coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
+    )
     by_pid = {p.pid: p for p in procs}
 
+    last: list[Any] = [0.0, set()]  # time of the last check, its answer
+
     def dead() -> set[int]:
-        return {
-            node
-            for node, info in coord.peers.items()
-            if info.pid in by_pid and by_pid[info.pid].exitcode is not None
-        }
+        # the coordinator asks after every message it receives; checking N processes
+        # each time would cost O(N^2) waitpid calls per round, so look at most every
+        # _PROBE_EVERY_S seconds (a dead peer is noticed that much later)
+        now = time.monotonic()
+        if now - last[0] >= _PROBE_EVERY_S:
+            last[0] = now
+            last[1] = {
+                node
+                for node, info in coord.peers.items()
+                if info.pid in by_pid and by_pid[info.pid].exitcode is not None
+            }
+        return last[1]
 
     coord.dead_probe = dead
     try:

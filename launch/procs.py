@@ -45,13 +45,19 @@ def _without_main_reimport() -> Iterator[None]:
 
 
 def peer_process(
-    coordinator: str, bind_host: str, data_root: str | None, advertise_host: str | None
+    coordinator: str,
+    bind_host: str,
+    data_root: str | None,
+    advertise_host: str | None,
+    coordinator_key: str | None = None,
+    checkpoint_dir: str | None = None,
 ) -> None:
     """Target of each forked peer process."""
     from peer.runtime import run_peer
 
     code = run_peer(
-        coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root
+        coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root,
+        coordinator_key=coordinator_key, checkpoint_dir=checkpoint_dir,
     )
     sys.exit(code)
 
@@ -64,9 +70,13 @@ def start_peers(
     data_root: str | None = None,
     advertise_host: str | None = None,
     preload: bool = True,
+    coordinator_key: str | None = None,
+    checkpoint_dir: str | None = None,
 ) -> list[mp.process.BaseProcess]:
     """Start ``count`` peer processes: forked from the torch-preloaded forkserver, or (with
-    ``preload=False``) as plain fresh interpreters (``spawn``) for comparison."""
+    ``preload=False``) as plain fresh interpreters (``spawn``) for comparison.
+    ``coordinator_key`` is the coordinator's CURVE public key when the run uses CURVE;
+    ``checkpoint_dir`` the folder where the peers write (and resume from) checkpoints."""
     _single_threaded_env()
     if preload:
         start_forkserver()
@@ -76,7 +86,7 @@ def start_peers(
     procs = []
     with _without_main_reimport():
         for _ in range(count):
-            args = (coordinator, bind_host, data_root, advertise_host)
+            args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir)
             p = ctx.Process(target=peer_process, args=args, daemon=False)
             p.start()
             procs.append(p)

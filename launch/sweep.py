@@ -37,7 +37,7 @@ from typing import Any
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
 
-SWEEP_KEYS = ("base", "repeats", "set", "axes")
+SWEEP_KEYS = ("extends", "base", "repeats", "set", "axes")
 
 
 @dataclass
@@ -110,9 +110,13 @@ def cell_name(values: dict[str, Any]) -> str:
     return "__".join(parts)
 
 
-def load_sweep(path: str | Path) -> Sweep:
-    """Parse and check a sweep file; load and plan every cell's config. Raises ConfigError."""
-    path = Path(path)
+def _read_sweep_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The sweep file's table, with ``extends`` resolved (``base`` made absolute).
+
+    ``extends = "other.toml"`` (relative to this file) starts from that sweep file:
+    this file's ``base`` and ``repeats`` replace its, ``[set]`` is merged over its
+    ``[set]`` (dotted keys), and each axis given here replaces that axis.
+    """
     try:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
@@ -124,20 +128,48 @@ def load_sweep(path: str | Path) -> Sweep:
         raise ConfigError(
             f"{path}: unknown key {unknown[0]!r}; a sweep file has {', '.join(SWEEP_KEYS)}"
         )
+    for key in ("set", "axes"):
+        if key in data and not isinstance(data[key], dict):
+            raise ConfigError(f"{path}: {key}: expected a table of dotted field = value")
+    if isinstance(data.get("base"), str) and data["base"]:
+        data["base"] = str((path.resolve().parent / data["base"]).resolve())
+    if "extends" not in data:
+        return data
+    parent_ref = data.pop("extends")
+    if not isinstance(parent_ref, str) or not parent_ref:
+        raise ConfigError(f"{path}: extends: expected the path of another sweep file")
+    parent_path = (path.resolve().parent / parent_ref).resolve()
+    if parent_path in chain or parent_path == path.resolve():
+        raise ConfigError(f"{path}: extends={parent_ref!r} makes a loop; remove one extends")
+    if not parent_path.is_file():
+        raise ConfigError(f"{path}: extends={parent_ref!r}: no such file ({parent_path})")
+    merged = _read_sweep_file(parent_path, chain + (path.resolve(),))
+    for key in ("base", "repeats"):
+        if key in data:
+            merged[key] = data[key]
+    merged["set"] = {**_flatten(merged.get("set", {})), **_flatten(data.get("set", {}))}
+    merged["axes"] = {**merged.get("axes", {}), **data.get("axes", {})}
+    return merged
+
+
+def load_sweep(path: str | Path, extra: list[str] | tuple[str, ...] = ()) -> Sweep:
+    """Parse and check a sweep file; load and plan every cell's config. Raises ConfigError.
+
+    ``extra`` are ``--set KEY=VALUE`` overrides applied to every run after the file's
+    ``[set]`` and axis values (so they win over both).
+    """
+    path = Path(path)
+    data = _read_sweep_file(path)
     if not isinstance(data.get("base"), str) or not data["base"]:
         raise ConfigError(f"{path}: missing base = \"path/to/config.toml\" (relative to the sweep file)")
-    base = (path.resolve().parent / data["base"]).resolve()
+    base = Path(data["base"])
     if not base.is_file():
-        raise ConfigError(f"{path}: base={data['base']!r}: no such file ({base})")
+        raise ConfigError(f"{path}: base={str(base)!r}: no such file")
     repeats = data.get("repeats", 1)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ConfigError(f"{path}: repeats={repeats!r}: must be an integer >= 1")
     fixed = data.get("set", {})
-    if not isinstance(fixed, dict):
-        raise ConfigError(f"{path}: set: expected a table of dotted field = value")
     axes = data.get("axes", {})
-    if not isinstance(axes, dict):
-        raise ConfigError(f"{path}: axes: expected a table of dotted field = [values]")
     for key, values in axes.items():
         if not isinstance(values, list):
             raise ConfigError(f"{path}: axes.{key!r}: expected a list of values, got {values!r}")
@@ -157,7 +189,7 @@ def load_sweep(path: str | Path) -> Sweep:
         if name in used:  # two values that read the same once made filesystem-safe
             name = f"{name}__{len(cells)}"
         used.add(name)
-        overrides = fixed_over + [f"{k}={toml_value(v)}" for k, v in values.items()]
+        overrides = fixed_over + [f"{k}={toml_value(v)}" for k, v in values.items()] + list(extra)
         cfg0 = _load(base, overrides, values)
         cell = Cell(name, values)
         for rep in range(repeats):
@@ -205,7 +237,10 @@ def _execute(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
 def _check_kept(run: Run, run_dir: Path) -> None:
     """A finished run is kept only if it was made with the config the sweep asks for now."""
     try:
-        kept = json.loads((run_dir / "config.json").read_text())["config"]
+        # Through from_dict, so that fields added to the schema since (at their
+        # defaults) do not count as a difference.
+        raw = json.loads((run_dir / "config.json").read_text())["config"]
+        kept = json.loads(json.dumps(config_mod.from_dict(raw).to_dict()))
     except (OSError, ValueError, KeyError):
         kept = None
     if kept != json.loads(json.dumps(run.cfg.to_dict())):

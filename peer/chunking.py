@@ -25,9 +25,9 @@ _POLICY_SALT = 0x43484B  # "CHK": separates this generator's stream from other u
 
 def flatten(model: nn.Module) -> np.ndarray:
     """The model's parameters as one new float32 vector (a copy)."""
-    with torch.no_grad():
+    with torch.no_grad():  # torch.cat always allocates: the vector shares nothing with the model
         vec = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    return vec.to(torch.float32).numpy().copy()
+    return vec.to(torch.float32).numpy()
 
 
 def load_vector(model: nn.Module, vector: np.ndarray) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from peer import chunking
+from peer import checkpoint, chunking
 from peer.attacks import Attack, AttackContext, build_attack
 from peer.attacks.base import DataInfo, Knowledge, Neighborhood
 from peer.datasets import ImageData
@@ -67,12 +67,14 @@ class NodeCore:
         self.node = assignment.node
         self.neighbors = list(assignment.neighbors)
         self._neighbor_set = frozenset(self.neighbors)
+        channels, size, _ = train_data.image_shape  # every dataset's images are square
+        shape = {"in_channels": channels, "image_size": size, "num_classes": train_data.num_classes}
         torch.manual_seed(cfg.seed)  # every peer starts from the same model
-        self.model = build_model(cfg.model.name, num_classes=train_data.num_classes)
-        self._scratch = build_model(cfg.model.name, num_classes=train_data.num_classes)
+        self.model = build_model(cfg.model.name, **shape)
+        self._scratch = build_model(cfg.model.name, **shape)
         data_info = DataInfo(
             num_classes=train_data.num_classes,
-            image_shape=tuple(train_data.tensors(np.arange(1))[0].shape[1:]),
+            image_shape=train_data.image_shape,
             mean=train_data.mean,
             std=train_data.std,
         )
@@ -116,7 +118,7 @@ class NodeCore:
             )
         self._own_loss: float | None = None
         self._train_loss = float("nan")
-        self._train_s = 0.0
+        self._train_s = self._train_cpu_s = 0.0
 
     # ------------------------------------------------------------------ round, part 1
 
@@ -140,12 +142,13 @@ class NodeCore:
 
     def train(self, round_: int) -> None:
         """Local training (on poisoned batches when a data-poisoning attack is active)."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         self.trainer.batch_hook = self._poison_hook if self.attacking(round_) else None
         self.vector_before = self.vector
         self._train_loss = self.trainer.train(self.config.train.local_steps)
         self.vector = chunking.flatten(self.model)
         self._train_s = time.perf_counter() - start
+        self._train_cpu_s = time.process_time() - cpu
 
     def outgoing(self, round_: int, knowledge: Knowledge | None = None) -> Payloads:
         """``{neighbor: {chunk index: payload}}`` to send in ``round_`` (after :meth:`train`):
@@ -255,7 +258,7 @@ class NodeCore:
 
     def end_round(self, round_: int, received: Payloads) -> RoundResult:
         """Aggregate chunk by chunk over the own chunk and ``received``; evaluate if due."""
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         senders = sorted(received)
         new = self.vector.copy()
         self._own_loss = None  # loss_with_chunk caches the own model's loss for this round
@@ -284,6 +287,7 @@ class NodeCore:
             own = torch.from_numpy(self.vector[lo:hi].copy())
             new[lo:hi] = self.defense.aggregate(own, payloads, ctx).numpy()
         aggregate_s = time.perf_counter() - start
+        aggregate_cpu_s = time.process_time() - cpu
         self.vector = new
         chunking.load_vector(self.model, self.vector)
         metrics: dict[str, Any] = {
@@ -292,9 +296,16 @@ class NodeCore:
             "senders": len(senders),
             "digest": model_digest(self.vector),
         }
-        timing = {"train_s": self._train_s, "aggregate_s": aggregate_s}
+        # wall seconds (``*_s``) and this process's CPU seconds (``*_cpu_s``): they differ
+        # when more peers than cores share the machine
+        timing = {
+            "train_s": self._train_s,
+            "aggregate_s": aggregate_s,
+            "train_cpu_s": self._train_cpu_s,
+            "aggregate_cpu_s": aggregate_cpu_s,
+        }
         if self.config.eval_round(round_):
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             acc, loss = evaluate(
                 self.model, self.test_images, self.test_labels, batch_size=self.config.eval.batch_size
             )
@@ -304,7 +315,46 @@ class NodeCore:
                 metrics["attack_success_rate"] = asr
             self.defense.observe_evaluation(round_, acc, loss)
             timing["eval_s"] = time.perf_counter() - start
+            timing["eval_cpu_s"] = time.process_time() - cpu
         return RoundResult(metrics, timing)
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def state_dict(self, round_: int) -> dict[str, Any]:
+        """Everything this node carries into round ``round_ + 1`` (call after
+        :meth:`end_round`): with it a fresh core built from the same assignment continues
+        bit-identically (``peer/checkpoint.py`` writes it to disk)."""
+        return {
+            "format": checkpoint.FORMAT,
+            "round": round_,
+            "node": self.node,
+            "config": checkpoint.config_fingerprint(self.config),
+            "digest": model_digest(self.vector),
+            "model": self.model.state_dict(),
+            "vector": self.vector.copy(),
+            "trainer": self.trainer.state_dict(),
+            "defense": self.defense.state_dict(),
+            "attack": self.attack.state_dict() if self.attack is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> int:
+        """Restore what :meth:`state_dict` returned; return its round. ValueError if it was
+        written by another node or under a config that gives other results."""
+        if state["node"] != self.node:
+            raise ValueError(f"checkpoint of node {state['node']}, this is node {self.node}")
+        if state["config"] != checkpoint.config_fingerprint(self.config):
+            raise ValueError("checkpoint written under another config (fingerprints differ)")
+        vector = np.asarray(state["vector"], dtype=np.float32)
+        if vector.shape != self.vector.shape or model_digest(vector) != state["digest"]:
+            raise ValueError("checkpoint model does not match its digest or this model's size")
+        self.model.load_state_dict(state["model"])
+        self.vector = vector.copy()
+        self.vector_before = self.vector
+        self.trainer.load_state_dict(state["trainer"])
+        self.defense.load_state_dict(state["defense"])
+        if self.attack is not None:
+            self.attack.load_state_dict(state["attack"])
+        return int(state["round"])
 
     def loss_with_chunk(self, index: int, payload: torch.Tensor) -> float:
         """Loss on a local batch of the own model with chunk ``index`` replaced by ``payload``.

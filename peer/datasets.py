@@ -1,23 +1,30 @@
-"""Datasets for the peers: MNIST (read through torchvision) and a small synthetic task.
+"""Datasets for the peers: MNIST, Fashion-MNIST and CIFAR-10 (read through torchvision)
+and a small synthetic task.
 
 Public API:
 
 * :data:`DATASETS` -- the dataset names :func:`load` understands.
 * :class:`ImageData` -- uint8 images + int64 labels + normalisation constants.
-* :func:`prepare` -- lay out the MNIST IDX files the way ``torchvision`` expects.
+* :func:`prepare` -- lay out the MNIST IDX files the way ``torchvision`` expects (CIFAR-10:
+  check its folder).
 * :func:`load` -- return one split as :class:`ImageData`.
-* :func:`train_labels` -- the training labels as a numpy array, cheaply (no images).
+* :func:`train_labels` -- the training labels as a numpy array, cheaply (no images in torch).
+* :func:`num_classes` / :func:`image_shape` -- a dataset's facts without loading it.
 * :func:`find_idx_files` / :func:`prepare_torchvision_layout` -- reusable helpers for
   any dataset shipped as the four MNIST-style IDX files (e.g. Debian's Fashion-MNIST).
+* :func:`find_cifar10` / :func:`read_cifar_batch` -- locate and validate the CIFAR-10
+  python-version files.
 
 No function here ever downloads anything.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
+import pickle
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -28,14 +35,19 @@ import numpy as np
 import torch
 
 __all__ = [
+    "CIFAR10_FILES",
     "DATASETS",
     "MNIST_FILES",
     "DatasetError",
     "ImageData",
+    "find_cifar10",
     "find_idx_files",
+    "image_shape",
     "load",
+    "num_classes",
     "prepare",
     "prepare_torchvision_layout",
+    "read_cifar_batch",
     "read_idx_labels",
     "train_labels",
 ]
@@ -45,7 +57,7 @@ class DatasetError(ValueError):
     """A dataset cannot be found, read or generated; the message says how to fix it."""
 
 
-DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "synthetic")
+DATASETS: tuple[str, ...] = ("mnist", "fashion_mnist", "cifar10", "synthetic")
 
 #: The four IDX files of MNIST (and of Fashion-MNIST, which uses the same names).
 MNIST_FILES: tuple[str, ...] = (
@@ -58,6 +70,27 @@ MNIST_FILES: tuple[str, ...] = (
 #: MNIST normalisation constants (the usual torchvision-example values).
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
+
+#: The CIFAR-10 "python version" (Krizhevsky 2009): ``cifar-10-python.tar.gz`` extracts to
+#: this folder, which holds five training batches, one test batch and the class names.
+CIFAR10_FOLDER = "cifar-10-batches-py"
+CIFAR10_TRAIN_FILES: tuple[str, ...] = tuple(f"data_batch_{i}" for i in range(1, 6))
+CIFAR10_TEST_FILES: tuple[str, ...] = ("test_batch",)
+CIFAR10_META_FILE = "batches.meta"
+CIFAR10_FILES: tuple[str, ...] = (*CIFAR10_TRAIN_FILES, *CIFAR10_TEST_FILES, CIFAR10_META_FILE)
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_NUM_CLASSES = 10
+#: Per-channel (R, G, B) mean and standard deviation of the 50,000 training images on the
+#: [0, 1] scale (the exact statistics, 0.49139968, 0.48215841, 0.44653091 and
+#: 0.24703223, 0.24348513, 0.26158784, rounded to 4 digits like the MNIST constants).
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+_CIFAR10_PIXELS = 3 * 32 * 32
+_CIFAR10_FIX = (
+    f"extract cifar-10-python.tar.gz (the CIFAR-10 python version, {CIFAR10_URL}) into "
+    "data.root, so that data.root/cifar-10-batches-py/ holds data_batch_1..5, test_batch "
+    "and batches.meta"
+)
 
 #: Default number of synthetic training samples when ``synthetic_size`` is 0.
 SYNTHETIC_DEFAULT_SIZE = 2000
@@ -79,18 +112,28 @@ class ImageData:
     """One split of an image-classification dataset held in memory.
 
     Attributes:
-        images: uint8 tensor of shape ``(N, H, W)`` (grayscale).
+        images: uint8 tensor of shape ``(N, H, W)`` (grayscale) or ``(N, C, H, W)``
+            (channels first, e.g. RGB).
         labels: int64 tensor of shape ``(N,)``.
         num_classes: number of classes; labels lie in ``0 .. num_classes - 1``.
-        mean: normalisation mean on the ``[0, 1]`` pixel scale.
-        std: normalisation standard deviation on the ``[0, 1]`` pixel scale.
+        mean: normalisation mean on the ``[0, 1]`` pixel scale: one float for every
+            channel, or a tuple with one value per channel (``(N, C, H, W)`` images).
+        std: normalisation standard deviation on the ``[0, 1]`` pixel scale, same form.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     num_classes: int
-    mean: float
-    std: float
+    mean: float | tuple[float, ...]
+    std: float | tuple[float, ...]
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one image, as the model sees it."""
+        if self.images.dim() == 3:
+            return (1, int(self.images.shape[1]), int(self.images.shape[2]))
+        c, h, w = (int(v) for v in self.images.shape[1:])
+        return (c, h, w)
 
     def tensors(
         self, index: torch.Tensor | np.ndarray | None = None
@@ -102,8 +145,9 @@ class ImageData:
                 selects every sample.
 
         Returns:
-            ``x``: float32 tensor of shape ``(B, 1, H, W)`` normalised as
-            ``(pixel / 255 - mean) / std``; ``y``: int64 tensor of shape ``(B,)``.
+            ``x``: float32 tensor of shape ``(B, C, H, W)`` (``C = 1`` for ``(N, H, W)``
+            images) normalised as ``(pixel / 255 - mean) / std``, per channel when
+            ``mean``/``std`` are tuples; ``y``: int64 tensor of shape ``(B,)``.
         """
         if index is None:
             images, labels = self.images, self.labels
@@ -112,6 +156,14 @@ class ImageData:
             if idx.dtype != torch.bool:
                 idx = idx.to(torch.int64)
             images, labels = self.images[idx], self.labels[idx]
+        if isinstance(self.mean, tuple) or isinstance(self.std, tuple):
+            channels = self.image_shape[0]
+            mean = torch.tensor(self.mean, dtype=torch.float32).expand(channels).view(1, -1, 1, 1)
+            std = torch.tensor(self.std, dtype=torch.float32).expand(channels).view(1, -1, 1, 1)
+            x = images.to(torch.float32, copy=True).div_(255.0)
+            if x.dim() == 3:
+                x = x.unsqueeze(1)
+            return x.sub_(mean).div_(std), labels.to(torch.int64)
         x = images.to(torch.float32, copy=True).div_(255.0).sub_(self.mean).div_(self.std)
         if x.dim() == 3:
             x = x.unsqueeze(1)
@@ -314,7 +366,20 @@ IDX_DATASETS = {
     "fashion_mnist": _IdxDataset("FashionMNIST", 0.2860, 0.3530),
 }
 
-NUM_CLASSES = {"mnist": 10, "fashion_mnist": 10, "synthetic": SYNTHETIC_NUM_CLASSES}
+NUM_CLASSES = {
+    "mnist": 10,
+    "fashion_mnist": 10,
+    "cifar10": CIFAR10_NUM_CLASSES,
+    "synthetic": SYNTHETIC_NUM_CLASSES,
+}
+
+#: (channels, height, width) of one image, per dataset.
+IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "synthetic": (1, SYNTHETIC_IMAGE_SIZE, SYNTHETIC_IMAGE_SIZE),
+}
 
 
 def num_classes(name: str) -> int:
@@ -324,8 +389,7 @@ def num_classes(name: str) -> int:
 
 def image_shape(name: str) -> tuple[int, int, int]:
     """(channels, height, width) of one image of dataset ``name`` (without loading it)."""
-    _check_name(name)
-    return (1, 28, 28)
+    return IMAGE_SHAPES[_check_name(name)]
 
 
 def _check_name(name: str) -> str:
@@ -336,9 +400,8 @@ def _check_name(name: str) -> str:
 
 def _require_root(name: str, root: Path | None) -> Path:
     if root is None:
-        raise DatasetError(
-            f"dataset {name} needs data.root; set data.root to a folder holding its IDX files"
-        )
+        what = "cifar-10-batches-py/" if name == "cifar10" else "its IDX files"
+        raise DatasetError(f"dataset {name} needs data.root; set data.root to a folder holding {what}")
     return Path(root)
 
 
@@ -349,6 +412,9 @@ def prepare(name: str, root: Path | None) -> Path | None:
     or not) directly, in ``root/raw`` or in ``root/<Class>/raw`` (``MNIST``,
     ``FashionMNIST``) and lays them out uncompressed under ``<tv_root>/<Class>/raw`` (see
     :func:`prepare_torchvision_layout`); returns ``tv_root``.
+    ``"cifar10"``: checks that the CIFAR-10 python-version files exist (see
+    :func:`find_cifar10`) and returns the folder holding ``cifar-10-batches-py``; writes
+    nothing.
     ``"synthetic"``: nothing on disk; returns ``None`` (``root`` is ignored).
 
     Raises:
@@ -357,6 +423,8 @@ def prepare(name: str, root: Path | None) -> Path | None:
     _check_name(name)
     if name == "synthetic":
         return None
+    if name == "cifar10":
+        return find_cifar10(_require_root(name, root)).parent
     spec = IDX_DATASETS[name]
     return prepare_torchvision_layout(
         _require_root(name, root), names=MNIST_FILES, subdir=spec.subdir, kind=name
@@ -375,7 +443,7 @@ def load(
 
     Args:
         name: one of :data:`DATASETS`.
-        root: data folder (``mnist`` only; ignored for ``synthetic``).
+        root: data folder (ignored for ``synthetic``).
         train: training split if true, else test split.
         synthetic_size: ``synthetic`` training-set size (0 = 2000); the test split has
             ``max(500, synthetic_size // 4)`` samples.
@@ -387,6 +455,8 @@ def load(
     _check_name(name)
     if name == "synthetic":
         return _synthetic(train=train, size=synthetic_size, seed=seed)
+    if name == "cifar10":
+        return _load_cifar10(_require_root(name, root), train=train)
     tv_root = prepare(name, root)
     spec = IDX_DATASETS[name]
     import torchvision.datasets
@@ -413,16 +483,158 @@ def train_labels(
 ) -> np.ndarray:
     """Training labels of dataset ``name`` as int64 numpy array, without loading images.
 
-    Equals ``load(name, root, train=True, ...).labels.numpy()``. For ``mnist`` only the
-    labels IDX file is read (gz or not); nothing is written.
+    Equals ``load(name, root, train=True, ...).labels.numpy()``. For ``mnist`` and
+    ``fashion_mnist`` only the labels IDX file is read (gz or not); for ``cifar10`` the five
+    training batches are unpickled and checked (their images stay numpy arrays and are
+    dropped); nothing is written.
     """
     _check_name(name)
     if name == "synthetic":
         n = _synthetic_count(train=True, size=synthetic_size, seed=seed)
         return _synthetic_labels(n, seed=seed, split=0)
+    if name == "cifar10":
+        folder = find_cifar10(_require_root(name, root))
+        return np.concatenate([read_cifar_batch(folder / f)[1] for f in CIFAR10_TRAIN_FILES])
     subdir = IDX_DATASETS[name].subdir
     files = find_idx_files(_require_root(name, root), ("train-labels-idx1-ubyte",), subdir=subdir)
     return read_idx_labels(files["train-labels-idx1-ubyte"])
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+
+def find_cifar10(root: Path) -> Path:
+    """The ``cifar-10-batches-py`` folder under ``root``, with every file present.
+
+    ``root`` is the folder holding ``cifar-10-batches-py/`` (torchvision's ``root``); a
+    ``root`` that is itself named ``cifar-10-batches-py`` is accepted too.
+
+    Raises:
+        DatasetError: ``root`` is not a folder, or files are missing (one line naming them
+            and saying where to get CIFAR-10).
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"data.root={root} is not a folder; {_CIFAR10_FIX}")
+    folder = root if root.name == CIFAR10_FOLDER else root / CIFAR10_FOLDER
+    missing = [f for f in CIFAR10_FILES if not (folder / f).is_file()]
+    if missing:
+        raise DatasetError(
+            f"data.root={root} has no CIFAR-10 files ({', '.join(missing)}) in "
+            f"{folder}; {_CIFAR10_FIX}"
+        )
+    return folder
+
+
+def _unpickle(path: Path) -> object:
+    """Unpickle a CIFAR-10 python-version file as torchvision does (``latin1``: Python 2
+    ``str`` keys become ``str``). The files are pickles: read only trusted copies."""
+    try:
+        with open(path, "rb") as f:
+            return pickle.load(f, encoding="latin1")
+    except Exception as exc:  # truncated, not a pickle, unknown class, ...
+        raise DatasetError(
+            f"{path} is not a CIFAR-10 python-version pickle ({type(exc).__name__}: {exc}); "
+            f"replace it with the file from {CIFAR10_URL}"
+        ) from exc
+
+
+def _bad_batch(path: Path, what: str) -> DatasetError:
+    return DatasetError(
+        f"{path} is not a CIFAR-10 batch: {what}; replace it with the file from {CIFAR10_URL}"
+    )
+
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and check one CIFAR-10 python-version batch file.
+
+    Format: a pickled dict (written by Python 2; read with ``encoding="latin1"``, or with
+    ``encoding="bytes"`` as ``b"data"``, ``b"labels"``) with ``data``, a uint8 array of
+    shape ``(N, 3072)`` (1024 red, then green, then blue values of a 32x32 image, row by
+    row), and ``labels``, N integers in ``0..9``.
+
+    Returns:
+        ``(data, labels)``: the uint8 ``(N, 3072)`` array and the int64 ``(N,)`` labels.
+
+    Raises:
+        DatasetError: unreadable, or keys, shapes, dtype or label range are wrong.
+    """
+    path = Path(path)
+    entry = _unpickle(path)
+    if not isinstance(entry, dict):
+        raise _bad_batch(path, f"it holds a {type(entry).__name__}, not a dict")
+    missing = [k for k in ("data", "labels") if k not in entry]
+    if missing:
+        keys = ", ".join(repr(k) for k in list(entry)[:6])
+        raise _bad_batch(path, f"no {' or '.join(missing)} entry (keys: {keys})")
+    data = entry["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != _CIFAR10_PIXELS:
+        desc = f"{data.dtype}{list(data.shape)}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise _bad_batch(path, f"data is {desc}, need uint8[N, {_CIFAR10_PIXELS}]")
+    try:
+        labels = np.asarray(entry["labels"])
+    except Exception as exc:  # ragged or exotic objects
+        raise _bad_batch(path, f"labels are not a list of integers ({exc})") from exc
+    if labels.ndim != 1 or len(labels) != len(data) or (len(labels) and labels.dtype.kind not in "iu"):
+        raise _bad_batch(path, f"labels are {labels.dtype}{list(labels.shape)}, need {len(data)} integers")
+    if len(labels) and (labels.min() < 0 or labels.max() >= CIFAR10_NUM_CLASSES):
+        raise _bad_batch(
+            path, f"labels range over {labels.min()}..{labels.max()}, need 0..{CIFAR10_NUM_CLASSES - 1}"
+        )
+    return data, labels.astype(np.int64)
+
+
+def _check_cifar10_meta(path: Path) -> None:
+    meta = _unpickle(path)
+    names = meta.get("label_names") if isinstance(meta, dict) else None
+    if not isinstance(names, list) or len(names) != CIFAR10_NUM_CLASSES:
+        raise DatasetError(
+            f"{path} is not CIFAR-10's batches.meta: need label_names, a list of "
+            f"{CIFAR10_NUM_CLASSES} class names; replace it with the file from {CIFAR10_URL}"
+        )
+
+
+@functools.cache
+def _cifar10_class() -> type:
+    """``torchvision.datasets.CIFAR10`` with the integrity check replaced (built lazily:
+    importing torchvision is slow)."""
+    from torchvision.datasets import CIFAR10
+
+    class CheckedCIFAR10(CIFAR10):
+        """torchvision's CIFAR-10 reader whose integrity check validates the files'
+        structure (:func:`read_cifar_batch`) instead of their MD5 sums, so that any
+        well-formed copy (e.g. a small test set in the same format) loads; a bad folder
+        raises :class:`DatasetError` rather than torchvision's generic RuntimeError."""
+
+        meta = {**CIFAR10.meta, "md5": None}  # _load_meta: existence; content checked below
+
+        def _check_integrity(self) -> bool:
+            folder = find_cifar10(Path(self.root))
+            for name in CIFAR10_TRAIN_FILES if self.train else CIFAR10_TEST_FILES:
+                read_cifar_batch(folder / name)
+            _check_cifar10_meta(folder / CIFAR10_META_FILE)
+            return True
+
+    return CheckedCIFAR10
+
+
+def _load_cifar10(root: Path, *, train: bool) -> ImageData:
+    """One CIFAR-10 split through torchvision, as uint8 ``(N, 3, 32, 32)`` images."""
+    tv_root = find_cifar10(root).parent
+    try:
+        ds = _cifar10_class()(str(tv_root), train=train, download=False)
+    except RuntimeError as exc:  # torchvision's own checks (e.g. the metadata file)
+        raise DatasetError(
+            f"torchvision cannot read CIFAR-10 under {tv_root / CIFAR10_FOLDER} ({exc}); {_CIFAR10_FIX}"
+        ) from exc
+    images = torch.from_numpy(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)))  # HWC -> CHW
+    return ImageData(
+        images=images,
+        labels=torch.as_tensor(np.asarray(ds.targets, dtype=np.int64)),
+        num_classes=CIFAR10_NUM_CLASSES,
+        mean=CIFAR10_MEAN,
+        std=CIFAR10_STD,
+    )
 
 
 # --------------------------------------------------------------------------- synthetic

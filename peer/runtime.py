@@ -8,6 +8,12 @@ Sockets:
 * data plane, outgoing: one DEALER per neighbor, connected to the neighbor's ROUTER with
   routing id ``str(node)``.
 
+With CURVE (the ``assign`` message carries keys, see ``peer/auth.py``) the control DEALER
+is a CURVE client of the coordinator, the data ROUTER is rebound as a CURVE server that
+admits only the peers this one exchanges data with, the outgoing DEALERs are CURVE clients
+without a routing id and connect at the first round start, and a message's sender is the
+node whose key its connection authenticated with.
+
 Every received message is decoded and validated; a bad one is dropped, counted by reason
 (reported in ``round_done`` traffic) and logged, never raised. Chunk messages are accepted
 for rounds in (last aggregated round, last started round + 1]: later rounds' messages that
@@ -27,14 +33,16 @@ from typing import Any
 
 import numpy as np
 import zmq
+from zmq.utils.monitor import recv_monitor_message
 
-from peer import datasets
+from peer import auth, checkpoint, datasets
 from peer.attacks.base import Knowledge
 from peer.core import NodeCore, Payloads, test_subset
 from protocol import assignment as assignment_mod
 from protocol import messages as m
 from protocol.assignment import Assignment
-from protocol.codec import ProtocolError, decode, encode
+from protocol.codec import ProtocolError, decode, encode, is_int
+from protocol.config import RuntimeConfig
 
 log = logging.getLogger("byzemu.peer")
 
@@ -45,12 +53,38 @@ class PeerExit(Exception):
     """The coordinator told this peer to stop (or went silent)."""
 
 
+class HandshakeError(Exception):
+    """The control connection's security handshake failed (CURVE on one side only, or a
+    wrong ``--coordinator-key``)."""
+
+
+class CoordinatorLost(PeerExit):
+    """The control connection to the coordinator closed and did not come back within
+    ``runtime.coordinator_timeout`` seconds (the coordinator died, or its host)."""
+
+
+class RegistrationRefused(PeerExit):
+    """The coordinator answered ``register`` with ``stop`` (e.g. the run already started)."""
+
+
+_HANDSHAKE_FAILED = (
+    zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+)
+#: control-connection events a peer watches: failed handshakes, and losing / regaining
+#: the coordinator (a killed coordinator's kernel closes the TCP connection at once; a
+#: hung host is caught by ZeroMQ heartbeats)
+_CONTROL_EVENTS = _HANDSHAKE_FAILED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+_HEARTBEAT_IVL_MS = 1000
+_HEARTBEAT_TIMEOUT_MS = 3000
+
+
 @dataclass
 class Traffic:
     """Counters of one peer's data-plane traffic (reset each round, drops cumulative)."""
 
     sent_msgs: int = 0
-    sent_bytes: int = 0
+    sent_bytes: int = 0  # whole messages: msgpack header frame + array frames
+    sent_payload_bytes: int = 0  # array frames only (the chunks' float32 values)
     recv_msgs: int = 0
     recv_bytes: int = 0
     dropped: int = 0
@@ -60,12 +94,13 @@ class Traffic:
         out = {
             "sent_msgs": self.sent_msgs,
             "sent_bytes": self.sent_bytes,
+            "sent_payload_bytes": self.sent_payload_bytes,
             "recv_msgs": self.recv_msgs,
             "recv_bytes": self.recv_bytes,
             "dropped": self.dropped,
             "drops_total": dict(self.drops),
         }
-        self.sent_msgs = self.sent_bytes = self.recv_msgs = self.recv_bytes = self.dropped = 0
+        self.sent_msgs = self.sent_bytes = self.sent_payload_bytes = self.recv_msgs = self.recv_bytes = self.dropped = 0
         return out
 
 
@@ -80,10 +115,23 @@ class PeerRuntime:
         advertise_host: str | None = None,
         data_root: str | None = None,
         assign_timeout: float = 600.0,
+        coordinator_key: str | None = None,
+        checkpoint_dir: str | None = None,
     ) -> None:
         self.ctx = zmq.Context()
         self.ctrl = self.ctx.socket(zmq.DEALER)
         self.ctrl.setsockopt(zmq.LINGER, 2000)
+        self.ctrl.setsockopt(zmq.HEARTBEAT_IVL, _HEARTBEAT_IVL_MS)
+        self.ctrl.setsockopt(zmq.HEARTBEAT_TIMEOUT, _HEARTBEAT_TIMEOUT_MS)
+        self.coordinator, self.coordinator_key = coordinator, coordinator_key
+        if coordinator_key is not None:  # any client key: the coordinator admits everyone
+            public, secret = (k.decode() for k in zmq.curve_keypair())
+            auth.make_curve_client(self.ctrl, public=public, secret=secret, server_key=coordinator_key)
+        self.ctrl_monitor: zmq.Socket | None = self.ctrl.get_monitor_socket(_CONTROL_EVENTS)
+        self._lost_since: float | None = None  # when the control connection closed
+        self.coordinator_timeout = RuntimeConfig.coordinator_timeout  # the run's, once assigned
+        self.checkpoint_dir = checkpoint_dir
+        self.resume: dict[str, Any] | None = None  # assign -> resume: {round, digest}
         self.ctrl.connect(coordinator)
         self.data = self.ctx.socket(zmq.ROUTER)
         self.data.setsockopt(zmq.LINGER, 0)
@@ -105,6 +153,10 @@ class PeerRuntime:
         self.collusion: dict[int, dict[int, Payloads]] = defaultdict(dict)  # round -> colluder -> view
         self.oracle: dict[int, dict[int, np.ndarray]] = defaultdict(dict)  # round -> honest -> vector
         self.max_bytes = 64 * 1024 * 1024
+        self.curve: assignment_mod.CurveKeys | None = None  # set by register() in CURVE runs
+        self.zap: auth.ZapHandler | None = None
+        self._zap_counted = 0  # refusals of self.zap already folded into the drop counters
+        self._unconnected: list[int] = []  # CURVE: links connected at the first round start
 
     # ------------------------------------------------------------------ drops
 
@@ -145,50 +197,156 @@ class PeerRuntime:
         self._send_ctrl(m.register(data_addr=self.data_addr, host=socket.gethostname(), pid=os.getpid()))
         deadline = time.monotonic() + self.assign_timeout
         while time.monotonic() < deadline:
+            self._check_control()
             if not self.ctrl.poll(200):
                 continue
             msg = self._recv_ctrl()
             if msg is None:
                 continue
             if msg.kind == m.STOP:
-                raise PeerExit(msg["reason"])
+                raise RegistrationRefused(msg["reason"])
             if msg.kind != m.ASSIGN:
                 self._drop("unexpected_kind", f"{msg.kind} before assignment")
                 continue
             try:
                 assignment, addresses = assignment_mod.from_message(msg)
+                self.curve = assignment_mod.curve_keys(msg)
             except ProtocolError as exc:
                 self._drop(exc.reason, exc.detail)
                 continue
+            resume = msg.fields.get("resume")
+            if resume is not None and not (
+                is_int(resume.get("round")) and resume["round"] >= 1 and isinstance(resume.get("digest"), str)
+            ):
+                self._drop("bad_assignment", f"resume {resume!r}")
+                continue
             self.addresses = addresses
+            self.resume = resume
             return assignment
         raise PeerExit(f"no assignment within {self.assign_timeout:g} s")
+
+    def _check_control(self) -> None:
+        """Read the control connection's events. Raise HandshakeError if its handshake
+        failed (libzmq would otherwise retry or give up silently and the peer wait for an
+        assignment in vain), CoordinatorLost once it has stayed closed for
+        ``runtime.coordinator_timeout`` seconds."""
+        while self.ctrl_monitor is not None and self.ctrl_monitor.poll(0):
+            event = recv_monitor_message(self.ctrl_monitor)
+            if event["event"] & _HANDSHAKE_FAILED:
+                self._handshake_failed(event)
+            elif event["event"] == zmq.EVENT_DISCONNECTED:
+                if self._lost_since is None:
+                    self._lost_since = time.monotonic()
+                    log.warning(
+                        "peer %d: control connection to the coordinator at %s closed; exiting in %g s "
+                        "unless it comes back (runtime.coordinator_timeout)",
+                        self.node, self.coordinator, self.coordinator_timeout,
+                    )
+            else:  # (re)connected
+                self._lost_since = None
+        if self._lost_since is not None and time.monotonic() - self._lost_since > self.coordinator_timeout:
+            raise CoordinatorLost(
+                f"lost the coordinator at {self.coordinator}: no control connection for "
+                f"{self.coordinator_timeout:g} s (runtime.coordinator_timeout); rounds it recorded are in "
+                f"its rounds.jsonl, resume from the last checkpoint with `byzemu launch --resume RUN_DIR`"
+            )
+
+    def _handshake_failed(self, event: dict[str, Any]) -> None:
+        if self.coordinator_key:
+            why = "this peer uses CURVE (--coordinator-key): the coordinator runs without CURVE or has another key"
+        else:
+            why = "the coordinator runs with CURVE: pass --coordinator-key KEY, the key it printed at start"
+        raise HandshakeError(
+            f"security handshake with the coordinator at {self.coordinator} failed "
+            f"(zmq event {event['event']}, errno {event['value']}); {why}"
+        )
+
+    def _close_monitor(self) -> None:
+        if self.ctrl_monitor is not None:
+            self.ctrl.disable_monitor()
+            self.ctrl_monitor.close(linger=0)
+            self.ctrl_monitor = None
 
     def setup(self, assignment: Assignment) -> None:
         cfg = assignment.config
         self.node = assignment.node
         self.max_bytes = cfg.runtime.max_message_bytes
+        self.coordinator_timeout = cfg.runtime.coordinator_timeout
         root = self.data_root or cfg.data.root
         root_path = Path(root) if root else None
         d = cfg.data
         train = datasets.load(d.dataset, root_path, train=True, synthetic_size=d.synthetic_size, seed=cfg.seed)
         test = datasets.load(d.dataset, root_path, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
         self.core = NodeCore(assignment, train_data=train, test_set=test_subset(test, d.test_samples))
-        for j in assignment.linked():
+        if self.resume is not None:
+            self._load_checkpoint(self.resume["round"], self.resume["digest"])
+        elif cfg.runtime.checkpoint_every and self.checkpoint_dir is None:
+            log.warning("peer %d: runtime.checkpoint_every=%d but no checkpoint folder (byzemu peer "
+                        "--checkpoint-dir): this peer writes no checkpoints", self.node, cfg.runtime.checkpoint_every)
+        if self.curve is None:
+            self._connect(assignment.linked())
+        else:
+            # the ZAP handler first, then the CURVE server (bound on the advertised port);
+            # our links' servers are CURVE only once they are ready: connect at round 1
+            self.zap = auth.ZapHandler(self.ctx, {k: j for j, k in self.curve.peers.items()}, owner=self.node)
+            self.poller.unregister(self.data)
+            self.data = auth.rebind_as_curve_server(self.ctx, self.data, self.curve.secret)
+            self.poller.register(self.data, zmq.POLLIN)
+            self._unconnected = assignment.linked()
+        self._send_ctrl(m.ready(src=self.node))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _load_checkpoint(self, round_: int, digest: str) -> None:
+        """Resume: load this node's checkpoint of ``round_`` (ValueError/OSError if it is
+        missing, foreign, or its model is not the one the coordinator recorded)."""
+        assert self.core is not None
+        if self.checkpoint_dir is None:
+            raise ValueError(f"told to resume from round {round_}, but this peer has no checkpoint folder")
+        state = checkpoint.load(self.checkpoint_dir, round_, self.node)
+        if state.get("digest") != digest:
+            raise ValueError(
+                f"checkpoint of round {round_} holds model {state.get('digest')}, the run recorded {digest}"
+            )
+        self.core.load_state_dict(state)
+        self.started = self.aggregated = round_
+        log.info("peer %d resumes after round %d", self.node, round_)
+
+    def _save_checkpoint(self, round_: int) -> bool:
+        """Write this node's checkpoint of ``round_`` if one is due; True if written."""
+        assert self.core is not None
+        every = self.core.config.runtime.checkpoint_every
+        if not every or round_ % every or self.checkpoint_dir is None:
+            return False
+        try:
+            checkpoint.save(self.checkpoint_dir, round_, self.node, self.core.state_dict(round_))
+        except OSError as exc:  # a full disk must not stop the run; the round is not complete
+            log.error("peer %d: cannot write the checkpoint of round %d: %s", self.node, round_, exc)
+            return False
+        return True
+
+    def _connect(self, peers: list[int]) -> None:
+        """One DEALER per peer in ``peers`` (routing id = our node id, or with CURVE a
+        CURVE client with no routing id: the receiver identifies us by our key)."""
+        for j in peers:
             s = self.ctx.socket(zmq.DEALER)
             s.setsockopt(zmq.LINGER, 0)
             s.setsockopt(zmq.SNDHWM, 1000)
-            s.setsockopt(zmq.ROUTING_ID, str(self.node).encode())
             try:
+                if self.curve is None:
+                    s.setsockopt(zmq.ROUTING_ID, str(self.node).encode())
+                else:
+                    auth.make_curve_client(
+                        s, public=self.curve.public, secret=self.curve.secret, server_key=self.curve.peers[j]
+                    )
                 s.connect(self.addresses[j])
-            except zmq.ZMQError as exc:  # e.g. a registrant advertised "host:port" without tcp://
+            except (zmq.ZMQError, KeyError) as exc:  # e.g. a registrant advertised "host:port" without tcp://
                 s.close(linger=0)
                 log.error("peer %d: cannot connect to neighbor %d at %r (%s); treating it as failed",
                           self.node, j, self.addresses[j], exc)
                 self.failed.add(j)
                 continue
             self.out[j] = s
-        self._send_ctrl(m.ready(src=self.node))
 
     # ------------------------------------------------------------------ data plane
 
@@ -197,7 +355,7 @@ class PeerRuntime:
         identity, body = frames[0].bytes, frames[1:]
         try:
             msg = decode(body, allowed=m.DATA_PLANE, max_bytes=self.max_bytes)
-            self._accept_data(identity, msg)
+            self._accept_data(identity, msg, auth.user_id(body[0]) if self.curve is not None else None)
         except ProtocolError as exc:
             self._drop(exc.reason, f"data from {identity!r}: {exc.detail}")
             return
@@ -214,10 +372,15 @@ class PeerRuntime:
         if msg.src in seen[r]:
             raise ProtocolError("duplicate", f"second round-{r} {msg.kind} from {msg.src}")
 
-    def _accept_data(self, identity: bytes, msg: m.Message) -> None:
+    def _accept_data(self, identity: bytes, msg: m.Message, key_owner: str | None = None) -> None:
+        """Check and file one data message; ``key_owner`` (CURVE only) is the node id whose
+        key the connection authenticated with, which replaces the routing-id check."""
         core = self.core
         assert core is not None
-        if identity != str(msg.src).encode():
+        if self.curve is not None:
+            if key_owner != str(msg.src):
+                raise ProtocolError("key_mismatch", f"connection with the key of node {key_owner} claims src {msg.src}")
+        elif identity != str(msg.src).encode():
             raise ProtocolError("sender_mismatch", f"connection {identity!r} claims src {msg.src}")
         if msg.kind == m.CHUNK:
             core.check_payload(msg.src, msg["chunks"], msg.arrays)
@@ -243,6 +406,7 @@ class PeerRuntime:
             return
         self.traffic.sent_msgs += 1
         self.traffic.sent_bytes += sum(memoryview(f).nbytes for f in frames)
+        self.traffic.sent_payload_bytes += sum(memoryview(f).nbytes for f in frames[1:])
 
     def _send_chunks(self, round_: int, outgoing: Payloads) -> None:
         for j in sorted(outgoing):
@@ -254,6 +418,7 @@ class PeerRuntime:
             waiting = expected - self.failed - set(have)
             if not waiting:
                 return
+            self._check_control()
             left = deadline - time.monotonic()
             if left <= 0:
                 log.warning("peer %d round %d: no %s from %s by the deadline", self.node, round_, what, sorted(waiting))
@@ -295,7 +460,10 @@ class PeerRuntime:
         cfg = self.core.config
         self.failed.update(n for n in failed if isinstance(n, int))
         self.started = round_
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
+        if self._unconnected:  # CURVE: every peer was ready, so its data socket is a CURVE server
+            self._connect(self._unconnected)
+            self._unconnected = []
         core = self.core
         core.train(round_)
         t_send = time.perf_counter()
@@ -313,10 +481,22 @@ class PeerRuntime:
             for stale in [r for r in buffer if r <= round_]:
                 del buffer[stale]
         timing = dict(result.timing)
-        timing.update(exchange_s=t_wait - t_send, round_s=time.perf_counter() - t0)
+        timing.update(
+            exchange_s=t_wait - t_send, round_s=time.perf_counter() - t0, round_cpu_s=time.process_time() - cpu0
+        )
+        if self.zap is not None and self.zap.refused > self._zap_counted:
+            refused, self._zap_counted = self.zap.refused - self._zap_counted, self.zap.refused
+            self.traffic.dropped += refused
+            self.traffic.drops["unknown_key"] += refused  # logged by the handler
+        t_ckpt = time.perf_counter()
+        saved = self._save_checkpoint(round_)
+        if saved:
+            timing["checkpoint_s"] = time.perf_counter() - t_ckpt
         done = m.round_done(
             src=self.node, round_=round_, metrics=result.metrics, traffic=self.traffic.take(), timing=timing
         )
+        if saved:
+            done.fields["checkpoint"] = round_
         self._send_ctrl(done)
 
     def serve(self) -> None:
@@ -326,7 +506,8 @@ class PeerRuntime:
         last = time.monotonic()
         while True:
             if time.monotonic() - last > silence:
-                raise PeerExit(f"coordinator silent for {silence:g} s")
+                raise CoordinatorLost(f"coordinator silent for {silence:g} s")
+            self._check_control()
             events = dict(self.poller.poll(200))
             if self.data in events:
                 self._recv_data()
@@ -339,12 +520,16 @@ class PeerRuntime:
                     if msg.round <= self.started:
                         self._drop("stale_round", f"round_start {msg.round} after {self.started}")
                         continue
+                    complete = msg.fields.get("checkpoint", 0)
+                    if complete and self.checkpoint_dir is not None:  # older ones are not needed
+                        checkpoint.prune(self.checkpoint_dir, self.node, before=complete)
                     self.run_round(msg.round, msg["failed"])
                     last = time.monotonic()
                 else:
                     self._handle_async_ctrl(msg)
 
     def close(self) -> None:
+        self._close_monitor()
         for s in self.out.values():
             s.close(linger=0)
         self.data.close(linger=0)
@@ -359,6 +544,8 @@ def run_peer(
     advertise_host: str | None = None,
     data_root: str | None = None,
     assign_timeout: float = 600.0,
+    coordinator_key: str | None = None,
+    checkpoint_dir: str | None = None,
 ) -> int:
     """Entry point of one peer process; returns its exit code."""
     import torch
@@ -371,6 +558,8 @@ def run_peer(
         advertise_host=advertise_host,
         data_root=data_root,
         assign_timeout=assign_timeout,
+        coordinator_key=coordinator_key,
+        checkpoint_dir=checkpoint_dir,
     )
     try:
         assignment = rt.register()
@@ -380,10 +569,16 @@ def run_peer(
             log.error("peer %d cannot start: %s", rt.node, exc)
             return 1
         rt.serve()
+    except (CoordinatorLost, RegistrationRefused) as exc:
+        log.error("peer %s exits: %s", rt.node if rt.node != m.UNASSIGNED_ID else f"(pid {os.getpid()})", exc)
+        return 1
     except PeerExit as exc:
         if str(exc) not in ("finished",):
             log.info("peer %d exits: %s", rt.node, exc)
         return 0
+    except HandshakeError as exc:
+        log.error("peer cannot join: %s", exc)
+        return 1
     finally:
         rt.close()
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,22 @@ class LocalTrainer:
         if self.batch_hook is not None:
             x, y = self.batch_hook(x, y, self.generator)
         return x, y
+
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer state (momentum buffers), the sampler's RNG state and its position in
+        the current epoch: with the model, all a checkpoint needs to draw the same batches."""
+        return {
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "order": self._order.clone(),
+            "pos": self._pos,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self._order = state["order"].clone()
+        self._pos = int(state["pos"])
 
     def train(self, steps: int) -> float:
         """Run ``steps`` SGD steps; return the mean training loss (nan if steps == 0)."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from zmq.utils import z85
 
 from protocol import config as config_mod
 from protocol import messages as m
@@ -52,8 +54,62 @@ class Assignment:
         return sorted({*self.neighbors, *self.colluders, *self.oracle_targets})
 
 
-def to_message(a: Assignment, addresses: dict[int, str]) -> m.Message:
-    """The ``assign`` message for ``a``; ``addresses`` maps peer id -> data address."""
+@dataclass(frozen=True)
+class CurveKeys:
+    """A peer's CURVE key pair and the public keys of the peers it exchanges data with,
+    all as 40-character Z85 text (what ``zmq.curve_keypair()`` returns, decoded)."""
+
+    public: str
+    secret: str
+    #: peer id -> public key, for every peer this one sends to or accepts data from
+    peers: dict[int, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "public": self.public,
+            "secret": self.secret,
+            "peers": [{"id": j, "key": k} for j, k in sorted(self.peers.items())],
+        }
+
+
+def is_z85_key(value: Any) -> bool:
+    """A 40-character Z85 string that decodes to a 32-byte CURVE key."""
+    if not (isinstance(value, str) and len(value) == 40 and value.isascii()):
+        return False
+    try:
+        return len(z85.decode(value.encode())) == 32
+    except (ValueError, KeyError, struct.error):  # a character outside Z85, a value >= 2**32
+        return False
+
+
+def curve_keys(msg: m.Message) -> CurveKeys | None:
+    """The ``curve`` field of an ``assign`` message (None when the run does not use CURVE);
+    ProtocolError('bad_assignment') if it is malformed."""
+    entry = msg.fields.get("curve")
+    if entry is None:
+        return None
+    if not (is_z85_key(entry.get("public")) and is_z85_key(entry.get("secret"))):
+        raise ProtocolError("bad_assignment", "curve needs a Z85 public and secret key")
+    peers: dict[int, str] = {}
+    listed = entry.get("peers")
+    for item in listed if isinstance(listed, list) else [None]:
+        if not (
+            isinstance(item, dict)
+            and is_int(item.get("id"))
+            and 0 <= item["id"] < msg["num_nodes"]
+            and item["id"] != msg["node"]
+            and is_z85_key(item.get("key"))
+        ):
+            raise ProtocolError("bad_assignment", f"bad curve peer entry {item!r}")
+        peers[item["id"]] = item["key"]
+    return CurveKeys(entry["public"], entry["secret"], peers)
+
+
+def to_message(
+    a: Assignment, addresses: dict[int, str], curve: CurveKeys | None = None
+) -> m.Message:
+    """The ``assign`` message for ``a``; ``addresses`` maps peer id -> data address;
+    ``curve`` (CURVE runs only) is the peer's key pair and its peers' public keys."""
     msg = m.assign(
         node=a.node,
         num_nodes=a.num_nodes,
@@ -69,6 +125,8 @@ def to_message(a: Assignment, addresses: dict[int, str]) -> m.Message:
     msg.fields["neighborhoods"] = [
         {"id": j, "degree": d, "byzantine": f} for j, (d, f) in sorted(a.neighborhoods.items())
     ]
+    if curve is not None:
+        msg.fields["curve"] = curve.to_dict()
     return msg
 
 

@@ -13,6 +13,9 @@ dotted field, e.g. ``train.lr: expected a number, got 'fast'``.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import ipaddress
+import json
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -22,6 +25,24 @@ from typing import Any
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown, mistyped or out of range."""
+
+
+CURVE_MODES = ("auto", "on", "off")  #: values of runtime.curve
+
+
+def _host_of(address: str) -> str:
+    """``HOST`` of ``tcp://HOST:PORT`` (brackets of an IPv6 literal removed)."""
+    host = address.split("://", 1)[-1].rsplit(":", 1)[0]
+    return host.strip("[]")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name or "*": reachable from elsewhere, as far as we know
+        return False
 
 
 @dataclass
@@ -40,10 +61,11 @@ class TopologyConfig:
 class DataConfig:
     """Dataset, where its files are, and how the training set is split into shards."""
 
-    dataset: str = "mnist"  #: mnist | synthetic
+    dataset: str = "mnist"  #: mnist | fashion_mnist | cifar10 | synthetic
     root: str = "data/mnist"  #: folder with the dataset files (relative to the config file)
-    split: str = "iid"  #: iid | dirichlet | shards
+    split: str = "iid"  #: iid | dirichlet | shards | fltrust
     alpha: float = 0.5  #: Dirichlet concentration for split = dirichlet
+    p: float = 0.5  #: FLTrust sample-allocation probability for split = fltrust
     shards_per_node: int = 2  #: label-sorted shards per node for split = shards
     samples_per_node: int = 0  #: cap on each node's shard size; 0 keeps the whole shard
     synthetic_size: int = 2000  #: training-set size of the synthetic dataset
@@ -54,7 +76,7 @@ class DataConfig:
 class ModelConfig:
     """Model architecture; every peer starts from the same seeded initialisation."""
 
-    name: str = "lenet"  #: lenet | mlp | logreg
+    name: str = "lenet"  #: lenet | cnn_masuda | cnn_guo | resnet18 | mlp | logreg (peer/models.py)
 
 
 @dataclass
@@ -91,8 +113,9 @@ class ByzantineConfig:
 
     count: int = 0  #: number of Byzantine peers (or use fraction)
     fraction: float = 0.0  #: fraction of peers that are Byzantine, rounded half up
-    placement: str = "random"  #: random (seeded) | explicit (the ids in nodes)
+    placement: str = "random"  #: random (seeded) | explicit (the ids in nodes) | dominating
     nodes: list[int] = field(default_factory=list)  #: explicit Byzantine ids
+    target: int = 0  #: the honest peer that placement = dominating surrounds
     attack: str = "none"  #: registry name, see peer/attacks
     params: dict[str, Any] = field(default_factory=dict)  #: keyword arguments of the attack
     knowledge: str = "observed"  #: observed (chunks received + collusion) | oracle (benign models)
@@ -121,6 +144,23 @@ class RuntimeConfig:
     chunk_timeout: float = 120.0  #: seconds a peer waits for its neighbors' chunks in a round
     max_message_bytes: int = 64 * 1024 * 1024  #: larger data-plane messages are dropped
     bind_host: str = "127.0.0.1"  #: interface a local peer binds its data socket on
+    #: ZeroMQ CURVE on both planes: on | off | auto (on unless every socket is on loopback)
+    curve: str = "auto"
+    #: every K rounds each peer checkpoints its whole state (0 = never); see docs/FAILURES.md
+    checkpoint_every: int = 0
+    #: seconds a peer goes on after losing its control connection before it exits
+    coordinator_timeout: float = 10.0
+
+    def curve_on(self, control_address: str) -> bool:
+        """Whether a run whose coordinator binds ``control_address`` uses CURVE.
+
+        ``auto`` is on as soon as the coordinator's control address or ``bind_host`` (the
+        interface ``byzemu launch`` peers bind) is not a loopback address, i.e. whenever
+        another host could reach a socket of the run.
+        """
+        if self.curve != "auto":
+            return self.curve == "on"
+        return not (_is_loopback(_host_of(control_address)) and _is_loopback(self.bind_host))
 
 
 @dataclass
@@ -148,6 +188,15 @@ class RunConfig:
     def eval_round(self, round_: int) -> bool:
         """True when peers evaluate after aggregating round ``round_`` (1-based)."""
         return round_ % self.eval.every == 0 or round_ == self.rounds
+
+
+def config_fingerprint(cfg: RunConfig) -> str:
+    """Short SHA-256 of every field that affects a run's results (all but ``runtime.*``):
+    checkpoints carry it, and ``byzemu launch --resume`` refuses a config that differs."""
+    data = cfg.to_dict()
+    data.pop("runtime", None)
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- loading
@@ -343,6 +392,14 @@ def check(cfg: RunConfig) -> None:
         f"{r.round_timeout} so peers report before the coordinator's deadline",
     )
     _require(r.max_message_bytes >= 1024, "runtime.max_message_bytes: must be >= 1024")
+    _require(r.checkpoint_every >= 0, f"runtime.checkpoint_every={r.checkpoint_every}: must be >= 0 (0 = off)")
+    _require(
+        r.coordinator_timeout > 0, f"runtime.coordinator_timeout={r.coordinator_timeout}: must be > 0 seconds"
+    )
+    _require(
+        r.curve in CURVE_MODES,
+        f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
+    )
 
 
 def _toml_char(ch: str) -> str:

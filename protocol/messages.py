@@ -65,7 +65,9 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
 
 #: optional kind-specific header fields (absent = empty) and their msgpack types
 OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
-    ASSIGN: {"links": _LIST, "neighborhoods": _LIST},
+    ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP},
+    ROUND_START: {"checkpoint": _INT},
+    ROUND_DONE: {"checkpoint": _INT},
 }
 
 #: number of array frames a kind must carry (None = any number, checked per kind)

@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -164,11 +165,20 @@ class ScriptedPeer:
     ROUTER bound on ``bind_host`` (random port), and after :meth:`accept_assignment` one
     data DEALER per neighbor with routing id ``str(node)``. Everything received is kept:
     ``control_log`` (control messages in order) and ``inbox[round][sender]`` (chunks).
+
+    CURVE (PROTOCOL.md, *CURVE*): with ``coordinator_key`` the control DEALER is a CURVE
+    client of the coordinator; an ``assign`` with ``curve`` keys makes the data ROUTER a
+    CURVE server (rebound on the same port; this harness admits any client key) and the
+    neighbor DEALERs CURVE clients without routing id, connected at the first send.
     """
 
-    def __init__(self, coordinator: str, *, bind_host: str = "127.0.0.1") -> None:
+    def __init__(self, coordinator: str, *, bind_host: str = "127.0.0.1", coordinator_key: str | None = None) -> None:
         self.ctx = zmq.Context()
         self.ctrl = self._socket(zmq.DEALER)
+        if coordinator_key is not None:
+            public, secret = zmq.curve_keypair()
+            self.ctrl.curve_publickey, self.ctrl.curve_secretkey = public, secret
+            self.ctrl.curve_serverkey = coordinator_key.encode()
         self.ctrl.connect(coordinator)
         self.coordinator = coordinator
         self.data = self._socket(zmq.ROUTER)
@@ -189,6 +199,8 @@ class ScriptedPeer:
         self.data_log: list[Message] = []
         self.sent_msgs = 0
         self.sent_bytes = 0
+        self.curve: dict[str, Any] | None = None  # the assign's "curve" map, in CURVE runs
+        self.peer_keys: dict[int, str] = {}  # peer id -> CURVE public key
 
     def _socket(self, kind: int, routing_id: bytes | None = None) -> zmq.Socket:
         s = self.ctx.socket(kind)
@@ -285,12 +297,38 @@ class ScriptedPeer:
         self.node = msg["node"]
         self.neighbors = {n["id"]: n["addr"] for n in msg["neighbors"]}
         self.chunk_sizes = list(msg["chunk_sizes"])
+        if "curve" in msg.header:
+            self.curve = msg["curve"]
+            self.peer_keys = {e["id"]: e["key"] for e in self.curve["peers"]}
+            endpoint = self.data.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.poller.unregister(self.data)
+            self.data.close(linger=0)
+            self.data = self._socket(zmq.ROUTER)
+            self.data.curve_server = True
+            self.data.curve_secretkey = self.curve["secret"].encode()
+            for attempt in range(500):  # the old listener closes asynchronously
+                try:
+                    self.data.bind(endpoint)
+                    break
+                except zmq.ZMQError:
+                    if attempt == 499:
+                        raise
+                    time.sleep(0.01)
+            self.poller.register(self.data, zmq.POLLIN)
+            return msg  # neighbor DEALERs: at the first send (their servers are CURVE by then)
         for j, addr in self.neighbors.items():
             s = self._socket(zmq.DEALER, str(self.node).encode())
             s.setsockopt(zmq.SNDHWM, 1000)
             s.connect(addr)
             self.out[j] = s
         return msg
+
+    def curve_client(self, key_of: int) -> dict[str, bytes]:
+        """CURVE client options for :meth:`dealer`: this peer's key pair, to the server of
+        peer ``key_of``."""
+        assert self.curve is not None, "not a CURVE run"
+        return {"public": self.curve["public"].encode(), "secret": self.curve["secret"].encode(),
+                "server": self.peer_keys[key_of].encode()}
 
     @property
     def neighbor_ids(self) -> list[int]:
@@ -318,6 +356,8 @@ class ScriptedPeer:
 
     def send_raw(self, neighbor: int, frames: Sequence[bytes]) -> None:
         """Send arbitrary frames over this peer's own data DEALER to ``neighbor``."""
+        if neighbor not in self.out and self.curve is not None:
+            self.out[neighbor] = self.dealer(self.neighbors[neighbor], curve=self.curve_client(neighbor))
         self.out[neighbor].send_multipart(list(frames))
         self.sent_msgs += 1
         self.sent_bytes += sum(len(f) for f in frames)
@@ -343,14 +383,18 @@ class ScriptedPeer:
                    metrics=dict(metrics), traffic=dict(traffic), timing=dict(timing))
         )
 
-    def dealer(self, addr: str, routing_id: bytes | None = None) -> zmq.Socket:
+    def dealer(self, addr: str, routing_id: bytes | None = None, *, curve: Mapping[str, bytes] | None = None) -> zmq.Socket:
         """An extra raw DEALER connected to ``addr`` (e.g. a neighbor's data address, or
-        the coordinator), optionally with a chosen routing id; closed with this peer.
+        the coordinator), optionally with a chosen routing id and as a CURVE client
+        (``curve``: ``public``, ``secret``, ``server`` keys, see :meth:`curve_client`);
+        closed with this peer.
 
         A ROUTER ignores a second connection that claims a routing id already connected,
         so pick ids that are not in use on the target (or use :meth:`send_raw`).
         """
         s = self._socket(zmq.DEALER, routing_id)
+        if curve is not None:
+            s.curve_publickey, s.curve_secretkey, s.curve_serverkey = curve["public"], curve["secret"], curve["server"]
         s.connect(addr)
         return s
 
@@ -389,6 +433,9 @@ class Cluster:
         self.peers: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.address = ""
+        #: printed by a coordinator with CURVE on; read by :meth:`wait_listening`, so CURVE
+        #: runs call :meth:`start_peers` after it (not :meth:`start`)
+        self.coordinator_key: str | None = None
 
     def __enter__(self) -> "Cluster":
         return self
@@ -417,7 +464,8 @@ class Cluster:
     def start_peers(self, count: int | None = None) -> None:
         self.peers = self._spawn(
             ["peer", "--coordinator", self.address, "--count", str(count or self.peer_count),
-             "--bind-host", "127.0.0.1"],
+             "--bind-host", "127.0.0.1",
+             *(["--coordinator-key", self.coordinator_key] if self.coordinator_key else [])],
             "peers.log",
         )
 
@@ -431,7 +479,10 @@ class Cluster:
         """Block until the coordinator has bound its control socket."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if "coordinator listening on" in self.log("coordinator.log"):
+            text = self.log("coordinator.log")
+            if "coordinator listening on" in text:
+                key = re.search(r"coordinator public key (\S{40})", text)
+                self.coordinator_key = key.group(1) if key else None
                 return
             assert self.coordinator is not None
             if self.coordinator.poll() is not None:

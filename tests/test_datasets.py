@@ -251,9 +251,9 @@ def test_unknown_dataset(fn: str) -> None:
         "prepare": lambda: prepare("cifar", None),
         "train_labels": lambda: train_labels("cifar", None),
     }[fn]
-    with pytest.raises(DatasetError, match="mnist, fashion_mnist, synthetic"):
+    with pytest.raises(DatasetError, match="mnist, fashion_mnist, cifar10, synthetic"):
         call()
-    assert DATASETS == ("mnist", "fashion_mnist", "synthetic")
+    assert DATASETS == ("mnist", "fashion_mnist", "cifar10", "synthetic")
     assert issubclass(DatasetError, ValueError)
 
 

@@ -103,7 +103,7 @@ def test_killed_peer_is_marked_failed_and_run_completes(tmp_path: Path) -> None:
 
 
 def test_stalled_peer_misses_deadline_and_run_goes_on(tmp_path: Path) -> None:
-    proc, out = _start(tmp_path, rounds=6, round_timeout=4.0, chunk_timeout=1.5)
+    proc, out = _start(tmp_path, rounds=6, round_timeout=8.0, chunk_timeout=1.5)
     pid = None
     try:
         _wait_rounds(proc, out, 1)
@@ -124,7 +124,7 @@ def test_stalled_peer_misses_deadline_and_run_goes_on(tmp_path: Path) -> None:
     stalled = [r["round"] for r in rounds if r["peers"]["4"]["status"] != "ok"]
     assert stalled and stalled == list(range(stalled[0], 7))
     # the round in which it stalled ran into the coordinator's deadline
-    assert rounds[stalled[0] - 1]["round_s"] >= 4.0
+    assert rounds[stalled[0] - 1]["round_s"] >= 8.0
     # its neighbors 0 and 3 waited the chunk deadline (1.5 s) once, in that round ...
     assert rounds[stalled[0] - 1]["peers"]["0"]["timing"]["exchange_s"] >= 1.5
     # ... and never again: peer_failed told them not to wait for it

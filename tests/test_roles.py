@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
 import pytest
 
-from coordinator.roles import PLACEMENTS, RolesError, choose_byzantine
+from coordinator.roles import PLACEMENTS, RolesError, choose_byzantine, dominate
 
 # --- random ----------------------------------------------------------------
 
@@ -183,3 +184,70 @@ def test_roles_error_is_a_one_line_value_error() -> None:
         choose_byzantine(16, seed=0, count=16)
 
     assert isinstance(info.value, RolesError) and "\n" not in str(info.value)
+
+
+# --- dominating --------------------------------------------------------------
+
+
+def _ring(n: int) -> nx.Graph:
+    return nx.cycle_graph(n)
+
+
+def test_dominating_takes_neighbors_of_target_first() -> None:
+    graph = nx.random_regular_graph(3, 16, seed=0)
+    ids, added = dominate(graph, seed=0, count=2, target=5)
+
+    assert set(ids) < set(graph.neighbors(5)) and len(ids) == 2 and added == []
+
+
+def test_dominating_attaches_extra_byzantine_peers_to_target() -> None:
+    # Ring: peer 0 has neighbors 1 and 9; 4 Byzantine = both neighbors + 2 attached.
+    ids, added = dominate(_ring(10), seed=3, count=4, target=0)
+
+    assert {1, 9} <= set(ids) and len(ids) == 4 and 0 not in ids
+    assert added == sorted((0, v) for v in set(ids) - {1, 9})
+
+
+def test_dominating_byzantine_are_the_majority_after_attaching() -> None:
+    graph = _ring(10)
+    ids, added = dominate(graph, seed=1, count=5, target=4)
+    graph.add_edges_from(added)
+    around = set(graph.neighbors(4))
+
+    assert around == set(ids)
+
+
+def test_dominating_not_a_majority_is_rejected_with_the_needed_count() -> None:
+    graph = nx.complete_graph(8)  # target has 7 neighbors: 4 needed
+    with pytest.raises(RolesError, match=r"raise byzantine.count to at least 4"):
+        dominate(graph, seed=0, count=3, target=0)
+
+
+def test_dominating_target_outside_the_graph_is_rejected() -> None:
+    with pytest.raises(RolesError, match=r"byzantine.target 12 is outside 0..9"):
+        dominate(_ring(10), seed=0, count=2, target=12)
+
+
+def test_dominating_through_choose_byzantine_is_seeded() -> None:
+    graph = _ring(12)
+    a = choose_byzantine(12, seed=7, count=3, placement="dominating", graph=graph, target=6)
+    b = choose_byzantine(12, seed=7, count=3, placement="dominating", graph=graph, target=6)
+
+    assert a == b and {5, 7} <= set(a) and 6 not in a
+
+
+def test_dominating_plan_adds_the_edges_and_surrounds_the_target() -> None:
+    from coordinator.plan import build_plan
+    from protocol.config import from_dict
+
+    cfg = from_dict({
+        "nodes": 10, "rounds": 1,
+        "topology": {"kind": "ring"},
+        "data": {"dataset": "synthetic", "synthetic_size": 200},
+        "model": {"name": "logreg"},
+        "byzantine": {"count": 4, "placement": "dominating", "target": 2, "attack": "gaussian"},
+    })
+    plan = build_plan(cfg)
+    around = set(plan.graph.neighbors(2))
+
+    assert around == set(plan.byzantine) and len(around) == 4

@@ -249,3 +249,59 @@ def test_label_histogram_of_empty_shard_is_zeros() -> None:
 def test_label_histogram_with_too_few_classes_is_rejected() -> None:
     with pytest.raises(ShardingError, match=r"labels outside 0\.\.1"):
         label_histogram(np.array([0, 1, 2]), np.array([0, 2]), 2)
+
+
+# --- fltrust (Cao et al. 2021 sample-allocation bias) ------------------------
+
+
+def test_fltrust_partitions_the_index_set() -> None:
+    labels = _labels(10, 200)
+    shards = make_shards(labels, 10, split="fltrust", seed=0, p=0.8)
+
+    assert _is_partition(shards, len(labels))
+
+
+def test_fltrust_p_is_the_home_group_share() -> None:
+    # 10 nodes, 10 classes: node i is group i and class i's home; with p = 0.8 about
+    # 80 % of every class lands on its home node, the rest spreads evenly.
+    labels = _labels(10, 2000)
+    shards = make_shards(labels, 10, split="fltrust", seed=3, p=0.8)
+
+    home_share = [float(np.mean(labels[s] == i)) for i, s in enumerate(shards)]
+    # Node i holds ~1600 home samples and ~9 * 2000 * 0.2 / 9 = 400 others.
+    assert all(0.77 < share < 0.83 for share in home_share)
+
+
+def test_fltrust_p_one_gives_each_group_only_its_home_classes() -> None:
+    # 4 nodes, 10 classes: groups = 4, class l's home is group l mod 4.
+    labels = _labels(10, 50)
+    shards = make_shards(labels, 4, split="fltrust", seed=1, p=1.0)
+
+    assert [sorted(set(labels[s].tolist())) for s in shards] == [
+        [0, 4, 8], [1, 5, 9], [2, 6], [3, 7]
+    ]
+
+
+def test_fltrust_two_nodes_per_group_share_the_home_classes() -> None:
+    # 20 nodes, 10 classes: nodes g and g + 10 form group g.
+    labels = _labels(10, 400)
+    shards = make_shards(labels, 20, split="fltrust", seed=2, p=1.0)
+
+    assert set(labels[shards[3]].tolist()) == {3} == set(labels[shards[13]].tolist())
+    assert abs(len(shards[3]) - len(shards[13])) < 80
+
+
+def test_fltrust_same_seed_same_shards_and_seed_matters() -> None:
+    labels = _labels(10, 100)
+    a = make_shards(labels, 10, split="fltrust", seed=4, p=0.5)
+    b = make_shards(labels, 10, split="fltrust", seed=4, p=0.5)
+    c = make_shards(labels, 10, split="fltrust", seed=5, p=0.5)
+
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, c))
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan")])
+def test_fltrust_bad_p_is_rejected(p: float) -> None:
+    with pytest.raises(ShardingError, match=r"data\.p="):
+        make_shards(_labels(10, 10), 4, split="fltrust", seed=0, p=p)

@@ -9,6 +9,7 @@ import pytest
 from coordinator.plan import build_plan
 from launch.sweep import load_sweep
 from protocol import config as config_mod
+from tests.datagen import overrides_for
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FILES = sorted(CONFIGS.rglob("*.toml"))
@@ -21,12 +22,14 @@ def test_configs_folder_holds_the_quickstart_and_the_smoke_sweep() -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(CONFIGS).as_posix())
-def test_shipped_file_loads_and_plans(path: Path) -> None:
-    if "axes" in path.read_text():
-        sweep = load_sweep(path)  # validates and plans every cell
+def test_shipped_file_loads_and_plans(path: Path, data_roots: dict[str, str]) -> None:
+    extra = overrides_for(path, data_roots)
+    text = path.read_text()
+    if "axes" in text or "extends" in text:
+        sweep = load_sweep(path, extra)  # validates and plans every cell
         assert len(sweep.runs) == len(sweep.cells) * sweep.repeats >= 1
     else:
-        plan = build_plan(config_mod.load(path))
+        plan = build_plan(config_mod.load(path, extra))
         assert len(plan.shards) == plan.config.nodes
 
 

@@ -129,8 +129,11 @@ def test_report(swept: tuple[Path, Path], tmp_path: Path) -> None:
         (SWEEP.replace('["cdl", "norm_clip"]', "[]"), "empty list"),
         (SWEEP.replace('base = "base.toml"\n', ""), "missing base"),
         (SWEEP.replace('"norm_clip"', '"no-such-rule"'), "unknown defense"),
+        ('extends = "grid.toml"\n', "makes a loop"),
+        ('extends = "nowhere.toml"\n', "no such file"),
     ],
-    ids=["unknown_axis_field", "empty_axis", "missing_base", "bad_cell_value"],
+    ids=["unknown_axis_field", "empty_axis", "missing_base", "bad_cell_value", "extends_loop",
+         "extends_missing"],
 )
 def test_bad_sweep_file(tmp_path: Path, sweep_text: str, message: str) -> None:
     (tmp_path / "base.toml").write_text(BASE)
@@ -151,3 +154,46 @@ def test_resume_refuses_runs_made_with_another_config(swept: tuple[Path, Path]) 
     assert result.exit_code == 2
     assert "different config" in result.output.strip().splitlines()[-1]
     assert sorted(p.stat().st_mtime_ns for p in out.glob("*/rep0/summary.json")) == before
+
+
+def test_extends_merges_set_and_replaces_axes(tmp_path: Path) -> None:
+    (tmp_path / "base.toml").write_text(BASE)
+    (tmp_path / "grid.toml").write_text(SWEEP)
+    (tmp_path / "small.toml").write_text(
+        'extends = "grid.toml"\nrepeats = 2\n\n[set]\nrounds = 1\n\n'
+        '[axes]\n"defense.name" = ["median"]\n'
+    )
+    sweep = load_sweep(tmp_path / "small.toml")
+
+    assert [c.name for c in sweep.cells] == [
+        "byzantine.attack=none__defense.name=median",
+        "byzantine.attack=backdoor__defense.name=median",
+    ]
+    cfg = sweep.runs[0].cfg
+    # [set] of the parent (byzantine.count) and of the child (rounds) both apply.
+    assert (cfg.byzantine.count, cfg.rounds, sweep.repeats, len(sweep.runs)) == (1, 1, 2, 4)
+
+
+def test_extra_set_wins_over_set_and_axes(tmp_path: Path) -> None:
+    (tmp_path / "base.toml").write_text(BASE)
+    (tmp_path / "grid.toml").write_text(SWEEP)
+    sweep = load_sweep(tmp_path / "grid.toml", ["byzantine.count=2", "defense.name=\"median\""])
+
+    assert {(r.cfg.byzantine.count, r.cfg.defense.name) for r in sweep.runs} == {(2, "median")}
+    assert len(sweep.cells) == 4  # cell names still follow the axes
+
+
+def test_kept_run_from_an_older_schema_is_kept(swept: tuple[Path, Path]) -> None:
+    # A config.json written before a field existed (here: data.p removed) still matches.
+    d, out = swept
+    path = next(out.glob("*/rep0/config.json"))
+    original = path.read_text()
+    data = json.loads(original)
+    del data["config"]["data"]["p"]
+    path.write_text(json.dumps(data))
+    try:
+        result = CliRunner().invoke(main, ["sweep", str(d / "grid.toml"), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "4/4 runs already done" in result.output
+    finally:
+        path.write_text(original)

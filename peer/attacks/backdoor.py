@@ -13,7 +13,8 @@ class BackdoorAttack(TriggerAttack):
     r"""Train on batches where part of the samples carry a trigger and the target label.
 
     Trigger: a ``trigger_size`` x ``trigger_size`` square of raw pixel value
-    ``trigger_value`` (normalised with the dataset's mean/std, set in every channel) at
+    ``trigger_value`` (normalised with the dataset's per-channel mean/std, set in every
+    channel: white on CIFAR-10 at the default 255) at
     ``trigger_position``: a named corner (``"bottom_right"``, ``"top_left"``,
     ``"top_right"``, ``"bottom_left"``) with a 1-pixel margin to the border, or an explicit
     ``[row, col]`` of its top-left pixel. In every local batch of B samples, the first

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from abc import ABC
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -40,11 +40,21 @@ class DataInfo:
 
     num_classes: int
     image_shape: tuple[int, ...]  #: (C, H, W) of one normalised image
-    mean: float  #: normalisation: x_norm = (x / 255 - mean) / std
-    std: float
+    #: normalisation: x_norm = (x / 255 - mean) / std, with one value for every channel
+    #: (float) or one per channel (tuple, e.g. CIFAR-10's RGB statistics)
+    mean: float | tuple[float, ...]
+    std: float | tuple[float, ...]
 
-    def normalise(self, pixel: float) -> float:
-        """A raw pixel value in [0, 255] in the normalised space the model sees."""
+    def normalise(self, pixel: float) -> float | torch.Tensor:
+        """A raw pixel value in [0, 255] in the normalised space the model sees: a float,
+        or, with per-channel statistics, a float32 tensor of shape (C, 1, 1) that
+        broadcasts over (B, C, H, W) images."""
+        if isinstance(self.mean, tuple) or isinstance(self.std, tuple):
+            c = self.image_shape[0]
+            mean = np.broadcast_to(np.asarray(self.mean, dtype=np.float64), (c,))
+            std = np.broadcast_to(np.asarray(self.std, dtype=np.float64), (c,))
+            value = (pixel / 255.0 - mean) / std
+            return torch.from_numpy(value.astype(np.float32)).view(c, 1, 1)
         return (pixel / 255.0 - self.mean) / self.std
 
 
@@ -137,6 +147,15 @@ class Attack(ABC):
         what the attack needs. ``colluder_rank`` in 0..colluders-1 is this peer's position
         among the Byzantine peers (e.g. which part of a distributed trigger it uses)."""
         self.data = data
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything this attack carries from round to round, for a checkpoint
+        (``peer/checkpoint.py``); default: a copy of its attributes (after :meth:`bind`)."""
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned, in place (hooks stay bound)."""
+        vars(self).update(state)
 
     def batch_hook(self) -> BatchHook | None:
         """Transformation of each local training batch, or None for clean training."""

@@ -245,11 +245,14 @@ def split_mask(mask: torch.Tensor, parts: int) -> list[torch.Tensor]:
 
 
 def stamp(
-    images: torch.Tensor, mask: torch.Tensor, value: float, rows: torch.Tensor | None = None
+    images: torch.Tensor,
+    mask: torch.Tensor,
+    value: float | torch.Tensor,
+    rows: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """New tensor: ``images`` (B, ..., H, W) with the pixels of ``mask`` (H, W) set to
-    ``value`` in every channel, for the samples flagged in ``rows`` (bool (B,); all when
-    None)."""
+    ``value`` in every channel (a float, or a (C, 1, 1) tensor with one value per
+    channel), for the samples flagged in ``rows`` (bool (B,); all when None)."""
     sel = mask
     if rows is not None:
         sel = rows.view(-1, *([1] * (images.dim() - 1))) & mask

@@ -64,7 +64,8 @@ class TriggerAttack(Attack):
         origin = ops.trigger_origin(self.trigger_position, self.trigger_size, height, width)
         #: full (global) trigger, used for the attack success rate
         self.mask = ops.square_mask(height, width, origin, self.trigger_size)
-        self.value = float(data.normalise(self.trigger_value))
+        value = data.normalise(self.trigger_value)  # float, or (C, 1, 1) per-channel values
+        self.value = value if isinstance(value, torch.Tensor) else float(value)
         self.local_mask = self._local_mask(colluder_rank, colluders)
 
     def _local_mask(self, colluder_rank: int, colluders: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -74,6 +74,16 @@ class Defense(ABC):
     def observe_evaluation(self, round_: int, accuracy: float, loss: float) -> None:
         """Called after each evaluation of the peer's own model (test accuracy and loss);
         rules that adapt over time (e.g. loss-threshold filtering) override it."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything this rule carries from round to round, for a checkpoint
+        (``peer/checkpoint.py``); default: a copy of its attributes. A rule whose state
+        cannot be pickled overrides this and :meth:`load_state_dict`."""
+        return dict(vars(self))
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (the constructor already ran)."""
+        vars(self).update(state)
 
     @abstractmethod
     def aggregate(

@@ -1,0 +1,279 @@
+"""Identity on the data plane with ZeroMQ CURVE (``runtime.curve``; docs/FAILURES.md,
+*Identity*): same models as without it, a peer's key only speaks in that peer's name, an
+unknown key delivers nothing, and a bad setting is one error line.
+
+The scenario runs on real processes and sockets: 4 nodes on a ring 0-1-2-3-0, node 0 the
+scripted peer (tests/harness.py), 1-3 real ``byzemu peer`` processes. The scripted peer
+holds node 0's issued key pair and, during round 1, tries to speak as node 2 to node 1 (a
+neighbor of both), and connects with a key nobody issued.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zmq
+
+from peer.auth import ZapHandler
+from peer.reference import run_reference
+from protocol import config as config_mod
+from protocol.config import ConfigError, RunConfig
+from tests.conftest import BYZEMU
+from tests.harness import Cluster, Results, ScriptedPeer, read_results, write_config
+
+# ----------------------------------------------------------------------------- (a) same models
+
+EQUIVALENCE = """
+name = "curve-equivalence"
+seed = 4
+nodes = 5
+rounds = 2
+[topology]
+kind = "ring"
+[data]
+dataset = "synthetic"
+synthetic_size = 400
+[model]
+name = "logreg"
+[train]
+local_steps = 2
+[chunks]
+count = 4
+per_neighbor = 2
+[byzantine]
+count = 2
+attack = "alie"
+knowledge = "oracle"
+[eval]
+every = 1
+[runtime]
+register_timeout = 30.0
+round_timeout = 20.0
+chunk_timeout = 10.0
+"""
+
+
+def _rounds(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
+
+
+def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
+    """Chunk, collude and oracle messages (every link kind) all travel over CURVE."""
+    cfg_path = write_config(tmp_path, EQUIVALENCE)
+    run_dir, ref_dir = tmp_path / "curve", tmp_path / "ref"
+
+    proc = subprocess.run(
+        [BYZEMU, "launch", str(cfg_path), "--set", "runtime.curve=on", "--out", str(run_dir), "--quiet"],
+        capture_output=True, text=True, timeout=120,
+    )
+    run_reference(config_mod.load(cfg_path), ref_dir)
+
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["curve"] is True
+    assert json.loads((ref_dir / "summary.json").read_text())["curve"] is False
+    curve_rounds, ref_rounds = _rounds(run_dir), _rounds(ref_dir)
+    assert [r["round"] for r in curve_rounds] == [1, 2]
+    for rec, ref in zip(curve_rounds, ref_rounds):
+        for node in map(str, range(5)):
+            peer = rec["peers"][node]
+            assert peer["status"] == "ok"
+            assert peer["metrics"] == ref["peers"][node]["metrics"], (rec["round"], node)
+            assert peer["traffic"]["drops_total"] == {}, (rec["round"], node)
+
+
+# ----------------------------------------------------------------------------- (b), (c) identity
+
+ROUNDS = 2
+CHUNKS = 4
+SCRIPTED, TARGET, TARGET_OTHER, STRANGER = 0, 1, 2, 3  # TARGET's neighbors: SCRIPTED, TARGET_OTHER
+
+IDENTITY = f"""
+name = "curve-identity"
+seed = 9
+nodes = 4
+rounds = {ROUNDS}
+[topology]
+kind = "ring"
+[data]
+dataset = "synthetic"
+synthetic_size = 400
+[model]
+name = "logreg"
+[train]
+local_steps = 2
+[chunks]
+count = {CHUNKS}
+per_neighbor = 2
+[eval]
+every = 1
+[runtime]
+register_timeout = 30.0
+round_timeout = 20.0
+chunk_timeout = 10.0
+"""
+
+
+def payload(sp: ScriptedPeer, round_: int, neighbor: int) -> dict[int, np.ndarray]:
+    """The scripted peer's (deterministic) chunks for ``neighbor`` in ``round_``."""
+    idx = {(round_ + neighbor) % CHUNKS, (round_ + neighbor + 1) % CHUNKS}
+    return {c: np.full(sp.chunk_sizes[c], 0.01 * (c + 1) + 0.001 * round_, "<f4") for c in sorted(idx)}
+
+
+def impersonate(sp: ScriptedPeer) -> None:
+    """With node 0's own key pair, claim to be node 2 towards node 1 (2 messages), and try
+    to reach node 1 with a key nobody issued and without CURVE (nothing may arrive)."""
+    addr = sp.neighbors[TARGET]
+    good = {0: np.full(sp.chunk_sizes[0], 7.0, "<f4")}
+    # a second connection with our key that also claims node 2's routing id
+    spoof = sp.dealer(addr, routing_id=str(TARGET_OTHER).encode(), curve=sp.curve_client(TARGET))
+    spoof.send_multipart(sp.chunk_frames(1, good, src=TARGET_OTHER))  # key_mismatch
+    sp.send_raw(TARGET, sp.chunk_frames(1, good, src=TARGET_OTHER))  # key_mismatch, our own connection
+    public, secret = zmq.curve_keypair()
+    unknown = {"public": public, "secret": secret, "server": sp.peer_keys[TARGET].encode()}
+    sp.dealer(addr, curve=unknown).send_multipart(sp.chunk_frames(1, good, src=STRANGER))  # unknown_key
+    sp.dealer(addr, routing_id=str(STRANGER).encode()).send_multipart(sp.chunk_frames(1, good, src=STRANGER))
+
+
+@dataclass
+class Outcome:
+    codes: tuple[int | None, int | None]
+    results: Results
+    logs: str
+
+
+def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
+    cfg = write_config(tmp, IDENTITY + f'curve = "{"on" if curve else "off"}"\n')
+    with Cluster(cfg, tmp / "run", peers=3) as cluster:
+        cluster.start_coordinator()
+        cluster.wait_listening()
+        assert (cluster.coordinator_key is not None) == curve, cluster.logs()
+        with ScriptedPeer(cluster.address, coordinator_key=cluster.coordinator_key) as sp:
+            sp.register()
+            cluster.start_peers()  # after our register: we are node 0
+            sp.accept_assignment(timeout=30)
+            assert sp.node == SCRIPTED and sp.neighbor_ids == [1, 3], cluster.logs()
+            assert (sp.curve is not None) == curve
+            sp.ready()
+            for t in range(1, ROUNDS + 1):
+                sp.expect("round_start", round_=t, timeout=20)
+                sp.send_chunks(t, STRANGER, payload(sp, t, STRANGER))
+                if t == 1 and hostile:
+                    sp.recv_chunks(1, senders=[TARGET])  # TARGET is in round 1, waiting for us
+                    impersonate(sp)
+                    time.sleep(0.5)  # the handshakes and messages reach TARGET meanwhile
+                sp.send_chunks(t, TARGET, payload(sp, t, TARGET))
+                sp.recv_chunks(t)
+                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
+                                          "digest": "f" * 16})
+            sp.expect("stop", timeout=20)
+        codes = cluster.wait(20)
+        return Outcome(codes, read_results(tmp / "run"), cluster.logs())
+
+
+@pytest.fixture(scope="module")
+def identity(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
+    """The attacked CURVE run and a clean run without CURVE, side by side."""
+    runs = {"attacked": dict(curve=True, hostile=True), "plain": dict(curve=False, hostile=False)}
+    with ThreadPoolExecutor(2) as pool:
+        futures = {name: pool.submit(run_identity, tmp_path_factory.mktemp(name), **kw) for name, kw in runs.items()}
+        return {name: f.result(timeout=120) for name, f in futures.items()}
+
+
+def test_a_key_speaks_only_for_its_owner(identity: dict[str, Outcome]) -> None:
+    attacked = identity["attacked"]
+    assert attacked.codes == (0, 0), attacked.logs
+    assert attacked.results.summary is not None and attacked.results.summary["curve"] is True
+    drops = attacked.results.peer(ROUNDS, TARGET)["traffic"]["drops_total"]
+    assert drops["key_mismatch"] == 2
+    assert "key_mismatch" in attacked.logs and "claims src 2" in attacked.logs
+    for node in (TARGET_OTHER, STRANGER):
+        assert attacked.results.peer(ROUNDS, node)["traffic"]["drops_total"] == {}
+
+
+def test_an_unknown_key_delivers_nothing(identity: dict[str, Outcome]) -> None:
+    res = identity["attacked"].results
+    traffic = [res.peer(t, TARGET)["traffic"] for t in range(1, ROUNDS + 1)]
+    drops = traffic[-1]["drops_total"]
+    assert drops.get("unknown_key", 0) >= 1  # refused at the handshake, counted by reason
+    assert set(drops) == {"key_mismatch", "unknown_key"}  # the plain client: not even a handshake
+    assert sum(t["dropped"] for t in traffic) == sum(drops.values())
+    assert [t["recv_msgs"] for t in traffic] == [2, 2]  # only the real neighbors' chunks
+
+
+def test_attacked_curve_run_equals_clean_plain_run(identity: dict[str, Outcome]) -> None:
+    attacked, plain = identity["attacked"].results, identity["plain"].results
+    assert identity["plain"].codes == (0, 0), identity["plain"].logs
+    assert plain.summary is not None and plain.summary["curve"] is False
+    for t in range(1, ROUNDS + 1):
+        for node in (TARGET, TARGET_OTHER, STRANGER):
+            a, p = attacked.peer(t, node)["metrics"], plain.peer(t, node)["metrics"]
+            assert a == p, (t, node)  # digests (models), losses, accuracies, chunk counts
+            assert a["chunks_received"] == 4 and a["senders"] == 2
+
+
+# ----------------------------------------------------------------------------- (d) config
+
+
+def test_bad_curve_value_is_one_error_line(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, IDENTITY)
+    proc = subprocess.run(
+        [BYZEMU, "validate", str(cfg), "--set", "runtime.curve=maybe"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "error: runtime.curve='maybe': valid values are auto, on, off\n"
+
+
+@pytest.mark.parametrize(
+    ("curve", "control", "bind_host", "on"),
+    [
+        ("auto", "tcp://127.0.0.1:*", "127.0.0.1", False),  # byzemu launch, default
+        ("auto", "tcp://127.0.0.1:*", "0.0.0.0", True),  # launch with peers reachable from outside
+        ("auto", "tcp://0.0.0.0:5555", "127.0.0.1", True),  # byzemu coordinator for other hosts
+        ("auto", "tcp://[::1]:5555", "localhost", False),
+        ("auto", "tcp://coord.example:5555", "127.0.0.1", True),
+        ("on", "tcp://127.0.0.1:*", "127.0.0.1", True),
+        ("off", "tcp://0.0.0.0:5555", "0.0.0.0", False),
+    ],
+)
+def test_auto_means_on_when_any_socket_leaves_loopback(curve: str, control: str, bind_host: str, on: bool) -> None:
+    cfg = config_mod.from_dict({"runtime": {"curve": curve, "bind_host": bind_host}})
+    assert cfg.runtime.curve_on(control) is on
+
+
+def test_curve_must_be_a_known_mode() -> None:
+    with pytest.raises(ConfigError, match=r"^runtime\.curve='yes': valid values are auto, on, off$"):
+        config_mod.from_dict({"runtime": {"curve": "yes"}})
+    assert RunConfig().runtime.curve == "auto"
+
+
+# ----------------------------------------------------------------------------- ZAP handler
+
+
+def test_zap_handler_names_the_key_owner_and_refuses_others() -> None:
+    known, _ = zmq.curve_keypair()
+    other, _ = zmq.curve_keypair()
+    ctx = zmq.Context()
+    try:
+        zap = ZapHandler(ctx, {known.decode(): 5}, owner=1)
+        raw = zmq.utils.z85.decode
+        request = [b"1.0", b"r1", b"", b"127.0.0.1", b"", b"CURVE"]
+
+        ok = zap.reply([*request, raw(known)])
+        refused = zap.reply([*request, raw(other)])
+        plain = zap.reply([b"1.0", b"r2", b"", b"127.0.0.1", b"", b"NULL"])
+
+        assert ok == [b"1.0", b"r1", b"200", b"OK", b"5", b""]
+        assert refused[:3] == [b"1.0", b"r1", b"400"] and refused[4] == b""
+        assert plain[:3] == [b"1.0", b"r2", b"400"]
+        assert zap.refused == 2
+    finally:
+        ctx.term()  # ends the handler's thread, which closes its socket

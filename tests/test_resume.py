@@ -1,0 +1,216 @@
+"""The coordinator killed mid-run, and `byzemu launch --resume` (real processes, real
+signals): peers notice and exit on their own, rounds.jsonl keeps every completed round,
+and the resumed run ends bit-identical to an uninterrupted one. Also: a restarted peer
+that registers again is refused, and bad --resume folders give one error line."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from peer.reference import run_reference
+from protocol import config as config_mod
+from tests.conftest import BYZEMU
+from tests.harness import Cluster, write_config
+
+CONFIG = """
+name = "resume"
+seed = 3
+nodes = 4
+rounds = {rounds}
+
+[topology]
+kind = "ring"
+
+[data]
+dataset = "synthetic"
+synthetic_size = 400
+
+[model]
+name = "lenet"
+
+[train]
+local_steps = 10
+momentum = 0.9
+
+[chunks]
+count = 4
+per_neighbor = 2
+
+[byzantine]
+count = 1
+attack = "gaussian"
+params = {{ sigma = 0.5 }}
+
+[eval]
+every = 3
+
+[runtime]
+register_timeout = 60.0
+round_timeout = {round_timeout}
+chunk_timeout = {chunk_timeout}
+checkpoint_every = 2
+coordinator_timeout = 2.0
+"""
+
+#: seconds within which every peer must be gone after the coordinator is killed:
+#: runtime.coordinator_timeout (2 s) plus the round in progress, on a loaded machine
+EXIT_BOUND_S = 30.0
+
+
+def _config(tmp_path: Path, rounds: int = 10, round_timeout: float = 60.0, chunk_timeout: float = 30.0) -> Path:
+    path = tmp_path / "resume.toml"
+    path.write_text(CONFIG.format(rounds=rounds, round_timeout=round_timeout, chunk_timeout=chunk_timeout))
+    return path
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group ``pgid``."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()  # state, ppid, pgrp, ...
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(entry.name))
+    return alive
+
+
+def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    out = tmp_path / "run"
+    launcher = subprocess.Popen(
+        [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(_lines(out / "rounds.jsonl")) < 3:  # past the round-2 checkpoint
+            assert launcher.poll() is None, launcher.communicate()
+            assert time.monotonic() < deadline, "run did not reach round 3 in time"
+            time.sleep(0.01)
+        peer_pids = {n["pid"] for n in json.loads((out / "topology.json").read_text())["nodes"]}
+        launcher.send_signal(signal.SIGKILL)  # the coordinator only: its peers live on
+        launcher.wait(10)
+        killed_at = time.monotonic()
+        while _group_alive(launcher.pid) and time.monotonic() - killed_at < EXIT_BOUND_S:
+            time.sleep(0.05)
+        left = _group_alive(launcher.pid)
+        gone_after = time.monotonic() - killed_at
+        _, stderr = launcher.communicate(timeout=10)  # the peers held the pipe until they exited
+    finally:
+        for pid in _group_alive(launcher.pid):  # only on failure: leave nothing behind
+            os.kill(pid, signal.SIGKILL)
+
+    assert not left, f"still running {gone_after:.1f} s after the coordinator died: {left}"
+    assert not peer_pids & set(left)
+    assert stderr.count("lost the coordinator") == 4, stderr
+    kept = _lines(out / "rounds.jsonl")
+    records = [json.loads(line) for line in kept]  # every line whole JSON
+    assert [r["round"] for r in records] == list(range(1, len(records) + 1))
+    assert 3 <= len(records) < 10
+    assert not (out / "summary.json").exists()
+    last_complete = max(r["round"] for r in records if r.get("checkpoint", {}).get("complete"))
+
+    resumed = subprocess.run(
+        [BYZEMU, "launch", "--resume", str(out), "--quiet"], capture_output=True, text=True, timeout=240
+    )
+    reference = tmp_path / "ref"
+    run_reference(config_mod.load(cfg), reference)
+
+    assert resumed.returncode == 0, resumed.stderr
+    final = _lines(out / "rounds.jsonl")
+    assert final[:last_complete] == kept[:last_complete]  # recorded rounds up to the checkpoint stay
+    got = [json.loads(line) for line in final]
+    want = [json.loads(line) for line in _lines(reference / "rounds.jsonl")]
+    assert [r["round"] for r in got] == list(range(1, 11))
+    for g, w in zip(got, want):
+        for node in map(str, range(4)):
+            assert g["peers"][node]["status"] == "ok"
+            # digest = SHA-256 of the float32 parameters: equal digests, equal models
+            assert g["peers"][node]["metrics"] == w["peers"][node]["metrics"], (g["round"], node)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["resumed_after"] == last_complete
+    assert summary["rounds_completed"] == 10
+    assert summary["final_accuracy"] == json.loads((reference / "summary.json").read_text())["final_accuracy"]
+
+
+def _resume_error(run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [BYZEMU, "launch", *extra, "--resume", str(run_dir), "--quiet"], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_resume_of_a_bad_folder_is_one_error_line(tmp_path: Path) -> None:
+    cfg = _config(tmp_path)
+    record = {"round": 1, "peers": {}, "honest": {}, "failed": []}
+    no_ckpt = tmp_path / "no-ckpt"
+    no_ckpt.mkdir()
+    (no_ckpt / "config.toml").write_text(cfg.read_text())
+    (no_ckpt / "rounds.jsonl").write_text(json.dumps(record) + "\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "config.toml").write_text(cfg.read_text())
+    stamped = {**record, "checkpoint": {"complete": True, "nodes": [0, 1, 2, 3], "config": "0" * 16}}
+    (other / "rounds.jsonl").write_text(json.dumps(stamped) + "\n")
+    different = write_config(tmp_path, cfg.read_text().replace("seed = 3", "seed = 4"), "seed4.toml")
+
+    cases = {
+        "no such results folder": _resume_error(tmp_path / "missing"),
+        "no round has a complete checkpoint": _resume_error(no_ckpt),
+        "config mismatch: its checkpoints were written under": _resume_error(other),
+        "config mismatch: ": _resume_error(no_ckpt, str(different)),
+        "only runtime.* fields may change": _resume_error(no_ckpt, "--set", "seed=9"),
+    }
+
+    for expected, proc in cases.items():
+        assert proc.returncode == 2, (expected, proc.stderr)
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (expected, proc.stderr)
+
+
+def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
+    # no liveness probe in a multi-host run: the coordinator waits out round_timeout for the
+    # killed peer, long enough for its restart to register while the run is in progress
+    cfg = _config(tmp_path, rounds=4, round_timeout=10.0, chunk_timeout=1.0)
+    run_dir = tmp_path / "run"
+    with Cluster(cfg, run_dir, peers=4) as cluster:
+        cluster.start()
+        cluster.wait_listening()
+        deadline = time.monotonic() + 120
+        while len(_lines(run_dir / "rounds.jsonl")) < 1:
+            assert cluster.alive(), cluster.logs()
+            assert time.monotonic() < deadline, cluster.logs()
+            time.sleep(0.01)
+        nodes = json.loads((run_dir / "topology.json").read_text())["nodes"]
+        os.kill(next(n["pid"] for n in nodes if n["id"] == 1), signal.SIGKILL)
+        restarted = subprocess.run(  # the same command that started it, once more
+            [BYZEMU, "peer", "--coordinator", cluster.address, "--count", "1", "--bind-host", "127.0.0.1"],
+            capture_output=True, text=True, timeout=60,
+        )
+        codes = cluster.wait(120)
+        logs = cluster.logs()
+
+    assert restarted.returncode == 1, restarted.stderr
+    assert "registration refused: the run is in progress" in restarted.stderr
+    assert codes[0] == 0, logs
+    rounds = [json.loads(line) for line in _lines(run_dir / "rounds.jsonl")]
+    assert [r["round"] for r in rounds] == list(range(1, 5))
+    refused = [e for r in rounds for e in r.get("refused_registrations", [])]
+    assert len(refused) == 1 and refused[0]["round"] >= 1
+    assert rounds[-1]["peers"]["1"]["status"] == "failed"
+    assert all(rounds[-1]["peers"][n]["status"] == "ok" for n in ("0", "2", "3"))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["failed_peers"] == [1] and summary["refused_registrations"] == refused
