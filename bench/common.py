@@ -336,6 +336,7 @@ def measure_launch(overrides: dict[str, Any], out: Path, cores: int) -> dict[str
         "lo_bytes_per_round": lo,
         "setup_s": run["line_at"][0] - recs[0]["round_s"] - run["start"],
         "summary": run["summary"],
+        "failed_peers": run["summary"].get("failed_peers"),
         "command_s": run["command_s"],
         **marks.get("mem", {}),
     }

@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BYZEMU, PYTHON, QUICKSTART, ROOT, mean, ppid, save, sets, smaps_rollup, table, warn_if_busy
+from common import BYZEMU, mem_available_mib, PYTHON, QUICKSTART, ROOT, mean, ppid, save, sets, smaps_rollup, table, warn_if_busy
 
 
 def child_spawn(config: str, out: str, overrides: list[str]) -> None:
@@ -83,6 +83,7 @@ def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
         "registered_s": _mtime(out / "topology.json") - t0,
         "round1_s": first_line_at - first["round_s"] - t0,
         "command_s": command_s,
+        "failed_peers": json.loads((out / "summary.json").read_text()).get("failed_peers"),
         **memory,
     }
 
@@ -90,19 +91,23 @@ def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
 def _memory(out: Path, launcher: int) -> dict[str, Any]:
     topo = json.loads((out / "topology.json").read_text())
     pids = [p["pid"] for p in _peers(topo)]
-    peers = []
+    peers, alive = [], []
     for pid in pids:
         try:
             peers.append(smaps_rollup(pid))
-        except FileNotFoundError:
+            alive.append(pid)
+        except (FileNotFoundError, ProcessLookupError):  # exited (a failed peer)
             pass
-    server = ppid(pids[0])
+    try:
+        server = ppid(alive[0]) if alive else -1
+    except (FileNotFoundError, ProcessLookupError):
+        server = -1
     extra = {}
     for name, pid in (("forkserver", server), ("launcher", launcher)):
         if pid != launcher or name == "launcher":
             try:
                 extra[f"{name}_pss_mib"] = smaps_rollup(pid)["Pss"] / 1024
-            except FileNotFoundError:
+            except (FileNotFoundError, ProcessLookupError):
                 pass
     return {
         "peer_pss_mib": mean(p["Pss"] / 1024 for p in peers),
@@ -110,6 +115,7 @@ def _memory(out: Path, launcher: int) -> dict[str, Any]:
         "peer_rss_mib": mean(p["Rss"] / 1024 for p in peers),
         "peer_private_mib": mean((p["Private_Clean"] + p["Private_Dirty"]) / 1024 for p in peers),
         "peers_sampled": len(peers),
+        "peers_missing": sorted(set(pids) - set(alive)),
         "total_pss_mib": sum(p["Pss"] for p in peers) / 1024 + sum(extra.values()),
         **extra,
     }
@@ -134,10 +140,20 @@ def main() -> None:
     args = ap.parse_args()
     info = warn_if_busy()
     tmp = Path(tempfile.mkdtemp(prefix="bench-startup-"))
-    runs = []
+    runs: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
     try:
         for nodes in (int(n) for n in args.nodes.split(",")):
             for mode in args.modes.split(","):
+                prev = [r for r in runs if r["mode"] == mode]
+                if prev:  # would it fit? (spawned peers hold ~0.5 GiB each)
+                    need, avail = prev[-1]["peer_pss_max_mib"] * 1.2 * nodes, mem_available_mib()
+                    if need > 0.8 * avail:
+                        skipped.append({"mode": mode, "nodes": nodes, "need_mib": need, "available_mib": avail})
+                        print(f"{mode:10s} {nodes:4d} peers: skipped, needs ~{need / 1024:.1f} GiB "
+                              f"(1.2 x {prev[-1]['peer_pss_max_mib']:.0f} MiB per peer), {avail / 1024:.1f} GiB "
+                              "available", flush=True)
+                        continue
                 for rep in range(args.repeats):
                     r = one_run(mode, nodes, tmp / f"{mode}-{nodes}-{rep}", args.rounds)
                     runs.append(r)
@@ -149,7 +165,8 @@ def main() -> None:
               "peer_private_mib", "forkserver_pss_mib", "launcher_pss_mib", "total_pss_mib")
     print()
     print(table(["mode", "peers", *fields], [[r["mode"], r["nodes"], *(r.get(f, float("nan")) for f in fields)] for r in runs]))
-    save("startup", {"machine": info, "config": "configs/quickstart.toml", "rounds": args.rounds, "runs": runs})
+    save("startup", {"machine": info, "config": "configs/quickstart.toml", "rounds": args.rounds, "runs": runs,
+                     "skipped": skipped})
 
 
 if __name__ == "__main__":

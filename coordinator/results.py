@@ -26,8 +26,9 @@ from typing import Any
 
 from protocol.config import ConfigError, RunConfig, config_fingerprint, to_toml
 
-#: at most one fsync of rounds.jsonl per this many seconds (a few ms each: syncing every
-#: round would bound fast runs to a few hundred rounds per second; bench/exchange.py)
+#: at most one fsync of rounds.jsonl per this many seconds (0.6 ms each on an idle disk of
+#: the development VM, ~8 ms while other runs write: too much per round when a round takes
+#: tens of milliseconds, see BENCHMARKS.md)
 FSYNC_EVERY_S = 1.0
 
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "train_loss", "attack_success_rate")

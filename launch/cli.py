@@ -14,7 +14,9 @@ A bad config or argument prints one line (``error: ...``) and exits with status 
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -101,10 +103,11 @@ def _run(
     resume: str | None = None, **kw: Any,
 ) -> None:
     try:
+        point = None
         if resume is not None:
-            from launch.local import load_resume
+            from launch.resume import load_resume
 
-            cfg = load_resume(resume, overrides, config)
+            cfg, point = load_resume(resume, overrides, config)
             out = resume
         elif config is None:
             raise ConfigError("missing CONFIG (or --resume RUN_DIR)")
@@ -113,15 +116,21 @@ def _run(
         if kind == "launch":
             # the forkserver imports torch, torchvision and the peer code (~2 s) on one core
             # while this process imports torch and builds the plan (~1.5 s) on the other;
-            # started after the config loaded, so a bad config starts nothing
+            # started after the config loaded, so a bad config starts nothing; it also loads
+            # the run's dataset once for all peers (peer/preload.py)
             from launch.procs import start_forkserver
 
+            d = cfg.data
+            os.environ["BYZEMU_PRELOAD_DATA"] = json.dumps({
+                "dataset": d.dataset, "root": str(d.root) if d.root else "",
+                "synthetic_size": d.synthetic_size, "seed": cfg.seed,
+            })
             start_forkserver()
         from launch.local import default_out_dir, launch_local
 
         out_dir = Path(out) if out else default_out_dir(cfg)
         if kind == "launch":
-            summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=resume is not None)
+            summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=point)
         elif kind == "reference":
             from launch.progress import Progress
             from peer.reference import run_reference

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.plan import build_plan
-from coordinator.results import ResultsWriter, ResumeError, resume_point
+from coordinator.results import ResultsWriter, ResumeError, ResumePoint
 from coordinator.server import Coordinator
 from launch.procs import start_peers, stop_peers
 from launch.progress import Progress
 from peer import checkpoint, datasets
-from protocol import config as config_mod
 from protocol.config import RunConfig
 
 #: how often the liveness probe looks at the peer processes (seconds)
@@ -28,49 +27,25 @@ def default_out_dir(cfg: RunConfig) -> Path:
     return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def load_resume(run_dir: str | Path, overrides: tuple[str, ...] = (), config: str | None = None) -> RunConfig:
-    """The config of the results folder ``run_dir``, for ``byzemu launch --resume``:
-    ``overrides`` may change ``runtime.*`` fields only (deadlines, not results), and a
-    ``config`` file, if given, must give the same results-relevant fields (ResumeError)."""
-    run = Path(run_dir)
-    if not run.is_dir():
-        raise ResumeError(f"--resume {run}: no such results folder")
-    if not (run / "config.toml").is_file() or not (run / "rounds.jsonl").is_file():
-        raise ResumeError(f"--resume {run}: not a byzemu results folder (no config.toml or rounds.jsonl)")
-    bad = [o for o in overrides if not o.strip().startswith("runtime.")]
-    if bad:
-        raise ResumeError(f"--set {bad[0]}: with --resume only runtime.* fields may change")
-    cfg = config_mod.load(run / "config.toml", overrides)
-    if config is not None:
-        given = config_mod.load(config)
-        if config_mod.config_fingerprint(given) != config_mod.config_fingerprint(cfg):
-            raise ResumeError(
-                f"--resume {run}: config mismatch: {config} differs from the run's config.toml "
-                f"in fields that change results (all but runtime.*)"
-            )
-    return cfg
-
-
 def launch_local(
     cfg: RunConfig,
     out_dir: str | Path,
     *,
     show_progress: bool = True,
     preload: bool = True,
-    resume: bool = False,
+    resume: ResumePoint | None = None,
 ) -> dict[str, Any]:
     """Run ``cfg`` as a real multi-process cluster on this machine; return the summary.
 
     Peers checkpoint to ``out_dir/checkpoints`` (``runtime.checkpoint_every``). With
-    ``resume`` the run in ``out_dir`` goes on after its last complete checkpoint (see
-    :func:`load_resume` for the checks); the rounds after it are recomputed.
+    ``resume`` (from :func:`launch.resume.load_resume`) the run in ``out_dir`` goes on
+    after that checkpoint; the rounds after it are recomputed.
     """
     plan = build_plan(cfg)  # every config error surfaces here, before any process starts
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoints"
-    point = None
-    if resume:
-        point = resume_point(out_dir, cfg)
+    point = resume
+    if point is not None:
         missing = [
             str(checkpoint.path_of(ckpt_dir, point.round, i))
             for i in range(cfg.nodes)

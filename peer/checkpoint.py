@@ -16,6 +16,7 @@ nothing here ever goes over the wire, and the coordinator never sees them.
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 from typing import Any
@@ -60,7 +61,8 @@ def load(folder: str | Path, round_: int, node: int) -> dict[str, Any]:
         state = torch.load(path, map_location="cpu", weights_only=False)  # our own file
     except OSError:
         raise
-    except Exception as exc:  # a truncated or foreign file
+    except (RuntimeError, EOFError, ValueError, AttributeError, ImportError, pickle.UnpicklingError) as exc:
+        # a truncated or foreign file
         raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError(f"{path}: not a byzemu checkpoint of format {FORMAT}")
@@ -69,17 +71,24 @@ def load(folder: str | Path, round_: int, node: int) -> dict[str, Any]:
     return state
 
 
+def _round_folders(folder: str | Path) -> list[tuple[int, Path]]:
+    """``(round, path)`` of every ``round-R`` folder under ``folder`` (none if it is absent)."""
+    base = Path(folder)
+    found = []
+    for sub in base.glob("round-*") if base.is_dir() else []:
+        try:
+            found.append((int(sub.name.split("-", 1)[1]), sub))
+        except ValueError:
+            continue
+    return found
+
+
 def prune(folder: str | Path, node: int, *, before: int) -> None:
     """Delete this node's checkpoints of rounds before ``before`` (and round folders left
     empty); the coordinator says which round is the last complete checkpoint."""
-    base = Path(folder)
-    if before <= 0 or not base.is_dir():
+    if before <= 0:
         return
-    for sub in base.glob("round-*"):
-        try:
-            r = int(sub.name.split("-", 1)[1])
-        except ValueError:
-            continue
+    for r, sub in _round_folders(folder):
         if r >= before:
             continue
         (sub / f"node-{node}.pt").unlink(missing_ok=True)
@@ -91,14 +100,7 @@ def prune(folder: str | Path, node: int, *, before: int) -> None:
 
 def remove_after(folder: str | Path, round_: int) -> None:
     """Delete every checkpoint of rounds after ``round_`` (a resumed run recomputes them)."""
-    base = Path(folder)
-    if not base.is_dir():
-        return
-    for sub in base.glob("round-*"):
-        try:
-            r = int(sub.name.split("-", 1)[1])
-        except ValueError:
-            continue
+    for r, sub in _round_folders(folder):
         if r > round_:
             shutil.rmtree(sub, ignore_errors=True)
 

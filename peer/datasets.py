@@ -8,6 +8,8 @@ Public API:
 * :func:`prepare` -- lay out the MNIST IDX files the way ``torchvision`` expects (CIFAR-10:
   check its folder).
 * :func:`load` -- return one split as :class:`ImageData`.
+* :func:`preload` -- load both splits ahead of time (the forkserver does, see
+  ``peer/preload.py``); :func:`load` then returns them.
 * :func:`train_labels` -- the training labels as a numpy array, cheaply (no images in torch).
 * :func:`num_classes` / :func:`image_shape` -- a dataset's facts without loading it.
 * :func:`find_idx_files` / :func:`prepare_torchvision_layout` -- reusable helpers for
@@ -431,6 +433,24 @@ def prepare(name: str, root: Path | None) -> Path | None:
     )
 
 
+#: splits loaded ahead of time by :func:`preload` (in the forkserver, so that forked peers
+#: share them copy-on-write instead of each reading and parsing the files)
+_PRELOADED: dict[tuple[str, str | None, bool, int, int], ImageData] = {}
+
+
+def _preload_key(name: str, root: Path | None, train: bool, synthetic_size: int, seed: int) -> tuple:
+    where = None if name == "synthetic" or root is None else str(Path(root).expanduser().resolve())
+    return (name, where, train, synthetic_size if name == "synthetic" else 0, seed if name == "synthetic" else 0)
+
+
+def preload(name: str, root: Path | None, *, synthetic_size: int = 0, seed: int = 0) -> None:
+    """Load both splits of dataset ``name`` now; later :func:`load` calls with the same
+    arguments return these objects (whose tensors are never modified in place)."""
+    for train in (True, False):
+        data = load(name, root, train=train, synthetic_size=synthetic_size, seed=seed)
+        _PRELOADED[_preload_key(name, root, train, synthetic_size, seed)] = data
+
+
 def load(
     name: str,
     root: Path | None,
@@ -453,6 +473,9 @@ def load(
         The split as :class:`ImageData`.
     """
     _check_name(name)
+    cached = _PRELOADED.get(_preload_key(name, root, train, synthetic_size, seed))
+    if cached is not None:
+        return cached
     if name == "synthetic":
         return _synthetic(train=train, size=synthetic_size, seed=seed)
     if name == "cifar10":

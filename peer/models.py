@@ -103,7 +103,40 @@ def _two_pool_size(name: str, image_size: int) -> int:
     return f
 
 
-class CNNMasuda(nn.Module):
+class _TwoConvCNN(nn.Module):
+    """conv(in, c1, 5, same) -> ReLU -> maxpool 2 -> conv(c1, c2, 5, same) -> ReLU -> maxpool 2
+    -> flatten -> fc(c2*f*f, h1) -> ReLU -> ... -> fc(h_last, num_classes), ``f = s // 4``:
+    the shape shared by :class:`CNNMasuda` and :class:`CNNGuo`."""
+
+    def __init__(
+        self, name: str, channels: tuple[int, int], hidden: tuple[int, ...], *,
+        in_channels: int, image_size: int, num_classes: int,
+    ) -> None:
+        super().__init__()
+        f = _two_pool_size(name, image_size)
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, c1, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(c1, c2, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+        )
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = c2 * f * f
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, num_classes))
+        self.classifier = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of shape ``(B, num_classes)`` for images of shape ``(B, C, s, s)``."""
+        return self.classifier(self.features(x))
+
+
+class CNNMasuda(_TwoConvCNN):
     """CNN with two convolutional and two fully connected layers, the CIFAR-10 model of
     Masuda & Shudo, loss-based Byzantine resilience for decentralized learning (the
     rule of :mod:`peer.defenses.loss_threshold`).
@@ -119,29 +152,13 @@ class CNNMasuda(nn.Module):
     """
 
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int) -> None:
-        super().__init__()
-        f = _two_pool_size("cnn_masuda", image_size)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, kernel_size=5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, kernel_size=5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-        )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(64 * f * f, 512),
-            nn.ReLU(),
-            nn.Linear(512, num_classes),
+        super().__init__(
+            "cnn_masuda", (32, 64), (512,),
+            in_channels=in_channels, image_size=image_size, num_classes=num_classes,
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of shape ``(B, num_classes)`` for images of shape ``(B, C, s, s)``."""
-        return self.classifier(self.features(x))
 
-
-class CNNGuo(nn.Module):
+class CNNGuo(_TwoConvCNN):
     """CNN with two convolutional layers, each followed by max-pooling, and three fully
     connected layers: the CIFAR-10 model of UBAR (Guo et al., "Byzantine-resilient
     decentralized stochastic gradient descent", IEEE TCSVT 2022; the rule of
@@ -158,28 +175,10 @@ class CNNGuo(nn.Module):
     """
 
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int) -> None:
-        super().__init__()
-        f = _two_pool_size("cnn_guo", image_size)
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 64, kernel_size=5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
-            nn.Conv2d(64, 64, kernel_size=5, padding=2),
-            nn.ReLU(),
-            nn.MaxPool2d(2),
+        super().__init__(
+            "cnn_guo", (64, 64), (384, 192),
+            in_channels=in_channels, image_size=image_size, num_classes=num_classes,
         )
-        self.classifier = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(64 * f * f, 384),
-            nn.ReLU(),
-            nn.Linear(384, 192),
-            nn.ReLU(),
-            nn.Linear(192, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of shape ``(B, num_classes)`` for images of shape ``(B, C, s, s)``."""
-        return self.classifier(self.features(x))
 
 
 #: Groups of every GroupNorm layer in :func:`_resnet18` (Reddi et al. 2021 use 2).

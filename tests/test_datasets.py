@@ -366,3 +366,19 @@ def test_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
 
     assert labels.shape == (60000,) and np.bincount(labels).tolist() == [6000] * 10
     assert len(test) == 10000 and test.labels[:3].tolist() == [9, 2, 1]  # ankle boot, pullover, trouser
+
+
+def test_preloaded_splits_are_returned_by_load_for_the_same_arguments_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(datasets, "_PRELOADED", {})
+
+    datasets.preload("synthetic", None, synthetic_size=200, seed=3)
+    train = load("synthetic", None, train=True, synthetic_size=200, seed=3)
+    again = load("synthetic", None, train=True, synthetic_size=200, seed=3)
+    other_seed = load("synthetic", None, train=True, synthetic_size=200, seed=4)
+
+    assert again is train  # the preloaded object, not a new load
+    assert other_seed is not train
+    fresh = datasets._synthetic(train=True, size=200, seed=3)
+    assert torch.equal(train.images, fresh.images) and torch.equal(train.labels, fresh.labels)

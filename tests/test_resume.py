@@ -125,7 +125,7 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
     last_complete = max(r["round"] for r in records if r.get("checkpoint", {}).get("complete"))
 
     resumed = subprocess.run(
-        [BYZEMU, "launch", "--resume", str(out), "--quiet"], capture_output=True, text=True, timeout=240
+        [BYZEMU, "launch", "--resume", str(out), "--quiet"], check=False, capture_output=True, text=True, timeout=240
     )
     reference = tmp_path / "ref"
     run_reference(config_mod.load(cfg), reference)
@@ -149,7 +149,8 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
 
 def _resume_error(run_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [BYZEMU, "launch", *extra, "--resume", str(run_dir), "--quiet"], capture_output=True, text=True, timeout=120
+        [BYZEMU, "launch", *extra, "--resume", str(run_dir), "--quiet"],
+        check=False, capture_output=True, text=True, timeout=120
     )
 
 
@@ -198,7 +199,7 @@ def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
         os.kill(next(n["pid"] for n in nodes if n["id"] == 1), signal.SIGKILL)
         restarted = subprocess.run(  # the same command that started it, once more
             [BYZEMU, "peer", "--coordinator", cluster.address, "--count", "1", "--bind-host", "127.0.0.1"],
-            capture_output=True, text=True, timeout=60,
+            check=False, capture_output=True, text=True, timeout=60,
         )
         codes = cluster.wait(120)
         logs = cluster.logs()
