@@ -46,16 +46,20 @@ def main() -> None:
     ap.add_argument("--resnet", default="16,32", help="peer counts for ResNet-18")
     ap.add_argument("--lenet-rounds", type=int, default=40)
     ap.add_argument("--resnet-rounds", type=int, default=6)
+    ap.add_argument("--curve", default="off",
+                    help="runtime.curve values to measure each size with, e.g. off,on (CURVE cost); "
+                    "with more than off the results go to exchange_curve.json")
     args = ap.parse_args()
     info = warn_if_busy()
     cores = info["cores"] or 1
     tmp = Path(tempfile.mkdtemp(prefix="bench-exchange-"))
     runs: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
-    plan = [("lenet", int(n), args.lenet_rounds) for n in args.lenet.split(",") if n]
-    plan += [("resnet18", int(n), args.resnet_rounds) for n in args.resnet.split(",") if n]
+    curves = [c for c in args.curve.split(",") if c]
+    plan = [("lenet", int(n), args.lenet_rounds, c) for n in args.lenet.split(",") if n for c in curves]
+    plan += [("resnet18", int(n), args.resnet_rounds, c) for n in args.resnet.split(",") if n for c in curves]
     try:
-        for model, nodes, rounds in plan:
+        for i, (model, nodes, rounds, curve) in enumerate(plan):
             prev = [r for r in runs if r["model"] == model and "peer_pss_max_mib" in r]
             if prev:
                 need = prev[-1]["peer_pss_max_mib"] * 1.3 * nodes
@@ -68,24 +72,25 @@ def main() -> None:
                     continue
             overrides = {
                 "nodes": nodes, "rounds": rounds, "model.name": model, "train.local_steps": 0,
-                "eval.every": rounds, "data.test_samples": 100,
+                "eval.every": rounds, "data.test_samples": 100, "runtime.curve": curve,
             }
-            r = {"model": model, **measure_launch(overrides, tmp / f"{model}-{nodes}", cores)}
+            r = {"model": model, "curve": curve,
+                 **measure_launch(overrides, tmp / f"{model}-{nodes}-{curve}", cores)}
             r.pop("summary", None)
             runs.append(r)
-            print(f"{model} {nodes} peers: {r['rounds_per_s']:.1f} rounds/s, round {r['round_ms_median']:.1f} ms, "
+            print(f"{model} {nodes} peers, curve {curve}: {r['rounds_per_s']:.1f} rounds/s, round {r['round_ms_median']:.1f} ms, "
                   f"exchange+barrier {r['exchange_barrier_ms']:.1f} ms", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    heads = ["model", "peers", "rounds/s", "round ms", "p90 ms", "compute ms", "exch+barrier ms",
+    heads = ["model", "curve", "peers", "rounds/s", "round ms", "p90 ms", "compute ms", "exch+barrier ms",
              "msg CPU ms/peer", "payload MB/round", "sent MB/round", "loopback MB/round", "PSS MiB/peer"]
-    rows = [[r["model"], r["nodes"], r["rounds_per_s"], r["round_ms_median"], r["round_ms_p90"], r["compute_ms"],
+    rows = [[r["model"], r["curve"], r["nodes"], r["rounds_per_s"], r["round_ms_median"], r["round_ms_p90"], r["compute_ms"],
              r["exchange_barrier_ms"], r["msg_cpu_ms_per_peer"], r["payload_bytes_per_round"] / 1e6,
              r["sent_bytes_per_round"] / 1e6, r["lo_bytes_per_round"] / 1e6, r.get("peer_pss_mib", float("nan"))]
             for r in runs]
     print()
     print(table(heads, rows))
-    save("exchange", {"machine": info, "config": "configs/quickstart.toml", "runs": runs, "skipped": skipped})
+    save("exchange" if curves == ["off"] else "exchange_curve", {"machine": info, "config": "configs/quickstart.toml", "runs": runs, "skipped": skipped})
 
 
 if __name__ == "__main__":
