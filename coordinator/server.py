@@ -26,12 +26,15 @@ from coordinator.plan import Plan
 from coordinator.results import ResultsWriter, ResumePoint, round_record
 from protocol import assignment as assignment_mod
 from protocol import messages as m
+from protocol import sockets
 from protocol.codec import ProtocolError, decode, encode
 from protocol.config import config_fingerprint
 
 log = logging.getLogger("byzemu.coordinator")
 
 _POLL_MS = 50
+#: largest control message (a round_done's metrics and traffic are a few KiB)
+MAX_CONTROL_BYTES = 1 << 22
 
 
 def _json_like(value: Any, max_depth: int = 32) -> bool:
@@ -102,6 +105,8 @@ class Coordinator:
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 1000)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        #: libzmq closes a connection whose frame claims more (protocol/sockets.py)
+        self.sock.setsockopt(zmq.MAXMSGSIZE, sockets.frame_limit(MAX_CONTROL_BYTES))
         #: CURVE on both planes (runtime.curve); the control socket is then a CURVE server
         #: with this run's key pair, and peers need its public key (``--coordinator-key``)
         self.curve = self.cfg.runtime.curve_on(bind)
@@ -114,6 +119,7 @@ class Coordinator:
         results.curve = self.curve
         self.sock.bind(bind)
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.connection_drops = sockets.DropWatch(self.sock)
         self.peers: dict[int, PeerInfo] = {}
         self._by_identity: dict[bytes, int] = {}
         self.failed: set[int] = set()
@@ -131,6 +137,14 @@ class Coordinator:
         if count <= 10 or count % 100 == 0:
             log.warning("coordinator dropped a message (%s, #%d): %s", reason, count, detail)
 
+    def _count_dropped_connections(self) -> None:
+        """Fold the control socket's dropped connections into the drop counters. Read at
+        each round record, so connections that close after the last round (peers exiting
+        on ``stop``) are not counted."""
+        for _ in range(self.connection_drops.new_drops()):
+            self._drop("connection_dropped", "a control connection closed: a frame over "
+                       f"{sockets.frame_limit(MAX_CONTROL_BYTES)} bytes, a malformed stream or a dead peer")
+
     def _receive(self, timeout_ms: int) -> tuple[bytes, m.Message] | None:
         """One valid message (identity, message) or None on timeout / dropped message."""
         if not self.sock.poll(timeout_ms):
@@ -138,7 +152,7 @@ class Coordinator:
         frames = self.sock.recv_multipart(copy=False)
         identity = frames[0].bytes
         try:
-            msg = decode(frames[1:], allowed=m.TO_COORDINATOR, max_bytes=1 << 22)
+            msg = decode(frames[1:], allowed=m.TO_COORDINATOR, max_bytes=MAX_CONTROL_BYTES)
         except ProtocolError as exc:
             self._drop(exc.reason, f"from {identity!r}: {exc.detail}")
             return None
@@ -330,6 +344,7 @@ class Coordinator:
                 self.last_checkpoint = round_
         if len(self.refused) > refused_before:
             record["refused_registrations"] = self.refused[refused_before:]
+        self._count_dropped_connections()
         record["coordinator_drops"] = dict(self.drops)
         self.results.append_round(record)
         if self.progress is not None:
@@ -367,4 +382,5 @@ class Coordinator:
         return summary
 
     def close(self) -> None:
+        self.connection_drops.close()
         self.sock.close(linger=1000)

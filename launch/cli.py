@@ -114,16 +114,17 @@ def _run(
         else:
             cfg = _load(config, overrides)
         if kind == "launch":
-            # the forkserver imports torch, torchvision and the peer code (~2 s) on one core
-            # while this process imports torch and builds the plan (~1.5 s) on the other;
-            # started after the config loaded, so a bad config starts nothing; it also loads
-            # the run's dataset once for all peers (peer/preload.py)
+            # the forkserver imports torch and the peer code (~2.5 s) on one core while
+            # this process imports torch and builds the plan on the other; started after
+            # the config loaded, so a bad config starts nothing; it also loads the run's
+            # dataset and evaluation set once for all peers (peer/preload.py)
             from launch.procs import start_forkserver
 
             d = cfg.data
             os.environ["BYZEMU_PRELOAD_DATA"] = json.dumps({
                 "dataset": d.dataset, "root": str(d.root) if d.root else "",
                 "synthetic_size": d.synthetic_size, "seed": cfg.seed,
+                "test_samples": d.test_samples, "model": cfg.model.name,
             })
             start_forkserver()
         from launch.local import default_out_dir, launch_local

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import zmq
 from zmq.utils import z85
@@ -79,33 +78,6 @@ def user_id(frame: zmq.Frame) -> str | None:
         return frame.get("User-Id")
     except zmq.ZMQError:
         return None
-
-
-def rebind_as_curve_server(
-    ctx: zmq.Context, old: zmq.Socket, secret_key: str, *, timeout: float = 5.0
-) -> zmq.Socket:
-    """Close the plain ROUTER ``old`` and bind a CURVE-server ROUTER on its endpoint.
-
-    A peer binds (and advertises) its data address when it registers, before the
-    coordinator has issued its keys; libzmq fixes a listener's security when it binds, so
-    the socket is replaced on the same port (retried while the old listener closes).
-    """
-    endpoint = old.getsockopt_string(zmq.LAST_ENDPOINT)
-    old.close(linger=0)
-    sock = ctx.socket(zmq.ROUTER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.CURVE_SERVER, 1)
-    sock.setsockopt(zmq.CURVE_SECRETKEY, secret_key.encode())
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            sock.bind(endpoint)
-            return sock
-        except zmq.ZMQError as exc:
-            if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
-                sock.close(linger=0)
-                raise OSError(f"cannot rebind the data socket {endpoint} as a CURVE server: {exc}") from None
-            time.sleep(0.01)
 
 
 def make_curve_client(sock: zmq.Socket, *, public: str, secret: str, server_key: str) -> None:

@@ -28,7 +28,7 @@ from protocol.config import config_fingerprint
 __all__ = ["FORMAT", "config_fingerprint", "load", "path_of", "prune", "remove_after", "round_dir", "save"]
 
 #: version of the checkpoint file layout
-FORMAT = 1
+FORMAT = 2  #: 2: the optimizer state is peer.training.SGD's momentum buffers
 
 
 def round_dir(folder: str | Path, round_: int) -> Path:

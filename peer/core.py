@@ -385,7 +385,23 @@ def _derive_seed(seed: int, node: int) -> int:
     return int(np.random.default_rng([seed, node]).integers(0, 2**62))
 
 
+#: evaluation sets built ahead of time by :func:`share_test_subset`, keyed by the test
+#: split's identity and the sample count (read-only: evaluation never writes them)
+_SHARED_TEST_SUBSETS: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
 def test_subset(test: ImageData, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The evaluation set: the first ``samples`` test items (all when 0)."""
     n = len(test) if samples <= 0 else min(samples, len(test))
+    shared = _SHARED_TEST_SUBSETS.get((id(test), n))
+    if shared is not None:
+        return shared
     return test.tensors(np.arange(n))
+
+
+def share_test_subset(test: ImageData, samples: int) -> None:
+    """Build :func:`test_subset` ``(test, samples)`` now and return that same object from
+    then on (the forkserver does, so forked peers share one float32 copy). ``test`` must
+    stay alive (the preloaded split does), since the key is its identity."""
+    n = len(test) if samples <= 0 else min(samples, len(test))
+    _SHARED_TEST_SUBSETS[(id(test), n)] = test.tensors(np.arange(n))

@@ -1,5 +1,7 @@
-"""Datasets for the peers: MNIST, Fashion-MNIST and CIFAR-10 (read through torchvision)
-and a small synthetic task.
+"""Datasets for the peers: MNIST and Fashion-MNIST (IDX files laid out as torchvision
+expects, read by :func:`read_idx_images` / :func:`read_idx_labels` bit-equal to
+``torchvision.datasets.MNIST`` but without importing torchvision), CIFAR-10 (through
+torchvision) and a small synthetic task.
 
 Public API:
 
@@ -14,6 +16,7 @@ Public API:
 * :func:`num_classes` / :func:`image_shape` -- a dataset's facts without loading it.
 * :func:`find_idx_files` / :func:`prepare_torchvision_layout` -- reusable helpers for
   any dataset shipped as the four MNIST-style IDX files (e.g. Debian's Fashion-MNIST).
+* :func:`read_idx_images` / :func:`read_idx_labels` -- IDX image and label files.
 * :func:`find_cifar10` / :func:`read_cifar_batch` -- locate and validate the CIFAR-10
   python-version files.
 
@@ -50,6 +53,7 @@ __all__ = [
     "prepare",
     "prepare_torchvision_layout",
     "read_cifar_batch",
+    "read_idx_images",
     "read_idx_labels",
     "train_labels",
 ]
@@ -232,6 +236,35 @@ def read_idx_labels(path: Path) -> np.ndarray:
             "replace it with an intact copy"
         )
     return np.frombuffer(raw, dtype=np.uint8, offset=8).astype(np.int64)
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    """Read an uncompressed IDX3 image file into a ``(N, H, W)`` uint8 numpy array.
+
+    Format: big-endian magic ``0x00000803``, then big-endian uint32 ``N``, ``H``, ``W``,
+    then ``N * H * W`` uint8 pixels, row-major. The same bytes and layout that
+    ``torchvision.datasets.MNIST`` reads (tested equal), without importing torchvision,
+    whose package import costs ~2 s of start-up (it pulls in ``torch._dynamo``).
+    """
+    path = Path(path)
+    try:
+        raw = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path} ({exc}); replace it with an intact copy") from exc
+    if raw.size < 16:
+        raise DatasetError(f"{path} is too short to be an IDX image file; replace it with an intact copy")
+    magic, n, h, w = (int(v) for v in raw[:16].view(">u4"))
+    if magic != 0x00000803:
+        raise DatasetError(
+            f"{path} has magic {magic:#010x}, not 0x00000803 (IDX uint8 images); "
+            "point data.root at the original image files"
+        )
+    if raw.size != 16 + n * h * w:
+        raise DatasetError(
+            f"{path} holds {raw.size - 16} pixel bytes but its header says {n}x{h}x{w}; "
+            "replace it with an intact copy"
+        )
+    return raw[16:].reshape(n, h, w)
 
 
 def find_idx_files(
@@ -482,19 +515,19 @@ def load(
         return _load_cifar10(_require_root(name, root), train=train)
     tv_root = prepare(name, root)
     spec = IDX_DATASETS[name]
-    import torchvision.datasets
-
-    tv_class = getattr(torchvision.datasets, spec.subdir)  # MNIST, FashionMNIST
-    try:
-        ds = tv_class(str(tv_root), train=train, download=False)
-    except RuntimeError as exc:  # torchvision: "Dataset not found ..."
+    assert tv_root is not None
+    raw = tv_root / spec.subdir / "raw"  # the uncompressed files prepare() laid out
+    prefix = "train" if train else "t10k"
+    images = read_idx_images(raw / f"{prefix}-images-idx3-ubyte")
+    labels = read_idx_labels(raw / f"{prefix}-labels-idx1-ubyte")
+    if len(images) != len(labels):
         raise DatasetError(
-            f"torchvision cannot read {spec.subdir} under {tv_root}/{spec.subdir}/raw ({exc}); "
+            f"{raw}: {len(images)} {prefix} images but {len(labels)} labels; "
             "delete that folder and run again"
-        ) from exc
+        )
     return ImageData(
-        images=ds.data,
-        labels=ds.targets.to(torch.int64),
+        images=torch.from_numpy(images),
+        labels=torch.from_numpy(labels),
         num_classes=NUM_CLASSES[name],
         mean=spec.mean,
         std=spec.std,

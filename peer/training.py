@@ -13,6 +13,58 @@ from torch import nn
 BatchHook = Callable[[torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]]
 
 
+class SGD:
+    """Stochastic gradient descent with momentum and L2 weight decay: the update of
+    ``torch.optim.SGD`` (dampening 0, no Nesterov, single-tensor CPU path), bit for bit
+    (``tests/test_training.py`` compares them step by step)::
+
+        g_t = grad L(w_t) + lambda * w_t            (weight decay lambda)
+        b_1 = g_1,   b_t = mu * b_(t-1) + g_t       (momentum mu; b_t = g_t when mu = 0)
+        w_(t+1) = w_t - eta * b_t                   (learning rate eta)
+
+    byzemu does not construct ``torch.optim.SGD`` because creating any torch optimizer
+    imports ``torch._dynamo`` (its ``add_param_group`` is wrapped by
+    ``torch._disable_dynamo``), which costs ~2 s of CPU in every freshly started peer, or
+    in the forkserver before any peer can start (BENCHMARKS.md, *Start-up*).
+    """
+
+    def __init__(self, params: Any, *, lr: float, momentum: float, weight_decay: float) -> None:
+        self.params: list[torch.Tensor] = list(params)
+        self.lr, self.momentum, self.weight_decay = lr, momentum, weight_decay
+        #: one momentum buffer per parameter, None until its first step
+        self.buffers: list[torch.Tensor | None] = [None] * len(self.params)
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            d_p = p.grad
+            if self.weight_decay != 0:
+                d_p = d_p.add(p, alpha=self.weight_decay)
+            if self.momentum != 0:
+                buf = self.buffers[i]
+                if buf is None:
+                    buf = self.buffers[i] = d_p.detach().clone()
+                else:
+                    buf.mul_(self.momentum).add_(d_p, alpha=1)
+                d_p = buf
+            p.add_(d_p, alpha=-self.lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"momentum_buffers": [None if b is None else b.clone() for b in self.buffers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        buffers = state["momentum_buffers"]
+        if len(buffers) != len(self.params):
+            raise ValueError(f"optimizer state for {len(buffers)} parameters, the model has {len(self.params)}")
+        self.buffers = [None if b is None else b.clone() for b in buffers]
+
+
 class LocalTrainer:
     """Runs ``steps`` SGD steps per call on mini-batches drawn without replacement.
 
@@ -40,9 +92,7 @@ class LocalTrainer:
         self.images = images
         self.labels = labels
         self.batch_size = min(batch_size, len(labels))
-        self.optimizer = torch.optim.SGD(
-            model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
+        self.optimizer = SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
         self.generator = torch.Generator().manual_seed(seed)
         self.batch_hook = batch_hook
         self._order = torch.empty(0, dtype=torch.long)
@@ -81,7 +131,7 @@ class LocalTrainer:
         total = 0.0
         for _ in range(steps):
             x, y = self._next_batch()
-            self.optimizer.zero_grad(set_to_none=True)
+            self.optimizer.zero_grad()
             loss = F.cross_entropy(self.model(x), y)
             loss.backward()
             self.optimizer.step()

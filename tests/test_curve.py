@@ -127,9 +127,11 @@ def payload(sp: ScriptedPeer, round_: int, neighbor: int) -> dict[int, np.ndarra
     return {c: np.full(sp.chunk_sizes[c], 0.01 * (c + 1) + 0.001 * round_, "<f4") for c in sorted(idx)}
 
 
-def impersonate(sp: ScriptedPeer) -> None:
+def impersonate(sp: ScriptedPeer) -> list[zmq.Socket]:
     """With node 0's own key pair, claim to be node 2 towards node 1 (2 messages), and try
-    to reach node 1 with a key nobody issued and without CURVE (nothing may arrive)."""
+    to reach node 1 with a key nobody issued and without CURVE (nothing may arrive).
+    Returns the extra sockets, kept open until the run ends: closing an established one
+    mid-run would count as a ``connection_dropped``."""
     addr = sp.neighbors[TARGET]
     good = {0: np.full(sp.chunk_sizes[0], 7.0, "<f4")}
     # a second connection with our key that also claims node 2's routing id
@@ -138,8 +140,11 @@ def impersonate(sp: ScriptedPeer) -> None:
     sp.send_raw(TARGET, sp.chunk_frames(1, good, src=TARGET_OTHER))  # key_mismatch, our own connection
     public, secret = zmq.curve_keypair()
     unknown = {"public": public, "secret": secret, "server": sp.peer_keys[TARGET].encode()}
-    sp.dealer(addr, curve=unknown).send_multipart(sp.chunk_frames(1, good, src=STRANGER))  # unknown_key
-    sp.dealer(addr, routing_id=str(STRANGER).encode()).send_multipart(sp.chunk_frames(1, good, src=STRANGER))
+    foreign = sp.dealer(addr, curve=unknown)
+    foreign.send_multipart(sp.chunk_frames(1, good, src=STRANGER))  # unknown_key
+    plain = sp.dealer(addr, routing_id=str(STRANGER).encode())
+    plain.send_multipart(sp.chunk_frames(1, good, src=STRANGER))
+    return [spoof, foreign, plain]
 
 
 @dataclass
@@ -156,6 +161,7 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
         cluster.wait_listening()
         assert (cluster.coordinator_key is not None) == curve, cluster.logs()
         with ScriptedPeer(cluster.address, coordinator_key=cluster.coordinator_key) as sp:
+            extra: list[zmq.Socket] = []  # open until the run ends (closed with sp)
             sp.register()
             cluster.start_peers()  # after our register: we are node 0
             sp.accept_assignment(timeout=30)
@@ -167,7 +173,7 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
                 sp.send_chunks(t, STRANGER, payload(sp, t, STRANGER))
                 if t == 1 and hostile:
                     sp.recv_chunks(1, senders=[TARGET])  # TARGET is in round 1, waiting for us
-                    impersonate(sp)
+                    extra.extend(impersonate(sp))
                     time.sleep(0.5)  # the handshakes and messages reach TARGET meanwhile
                 sp.send_chunks(t, TARGET, payload(sp, t, TARGET))
                 sp.recv_chunks(t)

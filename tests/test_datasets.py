@@ -1,4 +1,4 @@
-"""Tests for peer.datasets: MNIST via torchvision, IDX layout handling, synthetic data."""
+"""Tests for peer.datasets: MNIST (IDX files, bit-equal to torchvision), IDX layout handling, synthetic data."""
 
 from __future__ import annotations
 
@@ -338,7 +338,7 @@ def test_tensors_index_forms() -> None:
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
-def test_fashion_mnist_reads_idx_files_through_torchvision(tmp_path: Path) -> None:
+def test_fashion_mnist_reads_idx_files(tmp_path: Path) -> None:
     # tiny files in the real IDX layout, gzipped as Debian's dataset-fashion-mnist ships them
     content = _write_fake_mnist(tmp_path / "fm", n_train=6, n_test=3)
 
@@ -382,3 +382,45 @@ def test_preloaded_splits_are_returned_by_load_for_the_same_arguments_only(
     assert other_seed is not train
     fresh = datasets._synthetic(train=True, size=200, seed=3)
     assert torch.equal(train.images, fresh.images) and torch.equal(train.labels, fresh.labels)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_idx_reader_equals_torchvision_mnist(mnist_root: Path, train: bool) -> None:
+    """byzemu reads MNIST's IDX files itself (no torchvision import at start-up): the same
+    tensors, bit for bit, as torchvision.datasets.MNIST on the same laid-out folder."""
+    import torchvision.datasets
+
+    ours = load("mnist", mnist_root, train=train)
+    theirs = torchvision.datasets.MNIST(str(mnist_root), train=train, download=False)
+    assert ours.images.dtype == theirs.data.dtype == torch.uint8
+    assert torch.equal(ours.images, theirs.data)
+    assert torch.equal(ours.labels, theirs.targets.to(torch.int64))
+
+
+def test_idx_reader_rejects_bad_files(tmp_path: Path) -> None:
+    bad_magic = tmp_path / "labels-as-images"
+    bad_magic.write_bytes(_idx_labels(np.arange(40) % 10))
+    with pytest.raises(DatasetError, match="not 0x00000803"):
+        datasets.read_idx_images(bad_magic)
+    truncated = tmp_path / "truncated"
+    truncated.write_bytes(_idx_images(np.zeros((3, 28, 28), np.uint8))[:-5])
+    with pytest.raises(DatasetError, match="header says 3x28x28"):
+        datasets.read_idx_images(truncated)
+    short = tmp_path / "short"
+    short.write_bytes(b"\x00\x00\x08")
+    with pytest.raises(DatasetError, match="too short"):
+        datasets.read_idx_images(short)
+
+
+def test_shared_test_subset_is_one_object_with_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    from peer import core
+
+    monkeypatch.setattr(core, "_SHARED_TEST_SUBSETS", {})
+    test = datasets._synthetic(train=False, size=200, seed=3)
+    fresh = core.test_subset(test, 40)
+    core.share_test_subset(test, 40)
+    shared, again = core.test_subset(test, 40), core.test_subset(test, 40)
+    assert shared is again  # every forked peer reads the forkserver's one copy
+    assert torch.equal(shared[0], fresh[0]) and torch.equal(shared[1], fresh[1])
+    assert shared[0].shape[0] == 40
+    assert core.test_subset(test, 30)[0].shape[0] == 30  # another size: built, not shared

@@ -9,6 +9,7 @@ neighbor is 2; node 3 is not a neighbor of 1) and the coordinator during round 1
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from typing import Any
 import msgpack
 import numpy as np
 import pytest
+import zmq
 
 try:  # `python -m pytest` from the repository root, or tests/ as a package
     from tests.harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
@@ -29,6 +31,8 @@ ROUNDS = 2
 CHUNKS = 4
 MAX_MESSAGE_BYTES = 65536
 SCRIPTED, TARGET, TARGET_OTHER, STRANGER = 0, 1, 2, 3  # STRANGER: not a neighbor of TARGET
+#: one frame of this size goes to TARGET and one to the coordinator: far over both limits
+HUGE = 48 << 20
 
 CONFIG = f"""
 name = "hostile"
@@ -67,6 +71,7 @@ TARGET_DROPS = {
     "bad_frames": 1,
     "bad_dtype": 1,
     "oversized": 1,
+    "connection_dropped": 1,
     "not_neighbor": 1,
     "sender_mismatch": 1,
     "bad_chunks": 1,
@@ -86,6 +91,7 @@ COORDINATOR_DROPS = {
     "unknown_sender": 1,
     "unexpected_kind": 2,
     "oversized": 1,
+    "connection_dropped": 1,
     "sender_mismatch": 1,
     "stale_round": 1,
     "bad_field": 1,
@@ -109,9 +115,10 @@ def payload(sp: ScriptedPeer, round_: int, neighbor: int) -> dict[int, np.ndarra
 # ----------------------------------------------------------------------------- attacks
 
 
-def attack_peer(sp: ScriptedPeer) -> None:
+def attack_peer(sp: ScriptedPeer) -> list[zmq.Socket]:
     """Every bad data-plane message of TARGET_DROPS, sent to TARGET while it is in round 1
-    and waiting for our round-1 chunk (so round-window checks are deterministic)."""
+    and waiting for our round-1 chunk (so round-window checks are deterministic). Returns
+    the extra sockets, to be kept open: closing one mid-run is a ``connection_dropped``."""
     addr = sp.neighbors[TARGET]
     size0 = sp.chunk_sizes[0]
     good = np.zeros(size0, "<f4")
@@ -127,8 +134,13 @@ def attack_peer(sp: ScriptedPeer) -> None:
     two_specs = [{"dtype": "<f4", "shape": [size0]}] * 2
     anon.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0], frames=two_specs), [good]))  # bad_frames
     anon.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0]), [good.view("<i4")]))  # bad_dtype
-    big = np.zeros(MAX_MESSAGE_BYTES // 4 + 16, "<f4")
+    big = np.zeros(MAX_MESSAGE_BYTES // 4 + 16, "<f4")  # over the message limit, under the frame limit
     anon.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0]), [big]))  # oversized
+
+    # one frame far over the socket's frame limit: libzmq closes the connection after the
+    # frame's length, before reading (or allocating) the body
+    huge = sp.dealer(addr)
+    huge.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0]), [np.zeros(HUGE // 4, "<f4")]))  # connection_dropped
 
     # a well-formed chunk from a real node that is not TARGET's neighbor
     stranger = sp.dealer(addr, routing_id=str(STRANGER).encode())
@@ -145,10 +157,12 @@ def attack_peer(sp: ScriptedPeer) -> None:
     # our real round-2 chunk, early (TARGET buffers it: it is in round 1), then again
     sp.send_chunks(2, TARGET, payload(sp, 2, TARGET))
     sp.send_chunks(2, TARGET, payload(sp, 2, TARGET))  # duplicate
+    return [anon, huge, stranger]
 
 
-def attack_coordinator(sp: ScriptedPeer, address: str) -> None:
-    """Every bad control-plane message of COORDINATOR_DROPS, sent during round 1."""
+def attack_coordinator(sp: ScriptedPeer, address: str) -> list[zmq.Socket]:
+    """Every bad control-plane message of COORDINATOR_DROPS, sent during round 1; returns
+    the extra sockets (see :func:`attack_peer`)."""
     fresh = sp.dealer(address)  # never registered
     fresh.send_multipart([b"\xc1 garbage"])  # undecodable
     fresh.send_multipart([msgpack.packb("round_done")])  # bad_header
@@ -157,13 +171,17 @@ def attack_coordinator(sp: ScriptedPeer, address: str) -> None:
     fresh.send_multipart(encode(header("ready", 0)))  # unknown_sender
     fresh.send_multipart(encode(header("chunk", 0, 1, chunks=[0]), [np.zeros(4, "<f4")]))  # unexpected_kind
     fresh.send_multipart(encode(header("register", -1, data_addr="tcp://127.0.0.1:9", host="h", pid=1)))  # unexpected_kind
-    fresh.send_multipart(encode(header("ready", 0), [np.zeros((5 << 20) // 8, "<f8")]))  # oversized (> 4 MiB)
+    three_mib = np.zeros((3 << 20) // 8, "<f8")  # each frame under 4 MiB, together over it
+    fresh.send_multipart(encode(header("ready", 0), [three_mib, three_mib]))  # oversized
+    huge = sp.dealer(address)
+    huge.send_multipart(encode(header("ready", 0), [np.zeros(HUGE // 8, "<f8")]))  # connection_dropped
 
     # over our own registered control connection, before our real round_done(1)
     ok = {"train_loss": 0.0, "chunks_received": 0, "senders": 0, "digest": "0" * 16}
     sp.round_done(1, metrics=ok, src=TARGET)  # sender_mismatch
     sp.round_done(9, metrics=ok)  # stale_round
     sp.round_done(1, metrics={**ok, "blob": b"\x00\x01"})  # bad_field: JSON cannot record bytes
+    return [fresh, huge]
 
 
 # ----------------------------------------------------------------------------- scenario
@@ -176,6 +194,23 @@ class Outcome:
     codes: tuple[int | None, int | None]
     results: Results
     logs: str
+    #: growth of peak RSS (VmHWM, bytes) over the attack: process name -> bytes
+    peak_growth: dict[str, int]
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set size (``VmHWM``), in bytes."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+    assert match, status
+    return int(match.group(1)) * 1024
+
+
+def watched_pids(cluster: Cluster, run_dir: Path) -> dict[str, int]:
+    """The coordinator's pid and TARGET's (from topology.json, written at the assignment)."""
+    assert cluster.coordinator is not None
+    nodes = json.loads((run_dir / "topology.json").read_text())["nodes"]
+    return {"coordinator": cluster.coordinator.pid, "target": nodes[TARGET]["pid"]}
 
 
 def run_scenario(tmp: Path, *, hostile: bool) -> Outcome:
@@ -185,6 +220,7 @@ def run_scenario(tmp: Path, *, hostile: bool) -> Outcome:
         cluster.start_coordinator()
         cluster.wait_listening()
         with ScriptedPeer(cluster.address) as sp:
+            extra: list[zmq.Socket] = []  # open until the run ends (closed with sp)
             sp.register()
             cluster.start_peers()  # after our register: we are node 0 in both runs
             sp.accept_assignment(timeout=30)
@@ -196,10 +232,12 @@ def run_scenario(tmp: Path, *, hostile: bool) -> Outcome:
                 if t == 1:
                     # TARGET sent us its round-1 chunk: it is in round 1, waiting for ours
                     sp.recv_chunks(1, senders=[TARGET])
+                    pids = watched_pids(cluster, tmp / "run")
+                    before = {name: peak_rss(pid) for name, pid in pids.items()}
                     if hostile:
-                        attack_peer(sp)
-                        attack_coordinator(sp, cluster.address)
-                        time.sleep(0.5)  # extra sockets' messages reach TARGET meanwhile
+                        extra.extend(attack_peer(sp) + attack_coordinator(sp, cluster.address))
+                    time.sleep(0.5)  # extra sockets' messages reach TARGET meanwhile
+                    growth = {name: peak_rss(pid) - before[name] for name, pid in pids.items()}
                 if not (hostile and t == 2):  # the hostile run sent its round-2 chunk early
                     sp.send_chunks(t, TARGET, payload(sp, t, TARGET))
                 sp.recv_chunks(t)
@@ -207,7 +245,7 @@ def run_scenario(tmp: Path, *, hostile: bool) -> Outcome:
                                           "digest": "f" * 16, "test_accuracy": 0.5, "test_loss": 1.0})
             stop = sp.expect("stop", timeout=20)
         codes = cluster.wait(20)
-        return Outcome(sp.node, stop["reason"], codes, read_results(tmp / "run"), cluster.logs())
+        return Outcome(sp.node, stop["reason"], codes, read_results(tmp / "run"), cluster.logs(), growth)
 
 
 @pytest.fixture(scope="module")
@@ -249,6 +287,14 @@ def test_coordinator_counts_every_bad_message_by_reason(outcomes: dict[str, Outc
     assert set(COORDINATOR_DROPS) <= DOCUMENTED_REASONS
     # the rejected round_done(1) did not replace the real one
     assert res.peer(1, SCRIPTED)["metrics"]["digest"] == "f" * 16
+
+
+def test_frame_limit_bounds_memory(outcomes: dict[str, Outcome]) -> None:
+    """A frame of HUGE bytes is refused from its length: neither the target peer's nor the
+    coordinator's peak memory grows by anything near its size (without ZMQ_MAXMSGSIZE both
+    buffer the whole frame before the codec's size check drops it)."""
+    for name in ("target", "coordinator"):
+        assert outcomes["hostile"].peak_growth[name] < HUGE // 4, outcomes["hostile"].peak_growth
 
 
 def test_clean_run_drops_nothing(outcomes: dict[str, Outcome]) -> None:
