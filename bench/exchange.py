@@ -75,7 +75,7 @@ def main() -> None:
                 "eval.every": rounds, "data.test_samples": 100, "runtime.curve": curve,
             }
             r = {"model": model, "curve": curve,
-                 **measure_launch(overrides, tmp / f"{model}-{nodes}-{curve}", cores)}
+                 **measure_launch(overrides, tmp / f"{i}-{model}-{nodes}-{curve}", cores)}  # numbered: repeats
             r.pop("summary", None)
             runs.append(r)
             print(f"{model} {nodes} peers, curve {curve}: {r['rounds_per_s']:.1f} rounds/s, round {r['round_ms_median']:.1f} ms, "

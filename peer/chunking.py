@@ -23,21 +23,31 @@ from torch import nn
 _POLICY_SALT = 0x43484B  # "CHK": separates this generator's stream from other uses of the seed
 
 
-def flatten(model: nn.Module) -> np.ndarray:
+#: a model, or its ``list(model.parameters())`` kept by a caller that flattens it every
+#: round (walking the module tree for the parameters costs more than copying LeNet's)
+Params = nn.Module | Sequence[torch.Tensor]
+
+
+def _params(model: Params) -> Sequence[torch.Tensor]:
+    return list(model.parameters()) if isinstance(model, nn.Module) else model
+
+
+def flatten(model: Params) -> np.ndarray:
     """The model's parameters as one new float32 vector (a copy)."""
     with torch.no_grad():  # torch.cat always allocates: the vector shares nothing with the model
-        vec = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+        vec = torch.cat([p.detach().reshape(-1) for p in _params(model)])
     return vec.to(torch.float32).numpy()
 
 
-def load_vector(model: nn.Module, vector: np.ndarray) -> None:
+def load_vector(model: Params, vector: np.ndarray) -> None:
     """Overwrite the model's parameters with ``vector`` (inverse of :func:`flatten`)."""
-    total = sum(p.numel() for p in model.parameters())
+    params = _params(model)
+    total = sum(p.numel() for p in params)
     if total != vector.size:  # checked first: a short vector must not half-load the model
         raise ValueError(f"vector has {vector.size} values, model has {total} parameters")
     offset = 0
     with torch.no_grad():
-        for p in model.parameters():
+        for p in params:
             n = p.numel()
             p.copy_(torch.from_numpy(vector[offset : offset + n]).view_as(p))
             offset += n

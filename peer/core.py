@@ -107,7 +107,9 @@ class NodeCore:
             self._asr_attack.triggered_test_set(*test_set) if self._asr_attack else None
         )
         self.loss_batch = (images[:_LOSS_BATCH], labels[:_LOSS_BATCH])
-        self.vector = chunking.flatten(self.model)
+        #: the model's parameter tensors, walked once (load_state_dict copies into them)
+        self._params = list(self.model.parameters())
+        self.vector = chunking.flatten(self._params)
         self.vector_before = self.vector
         self.bounds = chunking.chunk_bounds(self.vector.size, cfg.chunks.count)
         sizes = [hi - lo for lo, hi in self.bounds]
@@ -146,7 +148,7 @@ class NodeCore:
         self.trainer.batch_hook = self._poison_hook if self.attacking(round_) else None
         self.vector_before = self.vector
         self._train_loss = self.trainer.train(self.config.train.local_steps)
-        self.vector = chunking.flatten(self.model)
+        self.vector = chunking.flatten(self._params)
         self._train_s = time.perf_counter() - start
         self._train_cpu_s = time.process_time() - cpu
 
@@ -289,7 +291,7 @@ class NodeCore:
         aggregate_s = time.perf_counter() - start
         aggregate_cpu_s = time.process_time() - cpu
         self.vector = new
-        chunking.load_vector(self.model, self.vector)
+        chunking.load_vector(self._params, self.vector)
         metrics: dict[str, Any] = {
             "train_loss": self._train_loss,
             "chunks_received": received_count,

@@ -127,7 +127,8 @@ class LocalTrainer:
 
     def train(self, steps: int) -> float:
         """Run ``steps`` SGD steps; return the mean training loss (nan if steps == 0)."""
-        self.model.train()
+        if not self.model.training:  # set recursively on every submodule: only when it changes
+            self.model.train()
         total = 0.0
         for _ in range(steps):
             x, y = self._next_batch()

@@ -1,0 +1,145 @@
+"""The floor under byzemu's exchange + barrier: the same message pattern with bare pyzmq.
+
+One process per peer and one coordinator, as in byzemu, but nothing else: no msgpack
+validation, no chunk bookkeeping, no aggregation, no digest, no results file. Each round
+the coordinator sends ``start`` to every peer (ROUTER -> DEALER); each peer sends one
+message to each of its 3 neighbours (a small header frame + the chunk bytes a LeNet peer
+sends per neighbour: 4 of 8 chunks = half of 61,706 float32 values), waits for its 3
+incoming messages and sends ``done``; the coordinator waits for all ``done``. What this
+costs per round is what any one-process-per-peer design in Python + pyzmq pays on this
+machine, before doing any of byzemu's work.
+
+    .venv/bin/python bench/floor.py                      # 16 peers, tcp and ipc
+    .venv/bin/python bench/floor.py --peers 16,64 --rounds 300
+
+Writes ``bench/results/floor.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from typing import Any
+
+from common import median, save, table, warn_if_busy
+
+LENET_PARAMS = 61_706
+
+
+def neighbours(i: int, n: int) -> list[int]:
+    """3-regular circulant graph: i-1, i+1, i+n/2 (mod n), n even."""
+    return sorted({(i - 1) % n, (i + 1) % n, (i + n // 2) % n})
+
+
+def peer(i: int, n: int, addr: dict[str, Any], payload_bytes: int, rounds: int) -> None:
+    import zmq
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    ctx = zmq.Context()
+    ctrl = ctx.socket(zmq.DEALER)
+    ctrl.connect(addr["coordinator"])
+    data = ctx.socket(zmq.ROUTER)
+    data.bind(addr["peer"](i))
+    out = {}
+    for j in neighbours(i, n):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.ROUTING_ID, str(i).encode())
+        s.connect(addr["peer"](j))
+        out[j] = s
+    payload = bytes(payload_bytes)
+    ctrl.send(b"ready")
+    poller = zmq.Poller()
+    poller.register(data, zmq.POLLIN)
+    for _ in range(rounds):
+        round_ = ctrl.recv()
+        for s in out.values():
+            s.send_multipart([round_, payload], copy=False)
+        got = 0
+        while got < len(out):
+            poller.poll()
+            while data.poll(0):
+                data.recv_multipart(copy=False)
+                got += 1
+        ctrl.send(round_)
+    ctx.destroy(linger=1000)
+
+
+def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
+    import zmq
+
+    tmp = tempfile.mkdtemp(prefix="byzemu-floor-")
+    if transport == "ipc":
+        addr = {"coordinator": f"ipc://{tmp}/c", "peer": lambda i: f"ipc://{tmp}/p{i}"}
+    else:
+        ctx0 = zmq.Context()
+        probe = ctx0.socket(zmq.ROUTER)
+        base = probe.bind_to_random_port("tcp://127.0.0.1", min_port=20000, max_port=50000)
+        probe.close(0)
+        ctx0.term()
+        addr = {"coordinator": f"tcp://127.0.0.1:{base}", "peer": lambda i: f"tcp://127.0.0.1:{base + 1 + i}"}
+    payload = LENET_PARAMS * 4 // 2
+    fork = mp.get_context("fork")  # before this process has a zmq context (peers connect and retry)
+    procs = [fork.Process(target=peer, args=(i, n, addr, payload, rounds)) for i in range(n)]
+    for p in procs:
+        p.start()
+    ctx = zmq.Context()
+    coord = ctx.socket(zmq.ROUTER)
+    coord.bind(addr["coordinator"])
+    ids = [coord.recv_multipart()[0] for _ in range(n)]  # "ready"
+    times = []
+    cpu0 = {p.pid: _cpu(p.pid) for p in procs}
+    for r in range(rounds):
+        t = time.perf_counter()
+        tag = r.to_bytes(4, "little")
+        for ident in ids:
+            coord.send_multipart([ident, tag])
+        for _ in range(n):
+            coord.recv_multipart()
+        times.append(time.perf_counter() - t)
+    cpu = sum(_cpu(p.pid) - cpu0[p.pid] for p in procs)
+    for p in procs:
+        p.join(10)
+    ctx.destroy(linger=0)
+    steady = times[rounds // 10:]
+    return {
+        "transport": transport,
+        "peers": n,
+        "rounds": rounds,
+        "round_ms_median": 1000 * median(steady),
+        "rounds_per_s": len(steady) / sum(steady),
+        "peer_cpu_ms_per_round": 1000 * cpu / n / rounds,
+        "payload_bytes_per_message": payload,
+    }
+
+
+def _cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` (all its threads)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--peers", default="16")
+    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--transports", default="tcp,ipc")
+    args = ap.parse_args()
+    info = warn_if_busy()
+    rows = []
+    for n in (int(x) for x in args.peers.split(",")):
+        for transport in args.transports.split(","):
+            r = run(n, args.rounds, transport)
+            print(f"{transport} {n} peers: round {r['round_ms_median']:.1f} ms (median), "
+                  f"{r['peer_cpu_ms_per_round']:.2f} ms CPU per peer and round", flush=True)
+            rows.append(r)
+    print()
+    keys = ["transport", "peers", "rounds_per_s", "round_ms_median", "peer_cpu_ms_per_round"]
+    print(table(keys, [[r[k] for k in keys] for r in rows]))
+    save("floor", {"machine": info, "runs": rows})
+
+
+if __name__ == "__main__":
+    main()
