@@ -72,6 +72,8 @@ class NodeCore:
         torch.manual_seed(cfg.seed)  # every peer starts from the same model
         self.model = build_model(cfg.model.name, **shape)
         self._scratch = build_model(cfg.model.name, **shape)
+        self._scratch.eval()  # only ever evaluated (loss_with_chunk)
+        self._scratch_params = list(self._scratch.parameters())
         data_info = DataInfo(
             num_classes=train_data.num_classes,
             image_shape=train_data.image_shape,
@@ -375,8 +377,7 @@ class NodeCore:
         return self._loss_of(vec)
 
     def _loss_of(self, vec: np.ndarray) -> float:
-        chunking.load_vector(self._scratch, vec)
-        self._scratch.eval()
+        chunking.load_vector(self._scratch_params, vec)
         with torch.no_grad():
             x, y = self.loss_batch
             return float(F.cross_entropy(self._scratch(x), y).item())
@@ -392,9 +393,13 @@ def _derive_seed(seed: int, node: int) -> int:
 _SHARED_TEST_SUBSETS: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
 
 
+def _subset_size(test: ImageData, samples: int) -> int:
+    return len(test) if samples <= 0 else min(samples, len(test))
+
+
 def test_subset(test: ImageData, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The evaluation set: the first ``samples`` test items (all when 0)."""
-    n = len(test) if samples <= 0 else min(samples, len(test))
+    n = _subset_size(test, samples)
     shared = _SHARED_TEST_SUBSETS.get((id(test), n))
     if shared is not None:
         return shared
@@ -405,5 +410,5 @@ def share_test_subset(test: ImageData, samples: int) -> None:
     """Build :func:`test_subset` ``(test, samples)`` now and return that same object from
     then on (the forkserver does, so forked peers share one float32 copy). ``test`` must
     stay alive (the preloaded split does), since the key is its identity."""
-    n = len(test) if samples <= 0 else min(samples, len(test))
+    n = _subset_size(test, samples)
     _SHARED_TEST_SUBSETS[(id(test), n)] = test.tensors(np.arange(n))
