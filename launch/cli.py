@@ -8,15 +8,16 @@
     byzemu validate CONFIG [--set ...]                          check a config, start nothing
     byzemu sweep SWEEP.toml [--out DIR] [--jobs N] [--set K=V]  grid of configs x repeats
     byzemu report DIR [--out REPORT_DIR]                        tables and plots over runs
+    byzemu launch CONFIG --on slurm [--nodes H] [--dry-run]     one run across a Slurm allocation
+    byzemu sweep SWEEP.toml --on slurm [--nodes H] [--jobs N]   a sweep as a Slurm job array
+    byzemu status DIR                                           progress of a run or a sweep folder
 
 A bad config or argument prints one line (``error: ...``) and exits with status 2.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import socket
 import sys
 from pathlib import Path
@@ -87,6 +88,38 @@ out_opt = click.option(
 )
 
 
+def slurm_options(func: Any) -> Any:
+    """``--on slurm`` and what it asks of the allocation (launch/slurm.py)."""
+    for option in reversed([
+        click.option("--on", "on", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
+                     help="Where the run(s) go: this machine, or a Slurm cluster (submitted with sbatch)."),
+        click.option("--nodes", "slurm_nodes", type=int, default=None,
+                     help="--on slurm: hosts per run (default 1); the peers are split evenly over them."),
+        click.option("--partition", default=None, help="--on slurm: the Slurm partition."),
+        click.option("--time", "time_limit", default=None, help="--on slurm: the job's time limit (e.g. 2:00:00)."),
+        click.option("--sbatch-arg", "sbatch_args", multiple=True, metavar="OPTION",
+                     help="--on slurm: one more sbatch option, e.g. --sbatch-arg=--mem=16G (repeatable)."),
+        click.option("--dry-run", is_flag=True, help="--on slurm: print the sbatch script; write and submit nothing."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _slurm_opts(on: str, nodes: int | None, partition: str | None, time_limit: str | None,
+                sbatch_args: tuple[str, ...], dry_run: bool, jobs: int | None = None) -> Any:
+    """The SlurmOptions of ``--on slurm``; None for a local run (where they are an error)."""
+    given = [name for name, v in [("--nodes", nodes), ("--partition", partition), ("--time", time_limit),
+                                  ("--sbatch-arg", sbatch_args or None), ("--dry-run", dry_run or None)] if v is not None]
+    if on != "slurm":
+        if given:
+            _fail(f"{given[0]} needs --on slurm")
+        return None
+    from launch.slurm import SlurmOptions
+
+    return SlurmOptions(nodes=1 if nodes is None else nodes, partition=partition, time=time_limit,
+                        sbatch_args=tuple(sbatch_args), jobs=jobs)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", is_flag=True, help="Log coordinator and peer events.")
 def main(verbose: bool) -> None:
@@ -118,14 +151,9 @@ def _run(
             # this process imports torch and builds the plan on the other; started after
             # the config loaded, so a bad config starts nothing; it also loads the run's
             # dataset and evaluation set once for all peers (peer/preload.py)
-            from launch.procs import start_forkserver
+            from launch.procs import preload_data, start_forkserver
 
-            d = cfg.data
-            os.environ["BYZEMU_PRELOAD_DATA"] = json.dumps({
-                "dataset": d.dataset, "root": str(d.root) if d.root else "",
-                "synthetic_size": d.synthetic_size, "seed": cfg.seed,
-                "test_samples": d.test_samples, "model": cfg.model.name,
-            })
+            preload_data(cfg)
             start_forkserver()
         from launch.local import default_out_dir, launch_local
 
@@ -156,11 +184,42 @@ def _run(
     help="Go on with the killed run in RUN_DIR from its last complete checkpoint (its own config; "
     "--set may change runtime.* only; a CONFIG given must match).",
 )
-def launch(config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, resume: str | None) -> None:
-    """Run CONFIG on this machine: a coordinator and one OS process per peer."""
+@slurm_options
+def launch(config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, resume: str | None,
+           on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
+           sbatch_args: tuple[str, ...], dry_run: bool) -> None:
+    """Run CONFIG on this machine (a coordinator and one OS process per peer), or across
+    a Slurm allocation with --on slurm."""
     if resume is not None and out is not None:
         _fail("--out and --resume: a resumed run writes to its own folder, RUN_DIR")
+    opts = _slurm_opts(on, slurm_nodes, partition, time_limit, sbatch_args, dry_run)
+    if opts is not None:
+        _submit_run(config, overrides, out, resume, opts, dry_run)
+        return
     _run("launch", config, overrides, out, quiet, resume=resume)
+
+
+def _submit_run(config: str | None, overrides: tuple[str, ...], out: str | None, resume: str | None,
+                opts: Any, dry_run: bool) -> None:
+    if resume is not None:
+        _fail("--resume with --on slurm: resume on the machine that holds the checkpoints (byzemu launch --resume)")
+    if config is None:
+        _fail("missing CONFIG")
+    try:
+        from launch.local import default_out_dir
+        from launch.slurm import submit_run
+
+        cfg = _load(config, overrides)
+        run_dir = Path(out) if out else default_out_dir(cfg)
+        job = submit_run(cfg, run_dir, opts, dry_run=dry_run, echo=click.echo)
+    except user_errors() as exc:
+        _fail(str(exc))
+    if job is not None:
+        where = run_dir.resolve()
+        click.echo(
+            f"submitted Slurm job {job}: {cfg.nodes} peers on {opts.nodes} host(s); results in {where}\n"
+            f"follow it: byzemu status {where}   (log: {where}/slurm-{job}.out; squeue -j {job})"
+        )
 
 
 @main.command()
@@ -296,10 +355,18 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     help="Override a config field in every run, after the file's [set] and axes "
     "(e.g. --set data.root=/data/cifar10); repeatable.",
 )
-def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[str, ...]) -> None:
-    """Run every cell x repeat of SWEEP_FILE as a local cluster; skip runs already done."""
+@slurm_options
+def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[str, ...],
+          on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
+          sbatch_args: tuple[str, ...], dry_run: bool) -> None:
+    """Run every cell x repeat of SWEEP_FILE as a local cluster (or, with --on slurm, as
+    one Slurm array task each, --jobs at once); skip runs already done."""
     if jobs is not None and jobs < 1:
         _fail(f"--jobs {jobs}: must be >= 1")
+    opts = _slurm_opts(on, slurm_nodes, partition, time_limit, sbatch_args, dry_run, jobs)
+    if opts is not None:
+        _submit_sweep(sweep_file, out, overrides, opts, dry_run)
+        return
     try:
         from launch.sweep import default_jobs, load_sweep, run_sweep
 
@@ -317,6 +384,67 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
         _fail("interrupted; rerun the same command to resume (finished runs are kept)")
     click.echo(f"done: {counts['ran']} run(s) ran, {counts['skipped']} already done; "
                f"byzemu report {out_dir}")
+
+
+def _submit_sweep(sweep_file: str, out: str | None, overrides: tuple[str, ...], opts: Any, dry_run: bool) -> None:
+    try:
+        from launch.slurm import submit_sweep
+        from launch.sweep import load_sweep
+
+        sw = load_sweep(sweep_file, overrides)
+        out_dir = (Path(out) if out else Path("runs") / f"sweep-{Path(sweep_file).stem}").resolve()
+        counts = submit_sweep(sw, out_dir, opts, dry_run=dry_run, echo=click.echo)
+    except user_errors() as exc:
+        _fail(str(exc))
+    if dry_run:
+        return
+    skipped = f"; {counts['skipped']} already done, skipped" if counts["skipped"] else ""
+    if counts["job"] is None:
+        click.echo(f"nothing to submit: all {counts['total']} runs are done; byzemu report {out_dir}")
+        return
+    limit = f", at most {opts.jobs} at once" if opts.jobs else ""
+    click.echo(
+        f"submitted Slurm job array {counts['job']}: {counts['submitted']} run(s){limit}, {opts.nodes} host(s) "
+        f"each{skipped}; results in {out_dir}\nfollow it: byzemu status {out_dir}   (byzemu report {out_dir} "
+        f"works as runs finish; squeue -j {counts['job']})"
+    )
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+def status(directory: str) -> None:
+    """Progress of the run in DIRECTORY, or of every run under it (a sweep), from rounds.jsonl."""
+    try:
+        from launch.status import status_lines
+
+        lines = status_lines(directory)
+    except ConfigError as exc:
+        _fail(str(exc))
+    for line in lines:
+        click.echo(line)
+
+
+@main.command("slurm-job", hidden=True)
+@click.argument("run_dir", type=click.Path(file_okay=False))
+def slurm_job(run_dir: str) -> None:
+    """Inside a Slurm job: the coordinator here, the peers through srun (launch/slurm_job.py)."""
+    from launch.slurm_job import run_job
+
+    try:
+        summary = run_job(Path(run_dir).resolve(), echo=lambda line: click.echo(line, err=True))
+    except user_errors() as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted (scancel or the time limit); rounds completed so far are in the results folder")
+    _print_summary(summary, Path(run_dir))
+
+
+@main.command("slurm-host", hidden=True)
+def slurm_host() -> None:
+    """Inside a Slurm job: this host's share of the peers (launch/slurm_job.py)."""
+    from launch.slurm_job import run_host
+
+    sys.exit(run_host(echo=lambda line: click.echo(line, err=True)))
 
 
 @main.command()

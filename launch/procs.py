@@ -4,6 +4,7 @@ forkserver can be started before this process imports torch)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import multiprocessing as mp
 import multiprocessing.forkserver
 import os
@@ -18,6 +19,17 @@ _PRELOAD = ["peer.preload"]
 def _single_threaded_env() -> None:
     for var in _THREAD_VARS:
         os.environ[var] = "1"
+
+
+def preload_data(cfg: object) -> None:
+    """Have the forkserver load the run's dataset and evaluation set once for all peers
+    (``peer/preload.py``): set before :func:`start_forkserver`. ``cfg`` is a RunConfig."""
+    d = cfg.data  # type: ignore[attr-defined]
+    os.environ["BYZEMU_PRELOAD_DATA"] = json.dumps({
+        "dataset": d.dataset, "root": str(d.root) if d.root else "",
+        "synthetic_size": d.synthetic_size, "seed": cfg.seed,  # type: ignore[attr-defined]
+        "test_samples": d.test_samples, "model": cfg.model.name,  # type: ignore[attr-defined]
+    })
 
 
 def start_forkserver() -> None:

@@ -1,0 +1,130 @@
+"""``byzemu status DIR``: how far a run (or every run under a sweep folder) has got.
+
+Read from the results folders only (``rounds.jsonl``, ``config.toml``, ``summary.json``),
+so it works wherever the run runs (this machine, a Slurm allocation, another host with a
+shared filesystem), while it runs and after. A run submitted to Slurm also shows its job
+id and, while the job is queued or running, its Slurm state (``squeue``).
+
+A run's state:
+
+* ``finished``: ``summary.json`` is there (:func:`is_finished`, the one test of a
+  finished run that sweeps use to skip runs on a rerun);
+* ``interrupted``: ``interrupted.json`` is there (a run stopped before its last round);
+* ``queued`` / ``running``: Slurm says so for its job, or (without Slurm) rounds are
+  still coming;
+* ``stopped``: its Slurm job is gone and it did not finish (its log says why);
+  ``submitted`` where ``squeue`` cannot be asked.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from coordinator.results import read_rounds
+from protocol import config as config_mod
+from protocol.config import ConfigError
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether the run in ``run_dir`` is done (has ``summary.json``): a rerun of its sweep,
+    local or on Slurm, skips it."""
+    return (run_dir / "summary.json").is_file()
+
+
+@dataclass
+class RunStatus:
+    dir: Path
+    name: str
+    rounds: int  #: rounds the config asks for
+    last: dict[str, Any] | None  #: the last complete line of rounds.jsonl
+    state: str
+    job: str | None  #: Slurm job id, if submitted to Slurm
+    age_s: float | None  #: seconds since rounds.jsonl last grew
+
+    def line(self) -> str:
+        done = self.last["round"] if self.last else 0
+        parts = [f"{self.state:<11}", f"round {done:>4}/{self.rounds}"]
+        if self.last:
+            acc = _last_accuracy(self.last)
+            if acc is not None:
+                parts.append(f"honest acc {acc['mean']:.4f} (worst {acc['worst']:.4f})")
+            parts.append(f"elapsed {self.last['elapsed_s']:.1f} s")
+            if self.last.get("failed"):
+                parts.append(f"failed peers {self.last['failed']}")
+        if self.job:
+            parts.append(f"Slurm job {self.job}")
+        if self.state == "running" and self.age_s is not None:
+            parts.append(f"last round {self.age_s:.0f} s ago")
+        return " | ".join(parts)
+
+
+def _last_accuracy(record: dict[str, Any]) -> dict[str, float] | None:
+    return record.get("honest", {}).get("test_accuracy")
+
+
+def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
+    """The status of one results folder; ``slurm_states`` from ``launch.slurm.active_jobs``
+    (None: Slurm cannot be asked from here)."""
+    from launch.slurm import recorded_job
+
+    try:
+        cfg = config_mod.load(run_dir / "config.toml")
+        name, rounds = cfg.name, cfg.rounds
+    except (ConfigError, OSError):
+        name, rounds = run_dir.name, 0
+    _, records = read_rounds(run_dir / "rounds.jsonl")
+    job = recorded_job(run_dir)
+    try:
+        age: float | None = time.time() - (run_dir / "rounds.jsonl").stat().st_mtime
+    except OSError:
+        age = None
+    if is_finished(run_dir):
+        state = "finished"
+    elif (run_dir / "interrupted.json").is_file():
+        state = "interrupted"
+    elif job is not None and slurm_states is None:
+        state = "submitted"  # no squeue here: the job's state is unknown
+    elif job is not None:
+        state = slurm_states.get(job, "STOPPED").lower()
+        state = {"pending": "queued", "configuring": "queued", "completing": "running"}.get(state, state)
+    else:  # a local or manual run: no process to ask
+        state = "running" if records or age is not None else "queued"
+    return RunStatus(run_dir, name, rounds, records[-1] if records else None, state, job, age)
+
+
+def run_dirs(root: Path) -> list[Path]:
+    """``root`` if it is a results folder, else every results folder under it, in order."""
+    if (root / "config.toml").is_file():
+        return [root]
+    return sorted(p.parent for p in root.rglob("config.toml") if p.parent != root)
+
+
+def status_lines(root: str | Path) -> list[str]:
+    """What ``byzemu status`` prints: one line per run, and a count over a sweep folder."""
+    from launch.slurm import active_jobs
+
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root}: no such folder")
+    dirs = run_dirs(root)
+    if not dirs:
+        raise ConfigError(f"{root}: no results folders (no config.toml) under it")
+    states = active_jobs() if any((d / "slurm.json").is_file() for d in dirs) else None
+    runs = [run_status(d, states) for d in dirs]
+    if len(runs) == 1 and runs[0].dir == root:
+        r = runs[0]
+        lines = [f"{r.name}: {r.line()}"]
+        logs = sorted(root.glob("slurm-*.out"))
+        if logs:
+            lines.append(f"log: {logs[-1]}")
+        return lines
+    width = max(len(str(r.dir.relative_to(root))) for r in runs)
+    lines = [f"{str(r.dir.relative_to(root)):<{width}}  {r.line()}" for r in runs]
+    counts: dict[str, int] = {}
+    for r in runs:
+        counts[r.state] = counts.get(r.state, 0) + 1
+    lines.append(f"{len(runs)} runs: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    return lines

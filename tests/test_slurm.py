@@ -1,0 +1,397 @@
+"""Slurm (issue 14; README, *Running on a cluster*): scripts and checks in-process, then one
+run and one 4-run sweep on a real Slurm cluster brought up by the test.
+
+The cluster (session fixture ``slurm``): ``munged``, ``slurmctld`` and two ``slurmd``
+(nodes ``n1`` and ``n2``, ``slurmd -N``, each on its own port) on this machine, every
+file, socket and port of theirs under a temporary folder or picked free, from Debian's
+``slurm-wlm`` and ``munge`` (``.ci/run`` installs them when it runs as root). The test
+skips, saying why, where they are missing or cannot start (not root, no packages).
+
+A run submitted with ``--nodes 2`` spans both nodes (its log shows a task on each); its
+per-round metrics and model digests must equal those of ``byzemu launch`` of the same
+config and seed (here: the same run of a local ``byzemu sweep``, which calls the same
+launcher), and so must the four runs of the same sweep submitted as a job array.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from launch.cli import main
+
+NODES, ROUNDS = 4, 3
+CONFIG = f"""
+name = "slurm-test"
+seed = 21
+nodes = {NODES}
+rounds = {ROUNDS}
+
+[topology]
+kind = "ring"
+
+[data]
+dataset = "synthetic"
+synthetic_size = 200
+root = ""
+
+[model]
+name = "logreg"
+
+[train]
+local_steps = 2
+batch_size = 16
+
+[byzantine]
+count = 1
+attack = "gaussian"
+params = {{ sigma = 0.5 }}
+
+[eval]
+every = 1
+
+[runtime]
+register_timeout = 120.0
+round_timeout = 60.0
+chunk_timeout = 30.0
+"""
+
+SWEEP = """
+base = "base.toml"
+repeats = 2
+
+[axes]
+"defense.name" = ["cdl", "norm_clip"]
+"""
+
+#: the Slurm run repeats this run of the sweep (same config and seed)
+SAME_AS = "defense.name=cdl/rep0"
+JOB_TIMEOUT = 300.0
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("slurm-files")
+    (d / "base.toml").write_text(CONFIG)
+    (d / "grid.toml").write_text(SWEEP)
+    return d
+
+
+# ----------------------------------------------------------------------------- in-process
+
+
+def test_peers_are_split_evenly_first_hosts_one_more() -> None:
+    from launch.slurm import shares
+
+    assert shares(7, 3) == [3, 2, 2]
+    assert shares(4, 2) == [2, 2]
+
+
+def test_dry_run_prints_the_script_and_writes_nothing(files: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+
+    res = _cli("launch", str(files / "base.toml"), "--on", "slurm", "--nodes", "2", "--partition", "short",
+               "--time", "0:10:00", "--sbatch-arg=--mem=2G", "--dry-run", "--out", str(out))
+
+    assert res.exit_code == 0, res.output
+    script = res.output
+    for line in ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --cpus-per-task=2",
+                 "#SBATCH --partition=short", "#SBATCH --time=0:10:00", "#SBATCH --mem=2G",
+                 f"#SBATCH --output={out}/slurm-%j.out", f"export BYZEMU_RUN_DIR={out}"]:
+        assert line in script.splitlines(), line
+    assert script.rstrip().endswith('slurm-job "$BYZEMU_RUN_DIR"')
+    assert not out.exists()
+
+
+def test_sweep_dry_run_is_one_array_task_per_run_at_most_jobs_at_once(files: Path, tmp_path: Path) -> None:
+    res = _cli("sweep", str(files / "grid.toml"), "--on", "slurm", "--jobs", "2", "--dry-run", "--out", str(tmp_path / "sw"))
+
+    assert res.exit_code == 0, res.output
+    assert "#SBATCH --array=0-3%2" in res.output.splitlines()
+    listed = res.output.split("runs=(\n", 1)[1].split(")", 1)[0].split()
+    assert listed == ["defense.name=cdl/rep0", "defense.name=cdl/rep1", "defense.name=norm_clip/rep0", "defense.name=norm_clip/rep1"]
+
+
+def test_missing_data_root_is_refused_at_submit_time(files: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-data"
+
+    res = CliRunner().invoke(main, ["launch", str(files / "base.toml"), "--on", "slurm", "--dry-run",
+                                    "--set", "data.dataset=mnist", "--set", f"data.root={missing}"])
+
+    assert res.exit_code == 2
+    assert res.output.startswith(f"error: data.root {missing}: no such folder on this host"), res.output
+
+
+def test_host_that_cannot_read_the_data_says_so_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from launch.slurm_job import run_host
+
+    missing = tmp_path / "no-such-data"
+    (tmp_path / "config.toml").write_text(CONFIG.replace('dataset = "synthetic"', 'dataset = "mnist"').replace('root = ""', f'root = "{missing}"'))
+    for key, value in {"BYZEMU_RUN_DIR": str(tmp_path), "BYZEMU_COORDINATOR": "tcp://127.0.0.1:1",
+                       "BYZEMU_PEERS_PER_HOST": "2 2", "SLURM_NODEID": "1", "SLURMD_NODENAME": "n2"}.items():
+        monkeypatch.setenv(key, value)
+    lines: list[str] = []
+
+    code = run_host(echo=lines.append)
+
+    assert code == 2
+    assert len(lines) == 1 and lines[0].startswith(f"error: host n2: cannot read the mnist data at data.root {missing}"), lines
+
+
+# ----------------------------------------------------------------------------- the cluster
+
+
+@dataclass
+class Slurm:
+    root: Path
+    env: dict[str, str]
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def run(self, *argv: str) -> str:
+        proc = subprocess.run(list(argv), env=self.env, capture_output=True, text=True, timeout=60, check=False)
+        return proc.stdout
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted((self.root / "log").glob("*")))
+
+
+def _free_ports(n: int) -> list[int]:
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def _wait_until(check, timeout: float, what: str, on_fail) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    on_fail(f"{what} not within {timeout:g} s")
+
+
+SLURM_CONF = """\
+ClusterName=byzemutest
+SlurmctldHost={host}(127.0.0.1)
+SlurmctldPort={ctld_port}
+SlurmdPort={slurmd_port}
+AuthType=auth/munge
+AuthInfo=socket={root}/munge/munge.socket
+CredType=cred/munge
+SlurmUser=root
+SlurmdUser=root
+StateSaveLocation={root}/state
+SlurmdSpoolDir={root}/spool/%n
+SlurmctldPidFile={root}/slurmctld.pid
+SlurmdPidFile={root}/slurmd-%n.pid
+SlurmctldLogFile={root}/log/slurmctld.log
+SlurmdLogFile={root}/log/slurmd-%n.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SchedulerType=sched/builtin
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+MpiDefault=none
+ReturnToService=2
+MinJobAge=600
+SlurmdParameters=config_overrides
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port={n1_port} CPUs=8 State=UNKNOWN
+NodeName=n2 NodeHostname={host} NodeAddr=127.0.0.1 Port={n2_port} CPUs=8 State=UNKNOWN
+PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture(scope="session")
+def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("a test Slurm cluster needs root (slurmd runs jobs as their user); CI runs as root")
+    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue") if shutil.which(b) is None]
+    if missing:
+        pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge (.ci/run does)")
+    root = tmp_path_factory.mktemp("slurm")
+    for sub in ("munge", "state", "spool/n1", "spool/n2", "log"):
+        (root / sub).mkdir(parents=True)
+    (root / "munge").chmod(0o755)
+    key = root / "munge" / "munge.key"
+    key.write_bytes(os.urandom(1024))
+    key.chmod(0o600)
+    ctld_port, slurmd_port, n1_port, n2_port = _free_ports(4)
+    host = socket.gethostname().split(".")[0]
+    conf = root / "slurm.conf"
+    conf.write_text(SLURM_CONF.format(host=host, root=root, ctld_port=ctld_port, slurmd_port=slurmd_port,
+                                      n1_port=n1_port, n2_port=n2_port))
+    cluster = Slurm(root, {**os.environ, "SLURM_CONF": str(conf)})
+
+    def start(*argv: str) -> None:
+        with (root / "log" / f"{Path(argv[0]).name}-{len(cluster.procs)}.stderr").open("wb") as fh:
+            cluster.procs.append(subprocess.Popen(list(argv), env=cluster.env, stdout=fh, stderr=subprocess.STDOUT,
+                                                  stdin=subprocess.DEVNULL, start_new_session=True))
+
+    def give_up(why: str) -> None:
+        _stop(cluster)
+        pytest.skip(f"cannot start a test Slurm cluster here: {why}\n{cluster.logs()}")
+
+    m = root / "munge"
+    start("munged", "-F", "--force", f"--key-file={key}", f"--socket={m / 'munge.socket'}", f"--pid-file={m / 'munged.pid'}",
+          f"--log-file={root / 'log' / 'munged.log'}", f"--seed-file={m / 'munged.seed'}")
+    _wait_until(lambda: (m / "munge.socket").exists(), 30, "munged's socket", give_up)
+    start("slurmctld", "-D", "-f", str(conf))
+    start("slurmd", "-D", "-f", str(conf), "-N", "n1")
+    start("slurmd", "-D", "-f", str(conf), "-N", "n2")
+    _wait_until(lambda: cluster.run("sinfo", "-h", "-N", "-o", "%N %T").split() == ["n1", "idle", "n2", "idle"],
+                60, "both nodes idle (sinfo)", give_up)
+    try:
+        yield cluster
+    finally:
+        cluster.run("scancel", "--me")
+        _stop(cluster)
+
+
+def _stop(cluster: Slurm) -> None:
+    for p in reversed(cluster.procs):  # the slurmds, slurmctld, then munged
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+            p.wait(15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def _job_state(cluster: Slurm, job: str) -> str:
+    line = cluster.run("scontrol", "-o", "show", "job", job).split()
+    return next((x.split("=", 1)[1] for x in line if x.startswith("JobState=")), "UNKNOWN")
+
+
+def _wait_jobs(cluster: Slurm, job: str, run_dirs: list[Path], on_first=None) -> None:  # type: ignore[no-untyped-def]
+    """Until Slurm has no queued or running task of ``job`` left (squeue); ``on_first`` is
+    called once, as soon as the first run has its summary.json."""
+    called = [on_first is None]
+
+    def done() -> bool:
+        if not called[0] and any((d / "summary.json").is_file() for d in run_dirs):
+            called[0] = True
+            on_first()
+        return cluster.run("squeue", "-h", "-r", "-j", job, "-o", "%i").strip() == ""
+
+    def fail(why: str) -> None:
+        logs = "\n".join(f"----- {p}\n{p.read_text(errors='replace')[-3000:]}" for d in run_dirs for p in d.glob("slurm-*.out"))
+        pytest.fail(f"{why}\n{logs}\n{cluster.logs()}")
+
+    _wait_until(done, JOB_TIMEOUT, f"the end of Slurm job {job}", fail)
+
+
+def _rounds(run_dir: Path) -> list[dict]:
+    return [json.loads(x) for x in (run_dir / "rounds.jsonl").read_text().splitlines() if x.strip()]
+
+
+def _assert_same_results(run: Path, local: Path) -> None:
+    a, b = _rounds(run), _rounds(local)
+    assert [r["round"] for r in a] == [r["round"] for r in b] == list(range(1, ROUNDS + 1)), run
+    for ra, rb in zip(a, b):
+        for node in map(str, range(NODES)):
+            pa, pb = ra["peers"][node], rb["peers"][node]
+            assert pa["status"] == pb["status"] == "ok", (run, ra["round"], node, pa)
+            assert pa["role"] == pb["role"]
+            assert pa["metrics"] == pb["metrics"], (run, ra["round"], node)  # loss, accuracy, model digest
+    assert "digest" in a[-1]["peers"]["0"]["metrics"]
+
+
+@dataclass
+class Submitted:
+    run: Path
+    run_job: str
+    sweep: Path
+    sweep_job: str
+    local: Path  #: the same sweep run by `byzemu sweep` on this machine: the results to equal
+    early_report: list[Result] = field(default_factory=list)
+
+    @property
+    def sweep_runs(self) -> list[Path]:
+        return [self.sweep / f"defense.name={d}/rep{r}" for d in ("cdl", "norm_clip") for r in (0, 1)]
+
+
+@pytest.fixture(scope="module")
+def submitted(slurm: Slurm, files: Path, tmp_path_factory: pytest.TempPathFactory) -> Submitted:
+    """One run over both nodes and the 4-run sweep as a job array (one node per run, at
+    most 2 at once), submitted together; the local sweep runs while they are queued."""
+    d = tmp_path_factory.mktemp("submitted")
+    run, sweep = d / "run", d / "sweep"
+    res = _cli("launch", str(files / "base.toml"), "--on", "slurm", "--nodes", "2", "--out", str(run), env=slurm.env)
+    assert res.exit_code == 0, res.output
+    run_job = res.stdout.split("submitted Slurm job ", 1)[1].split(":", 1)[0]
+    res = _cli("sweep", str(files / "grid.toml"), "--on", "slurm", "--jobs", "2", "--out", str(sweep), env=slurm.env)
+    assert res.exit_code == 0, res.output
+    sweep_job = res.stdout.split("submitted Slurm job array ", 1)[1].split(":", 1)[0]
+    local = d / "local"
+    res = _cli("sweep", str(files / "grid.toml"), "--out", str(local), "--jobs", "1")
+    assert res.exit_code == 0, res.output
+    return Submitted(run, run_job, sweep, sweep_job, local)
+
+
+def test_run_across_two_slurm_nodes_equals_local_launch(slurm: Slurm, submitted: Submitted) -> None:
+    out, job = submitted.run, submitted.run_job
+
+    _wait_jobs(slurm, job, [out])
+
+    log = (out / f"slurm-{job}.out").read_text()
+    assert _job_state(slurm, job) == "COMPLETED", log
+    assert "host n1: 2 peer(s) started" in log and "host n2: 2 peer(s) started" in log, log
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["curve"] is True and summary["mode"] == "slurm" and not summary["failed_peers"], summary
+    _assert_same_results(out, submitted.local / SAME_AS)
+    status = _cli("status", str(out), env=slurm.env)
+    assert status.stdout.startswith(f"slurm-test: finished    | round    {ROUNDS}/{ROUNDS} | honest acc"), status.output
+
+
+def test_sweep_as_job_array_equals_local_sweep(slurm: Slurm, submitted: Submitted) -> None:
+    out, runs = submitted.sweep, submitted.sweep_runs
+
+    _wait_jobs(slurm, submitted.sweep_job, runs, on_first=lambda: submitted.early_report.append(_cli("report", str(out))))
+
+    early = submitted.early_report
+    assert early and early[0].exit_code == 0, early  # the report works while the folder fills
+    for run in runs:
+        assert (run / "summary.json").is_file(), (run, [p.read_text()[-2000:] for p in run.glob("slurm-*.out")])
+        _assert_same_results(run, submitted.local / run.relative_to(out))
+    status = _cli("status", str(out), env=slurm.env)
+    assert status.stdout.splitlines()[-1] == "4 runs: 4 finished", status.output
+
+
+def test_resubmitted_sweep_skips_finished_runs(slurm: Slurm, submitted: Submitted, files: Path) -> None:
+    out, runs = submitted.sweep, submitted.sweep_runs
+    _wait_jobs(slurm, submitted.sweep_job, runs)
+    args = ["sweep", str(files / "grid.toml"), "--on", "slurm", "--out", str(out)]
+
+    again = _cli(*args, env=slurm.env)
+    (runs[1] / "summary.json").unlink()
+    resumed = _cli(*args, "--dry-run", env=slurm.env)
+
+    assert again.stdout.startswith("nothing to submit: all 4 runs are done"), again.output
+    assert "#SBATCH --array=0-0" in resumed.stdout.splitlines()
+    assert resumed.stdout.split("runs=(\n", 1)[1].split(")", 1)[0].split() == ["defense.name=cdl/rep1"]
