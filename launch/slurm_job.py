@@ -100,8 +100,10 @@ def run_job(run_dir: Path, *, echo: Callable[[str], None]) -> dict[str, Any]:
     (run_dir / "coordinator.address").write_text(address + "\n")
     if coord.public_key is not None:
         (run_dir / "coordinator.key").write_text(coord.public_key + "\n")
+    # one CPU per peer unless the job asked for another count (--sbatch-arg=--cpus-per-task=N)
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK") or str(max(per_host))
     cmd = [
-        "srun", f"--nodes={hosts}", f"--ntasks={hosts}", "--ntasks-per-node=1", f"--cpus-per-task={max(per_host)}",
+        "srun", f"--nodes={hosts}", f"--ntasks={hosts}", "--ntasks-per-node=1", f"--cpus-per-task={cpus}",
         *slurm.byzemu_argv(), "slurm-host",
     ]
     echo(

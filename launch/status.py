@@ -8,7 +8,8 @@ id and, while the job is queued or running, its Slurm state (``squeue``).
 A run's state:
 
 * ``finished``: ``summary.json`` is there (:func:`is_finished`, the one test of a
-  finished run that sweeps use to skip runs on a rerun);
+  finished run that sweeps use to skip runs on a rerun), ``incomplete`` if it holds fewer
+  rounds than the config asks for (the coordinator gave up);
 * ``interrupted``: ``interrupted.json`` is there (a run stopped before its last round);
 * ``queued`` / ``running``: Slurm says so for its job, or (without Slurm) rounds are
   still coming;
@@ -56,7 +57,7 @@ class RunStatus:
                 parts.append(f"failed peers {self.last['failed']}")
         if self.job:
             parts.append(f"Slurm job {self.job}")
-        if self.state == "running" and self.age_s is not None:
+        if self.state == "running" and self.last and self.age_s is not None:
             parts.append(f"last round {self.age_s:.0f} s ago")
         return " | ".join(parts)
 
@@ -82,7 +83,7 @@ def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
     except OSError:
         age = None
     if is_finished(run_dir):
-        state = "finished"
+        state = "finished" if len(records) >= rounds else "incomplete"
     elif (run_dir / "interrupted.json").is_file():
         state = "interrupted"
     elif job is not None and slurm_states is None:
