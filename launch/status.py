@@ -41,6 +41,7 @@ class RunStatus:
     name: str
     rounds: int  #: rounds the config asks for
     last: dict[str, Any] | None  #: the last complete line of rounds.jsonl
+    evaluated: dict[str, Any] | None  #: the last line with honest test accuracy
     state: str
     job: str | None  #: Slurm job id, if submitted to Slurm
     age_s: float | None  #: seconds since rounds.jsonl last grew
@@ -49,9 +50,10 @@ class RunStatus:
         done = self.last["round"] if self.last else 0
         parts = [f"{self.state:<11}", f"round {done:>4}/{self.rounds}"]
         if self.last:
-            acc = _last_accuracy(self.last)
-            if acc is not None:
-                parts.append(f"honest acc {acc['mean']:.4f} (worst {acc['worst']:.4f})")
+            if self.evaluated is not None:
+                acc = self.evaluated["honest"]["test_accuracy"]
+                at = "" if self.evaluated is self.last else f" at round {self.evaluated['round']}"
+                parts.append(f"honest acc {acc['mean']:.4f} (worst {acc['worst']:.4f}){at}")
             parts.append(f"elapsed {self.last['elapsed_s']:.1f} s")
             if self.last.get("failed"):
                 parts.append(f"failed peers {self.last['failed']}")
@@ -60,10 +62,6 @@ class RunStatus:
         if self.state == "running" and self.last and self.age_s is not None:
             parts.append(f"last round {self.age_s:.0f} s ago")
         return " | ".join(parts)
-
-
-def _last_accuracy(record: dict[str, Any]) -> dict[str, float] | None:
-    return record.get("honest", {}).get("test_accuracy")
 
 
 def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
@@ -93,7 +91,8 @@ def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
         state = {"pending": "queued", "configuring": "queued", "completing": "running"}.get(state, state)
     else:  # a local or manual run: no process to ask
         state = "running" if records or age is not None else "queued"
-    return RunStatus(run_dir, name, rounds, records[-1] if records else None, state, job, age)
+    evaluated = next((r for r in reversed(records) if "test_accuracy" in r.get("honest", {})), None)
+    return RunStatus(run_dir, name, rounds, records[-1] if records else None, evaluated, state, job, age)
 
 
 def run_dirs(root: Path) -> list[Path]:

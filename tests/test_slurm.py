@@ -244,6 +244,10 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
     conf.write_text(SLURM_CONF.format(host=host, root=root, ctld_port=ctld_port, slurmd_port=slurmd_port,
                                       n1_port=n1_port, n2_port=n2_port))
     cluster = Slurm(root, {**os.environ, "SLURM_CONF": str(conf)})
+    try:  # the job's peers reach the coordinator by its hostname, as on a real cluster
+        socket.gethostbyname(socket.gethostname())
+    except OSError:  # a container whose hostname does not resolve: every "host" is this machine
+        cluster.env["BYZEMU_COORDINATOR_HOST"] = "127.0.0.1"
 
     def start(*argv: str) -> None:
         with (root / "log" / f"{Path(argv[0]).name}-{len(cluster.procs)}.stderr").open("wb") as fh:
