@@ -154,6 +154,21 @@ def test_host_that_cannot_read_the_data_says_so_in_one_line(tmp_path: Path, monk
     assert len(lines) == 1 and lines[0].startswith(f"error: host n2: cannot read the mnist data at data.root {missing}"), lines
 
 
+def test_status_shows_rounds_done_and_the_last_evaluated_accuracy(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text(CONFIG)
+    evaluated = {"round": 1, "elapsed_s": 0.5, "failed": [], "honest": {"test_accuracy": {"mean": 0.5, "worst": 0.25}}, "peers": {}}
+    later = {"round": 2, "elapsed_s": 1.25, "failed": [3], "honest": {}, "peers": {}}
+    (tmp_path / "rounds.jsonl").write_text(json.dumps(evaluated) + "\n" + json.dumps(later) + "\n")
+
+    res = _cli("status", str(tmp_path))
+
+    first = res.stdout.splitlines()[0]
+    assert first.startswith(
+        f"slurm-test: running     | round    2/{ROUNDS} | honest acc 0.5000 (worst 0.2500) at round 1 | "
+        "elapsed 1.2 s | failed peers [3] | last round"
+    ), first
+
+
 # ----------------------------------------------------------------------------- the cluster
 
 
