@@ -93,6 +93,8 @@ def run_job(run_dir: Path, *, echo: Callable[[str], None]) -> dict[str, Any]:
     hosts = int(os.environ.get("SLURM_JOB_NUM_NODES", "1"))
     per_host = slurm.shares(cfg.nodes, hosts)
     plan = build_plan(cfg)
+    for stale in ("summary.json", "interrupted.json"):  # of an earlier job (`sbatch job.sbatch` again)
+        (run_dir / stale).unlink(missing_ok=True)
     results = ResultsWriter(run_dir, cfg, mode="slurm")
     coord = Coordinator(plan, bind="tcp://0.0.0.0:*", results=results, progress=Progress(cfg.rounds, stream=sys.stdout))
     port = int(coord.address.rsplit(":", 1)[1])
