@@ -222,9 +222,12 @@ def coordinator(config: str, bind: str, overrides: tuple[str, ...], out: str | N
 @click.option("--checkpoint-dir", "checkpoint_dir", default=None, type=click.Path(file_okay=False),
               help="Folder on this host where the peers write their checkpoints (runtime.checkpoint_every); "
               "without it they write none.")
+@click.option("--max-message-bytes", "max_message_bytes", default=None, type=click.IntRange(min=1024),
+              help="Largest data message the peers' data sockets accept, fixed before they register; a run with "
+              "a larger runtime.max_message_bytes refuses them. [default: runtime.max_message_bytes's default]")
 def peer(
     address: str, count: int, bind_host: str, advertise_host: str | None, data_root: str | None,
-    coordinator_key: str | None, checkpoint_dir: str | None,
+    coordinator_key: str | None, checkpoint_dir: str | None, max_message_bytes: int | None,
 ) -> None:
     """Start COUNT peers on this host that join the coordinator at ADDRESS."""
     if not address.startswith("tcp://"):
@@ -244,6 +247,7 @@ def peer(
         advertise_host=advertise,
         coordinator_key=coordinator_key,
         checkpoint_dir=str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,
+        max_message_bytes=max_message_bytes,
     )
     click.echo(f"{count} peer(s) started; data sockets advertised on {advertise}", err=True)
     try:
