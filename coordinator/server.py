@@ -22,8 +22,9 @@ from typing import Any
 
 import zmq
 
-from coordinator.plan import Plan
+from coordinator.plan import Plan, initial_model
 from coordinator.results import ResultsWriter, ResumePoint, round_record
+from peer.core import model_digest
 from protocol import assignment as assignment_mod
 from protocol import messages as m
 from protocol import sockets
@@ -70,6 +71,7 @@ class PeerInfo:
     host: str
     pid: int
     curve_key: str | None = None  #: its data-plane CURVE public key (CURVE runs)
+    want_init: bool = False  #: it asked for the initial model's vector in assign
 
     def to_json(self) -> dict[str, Any]:
         return {"pid": self.pid, "host": self.host, "data_addr": self.data_addr}
@@ -202,7 +204,8 @@ class Coordinator:
                 continue
             node = len(self.peers)
             self.peers[node] = PeerInfo(
-                identity, node, msg["data_addr"], msg["host"], msg["pid"], msg.fields.get("curve_key")
+                identity, node, msg["data_addr"], msg["host"], msg["pid"], msg.fields.get("curve_key"),
+                msg.fields.get("want_init") == 1,
             )
             self._by_identity[identity] = node
             log.info("peer %d registered (pid %d on %s)", node, msg["pid"], msg["host"])
@@ -226,8 +229,13 @@ class Coordinator:
         addresses = {i: p.data_addr for i, p in self.peers.items()}
         plans = {node: self.plan.assignment(node) for node in sorted(self.peers)}
         keys = self._curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()}) if self.curve else {}
+        layout, init = initial_model(self.cfg)
+        model = {"layout": layout, "init_digest": model_digest(init)}
         for node, a in plans.items():
             msg = assignment_mod.to_message(a, {j: addresses[j] for j in a.linked()}, keys.get(node))
+            msg.fields["model"] = model
+            if self.peers[node].want_init:
+                msg.arrays.append(init)
             if self.resume is not None:
                 msg.fields["resume"] = {"round": self.resume.round, "digest": self.resume.digests[node]}
             self._send(self.peers[node].identity, msg)

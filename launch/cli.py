@@ -8,6 +8,7 @@
     byzemu validate CONFIG [--set ...]                          check a config, start nothing
     byzemu sweep SWEEP.toml [--out DIR] [--jobs N] [--set K=V]  grid of configs x repeats
     byzemu report DIR [--out REPORT_DIR]                        tables and plots over runs
+    byzemu conformance [--curve on|off|both] -- CMD...          test a peer implementation
 
 A bad config or argument prints one line (``error: ...``) and exits with status 2.
 """
@@ -257,6 +258,36 @@ def peer(
         stop_peers(procs, grace=0)
     codes = [p.exitcode for p in procs]
     sys.exit(0 if all(c == 0 for c in codes) else 1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
+              help="Run config (complete topology, >= 3 nodes, > 2 rounds); default: a small built-in one.")
+@set_opt
+@click.option("--curve", type=click.Choice(["both", "off", "on"]), default="both", show_default=True,
+              help="Run the checks without CURVE, with it, or both.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the runs and your peer's output (default runs/conformance-TIMESTAMP).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def conformance(config: str | None, overrides: tuple[str, ...], curve: str, out: str | None,
+                command: tuple[str, ...]) -> None:
+    """Run COMMAND as one peer among byzemu peers and check it against docs/PROTOCOL.md.
+
+    COMMAND gets the coordinator's address as {coordinator} in its arguments or
+    $BYZEMU_COORDINATOR, and the coordinator's CURVE key as {coordinator_key} or
+    $BYZEMU_COORDINATOR_KEY (empty without CURVE). Exit status 1 if a check fails.
+    """
+    import time
+
+    from launch.conformance import conformance_config, run_conformance
+
+    try:
+        cfg = conformance_config(config, overrides)
+    except user_errors() as exc:
+        _fail(str(exc))
+    out_dir = Path(out) if out else Path("runs") / f"conformance-{time.strftime('%Y%m%d-%H%M%S')}"
+    modes = ["off", "on"] if curve == "both" else [curve]
+    sys.exit(run_conformance(list(command), cfg, curve_modes=modes, out_dir=out_dir, echo=click.echo))
 
 
 def _host_ip() -> str:

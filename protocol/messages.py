@@ -65,8 +65,8 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
 
 #: optional kind-specific header fields (absent = empty) and their msgpack types
 OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
-    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT},
-    ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP},
+    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT},
+    ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP, "model": _MAP},
     ROUND_START: {"checkpoint": _INT},
     ROUND_DONE: {"checkpoint": _INT},
 }
@@ -74,7 +74,7 @@ OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
 #: number of array frames a kind must carry (None = any number, checked per kind)
 FRAME_COUNT: dict[str, int | None] = {
     REGISTER: 0,
-    ASSIGN: 1,
+    ASSIGN: None,  # the shard, and the initial model when the register asked (want_init = 1)
     READY: 0,
     ROUND_START: 0,
     ROUND_DONE: 0,

@@ -292,8 +292,13 @@ class ScriptedPeer:
     def send_control(self, head: Mapping[str, Any], arrays: Sequence[np.ndarray] = ()) -> None:
         self.ctrl.send_multipart(encode(head, arrays))
 
-    def register(self, *, host: str = "scripted", pid: int | None = None, data_addr: str | None = None) -> None:
-        extra = {"curve_key": self.data_keys[0].decode()} if self.data_keys is not None else {}
+    def register(
+        self, *, host: str = "scripted", pid: int | None = None, data_addr: str | None = None, want_init: bool = False
+    ) -> None:
+        """``register``; ``want_init``: ask for the initial model's vector in ``assign``."""
+        extra: dict[str, Any] = {"curve_key": self.data_keys[0].decode()} if self.data_keys is not None else {}
+        if want_init:
+            extra["want_init"] = 1
         self.send_control(
             header("register", -1, data_addr=data_addr or self.data_addr, host=host,
                    pid=os.getpid() if pid is None else pid, **extra)

@@ -143,6 +143,15 @@ def test_assign_shard_frame(run: Run) -> None:
     assert shard.min() >= 0 and shard.max() < SAMPLES
 
 
+def test_assign_model_layout_and_initial_digest(run: Run) -> None:
+    model = run.assign["model"]
+    # logreg = Flatten, Linear(784, 10): weight then bias, in flattening order
+    assert model["layout"] == [{"name": "1.weight", "shape": [10, 784]}, {"name": "1.bias", "shape": [10]}]
+    assert sum(int(np.prod(p["shape"])) for p in model["layout"]) == LOGREG_PARAMS
+    assert len(model["init_digest"]) == 16 and model["init_digest"] == model["init_digest"].lower()
+    assert len(run.assign.arrays) == 1  # the initial vector only on request (want_init)
+
+
 # ----------------------------------------------------------------------------- rounds
 
 
