@@ -476,7 +476,7 @@ class Cluster:
         self.start_coordinator()
         self.start_peers()
 
-    def wait_listening(self, timeout: float = 30.0) -> None:
+    def wait_listening(self, timeout: float = 120.0) -> None:
         """Block until the coordinator has bound its control socket."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
