@@ -80,7 +80,7 @@ class ZapHandler:
                     held, self._held = self._held, []
                     for routing_id, request in held:
                         sock.send_multipart([routing_id, b"", *self.reply(request)])
-        except zmq.ContextTerminated:
+        except zmq.ZMQError:  # the context was terminated (or destroyed, closing this socket)
             pass
         finally:
             sock.close(linger=0)

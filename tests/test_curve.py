@@ -283,3 +283,29 @@ def test_zap_handler_names_the_key_owner_and_refuses_others() -> None:
         assert zap.refused == 2
     finally:
         ctx.term()  # ends the handler's thread, which closes its socket
+
+
+def test_zap_handler_holds_a_handshake_until_the_assignment_then_admits_it() -> None:
+    client_public, client_secret = zmq.curve_keypair()
+    server_public, server_secret = zmq.curve_keypair()
+    ctx = zmq.Context()
+    try:
+        zap = ZapHandler(ctx, None, owner=1)  # the peer's own assign has not arrived yet
+        server = ctx.socket(zmq.ROUTER)
+        server.curve_server, server.curve_secretkey = True, server_secret
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        client = ctx.socket(zmq.DEALER)
+        client.curve_publickey, client.curve_secretkey, client.curve_serverkey = client_public, client_secret, server_public
+        client.connect(f"tcp://127.0.0.1:{port}")
+        client.send(b"early")  # a neighbor that was assigned first sends at once
+
+        held = server.poll(500)  # nothing is delivered while the handshake waits
+        zap.admit({client_public.decode(): 7}, owner=1)
+        arrived = server.poll(10_000)
+        routing_id, frame = server.recv_multipart(copy=False)
+
+        assert not held and arrived
+        assert frame.bytes == b"early" and frame.get("User-Id") == "7"
+        assert zap.refused == 0
+    finally:
+        ctx.destroy(linger=0)
