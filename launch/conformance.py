@@ -53,7 +53,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "eval": {"every": 2},
     # a round that lasts chunk_timeout means someone waited for a failed neighbor's chunks
     # instead of heeding peer_failed (byzemu peers do not)
-    "runtime": {"register_timeout": 60.0, "round_timeout": 40.0, "chunk_timeout": 20.0},
+    "runtime": {"register_timeout": 180.0, "round_timeout": 40.0, "chunk_timeout": 20.0},
 }
 
 _HEX16 = re.compile(r"[0-9a-f]{16}")
@@ -182,15 +182,14 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
         budget = cfg.runtime.register_timeout * 2 + cfg.rounds * cfg.runtime.round_timeout + 30
         thread.join(budget)
         stopped = _wait(lambda: foreign.poll() is not None, STOP_GRACE_S)
-        if registered:
+        if "summary" not in outcome:
+            checks.append(Check("run", False, f"the run did not finish: {outcome.get('error', 'still running')}"))
+        elif registered:
             checks += _round_checks(coord, results, cfg)
             code = foreign.poll()
-            finished = "summary" in outcome
             checks.append(Check(
-                "stop", finished and stopped and code == 0,
-                f"exited with status {code} after stop" if stopped
-                else f"still running {STOP_GRACE_S:g} s after stop" if finished
-                else f"the run did not finish: {outcome.get('error', 'coordinator still running')}",
+                "stop", stopped and code == 0,
+                f"exited with status {code} after stop" if stopped else f"still running {STOP_GRACE_S:g} s after stop",
             ))
     finally:
         if foreign.poll() is None:
