@@ -254,8 +254,10 @@ class PeerRuntime:
                 continue
             self.addresses = addresses
             self.resume = resume
-            if self.curve is not None and peer_keys is not None:
+            if self.curve is not None and self.zap is not None and peer_keys is not None:
                 self.curve = assignment_mod.CurveKeys(self.curve.public, self.curve.secret, peer_keys)
+                # answer the neighbors' handshakes it held, before the (slow) setup
+                self.zap.admit({k: j for j, k in peer_keys.items()}, owner=assignment.node)
             return assignment
         raise PeerExit(f"no assignment within {self.assign_timeout:g} s")
 
@@ -323,8 +325,6 @@ class PeerRuntime:
         elif cfg.runtime.checkpoint_every and self.checkpoint_dir is None:
             log.warning("peer %d: runtime.checkpoint_every=%d but no checkpoint folder (byzemu peer "
                         "--checkpoint-dir): this peer writes no checkpoints", self.node, cfg.runtime.checkpoint_every)
-        if self.zap is not None and self.curve is not None:  # answers the handshakes it held
-            self.zap.admit({k: j for j, k in self.curve.peers.items()}, owner=self.node)
         self._connect(assignment.linked())  # before ready: round 1 may start at once
         # everything built so far (torch's modules, the data, the model) lives for the whole
         # run: move it out of the cyclic collector's reach, so a full collection scans only
