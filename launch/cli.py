@@ -225,7 +225,7 @@ def coordinator(config: str, bind: str, overrides: tuple[str, ...], out: str | N
               "without it they write none.")
 @click.option("--max-message-bytes", "max_message_bytes", default=None, type=click.IntRange(min=1024),
               help="Largest data message the peers' data sockets accept, fixed before they register; a run with "
-              "a larger runtime.max_message_bytes refuses them. [default: runtime.max_message_bytes's default]")
+              "a larger runtime.max_message_bytes refuses them. [default: 67108864, runtime.max_message_bytes's default]")
 def peer(
     address: str, count: int, bind_host: str, advertise_host: str | None, data_root: str | None,
     coordinator_key: str | None, checkpoint_dir: str | None, max_message_bytes: int | None,
@@ -277,10 +277,13 @@ def conformance(config: str | None, overrides: tuple[str, ...], curve: str, out:
     $BYZEMU_COORDINATOR, and the coordinator's CURVE key as {coordinator_key} or
     $BYZEMU_COORDINATOR_KEY (empty without CURVE). Exit status 1 if a check fails.
     """
+    import shutil
     import time
 
     from launch.conformance import conformance_config, run_conformance
 
+    if shutil.which(command[0]) is None:
+        _fail(f"cannot run {command[0]!r}: no such program (give a path or a command on PATH after --)")
     try:
         cfg = conformance_config(config, overrides)
     except user_errors() as exc:
