@@ -67,6 +67,8 @@ def main() -> int:
                 sp.send_chunks(t, j, {c: vector[starts[c]:starts[c + 1]] for c in sorted(idx)})
             deadline = time.monotonic() + msg["deadline"]
             while not (set(sp.neighbors) - sp.failed) <= set(sp.inbox[t]) and time.monotonic() < deadline:
+                if any(m.kind == "stop" for m in sp._pending):
+                    return 0  # the run was stopped mid-round
                 sp.pump(0.05)  # peer_failed updates sp.failed
             received = {j: m for j, m in sp.inbox[t].items() if j not in sp.failed}
             sums = vector.astype(np.float64)
