@@ -54,7 +54,7 @@ knowledge = "oracle"
 [eval]
 every = 1
 [runtime]
-register_timeout = 30.0
+register_timeout = 120.0
 round_timeout = 20.0
 chunk_timeout = 10.0
 """
@@ -115,7 +115,7 @@ per_neighbor = 2
 [eval]
 every = 1
 [runtime]
-register_timeout = 30.0
+register_timeout = 120.0
 round_timeout = 20.0
 chunk_timeout = 10.0
 """
@@ -164,7 +164,7 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
             extra: list[zmq.Socket] = []  # open until the run ends (closed with sp)
             sp.register()
             cluster.start_peers()  # after our register: we are node 0
-            sp.accept_assignment(timeout=30)
+            sp.accept_assignment(timeout=150)
             assert sp.node == SCRIPTED and sp.neighbor_ids == [1, 3], cluster.logs()
             assert (sp.curve is not None) == curve
             sp.ready()
@@ -190,7 +190,7 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     runs = {"attacked": dict(curve=True, hostile=True), "plain": dict(curve=False, hostile=False)}
     with ThreadPoolExecutor(2) as pool:
         futures = {name: pool.submit(run_identity, tmp_path_factory.mktemp(name), **kw) for name, kw in runs.items()}
-        return {name: f.result(timeout=120) for name, f in futures.items()}
+        return {name: f.result(timeout=400) for name, f in futures.items()}
 
 
 def test_a_key_speaks_only_for_its_owner(identity: dict[str, Outcome]) -> None:

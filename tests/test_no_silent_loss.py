@@ -59,7 +59,7 @@ per_neighbor = 2
 [eval]
 every = {ROUNDS}
 [runtime]
-register_timeout = 60.0
+register_timeout = 120.0
 round_timeout = 60.0
 chunk_timeout = 30.0
 curve = "{'on' if curve else 'off'}"
@@ -83,7 +83,7 @@ def run_window(tmp: Path, *, local_steps: int, curve: bool) -> Outcome:
         with ScriptedPeer(cluster.address, coordinator_key=cluster.coordinator_key) as sp:
             sp.register()
             cluster.start_peers()  # after our register: we are node 0
-            sp.accept_assignment(timeout=60)
+            sp.accept_assignment(timeout=150)
             assert sp.node == 0 and sp.neighbor_ids == list(REAL), cluster.logs()
 
             def burst(round_: int) -> None:
@@ -129,7 +129,7 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
         futures = {
             name: pool.submit(run_window, tmp_path_factory.mktemp(name), **kw) for name, kw in VARIANTS.items()
         }
-        return {name: f.result(timeout=300) for name, f in futures.items()}
+        return {name: f.result(timeout=500) for name, f in futures.items()}
 
 
 def _accounted(outcome: Outcome, node: int) -> tuple[int, dict[str, int]]:

@@ -41,7 +41,7 @@ per_neighbor = {PER_NEIGHBOR}
 [eval]
 every = 1
 [runtime]
-register_timeout = 30.0
+register_timeout = 120.0
 round_timeout = 20.0
 chunk_timeout = 10.0
 """
@@ -87,7 +87,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         cluster.wait_listening()
         with ScriptedPeer(cluster.address) as sp:
             sp.register(host="scripted-host")
-            assign = sp.accept_assignment(timeout=30)
+            assign = sp.accept_assignment(timeout=150)
             sp.ready()
             starts, received, sent = [], {}, {}
             for t in range(1, ROUNDS + 1):
