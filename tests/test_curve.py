@@ -71,7 +71,7 @@ def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
 
     proc = subprocess.run(
         [BYZEMU, "launch", str(cfg_path), "--set", "runtime.curve=on", "--out", str(run_dir), "--quiet"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=400,
     )
     run_reference(config_mod.load(cfg_path), ref_dir)
 
