@@ -180,7 +180,7 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
                 sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
                                           "digest": "f" * 16})
             sp.expect("stop", timeout=20)
-        codes = cluster.wait(20)
+        codes = cluster.wait(90)
         return Outcome(codes, read_results(tmp / "run"), cluster.logs())
 
 

@@ -244,7 +244,7 @@ def run_scenario(tmp: Path, *, hostile: bool) -> Outcome:
                 sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
                                           "digest": "f" * 16, "test_accuracy": 0.5, "test_loss": 1.0})
             stop = sp.expect("stop", timeout=20)
-        codes = cluster.wait(20)
+        codes = cluster.wait(90)
         return Outcome(sp.node, stop["reason"], codes, read_results(tmp / "run"), cluster.logs(), growth)
 
 
@@ -498,7 +498,7 @@ def test_random_and_mutated_frames_never_crash(tmp_path: Path) -> None:
         cluster.wait_listening()
         with ScriptedPeer(cluster.address) as sp:
             log = fuzz_live_cluster(cluster, sp)
-        codes = cluster.wait(20)
+        codes = cluster.wait(90)
         logs = cluster.logs()
 
     assert codes == (0, 0), logs

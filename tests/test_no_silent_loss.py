@@ -112,7 +112,7 @@ def run_window(tmp: Path, *, local_steps: int, curve: bool) -> Outcome:
                 sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
                                           "digest": "0" * 16})
             sp.expect("stop", timeout=60)
-        codes = cluster.wait(30)
+        codes = cluster.wait(90)
         return Outcome(sent, codes, read_results(tmp / "run"), cluster.logs())
 
 

@@ -100,7 +100,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 received[t] = sp.recv_chunks(t, timeout=15)
                 sp.round_done(t, metrics=SCRIPTED_METRICS, traffic=SCRIPTED_TRAFFIC)
             stop = sp.expect("stop", timeout=20)
-        codes = cluster.wait(20)
+        codes = cluster.wait(90)
         logs = cluster.logs()
     return Run(assign["node"], assign, starts, received, sent, stop, codes, read_results(tmp / "run"), logs)
 
