@@ -171,3 +171,21 @@ def _model_size(cfg: RunConfig) -> int:
             f"({'x'.join(map(str, shape))} images, {classes} classes): {exc}"
         ) from None
     return param_count(model)
+
+
+def initial_model(cfg: RunConfig) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """The model every peer starts from, as ``NodeCore`` builds it (``torch.manual_seed(seed)``,
+    then ``build_model``): its parameters' names and shapes in flattening order, and the
+    flattened float32 vector. Sent in ``assign`` (docs/PROTOCOL.md, *Initial model*) so that
+    a peer written without torch can start from the same vector."""
+    import torch
+
+    from peer.chunking import flatten
+
+    shape = datasets.image_shape(cfg.data.dataset)
+    with torch.random.fork_rng(devices=[]):  # leaves this process's own generator alone
+        torch.manual_seed(cfg.seed)
+        model = build_model(cfg.model.name, in_channels=shape[0], image_size=shape[1],
+                            num_classes=datasets.num_classes(cfg.data.dataset))
+    layout = [{"name": name, "shape": list(p.shape)} for name, p in model.named_parameters()]
+    return layout, flatten(model)

@@ -22,8 +22,9 @@ from typing import Any
 
 import zmq
 
-from coordinator.plan import Plan
+from coordinator.plan import Plan, initial_model
 from coordinator.results import ResultsWriter, ResumePoint, round_record
+from peer.core import model_digest
 from protocol import assignment as assignment_mod
 from protocol import messages as m
 from protocol import sockets
@@ -69,6 +70,8 @@ class PeerInfo:
     data_addr: str
     host: str
     pid: int
+    curve_key: str | None = None  #: its data-plane CURVE public key (CURVE runs)
+    want_init: bool = False  #: it asked for the initial model's vector in assign
 
     def to_json(self) -> dict[str, Any]:
         return {"pid": self.pid, "host": self.host, "data_addr": self.data_addr}
@@ -194,18 +197,45 @@ class Coordinator:
             if identity in self._by_identity:
                 self._drop("duplicate", f"second register from {identity!r}")
                 continue
+            unfit = self._unfit(msg)
+            if unfit:
+                self._drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
+                self._send(identity, m.stop(reason=f"registration refused: {unfit}"))
+                continue
             node = len(self.peers)
-            self.peers[node] = PeerInfo(identity, node, msg["data_addr"], msg["host"], msg["pid"])
+            self.peers[node] = PeerInfo(
+                identity, node, msg["data_addr"], msg["host"], msg["pid"], msg.fields.get("curve_key"),
+                msg.fields.get("want_init") == 1,
+            )
             self._by_identity[identity] = node
             log.info("peer %d registered (pid %d on %s)", node, msg["pid"], msg["host"])
+
+    def _unfit(self, msg: m.Message) -> str:
+        """Why a ``register`` cannot join this run ("" if it can): in a CURVE run it must
+        carry the peer's data-plane public key; a peer that states its data socket's limit
+        (``max_message_bytes``) must accept the run's ``runtime.max_message_bytes``."""
+        if self.curve and not assignment_mod.is_z85_key(msg.fields.get("curve_key")):
+            return "this run uses CURVE: register must carry curve_key, the peer's data-plane public key"
+        limit = msg.fields.get("max_message_bytes")
+        if limit is not None and limit < self.cfg.runtime.max_message_bytes:
+            return (
+                f"the run's runtime.max_message_bytes={self.cfg.runtime.max_message_bytes} exceeds the peer's "
+                f"data-socket limit {limit}: start it with --max-message-bytes {self.cfg.runtime.max_message_bytes}"
+            )
+        return ""
 
     def assign(self) -> None:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
         addresses = {i: p.data_addr for i, p in self.peers.items()}
         plans = {node: self.plan.assignment(node) for node in sorted(self.peers)}
-        keys = self._curve_keys(plans) if self.curve else {}
+        keys = self._curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()}) if self.curve else {}
+        layout, init = initial_model(self.cfg)
+        model = {"layout": layout, "init_digest": model_digest(init)}
         for node, a in plans.items():
             msg = assignment_mod.to_message(a, {j: addresses[j] for j in a.linked()}, keys.get(node))
+            msg.fields["model"] = model
+            if self.peers[node].want_init:
+                msg.arrays.append(init)
             if self.resume is not None:
                 msg.fields["resume"] = {"round": self.resume.round, "digest": self.resume.digests[node]}
             self._send(self.peers[node].identity, msg)
@@ -249,20 +279,14 @@ class Coordinator:
         log.warning("refused a registration from pid %d on %s in round %d: run in progress", msg["pid"], msg["host"], round_)
 
     @staticmethod
-    def _curve_keys(plans: dict[int, assignment_mod.Assignment]) -> dict[int, assignment_mod.CurveKeys]:
-        """A fresh CURVE key pair per peer, and for each peer the public keys of everyone it
-        sends to (``linked()``) or receives from (those whose ``linked()`` holds it)."""
-        pairs = {node: tuple(k.decode() for k in zmq.curve_keypair()) for node in plans}
+    def _curve_keys(plans: dict[int, assignment_mod.Assignment], public: dict[int, str]) -> dict[int, dict[int, str]]:
+        """For each peer, the registered public keys of everyone it sends to
+        (``linked()``) or receives from (those whose ``linked()`` holds it)."""
         talks = {node: set(a.linked()) for node, a in plans.items()}
         for node, a in plans.items():
             for j in a.linked():
                 talks.setdefault(j, set()).add(node)
-        return {
-            node: assignment_mod.CurveKeys(
-                public, secret, {j: pairs[j][0] for j in sorted(talks[node]) if j in pairs}
-            )
-            for node, (public, secret) in pairs.items()
-        }
+        return {node: {j: public[j] for j in sorted(talks[node]) if j in public} for node in plans}
 
     def _mark_failed(self, node: int, round_: int, reason: str) -> None:
         if node in self.failed:

@@ -11,6 +11,7 @@
     byzemu launch CONFIG --on slurm [--nodes H] [--dry-run]     one run across a Slurm allocation
     byzemu sweep SWEEP.toml --on slurm [--nodes H] [--jobs N]   a sweep as a Slurm job array
     byzemu status DIR                                           progress of a run or a sweep folder
+    byzemu conformance [--curve on|off|both] -- CMD...          test a peer implementation
 
 A bad config or argument prints one line (``error: ...``) and exits with status 2.
 """
@@ -281,9 +282,12 @@ def coordinator(config: str, bind: str, overrides: tuple[str, ...], out: str | N
 @click.option("--checkpoint-dir", "checkpoint_dir", default=None, type=click.Path(file_okay=False),
               help="Folder on this host where the peers write their checkpoints (runtime.checkpoint_every); "
               "without it they write none.")
+@click.option("--max-message-bytes", "max_message_bytes", default=None, type=click.IntRange(min=1024),
+              help="Largest data message the peers' data sockets accept, fixed before they register; a run with "
+              "a larger runtime.max_message_bytes refuses them. [default: 67108864, runtime.max_message_bytes's default]")
 def peer(
     address: str, count: int, bind_host: str, advertise_host: str | None, data_root: str | None,
-    coordinator_key: str | None, checkpoint_dir: str | None,
+    coordinator_key: str | None, checkpoint_dir: str | None, max_message_bytes: int | None,
 ) -> None:
     """Start COUNT peers on this host that join the coordinator at ADDRESS."""
     if not address.startswith("tcp://"):
@@ -303,6 +307,7 @@ def peer(
         advertise_host=advertise,
         coordinator_key=coordinator_key,
         checkpoint_dir=str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,
+        max_message_bytes=max_message_bytes,
     )
     click.echo(f"{count} peer(s) started; data sockets advertised on {advertise}", err=True)
     try:
@@ -312,6 +317,39 @@ def peer(
         stop_peers(procs, grace=0)
     codes = [p.exitcode for p in procs]
     sys.exit(0 if all(c == 0 for c in codes) else 1)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
+              help="Run config (complete topology, >= 3 nodes, > 2 rounds); default: a small built-in one.")
+@set_opt
+@click.option("--curve", type=click.Choice(["both", "off", "on"]), default="both", show_default=True,
+              help="Run the checks without CURVE, with it, or both.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for the runs and your peer's output (default runs/conformance-TIMESTAMP).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def conformance(config: str | None, overrides: tuple[str, ...], curve: str, out: str | None,
+                command: tuple[str, ...]) -> None:
+    """Run COMMAND as one peer among byzemu peers and check it against docs/PROTOCOL.md.
+
+    COMMAND gets the coordinator's address as {coordinator} in its arguments or
+    $BYZEMU_COORDINATOR, and the coordinator's CURVE key as {coordinator_key} or
+    $BYZEMU_COORDINATOR_KEY (empty without CURVE). Exit status 1 if a check fails.
+    """
+    import shutil
+    import time
+
+    from launch.conformance import conformance_config, run_conformance
+
+    if shutil.which(command[0]) is None:
+        _fail(f"cannot run {command[0]!r}: no such program (give a path or a command on PATH after --)")
+    try:
+        cfg = conformance_config(config, overrides)
+    except user_errors() as exc:
+        _fail(str(exc))
+    out_dir = Path(out) if out else Path("runs") / f"conformance-{time.strftime('%Y%m%d-%H%M%S')}"
+    modes = ["off", "on"] if curve == "both" else [curve]
+    sys.exit(run_conformance(list(command), cfg, curve_modes=modes, out_dir=out_dir, echo=click.echo))
 
 
 def _host_ip() -> str:

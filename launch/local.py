@@ -63,6 +63,7 @@ def launch_local(
     procs = start_peers(
         cfg.nodes, coord.address, bind_host=cfg.runtime.bind_host, preload=preload,
         coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
+        max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
     )
     by_pid = {p.pid: p for p in procs}
 

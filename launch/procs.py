@@ -63,6 +63,7 @@ def peer_process(
     advertise_host: str | None,
     coordinator_key: str | None = None,
     checkpoint_dir: str | None = None,
+    max_message_bytes: int | None = None,
 ) -> None:
     """Target of each forked peer process."""
     from peer.runtime import run_peer
@@ -70,6 +71,7 @@ def peer_process(
     code = run_peer(
         coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root,
         coordinator_key=coordinator_key, checkpoint_dir=checkpoint_dir,
+        **({"max_message_bytes": max_message_bytes} if max_message_bytes is not None else {}),
     )
     sys.exit(code)
 
@@ -84,11 +86,13 @@ def start_peers(
     preload: bool = True,
     coordinator_key: str | None = None,
     checkpoint_dir: str | None = None,
+    max_message_bytes: int | None = None,
 ) -> list[mp.process.BaseProcess]:
     """Start ``count`` peer processes: forked from the torch-preloaded forkserver, or (with
     ``preload=False``) as plain fresh interpreters (``spawn``) for comparison.
     ``coordinator_key`` is the coordinator's CURVE public key when the run uses CURVE;
-    ``checkpoint_dir`` the folder where the peers write (and resume from) checkpoints."""
+    ``checkpoint_dir`` the folder where the peers write (and resume from) checkpoints;
+    ``max_message_bytes`` the data sockets' limit (default: ``runtime.max_message_bytes``'s)."""
     _single_threaded_env()
     if preload:
         start_forkserver()
@@ -98,7 +102,7 @@ def start_peers(
     procs = []
     with _without_main_reimport():
         for _ in range(count):
-            args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir)
+            args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir, max_message_bytes)
             p = ctx.Process(target=peer_process, args=args, daemon=False)
             p.start()
             procs.append(p)

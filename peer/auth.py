@@ -1,11 +1,17 @@
 """CURVE authentication of a peer's data plane (``runtime.curve``, docs/FAILURES.md, *Identity*).
 
-With CURVE on, a peer's data ROUTER is a CURVE server with the key pair the coordinator
-issued, and :class:`ZapHandler` admits exactly the clients whose public key belongs to a
-peer it exchanges data with. Every message of an admitted connection carries that peer's
-node id as its ``User-Id`` property, which the runtime compares with the header's
-``src``. The handler is asked once per connection handshake, never per message, and its
-answer depends only on the client's key.
+With CURVE on, a peer makes its own data-plane key pair before it registers, binds its
+data ROUTER once as a CURVE server with it and sends the public key in ``register``
+(``curve_key``); the coordinator hands every peer, in ``assign``, the public keys of the
+peers it exchanges data with. The secret key never leaves the peer.
+
+:class:`ZapHandler` admits exactly the clients whose public key belongs to such a peer.
+Every message of an admitted connection carries that peer's node id as its ``User-Id``
+property, which the runtime compares with the header's ``src``. The handler is asked once
+per connection handshake, never per message, and its answer depends only on the client's
+key. A neighbor may connect before this peer has its own assignment (the coordinator
+sends the ``assign`` messages one after the other): such handshakes are *held*, not
+refused, until :meth:`ZapHandler.admit` names the allowed keys, then answered.
 """
 
 from __future__ import annotations
@@ -19,34 +25,62 @@ from zmq.utils import z85
 log = logging.getLogger("byzemu.peer")
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"  #: where libzmq asks a context's ZAP handler (RFC 27)
+#: handshakes held while the assignment is unknown; more are refused at once
+MAX_HELD = 1024
+_WAKE_MS = 50  #: how often the handler thread looks for an assignment that arrived
 
 
 class ZapHandler:
     """The ZAP handler of one ZeroMQ context: CURVE clients with a known key only.
 
-    ``allowed`` maps Z85 public keys to node ids. A client whose key is one of them is
-    accepted with ``User-Id`` = its node id in decimal; any other key, or another
-    mechanism, is refused (status 400) and counted in :attr:`refused`. The socket is
-    bound here, before the caller binds a CURVE server, so no handshake is ever answered
-    without it; a thread answers requests until the context is terminated.
+    ``allowed`` maps Z85 public keys to node ids, or is None while the assignment is not
+    known (requests are then held; :meth:`admit` answers them). A client whose key is
+    allowed is accepted with ``User-Id`` = its node id in decimal; any other key, or
+    another mechanism, is refused (status 400) and counted in :attr:`refused`. The socket
+    is bound here, before the caller binds a CURVE server, so no handshake is ever
+    answered without it; a thread answers requests until the context is terminated.
+
+    The socket is a ROUTER (not the usual REP) so that requests can wait for
+    :meth:`admit` without blocking the ones behind them; libzmq's ZAP requests and
+    replies start with an empty delimiter frame, which a ROUTER sees after the routing id.
     """
 
-    def __init__(self, ctx: zmq.Context, allowed: dict[str, int], *, owner: int) -> None:
-        self.allowed = {z85.decode(key.encode()): node for key, node in allowed.items()}
+    def __init__(self, ctx: zmq.Context, allowed: dict[str, int] | None, *, owner: int) -> None:
+        self._allowed: dict[bytes, int] | None = None
         self.owner = owner
         self.refused = 0  #: refused handshakes (written by the thread only)
-        self._sock = ctx.socket(zmq.REP)
+        self._held: list[tuple[bytes, list[bytes]]] = []  # (routing id, request) until admit()
+        self._lock = threading.Lock()
+        if allowed is not None:
+            self.admit(allowed)
+        self._sock = ctx.socket(zmq.ROUTER)
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.bind(ZAP_ENDPOINT)
         self._thread = threading.Thread(target=self._serve, name=f"zap-{owner}", daemon=True)
         self._thread.start()
 
+    def admit(self, allowed: dict[str, int], *, owner: int | None = None) -> None:
+        """The assignment arrived: from now on exactly the keys in ``allowed`` (Z85 ->
+        node id) are admitted; held handshakes are answered by the handler thread."""
+        with self._lock:
+            self._allowed = {z85.decode(key.encode()): node for key, node in allowed.items()}
+            if owner is not None:
+                self.owner = owner
+
     def _serve(self) -> None:
         sock = self._sock
         try:
             while True:
-                sock.send_multipart(self.reply(sock.recv_multipart()))
-        except zmq.ContextTerminated:
+                if sock.poll(_WAKE_MS):
+                    routing_id, _delimiter, *request = sock.recv_multipart()
+                    self._held.append((routing_id, request))
+                with self._lock:
+                    known = self._allowed is not None
+                if known or len(self._held) > MAX_HELD:
+                    held, self._held = self._held, []
+                    for routing_id, request in held:
+                        sock.send_multipart([routing_id, b"", *self.reply(request)])
+        except zmq.ZMQError:  # the context was terminated (or destroyed, closing this socket)
             pass
         finally:
             sock.close(linger=0)
@@ -57,8 +91,10 @@ class ZapHandler:
             return [b"1.0", frames[1] if len(frames) > 1 else b"", b"500", b"malformed request", b"", b""]
         _version, request_id, _domain, address, _identity, mechanism, *credentials = frames
         node = None
+        with self._lock:
+            allowed = self._allowed or {}
         if mechanism == b"CURVE" and len(credentials) == 1:
-            node = self.allowed.get(credentials[0])
+            node = allowed.get(credentials[0])
         if node is None:
             self.refused += 1
             if self.refused <= 10 or self.refused % 100 == 0:

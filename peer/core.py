@@ -207,6 +207,8 @@ class NodeCore:
                 raise ProtocolError("bad_chunk_index", f"chunk index {c!r}")
         if len(set(indices)) != len(indices):
             raise ProtocolError("bad_chunks", "duplicate chunk index")
+        if not 1 <= len(indices) < len(self.bounds):  # never none, never the whole model
+            raise ProtocolError("bad_chunk_count", f"{len(indices)} chunks; a message carries 1..{len(self.bounds) - 1}")
         for c, array in zip(indices, arrays):
             self._check_chunk(c, array)
 

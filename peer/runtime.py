@@ -3,16 +3,22 @@
 Sockets:
 
 * control plane: one DEALER connected to the coordinator's ROUTER;
-* data plane, incoming: one ROUTER bound on ``bind_host`` (random port), advertised in
-  ``register``; every connection's routing id is the sender's node id;
+* data plane, incoming: one ROUTER bound on ``bind_host`` (random port) before the peer
+  registers, with its final options (frame limit ``--max-message-bytes``, CURVE server
+  key), advertised in ``register`` and never replaced; every connection's routing id is
+  the sender's node id;
 * data plane, outgoing: one DEALER per neighbor, connected to the neighbor's ROUTER with
-  routing id ``str(node)``.
+  routing id ``str(node)`` before the peer answers ``ready``.
 
-With CURVE (the ``assign`` message carries keys, see ``peer/auth.py``) the control DEALER
-is a CURVE client of the coordinator, the data ROUTER is rebound as a CURVE server that
-admits only the peers this one exchanges data with, the outgoing DEALERs are CURVE clients
-without a routing id and connect at the first round start, and a message's sender is the
+With CURVE (the peer was given ``--coordinator-key``, see ``peer/auth.py``) the control
+DEALER is a CURVE client of the coordinator; the peer makes its own data-plane key pair,
+binds its data ROUTER as a CURVE server with it and sends the public key in ``register``;
+its ZAP handler holds neighbors' handshakes until ``assign`` names the keys it admits; the
+outgoing DEALERs are CURVE clients without a routing id, and a message's sender is the
 node whose key its connection authenticated with.
+
+Nothing is read from the data socket before the assignment is set up: what neighbors send
+meanwhile waits in ZeroMQ's queues (no message is lost; docs/PROTOCOL.md, *No silent loss*).
 
 Every received message is decoded and validated; a bad one is dropped, counted by reason
 (reported in ``round_done`` traffic) and logged, never raised. Chunk messages are accepted
@@ -119,6 +125,7 @@ class PeerRuntime:
         assign_timeout: float = 600.0,
         coordinator_key: str | None = None,
         checkpoint_dir: str | None = None,
+        max_message_bytes: int = RuntimeConfig.max_message_bytes,
     ) -> None:
         self.ctx = zmq.Context()
         self.ctrl = self.ctx.socket(zmq.DEALER)
@@ -135,11 +142,23 @@ class PeerRuntime:
         self.checkpoint_dir = checkpoint_dir
         self.resume: dict[str, Any] | None = None  # assign -> resume: {round, digest}
         self.ctrl.connect(coordinator)
-        self.data = self.ctx.socket(zmq.ROUTER)
-        self.data.setsockopt(zmq.LINGER, 0)
-        self.data.setsockopt(zmq.MAXMSGSIZE, sockets.FRAME_OVERHEAD)  # no data before the assignment
-        port = self.data.bind_to_random_port(f"tcp://{bind_host}")
+        #: the data socket's limit, fixed here for the whole run; a run with a larger
+        #: runtime.max_message_bytes is refused (setup)
+        self.socket_max_bytes = max_message_bytes
+        self.max_bytes = max_message_bytes  # the run's limit (codec check), once assigned
+        self.curve: assignment_mod.CurveKeys | None = None  # CURVE runs: own keys, peers' keys once assigned
+        self.zap: auth.ZapHandler | None = None
+        if coordinator_key is not None:  # a CURVE run: the data plane is CURVE too
+            public, secret = (k.decode() for k in zmq.curve_keypair())
+            self.curve = assignment_mod.CurveKeys(public, secret)
+            self.zap = auth.ZapHandler(self.ctx, None, owner=m.UNASSIGNED_ID)  # before the server binds
+        self.data = sockets.bind_router(
+            self.ctx, f"tcp://{bind_host}:*", max_frame=sockets.frame_limit(max_message_bytes),
+            curve_secret=self.curve.secret if self.curve is not None else None,
+        )
+        port = self.data.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1]
         self.data_addr = f"tcp://{advertise_host or bind_host}:{port}"
+        self.data_drops = sockets.DropWatch(self.data)
         self.data_root = data_root
         self.assign_timeout = assign_timeout
         self.out: dict[int, zmq.Socket] = {}
@@ -155,12 +174,7 @@ class PeerRuntime:
         self.buffer: dict[int, Payloads] = defaultdict(dict)  # round -> sender -> chunks
         self.collusion: dict[int, dict[int, Payloads]] = defaultdict(dict)  # round -> colluder -> view
         self.oracle: dict[int, dict[int, np.ndarray]] = defaultdict(dict)  # round -> honest -> vector
-        self.max_bytes = 64 * 1024 * 1024
-        self.curve: assignment_mod.CurveKeys | None = None  # set by register() in CURVE runs
-        self.zap: auth.ZapHandler | None = None
         self._zap_counted = 0  # refusals of self.zap already folded into the drop counters
-        self.data_drops: sockets.DropWatch | None = None  # set once the run's limit is known
-        self._unconnected: list[int] = []  # CURVE: links connected at the first round start
 
     # ------------------------------------------------------------------ drops
 
@@ -174,8 +188,6 @@ class PeerRuntime:
     def _count_dropped_connections(self) -> None:
         """Fold the data socket's dropped connections (a frame over the limit, a broken
         stream, a sender that died: ``protocol/sockets.py``) into the drop counters."""
-        if self.data_drops is None:
-            return
         for _ in range(self.data_drops.new_drops()):
             self._drop("connection_dropped", "an inbound data connection closed: a frame over "
                        f"{sockets.frame_limit(self.max_bytes)} bytes, a malformed stream or a dead sender")
@@ -207,7 +219,11 @@ class PeerRuntime:
             self._drop("unexpected_kind", f"{msg.kind} in round {self.started}")
 
     def register(self) -> Assignment:
-        self._send_ctrl(m.register(data_addr=self.data_addr, host=socket.gethostname(), pid=os.getpid()))
+        self._send_ctrl(m.register(
+            data_addr=self.data_addr, host=socket.gethostname(), pid=os.getpid(),
+            curve_key=self.curve.public if self.curve is not None else None,
+            max_message_bytes=self.socket_max_bytes,
+        ))
         deadline = time.monotonic() + self.assign_timeout
         while time.monotonic() < deadline:
             self._check_control()
@@ -223,7 +239,10 @@ class PeerRuntime:
                 continue
             try:
                 assignment, addresses = assignment_mod.from_message(msg)
-                self.curve = assignment_mod.curve_keys(msg)
+                peer_keys = assignment_mod.curve_peers(msg)
+                if (peer_keys is None) != (self.curve is None):
+                    raise ProtocolError("bad_assignment", "curve keys in a run without CURVE on the control plane, "
+                                        "or none in a run with it")
             except ProtocolError as exc:
                 self._drop(exc.reason, exc.detail)
                 continue
@@ -235,6 +254,10 @@ class PeerRuntime:
                 continue
             self.addresses = addresses
             self.resume = resume
+            if self.curve is not None and self.zap is not None and peer_keys is not None:
+                self.curve = assignment_mod.CurveKeys(self.curve.public, self.curve.secret, peer_keys)
+                # answer the neighbors' handshakes it held, before the (slow) setup
+                self.zap.admit({k: j for j, k in peer_keys.items()}, owner=assignment.node)
             return assignment
         raise PeerExit(f"no assignment within {self.assign_timeout:g} s")
 
@@ -283,6 +306,12 @@ class PeerRuntime:
     def setup(self, assignment: Assignment) -> None:
         cfg = assignment.config
         self.node = assignment.node
+        if cfg.runtime.max_message_bytes > self.socket_max_bytes:
+            raise ValueError(
+                f"the run's runtime.max_message_bytes={cfg.runtime.max_message_bytes} exceeds this peer's data-socket "
+                f"limit {self.socket_max_bytes}, fixed before registering: start it with --max-message-bytes "
+                f"{cfg.runtime.max_message_bytes}"
+            )
         self.max_bytes = cfg.runtime.max_message_bytes
         self.coordinator_timeout = cfg.runtime.coordinator_timeout
         root = self.data_root or cfg.data.root
@@ -296,21 +325,7 @@ class PeerRuntime:
         elif cfg.runtime.checkpoint_every and self.checkpoint_dir is None:
             log.warning("peer %d: runtime.checkpoint_every=%d but no checkpoint folder (byzemu peer "
                         "--checkpoint-dir): this peer writes no checkpoints", self.node, cfg.runtime.checkpoint_every)
-        if self.curve is not None:  # the ZAP handler before the CURVE server binds
-            self.zap = auth.ZapHandler(self.ctx, {k: j for j, k in self.curve.peers.items()}, owner=self.node)
-        # the run's frame limit (and CURVE): libzmq fixes both when a listener binds, so the
-        # socket bound at registration is replaced on the same, advertised port
-        self.poller.unregister(self.data)
-        self.data = sockets.rebind_router(
-            self.ctx, self.data, max_frame=sockets.frame_limit(self.max_bytes),
-            curve_secret=self.curve.secret if self.curve is not None else None,
-        )
-        self.poller.register(self.data, zmq.POLLIN)
-        self.data_drops = sockets.DropWatch(self.data)
-        if self.curve is None:
-            self._connect(assignment.linked())
-        else:  # our links' servers are CURVE only once they are ready: connect at round 1
-            self._unconnected = assignment.linked()
+        self._connect(assignment.linked())  # before ready: round 1 may start at once
         # everything built so far (torch's modules, the data, the model) lives for the whole
         # run: move it out of the cyclic collector's reach, so a full collection scans only
         # what rounds allocate (~85 ms otherwise, at random rounds) and never writes to the
@@ -484,9 +499,6 @@ class PeerRuntime:
         self.failed.update(n for n in failed if isinstance(n, int))
         self.started = round_
         t0, cpu0 = time.perf_counter(), time.process_time()
-        if self._unconnected:  # CURVE: every peer was ready, so its data socket is a CURVE server
-            self._connect(self._unconnected)
-            self._unconnected = []
         core = self.core
         core.train(round_)
         t_send = time.perf_counter()
@@ -554,8 +566,7 @@ class PeerRuntime:
 
     def close(self) -> None:
         self._close_monitor()
-        if self.data_drops is not None:
-            self.data_drops.close()
+        self.data_drops.close()
         for s in self.out.values():
             s.close(linger=0)
         self.data.close(linger=0)
@@ -572,6 +583,7 @@ def run_peer(
     assign_timeout: float = 600.0,
     coordinator_key: str | None = None,
     checkpoint_dir: str | None = None,
+    max_message_bytes: int = RuntimeConfig.max_message_bytes,
 ) -> int:
     """Entry point of one peer process; returns its exit code."""
     import torch
@@ -586,6 +598,7 @@ def run_peer(
         assign_timeout=assign_timeout,
         coordinator_key=coordinator_key,
         checkpoint_dir=checkpoint_dir,
+        max_message_bytes=max_message_bytes,
     )
     try:
         assignment = rt.register()

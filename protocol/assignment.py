@@ -56,20 +56,19 @@ class Assignment:
 
 @dataclass(frozen=True)
 class CurveKeys:
-    """A peer's CURVE key pair and the public keys of the peers it exchanges data with,
-    all as 40-character Z85 text (what ``zmq.curve_keypair()`` returns, decoded)."""
+    """A peer's own CURVE key pair (made by the peer before it registers; the secret key
+    never leaves it) and the public keys of the peers it exchanges data with (from
+    ``assign``), all as 40-character Z85 text (``zmq.curve_keypair()``, decoded)."""
 
     public: str
     secret: str
     #: peer id -> public key, for every peer this one sends to or accepts data from
     peers: dict[int, str] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "public": self.public,
-            "secret": self.secret,
-            "peers": [{"id": j, "key": k} for j, k in sorted(self.peers.items())],
-        }
+
+def peers_to_dict(peers: dict[int, str]) -> dict[str, Any]:
+    """The ``assign`` → ``curve`` map: ``{"peers": [{"id", "key"}, ...]}`` sorted by id."""
+    return {"peers": [{"id": j, "key": k} for j, k in sorted(peers.items())]}
 
 
 def is_z85_key(value: Any) -> bool:
@@ -82,14 +81,12 @@ def is_z85_key(value: Any) -> bool:
         return False
 
 
-def curve_keys(msg: m.Message) -> CurveKeys | None:
-    """The ``curve`` field of an ``assign`` message (None when the run does not use CURVE);
-    ProtocolError('bad_assignment') if it is malformed."""
+def curve_peers(msg: m.Message) -> dict[int, str] | None:
+    """The ``curve`` field of an ``assign`` message: peer id -> public key (None when the
+    run does not use CURVE); ProtocolError('bad_assignment') if it is malformed."""
     entry = msg.fields.get("curve")
     if entry is None:
         return None
-    if not (is_z85_key(entry.get("public")) and is_z85_key(entry.get("secret"))):
-        raise ProtocolError("bad_assignment", "curve needs a Z85 public and secret key")
     peers: dict[int, str] = {}
     listed = entry.get("peers")
     for item in listed if isinstance(listed, list) else [None]:
@@ -102,14 +99,14 @@ def curve_keys(msg: m.Message) -> CurveKeys | None:
         ):
             raise ProtocolError("bad_assignment", f"bad curve peer entry {item!r}")
         peers[item["id"]] = item["key"]
-    return CurveKeys(entry["public"], entry["secret"], peers)
+    return peers
 
 
 def to_message(
-    a: Assignment, addresses: dict[int, str], curve: CurveKeys | None = None
+    a: Assignment, addresses: dict[int, str], curve: dict[int, str] | None = None
 ) -> m.Message:
     """The ``assign`` message for ``a``; ``addresses`` maps peer id -> data address;
-    ``curve`` (CURVE runs only) is the peer's key pair and its peers' public keys."""
+    ``curve`` (CURVE runs only) maps peer id -> public key for the peers it talks to."""
     msg = m.assign(
         node=a.node,
         num_nodes=a.num_nodes,
@@ -126,7 +123,7 @@ def to_message(
         {"id": j, "degree": d, "byzantine": f} for j, (d, f) in sorted(a.neighborhoods.items())
     ]
     if curve is not None:
-        msg.fields["curve"] = curve.to_dict()
+        msg.fields["curve"] = peers_to_dict(curve)
     return msg
 
 
@@ -161,6 +158,8 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
     sizes = msg["chunk_sizes"]
     if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise ProtocolError("bad_assignment", "chunk_sizes must be positive integers")
+    if len(msg.arrays) not in (1, 2):
+        raise ProtocolError("bad_assignment", f"{len(msg.arrays)} array frames: the shard, then optionally the initial model")
     shard = msg.arrays[0]
     if shard.ndim != 1 or shard.dtype != np.dtype("<i8"):
         raise ProtocolError("bad_assignment", "shard must be a 1-D int64 array")

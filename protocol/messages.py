@@ -65,7 +65,8 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
 
 #: optional kind-specific header fields (absent = empty) and their msgpack types
 OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
-    ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP},
+    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT},
+    ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP, "model": _MAP},
     ROUND_START: {"checkpoint": _INT},
     ROUND_DONE: {"checkpoint": _INT},
 }
@@ -73,7 +74,7 @@ OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
 #: number of array frames a kind must carry (None = any number, checked per kind)
 FRAME_COUNT: dict[str, int | None] = {
     REGISTER: 0,
-    ASSIGN: 1,
+    ASSIGN: None,  # the shard, and the initial model when the register asked (want_init = 1)
     READY: 0,
     ROUND_START: 0,
     ROUND_DONE: 0,
@@ -99,8 +100,17 @@ class Message:
         return self.fields[key]
 
 
-def register(*, data_addr: str, host: str, pid: int) -> Message:
-    return Message(REGISTER, UNASSIGNED_ID, 0, {"data_addr": data_addr, "host": host, "pid": pid})
+def register(
+    *, data_addr: str, host: str, pid: int, curve_key: str | None = None, max_message_bytes: int | None = None
+) -> Message:
+    """``curve_key``: the peer's data-plane CURVE public key (CURVE runs); ``max_message_bytes``:
+    the largest data message its data socket, bound before registering, accepts."""
+    fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid}
+    if curve_key is not None:
+        fields["curve_key"] = curve_key
+    if max_message_bytes is not None:
+        fields["max_message_bytes"] = max_message_bytes
+    return Message(REGISTER, UNASSIGNED_ID, 0, fields)
 
 
 def assign(

@@ -48,8 +48,10 @@ def bind_router(
 ) -> zmq.Socket:
     """A ROUTER bound on ``endpoint`` with ``ZMQ_MAXMSGSIZE = max_frame`` (and as a CURVE
     server with ``curve_secret``). libzmq fixes a listener's options when it binds, so the
-    options are set first. ``EADDRINUSE`` is retried for ``timeout`` seconds, for an
-    endpoint whose previous socket was just closed (see :func:`rebind_router`)."""
+    options are set first, and a peer binds its data socket this way once, before it
+    registers, and never replaces it (a replaced listener loses what was sent to the old
+    one). ``endpoint`` may end in ``:*`` (a free port). ``EADDRINUSE`` is retried for
+    ``timeout`` seconds (a fixed port whose previous owner is still closing)."""
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, linger)
     sock.setsockopt(zmq.MAXMSGSIZE, max_frame)
@@ -66,18 +68,6 @@ def bind_router(
                 sock.close(linger=0)
                 raise OSError(f"cannot bind a ROUTER on {endpoint}: {exc}") from None
             time.sleep(0.01)
-
-
-def rebind_router(
-    ctx: zmq.Context, old: zmq.Socket, *, max_frame: int, curve_secret: str | None = None
-) -> zmq.Socket:
-    """Close the ROUTER ``old`` and bind a new one on its endpoint with the run's limit
-    (and CURVE). A peer binds and advertises its data address when it registers, before it
-    knows the run's ``runtime.max_message_bytes`` or keys; nothing is sent to it before
-    round 1, so replacing the listener loses nothing (senders' DEALERs reconnect)."""
-    endpoint = old.getsockopt_string(zmq.LAST_ENDPOINT)
-    old.close(linger=0)
-    return bind_router(ctx, endpoint, max_frame=max_frame, curve_secret=curve_secret)
 
 
 class DropWatch:

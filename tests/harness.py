@@ -53,6 +53,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,9 +168,11 @@ class ScriptedPeer:
     ``control_log`` (control messages in order) and ``inbox[round][sender]`` (chunks).
 
     CURVE (PROTOCOL.md, *CURVE*): with ``coordinator_key`` the control DEALER is a CURVE
-    client of the coordinator; an ``assign`` with ``curve`` keys makes the data ROUTER a
-    CURVE server (rebound on the same port; this harness admits any client key) and the
-    neighbor DEALERs CURVE clients without routing id, connected at the first send.
+    client of the coordinator, and the peer makes its own data-plane key pair: the data
+    ROUTER is bound as a CURVE server with it (this harness admits any client key), its
+    public key goes out in ``register`` (``curve_key``), and the neighbor DEALERs are CURVE
+    clients without routing id, with the neighbors' keys from ``assign`` → ``curve``.
+    The data ROUTER is bound once, before ``register``, and never replaced.
     """
 
     def __init__(self, coordinator: str, *, bind_host: str = "127.0.0.1", coordinator_key: str | None = None) -> None:
@@ -182,6 +185,11 @@ class ScriptedPeer:
         self.ctrl.connect(coordinator)
         self.coordinator = coordinator
         self.data = self._socket(zmq.ROUTER)
+        self.data_keys: tuple[bytes, bytes] | None = None  # (public, secret) of the data plane
+        if coordinator_key is not None:
+            self.data_keys = zmq.curve_keypair()
+            self.data.curve_server = True
+            self.data.curve_secretkey = self.data_keys[1]
         port = self.data.bind_to_random_port(f"tcp://{bind_host}")
         self.data_addr = f"tcp://{bind_host}:{port}"
         self.poller = zmq.Poller()
@@ -284,14 +292,21 @@ class ScriptedPeer:
     def send_control(self, head: Mapping[str, Any], arrays: Sequence[np.ndarray] = ()) -> None:
         self.ctrl.send_multipart(encode(head, arrays))
 
-    def register(self, *, host: str = "scripted", pid: int | None = None, data_addr: str | None = None) -> None:
+    def register(
+        self, *, host: str = "scripted", pid: int | None = None, data_addr: str | None = None, want_init: bool = False
+    ) -> None:
+        """``register``; ``want_init``: ask for the initial model's vector in ``assign``."""
+        extra: dict[str, Any] = {"curve_key": self.data_keys[0].decode()} if self.data_keys is not None else {}
+        if want_init:
+            extra["want_init"] = 1
         self.send_control(
             header("register", -1, data_addr=data_addr or self.data_addr, host=host,
-                   pid=os.getpid() if pid is None else pid)
+                   pid=os.getpid() if pid is None else pid, **extra)
         )
 
     def accept_assignment(self, *, timeout: float = 30.0) -> Message:
-        """Wait for ``assign``, remember it and connect one DEALER per neighbor."""
+        """Wait for ``assign``, remember it and connect one DEALER per neighbor (as a CURVE
+        client with the neighbor's key when the ``assign`` carries ``curve``)."""
         msg = self.expect("assign", timeout=timeout)
         self.assignment = msg
         self.node = msg["node"]
@@ -300,35 +315,20 @@ class ScriptedPeer:
         if "curve" in msg.header:
             self.curve = msg["curve"]
             self.peer_keys = {e["id"]: e["key"] for e in self.curve["peers"]}
-            endpoint = self.data.getsockopt_string(zmq.LAST_ENDPOINT)
-            self.poller.unregister(self.data)
-            self.data.close(linger=0)
-            self.data = self._socket(zmq.ROUTER)
-            self.data.curve_server = True
-            self.data.curve_secretkey = self.curve["secret"].encode()
-            for attempt in range(500):  # the old listener closes asynchronously
-                try:
-                    self.data.bind(endpoint)
-                    break
-                except zmq.ZMQError:
-                    if attempt == 499:
-                        raise
-                    time.sleep(0.01)
-            self.poller.register(self.data, zmq.POLLIN)
-            return msg  # neighbor DEALERs: at the first send (their servers are CURVE by then)
         for j, addr in self.neighbors.items():
-            s = self._socket(zmq.DEALER, str(self.node).encode())
-            s.setsockopt(zmq.SNDHWM, 1000)
-            s.connect(addr)
+            if self.curve is not None:
+                s = self.dealer(addr, curve=self.curve_client(j))
+            else:
+                s = self._socket(zmq.DEALER, str(self.node).encode())
+                s.connect(addr)
             self.out[j] = s
         return msg
 
     def curve_client(self, key_of: int) -> dict[str, bytes]:
         """CURVE client options for :meth:`dealer`: this peer's key pair, to the server of
         peer ``key_of``."""
-        assert self.curve is not None, "not a CURVE run"
-        return {"public": self.curve["public"].encode(), "secret": self.curve["secret"].encode(),
-                "server": self.peer_keys[key_of].encode()}
+        assert self.curve is not None and self.data_keys is not None, "not a CURVE run"
+        return {"public": self.data_keys[0], "secret": self.data_keys[1], "server": self.peer_keys[key_of].encode()}
 
     @property
     def neighbor_ids(self) -> list[int]:
@@ -356,8 +356,6 @@ class ScriptedPeer:
 
     def send_raw(self, neighbor: int, frames: Sequence[bytes]) -> None:
         """Send arbitrary frames over this peer's own data DEALER to ``neighbor``."""
-        if neighbor not in self.out and self.curve is not None:
-            self.out[neighbor] = self.dealer(self.neighbors[neighbor], curve=self.curve_client(neighbor))
         self.out[neighbor].send_multipart(list(frames))
         self.sent_msgs += 1
         self.sent_bytes += sum(len(f) for f in frames)
@@ -462,9 +460,12 @@ class Cluster:
         )
 
     def start_peers(self, count: int | None = None) -> None:
+        """``byzemu peer --count N``, with the config's ``runtime.max_message_bytes`` as the
+        peers' ``--max-message-bytes`` (what ``byzemu launch`` passes its peers)."""
+        limit = tomllib.loads(self.config.read_text()).get("runtime", {}).get("max_message_bytes")
         self.peers = self._spawn(
             ["peer", "--coordinator", self.address, "--count", str(count or self.peer_count),
-             "--bind-host", "127.0.0.1",
+             "--bind-host", "127.0.0.1", *(["--max-message-bytes", str(limit)] if limit else []),
              *(["--coordinator-key", self.coordinator_key] if self.coordinator_key else [])],
             "peers.log",
         )
@@ -475,7 +476,7 @@ class Cluster:
         self.start_coordinator()
         self.start_peers()
 
-    def wait_listening(self, timeout: float = 30.0) -> None:
+    def wait_listening(self, timeout: float = 120.0) -> None:
         """Block until the coordinator has bound its control socket."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

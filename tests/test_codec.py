@@ -439,3 +439,39 @@ def test_assign_with_optional_field_of_wrong_type_is_bad_field() -> None:
         decode(encode(msg))
 
     assert err.value.reason == "bad_field"
+
+
+# ----------------------------------------------------------------------------- numeric types (PROTOCOL.md)
+
+
+def test_assign_config_accepts_an_int_where_a_float_is_specified() -> None:
+    config = _assignment().config.to_dict()
+    config["train"]["lr"] = 1  # an encoder that writes 1.0 as an int
+    config["runtime"]["chunk_timeout"] = 5
+
+    back, _ = from_message(_assign_msg(config=config))
+
+    assert back.config.train.lr == 1.0 and back.config.runtime.chunk_timeout == 5.0
+
+
+def test_assign_config_refuses_a_float_where_an_int_is_specified() -> None:
+    config = _assignment().config.to_dict()
+    config["rounds"] = 3.0
+
+    assert _bad_assignment_reason(_assign_msg(config=config)) == "bad_assignment"
+
+
+def test_round_start_accepts_an_int_deadline() -> None:
+    frames = encode(m.Message(m.ROUND_START, m.COORDINATOR_ID, 2, {"failed": [], "deadline": 30}))
+
+    msg = decode(_wire(frames), allowed=m.TO_PEER_CONTROL)
+
+    assert msg["deadline"] == 30 and msg.round == 2
+
+
+def test_assign_with_three_array_frames_is_bad_assignment() -> None:
+    a = _assignment()
+    msg = to_message(a, {0: "x", 3: "y"})
+    msg.arrays += [np.zeros(11, "<f4"), np.zeros(1, "<f4")]
+
+    assert _bad_assignment_reason(_through_wire(msg)) == "bad_assignment"

@@ -54,7 +54,7 @@ knowledge = "oracle"
 [eval]
 every = 1
 [runtime]
-register_timeout = 30.0
+register_timeout = 120.0
 round_timeout = 20.0
 chunk_timeout = 10.0
 """
@@ -71,7 +71,7 @@ def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
 
     proc = subprocess.run(
         [BYZEMU, "launch", str(cfg_path), "--set", "runtime.curve=on", "--out", str(run_dir), "--quiet"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True, text=True, timeout=400,
     )
     run_reference(config_mod.load(cfg_path), ref_dir)
 
@@ -115,7 +115,7 @@ per_neighbor = 2
 [eval]
 every = 1
 [runtime]
-register_timeout = 30.0
+register_timeout = 120.0
 round_timeout = 20.0
 chunk_timeout = 10.0
 """
@@ -164,7 +164,7 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
             extra: list[zmq.Socket] = []  # open until the run ends (closed with sp)
             sp.register()
             cluster.start_peers()  # after our register: we are node 0
-            sp.accept_assignment(timeout=30)
+            sp.accept_assignment(timeout=150)
             assert sp.node == SCRIPTED and sp.neighbor_ids == [1, 3], cluster.logs()
             assert (sp.curve is not None) == curve
             sp.ready()
@@ -180,7 +180,7 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
                 sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
                                           "digest": "f" * 16})
             sp.expect("stop", timeout=20)
-        codes = cluster.wait(20)
+        codes = cluster.wait(90)
         return Outcome(codes, read_results(tmp / "run"), cluster.logs())
 
 
@@ -190,7 +190,7 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     runs = {"attacked": dict(curve=True, hostile=True), "plain": dict(curve=False, hostile=False)}
     with ThreadPoolExecutor(2) as pool:
         futures = {name: pool.submit(run_identity, tmp_path_factory.mktemp(name), **kw) for name, kw in runs.items()}
-        return {name: f.result(timeout=120) for name, f in futures.items()}
+        return {name: f.result(timeout=400) for name, f in futures.items()}
 
 
 def test_a_key_speaks_only_for_its_owner(identity: dict[str, Outcome]) -> None:
@@ -283,3 +283,29 @@ def test_zap_handler_names_the_key_owner_and_refuses_others() -> None:
         assert zap.refused == 2
     finally:
         ctx.term()  # ends the handler's thread, which closes its socket
+
+
+def test_zap_handler_holds_a_handshake_until_the_assignment_then_admits_it() -> None:
+    client_public, client_secret = zmq.curve_keypair()
+    server_public, server_secret = zmq.curve_keypair()
+    ctx = zmq.Context()
+    try:
+        zap = ZapHandler(ctx, None, owner=1)  # the peer's own assign has not arrived yet
+        server = ctx.socket(zmq.ROUTER)
+        server.curve_server, server.curve_secretkey = True, server_secret
+        port = server.bind_to_random_port("tcp://127.0.0.1")
+        client = ctx.socket(zmq.DEALER)
+        client.curve_publickey, client.curve_secretkey, client.curve_serverkey = client_public, client_secret, server_public
+        client.connect(f"tcp://127.0.0.1:{port}")
+        client.send(b"early")  # a neighbor that was assigned first sends at once
+
+        held = server.poll(500)  # nothing is delivered while the handshake waits
+        zap.admit({client_public.decode(): 7}, owner=1)
+        arrived = server.poll(10_000)
+        routing_id, frame = server.recv_multipart(copy=False)
+
+        assert not held and arrived
+        assert frame.bytes == b"early" and frame.get("User-Id") == "7"
+        assert zap.refused == 0
+    finally:
+        ctx.destroy(linger=0)

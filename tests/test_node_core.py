@@ -366,3 +366,16 @@ def test_loss_with_a_changed_chunk_differs_from_the_own_loss(make_core) -> None:
     changed = core.loss_with_chunk(0, torch.from_numpy(core.chunk(0) + 5.0))
 
     assert changed != own
+
+
+def test_check_payload_without_chunks_is_bad_chunk_count(make_core) -> None:
+    core = make_core(0)
+
+    assert _reason(core, 1, [], []) == "bad_chunk_count"
+
+
+def test_check_payload_with_the_whole_model_is_bad_chunk_count(make_core) -> None:
+    core = make_core(0)
+    every = list(range(len(SIZES)))  # all C chunks: a neighbor would hold the whole model
+
+    assert _reason(core, 1, every, _good(core, every)) == "bad_chunk_count"

@@ -41,7 +41,7 @@ per_neighbor = {PER_NEIGHBOR}
 [eval]
 every = 1
 [runtime]
-register_timeout = 30.0
+register_timeout = 120.0
 round_timeout = 20.0
 chunk_timeout = 10.0
 """
@@ -87,7 +87,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
         cluster.wait_listening()
         with ScriptedPeer(cluster.address) as sp:
             sp.register(host="scripted-host")
-            assign = sp.accept_assignment(timeout=30)
+            assign = sp.accept_assignment(timeout=150)
             sp.ready()
             starts, received, sent = [], {}, {}
             for t in range(1, ROUNDS + 1):
@@ -100,7 +100,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
                 received[t] = sp.recv_chunks(t, timeout=15)
                 sp.round_done(t, metrics=SCRIPTED_METRICS, traffic=SCRIPTED_TRAFFIC)
             stop = sp.expect("stop", timeout=20)
-        codes = cluster.wait(20)
+        codes = cluster.wait(90)
         logs = cluster.logs()
     return Run(assign["node"], assign, starts, received, sent, stop, codes, read_results(tmp / "run"), logs)
 
@@ -141,6 +141,15 @@ def test_assign_shard_frame(run: Run) -> None:
     assert SAMPLES // 3 - 10 <= shard.size <= SAMPLES // 3 + 10
     assert np.all(np.diff(shard) > 0)  # ascending, no repeats
     assert shard.min() >= 0 and shard.max() < SAMPLES
+
+
+def test_assign_model_layout_and_initial_digest(run: Run) -> None:
+    model = run.assign["model"]
+    # logreg = Flatten, Linear(784, 10): weight then bias, in flattening order
+    assert model["layout"] == [{"name": "1.weight", "shape": [10, 784]}, {"name": "1.bias", "shape": [10]}]
+    assert sum(int(np.prod(p["shape"])) for p in model["layout"]) == LOGREG_PARAMS
+    assert len(model["init_digest"]) == 16 and model["init_digest"] == model["init_digest"].lower()
+    assert len(run.assign.arrays) == 1  # the initial vector only on request (want_init)
 
 
 # ----------------------------------------------------------------------------- rounds
