@@ -19,9 +19,12 @@ but torch:
   ``torch.stack([own, *received]).mean(0)`` into a copy of the vector, then
   ``vector_to_parameters``.
 
-Ratios are node / bare per block, median over ``--repeats`` blocks.
+Ratios are node / bare per block, median over ``--repeats`` blocks. Last, the same
+``NodeCore.train`` in ``--concurrent`` forked processes at once (as the peers of one
+machine train) against one process alone: the CPU a step costs when processes share
+the cores.
 
-    .venv/bin/python bench/compute_floor.py [--repeats 7] [--steps 50]
+    .venv/bin/python bench/compute_floor.py [--repeats 7] [--steps 50] [--concurrent 16]
 """
 
 from __future__ import annotations
@@ -153,11 +156,41 @@ class Bench:
         return _cpu() - t0
 
 
+def concurrent_train(b: Bench, processes: int, steps: int) -> dict[str, float]:
+    """CPU per step of ``NodeCore.train`` in ``processes`` forked copies of node 0 training
+    at once (as the peers of one machine do), against one process alone, back to back."""
+    import os
+
+    def in_children(n: int) -> list[float]:
+        r, w = os.pipe()
+        pids = []
+        for _ in range(n):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - child
+                os.close(r)
+                os.write(w, f"{b.node_train(steps)}\n".encode())
+                os._exit(0)
+            pids.append(pid)
+        os.close(w)
+        with os.fdopen(r) as f:
+            values = [float(x) for x in f.read().split()]
+        for pid in pids:
+            os.waitpid(pid, 0)
+        return values
+
+    alone = median(in_children(1)[0] for _ in range(3))
+    together = in_children(processes)
+    return {"processes": processes, "alone_ms": alone * 1e3, "together_ms": median(together) * 1e3,
+            "inflation": median(together) / alone}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--repeats", type=int, default=7, help="alternating node/bare blocks")
     ap.add_argument("--steps", type=int, default=50, help="train steps per block and side")
     ap.add_argument("--aggregations", type=int, default=50, help="aggregations per block and side")
+    ap.add_argument("--concurrent", type=int, default=16,
+                    help="then: this many processes training at once vs one alone (0: skip)")
     args = ap.parse_args()
     info = warn_if_busy()
     import torch
@@ -205,7 +238,15 @@ def main() -> None:
         f"\nbare evaluation by batch size (s): 128 {med['bare_eval_128_s']:.3f}, "
         f"1,000 {med['bare_eval_1000_s']:.3f}, 10,000 {med['bare_eval_10000_s']:.3f}"
     )
-    save("compute_floor", {"machine": info, "args": vars(args), "blocks": rows, "medians": med})
+    contention = concurrent_train(b, args.concurrent, args.steps) if args.concurrent else {}
+    if contention:
+        print(
+            f"\nNodeCore.train CPU per step: one process alone {contention['alone_ms']:.2f} ms, "
+            f"{args.concurrent} processes at once {contention['together_ms']:.2f} ms "
+            f"({contention['inflation']:.2f}x)"
+        )
+    save("compute_floor", {"machine": info, "args": vars(args), "blocks": rows, "medians": med,
+                           "contention": contention})
 
 
 if __name__ == "__main__":

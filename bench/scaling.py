@@ -76,7 +76,8 @@ def main() -> None:
                     "setup_s": r["setup_s"], "round_ms_median": r["round_ms_median"],
                     "accuracy_mean": acc.get("mean"), "accuracy_worst": acc.get("worst"), "honest_n": acc.get("n"),
                     "failed_peers": r["summary"].get("failed_peers"),
-                    "peers_pss_total_mib": r.get("peers_pss_total_mib"), "peer_pss_mib": r.get("peer_pss_mib")}
+                    "peers_pss_total_mib": r.get("peers_pss_total_mib"), "peer_pss_mib": r.get("peer_pss_mib"),
+                    "log_lines": r.get("log_lines"), "log_tail": r.get("log_tail")}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if peers_runs:
