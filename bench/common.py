@@ -15,6 +15,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -216,7 +217,10 @@ def run_watched(
     2 ms; call ``on_lines(count, now)`` whenever its line count grows. Returns the start
     time (``time.time()``), the command's seconds and the times each line appeared."""
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # output to a file, not a pipe: nobody reads a pipe during the run, and once its 64 KiB
+    # are full every peer that logs a line blocks (256 peers did, round 1 never came)
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
     rounds_file = out_dir / "rounds.jsonl"
     size, lines, seen_at = 0, 0, []
     try:
@@ -239,11 +243,15 @@ def run_watched(
                     on_lines(lines, now, proc.pid)
             time.sleep(0.002)
     finally:
-        stdout, stderr = proc.communicate()
+        proc.wait()
+        log.seek(0)
+        stderr = log.read()
+        log.close()
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{stderr[-3000:]}")
     return {"start": t0, "command_s": time.time() - t0, "line_at": seen_at, "pid": proc.pid,
-            "cmdline": shlex.join(cmd), **read_run(out_dir)}
+            "cmdline": shlex.join(cmd), "log_lines": stderr.count("\n"), "log_tail": stderr[-2000:],
+            **read_run(out_dir)}
 
 
 def launch_cmd(out_dir: Path, overrides: dict[str, Any], *, config: Path = QUICKSTART) -> list[str]:
@@ -338,5 +346,7 @@ def measure_launch(overrides: dict[str, Any], out: Path, cores: int) -> dict[str
         "summary": run["summary"],
         "failed_peers": run["summary"].get("failed_peers"),
         "command_s": run["command_s"],
+        "log_lines": run["log_lines"],
+        "log_tail": run["log_tail"],
         **marks.get("mem", {}),
     }

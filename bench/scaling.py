@@ -47,6 +47,7 @@ def main() -> None:
     ap.add_argument("--model-rounds", type=int, default=5)
     ap.add_argument("--full", type=int, default=128,
                     help="peers of one complete quickstart run (10 rounds, full test set) at the end; 0: none")
+    ap.add_argument("--name", default="scaling", help="results file bench/results/NAME.json")
     args = ap.parse_args()
     info = warn_if_busy()
     cores = info["cores"] or 1
@@ -75,25 +76,28 @@ def main() -> None:
                     "setup_s": r["setup_s"], "round_ms_median": r["round_ms_median"],
                     "accuracy_mean": acc.get("mean"), "accuracy_worst": acc.get("worst"), "honest_n": acc.get("n"),
                     "failed_peers": r["summary"].get("failed_peers"),
-                    "peers_pss_total_mib": r.get("peers_pss_total_mib"), "peer_pss_mib": r.get("peer_pss_mib")}
+                    "peers_pss_total_mib": r.get("peers_pss_total_mib"), "peer_pss_mib": r.get("peer_pss_mib"),
+                    "log_lines": r.get("log_lines"), "log_tail": r.get("log_tail")}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print("\nPeers (LeNet, 10 local steps per peer per round):\n")
-    print(table(
-        ["peers", "round ms", "ideal ms", "efficiency", "rounds/s", "train CPU ms/peer", "aggregate CPU ms/peer",
-         "exch+barrier ms", "msg CPU ms/peer", "start-up s", "PSS MiB/peer"],
-        [[r["nodes"], r["round_ms_median"], r["ideal_ms"], r["efficiency"], r["rounds_per_s"], r["peer_train_cpu_ms"],
-          r["peer_aggregate_cpu_ms"], r["exchange_barrier_ms"], r["msg_cpu_ms_per_peer"], r["setup_s"],
-          r.get("peer_pss_mib", float("nan"))] for r in peers_runs],
-    ))
-    print("\nModels (16 peers, 2 local steps per round):\n")
-    print(table(
-        ["model", "params", "round ms", "ideal ms", "efficiency", "train CPU ms/peer", "aggregate CPU ms/peer",
-         "exch+barrier ms", "msg CPU ms/peer", "payload MB/round", "PSS MiB/peer"],
-        [[r["model"], r["params"], r["round_ms_median"], r["ideal_ms"], r["efficiency"], r["peer_train_cpu_ms"],
-          r["peer_aggregate_cpu_ms"], r["exchange_barrier_ms"], r["msg_cpu_ms_per_peer"],
-          r["payload_bytes_per_round"] / 1e6, r.get("peer_pss_mib", float("nan"))] for r in model_runs],
-    ))
+    if peers_runs:
+        print("\nPeers (LeNet, 10 local steps per peer per round):\n")
+        print(table(
+            ["peers", "round ms", "ideal ms", "efficiency", "rounds/s", "train CPU ms/peer", "aggregate CPU ms/peer",
+             "exch+barrier ms", "msg CPU ms/peer", "start-up s", "PSS MiB/peer"],
+            [[r["nodes"], r["round_ms_median"], r["ideal_ms"], r["efficiency"], r["rounds_per_s"], r["peer_train_cpu_ms"],
+              r["peer_aggregate_cpu_ms"], r["exchange_barrier_ms"], r["msg_cpu_ms_per_peer"], r["setup_s"],
+              r.get("peer_pss_mib", float("nan"))] for r in peers_runs],
+        ))
+    if model_runs:
+        print("\nModels (16 peers, 2 local steps per round):\n")
+        print(table(
+            ["model", "params", "round ms", "ideal ms", "efficiency", "train CPU ms/peer", "aggregate CPU ms/peer",
+             "exch+barrier ms", "msg CPU ms/peer", "payload MB/round", "PSS MiB/peer"],
+            [[r["model"], r["params"], r["round_ms_median"], r["ideal_ms"], r["efficiency"], r["peer_train_cpu_ms"],
+              r["peer_aggregate_cpu_ms"], r["exchange_barrier_ms"], r["msg_cpu_ms_per_peer"],
+              r["payload_bytes_per_round"] / 1e6, r.get("peer_pss_mib", float("nan"))] for r in model_runs],
+        ))
     if full:
         print(f"\nComplete run, {full['nodes']} peers, 10 rounds, full test set: command {full['command_s']:.1f} s, "
               f"round 1 at {full['setup_s']:.1f} s, median round {full['round_ms_median'] / 1e3:.2f} s, honest accuracy "
@@ -101,7 +105,7 @@ def main() -> None:
               f"failed {full['failed_peers']}, peers' PSS {full['peers_pss_total_mib'] / 1024:.1f} GiB in all")
     for r in peers_runs + model_runs:
         r.pop("summary", None)
-    save("scaling", {"machine": info, "config": "configs/quickstart.toml", "peers": peers_runs, "models": model_runs,
+    save(args.name, {"machine": info, "config": "configs/quickstart.toml", "peers": peers_runs, "models": model_runs,
                      "full": full})
 
 

@@ -3,8 +3,10 @@
 It binds one ZeroMQ ROUTER socket (the control plane). Peers connect a DEALER, send
 ``register``, receive ``assign``, answer ``ready``; then for each round the coordinator
 sends ``round_start`` to every live peer and waits for their ``round_done`` until the
-round deadline. Peers that miss it (or that a liveness probe reports dead) are marked
-failed, announced with ``peer_failed``, and the run goes on with the rest. It never sees
+round deadline; as soon as the barrier closes it sends the next ``round_start``, then
+appends (and flushes) the closed round's record while the peers work. Peers that miss
+the deadline (or that a liveness probe reports dead) are marked failed, announced with
+``peer_failed``, and the run goes on with the rest. It never sees
 a model chunk (nor a checkpoint: peers write those on their own hosts and only report the
 round; the coordinator records which rounds every peer checkpointed, and a resumed run
 starts after the last of them). A ``register`` after the assignment is refused with
@@ -17,7 +19,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import zmq
@@ -55,6 +57,23 @@ def _json_like(value: Any, max_depth: int = 32) -> bool:
         elif not (v is None or isinstance(v, (bool, int, float, str))):
             return False
     return True
+
+
+@dataclass
+class _Round:
+    """One round on the coordinator's side, from its ``round_start`` to its record."""
+
+    number: int
+    t0: float  #: when round_start went out (monotonic)
+    refused_before: int  #: len(Coordinator.refused) at the start
+    reports: dict[int, dict[str, Any]] = field(default_factory=dict)
+    checkpointed: set[int] = field(default_factory=set)
+    t1: float = 0.0  #: when the barrier closed (all reports in, or the deadline)
+    refused_after: int = 0
+    #: None unless a checkpoint round (runtime.checkpoint_every)
+    checkpoint_complete: bool | None = None
+    #: the failed peers when the barrier closed (later failures belong to the next round)
+    failed: set[int] | None = None
 
 
 class CoordinatorError(RuntimeError):
@@ -304,17 +323,25 @@ class Coordinator:
 
     def run_round(self, round_: int, started_at: float) -> dict[str, Any]:
         """Start ``round_``, wait for the barrier or the deadline, record and return it."""
-        t0 = time.monotonic()
-        timeout = self.cfg.runtime.round_timeout
-        live = sorted(set(self.peers) - self.failed)
-        start = m.round_start(round_=round_, failed=sorted(self.failed), deadline=timeout)
+        return self._record_round(self._collect_round(self._start_round(round_)), started_at)
+
+    def _start_round(self, round_: int) -> _Round:
+        """Send ``round_start`` to every live peer."""
+        round_state = _Round(number=round_, t0=time.monotonic(), refused_before=len(self.refused))
+        start = m.round_start(round_=round_, failed=sorted(self.failed), deadline=self.cfg.runtime.round_timeout)
         if self.last_checkpoint:
             start.fields["checkpoint"] = self.last_checkpoint
-        self._broadcast(start, live)
-        reports: dict[int, dict[str, Any]] = {}
-        checkpointed: set[int] = set()
-        refused_before = len(self.refused)
-        deadline = t0 + timeout
+        self._broadcast(start, sorted(set(self.peers) - self.failed))
+        return round_state
+
+    def _collect_round(self, rnd: _Round) -> _Round:
+        """Wait for every live peer's ``round_done`` (the barrier) or the round deadline;
+        mark the laggards failed and note whether the round's checkpoint is complete, so
+        that the next ``round_start`` can go out before this round's record is written."""
+        round_, timeout = rnd.number, self.cfg.runtime.round_timeout
+        live = sorted(set(self.peers) - self.failed)
+        reports, checkpointed = rnd.reports, rnd.checkpointed
+        deadline = rnd.t0 + timeout
         while time.monotonic() < deadline:
             if all(n in reports or n in self.failed for n in live):
                 break
@@ -345,29 +372,36 @@ class Coordinator:
         for node in live:
             if node not in reports:
                 self._mark_failed(node, round_, f"no round_done within {timeout:g} s")
-        now = time.monotonic()
-        roles = {i: self.plan.role(i).label for i in range(self.cfg.nodes)}
-        record = round_record(
-            round_=round_,
-            roles=roles,
-            reports=reports,
-            failed=self.failed,
-            elapsed_s=now - started_at,
-            round_s=now - t0,
-        )
+        rnd.t1 = time.monotonic()
+        rnd.refused_after = len(self.refused)
         every = self.cfg.runtime.checkpoint_every
         if every and round_ % every == 0:
             # complete = every peer wrote its state of this round: the run can resume here
-            complete = checkpointed == set(range(self.cfg.nodes))
+            rnd.checkpoint_complete = checkpointed == set(range(self.cfg.nodes))
+            if rnd.checkpoint_complete:
+                self.last_checkpoint = round_
+        return rnd
+
+    def _record_round(self, rnd: _Round, started_at: float) -> dict[str, Any]:
+        """Build the collected round's record, append it to the results (flushed) and
+        report progress."""
+        roles = {i: self.plan.role(i).label for i in range(self.cfg.nodes)}
+        record = round_record(
+            round_=rnd.number,
+            roles=roles,
+            reports=rnd.reports,
+            failed=rnd.failed if rnd.failed is not None else self.failed,
+            elapsed_s=rnd.t1 - started_at,
+            round_s=rnd.t1 - rnd.t0,
+        )
+        if rnd.checkpoint_complete is not None:
             record["checkpoint"] = {
-                "complete": complete,
-                "nodes": sorted(checkpointed),
+                "complete": rnd.checkpoint_complete,
+                "nodes": sorted(rnd.checkpointed),
                 "config": config_fingerprint(self.cfg),
             }
-            if complete:
-                self.last_checkpoint = round_
-        if len(self.refused) > refused_before:
-            record["refused_registrations"] = self.refused[refused_before:]
+        if rnd.refused_after > rnd.refused_before:
+            record["refused_registrations"] = self.refused[rnd.refused_before : rnd.refused_after]
         self._count_dropped_connections()
         record["coordinator_drops"] = dict(self.drops)
         self.results.append_round(record)
@@ -386,10 +420,19 @@ class Coordinator:
             self.assign()
             started = time.monotonic() - self.results.elapsed_offset
             first = self.resume.round + 1 if self.resume is not None else 1
-            for round_ in range(first, self.cfg.rounds + 1):
-                self.run_round(round_, started)
-                if len(self.failed) == len(self.peers):
-                    raise CoordinatorError(f"every peer failed by round {round_}")
+            # the barrier is answered first: once round t's last round_done is in, round
+            # t+1 starts, and round t's record is written while the peers train
+            rnd = self._start_round(first) if first <= self.cfg.rounds else None
+            while rnd is not None:
+                self._collect_round(rnd)
+                rnd.failed = set(self.failed)
+                everyone_failed = len(self.failed) == len(self.peers)
+                going_on = not everyone_failed and rnd.number < self.cfg.rounds
+                following = self._start_round(rnd.number + 1) if going_on else None
+                self._record_round(rnd, started)
+                if everyone_failed:
+                    raise CoordinatorError(f"every peer failed by round {rnd.number}")
+                rnd = following
             self.stop("finished")
         except BaseException:
             self.stop("coordinator aborted")

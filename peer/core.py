@@ -92,6 +92,14 @@ class NodeCore:
             self._asr_attack = build_attack(cfg.byzantine.attack, cfg.byzantine.params)
             self._asr_attack.bind(data_info)
         self.defense: Defense = build_defense(cfg.defense.name, cfg.defense.params)
+        #: Byzantine peers evaluate only when asked (eval.byzantine) or when their defense
+        #: acts on its evaluations (loss_threshold's schedule): their accuracy is in no
+        #: summary, and skipping it must not change their model
+        self._evaluates = (
+            not assignment.role.byzantine
+            or cfg.eval.byzantine
+            or type(self.defense).observe_evaluation is not Defense.observe_evaluation
+        )
         images, labels = train_data.tensors(assignment.shard)
         self.trainer = LocalTrainer(
             model=self.model,
@@ -106,7 +114,7 @@ class NodeCore:
         self._poison_hook = self.attack.batch_hook() if self.attack else None
         self.test_images, self.test_labels = test_set
         self._triggered = (
-            self._asr_attack.triggered_test_set(*test_set) if self._asr_attack else None
+            self._asr_attack.triggered_test_set(*test_set) if self._asr_attack and self._evaluates else None
         )
         self.loss_batch = (images[:_LOSS_BATCH], labels[:_LOSS_BATCH])
         #: the model's parameter tensors, walked once (load_state_dict copies into them)
@@ -310,7 +318,7 @@ class NodeCore:
             "train_cpu_s": self._train_cpu_s,
             "aggregate_cpu_s": aggregate_cpu_s,
         }
-        if self.config.eval_round(round_):
+        if self.config.eval_round(round_) and self._evaluates:
             start, cpu = time.perf_counter(), time.process_time()
             acc, loss = evaluate(
                 self.model, self.test_images, self.test_labels, batch_size=self.config.eval.batch_size

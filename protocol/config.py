@@ -133,6 +133,9 @@ class EvalConfig:
     every: int = 5  #: evaluate every K rounds
     batch_size: int = 1000
     convergence_fraction: float = 0.95  #: see docs: convergence round definition
+    #: Byzantine peers evaluate too (their metrics get test accuracy/loss/ASR); off by
+    #: default: no summary uses them, and evaluation is most of an evaluation round's CPU
+    byzantine: bool = False
 
 
 @dataclass

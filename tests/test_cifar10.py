@@ -336,7 +336,7 @@ def _cfg(root: Path, **tables: dict) -> config_mod.RunConfig:
         "train": {"local_steps": 2, "batch_size": 8, "lr": 0.05},
         "chunks": {"count": 4, "per_neighbor": 2},
         "byzantine": {"count": 1, "attack": "backdoor", "params": {"target": 0}},
-        "eval": {"every": 1},
+        "eval": {"every": 1, "byzantine": True},  # peer 0 may be the Byzantine one
         "runtime": {"register_timeout": 60.0, "round_timeout": 60.0, "chunk_timeout": 30.0},
     }
     for key, value in tables.items():

@@ -80,6 +80,7 @@ params = {{ sigma = 0.5 }}
 
 [eval]
 every = 1
+byzantine = true  # compare the Byzantine peer's evaluation too
 
 [runtime]
 register_timeout = 60.0

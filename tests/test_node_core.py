@@ -232,6 +232,36 @@ def test_evaluation_only_in_eval_rounds(make_core) -> None:
     assert 0.0 <= last.metrics["test_accuracy"] <= 1.0 and "eval_s" in last.timing
 
 
+def _eval_metrics(make_core, cfg: RunConfig, node: int, **changes) -> dict:
+    core = make_core(node, **changes)
+    core.begin_round(3)
+    return core.end_round(3, {}).metrics  # rounds = 3: evaluated
+
+
+def test_byzantine_peer_skips_evaluation_by_default(make_core, cfg: RunConfig) -> None:
+    metrics = _eval_metrics(make_core, cfg, 0, role=Role(True, "gaussian", {"sigma": 1.0}))
+
+    assert "test_accuracy" not in metrics and "test_loss" not in metrics
+
+
+def test_byzantine_peer_evaluates_when_eval_byzantine_is_set(make_core, cfg: RunConfig) -> None:
+    asked = dataclasses.replace(cfg, eval=dataclasses.replace(cfg.eval, byzantine=True))
+
+    metrics = _eval_metrics(make_core, cfg, 0, role=Role(True, "gaussian", {"sigma": 1.0}), config=asked)
+
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
+def test_byzantine_peer_evaluates_when_its_defense_uses_evaluations(make_core, cfg: RunConfig) -> None:
+    """loss_threshold lowers its threshold from evaluations: skipping them would change
+    the Byzantine peer's model, so it evaluates whatever eval.byzantine says."""
+    ltd = dataclasses.replace(cfg, defense=dataclasses.replace(cfg.defense, name="loss_threshold"))
+
+    metrics = _eval_metrics(make_core, cfg, 0, role=Role(True, "gaussian", {"sigma": 1.0}), config=ltd)
+
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0
+
+
 # ----------------------------------------------------------------------------- check_payload
 
 

@@ -49,6 +49,7 @@ params = { sigma = 0.5 }
 
 [eval]
 every = 2
+byzantine = true  # compare the Byzantine peer's evaluation too
 """
 
 

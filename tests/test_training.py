@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from peer.models import build_model
-from peer.training import SGD, LocalTrainer
+from peer.training import SGD, LocalTrainer, evaluate
 
 
 def _models(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -75,3 +75,41 @@ def test_no_torch_optimizer_is_constructed_by_a_peer() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("name", ["lenet", "mlp", "logreg"])
+def test_evaluate_equals_one_forward_pass_per_batch_bit_for_bit(name: str) -> None:
+    """evaluate() runs the forward pass FORWARD_BATCH images at a time; accuracy and loss
+    equal those of one forward pass per eval batch (the code before), bit for bit, for
+    the models whose logits do not depend on the batch (the wider CNNs' can differ in
+    the last bits: BENCHMARKS.md, *Fast evaluation*)."""
+    model, _ = _models(name)
+    gen = torch.Generator().manual_seed(9)
+    batch = 1000  # eval.batch_size's default: forward pieces 7 x 128 + 104, then 130
+    images = torch.randn(batch + 130, 1, 28, 28, generator=gen)
+    labels = torch.randint(0, 10, (len(images),), generator=gen)
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    with torch.no_grad():
+        for lo in range(0, len(labels), batch):
+            out = model(images[lo : lo + batch])
+            loss_sum += float(F.cross_entropy(out, labels[lo : lo + batch], reduction="sum").item())
+            correct += int((out.argmax(1) == labels[lo : lo + batch]).sum().item())
+
+    acc, loss = evaluate(model, images, labels, batch_size=batch)
+
+    assert (acc, loss) == (correct / len(labels), loss_sum / len(labels))
+
+
+def test_evaluate_leaves_the_model_in_eval_mode_and_training_restores_it() -> None:
+    model, _ = _models("logreg")
+    gen = torch.Generator().manual_seed(2)
+    images, labels = torch.randn(40, 1, 28, 28, generator=gen), torch.randint(0, 10, (40,), generator=gen)
+    trainer = LocalTrainer(model=model, images=images, labels=labels, batch_size=8, lr=0.1,
+                           momentum=0.0, weight_decay=0.0, seed=1)
+
+    evaluate(model, images, labels, batch_size=16)
+    after_eval = model.training
+    trainer.train(1)
+
+    assert (after_eval, model.training) == (False, True)
