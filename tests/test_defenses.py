@@ -157,10 +157,12 @@ def test_krum_picks_the_lowest_score_candidate() -> None:
     assert out.tolist() == [3.0]
 
 
-def test_krum_default_f_comes_from_the_degree() -> None:
-    # degree 4 -> f = 1 (n = 5 >= 2*1 + 3), same scores as above
+def test_krum_default_f_comes_from_eq13_of_the_degree() -> None:
+    # degree 4 -> Eq. 13: ceil(4 * min(1 - 0.4, 0.5)) = 2 (cap n - 3 = 2), so the
+    # neighbourhood is n - f - 2 = 1: scores 0:{4}, 2:{1}, 3:{1}, 4:{1}, 20:{256}; the
+    # three-way tie at 1 goes to the earliest candidate, the payload 2
     out = build_defense("krum", {}).aggregate(_KRUM_OWN, _KRUM_RECEIVED, _ctx(4, degree=4))
-    assert out.tolist() == [3.0]
+    assert out.tolist() == [2.0]
 
 
 def test_krum_breaks_score_ties_by_position() -> None:
