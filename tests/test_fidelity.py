@@ -344,3 +344,34 @@ def test_added_placement_in_the_plan_keeps_the_benign_graph_intact(tmp_path) -> 
     benign = plan.graph.subgraph(range(10))
     assert plan.byzantine == [10, 11, 12]
     assert nx.is_connected(benign) and not any(plan.graph.has_edge(a, b) for a in (10, 11) for b in (11, 12) if a != b)
+
+
+def test_lr_schedule_follows_epochs_and_survives_a_checkpoint() -> None:
+    # 8 samples, batch 4: 2 steps per epoch; fading with c = 1: epoch k -> lr 0.5 / (1 + k).
+    # A trainer restored after 3 steps (mid epoch 1) continues bit for bit like the original.
+    from torch import nn
+
+    from peer.training import LocalTrainer
+
+    def trainer(model: nn.Module) -> LocalTrainer:
+        torch.manual_seed(0)
+        images, labels = torch.randn(8, 3), torch.tensor([0, 1] * 4)
+        return LocalTrainer(
+            model=model, images=images, labels=labels, batch_size=4, lr=0.5, momentum=0.0,
+            weight_decay=0.0, seed=5, lr_at=lr_schedule("fading", 0.5, fading=1.0),
+        )
+
+    torch.manual_seed(1)
+    a_model = nn.Linear(3, 2)
+    b_model = nn.Linear(3, 2)
+    b_model.load_state_dict(a_model.state_dict())
+    a = trainer(a_model)
+    a.train(3)
+    lr_mid = a.optimizer.lr
+    b = trainer(b_model)
+    b_model.load_state_dict(a_model.state_dict())
+    b.load_state_dict(a.state_dict())
+    a.train(3)
+    b.train(3)
+    assert (lr_mid, a.optimizer.lr, a.epoch) == (0.25, 0.5 / 3, 2)
+    assert all(torch.equal(p, q) for p, q in zip(a_model.parameters(), b_model.parameters()))

@@ -83,6 +83,10 @@ class ALIEAttack(Attack):
         interval: int = 1,
     ) -> None:
         super().__init__(start_round=start_round, interval=interval)
+        self._init_z(z, z_rule)
+
+    def _init_z(self, z: float | None, z_rule: str) -> None:
+        """Check and keep ``z`` / ``z_rule``; reset the per-round record of z used."""
         self.z = None if z is None else ops.check_finite("z", z)
         self.z_rule = ops.check_choice("z_rule", z_rule, Z_RULES)
         self._byzantine = 1

@@ -7,10 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from peer.attacks import ops
-from peer.attacks.alie import Z_RULES, ALIEAttack
+from peer.attacks.alie import ALIEAttack
 from peer.attacks.base import AttackContext, DataInfo
 from peer.attacks.registry import ATTACKS
 from peer.attacks.trigger import TriggerAttack
+
+
+#: 003's backdoor z (= alpha), Sec. 4.2
+PAPER_Z = 0.2
 
 
 @ATTACKS.register("alie_backdoor")
@@ -22,8 +26,9 @@ class ALIEBackdoorAttack(TriggerAttack):
 
     with :math:`\mu, \sigma` the coordinate-wise mean and sample std of the benign chunks
     of index c known this round. z defaults to 0.2, the paper's backdoor value
-    (003_e5d7416090bcf41d.txt, Sec. 4.2: "low alpha and z (both 0.2)"); ``z = None`` uses
-    ``alie``'s rule instead (per receiving neighbor, ``z_rule``). The width uses |z|
+    (003_e5d7416090bcf41d.txt, Sec. 4.2: "low alpha and z (both 0.2)"); giving ``z_rule``
+    (and no ``z``) computes z as ``alie`` does instead (per receiving neighbor or
+    network-wide). The width uses |z|
     because a clipping interval needs a non-negative half-width.
 
     Defaults follow 003 Sec. 4.2: trigger the upper-left 5x5 pixels (``trigger_position``
@@ -49,8 +54,8 @@ class ALIEBackdoorAttack(TriggerAttack):
     def __init__(
         self,
         *,
-        z: float | None = 0.2,
-        z_rule: str = "neighbourhood",
+        z: float | None = None,
+        z_rule: str | None = None,
         target: int = 0,
         fraction: float = 0.5,
         trigger_size: int = 5,
@@ -62,15 +67,15 @@ class ALIEBackdoorAttack(TriggerAttack):
         super().__init__(
             target, fraction, trigger_size, trigger_value, trigger_position, start_round, interval
         )
-        self.z = None if z is None else ops.check_finite("z", z)
-        self.z_rule = ops.check_choice("z_rule", z_rule, Z_RULES)
-        self._byzantine = 1
-        self._z_used: dict[str, float] = {}
+        if z is None and z_rule is None:
+            z = PAPER_Z  # 003 Sec. 4.2; set z_rule to compute z as alie does instead
+        self._init_z(z, z_rule or "neighbourhood")
 
     def bind(self, data: DataInfo, *, colluder_rank: int = 0, colluders: int = 1) -> None:
         super().bind(data, colluder_rank=colluder_rank, colluders=colluders)
         self._byzantine = max(int(colluders), 1)
 
+    _init_z = ALIEAttack._init_z
     z_for = ALIEAttack.z_for
     round_metrics = ALIEAttack.round_metrics
     plan_warnings = ALIEAttack.plan_warnings

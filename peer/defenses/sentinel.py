@@ -68,6 +68,9 @@ class Sentinel(RobustDefense):
         self._own: tuple[float, int, int] = (0.0, 0, -1)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
+        # the own loss enters the history every round, filtered neighbors or not (as in
+        # the authors' code, where the own model is evaluated with the others)
+        own_mean = self._own_mean(ctx, float(ctx.loss_with(kept.own))) if ctx.loss_with else None
         passed = [
             j
             for j, r in enumerate(kept.received)
@@ -75,7 +78,7 @@ class Sentinel(RobustDefense):
         ]
         if not passed:
             return x[0]
-        weights = self._weights(kept, passed, ctx)
+        weights = self._weights(kept, passed, ctx, own_mean)
         own_norm = ops.norm(x[0])
         total = x[0].clone()
         for j, w in zip(passed, weights):
@@ -94,11 +97,12 @@ class Sentinel(RobustDefense):
             self._own = (total, count, last)
         return total / count if count else None
 
-    def _weights(self, kept: Kept, passed: list[int], ctx: ChunkContext) -> list[float]:
+    def _weights(
+        self, kept: Kept, passed: list[int], ctx: ChunkContext, own_mean: float | None
+    ) -> list[float]:
         """Step 2: the weight of each passed payload (positions in ``kept.received``)."""
         if ctx.loss_with is None:
             return [1.0] * len(passed)
-        own_mean = self._own_mean(ctx, float(ctx.loss_with(kept.own)))
         weights = []
         for j in passed:
             loss = float(ctx.loss_with(kept.received[j]))
