@@ -136,17 +136,18 @@ def z_warnings(
     Byzantine neighbors). Empty when z is fixed and positive."""
     name = type(attack).__name__
     if attack.z is not None:
-        return [] if attack.z > 0 else [f"{name}: fixed z={attack.z} <= 0: the attack sends the benign mean or moves toward it"]
+        return [] if attack.z > 0 else [f"{name}: fixed z={attack.z} <= 0: the attack sends the benign mean (z = 0) or shifts it by |z| sigma the other way"]
     if attack.z_rule == "network":
         z = alie_z_network(nodes, len(byzantine))
         return [] if z > 0 else [
             f"{name}: z_rule='network' gives z={z:.3f} <= 0 for n={nodes}, B={len(byzantine)} "
-            "(001 Eq. 10): the attack sends about the benign mean; set z to attack anyway"
+            "(001 Eq. 10): the benign mean shifted by |z| sigma the other way (z = 0: the mean itself); set z to choose"
         ]
     bad = sorted({(d, f, alie_z(d + 1, f)) for d, f in neighborhoods.values() if alie_z(d + 1, f) <= 0})
     return [
         f"{name}: z={z:.3f} <= 0 for {sum(1 for v in neighborhoods.values() if v == (d, f))} "
         f"target(s) with degree {d} and {f} Byzantine neighbor(s) (Algorithm 3 of 003 with "
-        f"n={d + 1}): the attack sends about the benign mean there; set z (003 uses 1.5)"
+        f"n={d + 1}): there it sends the benign mean shifted by only |z| sigma the other way "
+        "(z = 0: the mean itself); set z (003 uses 1.5)"
         for d, f, z in bad
     ]
