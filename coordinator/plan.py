@@ -9,14 +9,15 @@ names and parameters.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
-from coordinator.roles import choose_byzantine, dominate
+from coordinator.roles import added_count, attach_added, choose_byzantine, dominate
 from coordinator.sharding import make_shards
 from coordinator.topology import build_topology, graph_to_json, neighbors_of
 from peer import datasets
@@ -29,6 +30,8 @@ from peer.models import MODELS, ModelError, build_model, check_input, param_coun
 from protocol.assignment import Assignment, Role
 from protocol.config import RunConfig
 
+log = logging.getLogger("byzemu.plan")
+
 
 @dataclass
 class Plan:
@@ -39,6 +42,8 @@ class Plan:
     byzantine: list[int]
     shards: list[np.ndarray]
     chunk_sizes: list[int]
+    #: plan-time warnings (e.g. an ALIE attack whose z <= 0), also logged when built
+    warnings: list[str] = field(default_factory=list)
 
     def role(self, node: int) -> Role:
         b = self.config.byzantine
@@ -96,9 +101,11 @@ class Plan:
 def build_plan(cfg: RunConfig) -> Plan:
     """Validate ``cfg`` against the world and derive the plan (raises user-facing errors)."""
     t = cfg.topology
+    b = cfg.byzantine
+    added = added_count(cfg.nodes, count=b.count, fraction=b.fraction) if b.placement == "added" else 0
     graph = build_topology(
         t.kind,
-        cfg.nodes,
+        cfg.nodes - added,
         seed=cfg.seed,
         degree=t.degree,
         p=t.p,
@@ -106,7 +113,9 @@ def build_plan(cfg: RunConfig) -> Plan:
         rewire=t.rewire,
         edge_list=Path(t.edge_list) if t.edge_list else None,
     )
-    b = cfg.byzantine
+    if added:  # Byzantine peers joined after the benign graph is built
+        graph.add_nodes_from(range(cfg.nodes - added, cfg.nodes))
+        graph.add_edges_from(attach_added(cfg.nodes, added, seed=cfg.seed, p=t.p))
     if b.placement == "dominating" and not b.nodes:
         byzantine, attached = dominate(
             graph, seed=cfg.seed, count=b.count, fraction=b.fraction, target=b.target
@@ -125,6 +134,7 @@ def build_plan(cfg: RunConfig) -> Plan:
         )
     build_defense(cfg.defense.name, cfg.defense.params)
     attack = build_attack(b.attack, b.params)
+    warnings = _attack_warnings(attack, graph, byzantine, cfg.nodes)
     data_info = DataInfo(
         num_classes=datasets.num_classes(cfg.data.dataset),
         image_shape=datasets.image_shape(cfg.data.dataset),
@@ -150,7 +160,21 @@ def build_plan(cfg: RunConfig) -> Plan:
     )
     size = _model_size(cfg)
     chunk_sizes = [hi - lo for lo, hi in chunk_bounds(size, cfg.chunks.count)]
-    return Plan(cfg, graph, byzantine, shards, chunk_sizes)
+    for line in warnings:
+        log.warning("warning: %s", line)
+    return Plan(cfg, graph, byzantine, shards, chunk_sizes, warnings)
+
+
+def _attack_warnings(attack: Any, graph: nx.Graph, byzantine: list[int], nodes: int) -> list[str]:
+    """The attack's own plan-time warnings, given every honest target's neighborhood."""
+    if not byzantine:
+        return []
+    bset = set(byzantine)
+    targets = {j for b in byzantine for j in neighbors_of(graph, b) if j not in bset}
+    neighborhoods = {
+        j: (len(nb), len(bset.intersection(nb))) for j in sorted(targets) for nb in [neighbors_of(graph, j)]
+    }
+    return attack.plan_warnings(nodes=nodes, byzantine=list(byzantine), neighborhoods=neighborhoods)
 
 
 def _model_size(cfg: RunConfig) -> int:

@@ -23,6 +23,17 @@ Placements:
   target more Byzantine than honest neighbors, i.e. 2 min(b, d) > d when b <= d;
   otherwise a `RolesError` says how many are needed.
 
+- ``added``: Guo et al.'s construction (002_b98f58265f12497c.txt, Sec. VI-A: "we first
+  generate a decentralized network in which all the nodes strictly follow the learning
+  procedure. Then we randomly add Byzantine nodes to the network"). With b Byzantine
+  peers (``count`` or ``fraction`` of all n, as for ``random``; 002 defines the ratio
+  over all nodes), the benign graph is built first over ids ``0..n-b-1`` and the
+  Byzantine peers are the ids ``n-b..n-1``; `attach_added` links each of them to each
+  benign peer independently with probability ``p`` (the topology's connection rate,
+  002's "connection rate"), redrawing a Byzantine peer's links until it has at least
+  one. 002 does not say how the added nodes connect; this is our reading. No edges
+  between Byzantine peers (they collude over their own channel anyway).
+
 Errors are raised as `RolesError`, whose message is one line saying what is
 wrong and how to fix it.
 """
@@ -36,9 +47,9 @@ from collections.abc import Sequence
 import networkx as nx
 import numpy as np
 
-__all__ = ["PLACEMENTS", "RolesError", "choose_byzantine", "dominate"]
+__all__ = ["PLACEMENTS", "RolesError", "attach_added", "added_count", "choose_byzantine", "dominate"]
 
-PLACEMENTS: tuple[str, ...] = ("random", "explicit", "dominating")
+PLACEMENTS: tuple[str, ...] = ("random", "explicit", "dominating", "added")
 
 
 class RolesError(ValueError):
@@ -74,6 +85,14 @@ def choose_byzantine(
     _check_common(n, count=count, fraction=fraction, placement=placement)
     if placement == "explicit":
         return _explicit(n, nodes=nodes, count=count, fraction=fraction)
+    if placement == "added":
+        if len(nodes) > 0:
+            raise RolesError(
+                "byzantine.nodes is only used with byzantine.placement=explicit; "
+                "set placement to explicit or clear byzantine.nodes"
+            )
+        number = _number(n, count=count, fraction=fraction)
+        return list(range(n - number, n))
     if len(nodes) > 0:
         raise RolesError(
             "byzantine.nodes is only used with byzantine.placement=explicit; "
@@ -84,6 +103,30 @@ def choose_byzantine(
         return []
     rng = np.random.default_rng(seed)
     return sorted(int(v) for v in rng.choice(n, size=number, replace=False))
+
+
+def added_count(n: int, *, count: int = 0, fraction: float = 0.0) -> int:
+    """Placement "added": how many of the n peers are the added Byzantine ones."""
+    _check_common(n, count=count, fraction=fraction, placement="added")
+    return _number(n, count=count, fraction=fraction)
+
+
+def attach_added(n: int, number: int, *, seed: int, p: float) -> list[tuple[int, int]]:
+    """Placement "added": edges ``(benign, byzantine)`` joining the Byzantine peers
+    ``n-number..n-1`` to the benign peers ``0..n-number-1``, each with probability ``p``,
+    at least one per Byzantine peer (seeded; see the module docstring)."""
+    if not 0.0 < p <= 1.0:
+        raise RolesError(f"topology.p={p} must be in (0, 1] for byzantine.placement=added")
+    rng = np.random.default_rng([seed, 0xADD])
+    benign = n - number
+    edges: list[tuple[int, int]] = []
+    for b in range(benign, n):
+        while True:
+            links = [v for v in range(benign) if rng.random() < p]
+            if links:
+                break
+        edges.extend((v, b) for v in links)
+    return edges
 
 
 def dominate(

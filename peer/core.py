@@ -27,6 +27,7 @@ from peer.attacks import Attack, AttackContext, build_attack
 from peer.attacks.base import DataInfo, Knowledge, Neighborhood
 from peer.datasets import ImageData
 from peer.defenses import ChunkContext, Defense, build_defense
+from peer.schedule import lr_schedule
 from peer.models import build_model
 from peer.training import LocalTrainer, evaluate
 from protocol.assignment import Assignment
@@ -110,8 +111,15 @@ class NodeCore:
             momentum=cfg.train.momentum,
             weight_decay=cfg.train.weight_decay,
             seed=_derive_seed(cfg.seed, self.node),
+            lr_at=lr_schedule(
+                cfg.train.lr_schedule, cfg.train.lr, fading=cfg.train.lr_fading,
+                step_epochs=cfg.train.lr_step_epochs, step_gamma=cfg.train.lr_step_gamma,
+            ),
         )
         self._poison_hook = self.attack.batch_hook() if self.attack else None
+        # rounds per pass over the shard (the sampler drops a short last batch)
+        steps_per_epoch = len(labels) // self.trainer.batch_size
+        self.defense.set_epoch_length(steps_per_epoch / max(cfg.train.local_steps, 1))
         self.test_images, self.test_labels = test_set
         self._triggered = (
             self._asr_attack.triggered_test_set(*test_set) if self._asr_attack and self._evaluates else None
@@ -129,6 +137,7 @@ class NodeCore:
                 f"({sizes}); coordinator and peer disagree on model {cfg.model.name!r}"
             )
         self._own_loss: float | None = None
+        self._own_sample_loss: float | None = None
         self._train_loss = float("nan")
         self._train_s = self._train_cpu_s = 0.0
 
@@ -276,6 +285,7 @@ class NodeCore:
         senders = sorted(received)
         new = self.vector.copy()
         self._own_loss = None  # loss_with_chunk caches the own model's loss for this round
+        self._own_sample_loss = None
         as_tensors = {
             j: {c: torch.from_numpy(np.array(v, dtype=np.float32)) for c, v in received[j].items()}
             for j in senders
@@ -297,6 +307,7 @@ class NodeCore:
                 model_size=self.vector.size,
                 own_before=torch.from_numpy(self.vector_before[lo:hi].copy()),
                 loss_with=lambda p, c=c: self.loss_with_chunk(c, p),
+                sample_loss_with=lambda p, c=c: self.loss_with_chunk(c, p, sample=True),
             )
             own = torch.from_numpy(self.vector[lo:hi].copy())
             new[lo:hi] = self.defense.aggregate(own, payloads, ctx).numpy()
@@ -310,6 +321,8 @@ class NodeCore:
             "senders": len(senders),
             "digest": model_digest(self.vector),
         }
+        if self.attack is not None:
+            metrics.update(self.attack.round_metrics())
         # wall seconds (``*_s``) and this process's CPU seconds (``*_cpu_s``): they differ
         # when more peers than cores share the machine
         timing = {
@@ -370,26 +383,32 @@ class NodeCore:
             self.attack.load_state_dict(state["attack"])
         return int(state["round"])
 
-    def loss_with_chunk(self, index: int, payload: torch.Tensor) -> float:
-        """Loss on a local batch of the own model with chunk ``index`` replaced by ``payload``.
+    def loss_with_chunk(self, index: int, payload: torch.Tensor, *, sample: bool = False) -> float:
+        """Loss on a local batch of the own model with chunk ``index`` replaced by ``payload``:
+        the fixed batch, or with ``sample`` the mini-batch trained on last this round.
 
         The own chunk gives the own model's loss whatever the index, so that value is
         computed once per round (rules like Sentinel and UBAR ask for it at every index).
         """
+        batch = self.trainer.last_batch if sample and self.trainer.last_batch else self.loss_batch
         lo, hi = self.bounds[index]
         own = torch.from_numpy(self.vector[lo:hi])
         if payload.shape == own.shape and torch.equal(payload, own):
+            if sample:
+                if self._own_sample_loss is None:
+                    self._own_sample_loss = self._loss_of(self.vector, batch)
+                return self._own_sample_loss
             if self._own_loss is None:
-                self._own_loss = self._loss_of(self.vector)
+                self._own_loss = self._loss_of(self.vector, batch)
             return self._own_loss
         vec = self.vector.copy()
         vec[lo:hi] = payload.numpy()
-        return self._loss_of(vec)
+        return self._loss_of(vec, batch)
 
-    def _loss_of(self, vec: np.ndarray) -> float:
+    def _loss_of(self, vec: np.ndarray, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
         chunking.load_vector(self._scratch_params, vec)
         with torch.no_grad():
-            x, y = self.loss_batch
+            x, y = batch
             return float(F.cross_entropy(self._scratch(x), y).item())
 
 

@@ -85,6 +85,7 @@ class LocalTrainer:
         weight_decay: float,
         seed: int,
         batch_hook: BatchHook | None = None,
+        lr_at: Callable[[int], float] | None = None,
     ) -> None:
         if len(labels) == 0:
             raise ValueError("a peer needs at least one training sample")
@@ -97,17 +98,26 @@ class LocalTrainer:
         self.batch_hook = batch_hook
         self._order = torch.empty(0, dtype=torch.long)
         self._pos = 0
+        #: learning rate per completed epoch (peer/schedule.py); None keeps ``lr``
+        self.lr_at = lr_at
+        self.epoch = -1  # completed passes over the shard, once the first is drawn: 0
+        #: the last mini-batch drawn (as trained on), for rules that score on it (UBAR)
+        self.last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pos + self.batch_size > len(self._order):
             self._order = torch.randperm(len(self.labels), generator=self.generator)
             self._pos = 0
+            self.epoch += 1
+            if self.lr_at is not None:
+                self.optimizer.lr = self.lr_at(self.epoch)
         idx = self._order[self._pos : self._pos + self.batch_size]
         self._pos += self.batch_size
         # index_select: the same rows as images[idx], a third of advanced indexing's cost
         x, y = self.images.index_select(0, idx), self.labels.index_select(0, idx)
         if self.batch_hook is not None:
             x, y = self.batch_hook(x, y, self.generator)
+        self.last_batch = (x, y)
         return x, y
 
     def state_dict(self) -> dict[str, Any]:
@@ -118,6 +128,7 @@ class LocalTrainer:
             "generator": self.generator.get_state(),
             "order": self._order.clone(),
             "pos": self._pos,
+            "epoch": self.epoch,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -125,6 +136,9 @@ class LocalTrainer:
         self.generator.set_state(state["generator"])
         self._order = state["order"].clone()
         self._pos = int(state["pos"])
+        self.epoch = int(state.get("epoch", -1))
+        if self.lr_at is not None and self.epoch >= 0:
+            self.optimizer.lr = self.lr_at(self.epoch)
 
     def train(self, steps: int) -> float:
         """Run ``steps`` SGD steps; return the mean training loss (nan if steps == 0)."""

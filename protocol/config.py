@@ -88,6 +88,12 @@ class TrainConfig:
     lr: float = 0.05
     momentum: float = 0.0
     weight_decay: float = 0.0
+    #: learning rate over local epochs k (peer/schedule.py): "constant", "fading"
+    #: (lr * lr_fading / (lr_fading + k), Guo et al.) or "step" (lr * gamma^(k // E))
+    lr_schedule: str = "constant"
+    lr_fading: float = 20.0
+    lr_step_epochs: int = 10
+    lr_step_gamma: float = 0.1
 
 
 @dataclass
@@ -113,7 +119,7 @@ class ByzantineConfig:
 
     count: int = 0  #: number of Byzantine peers (or use fraction)
     fraction: float = 0.0  #: fraction of peers that are Byzantine, rounded half up
-    placement: str = "random"  #: random (seeded) | explicit (the ids in nodes) | dominating
+    placement: str = "random"  #: random (seeded) | explicit (the ids in nodes) | dominating | added (joined after the benign graph is built)
     nodes: list[int] = field(default_factory=list)  #: explicit Byzantine ids
     target: int = 0  #: the honest peer that placement = dominating surrounds
     attack: str = "none"  #: registry name, see peer/attacks
@@ -362,6 +368,13 @@ def check(cfg: RunConfig) -> None:
     _require(t.lr >= 0, f"train.lr={t.lr}: must be >= 0")
     _require(0 <= t.momentum < 1, f"train.momentum={t.momentum}: must be in [0, 1)")
     _require(t.weight_decay >= 0, f"train.weight_decay={t.weight_decay}: must be >= 0")
+    _require(
+        t.lr_schedule in ("constant", "fading", "step"),
+        f"train.lr_schedule={t.lr_schedule!r}: choose one of constant, fading, step",
+    )
+    _require(t.lr_fading > 0, f"train.lr_fading={t.lr_fading}: must be > 0")
+    _require(t.lr_step_epochs >= 1, f"train.lr_step_epochs={t.lr_step_epochs}: must be >= 1")
+    _require(0 < t.lr_step_gamma <= 1, f"train.lr_step_gamma={t.lr_step_gamma}: must be in (0, 1]")
     c = cfg.chunks
     _require(c.count >= 2, f"chunks.count={c.count}: need at least 2 chunks")
     _require(

@@ -126,7 +126,7 @@ def test_alie_backdoor_uses_the_magnitude_of_a_negative_z() -> None:
     # n = 4 (degree 3), f = 1 -> z = -0.4307; width |z| * 2 = 0.8614 -> own 10 clipped to 3.8614
     ctx = _ctx(own=[10, 4], benign=[[1, 2], [3, 4], [5, 6]], degree=3, byzantine=1)
 
-    out = _craft("alie_backdoor", {}, ctx)
+    out = _craft("alie_backdoor", {"z_rule": "neighbourhood"}, ctx)
 
     assert out == pytest.approx([3 + 2 * 0.43073, 4.0], abs=1e-4)
 

@@ -53,7 +53,7 @@ def test_unknown_field_message_lists_the_valid_fields_of_that_table() -> None:
     with pytest.raises(ConfigError) as exc:
         c.from_dict({"train": {"lrr": 0.1}})
 
-    assert "batch_size, local_steps, lr, momentum, weight_decay" in str(exc.value)
+    assert "batch_size, local_steps, lr, lr_fading, lr_schedule, lr_step_epochs, lr_step_gamma, momentum, weight_decay" in str(exc.value)
 
 
 def test_unknown_top_level_field_has_no_leading_dot() -> None:

@@ -157,10 +157,12 @@ def test_krum_picks_the_lowest_score_candidate() -> None:
     assert out.tolist() == [3.0]
 
 
-def test_krum_default_f_comes_from_the_degree() -> None:
-    # degree 4 -> f = 1 (n = 5 >= 2*1 + 3), same scores as above
+def test_krum_default_f_comes_from_eq13_of_the_degree() -> None:
+    # degree 4 -> Eq. 13: ceil(4 * min(1 - 0.4, 0.5)) = 2 (cap n - 3 = 2), so the
+    # neighbourhood is n - f - 2 = 1: scores 0:{4}, 2:{1}, 3:{1}, 4:{1}, 20:{256}; the
+    # three-way tie at 1 goes to the earliest candidate, the payload 2
     out = build_defense("krum", {}).aggregate(_KRUM_OWN, _KRUM_RECEIVED, _ctx(4, degree=4))
-    assert out.tolist() == [3.0]
+    assert out.tolist() == [2.0]
 
 
 def test_krum_breaks_score_ties_by_position() -> None:
@@ -427,12 +429,8 @@ def test_loss_threshold_acceptance_follows_theta() -> None:
     assert third.tolist() == pytest.approx([7 / 3])
 
 
-def test_loss_threshold_accepts_argmin_loss_when_none_passes() -> None:
-    # losses 1.0625 ([8]) and 1.5 ([16]) both worse than own 1.0 -> argmin [8]; 0.5 * 8 = 4
-    out = build_defense("loss_threshold", {}).aggregate(
-        _t(0), [_t(16), _t(8)], _ctx(2, loss_with=_LT_LOSS)
-    )
-    assert out.tolist() == [4.0]
+# (the argmin fallback, Eq. 5 of 001, applies only after overfitting was detected:
+# tests/test_fidelity.py)
 
 
 # ============================================================================= Sentinel
@@ -669,8 +667,8 @@ BAD_PARAMS: dict[str, list[dict]] = {
     "cdl": [{"own_weight": 2.0}],
     "norm_clip": [{"tau": 0}, {"tau": -1.0}, {"tau": float("nan")}, {"tau": "1"}, {"tau": True}],
     "adaptive_norm_clip": [{"factor": 0}, {"momentum": 1.0}, {"momentum": -0.1}, {"pool": "all"}],
-    "sentinel": [{"cos_threshold": 1.5}, {"cos_threshold": float("nan")}],
-    "ubar": [{"rho": 0}, {"rho": 1.5}, {"alpha": -0.1}],
+    "sentinel": [{"cos_threshold": 1.5}, {"cos_threshold": float("nan")}, {"weight_cutoff": 2.0}],
+    "ubar": [{"rho": 0}, {"rho": 1.5}, {"alpha": -0.1}, {"loss_sample": "all"}],
     "loss_threshold": [
         {"patience": 0},
         {"patience": 2.5},
@@ -679,7 +677,12 @@ BAD_PARAMS: dict[str, list[dict]] = {
         {"alpha": 2},
         {"theta0": float("inf")},
     ],
-    "krum": [{"f": -1}, {"f": 1.5}, {"f": "1"}],
+    "krum": [{"f": -1}, {"f": 1.5}, {"f": "1"}, {"neighbourhood": "wide"}, {"rho_central": 2.0}],
+    "dkrum": [{"f": -1}, {"guf_alpha": 1.5}],
+    "median": [{"own_candidate": "yes"}, {"guf_alpha": -0.5}],
+    "dmedian": [{"guf_alpha": 2}],
+    "dbulyan": [{"f": -1}, {"rho": 1.5}],
+    "dbridge": [{"f": -1}],
     "multi_krum": [{"m_select": 0}, {"f": -2}],
     "trimmed_mean": [{"f": -1}],
     "bridge": [{"b": -1}, {"b": "2"}],

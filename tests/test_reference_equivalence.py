@@ -37,6 +37,8 @@ batch_size = 16
 lr = 0.05
 momentum = 0.9
 weight_decay = 0.0001
+lr_schedule = "fading"   # lr 0.05 / (1 + k): halves after the first pass (~6 steps)
+lr_fading = 1.0
 
 [chunks]
 count = 5

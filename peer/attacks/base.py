@@ -161,6 +161,19 @@ class Attack(ABC):
         """Transformation of each local training batch, or None for clean training."""
         return None
 
+    def round_metrics(self) -> dict[str, Any]:
+        """Extra values for this round's metrics of the Byzantine peer (e.g. ALIE's z per
+        receiving neighbor), read once after the round's crafting; default none."""
+        return {}
+
+    def plan_warnings(
+        self, *, nodes: int, byzantine: list[int], neighborhoods: dict[int, tuple[int, int]]
+    ) -> list[str]:
+        """Warnings shown before the run starts (e.g. ALIE attacking with z <= 0);
+        ``neighborhoods`` maps every honest neighbor of a Byzantine peer to (its degree,
+        its Byzantine neighbors). Default none."""
+        return []
+
     def craft(self, payload: dict[int, np.ndarray], ctx: AttackContext) -> dict[int, np.ndarray]:
         """Payload actually sent to ``ctx.neighbor``; default: the honest payload."""
         return payload

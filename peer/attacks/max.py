@@ -15,10 +15,10 @@ class MaxAttack(Attack):
     -\max_j b_j[i]` over the benign chunks :math:`b_j` of index c known this round
     (own observations plus the colluders', or every honest model in oracle mode).
 
-    The "Max" attack used against loss-based decentralized defenses (Masuda & Shudo,
-    loss-based Byzantine resilience for decentralized learning); implemented as the
-    project's issue defines it, the paper's own formula could not be retrieved (see
-    docs/ATTACKS.md). A rushing attack (``needs_knowledge``).
+    The "Max" attack of Masuda & Shudo, "Loss Based Byzantine Resilience for
+    Decentralized Learning", 001_589e27334dadfeb4.txt, Eq. (8):
+    :math:`x_i[d] = -\max\{x_j[d] \mid j \in H\}` over the benign nodes H (all of them in
+    001: use ``byzantine.knowledge = "oracle"``). A rushing attack (``needs_knowledge``).
 
     Fallback: no benign chunk known for an index (k = 0) -> the own trained chunk is the
     only sample, so :math:`\tilde{x}_c = -x_c`.

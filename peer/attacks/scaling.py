@@ -1,29 +1,60 @@
-"""Scaling: send the own update multiplied by a large factor."""
+"""Scaling: a backdoor whose update is multiplied by a large factor (model replacement)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
+import torch
 
 from peer.attacks import ops
-from peer.attacks.base import Attack, AttackContext
+from peer.attacks.base import AttackContext
 from peer.attacks.registry import ATTACKS
+from peer.attacks.trigger import TriggerAttack
+from peer.training import BatchHook
 
 
 @ATTACKS.register("scaling")
-class ScalingAttack(Attack):
-    r"""Amplify the own update: :math:`\tilde{x}_c = x_c^{before} + \text{scale}\,(x_c -
-    x_c^{before})`, scale > 0 (default 10).
+class ScalingAttack(TriggerAttack):
+    r"""Backdoor training, then the own update amplified:
+    :math:`\tilde{x}_c = x_c^{before} + \text{scale}\,(x_c - x_c^{before})`, scale > 0
+    (default 10).
 
-    The boosting / model-replacement step of Bagdasaryan et al., "How To Backdoor
-    Federated Learning" (AISTATS 2020) and Bhagoji et al., "Analyzing Federated Learning
-    through an Adversarial Lens" (ICML 2019), here on clean training: it makes the
-    attacker's honest progress overshoot, which a plain average follows and a norm- or
-    distance-based defense should catch. Needs only the own model.
+    The scaling attack of Bagdasaryan et al., "How To Backdoor Federated Learning"
+    (AISTATS 2020), as DFL-Dual lists it among the *targeted* attacks
+    (004_596173574beda768.txt, Sec. 5.1: "the targeted attacks include Scaling Attack [1],
+    DBA Attack [32], and A little is Enough Attack [2]"): with ``backdoor = true`` (the
+    default) the peer trains on batches stamped with the trigger of ``backdoor`` (same
+    ``target``, ``fraction``, ``trigger_*`` parameters and defaults) and every peer
+    measures the attack success rate on the triggered test set. ``backdoor = false``
+    boosts clean training instead (an untargeted overshoot, byzemu's former ``scaling``;
+    no ASR). Needs only the own model.
     """
 
-    def __init__(self, *, scale: float = 10.0, start_round: int = 1, interval: int = 1) -> None:
-        super().__init__(start_round=start_round, interval=interval)
+    def __init__(
+        self,
+        *,
+        scale: float = 10.0,
+        backdoor: bool = True,
+        target: int = 0,
+        fraction: float = 0.5,
+        trigger_size: int = 4,
+        trigger_value: float = 255.0,
+        trigger_position: str | Sequence[int] = "bottom_right",
+        start_round: int = 1,
+        interval: int = 1,
+    ) -> None:
         self.scale = ops.check_positive("scale", scale)
+        if not isinstance(backdoor, bool):
+            raise ValueError(f"backdoor={backdoor!r} must be true or false")
+        self.backdoor = backdoor
+        super().__init__(
+            target, fraction, trigger_size, trigger_value, trigger_position, start_round,
+            interval, self.scale,
+        )
+
+    def batch_hook(self) -> BatchHook | None:
+        return super().batch_hook() if self.backdoor else None
 
     def craft(self, payload: dict[int, np.ndarray], ctx: AttackContext) -> dict[int, np.ndarray]:
         out = {}
@@ -31,3 +62,8 @@ class ScalingAttack(Attack):
             before = ops.before_chunk(ctx, c)
             out[c] = ops.to_f32(before + self.scale * ops.update(ops.own_chunk(payload, c), before), v)
         return out
+
+    def triggered_test_set(
+        self, images: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        return super().triggered_test_set(images, labels) if self.backdoor else None

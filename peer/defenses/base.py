@@ -39,6 +39,9 @@ class ChunkContext:
     evaluates the peer's own model with a payload substituted for its own chunk ``index``
     on a fixed batch of local data: the hook loss-based defenses use (chunk-level
     adaptation of Sentinel, UBAR, Zeno and loss-threshold filtering).
+    ``sample_loss_with`` is the same on the mini-batch the peer trained on last this round
+    (the "current iteration's sample" xi_k,i of UBAR, 002_b98f58265f12497c.txt Definition 3);
+    None where the driver has none (then rules fall back to ``loss_with``).
     """
 
     node: int
@@ -49,6 +52,7 @@ class ChunkContext:
     model_size: int = 0
     own_before: torch.Tensor | None = None
     loss_with: Callable[[torch.Tensor], float] | None = None
+    sample_loss_with: Callable[[torch.Tensor], float] | None = None
 
 
 class Defense(ABC):
@@ -70,6 +74,11 @@ class Defense(ABC):
         """Called once per round before the per-index ``aggregate`` calls, with the whole
         own vector and every payload received this round (``{sender: {index: chunk}}``);
         rules that pool statistics across chunk indices (e.g. adaptive clipping) use it."""
+
+    def set_epoch_length(self, rounds: float) -> None:
+        """Called once before round 1 with the number of rounds one pass over the local
+        shard takes (``floor(samples / batch_size) / local_steps``); rules that count
+        epochs (loss-threshold's patience) override it."""
 
     def observe_evaluation(self, round_: int, accuracy: float, loss: float) -> None:
         """Called after each evaluation of the peer's own model (test accuracy and loss);
@@ -122,7 +131,36 @@ class RobustDefense(Defense):
     ``x = ops.stack(own, kept)`` (row 0 the own chunk, rows 1..m the kept payloads, float64)
     and returns :func:`peer.defenses.ops.to_output` of :meth:`combine`'s vector: a new
     float32 tensor of the own chunk's shape. Subclasses implement :meth:`combine` only.
+
+    Two generic options (keyword parameters of every rule that passes them to
+    ``RobustDefense.__init__``; the class attributes are the defaults):
+
+    * ``own_candidate`` (default True): whether the own chunk is one of the candidates a
+      selection rule (Krum, median, trimmed mean, Bulyan) chooses among. Rules read their
+      candidates with :meth:`candidates`; False gives the decentralized baselines of Guo et
+      al. (002_b98f58265f12497c.txt, Sec. VI-A: candidates are the neighbors' estimates
+      x_j, j in N_i).
+    * ``guf_alpha`` (default None: the rule's result is the new chunk): the General Update
+      Function mixing of 002_b98f58265f12497c.txt, Eq. (2),
+      ``x <- alpha * own + (1 - alpha) * R`` with R the rule's result; 002 sets alpha = 0.5
+      for every rule (Sec. VI-A, "For all these defenses, we set alpha to be 0.5").
     """
+
+    own_candidate: bool = True
+    guf_alpha: float | None = None
+
+    def __init__(self, *, own_candidate: bool | None = None, guf_alpha: float | None = None) -> None:
+        if own_candidate is not None:
+            if not isinstance(own_candidate, bool):
+                raise ValueError(f"own_candidate={own_candidate!r} must be true or false")
+            self.own_candidate = own_candidate
+        if guf_alpha is not None:
+            self.guf_alpha = ops.check_range("guf_alpha", guf_alpha, 0.0, 1.0, lo_open=False, hi_open=False)
+
+    def candidates(self, x: torch.Tensor) -> torch.Tensor:
+        """The rows a selection rule chooses among: the whole stack (own chunk first) with
+        ``own_candidate``, else the received payloads only (rows 1..m)."""
+        return x if self.own_candidate else x[1:]
 
     def aggregate(
         self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext
@@ -131,11 +169,15 @@ class RobustDefense(Defense):
         if not finite:
             return ops.unchanged(own)
         x = ops.stack(own, finite)
-        return ops.to_output(self.combine(x, ctx, Kept(own, tuple(finite), senders)), own)
+        result = self.combine(x, ctx, Kept(own, tuple(finite), senders))
+        if self.guf_alpha is not None:
+            result = self.guf_alpha * x[0] + (1.0 - self.guf_alpha) * result
+        return ops.to_output(result, own)
 
     @abstractmethod
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
-        """The new chunk as a flat float64 vector of length ``x.shape[1]``.
+        """The new chunk (or, with ``guf_alpha``, the rule's R) as a flat float64 vector of
+        length ``x.shape[1]``.
 
         ``x`` is the ``(1 + m, d)`` float64 stack (own chunk first, then the kept payloads
         in sender order), ``m >= 1``; ``kept`` the same inputs as given, with their senders.

@@ -1,4 +1,4 @@
-"""Bulyan: iterated Krum selection, then a coordinate-wise trimmed average."""
+"""Bulyan (El Mhamdi et al.) and DBulyan (Guo et al.'s decentralized Bulyan)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from peer.defenses.registry import DEFENSES
 
 @DEFENSES.register("bulyan")
 class Bulyan(RobustDefense):
-    r"""Bulyan over the own chunk and the received chunks.
-
-    Over the n = m + 1 candidates (own first, then senders by id), with n >= 4f + 3:
+    r"""Bulyan over the candidates (own chunk and payloads, own first, then senders by id;
+    the payloads only with ``own_candidate = false``), with n >= 4f + 3:
 
     1. Select :math:`\theta = n - 2f` candidates by Krum applied repeatedly (with the
        same f) to the candidates not yet selected.
@@ -21,27 +20,54 @@ class Bulyan(RobustDefense):
        to the selected values' coordinate-wise median.
 
     El Mhamdi, Guerraoui & Rouault, "The Hidden Vulnerability of Distributed Learning in
-    Byzantium" (ICML 2018).
+    Byzantium" (ICML 2018); DBulyan of 002_b98f58265f12497c.txt, Eq. (15), is the same with
+    the neighbors as candidates (|N_i| - 2 n_i selected, beta = |N_i| - 4 n_i).
 
-    ``f`` defaults to the per-node bound :func:`peer.defenses.ops.byzantine_bound`.
+    ``f`` defaults to Eq. (13) of 002 (:func:`peer.defenses.ops.eq13_bound`, rho = 0.4,
+    rho_central = 0.25: Bulyan needs n >= 4f + 3), capped at floor((n - 3) / 4).
     In stage 1, once fewer than f + 3 candidates remain, Krum's neighborhood is raised
-    to 1 (see :func:`peer.defenses.ops.iterated_krum`).
+    to 1 (see :func:`peer.defenses.ops.iterated_krum`); stage 1 uses Blanchard's
+    n - f - 2 neighborhood, not DKrum's printed one.
 
     Chunk-level adaptation: candidates are the chunks of this index received this round
-    plus the own chunk. Fallback: no payload -> the own chunk; :math:`n < 4f + 3` ->
-    the coordinate-wise trimmed mean with :math:`b = \min(f, \lfloor (n-1)/2 \rfloor)`,
-    which is the coordinate-wise median when :math:`f \ge \lfloor (n-1)/2\rfloor`.
-    Payloads holding NaN/Inf are discarded first.
+    plus the own chunk. Fallback: no payload -> the own chunk; :math:`n < 4f + 3` (an
+    explicit f, or fewer than 3 candidates) -> the coordinate-wise trimmed mean with
+    :math:`b = \min(f, \lfloor (n-1)/2 \rfloor)`. Payloads holding NaN/Inf are discarded
+    first. ``guf_alpha`` then mixes the result with the own chunk.
     """
 
-    def __init__(self, *, f: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        f: int | None = None,
+        rho: float = 0.4,
+        rho_central: float = 0.25,
+        own_candidate: bool | None = None,
+        guf_alpha: float | None = None,
+    ) -> None:
+        super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
         self.f = ops.check_count("f", f)
+        self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=False, hi_open=False)
+        self.rho_central = ops.check_range("rho_central", rho_central, 0.0, 1.0, lo_open=False, hi_open=False)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
-        n = x.shape[0]
-        f = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, kept.m)
+        c = self.candidates(x)
+        n = c.shape[0]
+        f = ops.default_bound(
+            self.f, ctx.degree, kept.m, rho=self.rho, rho_central=self.rho_central, cap=(n - 3) // 4
+        )
         if n < 4 * f + 3:
-            return ops.trimmed_mean(x, min(f, (n - 1) // 2))
+            return ops.trimmed_mean(c, min(f, (n - 1) // 2))
         theta = n - 2 * f
-        selected = ops.iterated_krum(x, f, theta)
-        return ops.closest_to_median_mean(x[sorted(selected)], theta - 2 * f)
+        selected = ops.iterated_krum(c, f, theta)
+        return ops.closest_to_median_mean(c[sorted(selected)], theta - 2 * f)
+
+
+@DEFENSES.register("dbulyan")
+class DBulyan(Bulyan):
+    r"""DBulyan of Guo et al. (002_b98f58265f12497c.txt, Eq. (15)): ``bulyan`` over the
+    neighbors' chunks (``own_candidate = false``), f = Eq. (13)'s bound, then the GUF
+    mixing x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``)."""
+
+    own_candidate = False
+    guf_alpha = 0.5

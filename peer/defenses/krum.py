@@ -1,4 +1,4 @@
-"""Krum and Multi-Krum over the own chunk and the received chunks."""
+"""Krum and Multi-Krum (Blanchard et al.), and DKrum (Guo et al.'s decentralized Krum)."""
 
 from __future__ import annotations
 
@@ -8,46 +8,87 @@ from peer.defenses import ops
 from peer.defenses.base import ChunkContext, Kept, RobustDefense
 from peer.defenses.registry import DEFENSES
 
+NEIGHBOURHOODS = ("blanchard", "printed")
+
 
 @DEFENSES.register("krum")
 class Krum(RobustDefense):
     r"""The candidate with the smallest sum of squared distances to its nearest others.
 
-    Over the n = m + 1 candidates :math:`x_0 = x_c` (own) and :math:`x_j = r_j`:
+    Over the n candidates (own chunk :math:`x_0 = x_c` and payloads :math:`x_j = r_j`; the
+    payloads only with ``own_candidate = false``):
 
     .. math::
 
         s(i) = \sum_{k \in \mathcal{N}_i} \lVert x_i - x_k\rVert^2, \qquad
-        x_c \leftarrow x_{i^*},\ i^* = \arg\min_i s(i)
+        R = x_{i^*},\ i^* = \arg\min_i s(i)
 
-    where :math:`\mathcal{N}_i` are the n - f - 2 candidates nearest to :math:`x_i`
-    (ties: own chunk first, then lower sender id). Blanchard et al., "Machine Learning
-    with Adversaries: Byzantine Tolerant Gradient Descent" (NeurIPS 2017).
+    where :math:`\mathcal{N}_i` are the k candidates nearest to :math:`x_i` (ties: own
+    chunk first, then lower sender id), with ``neighbourhood``:
 
-    ``f`` (Byzantine candidates tolerated) defaults to the per-node bound
-    :func:`peer.defenses.ops.byzantine_bound`: the largest f with
-    :math:`|N_i| + 1 \ge 2f + 3` for the peer's degree :math:`|N_i|` (``ctx.degree``).
+    * ``"blanchard"`` (default): k = n - f - 2, Blanchard et al., "Machine Learning with
+      Adversaries: Byzantine Tolerant Gradient Descent" (NeurIPS 2017);
+    * ``"printed"``: k = n - f + 2, clamped to n - 1, as DKrum is printed in Guo et al.
+      (002_b98f58265f12497c.txt, Sec. VI-A: "the |N_i| - n_i + 2 closest"). With the
+      neighbors as the n = |N_i| candidates, Blanchard's rule would be |N_i| - n_i - 2; the
+      printed +2 counts 4 more neighbors (all n - 1 others once n_i <= 3), so it is less
+      selective. It is kept as printed; ``dkrum`` uses it.
+
+    ``f`` (Byzantine candidates tolerated) defaults to Eq. (13) of 002
+    (:func:`peer.defenses.ops.eq13_bound`: ceil(|N_i| min(1 - rho, rho_central)), rho = 0.4,
+    rho_central = 0.5, the ratio below which centralized Krum works, n > 2f + 2; 002 gives
+    no value), capped at n - 3 so that Blanchard's neighborhood keeps one candidate.
 
     Chunk-level adaptation: candidates are the chunks of this index only (own plus
     those received this round), so n varies per chunk and round.
 
-    Fallback: no payload -> the own chunk; :math:`n - f - 2 < 1` (too few candidates for
-    Krum's neighborhood, e.g. one payload, or two with f >= 1) -> the coordinate-wise
-    median of the n candidates. Payloads holding NaN/Inf are discarded first.
+    Fallback: no payload -> the own chunk; one candidate -> that candidate; k < 1 (too
+    few candidates, e.g. two with Blanchard's rule) -> the coordinate-wise median of the
+    candidates. Payloads holding NaN/Inf are discarded first. ``guf_alpha`` then mixes
+    the result with the own chunk (:class:`~peer.defenses.base.RobustDefense`).
     """
 
-    def __init__(self, *, f: int | None = None) -> None:
-        self.f = ops.check_count("f", f)
+    neighbourhood_default = "blanchard"
 
-    def _f(self, ctx: ChunkContext, m: int) -> int:
-        return self.f if self.f is not None else ops.byzantine_bound(ctx.degree, m)
+    def __init__(
+        self,
+        *,
+        f: int | None = None,
+        rho: float = 0.4,
+        rho_central: float = 0.5,
+        neighbourhood: str | None = None,
+        own_candidate: bool | None = None,
+        guf_alpha: float | None = None,
+    ) -> None:
+        super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
+        self.f = ops.check_count("f", f)
+        self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=False, hi_open=False)
+        self.rho_central = ops.check_range("rho_central", rho_central, 0.0, 1.0, lo_open=False, hi_open=False)
+        self.neighbourhood = ops.check_choice(
+            "neighbourhood", neighbourhood or self.neighbourhood_default, NEIGHBOURHOODS
+        )
+
+    def _f(self, ctx: ChunkContext, m: int, n: int) -> int:
+        return ops.default_bound(
+            self.f, ctx.degree, m, rho=self.rho, rho_central=self.rho_central, cap=n - 3
+        )
+
+    def _k(self, n: int, f: int) -> int:
+        if self.neighbourhood == "printed":
+            return min(n - f + 2, n - 1)
+        return n - f - 2
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
-        f = self._f(ctx, kept.m)
-        if not ops.krum_feasible(x.shape[0], f):
-            return ops.median(x)
-        scores = ops.krum_scores(ops.pairwise_sq_dists(x), f)
-        return self._select(x, scores, f)
+        c = self.candidates(x)
+        n = c.shape[0]
+        if n == 1:
+            return c[0].clone()
+        f = self._f(ctx, kept.m, n)
+        k = self._k(n, f)
+        if k < 1:
+            return ops.median(c)
+        scores = ops.neighborhood_scores(ops.pairwise_sq_dists(c), k)
+        return self._select(c, scores, f)
 
     def _select(self, x: torch.Tensor, scores: list[float], f: int) -> torch.Tensor:
         return x[ops.argmin(scores)].clone()
@@ -57,18 +98,45 @@ class Krum(RobustDefense):
 class MultiKrum(Krum):
     r"""Average of the ``m_select`` candidates with the lowest Krum scores.
 
-    Same scores as ``krum``; :math:`x_c \leftarrow \frac{1}{M}\sum_{i \in S} x_i` where S
-    holds the M = ``m_select`` lowest-scoring candidates (ties by position), default
-    M = n - f, clamped to n. Blanchard et al. (NeurIPS 2017), Multi-Krum.
+    Same scores as ``krum``; :math:`R = \frac{1}{M}\sum_{i \in S} x_i` where S holds the
+    M = ``m_select`` lowest-scoring candidates (ties by position), default M = n - f,
+    clamped to n. Blanchard et al. (NeurIPS 2017), Multi-Krum.
 
-    Fallback as ``krum``: no payload -> own chunk; n - f - 2 < 1 -> coordinate-wise median.
+    Fallback as ``krum``: no payload -> own chunk; k < 1 -> coordinate-wise median.
     """
 
-    def __init__(self, *, f: int | None = None, m_select: int | None = None) -> None:
-        super().__init__(f=f)
+    def __init__(
+        self,
+        *,
+        f: int | None = None,
+        m_select: int | None = None,
+        rho: float = 0.4,
+        rho_central: float = 0.5,
+        neighbourhood: str | None = None,
+        own_candidate: bool | None = None,
+        guf_alpha: float | None = None,
+    ) -> None:
+        super().__init__(
+            f=f, rho=rho, rho_central=rho_central, neighbourhood=neighbourhood,
+            own_candidate=own_candidate, guf_alpha=guf_alpha,
+        )
         self.m_select = ops.check_count("m_select", m_select, minimum=1)
 
     def _select(self, x: torch.Tensor, scores: list[float], f: int) -> torch.Tensor:
         n = x.shape[0]
         count = min(n, self.m_select if self.m_select is not None else n - f)
         return ops.mean_rows(x, sorted(ops.argsort(scores)[:count]))
+
+
+@DEFENSES.register("dkrum")
+class DKrum(Krum):
+    r"""DKrum of Guo et al. (002_b98f58265f12497c.txt, Sec. VI-A): ``krum`` over the
+    neighbors' chunks only (``own_candidate = false``), the printed neighborhood
+    k = |N_i| - n_i + 2 (``neighbourhood = "printed"``), n_i from Eq. (13), and the GUF
+    mixing x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``). Every parameter of
+    ``krum`` can still be set.
+    """
+
+    own_candidate = False
+    guf_alpha = 0.5
+    neighbourhood_default = "printed"

@@ -22,17 +22,24 @@ class LossThreshold(RobustDefense):
         A = \{j : \ell(x_c) - \ell(r_j) \ge \theta\}, \qquad
         x_c \leftarrow \alpha x_c + (1-\alpha)\frac{1}{|A|}\sum_{j\in A} r_j
 
-    and if A is empty, A = {argmin_j :math:`\ell(r_j)`} (lowest sender id on ties).
+    If A is empty: before overfitting has first been detected the node learns alone
+    (:math:`x_c` unchanged); once it has, A = {argmin_j :math:`\ell(r_j)`} (Eq. (5);
+    lowest sender id on ties).
 
     Threshold schedule: :math:`\theta` starts at ``theta0``. After each evaluation
     (:meth:`observe_evaluation`) the test error 1 - accuracy is compared with the best
-    so far; ``patience`` consecutive evaluations without a new (strict) minimum count as
-    detected overfitting: :math:`\theta` drops by ``step`` (not below ``theta_min``) and
-    the count restarts. The first evaluation sets the first minimum.
+    so far; when the best has not improved (strictly) for ``patience`` *epochs* of local
+    training, overfitting is detected: :math:`\theta` drops by ``step`` (not below
+    ``theta_min``) and the count restarts. Epochs come from the driver
+    (:meth:`set_epoch_length`: rounds per pass over the local shard); the epoch of
+    round r is floor(r / that). Without it, each evaluation counts as one epoch. The
+    paper evaluates the test error at the end of every epoch, so ``eval.every`` should
+    be at most the rounds per epoch for the count to be exact.
 
-    Masuda & Shudo, loss-based Byzantine resilience for decentralized learning
-    (accept a neighbor model if it lowers the local loss by at least theta; lower theta
-    as overfitting is detected).
+    Masuda & Shudo, "Loss Based Byzantine Resilience for Decentralized Learning",
+    001_589e27334dadfeb4.txt: Eq. (4) (acceptance), Eq. (5) (argmin fallback once
+    overfitting occurs), Eq. (6)-(7) (mean of the accepted, mixed with alpha = 0.5);
+    theta0 = 0.1, step 0.1, floor -0.1 and patience 5 epochs (Sec. IV).
 
     Chunk-level adaptation: :math:`\ell(r_j)` is the loss of the peer's own model with
     :math:`r_j` substituted for its own chunk c on a fixed batch of local data. The
@@ -63,24 +70,37 @@ class LossThreshold(RobustDefense):
         self.alpha = ops.check_range("alpha", alpha, 0.0, 1.0, lo_open=False, hi_open=False)
         self._drops = 0
         self._best_error = math.inf
-        self._since_best = 0
+        self._ref_epoch = 0  # epoch of the last new minimum or detection
+        self._evaluations = 0
+        self._epoch_rounds: float | None = None
+        self._overfit = False  # overfitting detected at least once
+
+    def set_epoch_length(self, rounds: float) -> None:
+        self._epoch_rounds = float(rounds) if rounds > 0 else None
 
     @property
     def theta(self) -> float:
         """The current acceptance threshold."""
         return max(self.theta_min, self.theta0 - self._drops * self.step)
 
+    def _epoch(self, round_: int) -> int:
+        if self._epoch_rounds is None:
+            return self._evaluations
+        return math.floor(round_ / self._epoch_rounds + 1e-9)
+
     def observe_evaluation(self, round_: int, accuracy: float, loss: float) -> None:
+        self._evaluations += 1
+        epoch = self._epoch(round_)
         error = 1.0 - float(accuracy)
         if math.isfinite(error) and error < self._best_error:
             self._best_error = error
-            self._since_best = 0
+            self._ref_epoch = epoch
             return
-        self._since_best += 1
-        if self._since_best >= self.patience:
+        if epoch - self._ref_epoch >= self.patience:
+            self._overfit = True
             if self.theta > self.theta_min:
                 self._drops += 1
-            self._since_best = 0
+            self._ref_epoch = epoch
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         if ctx.loss_with is None:
@@ -94,6 +114,8 @@ class LossThreshold(RobustDefense):
                 for j, loss in enumerate(losses)
                 if math.isfinite(loss) and loss_own - loss >= theta
             ]
+            if not accepted and not self._overfit:
+                return x[0]  # no neighbor over the threshold, no overfitting yet: learn alone
             if not accepted:
                 finite = [loss if math.isfinite(loss) else math.inf for loss in losses]
                 accepted = [ops.argmin(finite)]

@@ -1,4 +1,4 @@
-"""Coordinate-wise median of the own chunk and the received chunks."""
+"""Coordinate-wise median (Yin et al.) and DMedian (Guo et al.'s decentralized median)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,33 @@ from peer.defenses.registry import DEFENSES
 
 @DEFENSES.register("median")
 class CoordinateMedian(RobustDefense):
-    r"""Coordinate-wise median over the n = m + 1 values (own chunk and payloads).
+    r"""Coordinate-wise median over the candidates (own chunk and payloads; the payloads
+    only with ``own_candidate = false``).
 
-    :math:`[x_c]_k \leftarrow \operatorname{median}\{[x_c]_k, [r_1]_k, \dots, [r_m]_k\}` for
-    every coordinate k; for an even n the mean of the two middle values (the true
-    median, unlike ``torch.median`` which returns the lower one). Yin et al.,
-    "Byzantine-Robust Distributed Learning: Towards Optimal Statistical Rates" (ICML 2018).
+    :math:`[R]_k = \operatorname{median}\{[x_c]_k, [r_1]_k, \dots, [r_m]_k\}` for every
+    coordinate k; for an even count the mean of the two middle values (the true median,
+    unlike ``torch.median`` which returns the lower one). Yin et al., "Byzantine-Robust
+    Distributed Learning: Towards Optimal Statistical Rates" (ICML 2018).
 
     Chunk-level adaptation: the median runs over the chunks of this index received this
-    round plus the own chunk. Fallback: no payload -> the own chunk; one payload -> the
-    mean of the own chunk and the payload (the median of two values); no
-    hyperparameters. Payloads holding NaN/Inf are discarded first.
+    round plus the own chunk. Fallback: no payload -> the own chunk; one payload (own a
+    candidate) -> the mean of the own chunk and the payload (the median of two values).
+    Payloads holding NaN/Inf are discarded first. ``guf_alpha`` then mixes the result with
+    the own chunk (:class:`~peer.defenses.base.RobustDefense`).
     """
 
-    def __init__(self) -> None:
-        pass
+    def __init__(self, *, own_candidate: bool | None = None, guf_alpha: float | None = None) -> None:
+        super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
-        return ops.median(x)
+        return ops.median(self.candidates(x))
+
+
+@DEFENSES.register("dmedian")
+class DMedian(CoordinateMedian):
+    r"""DMedian of Guo et al. (002_b98f58265f12497c.txt, Eq. (14)): the marginal median of
+    the neighbors' chunks (``own_candidate = false``), then the GUF mixing
+    x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``)."""
+
+    own_candidate = False
+    guf_alpha = 0.5

@@ -19,39 +19,58 @@ class Sentinel(RobustDefense):
 
     1. *Similarity filter*: keep :math:`r_j` only if
        :math:`\cos(r_j, x_c) \ge` ``cos_threshold`` (a zero vector has cosine 0).
-    2. *Bootstrap validation*: :math:`\ell_{own} = \ell(x_c)`, :math:`\ell_j = \ell(r_j)`
-       where :math:`\ell` = ``ctx.loss_with``; keep per (sender, chunk index) the running
-       mean :math:`\bar\ell_j` of :math:`\ell_j` over the rounds in which j's payload
-       passed step 1, and weight
-       :math:`w_j = \exp\!\big(-k \max(0, \bar\ell_j - \ell_{own})\big)`, :math:`k = 1/\ell_{own}`.
+    2. *Bootstrap validation*: with :math:`\ell` = ``ctx.loss_with``, keep the running
+       mean :math:`\bar\ell_{own}` of the own loss :math:`\ell(x_c)` (one value per round)
+       and, per (sender, chunk index), the running mean :math:`\bar\ell_j` of
+       :math:`\ell(r_j)` over the rounds in which j's payload passed step 1; weight
+
+       .. math:: w_j = \exp\!\big(-k \max(0, \bar\ell_j - \bar\ell_{own})\big),\quad
+                 k = 1 / \max(0.001, \bar\ell_{own}),
+
+       and :math:`w_j = 0` when :math:`w_j <` ``weight_cutoff`` (0.1) or NaN.
     3. *Normalization*: :math:`\tilde r_j = r_j \min(1, \lVert x_c\rVert / \lVert r_j\rVert)`.
 
-    Result: :math:`x_c \leftarrow (x_c + \sum_j w_j \tilde r_j) / (1 + \sum_j w_j)`.
+    Result: :math:`x_c \leftarrow (x_c + \sum_j w_j \tilde r_j) / (1 + \sum_j w_j)` (the
+    own chunk has weight exp(0) = 1).
 
     Feng et al., "Sentinel: An Aggregation Function to Secure Decentralized Federated
-    Learning" (ECAI 2024).
+    Learning" (ECAI 2024), cited by the poster (000_7cd1bbaeff03682e.txt, ref. [3]): the
+    three steps and the exponential loss mapping with k as the inverse own loss. From the
+    authors' public code (Fedstellar, ``fedstellar/learning/aggregators/sentinel.py``)
+    rather than the paper: comparing the *running mean* losses of neighbor and self, the
+    0.001 floor in k, the 0.1 weight cut-off, and the own model's weight being its own
+    mapped loss, 1. (The code also gives neighbors weight 0 in round 0, a Fedstellar
+    start-up detail not reproduced here.)
 
     Chunk-level adaptation: cosine similarity and norms are taken on the chunk
     (the paper: per layer); the loss of a payload is the loss of the peer's *own* model
     with that payload substituted for its own chunk c, on a fixed batch of local data
     (the paper's bootstrap dataset); the loss is evaluated on the payload as received,
-    before step 3. The history is per (sender, chunk index), since different neighbors
-    send different chunk indices.
+    before step 3. The neighbor history is per (sender, chunk index), since different
+    neighbors send different chunk indices; the own history has one entry per round.
 
     Fallbacks: no payload, or none passing step 1 -> the own chunk. ``ctx.loss_with``
-    None -> step 2 is skipped (all weights 1). :math:`\ell_{own} \le 0` uses
-    :math:`k = 10^{12}` (only payloads at least as good keep weight ~1); a non-finite
-    :math:`\ell_{own}` uses k = 0; a non-finite :math:`\ell_j` gives weight 0 and is not
-    recorded. Payloads holding NaN/Inf are discarded first.
+    None -> step 2 is skipped (all weights 1). A non-finite own loss is not recorded
+    (k from the history so far; with no history, weights 1); a non-finite
+    :math:`\ell_j` gives weight 0 and is not recorded. Payloads holding NaN/Inf are
+    discarded first.
     """
 
-    def __init__(self, *, cos_threshold: float = 0.5) -> None:
+    def __init__(self, *, cos_threshold: float = 0.5, weight_cutoff: float = 0.1) -> None:
         self.cos_threshold = ops.check_range(
             "cos_threshold", cos_threshold, -1.0, 1.0, lo_open=False, hi_open=False
         )
+        self.weight_cutoff = ops.check_range(
+            "weight_cutoff", weight_cutoff, 0.0, 1.0, lo_open=False, hi_open=False
+        )
         self._history: dict[tuple[int, int], tuple[float, int]] = {}
+        #: own-loss history: (sum, count, last round recorded)
+        self._own: tuple[float, int, int] = (0.0, 0, -1)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
+        # the own loss enters the history every round, filtered neighbors or not (as in
+        # the authors' code, where the own model is evaluated with the others)
+        own_mean = self._own_mean(ctx, float(ctx.loss_with(kept.own))) if ctx.loss_with else None
         passed = [
             j
             for j, r in enumerate(kept.received)
@@ -59,7 +78,7 @@ class Sentinel(RobustDefense):
         ]
         if not passed:
             return x[0]
-        weights = self._weights(kept, passed, ctx)
+        weights = self._weights(kept, passed, ctx, own_mean)
         own_norm = ops.norm(x[0])
         total = x[0].clone()
         for j, w in zip(passed, weights):
@@ -70,17 +89,20 @@ class Sentinel(RobustDefense):
             total += w * v
         return total / (1.0 + sum(weights))
 
-    def _weights(self, kept: Kept, passed: list[int], ctx: ChunkContext) -> list[float]:
+    def _own_mean(self, ctx: ChunkContext, loss_own: float) -> float | None:
+        """Record the own loss once per round; the running mean (None with no history)."""
+        total, count, last = self._own
+        if last != ctx.round and math.isfinite(loss_own):
+            total, count, last = total + loss_own, count + 1, ctx.round
+            self._own = (total, count, last)
+        return total / count if count else None
+
+    def _weights(
+        self, kept: Kept, passed: list[int], ctx: ChunkContext, own_mean: float | None
+    ) -> list[float]:
         """Step 2: the weight of each passed payload (positions in ``kept.received``)."""
         if ctx.loss_with is None:
             return [1.0] * len(passed)
-        loss_own = float(ctx.loss_with(kept.own))
-        if not math.isfinite(loss_own):
-            k = 0.0
-        elif loss_own <= 0.0:
-            k = 1e12
-        else:
-            k = 1.0 / loss_own
         weights = []
         for j in passed:
             loss = float(ctx.loss_with(kept.received[j]))
@@ -91,6 +113,10 @@ class Sentinel(RobustDefense):
             total, count = self._history.get(key, (0.0, 0))
             total, count = total + loss, count + 1
             self._history[key] = (total, count)
-            excess = max(0.0, total / count - loss_own) if k > 0 else 0.0
-            weights.append(math.exp(-k * excess))
+            if own_mean is None:
+                weights.append(1.0)
+                continue
+            k = 1.0 / max(0.001, own_mean)
+            w = math.exp(-k * max(0.0, total / count - own_mean))
+            weights.append(w if w >= self.weight_cutoff else 0.0)
         return weights

@@ -1,4 +1,4 @@
-"""Coordinate-wise trimmed mean (Yin et al.) and BRIDGE-T (Yang & Bajwa)."""
+"""Coordinate-wise trimmed mean (Yin et al.), BRIDGE-T (Yang & Bajwa) and Guo et al.'s BRIDGE."""
 
 from __future__ import annotations
 
@@ -11,30 +11,60 @@ from peer.defenses.registry import DEFENSES
 
 @DEFENSES.register("trimmed_mean")
 class TrimmedMean(RobustDefense):
-    r"""Coordinate-wise trimmed mean over the own chunk and the received chunks.
+    r"""Coordinate-wise trimmed mean over the candidates (own chunk and payloads; the
+    payloads only with ``own_candidate = false``).
 
-    Over the n = m + 1 values of each coordinate k, sorted
+    Over the n candidate values of each coordinate k, sorted
     :math:`v_{(1)} \le \dots \le v_{(n)}`:
-    :math:`[x_c]_k \leftarrow \frac{1}{n - 2f}\sum_{i=f+1}^{n-f} v_{(i)}`.
+    :math:`[R]_k = \frac{1}{n - 2f}\sum_{i=f+1}^{n-f} v_{(i)}`.
     Yin et al., "Byzantine-Robust Distributed Learning: Towards Optimal Statistical
     Rates" (ICML 2018).
 
-    ``f`` (values trimmed from each side) defaults to the per-node bound
-    :func:`peer.defenses.ops.byzantine_bound` of the peer's degree.
+    ``f`` (values trimmed from each side) defaults to Eq. (13) of
+    002_b98f58265f12497c.txt (:func:`peer.defenses.ops.eq13_bound`, rho = 0.4,
+    rho_central = 0.5: a trimmed mean needs 2f < n), capped at floor((n - 1) / 2).
 
-    Chunk-level adaptation: n counts the own chunk and the payloads of this index
-    received this round. Fallback: no payload -> the own chunk; :math:`2f \ge n` ->
-    the coordinate-wise median. Payloads holding NaN/Inf are discarded first.
+    Chunk-level adaptation: n counts the candidates of this index received this round.
+    Fallback: no payload -> the own chunk; an explicit f with :math:`2f \ge n` -> the
+    coordinate-wise median. Payloads holding NaN/Inf are discarded first. ``guf_alpha``
+    then mixes the result with the own chunk.
     """
 
-    def __init__(self, *, f: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        f: int | None = None,
+        rho: float = 0.4,
+        rho_central: float = 0.5,
+        own_candidate: bool | None = None,
+        guf_alpha: float | None = None,
+    ) -> None:
+        super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
         self.f = ops.check_count("f", f)
+        self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=False, hi_open=False)
+        self.rho_central = ops.check_range("rho_central", rho_central, 0.0, 1.0, lo_open=False, hi_open=False)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
-        b = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, kept.m)
-        if 2 * b >= x.shape[0]:
-            return ops.median(x)
-        return ops.trimmed_mean(x, b)
+        c = self.candidates(x)
+        n = c.shape[0]
+        b = ops.default_bound(
+            self.f, ctx.degree, kept.m, rho=self.rho, rho_central=self.rho_central, cap=(n - 1) // 2
+        )
+        if 2 * b >= n:
+            return ops.median(c)
+        return ops.trimmed_mean(c, b)
+
+
+@DEFENSES.register("dbridge")
+class DBridge(TrimmedMean):
+    r"""BRIDGE as Guo et al. run it (002_b98f58265f12497c.txt, Sec. VI-A): the
+    coordinate-wise trimmed mean of the neighbors' chunks (``own_candidate = false``) with
+    b = Eq. (13)'s bound, then the GUF mixing x <- 0.5 own + 0.5 R (Eq. (2),
+    ``guf_alpha = 0.5``). 002 only cites BRIDGE [44] and the alpha; taking BRIDGE's
+    screening as R of the GUF is our reading."""
+
+    own_candidate = False
+    guf_alpha = 0.5
 
 
 @DEFENSES.register("bridge")
@@ -51,22 +81,32 @@ class BridgeT(RobustDefense):
 
     with :math:`\mathcal{R}_k` the m - 2b middle received values. Yang & Bajwa, "BRIDGE:
     Byzantine-Resilient Decentralized Gradient Descent" (2019), screening rule BRIDGE-T.
-    (``trimmed_mean`` instead trims over own + received.)
+    (``trimmed_mean`` instead trims over own + received; ``dbridge`` is 002's version.)
 
-    ``b`` defaults to the per-node bound :func:`peer.defenses.ops.byzantine_bound`.
+    ``b`` defaults to Eq. (13) of 002_b98f58265f12497c.txt
+    (:func:`peer.defenses.ops.eq13_bound`, rho = 0.4, rho_central = 0.5), capped at
+    floor((m - 1) / 2).
 
     Chunk-level adaptation: m counts the payloads of this index received this round
-    (the paper: |N_j|). Fallback: no payload -> the own chunk; :math:`2b \ge m` (nothing
-    left after trimming the received values) -> the coordinate-wise median of own +
-    received. Payloads holding NaN/Inf are discarded first.
+    (the paper: |N_j|). Fallback: no payload -> the own chunk; an explicit b with
+    :math:`2b \ge m` -> the coordinate-wise median of own + received. Payloads holding
+    NaN/Inf are discarded first.
     """
 
-    def __init__(self, *, b: int | None = None) -> None:
+    def __init__(
+        self, *, b: int | None = None, rho: float = 0.4, rho_central: float = 0.5,
+        guf_alpha: float | None = None,
+    ) -> None:
+        super().__init__(guf_alpha=guf_alpha)
         self.b = ops.check_count("b", b)
+        self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=False, hi_open=False)
+        self.rho_central = ops.check_range("rho_central", rho_central, 0.0, 1.0, lo_open=False, hi_open=False)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         m = kept.m
-        b = self.b if self.b is not None else ops.byzantine_bound(ctx.degree, m)
+        b = ops.default_bound(
+            self.b, ctx.degree, m, rho=self.rho, rho_central=self.rho_central, cap=(m - 1) // 2
+        )
         if 2 * b >= m:
             return ops.median(x)
         middle = ops.trimmed_mean(x[1:], b) * (m - 2 * b)  # sum of the m - 2b middle values
