@@ -134,7 +134,7 @@ def _run(
             summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=point)
         elif kind == "reference":
             from launch.progress import Progress
-            from peer.reference import run_reference
+            from launch.reference import run_reference
 
             summary = run_reference(cfg, out_dir, progress=None if quiet else Progress(cfg.rounds))
         else:

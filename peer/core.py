@@ -1,7 +1,7 @@
 """The node core: one peer's training, chunking, attack crafting and aggregation.
 
 This module does no I/O. A driver (the ZeroMQ runtime in :mod:`peer.runtime` or the
-in-process reference in :mod:`peer.reference`) calls, for every round t::
+in-process reference in :mod:`launch.reference`) calls, for every round t::
 
     outgoing = core.begin_round(t)        # train, flatten, chunk, craft per neighbor
     ... deliver outgoing[j] to neighbor j, collect what neighbors sent ...

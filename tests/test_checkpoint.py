@@ -12,7 +12,7 @@ from coordinator.plan import build_plan
 from peer import checkpoint, datasets
 from peer.core import NodeCore
 from peer.core import test_subset as eval_subset
-from peer.reference import exchange
+from launch.reference import exchange
 from protocol import config as config_mod
 
 CONFIG = """

@@ -23,7 +23,7 @@ from peer.attacks import build_attack
 from peer.attacks.base import DataInfo
 from peer.datasets import DatasetError
 from peer.models import MODELS, ModelError
-from peer.reference import run_reference
+from launch.reference import run_reference
 from protocol import config as config_mod
 
 N_PER_BATCH = 20

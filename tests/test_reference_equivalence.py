@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from peer.reference import run_reference
+from launch.reference import run_reference
 from protocol import config as config_mod
 from tests.conftest import BYZEMU
 
