@@ -19,7 +19,7 @@ import numpy as np
 from coordinator.roles import choose_byzantine, dominate
 from coordinator.sharding import make_shards
 from coordinator.topology import build_topology, graph_to_json, neighbors_of
-from peer import datasets
+from peer import data
 from peer.attacks import ATTACKS, build_attack
 from peer.attacks.base import DataInfo
 from peer.registry import RegistryError
@@ -126,8 +126,8 @@ def build_plan(cfg: RunConfig) -> Plan:
     build_defense(cfg.defense.name, cfg.defense.params)
     attack = build_attack(b.attack, b.params)
     data_info = DataInfo(
-        num_classes=datasets.num_classes(cfg.data.dataset),
-        image_shape=datasets.image_shape(cfg.data.dataset),
+        num_classes=data.num_classes(cfg.data.dataset),
+        image_shape=data.image_shape(cfg.data.dataset),
         mean=0.0,
         std=1.0,
     )
@@ -137,7 +137,7 @@ def build_plan(cfg: RunConfig) -> Plan:
         raise RegistryError(f"byzantine.attack={b.attack!r}: {exc}") from None
     d = cfg.data
     root = Path(d.root) if d.root else None
-    labels = datasets.train_labels(d.dataset, root, synthetic_size=d.synthetic_size, seed=cfg.seed)
+    labels = data.train_labels(d.dataset, root, synthetic_size=d.synthetic_size, seed=cfg.seed)
     shards = make_shards(
         labels,
         cfg.nodes,
@@ -158,8 +158,8 @@ def _model_size(cfg: RunConfig) -> int:
     pass on a blank image: a model that does not fit the dataset fails here, in one line
     (ModelError), before any process starts."""
     name, dataset = cfg.model.name, cfg.data.dataset
-    shape = datasets.image_shape(dataset)
-    classes = datasets.num_classes(dataset)
+    shape = data.image_shape(dataset)
+    classes = data.num_classes(dataset)
     try:
         model = build_model(name, in_channels=shape[0], image_size=shape[1], num_classes=classes)
         check_input(model, shape, classes)

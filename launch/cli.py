@@ -38,7 +38,7 @@ def user_errors() -> tuple[type[Exception], ...]:
     from coordinator.server import CoordinatorError
     from coordinator.sharding import ShardingError
     from coordinator.topology import TopologyError
-    from peer.datasets import DatasetError
+    from peer.data import DatasetError
     from peer.models import ModelError
     from peer.registry import RegistryError
 

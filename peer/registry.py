@@ -7,7 +7,9 @@ an unknown name or an unknown/missing keyword into one :class:`RegistryError` li
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -62,3 +64,11 @@ class Registry(Generic[T]):
             return cls(**params)
         except (TypeError, ValueError) as exc:
             raise RegistryError(f"{self.field}={name!r}: {exc}") from None
+
+
+def import_submodules(package: str, path: list[str]) -> None:
+    """Import every module of ``package`` (its ``__path__``), in name order, so that each
+    registers what it defines: a new attack, defense or dataset is one new file, with no
+    list of imports to extend."""
+    for module in sorted(m.name for m in pkgutil.iter_modules(path)):
+        importlib.import_module(f"{package}.{module}")

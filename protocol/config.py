@@ -61,7 +61,7 @@ class TopologyConfig:
 class DataConfig:
     """Dataset, where its files are, and how the training set is split into shards."""
 
-    dataset: str = "mnist"  #: mnist | fashion_mnist | cifar10 | synthetic
+    dataset: str = "mnist"  #: mnist | fashion_mnist | cifar10 | synthetic (one module each in peer/data/sets/)
     root: str = "data/mnist"  #: folder with the dataset files (relative to the config file)
     split: str = "iid"  #: iid | dirichlet | shards | fltrust
     alpha: float = 0.5  #: Dirichlet concentration for split = dirichlet
