@@ -36,12 +36,14 @@ from collections.abc import Sequence
 import networkx as nx
 import numpy as np
 
+from protocol.errors import UserError
+
 __all__ = ["PLACEMENTS", "RolesError", "choose_byzantine", "dominate"]
 
 PLACEMENTS: tuple[str, ...] = ("random", "explicit", "dominating")
 
 
-class RolesError(ValueError):
+class RolesError(UserError):
     """The Byzantine roles cannot be chosen from the given settings (one-line message)."""
 
 

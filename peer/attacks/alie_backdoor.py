@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,21 +38,8 @@ class ALIEBackdoorAttack(TriggerAttack):
 
     needs_knowledge = True
 
-    def __init__(
-        self,
-        *,
-        z: float | None = None,
-        target: int = 0,
-        fraction: float = 0.5,
-        trigger_size: int = 4,
-        trigger_value: float = 255.0,
-        trigger_position: str | Sequence[int] = "bottom_right",
-        start_round: int = 1,
-        interval: int = 1,
-    ) -> None:
-        super().__init__(
-            target, fraction, trigger_size, trigger_value, trigger_position, start_round, interval
-        )
+    def __init__(self, *, z: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # the trigger parameters (peer/attacks/trigger.py)
         self.z = None if z is None else ops.check_finite("z", z)
 
     def craft(self, payload: dict[int, np.ndarray], ctx: AttackContext) -> dict[int, np.ndarray]:

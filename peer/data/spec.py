@@ -17,11 +17,12 @@ from typing import TypeVar
 import numpy as np
 
 from peer.data.image import ImageData
+from protocol.errors import UserError
 
 __all__ = ["DATASETS", "DatasetError", "DatasetSpec", "Source", "get", "names", "register"]
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError):
     """A dataset cannot be found, read or generated; the message says how to fix it."""
 
 
