@@ -102,7 +102,7 @@ def _run(
         else:
             cfg = _load(config, overrides)
         if kind == "launch":
-            # the forkserver imports torch and the peer code (~2.5 s) on one core while
+            # the forkserver imports torch and the peer code (seconds, BENCHMARKS.md) on one core while
             # this process imports torch and builds the plan on the other; started after
             # the config loaded, so a bad config starts nothing; it also loads the run's
             # dataset and evaluation set once for all peers (peer/preload.py)

@@ -8,12 +8,12 @@ When the environment variable ``BYZEMU_PRELOAD_DATA`` holds the run's data as JS
 launch`` sets it from the config before it starts the forkserver), the dataset is loaded
 here too, once, and the evaluation set is converted to float32 once: forked peers then
 share those tensors instead of each reading and parsing the files and holding its own
-float32 copy (~30 MiB for MNIST's 10,000 test images). A failure is ignored here: each
+float32 copy of the evaluation set (BENCHMARKS.md has the memory figures). A failure is ignored here: each
 peer then loads the data itself and reports the error.
 
 With that variable, torchvision is imported only when the run needs it (CIFAR-10 is read
-through it, ResNet-18 is its model): its package import costs ~2 s, most of it
-``torch._dynamo`` pulled in by ``torchvision.ops``, and MNIST and Fashion-MNIST are read
+through it, ResNet-18 is its model): its package import is slow, most of it
+``torch._dynamo`` pulled in by ``torchvision.ops`` (BENCHMARKS.md, *Start-up and memory*), and MNIST and Fashion-MNIST are read
 without it. Without it (``byzemu peer``, whose runs are known only at the assignment, or
 ``launch_local`` called from Python) torchvision is imported here, once for all peers.
 """

@@ -204,12 +204,6 @@ def config_fingerprint(cfg: RunConfig) -> str:
 # ----------------------------------------------------------------------------- loading
 
 
-def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
-
-
 def _coerce(path: str, tp: Any, value: Any) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
     origin = typing.get_origin(tp)
@@ -352,7 +346,8 @@ def _require(ok: bool, message: str) -> None:
 
 
 def check(cfg: RunConfig) -> None:
-    """Field-level range checks; cross-checks needing the graph live in launch.validate."""
+    """Field-level range checks; cross-checks that need the graph, the data or the
+    registries live in ``coordinator/plan.py`` (``build_plan``)."""
     _require(cfg.nodes >= 2, f"nodes={cfg.nodes}: need at least 2 peers")
     _require(cfg.rounds >= 1, f"rounds={cfg.rounds}: need at least 1 round")
     t = cfg.train

@@ -4,8 +4,8 @@ Fashion-MNIST. :class:`IdxDataset` is the spec of any such dataset.
 
 The readers (:func:`read_idx_images`, :func:`read_idx_labels`) return the same bytes and
 layout that ``torchvision.datasets.MNIST`` reads (tested bit-equal) without importing
-torchvision, whose package import costs about 2 s of start-up (it pulls in
-``torch._dynamo``). :func:`prepare_torchvision_layout` lays gzipped files out uncompressed
+torchvision, whose package import is a large part of a peer's start-up (it pulls in
+``torch._dynamo``; BENCHMARKS.md). :func:`prepare_torchvision_layout` lays gzipped files out uncompressed
 as torchvision expects (``<root>/<Class>/raw/<name>``), atomically, once per run.
 No function here downloads anything.
 """
@@ -107,8 +107,8 @@ def read_idx_images(path: Path) -> np.ndarray:
 
     Format: big-endian magic ``0x00000803``, then big-endian uint32 ``N``, ``H``, ``W``,
     then ``N * H * W`` uint8 pixels, row-major. The same bytes and layout that
-    ``torchvision.datasets.MNIST`` reads (tested equal), without importing torchvision,
-    whose package import costs ~2 s of start-up (it pulls in ``torch._dynamo``).
+    ``torchvision.datasets.MNIST`` reads (tested equal), without importing torchvision
+    (see the module docstring).
     """
     path = Path(path)
     try:

@@ -38,11 +38,6 @@ def stack(own: torch.Tensor, received: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.stack([r.to(torch.float64) for r in rows])
 
 
-def rows(received: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``(m, d)`` float64 stack of the received payloads only (m >= 1)."""
-    return torch.stack([r.reshape(-1).to(torch.float64) for r in received])
-
-
 def flat(t: torch.Tensor) -> torch.Tensor:
     """A chunk as a flat float64 vector (a new tensor)."""
     return t.reshape(-1).to(torch.float64)
