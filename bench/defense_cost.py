@@ -28,8 +28,9 @@ def cost(defense: str, m: int, model: str, repeats: int) -> dict[str, Any]:
     import torch
 
     from coordinator.plan import build_plan
-    from peer import datasets
-    from peer.core import NodeCore, test_subset
+    from peer import data
+    from peer.core import NodeCore
+    from peer.data import test_subset
     from protocol.config import from_dict
 
     cfg = from_dict({
@@ -42,8 +43,8 @@ def cost(defense: str, m: int, model: str, repeats: int) -> dict[str, Any]:
         "eval": {"every": 10_000},
     })
     plan = build_plan(cfg)
-    train = datasets.load("synthetic", None, train=True, synthetic_size=cfg.data.synthetic_size, seed=cfg.seed)
-    test = datasets.load("synthetic", None, train=False, synthetic_size=cfg.data.synthetic_size, seed=cfg.seed)
+    train = data.load("synthetic", None, train=True, synthetic_size=cfg.data.synthetic_size, seed=cfg.seed)
+    test = data.load("synthetic", None, train=False, synthetic_size=cfg.data.synthetic_size, seed=cfg.seed)
     torch.manual_seed(0)
     core = NodeCore(plan.assignment(0), train_data=train, test_set=test_subset(test, 10))
     rng = np.random.default_rng(7)

@@ -5,11 +5,19 @@ config, so both hand every node an identical :class:`~protocol.assignment.Assign
 Building the plan also validates everything that can be checked before any process
 starts: topology feasibility, role counts, data directory, model, defense and attack
 names and parameters.
+
+Validation is cheap where it repeats: the model is built (with one forward pass, to check
+that it fits the dataset) once per (model, image shape, classes) in a process
+(:func:`model_size`), and a :class:`Planner` (``byzemu sweep``) plans each distinct config
+once and reads each dataset's training labels once.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +28,7 @@ import numpy as np
 from coordinator.roles import added_count, attach_added, choose_byzantine, dominate
 from coordinator.sharding import make_shards
 from coordinator.topology import build_topology, graph_to_json, neighbors_of
-from peer import datasets
+from peer import data
 from peer.attacks import ATTACKS, build_attack
 from peer.attacks.base import DataInfo
 from peer.registry import RegistryError
@@ -98,7 +106,17 @@ class Plan:
         return {"kind": self.config.topology.kind, "nodes": nodes, "edges": graph["edges"]}
 
 
-def build_plan(cfg: RunConfig) -> Plan:
+#: reads the training labels of ``cfg``'s dataset (what the shards are drawn from)
+LabelReader = Callable[[RunConfig], np.ndarray]
+
+
+def read_train_labels(cfg: RunConfig) -> np.ndarray:
+    d = cfg.data
+    root = Path(d.root) if d.root else None
+    return data.train_labels(d.dataset, root, synthetic_size=d.synthetic_size, seed=cfg.seed)
+
+
+def build_plan(cfg: RunConfig, *, labels: LabelReader = read_train_labels) -> Plan:
     """Validate ``cfg`` against the world and derive the plan (raises user-facing errors)."""
     t = cfg.topology
     b = cfg.byzantine
@@ -136,8 +154,8 @@ def build_plan(cfg: RunConfig) -> Plan:
     attack = build_attack(b.attack, b.params)
     warnings = _attack_warnings(attack, graph, byzantine, cfg.nodes)
     data_info = DataInfo(
-        num_classes=datasets.num_classes(cfg.data.dataset),
-        image_shape=datasets.image_shape(cfg.data.dataset),
+        num_classes=data.num_classes(cfg.data.dataset),
+        image_shape=data.image_shape(cfg.data.dataset),
         mean=0.0,
         std=1.0,
     )
@@ -146,10 +164,8 @@ def build_plan(cfg: RunConfig) -> Plan:
     except ValueError as exc:
         raise RegistryError(f"byzantine.attack={b.attack!r}: {exc}") from None
     d = cfg.data
-    root = Path(d.root) if d.root else None
-    labels = datasets.train_labels(d.dataset, root, synthetic_size=d.synthetic_size, seed=cfg.seed)
     shards = make_shards(
-        labels,
+        labels(cfg),
         cfg.nodes,
         split=d.split,
         seed=cfg.seed,
@@ -158,7 +174,7 @@ def build_plan(cfg: RunConfig) -> Plan:
         samples_per_node=d.samples_per_node,
         p=d.p,
     )
-    size = _model_size(cfg)
+    size = model_size(cfg.model.name, cfg.data.dataset)
     chunk_sizes = [hi - lo for lo, hi in chunk_bounds(size, cfg.chunks.count)]
     for line in warnings:
         log.warning("warning: %s", line)
@@ -177,16 +193,15 @@ def _attack_warnings(attack: Any, graph: nx.Graph, byzantine: list[int], nodes: 
     return attack.plan_warnings(nodes=nodes, byzantine=list(byzantine), neighborhoods=neighborhoods)
 
 
-def _model_size(cfg: RunConfig) -> int:
-    """Parameter count of ``cfg``'s model built for its dataset's images, after one forward
+def model_size(name: str, dataset: str) -> int:
+    """Parameter count of model ``name`` built for ``dataset``'s images, after one forward
     pass on a blank image: a model that does not fit the dataset fails here, in one line
-    (ModelError), before any process starts."""
-    name, dataset = cfg.model.name, cfg.data.dataset
-    shape = datasets.image_shape(dataset)
-    classes = datasets.num_classes(dataset)
+    (ModelError), before any process starts. Built once per (model, image shape, classes)
+    in a process."""
+    shape = data.image_shape(dataset)
+    classes = data.num_classes(dataset)
     try:
-        model = build_model(name, in_channels=shape[0], image_size=shape[1], num_classes=classes)
-        check_input(model, shape, classes)
+        return _fitted_size(MODELS.get(name), name, shape, classes)
     except ModelError as exc:
         if name not in MODELS:
             raise
@@ -194,6 +209,14 @@ def _model_size(cfg: RunConfig) -> int:
             f"model.name={name!r} does not fit data.dataset={dataset!r} "
             f"({'x'.join(map(str, shape))} images, {classes} classes): {exc}"
         ) from None
+
+
+@functools.cache
+def _fitted_size(builder: object, name: str, shape: tuple[int, int, int], classes: int) -> int:
+    """:func:`model_size`'s work; ``builder`` (``MODELS[name]``) is part of the key, so a
+    model registered anew under a name is built anew. Failures are not cached."""
+    model = build_model(name, in_channels=shape[0], image_size=shape[1], num_classes=classes)
+    check_input(model, shape, classes)
     return param_count(model)
 
 
@@ -206,10 +229,41 @@ def initial_model(cfg: RunConfig) -> tuple[list[dict[str, Any]], np.ndarray]:
 
     from peer.chunking import flatten
 
-    shape = datasets.image_shape(cfg.data.dataset)
+    shape = data.image_shape(cfg.data.dataset)
     with torch.random.fork_rng(devices=[]):  # leaves this process's own generator alone
         torch.manual_seed(cfg.seed)
         model = build_model(cfg.model.name, in_channels=shape[0], image_size=shape[1],
-                            num_classes=datasets.num_classes(cfg.data.dataset))
+                            num_classes=data.num_classes(cfg.data.dataset))
     layout = [{"name": name, "shape": list(p.shape)} for name, p in model.named_parameters()]
     return layout, flatten(model)
+
+
+class Planner:
+    """Validates many configs (a sweep's runs) without repeating work: each distinct config
+    is planned once, each dataset's training labels are read once (per root, and per
+    size and seed for a generated dataset), the model once per shape (:func:`model_size`).
+
+    It keeps no plan (a plan holds every node's shard); use :func:`build_plan` for the
+    run itself.
+    """
+
+    def __init__(self) -> None:
+        self._planned: set[str] = set()
+        self._labels: dict[tuple, np.ndarray] = {}
+
+    def check(self, cfg: RunConfig) -> None:
+        """Plan ``cfg`` unless an identical config was planned before (raises user-facing
+        errors)."""
+        key = json.dumps(cfg.to_dict(), sort_keys=True)
+        if key not in self._planned:
+            build_plan(cfg, labels=self._train_labels)
+            self._planned.add(key)
+
+    def _train_labels(self, cfg: RunConfig) -> np.ndarray:
+        d = cfg.data
+        spec = data.spec(d.dataset)
+        source = data.Source(root=Path(d.root) if d.root else None, synthetic_size=d.synthetic_size, seed=cfg.seed)
+        key = (d.dataset, *spec.cache_key(source))
+        if key not in self._labels:
+            self._labels[key] = read_train_labels(cfg)
+        return self._labels[key]

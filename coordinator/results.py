@@ -1,6 +1,6 @@
 """The results folder of one run: resolved config, topology, per-round lines, summary.
 
-Layout (``docs/RESULTS.md`` has every field)::
+Layout (README.md, *Results*, lists every field)::
 
     RUN_DIR/config.toml      resolved config (reload it to repeat the run)
     RUN_DIR/config.json      same, as JSON
@@ -26,9 +26,8 @@ from typing import Any
 
 from protocol.config import ConfigError, RunConfig, config_fingerprint, to_toml
 
-#: at most one fsync of rounds.jsonl per this many seconds (0.6 ms each on an idle disk of
-#: the development VM, ~8 ms while other runs write: too much per round when a round takes
-#: tens of milliseconds, see BENCHMARKS.md)
+#: at most one fsync of rounds.jsonl per this many seconds (an fsync per round costs too
+#: much when a round takes tens of milliseconds; measured in BENCHMARKS.md)
 FSYNC_EVERY_S = 1.0
 
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "train_loss", "attack_success_rate")

@@ -47,12 +47,14 @@ from collections.abc import Sequence
 import networkx as nx
 import numpy as np
 
+from protocol.errors import UserError
+
 __all__ = ["PLACEMENTS", "RolesError", "attach_added", "added_count", "choose_byzantine", "dominate"]
 
 PLACEMENTS: tuple[str, ...] = ("random", "explicit", "dominating", "added")
 
 
-class RolesError(ValueError):
+class RolesError(UserError):
     """The Byzantine roles cannot be chosen from the given settings (one-line message)."""
 
 

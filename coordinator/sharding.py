@@ -43,6 +43,8 @@ import math
 
 import numpy as np
 
+from protocol.errors import UserError
+
 __all__ = ["SPLITS", "ShardingError", "label_histogram", "make_shards"]
 
 SPLITS: tuple[str, ...] = ("iid", "dirichlet", "shards", "fltrust")
@@ -50,7 +52,7 @@ SPLITS: tuple[str, ...] = ("iid", "dirichlet", "shards", "fltrust")
 _DIRICHLET_TRIES = 1000
 
 
-class ShardingError(ValueError):
+class ShardingError(UserError):
     """The training set cannot be split as asked (one-line message)."""
 
 

@@ -29,6 +29,8 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from protocol.errors import UserError
+
 __all__ = [
     "TOPOLOGIES",
     "TopologyError",
@@ -47,7 +49,7 @@ TOPOLOGIES: tuple[str, ...] = (
 )
 
 
-class TopologyError(ValueError):
+class TopologyError(UserError):
     """A topology cannot be built from the given settings (one-line message)."""
 
 

@@ -28,32 +28,20 @@ import click
 
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
+from protocol.errors import UserError
 
 
 def user_errors() -> tuple[type[Exception], ...]:
-    """Errors caused by the user's input: one line, exit status 2, no traceback.
+    """Errors that end a command with one line, exit status 2, no traceback: every
+    user-input error (:class:`~protocol.errors.UserError`) and a run that cannot proceed
+    (``CoordinatorError``, e.g. peers that never registered).
 
-    Imported lazily so that ``byzemu launch`` can start the forkserver (which imports
-    torch) before this process imports torch itself.
+    ``CoordinatorError`` is imported lazily so that ``byzemu launch`` can start the
+    forkserver (which imports torch) before this process imports torch itself.
     """
-    from coordinator.roles import RolesError
     from coordinator.server import CoordinatorError
-    from coordinator.sharding import ShardingError
-    from coordinator.topology import TopologyError
-    from peer.datasets import DatasetError
-    from peer.models import ModelError
-    from peer.registry import RegistryError
 
-    return (
-        ConfigError,
-        TopologyError,
-        ShardingError,
-        RolesError,
-        DatasetError,
-        ModelError,
-        RegistryError,
-        CoordinatorError,
-    )
+    return (UserError, CoordinatorError)
 
 
 def _fail(message: str) -> None:
@@ -148,7 +136,7 @@ def _run(
         else:
             cfg = _load(config, overrides)
         if kind == "launch":
-            # the forkserver imports torch and the peer code (~2.5 s) on one core while
+            # the forkserver imports torch and the peer code (seconds, BENCHMARKS.md) on one core while
             # this process imports torch and builds the plan on the other; started after
             # the config loaded, so a bad config starts nothing; it also loads the run's
             # dataset and evaluation set once for all peers (peer/preload.py)
@@ -163,7 +151,7 @@ def _run(
             summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=point)
         elif kind == "reference":
             from launch.progress import Progress
-            from peer.reference import run_reference
+            from launch.reference import run_reference
 
             summary = run_reference(cfg, out_dir, progress=None if quiet else Progress(cfg.rounds))
         else:
@@ -495,7 +483,7 @@ def report(directory: str, out: str | None) -> None:
         from launch.report import write_report
 
         res = write_report(directory, out)
-    except ConfigError as exc:
+    except UserError as exc:
         _fail(str(exc))
     click.echo(f"{len(res['rows'])} configurations; report in {Path(res['out']) / 'report.md'}")
 

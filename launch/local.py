@@ -16,7 +16,7 @@ from coordinator.results import ResultsWriter, ResumeError, ResumePoint
 from coordinator.server import Coordinator
 from launch.procs import start_peers, stop_peers
 from launch.progress import Progress
-from peer import checkpoint, datasets
+from peer import checkpoint, data
 from protocol.config import RunConfig
 
 #: how often the liveness probe looks at the peer processes (seconds)
@@ -53,8 +53,8 @@ def launch_local(
         ]
         if missing:
             raise ResumeError(f"--resume {out_dir}: round {point.round}'s checkpoint files are missing: {missing[0]}")
-    if cfg.data.dataset != "synthetic":
-        datasets.prepare(cfg.data.dataset, Path(cfg.data.root))  # decompress once, not per peer
+    if data.spec(cfg.data.dataset).needs_root:
+        data.prepare(cfg.data.dataset, Path(cfg.data.root))  # decompress once, not per peer
     if point is not None:
         checkpoint.remove_after(ckpt_dir, point.round)  # recomputed: must not be mistaken for new
     results = ResultsWriter(out_dir, cfg, mode="multiprocess", resume=point)

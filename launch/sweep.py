@@ -15,7 +15,7 @@ The grid is the cartesian product of the axes (in file order) × repeats. Run r 
 whose folder holds ``summary.json`` is skipped on a rerun; a folder without one (an
 interrupted run) is deleted and run again.
 
-Every cell's config is loaded and planned (``build_plan``) before the first run starts,
+Every cell's config is loaded and planned (``Planner.check``) before the first run starts,
 so a bad sweep file fails with one ``ConfigError`` line and nothing runs.
 """
 
@@ -179,8 +179,9 @@ def load_sweep(path: str | Path, extra: list[str] | tuple[str, ...] = ()) -> Swe
             raise ConfigError(f"{path}: axes.'seed': use repeats (seed = base seed + repeat)")
     fixed_over = [f"{k}={toml_value(v)}" for k, v in _flatten(fixed).items()]
 
-    from coordinator.plan import build_plan
+    from coordinator.plan import Planner
 
+    planner = Planner()  # each distinct config planned once, the model built once per shape
     cells: list[Cell] = []
     used: set[str] = set()
     for combo in itertools.product(*axes.values()) if axes else [()]:
@@ -196,7 +197,7 @@ def load_sweep(path: str | Path, extra: list[str] | tuple[str, ...] = ()) -> Swe
             seed = cfg0.seed + rep
             run_over = overrides + [f"seed={seed}"]
             cfg = config_mod.load(base, run_over)
-            build_plan(cfg)  # graph, roles, data, model, defense, attack: fail before any run
+            planner.check(cfg)  # graph, roles, data, model, defense, attack: fail before any run
             cell.runs.append(Run(name, rep, seed, run_over, cfg, f"{name}/rep{rep}"))
         cells.append(cell)
     return Sweep(path, base, repeats, fixed, axes, cells)

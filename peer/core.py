@@ -1,7 +1,7 @@
 """The node core: one peer's training, chunking, attack crafting and aggregation.
 
 This module does no I/O. A driver (the ZeroMQ runtime in :mod:`peer.runtime` or the
-in-process reference in :mod:`peer.reference`) calls, for every round t::
+in-process reference in :mod:`launch.reference`) calls, for every round t::
 
     outgoing = core.begin_round(t)        # train, flatten, chunk, craft per neighbor
     ... deliver outgoing[j] to neighbor j, collect what neighbors sent ...
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from peer import checkpoint, chunking
 from peer.attacks import Attack, AttackContext, build_attack
 from peer.attacks.base import DataInfo, Knowledge, Neighborhood
-from peer.datasets import ImageData
+from peer.data import ImageData
 from peer.defenses import ChunkContext, Defense, build_defense
 from peer.schedule import lr_schedule
 from peer.models import build_model
@@ -415,29 +415,3 @@ class NodeCore:
 def _derive_seed(seed: int, node: int) -> int:
     """A per-node seed from the run seed (stable, independent of timing)."""
     return int(np.random.default_rng([seed, node]).integers(0, 2**62))
-
-
-#: evaluation sets built ahead of time by :func:`share_test_subset`, keyed by the test
-#: split's identity and the sample count (read-only: evaluation never writes them)
-_SHARED_TEST_SUBSETS: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def _subset_size(test: ImageData, samples: int) -> int:
-    return len(test) if samples <= 0 else min(samples, len(test))
-
-
-def test_subset(test: ImageData, samples: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The evaluation set: the first ``samples`` test items (all when 0)."""
-    n = _subset_size(test, samples)
-    shared = _SHARED_TEST_SUBSETS.get((id(test), n))
-    if shared is not None:
-        return shared
-    return test.tensors(np.arange(n))
-
-
-def share_test_subset(test: ImageData, samples: int) -> None:
-    """Build :func:`test_subset` ``(test, samples)`` now and return that same object from
-    then on (the forkserver does, so forked peers share one float32 copy). ``test`` must
-    stay alive (the preloaded split does), since the key is its identity."""
-    n = _subset_size(test, samples)
-    _SHARED_TEST_SUBSETS[(id(test), n)] = test.tensors(np.arange(n))

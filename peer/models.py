@@ -31,6 +31,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from protocol.errors import UserError
+
 __all__ = [
     "MODELS",
     "CNNGuo",
@@ -43,7 +45,7 @@ __all__ = [
 ]
 
 
-class ModelError(ValueError):
+class ModelError(UserError):
     """A model cannot be built; the message says what is wrong and how to fix it."""
 
 

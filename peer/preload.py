@@ -8,12 +8,12 @@ When the environment variable ``BYZEMU_PRELOAD_DATA`` holds the run's data as JS
 launch`` sets it from the config before it starts the forkserver), the dataset is loaded
 here too, once, and the evaluation set is converted to float32 once: forked peers then
 share those tensors instead of each reading and parsing the files and holding its own
-float32 copy (~30 MiB for MNIST's 10,000 test images). A failure is ignored here: each
+float32 copy of the evaluation set (BENCHMARKS.md has the memory figures). A failure is ignored here: each
 peer then loads the data itself and reports the error.
 
 With that variable, torchvision is imported only when the run needs it (CIFAR-10 is read
-through it, ResNet-18 is its model): its package import costs ~2 s, most of it
-``torch._dynamo`` pulled in by ``torchvision.ops``, and MNIST and Fashion-MNIST are read
+through it, ResNet-18 is its model): its package import is slow, most of it
+``torch._dynamo`` pulled in by ``torchvision.ops`` (BENCHMARKS.md, *Start-up and memory*), and MNIST and Fashion-MNIST are read
 without it. Without it (``byzemu peer``, whose runs are known only at the assignment, or
 ``launch_local`` called from Python) torchvision is imported here, once for all peers.
 """
@@ -28,13 +28,13 @@ import torch  # noqa: F401
 import zmq  # noqa: F401
 
 import peer.runtime  # noqa: F401  (pulls in the core, models, datasets, defenses, attacks)
-from peer import core, datasets
+from peer import data
 
 PRELOAD_ENV = "BYZEMU_PRELOAD_DATA"
 
-#: models and datasets that import torchvision (once here rather than in every peer)
+#: models that import torchvision (once here rather than in every peer); datasets say it
+#: in their spec (``needs_torchvision``)
 _TORCHVISION_MODELS = frozenset({"resnet18"})
-_TORCHVISION_DATASETS = frozenset({"cifar10"})
 
 
 def _preload_data() -> None:
@@ -45,13 +45,13 @@ def _preload_data() -> None:
         return
     try:
         d = json.loads(spec)
-        if d.get("model") in _TORCHVISION_MODELS or d.get("dataset") in _TORCHVISION_DATASETS:
+        if d.get("model") in _TORCHVISION_MODELS or data.spec(d["dataset"]).needs_torchvision:
             import torchvision  # noqa: F401
         root = Path(d["root"]) if d.get("root") else None
         size, seed = int(d.get("synthetic_size", 0)), int(d.get("seed", 0))
-        datasets.preload(d["dataset"], root, synthetic_size=size, seed=seed)
-        test = datasets.load(d["dataset"], root, train=False, synthetic_size=size, seed=seed)
-        core.share_test_subset(test, int(d.get("test_samples", 0)))
+        data.preload(d["dataset"], root, synthetic_size=size, seed=seed)
+        test = data.load(d["dataset"], root, train=False, synthetic_size=size, seed=seed)
+        data.share_test_subset(test, int(d.get("test_samples", 0)))
     except Exception:  # noqa: BLE001  (the peers load the data themselves and say what is wrong)
         pass
 

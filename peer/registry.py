@@ -3,18 +3,27 @@
 Defenses and attacks register under a short string that configs use. Construction
 validates hyperparameters in the class constructor (``ValueError``); the registry turns
 an unknown name or an unknown/missing keyword into one :class:`RegistryError` line.
+
+A class's parameters are the keyword-only parameters of its ``__init__`` and, when that
+``__init__`` passes ``**kwargs`` on, those of its bases' (:func:`keyword_parameters`):
+a subclass declares only what it adds or whose default it changes, e.g.
+``def __init__(self, *, parts=None, **kwargs)`` over the trigger attacks' shared base.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
+
+from protocol.errors import UserError
 
 T = TypeVar("T")
 
 
-class RegistryError(ValueError):
+class RegistryError(UserError):
     """Unknown name or bad parameters for a registered class."""
 
 
@@ -47,11 +56,7 @@ class Registry(Generic[T]):
 
     def build(self, name: str, params: Mapping[str, Any]) -> T:
         cls = self.get(name)
-        accepted = {
-            p.name
-            for p in inspect.signature(cls.__init__).parameters.values()
-            if p.kind is inspect.Parameter.KEYWORD_ONLY
-        }
+        accepted = set(keyword_parameters(cls))
         unknown = sorted(set(params) - accepted)
         if unknown:
             valid = ", ".join(sorted(accepted)) or "none"
@@ -62,3 +67,29 @@ class Registry(Generic[T]):
             return cls(**params)
         except (TypeError, ValueError) as exc:
             raise RegistryError(f"{self.field}={name!r}: {exc}") from None
+
+
+def keyword_parameters(cls: type) -> dict[str, inspect.Parameter]:
+    """The keyword-only parameters ``cls(...)`` accepts: those of the first ``__init__``
+    along the MRO and, while an ``__init__`` takes ``**kwargs`` (passing them on), those
+    of the next one. A subclass's declaration of a name wins (its default)."""
+    found: dict[str, inspect.Parameter] = {}
+    for klass in cls.__mro__:
+        init = vars(klass).get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        for p in params:
+            if p.kind is inspect.Parameter.KEYWORD_ONLY:
+                found.setdefault(p.name, p)
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+            break
+    return found
+
+
+def import_submodules(package: str, path: list[str]) -> None:
+    """Import every module of ``package`` (its ``__path__``), in name order, so that each
+    registers what it defines: a new attack, defense or dataset is one new file, with no
+    list of imports to extend."""
+    for module in sorted(m.name for m in pkgutil.iter_modules(path)):
+        importlib.import_module(f"{package}.{module}")

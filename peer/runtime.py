@@ -42,9 +42,11 @@ import numpy as np
 import zmq
 from zmq.utils.monitor import recv_monitor_message
 
-from peer import auth, checkpoint, datasets
+from peer import auth, checkpoint
+from peer import data as datasets
 from peer.attacks.base import Knowledge
-from peer.core import NodeCore, Payloads, test_subset
+from peer.core import NodeCore, Payloads
+from peer.data import test_subset
 from protocol import assignment as assignment_mod
 from protocol import messages as m
 from protocol import sockets

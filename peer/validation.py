@@ -63,6 +63,12 @@ def check_int(name: str, value: object, *, minimum: int = 0) -> int:
     return int(value)
 
 
+def check_count(name: str, value: object, *, minimum: int = 0) -> int | None:
+    """:func:`check_int`, or None when ``value`` is None (an optional count that a rule
+    derives when it is not given, e.g. Krum's f from the node's degree)."""
+    return None if value is None else check_int(name, value, minimum=minimum)
+
+
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     """``value`` if it is one of the strings ``choices``, else ValueError."""
     if not isinstance(value, str) or value not in choices:

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protocol.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError):
     """A configuration value is missing, unknown, mistyped or out of range."""
 
 
@@ -61,7 +63,7 @@ class TopologyConfig:
 class DataConfig:
     """Dataset, where its files are, and how the training set is split into shards."""
 
-    dataset: str = "mnist"  #: mnist | fashion_mnist | cifar10 | synthetic
+    dataset: str = "mnist"  #: mnist | fashion_mnist | cifar10 | synthetic (one module each in peer/data/sets/)
     root: str = "data/mnist"  #: folder with the dataset files (relative to the config file)
     split: str = "iid"  #: iid | dirichlet | shards | fltrust
     alpha: float = 0.5  #: Dirichlet concentration for split = dirichlet
@@ -211,12 +213,6 @@ def config_fingerprint(cfg: RunConfig) -> str:
 # ----------------------------------------------------------------------------- loading
 
 
-def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, getattr(tp, "__name__", str(tp))
-    )
-
-
 def _coerce(path: str, tp: Any, value: Any) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
     origin = typing.get_origin(tp)
@@ -359,7 +355,8 @@ def _require(ok: bool, message: str) -> None:
 
 
 def check(cfg: RunConfig) -> None:
-    """Field-level range checks; cross-checks needing the graph live in launch.validate."""
+    """Field-level range checks; cross-checks that need the graph, the data or the
+    registries live in ``coordinator/plan.py`` (``build_plan``)."""
     _require(cfg.nodes >= 2, f"nodes={cfg.nodes}: need at least 2 peers")
     _require(cfg.rounds >= 1, f"rounds={cfg.rounds}: need at least 1 round")
     t = cfg.train

@@ -11,6 +11,7 @@ from peer.attacks.base import Attack, DataInfo, Knowledge, Neighborhood
 from peer.attacks.dba import DistributedBackdoorAttack
 from peer.attacks.krum_attack import lambda_upper_bound
 from peer.attacks.ops import alie_z
+from peer.defenses import ChunkContext, build_defense
 from peer.registry import RegistryError
 
 # MNIST-like: 10 classes, 1x28x28, the usual normalisation
@@ -280,6 +281,25 @@ def test_mhamdi_search_result_is_selected_by_local_krum_or_zero() -> None:
     gamma = out[-1] - benign[:, -1].mean()
 
     assert gamma == 0.0 or ops.krum_picks_crafted(benign, out, 1, 1)
+
+
+@pytest.mark.parametrize(("crafted", "picked"), [(1.1, True), (1.0, False)])
+def test_local_krum_is_the_krum_defense(crafted: float, picked: bool) -> None:
+    # Arrange: benign 0, 1, 2 and two copies of the crafted value, f = 1, so n = 5 and
+    # each score sums the 2 nearest squared distances. crafted = 1.1: benign 1 scores
+    # 0.01 + 0.01, a copy 0 + 0.01, so a copy wins; crafted = 1.0: benign 1 and a copy both
+    # score 0 + 0 and the tie goes to the benign row, listed first.
+    benign = np.array([[0.0], [1.0], [2.0]])
+    krum = build_defense("krum", {"f": 1})
+
+    # Act
+    probe = ops.krum_picks_crafted(benign, np.array([crafted]), 2, 1)
+    received = [torch.tensor([v], dtype=torch.float32) for v in (1.0, 2.0, crafted, crafted)]
+    chosen = krum.aggregate(torch.tensor([0.0]), received, ChunkContext(node=0, round=1, index=0, senders=(1, 2, 3, 4), degree=4))
+
+    # Assert: the attacker's probe and a Krum receiver with the same rows agree
+    assert probe is picked
+    assert float(chosen) == pytest.approx(crafted if picked else 1.0)
 
 
 # ----------------------------------------------------------------------------- k = 0 and k = 1

@@ -198,6 +198,59 @@ def test_registry_with_no_keyword_parameters_says_none() -> None:
         reg.build("plain", {"k": 1})
 
 
+TRIGGER_PARAMETERS = ["interval", "start_round", "target", "fraction", "trigger_position", "trigger_size", "trigger_value"]
+
+
+@pytest.mark.parametrize(
+    ("name", "own"), [("backdoor", ["boost"]), ("dba", ["boost", "parts"]), ("alie_backdoor", ["z"])]
+)
+def test_trigger_attacks_take_the_parameters_declared_on_their_bases(name: str, own: list[str]) -> None:
+    # Act: an unknown parameter makes the registry list the valid ones
+    with pytest.raises(RegistryError) as exc:
+        build_attack(name, {"nope": 1})
+
+    # Assert: the trigger parameters of peer/attacks/trigger.py plus the class's own
+    valid = str(exc.value).partition("valid parameters: ")[2].split(", ")
+    assert valid == sorted(TRIGGER_PARAMETERS + own)
+
+
+def test_an_inherited_parameter_reaches_the_base_constructor() -> None:
+    # Act
+    attack = build_attack("dba", {"parts": 2, "trigger_size": 3, "target": 7, "boost": 2.0, "start_round": 4})
+
+    # Assert
+    assert (attack.parts, attack.trigger_size, attack.target, attack.boost, attack.start_round) == (2, 3, 7, 2.0, 4)
+    assert (attack.fraction, attack.trigger_value, attack.trigger_position, attack.interval) == (0.5, 255.0, "bottom_right", 1)
+
+
+def test_registry_reads_parameters_through_kwargs_only() -> None:
+    # Arrange: Child passes **kwargs on, so Base's parameters are Child's too; Other does not
+    reg: Registry[object] = Registry("thing", "x.name")
+
+    class Base:
+        def __init__(self, *, a: int = 1, b: int = 2) -> None:
+            self.a, self.b = a, b
+
+    @reg.register("child")
+    class Child(Base):
+        def __init__(self, *, c: int = 3, b: int = 20, **kwargs: int) -> None:
+            super().__init__(b=b, **kwargs)
+            self.c = c
+
+    @reg.register("other")
+    class Other(Base):
+        def __init__(self, *, c: int = 3) -> None:
+            super().__init__()
+
+    # Act
+    child = reg.build("child", {"a": 5})
+
+    # Assert: a reaches Base, the subclass's default for b wins; Other does not take a
+    assert (child.a, child.b, child.c) == (5, 20, 3)
+    with pytest.raises(RegistryError, match=r"unknown parameter 'a'; valid parameters: c$"):
+        reg.build("other", {"a": 5})
+
+
 def test_registry_turns_constructor_type_error_into_registry_error() -> None:
     with pytest.raises(RegistryError, match=r"^byzantine\.attack='gaussian': "):
         build_attack("gaussian", {"sigma": "loud"})

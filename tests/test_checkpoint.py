@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from coordinator.plan import build_plan
-from peer import checkpoint, datasets
+from peer import checkpoint
+from peer import data as datasets
 from peer.core import NodeCore
-from peer.core import test_subset as eval_subset
-from peer.reference import exchange
+from peer.data import test_subset as eval_subset
+from launch.reference import exchange
 from protocol import config as config_mod
 
 CONFIG = """

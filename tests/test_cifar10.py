@@ -18,12 +18,13 @@ from torch import nn
 
 from coordinator.plan import build_plan
 from launch.local import launch_local
-from peer import datasets
+from peer import data as datasets
 from peer.attacks import build_attack
 from peer.attacks.base import DataInfo
-from peer.datasets import DatasetError
+from peer.data import DatasetError
+from peer.data.sets.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from peer.models import MODELS, ModelError
-from peer.reference import run_reference
+from launch.reference import run_reference
 from protocol import config as config_mod
 
 N_PER_BATCH = 20
@@ -305,7 +306,7 @@ def test_bad_meta_file(tmp_path: Path) -> None:
 
 
 def test_backdoor_trigger_is_white_in_every_channel() -> None:
-    info = DataInfo(num_classes=10, image_shape=(3, 32, 32), mean=datasets.CIFAR10_MEAN, std=datasets.CIFAR10_STD)
+    info = DataInfo(num_classes=10, image_shape=(3, 32, 32), mean=CIFAR10_MEAN, std=CIFAR10_STD)
     attack = build_attack("backdoor", {"trigger_size": 3, "target": 0})
     attack.bind(info)
     images = torch.zeros(4, 3, 32, 32)
@@ -313,7 +314,7 @@ def test_backdoor_trigger_is_white_in_every_channel() -> None:
 
     x, y = attack.triggered_test_set(images, labels)
 
-    white = [(1 - m) / s for m, s in zip(datasets.CIFAR10_MEAN, datasets.CIFAR10_STD)]  # 2.0591, 2.0443, 2.1159
+    white = [(1 - m) / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD)]  # 2.0591, 2.0443, 2.1159
     assert y.tolist() == [0, 0, 0] and tuple(x.shape) == (3, 3, 32, 32)
     for c in range(3):
         assert x[:, c, 28:31, 28:31].unique().tolist() == pytest.approx([white[c]], abs=1e-6)

@@ -97,6 +97,30 @@ BAD: dict[str, tuple[str | None, list[str], str]] = {
 }
 
 
+def test_every_user_input_error_derives_from_the_one_base_the_cli_catches() -> None:
+    # Arrange: the error each layer raises for bad input
+    from coordinator.results import ResumeError
+    from coordinator.roles import RolesError
+    from coordinator.sharding import ShardingError
+    from coordinator.topology import TopologyError
+    from launch.cli import user_errors
+    from peer.data import DatasetError
+    from peer.models import ModelError
+    from peer.registry import RegistryError
+    from protocol.config import ConfigError
+    from protocol.errors import UserError
+
+    errors = [ConfigError, ResumeError, TopologyError, ShardingError, RolesError, DatasetError, ModelError, RegistryError]
+
+    # Act
+    caught = user_errors()
+
+    # Assert
+    assert UserError in caught and len(caught) == 2  # UserError and CoordinatorError
+    assert [e for e in errors if not issubclass(e, UserError)] == []
+    assert issubclass(UserError, ValueError)  # as each of them was before
+
+
 def _config(folder: Path, text: str | None) -> Path:
     path = folder / "run.toml"
     if text is not None:

@@ -22,7 +22,7 @@ import pytest
 import zmq
 
 from peer.auth import ZapHandler
-from peer.reference import run_reference
+from launch.reference import run_reference
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
 from tests.conftest import BYZEMU

@@ -1,4 +1,4 @@
-"""Tests for peer.datasets: MNIST (IDX files, bit-equal to torchvision), IDX layout handling, synthetic data."""
+"""Tests for peer.data: MNIST (IDX files, bit-equal to torchvision), IDX layout handling, synthetic data."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ import pytest
 import torch
 from torch import nn
 
-from peer import datasets
-from peer.datasets import DATASETS, DatasetError, ImageData, find_idx_files, load, prepare, train_labels
+from peer import data as datasets
+from peer.data import DatasetError, ImageData, cache, idx, load, names, prepare, train_labels
+from peer.data.idx import IDX_FILES, find_idx_files
+from peer.data.sets import synthetic
 
 REPO_MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
-GZ_FILES = [f"{n}.gz" for n in datasets.MNIST_FILES]
+GZ_FILES = [f"{n}.gz" for n in IDX_FILES]
 
 
 # --------------------------------------------------------------------------- helpers
@@ -186,14 +188,14 @@ def test_prepare_falls_back_to_cache_when_root_unwritable(
     content = _write_fake_mnist(root)
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))
-    real_write = datasets._write_atomic
+    real_write = idx._write_atomic
 
     def write(src: Path, dst: Path, expected: int) -> None:
         if root in dst.parents:
             raise PermissionError(13, "Permission denied", str(dst))
         real_write(src, dst, expected)
 
-    monkeypatch.setattr(datasets, "_write_atomic", write)
+    monkeypatch.setattr(idx, "_write_atomic", write)
     tv_root = prepare("mnist", root)
     assert tv_root.parent == home / ".cache" / "byzemu"
     assert tv_root.name.startswith("mnist-")
@@ -239,8 +241,8 @@ def test_mnist_needs_root() -> None:
 
 def test_find_idx_files_other_subdir(tmp_path: Path) -> None:
     _write_fake_mnist(tmp_path / "FashionMNIST" / "raw", gz=False)
-    found = find_idx_files(tmp_path, datasets.MNIST_FILES, subdir="FashionMNIST")
-    assert set(found) == set(datasets.MNIST_FILES)
+    found = find_idx_files(tmp_path, IDX_FILES, subdir="FashionMNIST")
+    assert set(found) == set(IDX_FILES)
     assert all(p.parent == tmp_path / "FashionMNIST" / "raw" for p in found.values())
 
 
@@ -251,9 +253,9 @@ def test_unknown_dataset(fn: str) -> None:
         "prepare": lambda: prepare("cifar", None),
         "train_labels": lambda: train_labels("cifar", None),
     }[fn]
-    with pytest.raises(DatasetError, match="mnist, fashion_mnist, cifar10, synthetic"):
+    with pytest.raises(DatasetError, match="use one of cifar10, fashion_mnist, mnist, synthetic"):
         call()
-    assert DATASETS == ("mnist", "fashion_mnist", "cifar10", "synthetic")
+    assert names() == ["cifar10", "fashion_mnist", "mnist", "synthetic"]
     assert issubclass(DatasetError, ValueError)
 
 
@@ -371,7 +373,7 @@ def test_fashion_mnist_from_the_debian_package(tmp_path: Path) -> None:
 def test_preloaded_splits_are_returned_by_load_for_the_same_arguments_only(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(datasets, "_PRELOADED", {})
+    monkeypatch.setattr(cache, "_SPLITS", {})
 
     datasets.preload("synthetic", None, synthetic_size=200, seed=3)
     train = load("synthetic", None, train=True, synthetic_size=200, seed=3)
@@ -380,7 +382,7 @@ def test_preloaded_splits_are_returned_by_load_for_the_same_arguments_only(
 
     assert again is train  # the preloaded object, not a new load
     assert other_seed is not train
-    fresh = datasets._synthetic(train=True, size=200, seed=3)
+    fresh = synthetic.SYNTHETIC.load(datasets.Source(synthetic_size=200, seed=3), train=True)
     assert torch.equal(train.images, fresh.images) and torch.equal(train.labels, fresh.labels)
 
 
@@ -401,26 +403,42 @@ def test_idx_reader_rejects_bad_files(tmp_path: Path) -> None:
     bad_magic = tmp_path / "labels-as-images"
     bad_magic.write_bytes(_idx_labels(np.arange(40) % 10))
     with pytest.raises(DatasetError, match="not 0x00000803"):
-        datasets.read_idx_images(bad_magic)
+        idx.read_idx_images(bad_magic)
     truncated = tmp_path / "truncated"
     truncated.write_bytes(_idx_images(np.zeros((3, 28, 28), np.uint8))[:-5])
     with pytest.raises(DatasetError, match="header says 3x28x28"):
-        datasets.read_idx_images(truncated)
+        idx.read_idx_images(truncated)
     short = tmp_path / "short"
     short.write_bytes(b"\x00\x00\x08")
     with pytest.raises(DatasetError, match="too short"):
-        datasets.read_idx_images(short)
+        idx.read_idx_images(short)
 
 
 def test_shared_test_subset_is_one_object_with_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
-    from peer import core
-
-    monkeypatch.setattr(core, "_SHARED_TEST_SUBSETS", {})
-    test = datasets._synthetic(train=False, size=200, seed=3)
-    fresh = core.test_subset(test, 40)
-    core.share_test_subset(test, 40)
-    shared, again = core.test_subset(test, 40), core.test_subset(test, 40)
+    monkeypatch.setattr(cache, "_SPLITS", {})
+    monkeypatch.setattr(cache, "_TEST_SUBSETS", {})
+    datasets.preload("synthetic", None, synthetic_size=200, seed=3)
+    test = load("synthetic", None, train=False, synthetic_size=200, seed=3)
+    fresh = datasets.test_subset(test, 40)
+    datasets.share_test_subset(test, 40)
+    shared, again = datasets.test_subset(test, 40), datasets.test_subset(test, 40)
     assert shared is again  # every forked peer reads the forkserver's one copy
+    assert shared is not fresh
     assert torch.equal(shared[0], fresh[0]) and torch.equal(shared[1], fresh[1])
     assert shared[0].shape[0] == 40
-    assert core.test_subset(test, 30)[0].shape[0] == 30  # another size: built, not shared
+    assert datasets.test_subset(test, 30) is not datasets.test_subset(test, 30)  # another size: built anew
+
+
+def test_a_split_that_is_not_preloaded_is_never_shared(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "_SPLITS", {})
+    monkeypatch.setattr(cache, "_TEST_SUBSETS", {})
+    datasets.preload("synthetic", None, synthetic_size=200, seed=3)
+    preloaded = load("synthetic", None, train=False, synthetic_size=200, seed=3)
+    datasets.share_test_subset(preloaded, 40)
+    twin = synthetic.SYNTHETIC.load(datasets.Source(synthetic_size=200, seed=3), train=False)  # equal, not cached
+
+    first, second = datasets.test_subset(twin, 40), datasets.test_subset(twin, 40)
+
+    assert first is not second  # built for the caller, not the preloaded split's copy
+    with pytest.raises(ValueError, match="preloaded split"):
+        datasets.share_test_subset(twin, 40)

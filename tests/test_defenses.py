@@ -6,7 +6,6 @@ small (1-3 coordinates) so that the arithmetic can be checked on paper.
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable
 
@@ -14,7 +13,7 @@ import pytest
 import torch
 
 from peer.defenses import DEFENSES, ChunkContext, build_defense, ops
-from peer.registry import RegistryError
+from peer.registry import RegistryError, keyword_parameters
 
 
 def _t(*values: float) -> torch.Tensor:
@@ -695,8 +694,7 @@ BAD_PARAMS: dict[str, list[dict]] = {
 
 
 def _has_params(name: str) -> bool:
-    sig = inspect.signature(DEFENSES.get(name).__init__)
-    return any(p.kind is inspect.Parameter.KEYWORD_ONLY for p in sig.parameters.values())
+    return bool(keyword_parameters(DEFENSES.get(name)))
 
 
 def test_every_rule_with_parameters_has_bad_parameter_cases() -> None:

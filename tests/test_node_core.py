@@ -10,10 +10,10 @@ import torch
 import pytest
 
 from coordinator.plan import Plan, build_plan
-from peer import datasets
+from peer import data as datasets
 from peer.chunking import flatten
 from peer.core import NodeCore, Payloads, model_digest
-from peer.core import test_subset as first_test_samples
+from peer.data import test_subset as first_test_samples
 from protocol.assignment import Role
 from protocol.codec import ProtocolError
 from protocol.config import RunConfig, from_dict

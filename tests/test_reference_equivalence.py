@@ -1,4 +1,4 @@
-"""The emulator's correctness test (DESIGN.md): the multi-process run over real ZeroMQ
+"""The emulator's correctness test (README.md, *Architecture*): the multi-process run over real ZeroMQ
 sockets and the in-process reference give bit-identical models and metrics."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from peer.reference import run_reference
+from launch.reference import run_reference
 from protocol import config as config_mod
 from tests.conftest import BYZEMU
 

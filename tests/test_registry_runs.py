@@ -14,7 +14,7 @@ from launch.local import launch_local
 from peer.attacks import ATTACKS
 from peer.attacks.base import DataInfo
 from peer.defenses import DEFENSES
-from peer.reference import run_reference
+from launch.reference import run_reference
 from protocol import config as config_mod
 
 BASE = {

@@ -12,7 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from peer.reference import run_reference
+from launch.reference import run_reference
 from protocol import config as config_mod
 from tests.conftest import BYZEMU
 from tests.harness import Cluster, write_config

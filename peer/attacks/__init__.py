@@ -1,25 +1,13 @@
-"""Byzantine attacks. Add one by writing a class that subclasses :class:`Attack`,
-decorating it with ``@ATTACKS.register("short-name")`` in a module imported below, and a
-test that checks its payload against values computed by hand."""
+"""Byzantine attacks. Add one by writing a class that subclasses :class:`Attack` in a new
+module of this package, decorating it with ``@ATTACKS.register("short-name")``, and a test
+that checks its payload against values computed by hand: every module here is imported
+(and so registers its attacks) when the package is."""
 
-from peer.attacks import (  # noqa: F401  (registers)
-    alie,
-    alie_backdoor,
-    backdoor,
-    bit_flip,
-    dba,
-    gaussian,
-    honest,
-    ipm,
-    krum_attack,
-    label_flip,
-    mhamdi,
-    scaling,
-    sign_flip,
-)
-from peer.attacks import max as _max  # noqa: F401  (registers "max")
 from peer.attacks.base import Attack, AttackContext
 from peer.attacks.registry import ATTACKS
+from peer.registry import import_submodules
+
+import_submodules(__name__, __path__)  # importing a module registers its attacks
 
 
 def build_attack(name: str, params: dict) -> Attack:

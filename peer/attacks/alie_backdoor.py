@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -56,17 +57,11 @@ class ALIEBackdoorAttack(TriggerAttack):
         *,
         z: float | None = None,
         z_rule: str | None = None,
-        target: int = 0,
-        fraction: float = 0.5,
         trigger_size: int = 5,
-        trigger_value: float = 255.0,
         trigger_position: str | Sequence[int] = (0, 0),
-        start_round: int = 1,
-        interval: int = 1,
+        **kwargs: Any,  # target, fraction, trigger_value (TriggerAttack); start_round, interval (Attack)
     ) -> None:
-        super().__init__(
-            target, fraction, trigger_size, trigger_value, trigger_position, start_round, interval
-        )
+        super().__init__(trigger_size=trigger_size, trigger_position=trigger_position, **kwargs)
         if z is None and z_rule is None:
             z = PAPER_Z  # 003 Sec. 4.2; set z_rule to compute z as alie does instead
         self._init_z(z, z_rule or "neighbourhood")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from peer.attacks.registry import ATTACKS
-from peer.attacks.trigger import TriggerAttack
+from peer.attacks.trigger import BoostedTriggerAttack
 
 
 @ATTACKS.register("backdoor")
-class BackdoorAttack(TriggerAttack):
+class BackdoorAttack(BoostedTriggerAttack):
     r"""Train on batches where part of the samples carry a trigger and the target label.
 
     Trigger: a ``trigger_size`` x ``trigger_size`` square of raw pixel value
@@ -32,22 +30,8 @@ class BackdoorAttack(TriggerAttack):
     Attack success rate: :meth:`triggered_test_set` stamps the full trigger on every test
     sample whose label is not ``target`` and labels it ``target``.
 
-    Everything is implemented by :class:`~peer.attacks.trigger.TriggerAttack`; this class
-    only declares the parameters.
+    Everything is implemented by :class:`~peer.attacks.trigger.TriggerAttack`; its
+    parameters (``target``, ``fraction``, ``trigger_size``, ``trigger_value``,
+    ``trigger_position``, ``start_round``, ``interval``) and ``boost``
+    (:class:`~peer.attacks.trigger.BoostedTriggerAttack`) are declared there.
     """
-
-    def __init__(
-        self,
-        *,
-        target: int = 0,
-        fraction: float = 0.5,
-        trigger_size: int = 4,
-        trigger_value: float = 255.0,
-        trigger_position: str | Sequence[int] = "bottom_right",
-        boost: float = 1.0,
-        start_round: int = 1,
-        interval: int = 1,
-    ) -> None:
-        super().__init__(
-            target, fraction, trigger_size, trigger_value, trigger_position, start_round, interval, boost
-        )

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from peer.attacks import ops
 from peer.attacks.base import DataInfo
 from peer.attacks.registry import ATTACKS
-from peer.attacks.trigger import TriggerAttack
+from peer.attacks.trigger import BoostedTriggerAttack
 
 
 @ATTACKS.register("dba")
-class DistributedBackdoorAttack(TriggerAttack):
+class DistributedBackdoorAttack(BoostedTriggerAttack):
     r"""The backdoor's trigger split into local patterns, one per colluder.
 
     The global trigger is the ``trigger_size`` x ``trigger_size`` square of ``backdoor``.
@@ -34,22 +34,8 @@ class DistributedBackdoorAttack(TriggerAttack):
     of one square so that ``backdoor`` and ``dba`` share a trigger and compare directly.
     """
 
-    def __init__(
-        self,
-        *,
-        parts: int | None = None,
-        target: int = 0,
-        fraction: float = 0.5,
-        trigger_size: int = 4,
-        trigger_value: float = 255.0,
-        trigger_position: str | Sequence[int] = "bottom_right",
-        boost: float = 1.0,
-        start_round: int = 1,
-        interval: int = 1,
-    ) -> None:
-        super().__init__(
-            target, fraction, trigger_size, trigger_value, trigger_position, start_round, interval, boost
-        )
+    def __init__(self, *, parts: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)  # the trigger parameters and boost (peer/attacks/trigger.py)
         self.parts = None if parts is None else ops.check_int("parts", parts, minimum=1)
 
     def bind(self, data: DataInfo, *, colluder_rank: int = 0, colluders: int = 1) -> None:

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from peer.attacks.base import AttackContext
+from peer.defenses import ops as receiver_ops  # the Krum a receiver runs, see "Krum (local)"
 from peer.validation import (  # noqa: F401  (re-exported: attacks call ops.check_*)
     check_choice,
     check_finite,
@@ -125,34 +126,21 @@ def alie_z(n: int, f: int) -> float:
 
 
 # ----------------------------------------------------------------------------- Krum (local)
+# One implementation of Krum: the receivers' (peer.defenses.ops: squared distances as exact
+# differences, no Gram-matrix cancellation; scores summed in ascending order; ties to the
+# lower position). An attacker's local probe runs it on the rows it assumes a receiver has.
+
+krum_feasible = receiver_ops.krum_feasible
 
 
 def pairwise_sq_dists(x: np.ndarray) -> np.ndarray:
-    """``(n, n)`` squared Euclidean distances between the rows of ``x`` (Gram form, no
-    ``(n, n, d)`` temporary), clamped at 0."""
-    x = np.asarray(x, dtype=np.float64)
-    sq = (x * x).sum(axis=1)
-    return np.maximum(sq[:, None] + sq[None, :] - 2.0 * (x @ x.T), 0.0)
+    """``(n, n)`` squared Euclidean distances between the rows of ``x``
+    (:func:`peer.defenses.ops.pairwise_sq_dists`, as a float64 numpy array)."""
+    return receiver_ops.pairwise_sq_dists(_rows(x)).numpy()
 
 
-def _krum_scores_from(d2: np.ndarray, f: int) -> np.ndarray:
-    n = d2.shape[0]
-    k = n - f - 2
-    if k < 1:
-        raise ValueError(f"Krum needs n - f - 2 >= 1, got n={n}, f={f}")
-    d2 = d2.copy()
-    np.fill_diagonal(d2, np.inf)
-    return np.sort(d2, axis=1)[:, :k].sum(axis=1)
-
-
-def krum_scores(x: np.ndarray, f: int) -> np.ndarray:
-    """Krum scores of the rows of ``x`` (n, d): sum of squared distances to the n - f - 2
-    nearest other rows (Blanchard et al. 2017). Needs n - f - 2 >= 1."""
-    return _krum_scores_from(pairwise_sq_dists(x), f)
-
-
-def krum_feasible(n: int, f: int) -> bool:
-    return n - f - 2 >= 1
+def _rows(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(x, dtype=np.float64, ndmin=2))
 
 
 def krum_probe(benign: np.ndarray, copies: int, f: int) -> Callable[[np.ndarray], bool]:
@@ -160,17 +148,16 @@ def krum_probe(benign: np.ndarray, copies: int, f: int) -> Callable[[np.ndarray]
     ``copies`` copies of ``crafted`` select a crafted row? Ties go to the benign rows
     (listed first), so the crafted vector must strictly win, as it must against a
     receiver that breaks ties by sender. Benign-benign distances are computed once."""
-    b = np.asarray(benign, dtype=np.float64)
+    b = _rows(benign)
     k = b.shape[0]
-    n = k + copies
-    d2 = np.zeros((n, n))
-    d2[:k, :k] = pairwise_sq_dists(b)
+    benign_d2 = receiver_ops.pairwise_sq_dists(b).tolist()
 
     def picks(crafted: np.ndarray) -> bool:
-        cross = ((b - np.asarray(crafted, dtype=np.float64)) ** 2).sum(axis=1)
-        d2[:k, k:] = cross[:, None]
-        d2[k:, :k] = cross[None, :]
-        return int(np.argmin(_krum_scores_from(d2, f))) >= k
+        c = torch.from_numpy(np.asarray(crafted, dtype=np.float64).reshape(-1))
+        cross = receiver_ops.sq_dists_to(b, c).tolist()
+        d2 = [row + [cross[i]] * copies for i, row in enumerate(benign_d2)]
+        d2 += [cross + [0.0] * copies for _ in range(copies)]
+        return receiver_ops.argmin(receiver_ops.krum_scores(d2, f)) >= k
 
     return picks
 

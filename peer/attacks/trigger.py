@@ -1,15 +1,19 @@
 """What every trigger-based (backdoor) attack shares: the trigger, the poisoned batches,
 the attack-success-rate test set and the optional model-replacement boost.
 
-``backdoor``, ``dba`` and ``alie_backdoor`` subclass :class:`TriggerAttack` and declare
-only what differs (which part of the trigger a colluder stamps, what is sent). The base
-is not registered: each registered subclass lists its parameters as keyword-only in its
-own ``__init__`` (the registry reads them from there) and passes the shared ones on.
+``backdoor``, ``dba`` and ``alie_backdoor`` subclass :class:`TriggerAttack` (``backdoor``
+and ``dba`` through :class:`BoostedTriggerAttack`) and declare only what differs (which
+part of the trigger a colluder stamps, what is sent, their own parameters). The bases are
+not registered. The trigger parameters are declared once, keyword-only, in
+:class:`TriggerAttack`; a subclass's ``__init__`` takes ``**kwargs`` and passes them on,
+and the registry reads the parameters through the class hierarchy
+(:func:`peer.registry.keyword_parameters`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,16 +40,15 @@ class TriggerAttack(Attack):
 
     def __init__(
         self,
-        target: int,
-        fraction: float,
-        trigger_size: int,
-        trigger_value: float,
-        trigger_position: str | Sequence[int],
-        start_round: int,
-        interval: int,
-        boost: float = 1.0,
+        *,
+        target: int = 0,
+        fraction: float = 0.5,
+        trigger_size: int = 4,
+        trigger_value: float = 255.0,
+        trigger_position: str | Sequence[int] = "bottom_right",
+        **kwargs: Any,  # start_round, interval (Attack)
     ) -> None:
-        super().__init__(start_round=start_round, interval=interval)
+        super().__init__(**kwargs)
         self.target = ops.check_int("target", target)
         self.fraction = ops.check_range("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=False)
         self.trigger_size = ops.check_int("trigger_size", trigger_size, minimum=1)
@@ -53,7 +56,7 @@ class TriggerAttack(Attack):
             "trigger_value", trigger_value, 0.0, 255.0, lo_open=False, hi_open=False
         )
         self.trigger_position = ops.check_position(trigger_position)
-        self.boost = ops.check_positive("boost", boost)
+        self.boost = 1.0  #: the sent chunks are the trained ones (BoostedTriggerAttack: a parameter)
 
     # ------------------------------------------------------------------ bind
 
@@ -107,3 +110,13 @@ class TriggerAttack(Attack):
         x = ops.stamp(images[keep], self.mask, self.value)
         y = torch.full((int(keep.sum()),), self.target, dtype=labels.dtype)
         return x, y
+
+
+class BoostedTriggerAttack(TriggerAttack):
+    """A trigger attack with the optional model-replacement ``boost`` (> 0, default 1: the
+    trained chunks are sent unchanged); its meaning is documented on
+    :class:`~peer.attacks.backdoor.BackdoorAttack`."""
+
+    def __init__(self, *, boost: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.boost = ops.check_positive("boost", boost)

@@ -1,7 +1,8 @@
 """Aggregation rules run inside each peer, chunk index by chunk index.
 
-Add a defense by writing one class, decorating it with ``@DEFENSES.register("short-name")``
-in a module imported below, and one test. A robust rule subclasses the template
+Add a defense by writing one class in a new module of this package, decorating it with
+``@DEFENSES.register("short-name")``, and one test: every module here is imported (and so
+registers its rules) when the package is. A robust rule subclasses the template
 :class:`RobustDefense` and implements only ``combine(x, ctx, kept)``: the template drops
 payloads holding NaN/Inf (with their senders), keeps the own chunk when none is left, and
 passes the float64 stack ``x`` (own chunk first, then the kept payloads), the context and
@@ -10,24 +11,11 @@ flat vector back to the own chunk's float32 shape. Subclass :class:`Defense` and
 ``aggregate`` directly only for a rule that must see every payload as sent (``cdl``).
 """
 
-from peer.defenses import (  # noqa: F401  (importing a module registers its defenses)
-    adaptive_norm_clip,
-    bulyan,
-    cdl,
-    centered_clip,
-    fltrust,
-    ios,
-    krum,
-    loss_threshold,
-    median,
-    norm_clip,
-    sentinel,
-    trimmed_mean,
-    ubar,
-    zeno,
-)
 from peer.defenses.base import ChunkContext, Defense, Kept, RobustDefense
 from peer.defenses.registry import DEFENSES
+from peer.registry import import_submodules
+
+import_submodules(__name__, __path__)  # importing a module registers its defenses
 
 
 def build_defense(name: str, params: dict) -> Defense:

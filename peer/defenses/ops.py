@@ -21,6 +21,7 @@ import torch
 
 from peer.validation import (  # noqa: F401  (re-exported: rules call ops.check_*)
     check_choice,
+    check_count,
     check_finite,
     check_nonnegative,
     check_positive,
@@ -36,11 +37,6 @@ def stack(own: torch.Tensor, received: Sequence[torch.Tensor]) -> torch.Tensor:
     """``(1 + m, d)`` float64 stack: own chunk first, then the received payloads."""
     rows = [own.reshape(-1), *(r.reshape(-1) for r in received)]
     return torch.stack([r.to(torch.float64) for r in rows])
-
-
-def rows(received: Sequence[torch.Tensor]) -> torch.Tensor:
-    """``(m, d)`` float64 stack of the received payloads only (m >= 1)."""
-    return torch.stack([r.reshape(-1).to(torch.float64) for r in received])
 
 
 def flat(t: torch.Tensor) -> torch.Tensor:
@@ -97,8 +93,10 @@ def sq_dists_to(x: torch.Tensor, center: torch.Tensor) -> torch.Tensor:
 
 
 def pairwise_sq_dists(x: torch.Tensor) -> torch.Tensor:
-    """``(n, n)`` squared Euclidean distances between the rows of ``x`` (exact differences,
-    no Gram-matrix cancellation; n is a handful of neighbors)."""
+    """``(n, n)`` float64 squared Euclidean distances between the rows of ``x`` (exact
+    differences, no Gram-matrix cancellation; n is a handful of neighbors). The one
+    implementation under Krum, Multi-Krum and Bulyan, and under the attacks' local Krum
+    (:mod:`peer.attacks.ops`)."""
     n = x.shape[0]
     out = torch.zeros(n, n, dtype=torch.float64)
     for i in range(n):
@@ -208,15 +206,17 @@ def argmin(values: Sequence[float]) -> int:
 # ----------------------------------------------------------------------------- Krum
 
 
-def neighborhood_scores(d2: torch.Tensor, k: int) -> list[float]:
+def neighborhood_scores(d2: torch.Tensor | list[list[float]], k: int) -> list[float]:
     """For each candidate, the sum of its squared distances to its ``k`` nearest other
-    candidates, from a ``(n, n)`` squared-distance matrix (``1 <= k <= n - 1``)."""
-    n = d2.shape[0]
+    candidates, from a ``(n, n)`` squared-distance matrix (a tensor, or its rows as
+    lists of floats; ``1 <= k <= n - 1``), summed in ascending order."""
+    n = len(d2)
     if not 1 <= k <= n - 1:
         raise ValueError(f"neighborhood k={k} must be in [1, {n - 1}]")
+    rows = d2.tolist() if isinstance(d2, torch.Tensor) else d2  # the values of float(d2[i, j])
     scores = []
     for i in range(n):
-        others = sorted(float(d2[i, j]) for j in range(n) if j != i)
+        others = sorted(rows[i][j] for j in range(n) if j != i)
         scores.append(sum(others[:k]))
     return scores
 
@@ -226,11 +226,11 @@ def krum_feasible(n: int, f: int) -> bool:
     return n - f - 2 >= 1
 
 
-def krum_scores(d2: torch.Tensor, f: int) -> list[float]:
+def krum_scores(d2: torch.Tensor | list[list[float]], f: int) -> list[float]:
     """Krum scores (Blanchard et al., NeurIPS 2017): for each of the n candidates, the sum of
     its squared distances to its ``n - f - 2`` nearest other candidates (requires
     ``n - f - 2 >= 1``)."""
-    n = d2.shape[0]
+    n = len(d2)
     if not krum_feasible(n, f):
         raise ValueError(f"Krum needs n - f - 2 >= 1, got n={n}, f={f}")
     return neighborhood_scores(d2, n - f - 2)
@@ -274,21 +274,7 @@ def byzantine_bound(degree: int, received: int = 0) -> int:
     return max(0, (n_neighbors - 2) // 2)
 
 
-# ------------------------------------------------------------------ hyperparameter checks
-
-
-def check_count(name: str, value: int | None, *, minimum: int = 0) -> int | None:
-    """``value`` as an int if it is None or an integer >= ``minimum``, else ValueError."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise ValueError(f"{name}={value!r} must be an integer >= {minimum}")
-    if value < minimum:
-        raise ValueError(f"{name}={value} must be an integer >= {minimum}")
-    return int(value)
+# ------------------------------------------------------------------ Byzantine bounds
 
 
 def eq13_bound(degree: int, received: int = 0, *, rho: float = 0.4, rho_central: float = 0.5) -> int:

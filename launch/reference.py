@@ -17,9 +17,10 @@ import torch
 
 from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter, round_record
-from peer import datasets
+from peer import data
 from peer.attacks.base import Knowledge
-from peer.core import NodeCore, Payloads, test_subset
+from peer.core import NodeCore, Payloads
+from peer.data import test_subset
 from protocol.config import RunConfig
 
 
@@ -66,8 +67,8 @@ def run_reference(
     results.write_topology(plan.topology_json())
     d = cfg.data
     root = Path(d.root) if d.root else None
-    train = datasets.load(d.dataset, root, train=True, synthetic_size=d.synthetic_size, seed=cfg.seed)
-    test = datasets.load(d.dataset, root, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
+    train = data.load(d.dataset, root, train=True, synthetic_size=d.synthetic_size, seed=cfg.seed)
+    test = data.load(d.dataset, root, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
     test_set = test_subset(test, d.test_samples)
     cores = [NodeCore(plan.assignment(i), train_data=train, test_set=test_set) for i in range(cfg.nodes)]
     roles = {i: plan.role(i).label for i in range(cfg.nodes)}
