@@ -232,7 +232,7 @@ def test_bad_curve_value_is_one_error_line(tmp_path: Path) -> None:
     cfg = write_config(tmp_path, IDENTITY)
     proc = subprocess.run(
         [BYZEMU, "validate", str(cfg), "--set", "runtime.curve=maybe"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True, text=True, timeout=180,
     )
     assert proc.returncode == 2
     assert proc.stderr == "error: runtime.curve='maybe': valid values are auto, on, off\n"
