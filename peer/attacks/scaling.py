@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,27 +31,14 @@ class ScalingAttack(TriggerAttack):
     no ASR). Needs only the own model.
     """
 
-    def __init__(
-        self,
-        *,
-        scale: float = 10.0,
-        backdoor: bool = True,
-        target: int = 0,
-        fraction: float = 0.5,
-        trigger_size: int = 4,
-        trigger_value: float = 255.0,
-        trigger_position: str | Sequence[int] = "bottom_right",
-        start_round: int = 1,
-        interval: int = 1,
-    ) -> None:
+    def __init__(self, *, scale: float = 10.0, backdoor: bool = True, **kwargs: Any) -> None:
+        # kwargs: the trigger parameters (peer/attacks/trigger.py), start_round, interval
+        super().__init__(**kwargs)
         self.scale = ops.check_positive("scale", scale)
         if not isinstance(backdoor, bool):
             raise ValueError(f"backdoor={backdoor!r} must be true or false")
         self.backdoor = backdoor
-        super().__init__(
-            target, fraction, trigger_size, trigger_value, trigger_position, start_round,
-            interval, self.scale,
-        )
+        self.boost = self.scale
 
     def batch_hook(self) -> BatchHook | None:
         return super().batch_hook() if self.backdoor else None
