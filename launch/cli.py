@@ -71,6 +71,12 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
             f"mean {acc['mean']:.4f} ± {acc['std']:.4f}, worst {acc['worst']:.4f} "
             f"over {acc['n']} honest peers"
         )
+    asr = summary.get("final_attack_success_rate")
+    if asr:  # a backdoor-type attack ran
+        click.echo(
+            f"honest peers' attack success rate (round {summary['final_round']}): "
+            f"mean {asr['mean']:.4f} ± {asr['std']:.4f}, worst {asr['worst']:.4f}"
+        )
     if summary.get("failed_peers"):
         click.echo(f"failed peers: {summary['failed_peers']}")
     click.echo(f"wall time {summary['wall_s']:.1f} s; results in {out}")
@@ -102,6 +108,7 @@ def _run(
     kind: str, config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool,
     resume: str | None = None, **kw: Any,
 ) -> None:
+    out_dir: Path | None = None
     try:
         point = None
         if resume is not None:
@@ -142,8 +149,26 @@ def _run(
     except user_errors() as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted; rounds completed so far are in the results folder")
+        _interrupted(out_dir)
     _print_summary(summary, out_dir)
+
+
+def _interrupted(out_dir: Path | None) -> None:
+    """Ctrl-C: one line saying what was kept and how to go on; exit status 130."""
+    from coordinator.results import INTERRUPTED
+    from launch.procs import INTERRUPTED_EXIT
+
+    try:
+        message = json.loads((out_dir / INTERRUPTED).read_text())["message"]  # type: ignore[operator]
+    except (TypeError, OSError, ValueError, KeyError):
+        if out_dir is not None and (out_dir / "rounds.jsonl").is_file():
+            message = (f"the rounds completed so far are in {out_dir / 'rounds.jsonl'} "
+                       "(no summary.json: the run is unfinished); rerun to start over")
+        else:
+            message = "stopped before the first round; nothing kept"
+    lead = "\n" if sys.stderr.isatty() else ""  # after an in-place progress line
+    click.echo(f"{lead}interrupted: {message}", err=True)
+    sys.exit(INTERRUPTED_EXIT)
 
 
 @main.command()
@@ -313,8 +338,11 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
         counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo)
     except user_errors() as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; rerun the same command to resume (finished runs are kept)")
+    except KeyboardInterrupt as exc:
+        from launch.procs import INTERRUPTED_EXIT
+
+        click.echo(f"interrupted: {exc or 'rerun the same command to go on (finished runs are kept)'}", err=True)
+        sys.exit(INTERRUPTED_EXIT)
     click.echo(f"done: {counts['ran']} run(s) ran, {counts['skipped']} already done; "
                f"byzemu report {out_dir}")
 
@@ -331,6 +359,8 @@ def report(directory: str, out: str | None) -> None:
         res = write_report(directory, out)
     except ConfigError as exc:
         _fail(str(exc))
+    for where, why in res["unfinished"]:
+        click.echo(f"warning: {where}: {why}; left out of the report", err=True)
     click.echo(f"{len(res['rows'])} configurations; report in {Path(res['out']) / 'report.md'}")
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter, ResumeError, ResumePoint
 from coordinator.server import Coordinator
-from launch.procs import start_peers, stop_peers
+from launch.procs import interrupt_once, start_peers, stop_peers
 from launch.progress import Progress
 from peer import checkpoint, datasets
 from protocol.config import RunConfig
@@ -83,8 +83,9 @@ def launch_local(
         return last[1]
 
     coord.dead_probe = dead
-    try:
-        return coord.run()
-    finally:
-        stop_peers(procs, grace=3.0)
-        coord.close()
+    with interrupt_once():
+        try:
+            return coord.run()
+        finally:
+            stop_peers(procs, grace=3.0)
+            coord.close()

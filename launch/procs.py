@@ -7,12 +7,15 @@ import contextlib
 import multiprocessing as mp
 import multiprocessing.forkserver
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _PRELOAD = ["peer.preload"]
+#: exit status of a process stopped by SIGINT (128 + 2, as a shell reports it)
+INTERRUPTED_EXIT = 130
 
 
 def _single_threaded_env() -> None:
@@ -52,14 +55,46 @@ def peer_process(
     coordinator_key: str | None = None,
     checkpoint_dir: str | None = None,
 ) -> None:
-    """Target of each forked peer process."""
-    from peer.runtime import run_peer
+    """Target of each forked peer process.
 
-    code = run_peer(
-        coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root,
-        coordinator_key=coordinator_key, checkpoint_dir=checkpoint_dir,
-    )
+    Ctrl-C in a terminal sends SIGINT to every process of its group, so to each peer as
+    well as to the launcher: a peer then exits quietly (status 130, no traceback) and the
+    launcher alone says what was kept."""
+    try:
+        from peer.runtime import run_peer
+
+        code = run_peer(
+            coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root,
+            coordinator_key=coordinator_key, checkpoint_dir=checkpoint_dir,
+        )
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still no traceback
+        code = INTERRUPTED_EXIT
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """The first SIGINT raises KeyboardInterrupt as usual; later ones are ignored until the
+    block ends, so that a second Ctrl-C cannot cut short the writing of the run's state
+    (``interrupted.json``) or the stopping of its peers. Outside the main thread (where
+    Python cannot set handlers) the block runs as it is."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def start_peers(
