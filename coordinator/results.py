@@ -225,7 +225,8 @@ class ResultsWriter:
 
     def _kept_message(self, state: dict[str, Any]) -> str:
         done, total = state["rounds_completed"], state["rounds"]
-        kept = f"rounds 1-{done} kept in {self.dir / 'rounds.jsonl'}" if done else f"no round completed; {self.dir} holds the config only"
+        span = "round 1" if done == 1 else f"rounds 1-{done}"
+        kept = f"{span} kept in {self.dir / 'rounds.jsonl'}" if done else f"no round completed; {self.dir} holds the config only"
         every = self.cfg.runtime.checkpoint_every
         if state["resume"]:
             last = max(r["round"] for r in self.records if (r.get("checkpoint") or {}).get("complete"))
@@ -243,13 +244,13 @@ def unfinished_reason(run_dir: str | Path) -> str | None:
     """None if the run in ``run_dir`` is finished (its ``summary.json`` records every round);
     otherwise why not, in a few words. The one place that decides it."""
     run_dir = Path(run_dir)
-    summary = _read_json(run_dir / SUMMARY)
+    summary = read_json(run_dir / SUMMARY)
     if summary is not None:
         done, total = summary.get("rounds_completed"), summary.get("rounds")
         if isinstance(done, int) and isinstance(total, int) and done >= total:
             return None
         return f"its summary.json records {done} of {total} rounds (left by an interrupted run of an older byzemu)"
-    state = _read_json(run_dir / INTERRUPTED)
+    state = read_json(run_dir / INTERRUPTED)
     if state is not None:
         return f"interrupted at round {state.get('rounds_completed')} of {state.get('rounds')} ({state.get('reason')})"
     if (run_dir / "rounds.jsonl").is_file():
@@ -258,12 +259,18 @@ def unfinished_reason(run_dir: str | Path) -> str | None:
     return "no results in it"
 
 
+def run_dirs(root: str | Path) -> list[Path]:
+    """The results folders under ``root`` (``root`` itself included), finished or not:
+    every folder holding the ``config.json`` a run writes first."""
+    return sorted(p.parent for p in Path(root).rglob("config.json"))
+
+
 def is_finished(run_dir: str | Path) -> bool:
     """Whether the run in ``run_dir`` ran all its rounds (see :func:`unfinished_reason`)."""
     return unfinished_reason(run_dir) is None
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -8,6 +8,8 @@
     byzemu validate CONFIG [--set ...]                          check a config, start nothing
     byzemu sweep SWEEP.toml [--out DIR] [--jobs N] [--set K=V]  grid of configs x repeats
     byzemu report DIR [--out REPORT_DIR]                        tables and plots over runs
+    byzemu export DIR [--out DIR] [--csv | --parquet]           tidy tables (pandas) as files
+    byzemu list attacks|defenses|datasets|models                names, parameters, defaults
 
 A bad config or argument prints one line (``error: ...``) and exits with status 2.
 """
@@ -87,26 +89,54 @@ set_opt = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
     help="Override a config field, e.g. --set train.lr=0.1 (repeatable).",
 )
+tensorboard_opt = click.option(
+    "--tensorboard", type=click.Path(file_okay=False), default=None, metavar="DIR",
+    help="Also log each round's honest statistics to TensorBoard under DIR/<run folder name> "
+    "(needs the tracking extra: pip install -e \".[tracking]\").",
+)
 out_opt = click.option(
     "--out", type=click.Path(file_okay=False), default=None,
     help="Results folder (default runs/NAME-TIMESTAMP).",
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log coordinator and peer events.")
-def main(verbose: bool) -> None:
+_LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        logging.basicConfig(format=_LOG_FORMAT)
+        logging.getLogger().setLevel(logging.INFO)
+
+
+#: ``-v`` is accepted before and after the subcommand (``byzemu -v launch ...`` and
+#: ``byzemu launch ... -v``)
+verbose_opt = click.option(
+    "-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose,
+    help="Log coordinator and peer events.",
+)
+
+
+class _Group(click.Group):
+    """Adds ``-v`` to every subcommand."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        verbose_opt(cmd)
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="byzemu", prog_name="byzemu")
+@verbose_opt
+def main() -> None:
     """byzemu: multi-process emulator of Byzantine attacks and defenses in chunked
     decentralized learning."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(message)s",
-    )
+    logging.basicConfig(format=_LOG_FORMAT)  # WARNING and up, unless -v said INFO
 
 
 def _run(
     kind: str, config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool,
-    resume: str | None = None, **kw: Any,
+    resume: str | None = None, tensorboard: str | None = None, **kw: Any,
 ) -> None:
     out_dir: Path | None = None
     try:
@@ -121,31 +151,29 @@ def _run(
         else:
             cfg = _load(config, overrides)
         if kind == "launch":
-            # the forkserver imports torch and the peer code (~2.5 s) on one core while
-            # this process imports torch and builds the plan on the other; started after
-            # the config loaded, so a bad config starts nothing; it also loads the run's
-            # dataset and evaluation set once for all peers (peer/preload.py)
-            from launch.procs import start_forkserver
+            # started after the config loaded (a bad config starts nothing), before this
+            # process imports torch (both imports then run at once, one per core)
+            from launch.local import prepare_forkserver
 
-            d = cfg.data
-            os.environ["BYZEMU_PRELOAD_DATA"] = json.dumps({
-                "dataset": d.dataset, "root": str(d.root) if d.root else "",
-                "synthetic_size": d.synthetic_size, "seed": cfg.seed,
-                "test_samples": d.test_samples, "model": cfg.model.name,
-            })
-            start_forkserver()
+            prepare_forkserver(cfg)
         from launch.local import default_out_dir, launch_local
+        from launch.progress import Progress
+        from launch.tracking import TensorBoardLogger, fan_out
 
-        out_dir = Path(out) if out else default_out_dir(cfg)
-        if kind == "launch":
-            summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=point)
-        elif kind == "reference":
-            from launch.progress import Progress
-            from peer.reference import run_reference
+        out_dir = Path(out) if out else default_out_dir(cfg, overrides)
+        tracker = TensorBoardLogger(log_dir=Path(tensorboard) / out_dir.name) if tensorboard else None
+        try:
+            if kind == "launch":
+                summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=point, on_round=tracker)
+            elif kind == "reference":
+                from peer.reference import run_reference
 
-            summary = run_reference(cfg, out_dir, progress=None if quiet else Progress(cfg.rounds))
-        else:
-            summary = _run_coordinator(cfg, out_dir, quiet=quiet, **kw)
+                summary = run_reference(cfg, out_dir, progress=fan_out(None if quiet else Progress(cfg.rounds), tracker))
+            else:
+                summary = _run_coordinator(cfg, out_dir, quiet=quiet, on_round=tracker, **kw)
+        finally:
+            if tracker is not None:
+                tracker.close()
     except user_errors() as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -176,16 +204,20 @@ def _interrupted(out_dir: Path | None) -> None:
 @set_opt
 @out_opt
 @click.option("--quiet", is_flag=True, help="No progress line.")
+@tensorboard_opt
 @click.option(
     "--resume", "resume", default=None, metavar="RUN_DIR",
     help="Go on with the killed run in RUN_DIR from its last complete checkpoint (its own config; "
     "--set may change runtime.* only; a CONFIG given must match).",
 )
-def launch(config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, resume: str | None) -> None:
+def launch(
+    config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None,
+    resume: str | None,
+) -> None:
     """Run CONFIG on this machine: a coordinator and one OS process per peer."""
     if resume is not None and out is not None:
         _fail("--out and --resume: a resumed run writes to its own folder, RUN_DIR")
-    _run("launch", config, overrides, out, quiet, resume=resume)
+    _run("launch", config, overrides, out, quiet, resume=resume, tensorboard=tensorboard)
 
 
 @main.command()
@@ -193,21 +225,26 @@ def launch(config: str | None, overrides: tuple[str, ...], out: str | None, quie
 @set_opt
 @out_opt
 @click.option("--quiet", is_flag=True, help="No progress line.")
-def reference(config: str, overrides: tuple[str, ...], out: str | None, quiet: bool) -> None:
+@tensorboard_opt
+def reference(config: str, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None) -> None:
     """Run CONFIG in one process with in-memory delivery (the correctness baseline)."""
-    _run("reference", config, overrides, out, quiet)
+    _run("reference", config, overrides, out, quiet, tensorboard=tensorboard)
 
 
-def _run_coordinator(cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str) -> dict[str, Any]:
+def _run_coordinator(
+    cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str, on_round: Any = None
+) -> dict[str, Any]:
     from coordinator.plan import build_plan
     from coordinator.results import ResultsWriter
     from coordinator.server import Coordinator
     from launch.progress import Progress
+    from launch.tracking import fan_out
 
     plan = build_plan(cfg)
     results = ResultsWriter(out_dir, cfg, mode="multihost")
     try:
-        coord = Coordinator(plan, bind=bind, results=results, progress=None if quiet else Progress(cfg.rounds))
+        progress = fan_out(None if quiet else Progress(cfg.rounds), on_round)
+        coord = Coordinator(plan, bind=bind, results=results, progress=progress)
     except Exception as exc:  # zmq.ZMQError on a bad or busy address
         raise ConfigError(f"--bind {bind}: cannot bind ({exc})") from None
     if coord.public_key is not None:
@@ -230,9 +267,12 @@ def _run_coordinator(cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str) -
 @set_opt
 @out_opt
 @click.option("--quiet", is_flag=True, help="No progress line.")
-def coordinator(config: str, bind: str, overrides: tuple[str, ...], out: str | None, quiet: bool) -> None:
+@tensorboard_opt
+def coordinator(
+    config: str, bind: str, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None
+) -> None:
     """Run only the coordinator of CONFIG; peers join with `byzemu peer`."""
-    _run("coordinator", config, overrides, out, quiet, bind=bind)
+    _run("coordinator", config, overrides, out, quiet, bind=bind, tensorboard=tensorboard)
 
 
 @main.command()
@@ -362,6 +402,35 @@ def report(directory: str, out: str | None) -> None:
     for where, why in res["unfinished"]:
         click.echo(f"warning: {where}: {why}; left out of the report", err=True)
     click.echo(f"{len(res['rows'])} configurations; report in {Path(res['out']) / 'report.md'}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where the tables go (default DIRECTORY/tables).")
+@click.option("--csv", "fmt", flag_value="csv", default=True, help="CSV files (the default).")
+@click.option("--parquet", "fmt", flag_value="parquet", help="Parquet files (needs pyarrow).")
+@click.option("--unfinished", is_flag=True, help="Include unfinished (interrupted, killed) runs.")
+def export(directory: str, out: str | None, fmt: str, unfinished: bool) -> None:
+    """Write the tidy tables of the runs under DIRECTORY: peer_rounds (run, round, peer),
+    rounds (run, round: honest statistics) and runs (one per run, config flattened)."""
+    try:
+        from launch.tables import export as export_tables
+
+        paths = export_tables(directory, Path(out) if out else Path(directory) / "tables", fmt=fmt, unfinished=unfinished)
+    except ConfigError as exc:
+        _fail(str(exc))
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@main.command(name="list")
+@click.argument("kind", type=click.Choice(["attacks", "defenses", "datasets", "models"]))
+def list_(kind: str) -> None:
+    """What a config can name: every attack, defense, dataset or model with its
+    parameters (``params``) and their defaults, read from the registries."""
+    from launch.catalog import render
+
+    click.echo(render(kind))
 
 
 if __name__ == "__main__":  # pragma: no cover

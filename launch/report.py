@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.results import is_finished, unfinished_reason
+from coordinator.results import is_finished, run_dirs, unfinished_reason
 from launch.sweep import _flatten, cell_name
 from protocol.config import ConfigError
 
@@ -74,11 +74,6 @@ def read_runs(root: str | Path) -> list[RunResult]:
             + (f"; unfinished: {left}" if left else "")
         )
     return runs
-
-
-def run_dirs(root: Path) -> list[Path]:
-    """The results folders under ``root`` (each holds the config.json a run writes first)."""
-    return sorted(p.parent for p in Path(root).rglob("config.json"))
 
 
 def unfinished_runs(root: str | Path) -> list[tuple[Path, str]]:
