@@ -375,6 +375,10 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
             f"sweep: {len(sw.cells)} configurations x {sw.repeats} repeats = {len(sw.runs)} runs, "
             f"{n} at once; results in {out_dir}"
         )
+        if n == 1 and sw.runs:  # runs in this process: preload torch and the first run's data once
+            from launch.local import prepare_forkserver
+
+            prepare_forkserver(sw.runs[0].cfg)
         counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo)
     except user_errors() as exc:
         _fail(str(exc))

@@ -54,12 +54,20 @@ def peer_process(
     advertise_host: str | None,
     coordinator_key: str | None = None,
     checkpoint_dir: str | None = None,
+    index: int = 0,
 ) -> None:
-    """Target of each forked peer process.
+    """Target of each forked peer process (``index``: its place among the peers this
+    command started).
+
+    A failure every peer of one command meets alike (the coordinator's CURVE key missing
+    or wrong) is logged by the first of them only, so the terminal shows one line, not
+    one per peer.
 
     Ctrl-C in a terminal sends SIGINT to every process of its group, so to each peer as
     well as to the launcher: a peer then exits quietly (status 130, no traceback) and the
     launcher alone says what was kept."""
+    if index > 0:
+        _log_shared_failures_once()
     try:
         from peer.runtime import run_peer
 
@@ -71,6 +79,22 @@ def peer_process(
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still no traceback
         code = INTERRUPTED_EXIT
     sys.exit(code)
+
+
+#: log lines every peer of one command would print alike (first words of the message)
+_SHARED_FAILURES = ("peer cannot join",)
+
+
+def _log_shared_failures_once() -> None:
+    import logging
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith(_SHARED_FAILURES)
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Drop())
 
 
 @contextlib.contextmanager
@@ -120,8 +144,8 @@ def start_peers(
         ctx = mp.get_context("spawn")
     procs = []
     with _without_main_reimport():
-        for _ in range(count):
-            args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir)
+        for index in range(count):
+            args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir, index)
             p = ctx.Process(target=peer_process, args=args, daemon=False)
             p.start()
             procs.append(p)

@@ -188,7 +188,9 @@ def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, A
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else _show(row[k]) if k in axes else row[k]) for k in csv_cols})
 
-    plots = _plots(cells, out)
+    from launch.plots import all_figures
+
+    plots = all_figures(cells, axes, out)
 
     head = [*(axes or ["config"]), "runs", "honest accuracy (mean ± std)", "worst honest accuracy",
             "ASR (mean ± std)", "convergence round (mean)", "failed peers", "wall s (mean)"]
@@ -219,67 +221,3 @@ def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, A
         "rows": rows, "axes": axes, "plots": [str(p) for p in plots], "out": str(out),
         "unfinished": [(str(d.relative_to(Path(root))), why) for d, why in unfinished],
     }
-
-
-def _curve(cell: CellResult, metric: str) -> tuple[list[int], list[float]]:
-    """Per evaluation round, the mean over repeats of the honest mean of ``metric``."""
-    by_round: dict[int, list[float]] = {}
-    for run in cell.runs:
-        for rec in run.rounds:
-            value = (rec.get("honest", {}).get(metric) or {}).get("mean")
-            if value is not None:
-                by_round.setdefault(rec["round"], []).append(value)
-    xs = sorted(by_round)
-    return xs, [statistics.fmean(by_round[x]) for x in xs]
-
-
-def _plots(cells: list[CellResult], out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import networkx as nx
-
-    paths = []
-    for metric, fname, ylabel in (
-        ("test_accuracy", "accuracy.png", "honest mean test accuracy"),
-        ("attack_success_rate", "asr.png", "honest mean attack success rate"),
-    ):
-        curves = [(c.name, *_curve(c, metric)) for c in cells]
-        curves = [c for c in curves if c[1]]
-        if not curves:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, xs, ys in curves:
-            ax.plot(xs, ys, marker="o", label=name)
-        ax.set_xlabel("round")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / fname, dpi=100)
-        plt.close(fig)
-        paths.append(out / fname)
-
-    for cell in cells:
-        topo = next((r.topology for r in cell.runs if r.topology), None)
-        if not topo:
-            continue
-        g = nx.Graph()
-        g.add_nodes_from(n["id"] for n in topo["nodes"])
-        g.add_edges_from(tuple(e) for e in topo["edges"])
-        byz = {n["id"] for n in topo["nodes"] if n.get("byzantine")}
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        pos = nx.spring_layout(g, seed=0)
-        nx.draw_networkx(
-            g, pos, ax=ax, node_color=["tab:red" if n in byz else "tab:blue" for n in g.nodes],
-            font_color="white", font_size=8, node_size=300,
-        )
-        ax.set_title(f"{cell.name}\n{topo.get('kind', '')}, Byzantine (red): {sorted(byz) or 'none'}", fontsize=7)
-        ax.axis("off")
-        fig.tight_layout()
-        path = out / f"topology_{cell.name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
-    return paths

@@ -38,7 +38,6 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 #: byzemu processes: the CLI, the multi-host harness, a local cluster or a sweep
 _STARTS_PROCESSES = re.compile(
     r"\bBYZEMU\b|\bbyzemu_exe\b|\bCluster\(|\blaunch_local\(|\brun_sweep\(|\bstart_peers\(|\bapi\.launch\("
-    r"|docs/examples"
 )
 _NAME = re.compile(r"\b([A-Za-z_]\w*)\b")
 

@@ -12,6 +12,7 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[1] / "docs" / "examples" / "api_example.py"
 
 
+@pytest.mark.cluster
 def test_api_example_runs(tmp_path: Path) -> None:
     pytest.importorskip("pandas")
 
