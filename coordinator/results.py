@@ -1,6 +1,6 @@
 """The results folder of one run: resolved config, topology, per-round lines, summary.
 
-Layout (``docs/RESULTS.md`` has every field)::
+Layout (README.md, *Results*, has every field)::
 
     RUN_DIR/config.toml      resolved config (reload it to repeat the run)
     RUN_DIR/config.json      same, as JSON

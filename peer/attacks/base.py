@@ -10,7 +10,7 @@ An attack can act at two points of a Byzantine peer's round:
 t >= start_round and (t - start_round) % interval == 0; otherwise the peer behaves
 honestly.
 
-Knowledge (DESIGN.md, *Byzantine knowledge*). A Byzantine peer knows its own data and
+Knowledge (docs/ATTACKS.md, *Knowledge*). A Byzantine peer knows its own data and
 model and the chunks it receives. Attacks that set ``needs_knowledge`` are *rushing*: in
 round t the peer first collects the round-t chunks of its honest neighbors, shares them
 with its colluders over the collusion channel and waits for theirs, and only then crafts
