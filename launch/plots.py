@@ -64,9 +64,10 @@ def short(key: str) -> str:
     return parts[-2] if parts[-1] == "name" and len(parts) > 1 else parts[-1]
 
 
-def label(values: dict[str, Any]) -> str:
-    """``split=iid, attack=backdoor``; a single axis's value alone (its name is the title)."""
-    if len(values) == 1:
+def label(values: dict[str, Any], *, bare: bool = False) -> str:
+    """``split=iid, attack=backdoor``; with ``bare`` a single axis's value alone (for a
+    legend whose title names the axis)."""
+    if bare and len(values) == 1:
         return str(next(iter(values.values())))
     return ", ".join(f"{short(k)}={v}" for k, v in values.items()) or "all"
 
@@ -111,7 +112,7 @@ def curves_figure(cells: list[CellResult], axes: list[str], metric: str, stat: s
     panels: dict[str, list[Any]] = {}
     for s in series:
         panels.setdefault(label({k: s[0].values.get(k) for k in panel_axes}), []).append(s)
-    line_keys = list(dict.fromkeys(label({k: s[0].values.get(k) for k in line_axes}) for s in series))
+    line_keys = list(dict.fromkeys(label({k: s[0].values.get(k) for k in line_axes}, bare=True) for s in series))
     rows, cols = _grid(len(panels))
     fig, grid = plt.subplots(rows, cols, figsize=(3.6 * cols + 2.6, 2.8 * rows + 0.6), squeeze=False,
                              sharex=True, sharey=True)
@@ -120,11 +121,12 @@ def curves_figure(cells: list[CellResult], axes: list[str], metric: str, stat: s
             ax.set_visible(False)
             continue
         for cell, xs, ys, sd in members:
-            key = label({k: cell.values.get(k) for k in line_axes})
+            key = label({k: cell.values.get(k) for k in line_axes}, bare=True)
             st = style(line_keys.index(key))
             ax.plot(xs, ys, label=key, **st)
             if len(cell.runs) > 1:
-                ax.fill_between(xs, [y - d for y, d in zip(ys, sd)], [y + d for y, d in zip(ys, sd)],
+                # accuracy and ASR are rates: the band stays within [0, 1]
+                ax.fill_between(xs, [max(0.0, y - d) for y, d in zip(ys, sd)], [min(1.0, y + d) for y, d in zip(ys, sd)],
                                 color=st["color"], alpha=0.15, linewidth=0)
         if panel_axes:
             ax.set_title(title, fontsize=9)
@@ -166,13 +168,21 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
         return False
     plt = _plt()
     rest = [a for a in axes if a not in (row_axis, col_axis)]
-    row_vals = list(dict.fromkeys(c.values[row_axis] for c in cells))
-    col_vals = list(dict.fromkeys(c.values[col_axis] for c in cells))
     panels: dict[str, dict[tuple[Any, Any], float | None]] = {}
     for c in cells:
         panels.setdefault(label({k: c.values.get(k) for k in rest}), {})[(c.values[row_axis], c.values[col_axis])] = _final(c, key)
+    # rows and columns with no value anywhere (e.g. ASR of attack "none") are left out
+    all_rows = list(dict.fromkeys(c.values[row_axis] for c in cells))
+    all_cols = list(dict.fromkeys(c.values[col_axis] for c in cells))
+
+    def has(r: Any, c: Any) -> bool:
+        return any(t.get((r, c)) is not None for t in panels.values())
+
+    row_vals = [r for r in all_rows if any(has(r, c) for c in all_cols)]
+    col_vals = [c for c in all_cols if any(has(r, c) for r in row_vals)]
     n = len(panels)
-    fig, grid = plt.subplots(1, n, figsize=(1.25 * len(col_vals) * n + 1.8, 0.55 * len(row_vals) + 1.6), squeeze=False)
+    fig, grid = plt.subplots(1, n, figsize=(1.25 * len(col_vals) * n + 1.8, 0.55 * len(row_vals) + 2.4),
+                             squeeze=False, layout="constrained")
     image = None
     for ax, (name, table) in zip(grid.flat, panels.items()):
         data = [[table.get((r, c)) for c in col_vals] for r in row_vals]
@@ -180,7 +190,9 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
         image = ax.imshow(masked, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
         for i, row in enumerate(data):
             for j, v in enumerate(row):
-                if v is not None:
+                if v is None:
+                    ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="grey")
+                else:
                     ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
                             color="white" if v < 0.6 else "black")
         ax.set_xticks(range(len(col_vals)), [str(v) for v in col_vals], rotation=30, ha="right", fontsize=8)
@@ -191,7 +203,8 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
         if rest:
             ax.set_title(name, fontsize=9)
     fig.suptitle(title, fontsize=10)
-    fig.colorbar(image, ax=list(grid.flat), fraction=0.03, pad=0.02)
+    bar = fig.colorbar(image, ax=list(grid.flat), fraction=0.03, pad=0.02)
+    bar.ax.tick_params(labelsize=8)
     fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return True
@@ -236,7 +249,12 @@ def topology_figure(cell: CellResult, path: Path) -> bool:
             nx.draw_networkx_nodes(g, pos, nodelist=byz, node_color="tab:red", node_shape="D", node_size=260,
                                    ax=ax, edgecolors="black", linewidths=0.8, label="Byzantine peer")
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=8, frameon=False, markerscale=0.5)
-        nx.draw_networkx_labels(g, pos, ax=ax, font_size=7, font_color="white")
+        # dark numbers on the bright end of the colour map, white ones elsewhere
+        for nodes, colour in (
+            ([n for n, v in zip(honest, values) if v == v and v > 0.6], "black"),
+            ([n for n, v in zip(honest, values) if not (v == v and v > 0.6)] + byz, "white"),
+        ):
+            nx.draw_networkx_labels(g, pos, labels={n: str(n) for n in nodes}, ax=ax, font_size=7, font_color=colour)
         bar = fig.colorbar(drawn, ax=ax, fraction=0.046, pad=0.02)
         bar.set_label(f"honest peers' {title}", fontsize=8)
         bar.ax.tick_params(labelsize=8)
