@@ -315,7 +315,7 @@ def run_sweep(
                 shutil.rmtree(run_dir)
         todo.append((run, point))
     if done:
-        echo(f"{done}/{total} runs already finished (summary.json present); skipping them")
+        echo(f"{done}/{total} runs already done (summary.json present); skipping them")
 
     def report(run: Run, summary: dict[str, Any]) -> None:
         nonlocal done
