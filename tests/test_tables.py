@@ -233,3 +233,26 @@ def test_version_and_verbose_after_the_subcommand(tmp_path: Path) -> None:
 
     assert version.output == f"byzemu, version {importlib.metadata.version('byzemu')}\n"
     assert validate.exit_code == 0 and validate.output.startswith("ok: 4 peers")
+
+
+def test_report_rows_ignore_runtime_split_modes_and_list_unfinished(runs_dir: Path, tmp_path: Path) -> None:
+    from launch.report import write_report
+
+    root = tmp_path / "runs"
+    shutil.copytree(runs_dir / "cdl", root / "a")
+    shutil.copytree(runs_dir / "cdl", root / "b")  # same config but a runtime.* field: a repeat
+    meta = json.loads((root / "b" / "config.json").read_text())
+    meta["config"]["runtime"]["round_timeout"] = 999.0
+    (root / "b" / "config.json").write_text(json.dumps(meta))
+    shutil.copytree(runs_dir / "cdl", root / "c")  # same config run as a cluster: its own row
+    meta["mode"] = "multiprocess"
+    (root / "c" / "config.json").write_text(json.dumps(meta))
+    shutil.copytree(runs_dir / "cdl", root / "d")
+    (root / "d" / "summary.json").unlink()
+
+    res = write_report(root)
+
+    assert res["axes"] == ["mode"]
+    assert [(r["mode"], r["runs"]) for r in res["rows"]] == [("reference", 2), ("multiprocess", 1)]
+    assert res["unfinished"] == [("d", "stopped after round 2 without a summary (killed, or still running)")]
+    assert "- `d`: stopped after round 2 without a summary" in (root / "report.md").read_text()
