@@ -47,13 +47,18 @@ def _plt() -> Any:
 
 
 def style(i: int) -> dict[str, Any]:
-    """Series i: one of 10 colours, and past 10 a new line style (and marker)."""
+    """Series i: one of 10 colours, and past 10 a new line style (and marker). Earlier
+    series are drawn wider, with larger hollow markers, so that series with equal values
+    (e.g. defenses that do not bind) stay visible one inside the other."""
+    rank = i % 4
     return {
         "color": f"C{i % 10}",
         "linestyle": LINESTYLES[(i // 10) % len(LINESTYLES)],
         "marker": MARKERS[i % len(MARKERS)],
-        "markersize": 3.5,
-        "linewidth": 1.4,
+        "markersize": 7.0 - 1.3 * rank,
+        "markerfacecolor": "none",
+        "markeredgewidth": 1.2,
+        "linewidth": 2.6 - 0.5 * rank,
     }
 
 
