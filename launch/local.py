@@ -99,11 +99,8 @@ def launch_local(
     results = ResultsWriter(out_dir, cfg, mode="multiprocess", resume=point)
     progress = fan_out(Progress(cfg.rounds) if show_progress else None, on_round)
     coord = Coordinator(plan, bind="tcp://127.0.0.1:*", results=results, progress=progress, resume=point)
-    procs = start_peers(
-        cfg.nodes, coord.address, bind_host=cfg.runtime.bind_host, preload=preload,
-        coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
-    )
-    by_pid = {p.pid: p for p in procs}
+    procs: list[Any] = []
+    by_pid: dict[int, Any] = {}
 
     last: list[Any] = [0.0, set()]  # time of the last check, its answer
 
@@ -124,6 +121,11 @@ def launch_local(
     coord.dead_probe = dead
     with interrupt_once():
         try:
+            procs = start_peers(
+                cfg.nodes, coord.address, bind_host=cfg.runtime.bind_host, preload=preload,
+                coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
+            )
+            by_pid.update((p.pid, p) for p in procs)
             return coord.run()
         finally:
             stop_peers(procs, grace=3.0)

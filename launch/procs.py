@@ -64,8 +64,12 @@ def peer_process(
     one per peer.
 
     Ctrl-C in a terminal sends SIGINT to every process of its group, so to each peer as
-    well as to the launcher: a peer then exits quietly (status 130, no traceback) and the
-    launcher alone says what was kept."""
+    well as to the launcher. Peers ignore it: a KeyboardInterrupt raised at an arbitrary
+    point (inside a zmq call, a ``__del__``) would print a traceback per peer. The
+    launcher alone handles it: it sends ``stop`` (peers exit quietly), terminates any peer
+    still running after a grace period, and says what was kept (``byzemu peer`` terminates
+    its peers at once)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if index > 0:
         _log_shared_failures_once()
     try:
@@ -75,8 +79,7 @@ def peer_process(
             coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root,
             coordinator_key=coordinator_key, checkpoint_dir=checkpoint_dir,
         )
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: still no traceback
+    except KeyboardInterrupt:  # a SIGINT that came before the line above
         code = INTERRUPTED_EXIT
     sys.exit(code)
 
@@ -142,13 +145,17 @@ def start_peers(
         ctx = mp.get_context("forkserver")
     else:
         ctx = mp.get_context("spawn")
-    procs = []
+    procs: list[mp.process.BaseProcess] = []
     with _without_main_reimport():
-        for index in range(count):
-            args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir, index)
-            p = ctx.Process(target=peer_process, args=args, daemon=False)
-            p.start()
-            procs.append(p)
+        try:
+            for index in range(count):
+                args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir, index)
+                p = ctx.Process(target=peer_process, args=args, daemon=False)
+                p.start()
+                procs.append(p)
+        except BaseException:  # e.g. Ctrl-C: peers ignore SIGINT, so stop those started
+            stop_peers(procs, grace=0)
+            raise
     return procs
 
 
