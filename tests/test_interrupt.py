@@ -123,7 +123,7 @@ def test_interrupted_sweep_run_is_unfinished_and_the_rerun_completes_it(sweep_di
     assert report.returncode == 2, report.stderr  # nothing finished yet: no table to make
     assert "base/rep0: interrupted at round" in report.stderr
     assert rerun.returncode == 0, rerun.stderr
-    assert "already done" not in rerun.stdout
+    assert "runs already done" not in rerun.stdout  # rep0 is not skipped
     assert "base/rep0: unfinished, interrupted at round" in rerun.stdout
     assert "going on from its round-" in rerun.stdout
     summary = json.loads((out / "base" / "rep0" / "summary.json").read_text())
