@@ -1,12 +1,18 @@
 """The results folder of one run: resolved config, topology, per-round lines, summary.
 
-Layout (README.md, *Results*, lists every field)::
+Layout (README.md, *Results*, has every field)::
 
     RUN_DIR/config.toml      resolved config (reload it to repeat the run)
     RUN_DIR/config.json      same, as JSON
     RUN_DIR/topology.json    graph, roles, shard sizes, each peer's pid/host/address
     RUN_DIR/rounds.jsonl     one JSON line per round, appended and flushed as it ends
-    RUN_DIR/summary.json     final/best honest accuracy (mean, std, worst), convergence, time
+    RUN_DIR/summary.json     final/best honest accuracy (mean, std, worst), convergence, time;
+                             written only when every round ran (the run is *finished*)
+    RUN_DIR/interrupted.json instead of summary.json when the run stopped early (Ctrl-C, every
+                             peer failed, ...): the same fields so far, why, how to go on
+
+:func:`unfinished_reason` is the one test of "is this run finished" (sweep resume, report,
+export and the Slurm launcher all ask it).
 
 Each line is flushed as its round ends, so a crash of the coordinator loses at most the
 round in progress; lines reach the disk (fsync) at most ``FSYNC_EVERY_S`` apart, so a
@@ -29,6 +35,9 @@ from protocol.config import ConfigError, RunConfig, config_fingerprint, to_toml
 #: at most one fsync of rounds.jsonl per this many seconds (an fsync per round costs too
 #: much when a round takes tens of milliseconds; measured in BENCHMARKS.md)
 FSYNC_EVERY_S = 1.0
+
+SUMMARY = "summary.json"
+INTERRUPTED = "interrupted.json"
 
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "train_loss", "attack_success_rate")
 #: metrics where larger is worse (their "worst" over honest peers is the maximum)
@@ -184,9 +193,88 @@ class ResultsWriter:
             summary.update(extra)
         self._rounds.flush()
         os.fsync(self._rounds.fileno())
-        _write_json(self.dir / "summary.json", summary)
+        _write_json(self.dir / SUMMARY, summary)
+        (self.dir / INTERRUPTED).unlink(missing_ok=True)  # a resumed run that finished
         self._rounds.close()
         return summary
+
+    def interrupt(self, *, wall_s: float, reason: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The run stopped before its last round: write ``interrupted.json`` (never
+        ``summary.json``, which marks a finished run) with the summary so far, ``reason``,
+        and ``message``, one line saying what was kept and how to go on."""
+        state = summarize(self.records, self.cfg, wall_s=wall_s, mode=self.mode)
+        if extra:
+            state.update(extra)
+        state["curve"] = self.curve
+        state["reason"] = reason
+        state["resume"] = self._resume_command()
+        state["message"] = self._kept_message(state)
+        if not self._rounds.closed:
+            self._rounds.flush()
+            os.fsync(self._rounds.fileno())
+            self._rounds.close()
+        _write_json(self.dir / INTERRUPTED, state)
+        return state
+
+    def _resume_command(self) -> str | None:
+        complete = [r for r in self.records if (r.get("checkpoint") or {}).get("complete")]
+        if self.mode != "multiprocess" or not complete:
+            return None
+        return f"byzemu launch --resume {self.dir}"
+
+    def _kept_message(self, state: dict[str, Any]) -> str:
+        done, total = state["rounds_completed"], state["rounds"]
+        span = "round 1" if done == 1 else f"rounds 1-{done}"
+        kept = f"{span} kept in {self.dir / 'rounds.jsonl'}" if done else f"no round completed; {self.dir} holds the config only"
+        every = self.cfg.runtime.checkpoint_every
+        if state["resume"]:
+            last = max(r["round"] for r in self.records if (r.get("checkpoint") or {}).get("complete"))
+            how = f"go on from the round-{last} checkpoint with: {state['resume']}"
+        elif self.mode != "multiprocess":
+            how = "rerun to start over"
+        elif every == 0:
+            how = "checkpoints are off (runtime.checkpoint_every = 0), so a rerun starts over"
+        else:
+            how = f"no complete checkpoint yet (runtime.checkpoint_every = {every}), so a rerun starts over"
+        return f"stopped at round {done} of {total} ({state['reason']}): {kept}; {how}"
+
+
+def unfinished_reason(run_dir: str | Path) -> str | None:
+    """None if the run in ``run_dir`` is finished (its ``summary.json`` records every round);
+    otherwise why not, in a few words. The one place that decides it."""
+    run_dir = Path(run_dir)
+    summary = read_json(run_dir / SUMMARY)
+    if summary is not None:
+        done, total = summary.get("rounds_completed"), summary.get("rounds")
+        if isinstance(done, int) and isinstance(total, int) and done >= total:
+            return None
+        return f"its summary.json records {done} of {total} rounds (left by an interrupted run of an older byzemu)"
+    state = read_json(run_dir / INTERRUPTED)
+    if state is not None:
+        return f"interrupted at round {state.get('rounds_completed')} of {state.get('rounds')} ({state.get('reason')})"
+    if (run_dir / "rounds.jsonl").is_file():
+        _, records = read_rounds(run_dir / "rounds.jsonl")
+        return f"stopped after round {len(records)} without a summary (killed, or still running)"
+    return "no results in it"
+
+
+def run_dirs(root: str | Path) -> list[Path]:
+    """The results folders under ``root`` (``root`` itself included), finished or not:
+    every folder holding the ``config.json`` a run writes first."""
+    return sorted(p.parent for p in Path(root).rglob("config.json"))
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """Whether the run in ``run_dir`` ran all its rounds (see :func:`unfinished_reason`)."""
+    return unfinished_reason(run_dir) is None
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 class ResumeError(ConfigError):

@@ -413,7 +413,9 @@ class Coordinator:
         self._broadcast(m.stop(reason=reason))
 
     def run(self) -> dict[str, Any]:
-        """The whole experiment; returns the summary (also written to summary.json)."""
+        """The whole experiment; returns the summary (also written to summary.json). A run
+        that stops early (Ctrl-C, every peer failed, ...) writes interrupted.json instead
+        and re-raises."""
         wall0 = time.monotonic()
         try:
             self.wait_registrations()
@@ -434,19 +436,19 @@ class Coordinator:
                     raise CoordinatorError(f"every peer failed by round {rnd.number}")
                 rnd = following
             self.stop("finished")
-        except BaseException:
+        except BaseException as exc:
             self.stop("coordinator aborted")
+            reason = "interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
+            self.results.interrupt(wall_s=time.monotonic() - wall0, reason=reason, extra=self._extra())
             raise
-        finally:
-            summary = self.results.finish(
-                wall_s=time.monotonic() - wall0,
-                extra={
-                    "coordinator_drops": dict(self.drops),
-                    "refused_registrations": self.refused,
-                    "resumed_after": self.resume.round if self.resume is not None else None,
-                },
-            )
-        return summary
+        return self.results.finish(wall_s=time.monotonic() - wall0, extra=self._extra())
+
+    def _extra(self) -> dict[str, Any]:
+        return {
+            "coordinator_drops": dict(self.drops),
+            "refused_registrations": self.refused,
+            "resumed_after": self.resume.round if self.resume is not None else None,
+        }
 
     def close(self) -> None:
         self.connection_drops.close()

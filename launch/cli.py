@@ -12,6 +12,8 @@
     byzemu sweep SWEEP.toml --on slurm [--nodes H] [--jobs N]   a sweep as a Slurm job array
     byzemu status DIR                                           progress of a run or a sweep folder
     byzemu conformance [--curve on|off|both] -- CMD...          test a peer implementation
+    byzemu export DIR [--out DIR] [--csv | --parquet]           tidy tables (pandas) as files
+    byzemu list attacks|defenses|datasets|models                names, parameters, defaults
 
 A bad config or argument prints one line (``error: ...``) and exits with status 2.
 """
@@ -61,6 +63,12 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
             f"mean {acc['mean']:.4f} ± {acc['std']:.4f}, worst {acc['worst']:.4f} "
             f"over {acc['n']} honest peers"
         )
+    asr = summary.get("final_attack_success_rate")
+    if asr:  # a backdoor-type attack ran
+        click.echo(
+            f"honest peers' attack success rate (round {summary['final_round']}): "
+            f"mean {asr['mean']:.4f} ± {asr['std']:.4f}, worst {asr['worst']:.4f}"
+        )
     if summary.get("failed_peers"):
         click.echo(f"failed peers: {summary['failed_peers']}")
     click.echo(f"wall time {summary['wall_s']:.1f} s; results in {out}")
@@ -70,6 +78,11 @@ config_arg = click.argument("config", type=click.Path(dir_okay=False))
 set_opt = click.option(
     "--set", "overrides", multiple=True, metavar="KEY=VALUE",
     help="Override a config field, e.g. --set train.lr=0.1 (repeatable).",
+)
+tensorboard_opt = click.option(
+    "--tensorboard", type=click.Path(file_okay=False), default=None, metavar="DIR",
+    help="Also log each round's honest statistics to TensorBoard under DIR/<run folder name> "
+    "(needs the tracking extra: pip install -e \".[tracking]\").",
 )
 out_opt = click.option(
     "--out", type=click.Path(file_okay=False), default=None,
@@ -109,21 +122,45 @@ def _slurm_opts(on: str, nodes: int | None, partition: str | None, time_limit: s
                         sbatch_args=tuple(sbatch_args), jobs=jobs)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", is_flag=True, help="Log coordinator and peer events.")
-def main(verbose: bool) -> None:
+_LOG_FORMAT = "%(asctime)s %(name)s %(message)s"
+
+
+def _set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        logging.basicConfig(format=_LOG_FORMAT)
+        logging.getLogger().setLevel(logging.INFO)
+
+
+#: ``-v`` is accepted before and after the subcommand (``byzemu -v launch ...`` and
+#: ``byzemu launch ... -v``)
+verbose_opt = click.option(
+    "-v", "--verbose", is_flag=True, expose_value=False, callback=_set_verbose,
+    help="Log coordinator and peer events.",
+)
+
+
+class _Group(click.Group):
+    """Adds ``-v`` to every subcommand."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        verbose_opt(cmd)
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="byzemu", prog_name="byzemu")
+@verbose_opt
+def main() -> None:
     """byzemu: multi-process emulator of Byzantine attacks and defenses in chunked
     decentralized learning."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(name)s %(message)s",
-    )
+    logging.basicConfig(format=_LOG_FORMAT)  # WARNING and up, unless -v said INFO
 
 
 def _run(
     kind: str, config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool,
-    resume: str | None = None, **kw: Any,
+    resume: str | None = None, tensorboard: str | None = None, **kw: Any,
 ) -> None:
+    out_dir: Path | None = None
     try:
         point = None
         if resume is not None:
@@ -136,31 +173,52 @@ def _run(
         else:
             cfg = _load(config, overrides)
         if kind == "launch":
-            # the forkserver imports torch and the peer code (seconds, BENCHMARKS.md) on one core while
-            # this process imports torch and builds the plan on the other; started after
-            # the config loaded, so a bad config starts nothing; it also loads the run's
-            # dataset and evaluation set once for all peers (peer/preload.py)
-            from launch.procs import preload_data, start_forkserver
+            # started after the config loaded (a bad config starts nothing), before this
+            # process imports torch (both imports then run at once, one per core)
+            from launch.local import prepare_forkserver
 
-            preload_data(cfg)
-            start_forkserver()
+            prepare_forkserver(cfg)
         from launch.local import default_out_dir, launch_local
+        from launch.progress import Progress
+        from launch.tracking import TensorBoardLogger, fan_out
 
-        out_dir = Path(out) if out else default_out_dir(cfg)
-        if kind == "launch":
-            summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=point)
-        elif kind == "reference":
-            from launch.progress import Progress
-            from launch.reference import run_reference
+        out_dir = Path(out) if out else default_out_dir(cfg, overrides)
+        tracker = TensorBoardLogger(log_dir=Path(tensorboard) / out_dir.name) if tensorboard else None
+        try:
+            if kind == "launch":
+                summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=point, on_round=tracker)
+            elif kind == "reference":
+                from launch.reference import run_reference
 
-            summary = run_reference(cfg, out_dir, progress=None if quiet else Progress(cfg.rounds))
-        else:
-            summary = _run_coordinator(cfg, out_dir, quiet=quiet, **kw)
+                summary = run_reference(cfg, out_dir, progress=fan_out(None if quiet else Progress(cfg.rounds), tracker))
+            else:
+                summary = _run_coordinator(cfg, out_dir, quiet=quiet, on_round=tracker, **kw)
+        finally:
+            if tracker is not None:
+                tracker.close()
     except user_errors() as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        _fail("interrupted; rounds completed so far are in the results folder")
+        _interrupted(out_dir)
     _print_summary(summary, out_dir)
+
+
+def _interrupted(out_dir: Path | None) -> None:
+    """Ctrl-C: one line saying what was kept and how to go on; exit status 130."""
+    from coordinator.results import INTERRUPTED
+    from launch.procs import INTERRUPTED_EXIT
+
+    try:
+        message = json.loads((out_dir / INTERRUPTED).read_text())["message"]  # type: ignore[operator]
+    except (TypeError, OSError, ValueError, KeyError):
+        if out_dir is not None and (out_dir / "rounds.jsonl").is_file():
+            message = (f"the rounds completed so far are in {out_dir / 'rounds.jsonl'} "
+                       "(no summary.json: the run is unfinished); rerun to start over")
+        else:
+            message = "stopped before the first round; nothing kept"
+    lead = "\n" if sys.stderr.isatty() else ""  # after an in-place progress line
+    click.echo(f"{lead}interrupted: {message}", err=True)
+    sys.exit(INTERRUPTED_EXIT)
 
 
 @main.command()
@@ -168,24 +226,29 @@ def _run(
 @set_opt
 @out_opt
 @click.option("--quiet", is_flag=True, help="No progress line.")
+@tensorboard_opt
 @click.option(
     "--resume", "resume", default=None, metavar="RUN_DIR",
     help="Go on with the killed run in RUN_DIR from its last complete checkpoint (its own config; "
     "--set may change runtime.* only; a CONFIG given must match).",
 )
 @slurm_options
-def launch(config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, resume: str | None,
-           on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
-           sbatch_args: tuple[str, ...], dry_run: bool) -> None:
+def launch(
+    config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None,
+    resume: str | None, on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
+    sbatch_args: tuple[str, ...], dry_run: bool,
+) -> None:
     """Run CONFIG on this machine (a coordinator and one OS process per peer), or across
     a Slurm allocation with --on slurm."""
     if resume is not None and out is not None:
         _fail("--out and --resume: a resumed run writes to its own folder, RUN_DIR")
     opts = _slurm_opts(on, slurm_nodes, partition, time_limit, sbatch_args, dry_run)
     if opts is not None:
+        if tensorboard is not None:
+            _fail("--tensorboard with --on slurm: open the run's rounds.jsonl with byzemu export instead")
         _submit_run(config, overrides, out, resume, opts, dry_run)
         return
-    _run("launch", config, overrides, out, quiet, resume=resume)
+    _run("launch", config, overrides, out, quiet, resume=resume, tensorboard=tensorboard)
 
 
 def _submit_run(config: str | None, overrides: tuple[str, ...], out: str | None, resume: str | None,
@@ -216,21 +279,26 @@ def _submit_run(config: str | None, overrides: tuple[str, ...], out: str | None,
 @set_opt
 @out_opt
 @click.option("--quiet", is_flag=True, help="No progress line.")
-def reference(config: str, overrides: tuple[str, ...], out: str | None, quiet: bool) -> None:
+@tensorboard_opt
+def reference(config: str, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None) -> None:
     """Run CONFIG in one process with in-memory delivery (the correctness baseline)."""
-    _run("reference", config, overrides, out, quiet)
+    _run("reference", config, overrides, out, quiet, tensorboard=tensorboard)
 
 
-def _run_coordinator(cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str) -> dict[str, Any]:
+def _run_coordinator(
+    cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str, on_round: Any = None
+) -> dict[str, Any]:
     from coordinator.plan import build_plan
     from coordinator.results import ResultsWriter
     from coordinator.server import Coordinator
     from launch.progress import Progress
+    from launch.tracking import fan_out
 
     plan = build_plan(cfg)
     results = ResultsWriter(out_dir, cfg, mode="multihost")
     try:
-        coord = Coordinator(plan, bind=bind, results=results, progress=None if quiet else Progress(cfg.rounds))
+        progress = fan_out(None if quiet else Progress(cfg.rounds), on_round)
+        coord = Coordinator(plan, bind=bind, results=results, progress=progress)
     except Exception as exc:  # zmq.ZMQError on a bad or busy address
         raise ConfigError(f"--bind {bind}: cannot bind ({exc})") from None
     if coord.public_key is not None:
@@ -253,9 +321,12 @@ def _run_coordinator(cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str) -
 @set_opt
 @out_opt
 @click.option("--quiet", is_flag=True, help="No progress line.")
-def coordinator(config: str, bind: str, overrides: tuple[str, ...], out: str | None, quiet: bool) -> None:
+@tensorboard_opt
+def coordinator(
+    config: str, bind: str, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None
+) -> None:
     """Run only the coordinator of CONFIG; peers join with `byzemu peer`."""
-    _run("coordinator", config, overrides, out, quiet, bind=bind)
+    _run("coordinator", config, overrides, out, quiet, bind=bind, tensorboard=tensorboard)
 
 
 @main.command()
@@ -403,11 +474,18 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
             f"sweep: {len(sw.cells)} configurations x {sw.repeats} repeats = {len(sw.runs)} runs, "
             f"{n} at once; results in {out_dir}"
         )
+        if n == 1 and sw.runs:  # runs in this process: preload torch and the first run's data once
+            from launch.local import prepare_forkserver
+
+            prepare_forkserver(sw.runs[0].cfg)
         counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo)
     except user_errors() as exc:
         _fail(str(exc))
-    except KeyboardInterrupt:
-        _fail("interrupted; rerun the same command to resume (finished runs are kept)")
+    except KeyboardInterrupt as exc:
+        from launch.procs import INTERRUPTED_EXIT
+
+        click.echo(f"interrupted: {exc or 'rerun the same command to go on (finished runs are kept)'}", err=True)
+        sys.exit(INTERRUPTED_EXIT)
     click.echo(f"done: {counts['ran']} run(s) ran, {counts['skipped']} already done; "
                f"byzemu report {out_dir}")
 
@@ -485,7 +563,38 @@ def report(directory: str, out: str | None) -> None:
         res = write_report(directory, out)
     except UserError as exc:
         _fail(str(exc))
+    for where, why in res["unfinished"]:
+        click.echo(f"warning: {where}: {why}; left out of the report", err=True)
     click.echo(f"{len(res['rows'])} configurations; report in {Path(res['out']) / 'report.md'}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Where the tables go (default DIRECTORY/tables).")
+@click.option("--csv", "fmt", flag_value="csv", default=True, help="CSV files (the default).")
+@click.option("--parquet", "fmt", flag_value="parquet", help="Parquet files (needs pyarrow).")
+@click.option("--unfinished", is_flag=True, help="Include unfinished (interrupted, killed) runs.")
+def export(directory: str, out: str | None, fmt: str, unfinished: bool) -> None:
+    """Write the tidy tables of the runs under DIRECTORY: peer_rounds (run, round, peer),
+    rounds (run, round: honest statistics) and runs (one per run, config flattened)."""
+    try:
+        from launch.tables import export as export_tables
+
+        paths = export_tables(directory, Path(out) if out else Path(directory) / "tables", fmt=fmt, unfinished=unfinished)
+    except ConfigError as exc:
+        _fail(str(exc))
+    click.echo("wrote " + ", ".join(str(p) for p in paths))
+
+
+@main.command(name="list")
+@click.argument("kind", type=click.Choice(["attacks", "defenses", "datasets", "models"]))
+def list_(kind: str) -> None:
+    """What a config can name: every attack, defense, dataset or model with its
+    parameters (``params``) and their defaults, read from the registries."""
+    from launch.catalog import render
+
+    click.echo(render(kind))
 
 
 if __name__ == "__main__":  # pragma: no cover

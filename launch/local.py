@@ -7,15 +7,18 @@ memory) that starts in milliseconds. Each peer runs with one torch/OpenMP thread
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter, ResumeError, ResumePoint
 from coordinator.server import Coordinator
-from launch.procs import start_peers, stop_peers
+from launch.procs import interrupt_once, start_peers, stop_peers
 from launch.progress import Progress
+from launch.tracking import fan_out
 from peer import checkpoint, data
 from protocol.config import RunConfig
 
@@ -23,8 +26,35 @@ from protocol.config import RunConfig
 _PROBE_EVERY_S = 0.1
 
 
-def default_out_dir(cfg: RunConfig) -> Path:
-    return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+#: fields a run folder's name never shows (where or how it ran, not what it computed)
+_UNNAMED = ("runtime.", "data.root", "name")
+
+
+def default_out_dir(cfg: RunConfig, overrides: tuple[str, ...] | list[str] = ()) -> Path:
+    """``runs/NAME[-WHAT-DIFFERS]-TIMESTAMP``: the values that ``--set`` changed (an attack
+    or defense by its name, another field as ``field=value`` with its last dotted part),
+    e.g. ``runs/quickstart-count=3-backdoor-norm_clip-20261130-101500``."""
+    parts = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        key, value = key.strip(), value.strip().strip("\"'")
+        if not value or key.startswith(_UNNAMED):
+            continue
+        short = value if key in ("byzantine.attack", "defense.name") else f"{key.rsplit('.', 1)[-1]}={value}"
+        parts.append(re.sub(r"[^A-Za-z0-9._=+-]+", "_", short).strip("_"))
+    label = "-".join([cfg.name, *parts])[:80].rstrip("-_")
+    return Path("runs") / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def prepare_forkserver(cfg: RunConfig) -> None:
+    """Start the forkserver for ``cfg``'s peers now: it imports torch and the peer code
+    (~2.5 s) on one core while this process goes on, and loads the run's dataset and
+    evaluation set once for all peers (``peer/preload.py``). Call it before importing
+    torch here; :func:`launch_local` starts it anyway if nobody did."""
+    from launch.procs import preload_data, start_forkserver
+
+    preload_data(cfg)
+    start_forkserver()
 
 
 def launch_local(
@@ -34,12 +64,14 @@ def launch_local(
     show_progress: bool = True,
     preload: bool = True,
     resume: ResumePoint | None = None,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``cfg`` as a real multi-process cluster on this machine; return the summary.
 
     Peers checkpoint to ``out_dir/checkpoints`` (``runtime.checkpoint_every``). With
     ``resume`` (from :func:`launch.resume.load_resume`) the run in ``out_dir`` goes on
-    after that checkpoint; the rounds after it are recomputed.
+    after that checkpoint; the rounds after it are recomputed. ``on_round`` is called with
+    each round's record (e.g. :class:`launch.tracking.TensorBoardLogger`).
     """
     plan = build_plan(cfg)  # every config error surfaces here, before any process starts
     out_dir = Path(out_dir)
@@ -58,14 +90,10 @@ def launch_local(
     if point is not None:
         checkpoint.remove_after(ckpt_dir, point.round)  # recomputed: must not be mistaken for new
     results = ResultsWriter(out_dir, cfg, mode="multiprocess", resume=point)
-    progress = Progress(cfg.rounds) if show_progress else None
+    progress = fan_out(Progress(cfg.rounds) if show_progress else None, on_round)
     coord = Coordinator(plan, bind="tcp://127.0.0.1:*", results=results, progress=progress, resume=point)
-    procs = start_peers(
-        cfg.nodes, coord.address, bind_host=cfg.runtime.bind_host, preload=preload,
-        coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
-        max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
-    )
-    by_pid = {p.pid: p for p in procs}
+    procs: list[Any] = []
+    by_pid: dict[int, Any] = {}
 
     last: list[Any] = [0.0, set()]  # time of the last check, its answer
 
@@ -84,8 +112,15 @@ def launch_local(
         return last[1]
 
     coord.dead_probe = dead
-    try:
-        return coord.run()
-    finally:
-        stop_peers(procs, grace=3.0)
-        coord.close()
+    with interrupt_once():
+        try:
+            procs = start_peers(
+                cfg.nodes, coord.address, bind_host=cfg.runtime.bind_host, preload=preload,
+                coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
+                max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
+            )
+            by_pid.update((p.pid, p) for p in procs)
+            return coord.run()
+        finally:
+            stop_peers(procs, grace=3.0)
+            coord.close()

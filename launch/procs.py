@@ -8,12 +8,15 @@ import json
 import multiprocessing as mp
 import multiprocessing.forkserver
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _PRELOAD = ["peer.preload"]
+#: exit status of a process stopped by SIGINT (128 + 2, as a shell reports it)
+INTERRUPTED_EXIT = 130
 
 
 def _single_threaded_env() -> None:
@@ -64,16 +67,75 @@ def peer_process(
     coordinator_key: str | None = None,
     checkpoint_dir: str | None = None,
     max_message_bytes: int | None = None,
+    index: int = 0,
 ) -> None:
-    """Target of each forked peer process."""
-    from peer.runtime import run_peer
+    """Target of each forked peer process (``index``: its place among the peers this
+    command started).
 
-    code = run_peer(
-        coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root,
-        coordinator_key=coordinator_key, checkpoint_dir=checkpoint_dir,
-        **({"max_message_bytes": max_message_bytes} if max_message_bytes is not None else {}),
-    )
+    A failure every peer of one command meets alike (the coordinator's CURVE key missing
+    or wrong) is logged by the first of them only, so the terminal shows one line, not
+    one per peer.
+
+    Ctrl-C in a terminal sends SIGINT to every process of its group, so to each peer as
+    well as to the launcher. Peers ignore it: a KeyboardInterrupt raised at an arbitrary
+    point (inside a zmq call, a ``__del__``) would print a traceback per peer. The
+    launcher alone handles it: it sends ``stop`` (peers exit quietly), terminates any peer
+    still running after a grace period, and says what was kept (``byzemu peer`` terminates
+    its peers at once)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if index > 0:
+        _log_shared_failures_once()
+    try:
+        from peer.runtime import run_peer
+
+        code = run_peer(
+            coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root,
+            coordinator_key=coordinator_key, checkpoint_dir=checkpoint_dir,
+            **({"max_message_bytes": max_message_bytes} if max_message_bytes is not None else {}),
+        )
+    except KeyboardInterrupt:  # a SIGINT that came before the line above
+        code = INTERRUPTED_EXIT
     sys.exit(code)
+
+
+#: log lines every peer of one command would print alike (first words of the message)
+_SHARED_FAILURES = ("peer cannot join",)
+
+
+def _log_shared_failures_once() -> None:
+    import logging
+
+    class _Drop(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not str(record.msg).startswith(_SHARED_FAILURES)
+
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Drop())
+
+
+@contextlib.contextmanager
+def interrupt_once() -> Iterator[None]:
+    """The first SIGINT raises KeyboardInterrupt as usual; later ones are ignored until the
+    block ends, so that a second Ctrl-C cannot cut short the writing of the run's state
+    (``interrupted.json``) or the stopping of its peers. Outside the main thread (where
+    Python cannot set handlers) the block runs as it is."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def first(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, first)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def start_peers(
@@ -99,13 +161,17 @@ def start_peers(
         ctx = mp.get_context("forkserver")
     else:
         ctx = mp.get_context("spawn")
-    procs = []
+    procs: list[mp.process.BaseProcess] = []
     with _without_main_reimport():
-        for _ in range(count):
-            args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir, max_message_bytes)
-            p = ctx.Process(target=peer_process, args=args, daemon=False)
-            p.start()
-            procs.append(p)
+        try:
+            for index in range(count):
+                args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir, max_message_bytes, index)
+                p = ctx.Process(target=peer_process, args=args, daemon=False)
+                p.start()
+                procs.append(p)
+        except BaseException:  # e.g. Ctrl-C: peers ignore SIGINT, so stop those started
+            stop_peers(procs, grace=0)
+            raise
     return procs
 
 

@@ -1,9 +1,17 @@
-"""The live progress line of a run (round, honest mean accuracy, elapsed time)."""
+"""The live progress line of a run: round, honest accuracy, ASR when a backdoor-type attack
+runs, elapsed time and an estimate of the time left."""
 
 from __future__ import annotations
 
 import sys
 from typing import Any, TextIO
+
+
+def mean_worst(stat: dict[str, Any] | None) -> str | None:
+    """``0.9712 (worst 0.9632)`` from a {mean, worst} statistic, None without one."""
+    if not stat or stat.get("mean") is None:
+        return None
+    return f"{stat['mean']:.4f} (worst {stat['worst']:.4f})"
 
 
 class Progress:
@@ -15,19 +23,34 @@ class Progress:
         self.tty = self.stream.isatty()
         self.label = label
         self.accuracy: str = "   -  "
+        self.asr: str | None = None
+        self.first: int | None = None  # first round seen (a resumed run starts later)
+        self.first_elapsed = 0.0
 
     def __call__(self, record: dict[str, Any]) -> None:
-        acc = record["honest"].get("test_accuracy")
-        if acc is not None:
-            self.accuracy = f"{acc['mean']:.4f} (worst {acc['worst']:.4f})"
+        honest = record["honest"]
+        self.accuracy = mean_worst(honest.get("test_accuracy")) or self.accuracy
+        self.asr = mean_worst(honest.get("attack_success_rate")) or self.asr
+        round_, elapsed = record["round"], record["elapsed_s"]
+        if self.first is None:
+            self.first = round_
+            self.first_elapsed = elapsed - record.get("round_s", 0.0)
+        ran = round_ - self.first + 1
+        left = (elapsed - self.first_elapsed) / ran * (self.rounds - round_)
         failed = f" | failed {record['failed']}" if record["failed"] else ""
+        asr = f" | ASR {self.asr}" if self.asr else ""
         line = (
-            f"{self.label}round {record['round']:>4}/{self.rounds} | honest acc {self.accuracy}"
-            f" | elapsed {record['elapsed_s']:7.1f}s{failed}"
+            f"{self.label}round {round_:>4}/{self.rounds} | honest acc {self.accuracy}{asr}"
+            f" | elapsed {elapsed:7.1f}s | ETA {_clock(left)}{failed}"
         )
         if self.tty:
-            end = "\n" if record["round"] == self.rounds else ""
+            end = "\n" if round_ == self.rounds else ""
             self.stream.write("\r\x1b[2K" + line + end)
         else:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(max(0, int(round(seconds))), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -1,9 +1,11 @@
 """Report over a folder of runs: one row per configuration, plots with matplotlib.
 
-Reads only the results folders under DIR (every folder holding ``summary.json``, plus its
-``config.json``, ``rounds.jsonl`` and ``topology.json``). Runs whose resolved configs are
-equal except for ``seed`` are repeats of one configuration (a *cell*); the config fields
-that differ between cells are the report's axis columns. Column definitions are in
+Reads only the results folders under DIR (every folder holding ``config.json``): finished
+runs (``summary.json`` of every round) make the table; unfinished ones (interrupted,
+killed) are listed under the table and left out of it. Runs whose resolved configs are
+equal except for ``seed`` and ``runtime.*``, made in the same mode (``reference`` or
+multi-process), are repeats of one configuration (a *cell*); the fields that differ
+between cells (the mode included) are the report's axis columns. Column definitions are in
 ``docs/EXPERIMENTS.md``.
 """
 
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordinator.results import is_finished, run_dirs, unfinished_reason
 from launch.sweep import _flatten, cell_name
 from protocol.config import ConfigError
 
@@ -40,15 +43,19 @@ class CellResult:
 
 
 def read_runs(root: str | Path) -> list[RunResult]:
+    """Every finished run under ``root`` (:func:`coordinator.results.is_finished`); a
+    ConfigError if there is none. :func:`unfinished_runs` lists the others."""
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder")
     runs = []
-    for summary_path in sorted(root.rglob("summary.json")):
-        d = summary_path.parent
+    for d in run_dirs(root):
+        if not is_finished(d):
+            continue
         try:
-            summary = json.loads(summary_path.read_text())
-            config = json.loads((d / "config.json").read_text())["config"]
+            summary = json.loads((d / "summary.json").read_text())
+            meta = json.loads((d / "config.json").read_text())
+            config = meta["config"]
         except (OSError, ValueError, KeyError) as exc:
             raise ConfigError(f"{d}: unreadable results folder ({exc})") from None
         rounds = []
@@ -57,11 +64,32 @@ def read_runs(root: str | Path) -> list[RunResult]:
                 if line.strip():
                     rounds.append(json.loads(line))
         topo = json.loads((d / "topology.json").read_text()) if (d / "topology.json").is_file() else None
-        flat = {k: v for k, v in _flatten(config).items() if k not in IGNORED}
+        flat = {"mode": meta.get("mode", summary.get("mode"))}
+        flat.update((k, v) for k, v in _flatten(config).items() if not _ignored(k))
         runs.append(RunResult(d, flat, summary, rounds, topo))
     if not runs:
-        raise ConfigError(f"{root}: no results folders (no summary.json) under it")
+        left = "; ".join(f"{d.relative_to(root)}: {why}" for d, why in unfinished_runs(root))
+        raise ConfigError(
+            f"{root}: no finished runs (no summary.json of every round) under it"
+            + (f"; unfinished: {left}" if left else "")
+        )
     return runs
+
+
+def unfinished_runs(root: str | Path) -> list[tuple[Path, str]]:
+    """(folder, why) for every results folder under ``root`` whose run did not finish."""
+    out = []
+    for d in run_dirs(Path(root)):
+        why = unfinished_reason(d)
+        if why is not None:
+            out.append((d, why))
+    return out
+
+
+def _ignored(key: str) -> bool:
+    """Fields that do not define a configuration: ``seed`` (repeats differ in it) and
+    ``runtime.*`` (deadlines, ports, checkpoints: how a run ran, not what it computed)."""
+    return key in IGNORED or key.startswith("runtime.")
 
 
 def group_cells(
@@ -160,7 +188,9 @@ def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, A
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else _show(row[k]) if k in axes else row[k]) for k in csv_cols})
 
-    plots = _plots(cells, out)
+    from launch.plots import all_figures
+
+    plots = all_figures(cells, axes, out)
 
     head = [*(axes or ["config"]), "runs", "honest accuracy (mean ± std)", "worst honest accuracy",
             "ASR (mean ± std)", "convergence round (mean)", "failed peers", "wall s (mean)"]
@@ -179,71 +209,15 @@ def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, A
             _f(row["accuracy_worst"]), _pm(row["asr_mean"], row["asr_std"]),
             _f(row["convergence_round_mean"], 1), str(row["failed_peers"]), _f(row["wall_s_mean"], 1),
         ]) + " |")
+    unfinished = unfinished_runs(root)
+    if unfinished:
+        lines += ["", f"**{len(unfinished)} unfinished run(s), left out of the table** (rerun the sweep, or "
+                  "`byzemu launch --resume DIR`, to finish them):", ""]
+        lines += [f"- `{d.relative_to(Path(root))}`: {why}" for d, why in unfinished]
     lines += ["", "## Plots", ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"rows": rows, "axes": axes, "plots": [str(p) for p in plots], "out": str(out)}
-
-
-def _curve(cell: CellResult, metric: str) -> tuple[list[int], list[float]]:
-    """Per evaluation round, the mean over repeats of the honest mean of ``metric``."""
-    by_round: dict[int, list[float]] = {}
-    for run in cell.runs:
-        for rec in run.rounds:
-            value = (rec.get("honest", {}).get(metric) or {}).get("mean")
-            if value is not None:
-                by_round.setdefault(rec["round"], []).append(value)
-    xs = sorted(by_round)
-    return xs, [statistics.fmean(by_round[x]) for x in xs]
-
-
-def _plots(cells: list[CellResult], out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import networkx as nx
-
-    paths = []
-    for metric, fname, ylabel in (
-        ("test_accuracy", "accuracy.png", "honest mean test accuracy"),
-        ("attack_success_rate", "asr.png", "honest mean attack success rate"),
-    ):
-        curves = [(c.name, *_curve(c, metric)) for c in cells]
-        curves = [c for c in curves if c[1]]
-        if not curves:
-            continue
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for name, xs, ys in curves:
-            ax.plot(xs, ys, marker="o", label=name)
-        ax.set_xlabel("round")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(out / fname, dpi=100)
-        plt.close(fig)
-        paths.append(out / fname)
-
-    for cell in cells:
-        topo = next((r.topology for r in cell.runs if r.topology), None)
-        if not topo:
-            continue
-        g = nx.Graph()
-        g.add_nodes_from(n["id"] for n in topo["nodes"])
-        g.add_edges_from(tuple(e) for e in topo["edges"])
-        byz = {n["id"] for n in topo["nodes"] if n.get("byzantine")}
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        pos = nx.spring_layout(g, seed=0)
-        nx.draw_networkx(
-            g, pos, ax=ax, node_color=["tab:red" if n in byz else "tab:blue" for n in g.nodes],
-            font_color="white", font_size=8, node_size=300,
-        )
-        ax.set_title(f"{cell.name}\n{topo.get('kind', '')}, Byzantine (red): {sorted(byz) or 'none'}", fontsize=7)
-        ax.axis("off")
-        fig.tight_layout()
-        path = out / f"topology_{cell.name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        paths.append(path)
-    return paths
+    return {
+        "rows": rows, "axes": axes, "plots": [str(p) for p in plots], "out": str(out),
+        "unfinished": [(str(d.relative_to(Path(root))), why) for d, why in unfinished],
+    }

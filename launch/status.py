@@ -24,15 +24,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coordinator import results
 from coordinator.results import read_rounds
 from protocol import config as config_mod
 from protocol.config import ConfigError
 
 
 def is_finished(run_dir: Path) -> bool:
-    """Whether the run in ``run_dir`` is done (has ``summary.json``): a rerun of its sweep,
-    local or on Slurm, skips it."""
-    return (run_dir / "summary.json").is_file()
+    """Whether the run in ``run_dir`` is done (:func:`coordinator.results.is_finished`: a
+    ``summary.json`` of every round): a rerun of its sweep, local or on Slurm, skips it."""
+    return results.is_finished(run_dir)
 
 
 @dataclass

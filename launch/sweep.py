@@ -11,9 +11,10 @@ A sweep file (TOML)::
     "defense.name" = ["cdl", "norm_clip"]
 
 The grid is the cartesian product of the axes (in file order) × repeats. Run r of cell
-``c`` is written to ``OUT/<c>/rep<r>``; ``OUT/sweep.json`` describes the grid. A run
-whose folder holds ``summary.json`` is skipped on a rerun; a folder without one (an
-interrupted run) is deleted and run again.
+``c`` is written to ``OUT/<c>/rep<r>``; ``OUT/sweep.json`` describes the grid. A finished run (its folder
+holds a ``summary.json`` of every round, :func:`coordinator.results.unfinished_reason`)
+is skipped on a rerun; an unfinished one (interrupted, killed) goes on from its last
+complete checkpoint if it has one, else is deleted and run again, and the sweep says which.
 
 Every cell's config is loaded and planned (``Planner.check``) before the first run starts,
 so a bad sweep file fails with one ``ConfigError`` line and nothing runs.
@@ -22,18 +23,22 @@ so a bad sweep file fails with one ``ConfigError`` line and nothing runs.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import itertools
 import json
 import multiprocessing
 import os
 import re
 import shutil
+import signal
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from coordinator.results import ResumePoint, is_finished, resume_point, unfinished_reason
+from launch.procs import interrupt_once
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
 
@@ -229,10 +234,34 @@ def default_jobs(sweep: Sweep) -> int:
     return max(1, (os.cpu_count() or 1) // nodes)
 
 
-def _execute(cfg: RunConfig, out_dir: str) -> dict[str, Any]:
+class SweepInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a sweep; its text says what was kept and how to go on."""
+
+
+def _execute(cfg: RunConfig, out_dir: str, resume: ResumePoint | None = None) -> dict[str, Any]:
     from launch.local import launch_local
 
-    return launch_local(cfg, out_dir, show_progress=False)
+    return launch_local(cfg, out_dir, show_progress=False, resume=resume)
+
+
+def _ignore_sigint() -> None:
+    """Pool workers: Ctrl-C interrupts the run in progress (launch_local), not the wait
+    for the next one (which would print a traceback per worker)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _resumable(run: Run, run_dir: Path) -> ResumePoint | None:
+    """The checkpoint an unfinished run can go on from, or None (then it starts over)."""
+    from peer import checkpoint
+
+    try:
+        point = resume_point(run_dir, run.cfg)
+    except ConfigError:
+        return None
+    ckpt = run_dir / "checkpoints"
+    if all(checkpoint.path_of(ckpt, point.round, i).is_file() for i in range(run.cfg.nodes)):
+        return point
+    return None
 
 
 def _check_kept(run: Run, run_dir: Path) -> None:
@@ -261,7 +290,7 @@ def run_sweep(
     """Run every missing run of ``sweep`` under ``out``; return counts (ran, skipped)."""
     out = Path(out)
     for run in sweep.runs:  # before anything is written or deleted
-        if (out / run.rel_dir / "summary.json").is_file():
+        if is_finished(out / run.rel_dir):
             _check_kept(run, out / run.rel_dir)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "sweep.json.tmp"
@@ -269,37 +298,74 @@ def run_sweep(
     os.replace(tmp, out / "sweep.json")
 
     total = len(sweep.runs)
-    todo: list[Run] = []
+    todo: list[tuple[Run, ResumePoint | None]] = []
     done = 0
     for run in sweep.runs:
         run_dir = out / run.rel_dir
-        if (run_dir / "summary.json").is_file():
+        why = unfinished_reason(run_dir) if run_dir.exists() else None
+        if run_dir.exists() and why is None:
             done += 1
             continue
-        if run_dir.exists():  # interrupted: partial rounds.jsonl, no summary
-            shutil.rmtree(run_dir)
-        todo.append(run)
+        point = None
+        if why is not None:  # interrupted or killed: go on from its checkpoint, or redo it
+            point = _resumable(run, run_dir)
+            if point is not None:
+                echo(f"{run.rel_dir}: unfinished, {why}; going on from its round-{point.round} checkpoint")
+            else:
+                echo(f"{run.rel_dir}: unfinished, {why}; no usable checkpoint, running it again")
+                shutil.rmtree(run_dir)
+        todo.append((run, point))
     if done:
         echo(f"{done}/{total} runs already done (summary.json present); skipping them")
 
     def report(run: Run, summary: dict[str, Any]) -> None:
         nonlocal done
         done += 1
-        acc = summary.get("final_accuracy") or {}
-        shown = f"{acc['mean']:.4f}" if "mean" in acc else "n/a"
         failed = f", failed peers {summary['failed_peers']}" if summary.get("failed_peers") else ""
         echo(
-            f"[{done}/{total}] {run.rel_dir}: honest accuracy {shown} "
+            f"[{done}/{total}] {run.rel_dir}: {summary_text(summary)} "
             f"({summary.get('wall_s', 0.0):.1f} s{failed})"
         )
 
+    def interrupted(running: list[Run]) -> SweepInterrupted:
+        where = ", ".join(r.rel_dir for r in running) or "none"
+        return SweepInterrupted(
+            f"sweep stopped; {done}/{total} runs finished and kept; interrupted: {where} (kept as "
+            f"unfinished, with interrupted.json); rerun the same command to go on"
+        )
+
     if jobs <= 1 or len(todo) <= 1:
-        for run in todo:
-            report(run, _execute(run.cfg, str(out / run.rel_dir)))
+        for run, point in todo:
+            try:
+                summary = _execute(run.cfg, str(out / run.rel_dir), point)
+            except KeyboardInterrupt:
+                raise interrupted([run]) from None
+            report(run, summary)
     else:
         ctx = multiprocessing.get_context("spawn")
-        with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(_execute, r.cfg, str(out / r.rel_dir)): r for r in todo}
-            for fut in cf.as_completed(futures):
-                report(futures[fut], fut.result())
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint)
+        futures = {pool.submit(_execute, r.cfg, str(out / r.rel_dir), p): r for r, p in todo}
+        try:
+            with interrupt_once():
+                for fut in cf.as_completed(futures):
+                    report(futures[fut], fut.result())
+        except KeyboardInterrupt:
+            running = [r for f, r in futures.items() if f.running()]
+            for proc in list(getattr(pool, "_processes", {}).values()):  # if only we got the SIGINT
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(proc.pid, signal.SIGINT)
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise interrupted(running) from None
+        pool.shutdown(wait=True)
     return {"total": total, "ran": len(todo), "skipped": total - len(todo)}
+
+
+def summary_text(summary: dict[str, Any]) -> str:
+    """``honest accuracy 0.9712 (worst 0.9632)`` and, when a backdoor-type attack ran,
+    ``ASR 0.0312 (worst 0.0625)``: the numbers a sweep line and a run's final lines show."""
+    acc = summary.get("final_accuracy") or {}
+    text = f"honest accuracy {acc['mean']:.4f} (worst {acc['worst']:.4f})" if "mean" in acc else "honest accuracy n/a"
+    asr = summary.get("final_attack_success_rate") or {}
+    if "mean" in asr:
+        text += f", ASR {asr['mean']:.4f} (worst {asr['worst']:.4f})"
+    return text

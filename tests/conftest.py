@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -30,3 +32,46 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     write_cifar10(root / "cifar10")
     write_idx_dataset(root / "fashion")
     return {"cifar10": str(root / "cifar10"), "fashion_mnist": str(root / "fashion")}
+
+
+#: what a test (or a fixture or module-level helper it calls) contains when it starts real
+#: byzemu processes: the CLI, the multi-host harness, a local cluster or a sweep
+_STARTS_PROCESSES = re.compile(
+    r"\bBYZEMU\b|\bbyzemu_exe\b|\bCluster\(|\blaunch_local\(|\brun_sweep\(|\bstart_peers\(|\bapi\.launch\("
+)
+_NAME = re.compile(r"\b([A-Za-z_]\w*)\b")
+
+
+def _source(obj: object) -> str:
+    try:
+        return inspect.getsource(obj)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return ""
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    func = getattr(item, "function", None)
+    if func is None:
+        return False
+    fixtures = getattr(item, "_fixtureinfo", None)
+    defs = fixtures.name2fixturedefs.values() if fixtures is not None else []
+    sources = [_source(func), *(_source(d.func) for ds in defs for d in ds if d.baseid)]
+    module = getattr(item, "module", None)
+    helpers = {
+        name: obj for name, obj in vars(module).items()
+        if inspect.isfunction(obj) and obj.__module__ == module.__name__
+    } if module is not None else {}
+    seen: set[str] = set()
+    for text in sources:  # and the module-level helpers they name, transitively
+        for name in set(_NAME.findall(text)) & set(helpers) - seen:
+            seen.add(name)
+            sources.append(_source(helpers[name]))
+    return any(_STARTS_PROCESSES.search(text) for text in sources)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark ``cluster`` every test that starts real byzemu processes (peers, a coordinator,
+    the CLI), so that ``pytest -m "not cluster"`` runs the fast in-process subset."""
+    for item in items:
+        if _starts_processes(item):
+            item.add_marker(pytest.mark.cluster)

@@ -476,7 +476,7 @@ class Cluster:
         self.start_coordinator()
         self.start_peers()
 
-    def wait_listening(self, timeout: float = 120.0) -> None:
+    def wait_listening(self, timeout: float = 180.0) -> None:
         """Block until the coordinator has bound its control socket."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -494,7 +494,7 @@ class Cluster:
     def alive(self) -> bool:
         return all(p is not None and p.poll() is None for p in (self.coordinator, self.peers))
 
-    def wait(self, timeout: float = 20.0) -> tuple[int | None, int | None]:
+    def wait(self, timeout: float = 180.0) -> tuple[int | None, int | None]:
         """Wait for both processes to exit; their return codes (None if still running)."""
         deadline = time.monotonic() + timeout
         codes = []

@@ -29,7 +29,7 @@ synthetic_size = 500
 name = "lenet"
 
 [train]
-local_steps = 15
+local_steps = {local_steps}
 
 [chunks]
 count = 4
@@ -51,9 +51,14 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _start(tmp_path: Path, **fmt: float) -> tuple[subprocess.Popen, Path]:
+#: generous bound for the events waited on below (a round on disk, the run's end): the
+#: tests must pass on a machine loaded far beyond its cores
+WAIT_S = 300.0
+
+
+def _start(tmp_path: Path, local_steps: int = 15, **fmt: float) -> tuple[subprocess.Popen, Path]:
     cfg = tmp_path / "faults.toml"
-    cfg.write_text(CONFIG.format(**fmt))
+    cfg.write_text(CONFIG.format(local_steps=local_steps, **fmt))
     out = tmp_path / "run"
     proc = subprocess.Popen(
         [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],
@@ -62,7 +67,7 @@ def _start(tmp_path: Path, **fmt: float) -> tuple[subprocess.Popen, Path]:
     return proc, out
 
 
-def _wait_rounds(proc: subprocess.Popen, out: Path, count: int, timeout: float = 90) -> None:
+def _wait_rounds(proc: subprocess.Popen, out: Path, count: int, timeout: float = WAIT_S) -> None:
     deadline = time.monotonic() + timeout
     while len(_lines(out / "rounds.jsonl")) < count:
         assert proc.poll() is None, proc.communicate()
@@ -76,11 +81,11 @@ def _pid_of(out: Path, node: int) -> int:
 
 
 def test_killed_peer_is_marked_failed_and_run_completes(tmp_path: Path) -> None:
-    proc, out = _start(tmp_path, rounds=12, round_timeout=60.0, chunk_timeout=30.0)
+    proc, out = _start(tmp_path, rounds=12, round_timeout=240.0, chunk_timeout=120.0)
     try:
         _wait_rounds(proc, out, 1)
         os.kill(_pid_of(out, 2), signal.SIGKILL)
-        stdout, stderr = proc.communicate(timeout=120)
+        stdout, stderr = proc.communicate(timeout=2 * WAIT_S)
     finally:
         proc.kill()
 
@@ -98,18 +103,19 @@ def test_killed_peer_is_marked_failed_and_run_completes(tmp_path: Path) -> None:
     summary = json.loads((out / "summary.json").read_text())
     assert summary["failed_peers"] == [2]
     assert summary["rounds_completed"] == 12
-    # the process-exit probe, not the 60 s deadline, detected it
-    assert max(r["round_s"] for r in rounds) < 30
+    # the process-exit probe, not the 240 s deadline, detected it
+    assert max(r["round_s"] for r in rounds) < 120
 
 
 def test_stalled_peer_misses_deadline_and_run_goes_on(tmp_path: Path) -> None:
-    proc, out = _start(tmp_path, rounds=6, round_timeout=8.0, chunk_timeout=1.5)
+    # deadlines that a healthy round (2 local steps) meets even on a heavily loaded machine
+    proc, out = _start(tmp_path, local_steps=2, rounds=6, round_timeout=20.0, chunk_timeout=6.0)
     pid = None
     try:
         _wait_rounds(proc, out, 1)
         pid = _pid_of(out, 4)
         os.kill(pid, signal.SIGSTOP)
-        stdout, stderr = proc.communicate(timeout=120)
+        stdout, stderr = proc.communicate(timeout=2 * WAIT_S)
     finally:
         if pid is not None:
             try:
@@ -124,11 +130,11 @@ def test_stalled_peer_misses_deadline_and_run_goes_on(tmp_path: Path) -> None:
     stalled = [r["round"] for r in rounds if r["peers"]["4"]["status"] != "ok"]
     assert stalled and stalled == list(range(stalled[0], 7))
     # the round in which it stalled ran into the coordinator's deadline
-    assert rounds[stalled[0] - 1]["round_s"] >= 8.0
-    # its neighbors 0 and 3 waited the chunk deadline (1.5 s) once, in that round ...
-    assert rounds[stalled[0] - 1]["peers"]["0"]["timing"]["exchange_s"] >= 1.5
+    assert rounds[stalled[0] - 1]["round_s"] >= 20.0
+    # its neighbors 0 and 3 waited the chunk deadline (6 s) once, in that round ...
+    assert rounds[stalled[0] - 1]["peers"]["0"]["timing"]["exchange_s"] >= 6.0
     # ... and never again: peer_failed told them not to wait for it
     for r in rounds[stalled[0] :]:
-        assert r["peers"]["0"]["timing"]["exchange_s"] < 1.0
-        assert r["peers"]["3"]["timing"]["exchange_s"] < 1.0
+        assert r["peers"]["0"]["timing"]["exchange_s"] < 6.0
+        assert r["peers"]["3"]["timing"]["exchange_s"] < 6.0
     assert json.loads((out / "summary.json").read_text())["failed_peers"] == [4]

@@ -9,7 +9,9 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from launch.reference import run_reference
@@ -59,7 +61,10 @@ coordinator_timeout = 2.0
 
 #: seconds within which every peer must be gone after the coordinator is killed:
 #: runtime.coordinator_timeout (2 s) plus the round in progress, on a loaded machine
-EXIT_BOUND_S = 30.0
+EXIT_BOUND_S = 60.0
+
+#: generous bound for every event waited on below (a round on disk, a process ready or gone)
+WAIT_S = 240.0
 
 
 def _config(tmp_path: Path, rounds: int = 10, round_timeout: float = 60.0, chunk_timeout: float = 30.0) -> Path:
@@ -96,20 +101,20 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + WAIT_S
         while len(_lines(out / "rounds.jsonl")) < 3:  # past the round-2 checkpoint
             assert launcher.poll() is None, launcher.communicate()
             assert time.monotonic() < deadline, "run did not reach round 3 in time"
             time.sleep(0.01)
         peer_pids = {n["pid"] for n in json.loads((out / "topology.json").read_text())["nodes"]}
         launcher.send_signal(signal.SIGKILL)  # the coordinator only: its peers live on
-        launcher.wait(10)
+        launcher.wait(WAIT_S)
         killed_at = time.monotonic()
         while _group_alive(launcher.pid) and time.monotonic() - killed_at < EXIT_BOUND_S:
             time.sleep(0.05)
         left = _group_alive(launcher.pid)
         gone_after = time.monotonic() - killed_at
-        _, stderr = launcher.communicate(timeout=10)  # the peers held the pipe until they exited
+        _, stderr = launcher.communicate(timeout=WAIT_S)  # the peers held the pipe until they exited
     finally:
         for pid in _group_alive(launcher.pid):  # only on failure: leave nothing behind
             os.kill(pid, signal.SIGKILL)
@@ -125,7 +130,7 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
     last_complete = max(r["round"] for r in records if r.get("checkpoint", {}).get("complete"))
 
     resumed = subprocess.run(
-        [BYZEMU, "launch", "--resume", str(out), "--quiet"], check=False, capture_output=True, text=True, timeout=240
+        [BYZEMU, "launch", "--resume", str(out), "--quiet"], check=False, capture_output=True, text=True, timeout=2 * WAIT_S
     )
     reference = tmp_path / "ref"
     run_reference(config_mod.load(cfg), reference)
@@ -182,30 +187,61 @@ def test_resume_of_a_bad_folder_is_one_error_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (expected, proc.stderr)
 
 
+#: a `byzemu peer` whose forkserver has already imported torch (the slow part, tens of
+#: seconds on a loaded machine), waiting for a trigger file before it registers: started
+#: by the test's trigger, it joins within the killed peer's round_timeout however busy the
+#: machine is
+WARM_PEER = """
+import multiprocessing, os, pathlib, sys, time
+from launch.procs import start_forkserver
+start_forkserver()
+probe = multiprocessing.get_context("forkserver").Process(target=os.getpid)
+probe.start(); probe.join()  # the forkserver has run its preload (torch, peer code)
+trigger, ready, address = sys.argv[1:4]
+pathlib.Path(ready).touch()
+while not pathlib.Path(trigger).exists():
+    time.sleep(0.01)
+from launch.cli import main
+main(["peer", "--coordinator", address, "--count", "1", "--bind-host", "127.0.0.1"], prog_name="byzemu")
+"""
+
+def _wait_for(what: str, ready: Callable[[], bool], alive: Callable[[], bool], logs: Callable[[], str]) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not ready():
+        assert alive(), f"exited before {what}:\n{logs()}"
+        assert time.monotonic() < deadline, f"no {what} within {WAIT_S:g} s:\n{logs()}"
+        time.sleep(0.02)
+
+
 def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
     # no liveness probe in a multi-host run: the coordinator waits out round_timeout for the
-    # killed peer, long enough for its restart to register while the run is in progress
+    # killed peer, and its restart (already warm, see WARM_PEER) registers meanwhile
     cfg = _config(tmp_path, rounds=4, round_timeout=10.0, chunk_timeout=1.0)
     run_dir = tmp_path / "run"
+    trigger, ready = tmp_path / "restart-now", tmp_path / "restart-ready"
     with Cluster(cfg, run_dir, peers=4) as cluster:
-        cluster.start()
-        cluster.wait_listening()
-        deadline = time.monotonic() + 120
-        while len(_lines(run_dir / "rounds.jsonl")) < 1:
-            assert cluster.alive(), cluster.logs()
-            assert time.monotonic() < deadline, cluster.logs()
-            time.sleep(0.01)
-        nodes = json.loads((run_dir / "topology.json").read_text())["nodes"]
-        os.kill(next(n["pid"] for n in nodes if n["id"] == 1), signal.SIGKILL)
-        restarted = subprocess.run(  # the same command that started it, once more
-            [BYZEMU, "peer", "--coordinator", cluster.address, "--count", "1", "--bind-host", "127.0.0.1"],
-            check=False, capture_output=True, text=True, timeout=60,
+        cluster.start_coordinator()
+        restart = subprocess.Popen(
+            [sys.executable, "-c", WARM_PEER, str(trigger), str(ready), cluster.address],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
-        codes = cluster.wait(120)
-        logs = cluster.logs()
+        try:
+            _wait_for("the warm restart", ready.exists, lambda: restart.poll() is None, lambda: restart.communicate()[1])
+            cluster.start_peers()
+            _wait_for("round 1", lambda: len(_lines(run_dir / "rounds.jsonl")) >= 1, cluster.alive, cluster.logs)
+            nodes = json.loads((run_dir / "topology.json").read_text())["nodes"]
+            os.kill(next(n["pid"] for n in nodes if n["id"] == 1), signal.SIGKILL)
+            trigger.touch()  # the same command that started it, once more
+            _, restart_err = restart.communicate(timeout=WAIT_S)
+            codes = cluster.wait(WAIT_S)
+            logs = cluster.logs()
+        finally:
+            if restart.poll() is None:
+                os.killpg(restart.pid, signal.SIGKILL)
+                restart.wait()
 
-    assert restarted.returncode == 1, restarted.stderr
-    assert "registration refused: the run is in progress" in restarted.stderr
+    assert restart.returncode == 1, restart_err
+    assert "registration refused: the run is in progress" in restart_err
     assert codes[0] == 0, logs
     rounds = [json.loads(line) for line in _lines(run_dir / "rounds.jsonl")]
     assert [r["round"] for r in rounds] == list(range(1, 5))

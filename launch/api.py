@@ -1,0 +1,101 @@
+"""byzemu from Python: load a config (with overrides), validate it, run it (a real local
+cluster, or in one process), and get the results as pandas DataFrames.
+
+    from launch import api
+
+    cfg = api.load_config("configs/quickstart.toml", {"rounds": 5, "byzantine.count": 3,
+                                                      "byzantine.attack": "backdoor"})
+    api.validate(cfg)                        # raises ConfigError (one line) if it cannot run
+    run_dir = api.launch(cfg, "runs/mine")   # N peer processes + coordinator, as `byzemu launch`
+    ref_dir = api.launch(cfg, "runs/mine-ref", in_process=True)   # as `byzemu reference`
+    tables = api.results("runs")             # {"peer_rounds", "rounds", "runs"} DataFrames
+
+Every error a user's input can cause is a subclass of :class:`protocol.config.ConfigError`
+(or one of the errors in :func:`launch.cli.user_errors`) with a one-line message. A
+runnable example: ``docs/examples/api_example.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from launch.sweep import toml_value
+from protocol import config as config_mod
+from protocol.config import RunConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from coordinator.plan import Plan
+
+
+def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None, *sets: str) -> RunConfig:
+    """The config in ``path`` with ``overrides`` (dotted field -> Python value, e.g.
+    ``{"train.lr": 0.1}``) and ``sets`` (``"key=value"`` strings as ``--set`` takes them)
+    applied, in that order."""
+    items = [f"{k}={toml_value(v)}" for k, v in (overrides or {}).items()] + list(sets)
+    return config_mod.load(path, items)
+
+
+def validate(cfg: RunConfig) -> Plan:
+    """Check everything ``byzemu validate`` checks (topology, roles, data, model, defense,
+    attack); return the plan (``plan.byzantine``, ``plan.assignment(i)``, ...)."""
+    from coordinator.plan import build_plan
+
+    return build_plan(cfg)
+
+
+def launch(
+    cfg: RunConfig,
+    out: str | Path | None = None,
+    *,
+    in_process: bool = False,
+    progress: bool = False,
+    tensorboard: str | Path | None = None,
+) -> Path:
+    """Run ``cfg``; return its results folder (default ``runs/NAME-TIMESTAMP``).
+
+    By default a real local cluster (one OS process per peer, as ``byzemu launch``); with
+    ``in_process=True`` the in-process reference run (as ``byzemu reference``), which gives
+    the same results bit for bit. ``progress`` prints the progress line; ``tensorboard``
+    also logs each round there (:mod:`launch.tracking`). Ctrl-C raises KeyboardInterrupt
+    after writing ``interrupted.json``."""
+    from launch.local import default_out_dir, launch_local, prepare_forkserver
+    from launch.progress import Progress
+    from launch.tracking import TensorBoardLogger, fan_out
+
+    out_dir = Path(out) if out is not None else default_out_dir(cfg)
+    tracker = TensorBoardLogger(log_dir=Path(tensorboard) / out_dir.name) if tensorboard else None
+    try:
+        if in_process:
+            from launch.reference import run_reference
+
+            run_reference(cfg, out_dir, progress=fan_out(Progress(cfg.rounds) if progress else None, tracker))
+        else:
+            prepare_forkserver(cfg)
+            launch_local(cfg, out_dir, show_progress=progress, on_round=tracker)
+    finally:
+        if tracker is not None:
+            tracker.close()
+    return out_dir
+
+
+def sweep(path: str | Path, out: str | Path, *sets: str, jobs: int | None = None) -> Path:
+    """Run the sweep file ``path`` into ``out`` as ``byzemu sweep`` does (finished runs are
+    skipped, unfinished ones go on); return ``out``."""
+    from launch.sweep import default_jobs, load_sweep, run_sweep
+
+    sw = load_sweep(path, sets)
+    run_sweep(sw, out, jobs=jobs or default_jobs(sw))
+    return Path(out)
+
+
+def results(root: str | Path, *, unfinished: bool = False) -> dict[str, pd.DataFrame]:
+    """The tidy tables of every run under ``root`` (:mod:`launch.tables`): ``peer_rounds``
+    (run, round, peer), ``rounds`` (run, round) and ``runs`` (one per run). Needs pandas
+    (``pip install -e ".[analysis]"``)."""
+    from launch.tables import tables
+
+    return tables(root, unfinished=unfinished)

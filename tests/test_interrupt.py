@@ -1,0 +1,132 @@
+"""Ctrl-C (SIGINT to the whole process group, as a terminal sends it) of a real `byzemu
+launch` and a real `byzemu sweep`: only a finished run has a summary.json, an interrupted
+one keeps its rounds and says in interrupted.json how to go on, the sweep's rerun goes on
+with it instead of skipping it, report flags it, and the terminal gets one line, not a
+traceback per peer."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BYZEMU
+
+CONFIG = """
+name = "interrupt"
+seed = 5
+nodes = 4
+rounds = {rounds}
+
+[topology]
+kind = "ring"
+
+[data]
+dataset = "synthetic"
+synthetic_size = 200
+root = ""
+
+[model]
+name = "lenet"
+
+[train]
+local_steps = 2
+
+[eval]
+every = 1
+
+[runtime]
+register_timeout = 120.0
+round_timeout = 120.0
+chunk_timeout = 60.0
+checkpoint_every = 1
+"""
+
+#: generous: every wait below ends on an event (a round on disk, the process exiting)
+WAIT_S = 480.0
+
+
+def _rounds(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _interrupt_after_first_round(cmd: list[str], rounds_file: Path) -> tuple[int, str, str]:
+    """Start ``cmd`` in its own process group, wait for round 1 in ``rounds_file``, send
+    SIGINT to the group (what Ctrl-C does), return (status, stdout, stderr)."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while _rounds(rounds_file) < 1:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no round recorded in time"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode, stdout, stderr
+
+
+def test_interrupted_launch_writes_no_summary_and_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "run.toml"
+    cfg.write_text(CONFIG.format(rounds=200))
+    out = tmp_path / "run"
+
+    code, _, stderr = _interrupt_after_first_round(
+        [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"], out / "rounds.jsonl"
+    )
+
+    assert code == 130, stderr
+    assert not (out / "summary.json").exists()
+    state = json.loads((out / "interrupted.json").read_text())
+    assert 1 <= state["rounds_completed"] < 200 and state["rounds"] == 200
+    assert state["reason"] == "interrupted (SIGINT)"
+    assert state["resume"] == f"byzemu launch --resume {out}"
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr  # not one KeyboardInterrupt traceback per peer
+    assert lines[0].startswith("interrupted: stopped at round ") and f"byzemu launch --resume {out}" in lines[0]
+
+
+SWEEP = """\
+base = "base.toml"
+repeats = 2
+"""
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    (tmp_path / "base.toml").write_text(CONFIG.format(rounds=6))
+    (tmp_path / "grid.toml").write_text(SWEEP)
+    return tmp_path
+
+
+def test_interrupted_sweep_run_is_unfinished_and_the_rerun_completes_it(sweep_dir: Path) -> None:
+    out = sweep_dir / "out"
+    cmd = [BYZEMU, "sweep", str(sweep_dir / "grid.toml"), "--out", str(out), "--jobs", "1"]
+
+    code, _, stderr = _interrupt_after_first_round(cmd, out / "base" / "rep0" / "rounds.jsonl")
+    report = subprocess.run([BYZEMU, "report", str(out)], capture_output=True, text=True, timeout=WAIT_S)
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S)
+
+    assert code == 130, stderr
+    assert stderr.strip().splitlines() == [
+        "interrupted: sweep stopped; 0/2 runs finished and kept; interrupted: base/rep0 (kept as unfinished, "
+        "with interrupted.json); rerun the same command to go on"
+    ]
+    assert report.returncode == 2, report.stderr  # nothing finished yet: no table to make
+    assert "base/rep0: interrupted at round" in report.stderr
+    assert rerun.returncode == 0, rerun.stderr
+    assert "runs already done" not in rerun.stdout  # rep0 is not skipped
+    assert "base/rep0: unfinished, interrupted at round" in rerun.stdout
+    assert "going on from its round-" in rerun.stdout
+    summary = json.loads((out / "base" / "rep0" / "summary.json").read_text())
+    assert summary["rounds_completed"] == 6
+    assert not (out / "base" / "rep0" / "interrupted.json").exists()
+    assert json.loads((out / "base" / "rep1" / "summary.json").read_text())["rounds_completed"] == 6
