@@ -123,7 +123,7 @@ def build_plan(cfg: RunConfig) -> Plan:
             graph=graph,
             target=b.target,
         )
-    build_defense(cfg.defense.name, cfg.defense.params)
+    build_defense(cfg.defense.name, cfg.defense.params, cfg.defense.pre, cfg.defense.pre_params)
     attack = build_attack(b.attack, b.params)
     data_info = DataInfo(
         num_classes=datasets.num_classes(cfg.data.dataset),

@@ -17,6 +17,7 @@ from peer.attacks import (  # noqa: F401  (registers)
     scaling,
     sign_flip,
 )
+from peer.attacks import inf, mimic  # noqa: F401  (registers; issue 15)
 from peer.attacks import max as _max  # noqa: F401  (registers "max")
 from peer.attacks.base import Attack, AttackContext
 from peer.attacks.registry import ATTACKS

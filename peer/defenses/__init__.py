@@ -26,13 +26,44 @@ from peer.defenses import (  # noqa: F401  (importing a module registers its def
     ubar,
     zeno,
 )
-from peer.defenses.base import ChunkContext, Defense, Kept, RobustDefense
-from peer.defenses.registry import DEFENSES
+from peer.defenses import (  # noqa: F401  (issue 15: ByzFL's catalogue, DFL-Dual and its baselines)
+    arc,
+    bridge_m,
+    bucketing,
+    caf,
+    dfl_detector,
+    dfl_dual,
+    geomed,
+    mda,
+    mean,
+    meamed,
+    monna,
+    nnm,
+    smea,
+)
+from peer.defenses.base import ChunkContext, Defense, Kept, ModelProbe, PreStep, RobustDefense
+from peer.defenses.compose import attach_pre, check_rule_name
+from peer.defenses.registry import DEFENSES, PRE_STEPS
 
 
-def build_defense(name: str, params: dict) -> Defense:
-    """Instantiate the defense ``name`` with keyword parameters (RegistryError if bad)."""
-    return DEFENSES.build(name, params)
+def build_defense(
+    name: str, params: dict, pre: list[str] | None = None, pre_params: dict | None = None
+) -> Defense:
+    """Instantiate the defense ``name`` with keyword parameters, preceded by the
+    pre-aggregation steps ``pre`` (``pre_params``: their parameters by step name);
+    RegistryError if bad (see :mod:`peer.defenses.compose`)."""
+    check_rule_name(name)
+    return attach_pre(name, DEFENSES.build(name, params), pre or [], pre_params)
 
 
-__all__ = ["DEFENSES", "ChunkContext", "Defense", "Kept", "RobustDefense", "build_defense"]
+__all__ = [
+    "DEFENSES",
+    "PRE_STEPS",
+    "ChunkContext",
+    "Defense",
+    "Kept",
+    "ModelProbe",
+    "PreStep",
+    "RobustDefense",
+    "build_defense",
+]
