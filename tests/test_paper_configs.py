@@ -58,8 +58,8 @@ def test_paper_setups_are_the_documented_ones(data_roots: dict[str, str]) -> Non
     assert guo.axes["byzantine.fraction"] == [0.1, 0.3, 0.5]
     assert guo.runs[0].cfg.model.name == "cnn_guo"
     dual = first("dfl_dual")
-    assert (dual.data.dataset, dual.data.split, dual.data.p, dual.byzantine.placement) == (
-        "fashion_mnist", "fltrust", 0.8, "dominating"
+    assert (dual.data.dataset, dual.data.split, dual.data.p, dual.byzantine.fraction) == (
+        "fashion_mnist", "fltrust", 0.8, 0.6
     )
 
 

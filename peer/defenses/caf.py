@@ -24,7 +24,8 @@ class CovarianceAgnosticFilter(RobustDefense):
         (\lambda, v) = \text{top eigenpair of } \Sigma_c,
 
     remember :math:`\mu_c` if :math:`\lambda` is the smallest so far, then
-    :math:`\tau_i = ((x_i-\mu_c)^\top v)^2` and :math:`c_i \leftarrow c_i(1 - \tau_i/\max_k \tau_k)`.
+    :math:`\tau_i = ((x_i-\mu_c)^\top v)^2` and
+    :math:`c_i \leftarrow \max(0, c_i(1 - \tau_i/\max_{k: c_k > 0} \tau_k))`.
     Allouah, Guerraoui & Stephan, "Towards Trustworthy Federated Learning with Untrusted
     Participants" (ICML 2025), CAF.
 
@@ -32,8 +33,12 @@ class CovarianceAgnosticFilter(RobustDefense):
     iteration from a random start (its result is random and inexact for d > 1); here the
     eigenpair is exact (:func:`peer.defenses.ops.top_eigen`, through the n x n Gram
     matrix), so the rule is deterministic. For d = 1 the two agree exactly
-    (tests/test_byzfl_parity.py). ByzFL returns None for f = 0 (the loop never runs);
-    here f = 0 gives the mean.
+    (tests/test_byzfl_parity.py). ByzFL takes the maximum of tau over all candidates,
+    including those already at weight 0: a removed far outlier then keeps the maximum,
+    the others' weights shrink by tiny factors and the loop can run for thousands of
+    iterations; here the maximum is over the candidates still weighted (one of them drops
+    to 0 in each pass, so at most n passes), as in the filters CAF builds on (Diakonikolas
+    et al.). ByzFL returns None for f = 0 (the loop never runs); here f = 0 gives the mean.
 
     ``f`` defaults to the per-node bound :func:`peer.defenses.ops.byzantine_bound`.
     Chunk-level adaptation: candidates are the own chunk and this index's payloads.
@@ -58,7 +63,8 @@ class CovarianceAgnosticFilter(RobustDefense):
             if value < best_value:
                 best, best_value = mu, value
             tau = (diffs @ v) ** 2
-            if float(tau.max()) <= 0.0:
+            top = float(tau[c > 0].max())
+            if top <= 0.0:
                 break
-            c = c * (1.0 - tau / tau.max())
+            c = (c * (1.0 - tau / top)).clamp(min=0.0)
         return best
