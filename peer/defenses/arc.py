@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, PreStep
+from peer.defenses.base import ChunkContext
+from peer.defenses.bounded import BoundedStep
 from peer.defenses.registry import PRE_STEPS
 
 
 @PRE_STEPS.register("arc")
-class AdaptiveRobustClipping(PreStep):
+class AdaptiveRobustClipping(BoundedStep):
     r"""Clip the k = floor(2 (f / n) (n - f)) largest deviations from the own chunk to the
     norm of the largest remaining one:
 
@@ -34,12 +35,8 @@ class AdaptiveRobustClipping(PreStep):
 
     keeps_rows = True
 
-    def __init__(self, *, f: int | None = None) -> None:
-        self.f = ops.check_count("f", f)
-
     def apply(self, x: torch.Tensor, ctx: ChunkContext) -> torch.Tensor:
         n = x.shape[0]
-        f = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, n - 1)
-        f = min(f, n - 1)
+        f = self.f_for(ctx, n)
         count = int(2 * f / n * (n - f))
         return x[0] + ops.clip_largest(x - x[0], count)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.base import ChunkContext, Kept
+from peer.defenses.bounded import BoundedRule
 from peer.defenses.registry import DEFENSES
 
 
 @DEFENSES.register("caf")
-class CovarianceAgnosticFilter(RobustDefense):
+class CovarianceAgnosticFilter(BoundedRule):
     r"""Down-weight candidates along the top direction of the weighted covariance until the
     total weight falls to n - 2f; return the weighted mean whose covariance had the
     smallest top eigenvalue.
@@ -40,23 +41,19 @@ class CovarianceAgnosticFilter(RobustDefense):
     to 0 in each pass, so at most n passes), as in the filters CAF builds on (Diakonikolas
     et al.). ByzFL returns None for f = 0 (the loop never runs); here f = 0 gives the mean.
 
-    ``f`` defaults to the per-node bound :func:`peer.defenses.ops.byzantine_bound`.
+    ``f`` defaults to the per-node bound :func:`peer.defenses.ops.byzantine_bound`, clamped to n - 1.
     Chunk-level adaptation: candidates are the own chunk and this index's payloads.
-    Fallback: no payload -> own chunk; all candidates equal (no spread) -> their mean.
+    Fallback: no payload -> own chunk; all candidates equal (no spread) -> their mean;
+    the loop also stops once at most one candidate keeps weight.
     Payloads holding NaN/Inf are discarded first. Takes any pre-step output.
     """
 
-    accepts_pre = "any"
-
-    def __init__(self, *, f: int | None = None) -> None:
-        self.f = ops.check_count("f", f)
-
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         n = x.shape[0]
-        f = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, kept.m)
+        f = self.f_for(ctx, kept.m, n)
         c = torch.ones(n, dtype=torch.float64)
         best, best_value = ops.mean_rows(x), float("inf")
-        while float(c.sum()) > n - 2 * f:
+        while float(c.sum()) > n - 2 * f and int((c > 0).sum()) > 1:
             mu = (c[:, None] * x).sum(dim=0) / c.sum()
             diffs = x - mu
             value, v = ops.top_eigen(diffs, c / c.sum())

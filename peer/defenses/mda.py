@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.base import ChunkContext, Kept
+from peer.defenses.bounded import BoundedRule
 from peer.defenses.registry import DEFENSES
 
 
 @DEFENSES.register("mda")
-class MinimumDiameterAveraging(RobustDefense):
+class MinimumDiameterAveraging(BoundedRule):
     r"""Mean of the n - f candidates whose set has the smallest diameter:
 
     .. math:: S^* = \arg\min_{|S| = n-f}\ \max_{i,k \in S}\lVert x_i - x_k\rVert,\qquad
@@ -30,12 +31,7 @@ class MinimumDiameterAveraging(RobustDefense):
     first. Takes any pre-step output.
     """
 
-    accepts_pre = "any"
-
-    def __init__(self, *, f: int | None = None) -> None:
-        self.f = ops.check_count("f", f)
-
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         n = x.shape[0]
-        f = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, kept.m)
-        return ops.mean_rows(x, ops.min_diameter_subset(x, max(1, n - f)))
+        f = self.f_for(ctx, kept.m, n)
+        return ops.mean_rows(x, ops.min_diameter_subset(x, n - f))

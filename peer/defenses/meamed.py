@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.base import ChunkContext, Kept
+from peer.defenses.bounded import BoundedRule
 from peer.defenses.registry import DEFENSES
 
 
 @DEFENSES.register("meamed")
-class MeanAroundMedian(RobustDefense):
+class MeanAroundMedian(BoundedRule):
     r"""Coordinate-wise mean of the n - f values closest to the coordinate's median:
 
     .. math:: [x_c]_k \leftarrow \frac{1}{n-f}\sum_{i \in T_k}[x_i]_k,\qquad
@@ -28,12 +29,7 @@ class MeanAroundMedian(RobustDefense):
     equally near). Payloads holding NaN/Inf are discarded first. Takes any pre-step output.
     """
 
-    accepts_pre = "any"
-
-    def __init__(self, *, f: int | None = None) -> None:
-        self.f = ops.check_count("f", f)
-
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         n = x.shape[0]
-        f = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, kept.m)
-        return ops.closest_to_median_mean(x, max(1, n - f))
+        f = self.f_for(ctx, kept.m, n)
+        return ops.closest_to_median_mean(x, n - f)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.base import ChunkContext, Kept
+from peer.defenses.bounded import BoundedRule
 from peer.defenses.registry import DEFENSES
 
 
 @DEFENSES.register("monna")
-class MoNNA(RobustDefense):
+class MoNNA(BoundedRule):
     r"""Mean of the n - f candidates nearest to the own chunk (itself included):
 
     .. math:: x_c \leftarrow \frac{1}{n-f}\sum_{i \in \mathcal{N}_0} x_i,\qquad
@@ -30,10 +31,7 @@ class MoNNA(RobustDefense):
 
     accepts_pre = "rows"
 
-    def __init__(self, *, f: int | None = None) -> None:
-        self.f = ops.check_count("f", f)
-
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         n = x.shape[0]
-        f = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, kept.m)
-        return ops.mean_rows(x, ops.nearest_rows(ops.pairwise_dists(x), 0, max(1, n - f)))
+        f = self.f_for(ctx, kept.m, n)
+        return ops.mean_rows(x, ops.nearest_rows(ops.pairwise_dists(x), 0, n - f))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, PreStep
+from peer.defenses.base import ChunkContext
+from peer.defenses.bounded import BoundedStep
 from peer.defenses.registry import PRE_STEPS
 
 
 @PRE_STEPS.register("nnm")
-class NearestNeighborMixing(PreStep):
+class NearestNeighborMixing(BoundedStep):
     r"""Replace every row by the mean of its n - f nearest rows (itself included):
 
     .. math:: y_i = \frac{1}{n-f}\sum_{k \in \mathcal{N}_i} x_k,\qquad
@@ -31,12 +32,8 @@ class NearestNeighborMixing(PreStep):
 
     keeps_rows = True
 
-    def __init__(self, *, f: int | None = None) -> None:
-        self.f = ops.check_count("f", f)
-
     def apply(self, x: torch.Tensor, ctx: ChunkContext) -> torch.Tensor:
         n = x.shape[0]
-        f = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, n - 1)
-        k = max(1, n - f)
+        k = n - self.f_for(ctx, n)
         d = ops.pairwise_dists(x)
         return torch.stack([ops.mean_rows(x, ops.nearest_rows(d, i, k)) for i in range(n)])

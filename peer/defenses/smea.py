@@ -7,12 +7,13 @@ import itertools
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.base import ChunkContext, Kept
+from peer.defenses.bounded import BoundedRule
 from peer.defenses.registry import DEFENSES
 
 
 @DEFENSES.register("smea")
-class SmallestMaxEigenvalueAveraging(RobustDefense):
+class SmallestMaxEigenvalueAveraging(BoundedRule):
     r"""Mean of the n - f candidates whose scatter matrix has the smallest top eigenvalue:
 
     .. math::
@@ -36,16 +37,11 @@ class SmallestMaxEigenvalueAveraging(RobustDefense):
     first. Takes any pre-step output.
     """
 
-    accepts_pre = "any"
-
-    def __init__(self, *, f: int | None = None) -> None:
-        self.f = ops.check_count("f", f)
-
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         n = x.shape[0]
-        f = self.f if self.f is not None else ops.byzantine_bound(ctx.degree, kept.m)
+        f = self.f_for(ctx, kept.m, n)
         best, best_value = (0,), float("inf")
-        for subset in itertools.combinations(range(n), max(1, n - f)):
+        for subset in itertools.combinations(range(n), n - f):
             rows = x[list(subset)]
             value, _ = ops.top_eigen(rows - rows.mean(dim=0))
             if value < best_value:
