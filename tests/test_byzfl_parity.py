@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from peer.defenses import PRE_STEPS, ChunkContext, build_defense, ops
+from peer.defenses import PRE_STEPS, ChunkContext, Kept, build_defense, ops
 
 byzfl = pytest.importorskip("byzfl")
 
@@ -27,8 +27,9 @@ def _ctx() -> ChunkContext:
 
 
 def _ours(name: str, params: dict, x: np.ndarray) -> np.ndarray:
-    rule = build_defense(name, params)
-    return rule.combine(torch.from_numpy(x), _ctx(), None).numpy()  # type: ignore[arg-type]
+    rows = [torch.from_numpy(r) for r in x]
+    kept = Kept(rows[0], tuple(rows[1:]), tuple(range(1, len(rows))))
+    return build_defense(name, params).combine(torch.from_numpy(x), _ctx(), kept).numpy()
 
 
 @pytest.mark.parametrize(
