@@ -150,7 +150,7 @@ def build_plan(cfg: RunConfig, *, labels: LabelReader = read_train_labels) -> Pl
             graph=graph,
             target=b.target,
         )
-    build_defense(cfg.defense.name, cfg.defense.params)
+    build_defense(cfg.defense.name, cfg.defense.params, cfg.defense.pre, cfg.defense.pre_params)
     attack = build_attack(b.attack, b.params)
     warnings = _attack_warnings(attack, graph, byzantine, cfg.nodes)
     data_info = DataInfo(

@@ -26,7 +26,7 @@ from peer import checkpoint, chunking
 from peer.attacks import Attack, AttackContext, build_attack
 from peer.attacks.base import DataInfo, Knowledge, Neighborhood
 from peer.data import ImageData
-from peer.defenses import ChunkContext, Defense, build_defense
+from peer.defenses import ChunkContext, Defense, ModelProbe, build_defense
 from peer.schedule import lr_schedule
 from peer.models import build_model
 from peer.training import LocalTrainer, evaluate
@@ -81,6 +81,7 @@ class NodeCore:
             mean=train_data.mean,
             std=train_data.std,
         )
+        self._data_info = data_info
         self.colluders = list(assignment.colluders)
         self.attack: Attack | None = None
         if assignment.role.byzantine:
@@ -92,7 +93,9 @@ class NodeCore:
         if cfg.byzantine.present:
             self._asr_attack = build_attack(cfg.byzantine.attack, cfg.byzantine.params)
             self._asr_attack.bind(data_info)
-        self.defense: Defense = build_defense(cfg.defense.name, cfg.defense.params)
+        self.defense: Defense = build_defense(
+            cfg.defense.name, cfg.defense.params, cfg.defense.pre, cfg.defense.pre_params
+        )
         #: Byzantine peers evaluate only when asked (eval.byzantine) or when their defense
         #: acts on its evaluations (loss_threshold's schedule): their accuracy is in no
         #: summary, and skipping it must not change their model
@@ -308,6 +311,7 @@ class NodeCore:
                 own_before=torch.from_numpy(self.vector_before[lo:hi].copy()),
                 loss_with=lambda p, c=c: self.loss_with_chunk(c, p),
                 sample_loss_with=lambda p, c=c: self.loss_with_chunk(c, p, sample=True),
+                probe=self._probe(c),
             )
             own = torch.from_numpy(self.vector[lo:hi].copy())
             new[lo:hi] = self.defense.aggregate(own, payloads, ctx).numpy()
@@ -404,6 +408,19 @@ class NodeCore:
         vec = self.vector.copy()
         vec[lo:hi] = payload.numpy()
         return self._loss_of(vec, batch)
+
+    def _probe(self, index: int) -> ModelProbe:
+        """The own model with a payload substituted for chunk ``index`` (a scratch copy)."""
+        lo, hi = self.bounds[index]
+
+        def model_with(payload: torch.Tensor) -> torch.nn.Module:
+            vec = self.vector.copy()
+            vec[lo:hi] = payload.numpy()
+            chunking.load_vector(self._scratch_params, vec)
+            return self._scratch
+
+        info, train = self._data_info, self.config.train
+        return ModelProbe(model_with, (lo, hi), info.image_shape, info.num_classes, train.local_steps, train.lr)
 
     def _loss_of(self, vec: np.ndarray, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
         chunking.load_vector(self._scratch_params, vec)

@@ -113,6 +113,10 @@ class DefenseConfig:
 
     name: str = "cdl"  #: registry name, see peer/defenses
     params: dict[str, Any] = field(default_factory=dict)  #: keyword arguments of the rule
+    #: pre-aggregation steps run before the rule, in order (e.g. ["nnm"]; docs/DEFENSES.md)
+    pre: list[str] = field(default_factory=list)
+    #: keyword arguments of the pre steps, by step name (e.g. {bucketing = {s = 2}})
+    pre_params: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -663,6 +663,11 @@ def test_extreme_payload_does_not_overflow(name: str) -> None:
 # ----------------------------------------------------------------------------- hyperparameters
 
 BAD_PARAMS: dict[str, list[dict]] = {
+    # issue 15's rules
+    "geomed": [{"eps": 0}, {"max_iter": 0}, {"tol": -1.0}],
+    **{n: [{"f": -1}] for n in ("mda", "monna", "meamed", "caf", "smea")},
+    "dfl_dual": [{"alpha": -1.0}, {"c1": 0}, {"samples_per_class": 0}, {"inversion_lr": 0}],
+    "dfl_detector": [{"window": 0}, {"gap_refs": 0}],
     "cdl": [{"own_weight": 2.0}],
     "norm_clip": [{"tau": 0}, {"tau": -1.0}, {"tau": float("nan")}, {"tau": "1"}, {"tau": True}],
     "adaptive_norm_clip": [{"factor": 0}, {"momentum": 1.0}, {"momentum": -0.1}, {"pool": "all"}],

@@ -69,8 +69,8 @@ def test_paper_setups_are_the_documented_ones(data_roots: dict[str, str]) -> Non
     alie = first("alie")
     assert (alie.nodes, alie.byzantine.count, alie.byzantine.params) == (51, 12, {"z": 1.5})
     dual = first("dfl_dual")
-    assert (dual.data.dataset, dual.data.split, dual.data.p, dual.byzantine.placement) == (
-        "fashion_mnist", "fltrust", 0.8, "dominating"
+    assert (dual.data.dataset, dual.data.split, dual.data.p, dual.byzantine.fraction) == (
+        "fashion_mnist", "fltrust", 0.8, 0.6
     )
 
 

@@ -11,16 +11,33 @@ flat vector back to the own chunk's float32 shape. Subclass :class:`Defense` and
 ``aggregate`` directly only for a rule that must see every payload as sent (``cdl``).
 """
 
-from peer.defenses.base import ChunkContext, Defense, Kept, RobustDefense
-from peer.defenses.registry import DEFENSES
+from peer.defenses.base import ChunkContext, Defense, Kept, ModelProbe, PreStep, RobustDefense
+from peer.defenses.registry import DEFENSES, PRE_STEPS
 from peer.registry import import_submodules
 
-import_submodules(__name__, __path__)  # importing a module registers its defenses
+import_submodules(__name__, __path__)  # importing a module registers its defenses and pre steps
+
+from peer.defenses.compose import attach_pre, check_rule_name  # noqa: E402  (after the rules registered)
 
 
-def build_defense(name: str, params: dict) -> Defense:
-    """Instantiate the defense ``name`` with keyword parameters (RegistryError if bad)."""
-    return DEFENSES.build(name, params)
+def build_defense(
+    name: str, params: dict, pre: list[str] | None = None, pre_params: dict | None = None
+) -> Defense:
+    """Instantiate the defense ``name`` with keyword parameters, preceded by the
+    pre-aggregation steps ``pre`` (``pre_params``: their parameters by step name);
+    RegistryError if bad (see :mod:`peer.defenses.compose`)."""
+    check_rule_name(name)
+    return attach_pre(name, DEFENSES.build(name, params), pre or [], pre_params)
 
 
-__all__ = ["DEFENSES", "ChunkContext", "Defense", "Kept", "RobustDefense", "build_defense"]
+__all__ = [
+    "DEFENSES",
+    "PRE_STEPS",
+    "ChunkContext",
+    "Defense",
+    "Kept",
+    "ModelProbe",
+    "PreStep",
+    "RobustDefense",
+    "build_defense",
+]

@@ -53,6 +53,26 @@ class ChunkContext:
     own_before: torch.Tensor | None = None
     loss_with: Callable[[torch.Tensor], float] | None = None
     sample_loss_with: Callable[[torch.Tensor], float] | None = None
+    #: the own model with a payload substituted, for rules that differentiate through it
+    #: (DFL-Dual's model inversion); None where no model is at hand (unit tests)
+    probe: ModelProbe | None = None
+
+
+@dataclass(frozen=True)
+class ModelProbe:
+    """The peer's own model with a payload substituted for its chunk ``span`` = [lo, hi)
+    of the flattened parameters (``model_with(payload)`` loads a scratch copy and returns
+    it; parameters in ``model.parameters()`` order), with the facts of its data: the
+    image shape (C, H, W), the number of classes, and the local SGD steps and learning
+    rate of one round (a round's update divided by ``steps * lr`` is its mean gradient).
+    """
+
+    model_with: Callable[[torch.Tensor], torch.nn.Module]
+    span: tuple[int, int]
+    image_shape: tuple[int, ...]
+    num_classes: int
+    steps: int
+    lr: float
 
 
 class Defense(ABC):
@@ -162,6 +182,13 @@ class RobustDefense(Defense):
         ``own_candidate``, else the received payloads only (rows 1..m)."""
         return x if self.own_candidate else x[1:]
 
+    #: pre-aggregation steps run on the stack before :meth:`combine` (``defense.pre``,
+    #: attached by :func:`peer.defenses.compose.attach_pre`)
+    pre: tuple[PreStep, ...] = ()
+    #: which pre-step output :meth:`combine` can take: "none", "rows" (row i still stands
+    #: for input i, row 0 for the own chunk) or "any" (also fewer, pooled rows)
+    accepts_pre: ClassVar[str] = "none"
+
     def aggregate(
         self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext
     ) -> torch.Tensor:
@@ -169,9 +196,12 @@ class RobustDefense(Defense):
         if not finite:
             return ops.unchanged(own)
         x = ops.stack(own, finite)
+        own_row = x[0]  # the own chunk, before any pre step mixes or pools the rows
+        for step in self.pre:
+            x = step.apply(x, ctx)
         result = self.combine(x, ctx, Kept(own, tuple(finite), senders))
         if self.guf_alpha is not None:
-            result = self.guf_alpha * x[0] + (1.0 - self.guf_alpha) * result
+            result = self.guf_alpha * own_row + (1.0 - self.guf_alpha) * result
         return ops.to_output(result, own)
 
     @abstractmethod
@@ -184,3 +214,17 @@ class RobustDefense(Defense):
         The result is copied, so a row of ``x`` may be returned as it is (``x[0]`` keeps
         the own chunk).
         """
+
+
+class PreStep(ABC):
+    """A pre-aggregation step (``defense.pre``): a new stack from the stack, run by
+    :class:`RobustDefense` before its rule. ``keeps_rows`` is True when row i of the
+    output stands for row i of the input (row 0 for the own chunk), False when rows are
+    pooled (fewer rows, none of them the own chunk's)."""
+
+    name: ClassVar[str]
+    keeps_rows: ClassVar[bool] = True
+
+    @abstractmethod
+    def apply(self, x: torch.Tensor, ctx: ChunkContext) -> torch.Tensor:
+        """The new ``(n', d)`` float64 stack; never modifies ``x``."""

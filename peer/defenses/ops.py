@@ -300,3 +300,187 @@ def default_bound(
     if f is not None:
         return f
     return max(0, min(eq13_bound(ctx_degree, received, rho=rho, rho_central=rho_central), cap))
+
+
+# ------------------------------------------------------ ByzFL's catalogue (issue 15)
+
+
+def pairwise_dists(x: torch.Tensor) -> torch.Tensor:
+    """``(n, n)`` Euclidean distances between the rows of ``x`` (square roots of
+    :func:`pairwise_sq_dists`)."""
+    return pairwise_sq_dists(x).sqrt()
+
+
+def nearest_rows(d: torch.Tensor, i: int, k: int) -> list[int]:
+    """The ``k`` rows nearest to row ``i`` by the distance matrix ``d``, row i itself
+    included (distance 0); ties by position."""
+    return argsort(d[i].tolist())[:k]
+
+
+def weiszfeld(x: torch.Tensor, *, eps: float, max_iter: int, tol: float = 0.0) -> torch.Tensor:
+    r"""Smoothed Weiszfeld iterations for the geometric median of the rows of ``x``:
+
+    .. math:: z \leftarrow \frac{\sum_i x_i / \max(\varepsilon, \lVert x_i - z\rVert)}
+                            {\sum_i 1 / \max(\varepsilon, \lVert x_i - z\rVert)}
+
+    from z = 0 (as ByzFL starts; the first step is already a convex combination of the
+    rows), at most ``max_iter`` times, stopping early once the step moves z by at most
+    ``tol * (1 + ||z||)`` (``tol = 0``: never early)."""
+    z = torch.zeros(x.shape[1], dtype=torch.float64)
+    for _ in range(max_iter):
+        beta = 1.0 / row_norms(x - z).clamp(min=eps)
+        new = (beta[:, None] * x).sum(dim=0) / beta.sum()
+        moved = norm(new - z)
+        z = new
+        if moved <= tol * (1.0 + norm(z)):
+            break
+    return z
+
+
+def clip_largest(x: torch.Tensor, count: int) -> torch.Tensor:
+    """The rows of ``x`` with the ``count`` largest norms scaled down to the norm of the
+    largest remaining row (ARC's clipping; ties by position, later rows clipped first).
+    ``count = 0`` returns a copy."""
+    n = x.shape[0]
+    out = x.clone()
+    if count <= 0:
+        return out
+    order = argsort(row_norms(x).tolist())
+    threshold = float(row_norms(x)[order[n - count - 1]]) if count < n else 0.0
+    for i in order[n - count :]:
+        out[i] = clip(x[i], threshold)
+    return out
+
+
+def min_diameter_subset(x: torch.Tensor, k: int) -> tuple[int, ...]:
+    """The ``k`` rows of smallest diameter (largest pairwise distance), over all
+    C(n, k) subsets in lexicographic order (the first one on ties)."""
+    import itertools
+
+    d = pairwise_dists(x)
+    best, best_diam = tuple(range(k)), math.inf
+    for subset in itertools.combinations(range(x.shape[0]), k):
+        diam = max((float(d[a, b]) for a, b in itertools.combinations(subset, 2)), default=0.0)
+        if diam < best_diam:
+            best, best_diam = subset, diam
+    return best
+
+
+def top_eigen(diffs: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
+    r"""Largest eigenvalue and its unit eigenvector of :math:`\sum_i w_i\, d_i d_i^\top`
+    (rows :math:`d_i` of ``diffs``, weights 1 when None), computed exactly through the
+    small ``(n, n)`` Gram matrix :math:`W^{1/2} D D^\top W^{1/2}` (n rows, any d).
+    A zero matrix gives (0, zero vector)."""
+    w = torch.ones(diffs.shape[0], dtype=torch.float64) if weights is None else weights
+    root = w.clamp(min=0.0).sqrt()
+    scaled = diffs * root[:, None]
+    values, vectors = torch.linalg.eigh(scaled @ scaled.T)
+    top = float(values[-1])
+    if top <= _EPS:
+        return 0.0, torch.zeros(diffs.shape[1], dtype=torch.float64)
+    v = scaled.T @ vectors[:, -1]
+    return top, v / torch.linalg.vector_norm(v)
+
+
+def bucket_means(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Means of consecutive buckets of ``s`` rows of ``x`` (the last bucket holds what is
+    left): a ``(ceil(n / s), d)`` stack."""
+    return torch.stack([x[i : i + s].mean(dim=0) for i in range(0, x.shape[0], s)])
+
+
+def two_median_1d(values: Sequence[float]) -> tuple[list[int], list[int]]:
+    """Optimal 2-median clustering of scalars: the split of the sorted values into a low
+    and a high group minimising the sum of absolute deviations from each group's median
+    (exact: every split point is tried; ties: the earliest split). Returns the positions
+    of (low group, high group); with fewer than two values the high group is empty."""
+    order = argsort(values)
+    if len(order) < 2:
+        return order, []
+
+    def cost(group: list[int]) -> float:
+        vals = sorted(float(values[i]) for i in group)
+        med = (vals[(len(vals) - 1) // 2] + vals[len(vals) // 2]) / 2
+        return sum(abs(v - med) for v in vals)
+
+    splits = range(1, len(order))
+    best = min(splits, key=lambda s: (cost(order[:s]) + cost(order[s:]), s))
+    return sorted(order[:best]), sorted(order[best:])
+
+
+def wasserstein_1d_sum(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Sum over the columns of the 1-D Wasserstein-1 distance between the empirical
+    distributions of ``a[:, k]`` and ``b[:, k]`` (equal sample counts: the mean absolute
+    difference of the sorted samples)."""
+    sa, sb = torch.sort(a, dim=0).values, torch.sort(b, dim=0).values
+    return float((sa - sb).abs().mean(dim=0).sum())
+
+
+def lbfgs_hvp(dw: Sequence[torch.Tensor], dg: Sequence[torch.Tensor], v: torch.Tensor) -> torch.Tensor:
+    r"""Hessian-vector product :math:`\hat H v` of the compact L-BFGS approximation (Byrd,
+    Nocedal & Schnabel 1994) from the model differences ``dw`` and gradient differences
+    ``dg`` (oldest first; FLDetector, Zhang et al. KDD 2022, Algorithm 1):
+
+    .. math::
+
+        A = \Delta W^\top \Delta G,\ D = \operatorname{diag}(A),\ L = \operatorname{tril}(A, -1),\
+        \sigma = \frac{\Delta g_N^\top \Delta w_N}{\Delta w_N^\top \Delta w_N},\
+
+        p = \begin{bmatrix} -D & L^\top \\ L & \sigma \Delta W^\top \Delta W\end{bmatrix}^{-1}
+            \begin{bmatrix}\Delta G^\top v \\ \sigma \Delta W^\top v\end{bmatrix},\quad
+        \hat H v = \sigma v - [\Delta G\ \ \sigma \Delta W]\, p .
+
+    With no history, or a singular system, or :math:`\Delta w_N = 0`, it returns zeros
+    (no curvature known)."""
+    if not dw:
+        return torch.zeros_like(v)
+    W, G = torch.stack(list(dw), dim=1), torch.stack(list(dg), dim=1)
+    wn = float(W[:, -1] @ W[:, -1])
+    if wn <= _EPS:
+        return torch.zeros_like(v)
+    sigma = float(G[:, -1] @ W[:, -1]) / wn
+    A = W.T @ G
+    D, L = torch.diag(torch.diag(A)), torch.tril(A, diagonal=-1)
+    mat = torch.cat([torch.cat([-D, L.T], dim=1), torch.cat([L, sigma * (W.T @ W)], dim=1)], dim=0)
+    rhs = torch.cat([G.T @ v, sigma * (W.T @ v)])
+    try:
+        p = torch.linalg.solve(mat, rhs)
+    except RuntimeError:  # singular: no usable curvature
+        return torch.zeros_like(v)
+    return sigma * v - torch.cat([G, sigma * W], dim=1) @ p
+
+
+def kmeans2_1d(values: Sequence[float]) -> tuple[list[int], list[int], float]:
+    """Optimal 2-means of scalars: (low group, high group, within sum of squares), by
+    trying every split of the sorted values (ties: the earliest split)."""
+    order = argsort(values)
+
+    def ss(group: list[int]) -> float:
+        vals = [float(values[i]) for i in group]
+        mu = sum(vals) / len(vals)
+        return sum((v - mu) ** 2 for v in vals)
+
+    best = min(range(1, len(order)), key=lambda s: (ss(order[:s]) + ss(order[s:]), s))
+    return sorted(order[:best]), sorted(order[best:]), ss(order[:best]) + ss(order[best:])
+
+
+def gap_prefers_two(values: Sequence[float], *, refs: int, seed: int | Sequence[int]) -> bool:
+    """Gap statistic (Tibshirani, Walther & Hastie 2001) on scalars, k in {1, 2}: True
+    when two clusters fit, i.e. Gap(1) < Gap(2) - s_2, with ``refs`` uniform reference
+    samples over [min, max] drawn from ``numpy.random.default_rng(seed)``."""
+    import numpy as np
+
+    vals = [float(v) for v in values]
+    if len(vals) < 3 or max(vals) - min(vals) <= _EPS:
+        return False
+    rng = np.random.default_rng(seed)
+
+    def log_w(sample: Sequence[float]) -> tuple[float, float]:
+        mu = sum(sample) / len(sample)
+        w1 = sum((v - mu) ** 2 for v in sample)
+        return math.log(max(w1, _EPS)), math.log(max(kmeans2_1d(sample)[2], _EPS))
+
+    ref = [log_w(rng.uniform(min(vals), max(vals), len(vals)).tolist()) for _ in range(refs)]
+    obs = log_w(vals)
+    gaps = [sum(r[k] for r in ref) / refs - obs[k] for k in (0, 1)]
+    sd2 = math.sqrt(sum((r[1] - sum(q[1] for q in ref) / refs) ** 2 for r in ref) / refs)
+    return gaps[0] < gaps[1] - sd2 * math.sqrt(1 + 1 / refs)

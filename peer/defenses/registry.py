@@ -1,8 +1,10 @@
-"""Registry of defenses: ``defense.name`` in a config picks one of these."""
+"""Registries of defenses: ``defense.name`` in a config picks a rule, ``defense.pre`` the
+pre-aggregation steps run before it."""
 
 from __future__ import annotations
 
-from peer.defenses.base import Defense
+from peer.defenses.base import Defense, PreStep
 from peer.registry import Registry
 
 DEFENSES: Registry[Defense] = Registry("defense", "defense.name")
+PRE_STEPS: Registry[PreStep] = Registry("pre-aggregation step", "defense.pre")
