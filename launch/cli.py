@@ -20,6 +20,7 @@ A bad config or argument prints one line (``error: ...``) and exits with status 
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import sys

@@ -192,7 +192,7 @@ def check_shared(cfgs: Iterable[RunConfig], results: Path, opts: SlurmOptions, w
     dataset (SlurmError naming what is missing); with more than one host, a warning for
     each of the results folder, the data roots and the Python environment that lies on a
     filesystem only this machine sees."""
-    from peer import datasets
+    from peer import data as datasets
 
     roots: dict[str, str] = {}
     for cfg in cfgs:

@@ -53,7 +53,7 @@ def host_problem(run_dir: Path) -> str | None:
         return f"cannot write to the results folder {run_dir} (peers write their checkpoints there)"
     if cfg.data.dataset == "synthetic":
         return None
-    from peer import datasets
+    from peer import data as datasets
 
     root = Path(cfg.data.root)
     try:

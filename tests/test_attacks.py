@@ -309,7 +309,7 @@ KNOWLEDGE_ATTACKS = sorted(n for n in ATTACKS.names() if ATTACKS.get(n).needs_kn
 
 
 def test_knowledge_attacks_are_the_rushing_ones() -> None:
-    assert KNOWLEDGE_ATTACKS == ["alie", "alie_backdoor", "ipm", "krum_attack", "max", "mhamdi"]
+    assert KNOWLEDGE_ATTACKS == ["alie", "alie_backdoor", "ipm", "krum_attack", "max", "mhamdi", "mimic"]
 
 
 @pytest.mark.parametrize("name", KNOWLEDGE_ATTACKS)
@@ -670,8 +670,8 @@ def test_bind_rejects_more_dba_parts_than_trigger_pixels() -> None:
 
 def test_registered_names() -> None:
     assert ATTACKS.names() == [
-        "alie", "alie_backdoor", "backdoor", "bit_flip", "dba", "gaussian", "ipm",
-        "krum_attack", "label_flip", "max", "mhamdi", "none", "scaling", "sign_flip",
+        "alie", "alie_backdoor", "backdoor", "bit_flip", "dba", "gaussian", "inf", "ipm",
+        "krum_attack", "label_flip", "max", "mhamdi", "mimic", "none", "scaling", "sign_flip",
     ]  # fmt: skip
 
 

@@ -685,6 +685,7 @@ BAD_PARAMS: dict[str, list[dict]] = {
     "dkrum": [{"f": -1}, {"guf_alpha": 1.5}],
     "median": [{"own_candidate": "yes"}, {"guf_alpha": -0.5}],
     "dmedian": [{"guf_alpha": 2}],
+    "bridge_m": [{"guf_alpha": 2}],
     "dbulyan": [{"f": -1}, {"rho": 1.5}],
     "dbridge": [{"f": -1}],
     "multi_krum": [{"m_select": 0}, {"f": -2}],
