@@ -32,6 +32,7 @@ from protocol import messages as m
 from protocol import sockets
 from protocol.codec import ProtocolError, decode, encode
 from protocol.config import config_fingerprint
+from protocol.errors import UserError
 
 log = logging.getLogger("byzemu.coordinator")
 
@@ -76,8 +77,9 @@ class _Round:
     failed: set[int] | None = None
 
 
-class CoordinatorError(RuntimeError):
-    """The run cannot proceed (e.g. too few peers registered in time)."""
+class CoordinatorError(UserError):
+    """The run cannot proceed (e.g. too few peers registered in time): a one-line error,
+    like every :class:`~protocol.errors.UserError`."""
 
 
 @dataclass
@@ -127,6 +129,9 @@ class Coordinator:
         self.sock = self.ctx.socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 1000)
         self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        #: a peer whose control connection closed and came back (same routing id, set by the
+        #: peer) takes its identity over, so its next messages are not from an "unregistered" id
+        self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         #: libzmq closes a connection whose frame claims more (protocol/sockets.py)
         self.sock.setsockopt(zmq.MAXMSGSIZE, sockets.frame_limit(MAX_CONTROL_BYTES))
         #: CURVE on both planes (runtime.curve); the control socket is then a CURVE server

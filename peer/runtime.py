@@ -84,8 +84,12 @@ _HANDSHAKE_FAILED = (
 #: the coordinator (a killed coordinator's kernel closes the TCP connection at once; a
 #: hung host is caught by ZeroMQ heartbeats)
 _CONTROL_EVENTS = _HANDSHAKE_FAILED | zmq.EVENT_DISCONNECTED | zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
-_HEARTBEAT_IVL_MS = 1000
-_HEARTBEAT_TIMEOUT_MS = 3000
+#: ZMTP heartbeats on the control connection: a PING every 2 s, the connection closed after
+#: 30 s without traffic. A loaded host (hundreds of peers on a few cores) can leave a peer's
+#: I/O thread unscheduled for seconds: a 3 s timeout closed hundreds of healthy
+#: connections at once with 256 peers on 2 cores (BENCHMARKS.md, section 7)
+_HEARTBEAT_IVL_MS = 2000
+_HEARTBEAT_TIMEOUT_MS = 30000
 
 
 @dataclass
@@ -134,12 +138,16 @@ class PeerRuntime:
         self.ctrl.setsockopt(zmq.LINGER, 2000)
         self.ctrl.setsockopt(zmq.HEARTBEAT_IVL, _HEARTBEAT_IVL_MS)
         self.ctrl.setsockopt(zmq.HEARTBEAT_TIMEOUT, _HEARTBEAT_TIMEOUT_MS)
+        # a fixed, random routing id: a control connection that closes and comes back keeps
+        # the identity the coordinator registered (the coordinator sets ROUTER_HANDOVER)
+        self.ctrl.setsockopt(zmq.ROUTING_ID, b"p" + os.urandom(15))
         self.coordinator, self.coordinator_key = coordinator, coordinator_key
         if coordinator_key is not None:  # any client key: the coordinator admits everyone
             public, secret = (k.decode() for k in zmq.curve_keypair())
             auth.make_curve_client(self.ctrl, public=public, secret=secret, server_key=coordinator_key)
         self.ctrl_monitor: zmq.Socket | None = self.ctrl.get_monitor_socket(_CONTROL_EVENTS)
         self._lost_since: float | None = None  # when the control connection closed
+        self._handshaken = False  # whether a control handshake ever succeeded
         self.coordinator_timeout = RuntimeConfig.coordinator_timeout  # the run's, once assigned
         self.checkpoint_dir = checkpoint_dir
         self.resume: dict[str, Any] | None = None  # assign -> resume: {round, digest}
@@ -280,9 +288,15 @@ class PeerRuntime:
                         "unless it comes back (runtime.coordinator_timeout)",
                         self.node, self.coordinator, self.coordinator_timeout,
                     )
-            else:  # (re)connected
+            elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:  # (re)connected, and it speaks
+                self._handshaken = True
                 self._lost_since = None
+            # a bare TCP connect (EVENT_CONNECTED) does not count as back: a coordinator
+            # that refuses the security handshake closes every new connection, and the
+            # peer may see only that close, not the failed handshake
         if self._lost_since is not None and time.monotonic() - self._lost_since > self.coordinator_timeout:
+            if not self._handshaken:
+                self._handshake_failed({"event": zmq.EVENT_DISCONNECTED, "value": 0})
             raise CoordinatorLost(
                 f"lost the coordinator at {self.coordinator}: no control connection for "
                 f"{self.coordinator_timeout:g} s (runtime.coordinator_timeout); rounds it recorded are in "
