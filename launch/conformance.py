@@ -36,7 +36,7 @@ from protocol import config as config_mod
 from protocol.config import RunConfig
 
 FOREIGN = 0  #: the user's peer registers first
-FAIL_AFTER = 2  #: a byzemu neighbor of the user's peer is killed after this round's record
+FAIL_AFTER = 2  #: a byzemu neighbor of the user's peer is killed after this round, before the next starts
 STOP_GRACE_S = 15.0  #: how long the user's peer may take to exit after ``stop``
 
 #: the default run: small, synthetic, every byzemu peer a neighbor of node 0
@@ -80,6 +80,16 @@ class _WatchedCoordinator(Coordinator):
     def _mark_failed(self, node: int, round_: int, reason: str) -> None:
         self.failures.setdefault(node, (round_, reason))
         super()._mark_failed(node, round_, reason)
+
+    #: called with a round's number just before its ``round_start`` goes out (the
+    #: coordinator starts round t+1 before it records round t, so a kill "after round t"
+    #: must happen here, not in the record callback, or the peer may still send round t+1)
+    before_round: Callable[[int], None] | None = None
+
+    def _start_round(self, number: int) -> Any:
+        if self.before_round is not None:
+            self.before_round(number)
+        return super()._start_round(number)
 
 
 def _is_num(v: Any) -> bool:
@@ -136,11 +146,14 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
     procs: list[Any] = []
     by_node: dict[int, Any] = {}
 
-    def on_record(record: dict[str, Any]) -> None:
-        if record["round"] == FAIL_AFTER and cfg.nodes - 1 in by_node:
-            by_node[cfg.nodes - 1].kill()  # a byzemu neighbor of the user's peer dies
+    def before_round(number: int) -> None:
+        if number == FAIL_AFTER + 1 and cfg.nodes - 1 in by_node:
+            victim = by_node[cfg.nodes - 1]
+            victim.kill()  # a byzemu neighbor of the user's peer dies before round FAIL_AFTER + 1 starts
+            victim.join(30)
 
-    coord = _WatchedCoordinator(build_plan(cfg), bind="tcp://127.0.0.1:*", results=results, progress=on_record)
+    coord = _WatchedCoordinator(build_plan(cfg), bind="tcp://127.0.0.1:*", results=results)
+    coord.before_round = before_round
     key = coord.public_key or ""
     env = {**os.environ, "BYZEMU_COORDINATOR": coord.address, "BYZEMU_COORDINATOR_KEY": key}
     log = open(out_dir / "peer.log", "wb")
