@@ -11,7 +11,7 @@ peer tasks through the job environment (:data:`COORDINATOR_ENV`, :data:`KEY_ENV`
 be on a filesystem that every host mounts at the same path.
 
 ``byzemu sweep SWEEP.toml --on slurm`` submits one array task per run that is not finished
-(:func:`launch.status.is_finished`), at most ``--jobs N`` at once (``--array=0-M%N``);
+(:func:`coordinator.results.is_finished`), at most ``--jobs N`` at once (``--array=0-M%N``);
 each task is the same job as above for its run folder, on an allocation of its own.
 
 Choices the issue left open (also in README.md, *Running on a cluster*): peers are split
@@ -314,7 +314,7 @@ def submit_sweep(sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, ec
     """Submit every run of ``sweep`` (``launch.sweep.Sweep``) that is not finished as one
     job array; finished runs are kept (and must have the config the sweep asks for now)."""
     from coordinator.results import _write_json
-    from launch.status import is_finished
+    from coordinator.results import is_finished
     from launch.sweep import _check_kept
 
     opts.check(r.cfg for r in sweep.runs)

@@ -7,7 +7,7 @@ id and, while the job is queued or running, its Slurm state (``squeue``).
 
 A run's state:
 
-* ``finished``: ``summary.json`` is there (:func:`is_finished`, the one test of a
+* ``finished``: ``summary.json`` is there (:func:`coordinator.results.is_finished`, the one test of a
   finished run that sweeps use to skip runs on a rerun), ``incomplete`` if it holds fewer
   rounds than the config asks for (the coordinator gave up);
 * ``interrupted``: ``interrupted.json`` is there (a run stopped before its last round);
@@ -24,16 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator import results
-from coordinator.results import read_rounds
+from coordinator.results import is_finished, read_rounds
 from protocol import config as config_mod
 from protocol.config import ConfigError
-
-
-def is_finished(run_dir: Path) -> bool:
-    """Whether the run in ``run_dir`` is done (:func:`coordinator.results.is_finished`: a
-    ``summary.json`` of every round): a rerun of its sweep, local or on Slurm, skips it."""
-    return results.is_finished(run_dir)
 
 
 @dataclass
