@@ -25,7 +25,8 @@ from typing import Any
 import zmq
 
 from coordinator.plan import Plan, initial_model
-from coordinator.results import ResultsWriter, ResumePoint, round_record
+from coordinator.recorder import RoundRecorder
+from coordinator.results import ResultsWriter, ResumePoint
 from peer.core import model_digest
 from protocol import assignment as assignment_mod
 from protocol import messages as m
@@ -126,25 +127,23 @@ class Coordinator:
         self.results = results
         self.progress = progress
         self.ctx = zmq.Context.instance()
-        self.sock = self.ctx.socket(zmq.ROUTER)
-        self.sock.setsockopt(zmq.LINGER, 1000)
-        self.sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
-        #: a peer whose control connection closed and came back (same routing id, set by the
-        #: peer) takes its identity over, so its next messages are not from an "unregistered" id
-        self.sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        #: libzmq closes a connection whose frame claims more (protocol/sockets.py)
-        self.sock.setsockopt(zmq.MAXMSGSIZE, sockets.frame_limit(MAX_CONTROL_BYTES))
         #: CURVE on both planes (runtime.curve); the control socket is then a CURVE server
         #: with this run's key pair, and peers need its public key (``--coordinator-key``)
         self.curve = self.cfg.runtime.curve_on(bind)
         self.public_key: str | None = None
+        secret: str | None = None
         if self.curve:
-            public, secret = zmq.curve_keypair()
-            self.public_key = public.decode()
-            self.sock.setsockopt(zmq.CURVE_SERVER, 1)
-            self.sock.setsockopt(zmq.CURVE_SECRETKEY, secret)
+            public, secret = (k.decode() for k in zmq.curve_keypair())
+            self.public_key = public
         results.curve = self.curve
-        self.sock.bind(bind)
+        # the same listener as a peer's data socket (protocol/sockets.py): libzmq closes a
+        # connection whose frame claims more than the limit; ROUTER_HANDOVER: a peer whose
+        # control connection closed and came back (same routing id, set by the peer) takes
+        # its identity over, so its next messages are not from an "unregistered" id
+        self.sock = sockets.bind_router(
+            self.ctx, bind, max_frame=sockets.frame_limit(MAX_CONTROL_BYTES), curve_secret=secret,
+            linger=1000, handover=True,
+        )
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.connection_drops = sockets.DropWatch(self.sock)
         self.peers: dict[int, PeerInfo] = {}
@@ -256,12 +255,11 @@ class Coordinator:
         layout, init = initial_model(self.cfg)
         model = {"layout": layout, "init_digest": model_digest(init)}
         for node, a in plans.items():
-            msg = assignment_mod.to_message(a, {j: addresses[j] for j in a.linked()}, keys.get(node))
-            msg.fields["model"] = model
-            if self.peers[node].want_init:
-                msg.arrays.append(init)
-            if self.resume is not None:
-                msg.fields["resume"] = {"round": self.resume.round, "digest": self.resume.digests[node]}
+            msg = assignment_mod.to_message(
+                a, {j: addresses[j] for j in a.linked()}, keys.get(node),
+                resume={"round": self.resume.round, "digest": self.resume.digests[node]} if self.resume else None,
+                model=model, init=init if self.peers[node].want_init else None,
+            )
             self._send(self.peers[node].identity, msg)
         self.results.write_topology(
             self.plan.topology_json({i: p.to_json() for i, p in self.peers.items()})
@@ -326,16 +324,13 @@ class Coordinator:
         for node in sorted(self.dead_probe() - self.failed):
             self._mark_failed(node, round_, "process exited")
 
-    def run_round(self, round_: int, started_at: float) -> dict[str, Any]:
-        """Start ``round_``, wait for the barrier or the deadline, record and return it."""
-        return self._record_round(self._collect_round(self._start_round(round_)), started_at)
-
     def _start_round(self, round_: int) -> _Round:
         """Send ``round_start`` to every live peer."""
         round_state = _Round(number=round_, t0=time.monotonic(), refused_before=len(self.refused))
-        start = m.round_start(round_=round_, failed=sorted(self.failed), deadline=self.cfg.runtime.round_timeout)
-        if self.last_checkpoint:
-            start.fields["checkpoint"] = self.last_checkpoint
+        start = m.round_start(
+            round_=round_, failed=sorted(self.failed), deadline=self.cfg.runtime.round_timeout,
+            checkpoint=self.last_checkpoint or None,
+        )
         self._broadcast(start, sorted(set(self.peers) - self.failed))
         return round_state
 
@@ -387,32 +382,22 @@ class Coordinator:
                 self.last_checkpoint = round_
         return rnd
 
-    def _record_round(self, rnd: _Round, started_at: float) -> dict[str, Any]:
-        """Build the collected round's record, append it to the results (flushed) and
-        report progress."""
-        roles = {i: self.plan.role(i).label for i in range(self.cfg.nodes)}
-        record = round_record(
-            round_=rnd.number,
-            roles=roles,
-            reports=rnd.reports,
-            failed=rnd.failed if rnd.failed is not None else self.failed,
-            elapsed_s=rnd.t1 - started_at,
-            round_s=rnd.t1 - rnd.t0,
-        )
+    def _record_round(self, rnd: _Round, recorder: RoundRecorder) -> dict[str, Any]:
+        """Record the collected round (appended flushed, progress reported)."""
+        extra: dict[str, Any] = {}
         if rnd.checkpoint_complete is not None:
-            record["checkpoint"] = {
+            extra["checkpoint"] = {
                 "complete": rnd.checkpoint_complete,
                 "nodes": sorted(rnd.checkpointed),
                 "config": config_fingerprint(self.cfg),
             }
         if rnd.refused_after > rnd.refused_before:
-            record["refused_registrations"] = self.refused[rnd.refused_before : rnd.refused_after]
+            extra["refused_registrations"] = self.refused[rnd.refused_before : rnd.refused_after]
         self._count_dropped_connections()
-        record["coordinator_drops"] = dict(self.drops)
-        self.results.append_round(record)
-        if self.progress is not None:
-            self.progress(record)
-        return record
+        return recorder.record(
+            round_=rnd.number, reports=rnd.reports, failed=rnd.failed if rnd.failed is not None else self.failed,
+            t0=rnd.t0, t1=rnd.t1, coordinator_drops=self.drops, extra=extra,
+        )
 
     def stop(self, reason: str) -> None:
         self._broadcast(m.stop(reason=reason))
@@ -425,7 +410,10 @@ class Coordinator:
         try:
             self.wait_registrations()
             self.assign()
-            started = time.monotonic() - self.results.elapsed_offset
+            recorder = RoundRecorder(
+                plan=self.plan, results=self.results, progress=self.progress,
+                started=time.monotonic() - self.results.elapsed_offset,
+            )
             first = self.resume.round + 1 if self.resume is not None else 1
             # the barrier is answered first: once round t's last round_done is in, round
             # t+1 starts, and round t's record is written while the peers train
@@ -436,7 +424,7 @@ class Coordinator:
                 everyone_failed = len(self.failed) == len(self.peers)
                 going_on = not everyone_failed and rnd.number < self.cfg.rounds
                 following = self._start_round(rnd.number + 1) if going_on else None
-                self._record_round(rnd, started)
+                self._record_round(rnd, recorder)
                 if everyone_failed:
                     raise CoordinatorError(f"every peer failed by round {rnd.number}")
                 rnd = following

@@ -355,15 +355,16 @@ def peer(
         _fail(f"--data-root {data_root}: no such folder")
     advertise = advertise_host or (bind_host if bind_host != "0.0.0.0" else _host_ip())
     from launch.procs import start_peers, stop_peers
+    from peer.options import PeerOptions
 
-    procs = start_peers(
-        count, address, bind_host=bind_host,
+    options = PeerOptions(
+        coordinator=address, bind_host=bind_host, advertise_host=advertise,
         data_root=str(Path(data_root).resolve()) if data_root else None,
-        advertise_host=advertise,
         coordinator_key=coordinator_key,
         checkpoint_dir=str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,
-        max_message_bytes=max_message_bytes,
+        **({"max_message_bytes": max_message_bytes} if max_message_bytes is not None else {}),
     )
+    procs = start_peers(count, options)
     click.echo(f"{count} peer(s) started; data sockets advertised on {advertise}", err=True)
     try:
         for p in procs:

@@ -140,6 +140,7 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
     """One run of the user's peer with byzemu peers; the checks, in order."""
     from launch.procs import start_peers, stop_peers
+    from peer.options import PeerOptions
 
     out_dir.mkdir(parents=True, exist_ok=True)
     results = ResultsWriter(out_dir, cfg, mode="multiprocess")
@@ -187,8 +188,10 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
         else:
             checks.append(Check("registered", False, "no valid register from your peer "
                                 f"(exit status {foreign.poll()}; coordinator drops {dict(coord.drops)})"))
-        procs = start_peers(cfg.nodes - 1, coord.address, coordinator_key=coord.public_key,
-                            max_message_bytes=cfg.runtime.max_message_bytes)
+        procs = start_peers(cfg.nodes - 1, PeerOptions(
+            coordinator=coord.address, coordinator_key=coord.public_key,
+            max_message_bytes=cfg.runtime.max_message_bytes,
+        ))
         by_pid = {p.pid: p for p in procs}
         _wait(lambda: len(coord.peers) == cfg.nodes, cfg.runtime.register_timeout)
         by_node.update({n: by_pid[i.pid] for n, i in coord.peers.items() if i.pid in by_pid})

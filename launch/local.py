@@ -20,6 +20,7 @@ from launch.procs import interrupt_once, start_peers, stop_peers
 from launch.progress import Progress
 from launch.tracking import fan_out
 from peer import checkpoint, data
+from peer.options import PeerOptions
 from protocol.config import RunConfig
 
 #: how often the liveness probe looks at the peer processes (seconds)
@@ -114,11 +115,12 @@ def launch_local(
     coord.dead_probe = dead
     with interrupt_once():
         try:
-            procs = start_peers(
-                cfg.nodes, coord.address, bind_host=cfg.runtime.bind_host, preload=preload,
+            options = PeerOptions(
+                coordinator=coord.address, bind_host=cfg.runtime.bind_host,
                 coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
                 max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
             )
+            procs = start_peers(cfg.nodes, options, preload=preload)
             by_pid.update((p.pid, p) for p in procs)
             return coord.run()
         finally:

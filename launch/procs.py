@@ -13,6 +13,8 @@ import sys
 import time
 from collections.abc import Iterator
 
+from peer.options import PeerOptions
+
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _PRELOAD = ["peer.preload"]
 #: exit status of a process stopped by SIGINT (128 + 2, as a shell reports it)
@@ -59,16 +61,7 @@ def _without_main_reimport() -> Iterator[None]:
             main.__spec__ = spec
 
 
-def peer_process(
-    coordinator: str,
-    bind_host: str,
-    data_root: str | None,
-    advertise_host: str | None,
-    coordinator_key: str | None = None,
-    checkpoint_dir: str | None = None,
-    max_message_bytes: int | None = None,
-    index: int = 0,
-) -> None:
+def peer_process(options: PeerOptions, index: int = 0) -> None:
     """Target of each forked peer process (``index``: its place among the peers this
     command started).
 
@@ -88,11 +81,7 @@ def peer_process(
     try:
         from peer.runtime import run_peer
 
-        code = run_peer(
-            coordinator, bind_host=bind_host, advertise_host=advertise_host, data_root=data_root,
-            coordinator_key=coordinator_key, checkpoint_dir=checkpoint_dir,
-            **({"max_message_bytes": max_message_bytes} if max_message_bytes is not None else {}),
-        )
+        code = run_peer(options)
     except KeyboardInterrupt:  # a SIGINT that came before the line above
         code = INTERRUPTED_EXIT
     sys.exit(code)
@@ -138,23 +127,10 @@ def interrupt_once() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
-def start_peers(
-    count: int,
-    coordinator: str,
-    *,
-    bind_host: str = "127.0.0.1",
-    data_root: str | None = None,
-    advertise_host: str | None = None,
-    preload: bool = True,
-    coordinator_key: str | None = None,
-    checkpoint_dir: str | None = None,
-    max_message_bytes: int | None = None,
-) -> list[mp.process.BaseProcess]:
-    """Start ``count`` peer processes: forked from the torch-preloaded forkserver, or (with
-    ``preload=False``) as plain fresh interpreters (``spawn``) for comparison.
-    ``coordinator_key`` is the coordinator's CURVE public key when the run uses CURVE;
-    ``checkpoint_dir`` the folder where the peers write (and resume from) checkpoints;
-    ``max_message_bytes`` the data sockets' limit (default: ``runtime.max_message_bytes``'s)."""
+def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> list[mp.process.BaseProcess]:
+    """Start ``count`` peer processes with ``options``: forked from the torch-preloaded
+    forkserver, or (with ``preload=False``) as plain fresh interpreters (``spawn``) for
+    comparison."""
     _single_threaded_env()
     if preload:
         start_forkserver()
@@ -165,8 +141,7 @@ def start_peers(
     with _without_main_reimport():
         try:
             for index in range(count):
-                args = (coordinator, bind_host, data_root, advertise_host, coordinator_key, checkpoint_dir, max_message_bytes, index)
-                p = ctx.Process(target=peer_process, args=args, daemon=False)
+                p = ctx.Process(target=peer_process, args=(options, index), daemon=False)
                 p.start()
                 procs.append(p)
         except BaseException:  # e.g. Ctrl-C: peers ignore SIGINT, so stop those started

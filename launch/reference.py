@@ -1,56 +1,101 @@
 """The in-process reference: every node core in one process, messages through memory.
 
-Same plan, same assignments, same node cores and the same round order as the
-multi-process run, with delivery replaced by dictionary look-ups. For one config and seed
-it must produce bit-identical models and metrics (``tests/test_reference_equivalence.py``);
-its wall time is the baseline against which the emulator's overhead is measured.
+Same plan, same assignments, same node cores and the same round schedule
+(``peer/rounds.py``) as the multi-process run; only delivery differs: each message a
+node sends is encoded to its wire frames, decoded and filed into the receiver's
+:class:`~peer.inbox.Inbox` at once, and the nodes' round generators run in turn until
+each waits for messages not yet sent. For one config and seed it produces bit-identical
+models and metrics (``tests/test_reference_equivalence.py``) and the same traffic
+counters; its wall time is the baseline against which the emulator's overhead is
+measured. Rounds are recorded by the coordinator's :class:`~coordinator.recorder.RoundRecorder`.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from coordinator.plan import build_plan
-from coordinator.results import ResultsWriter, round_record
+from coordinator.recorder import RoundRecorder
+from coordinator.results import ResultsWriter
 from peer import data
-from peer.attacks.base import Knowledge
-from peer.core import NodeCore, Payloads
+from peer.core import NodeCore, RoundResult
 from peer.data import test_subset
+from peer.inbox import Inbox
+from peer.rounds import Await, Send, Step, round_steps
+from peer.traffic import Traffic
+from protocol import messages as m
+from protocol.codec import ProtocolError, decode, encode
 from protocol.config import RunConfig
 
 
-def payload_bytes(payload: dict[int, Any]) -> int:
-    return sum(v.nbytes for v in payload.values())
+class MemoryNetwork:
+    """Node cores joined through memory: :meth:`run_round` drives every core's round
+    schedule and delivers its messages."""
 
+    def __init__(self, cores: list[NodeCore]) -> None:
+        self.cores = {c.node: c for c in cores}
+        self.inboxes = {c.node: Inbox(c) for c in cores}
+        self.traffic = {c.node: Traffic(node=c.node) for c in cores}
 
-def exchange(cores: list[NodeCore], round_: int) -> dict[int, Payloads]:
-    """Train every core and compute what each sends, in the order the runtime guarantees:
-    honest payloads first, then each rushing Byzantine peer crafts from its honest
-    neighbors' round-t chunks, its colluders' views and (oracle mode) the honest models."""
-    for core in cores:
-        core.train(round_)
-    outgoing: dict[int, Payloads] = {
-        c.node: c.outgoing(round_) for c in cores if not c.needs_knowledge(round_)
-    }
-    rushing = [c for c in cores if c.needs_knowledge(round_)]
-    observed = {
-        c.node: {j: outgoing[j][c.node] for j in c.honest_neighbors() if c.node in outgoing[j]}
-        for c in rushing
-    }
-    honest_models = {c.node: c.vector for c in cores if not c.assignment.role.byzantine}
-    for c in rushing:
-        knowledge = Knowledge(
-            observed=observed[c.node],
-            shared={b: observed[b] for b in c.colluders if b in observed},
-            oracle=dict(honest_models) if c.oracle_mode else None,
-        )
-        outgoing[c.node] = c.outgoing(round_, knowledge)
-    return outgoing
+    def run_round(self, round_: int) -> dict[int, RoundResult]:
+        """Run round ``round_`` on every core; return each node's result."""
+        gens: dict[int, Generator[Step, None, RoundResult]] = {}
+        for node, core in self.cores.items():
+            self.inboxes[node].start(round_)
+            gens[node] = round_steps(core, self.inboxes[node], round_)
+        waiting: dict[int, Await | None] = dict.fromkeys(gens)
+        results: dict[int, RoundResult] = {}
+        while len(results) < len(gens):
+            moved = False
+            for node in sorted(gens):
+                step = waiting[node]
+                if node in results or (step is not None and self._missing(node, round_, step)):
+                    continue
+                moved = True
+                waiting[node] = self._advance(node, round_, gens[node], results)
+            if not moved:
+                stuck = {n: (w.kind, sorted(w.senders)) for n, w in waiting.items() if w is not None and n not in results}
+                raise RuntimeError(f"round {round_}: the round schedule waits for messages never sent: {stuck}")
+        for inbox in self.inboxes.values():
+            inbox.close(round_)
+        return results
+
+    def _advance(
+        self, node: int, round_: int, gen: Generator[Step, None, RoundResult], results: dict[int, RoundResult]
+    ) -> Await | None:
+        """Run ``node``'s schedule until it waits for a message not yet delivered (return
+        that step) or ends (its result goes into ``results``)."""
+        while True:
+            try:
+                step = next(gen)
+            except StopIteration as end:
+                results[node] = end.value
+                return None
+            if isinstance(step, Send):
+                self._deliver(node, step)
+            elif self._missing(node, round_, step):
+                return step
+
+    def _missing(self, node: int, round_: int, step: Await) -> bool:
+        return bool(self.inboxes[node].missing(step.kind, round_, step.senders))
+
+    def _deliver(self, src: int, step: Send) -> None:
+        """Encode, count, decode and file one message, as the sockets would carry it."""
+        frames = encode(step.message)
+        self.traffic[src].count_sent(frames)
+        receiver = self.traffic[step.to]
+        try:
+            limit = self.cores[step.to].config.runtime.max_message_bytes
+            self.inboxes[step.to].accept(decode(frames, allowed=m.DATA_PLANE, max_bytes=limit))
+        except ProtocolError as exc:
+            receiver.drop(exc.reason, f"data from {src}: {exc.detail}")
+            return
+        receiver.count_received(frames)
 
 
 def run_reference(
@@ -70,30 +115,16 @@ def run_reference(
     train = data.load(d.dataset, root, train=True, synthetic_size=d.synthetic_size, seed=cfg.seed)
     test = data.load(d.dataset, root, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
     test_set = test_subset(test, d.test_samples)
-    cores = [NodeCore(plan.assignment(i), train_data=train, test_set=test_set) for i in range(cfg.nodes)]
-    roles = {i: plan.role(i).label for i in range(cfg.nodes)}
-    started = time.monotonic()
+    network = MemoryNetwork(
+        [NodeCore(plan.assignment(i), train_data=train, test_set=test_set) for i in range(cfg.nodes)]
+    )
+    recorder = RoundRecorder(plan=plan, results=results, started=time.monotonic(), progress=progress)
     for round_ in range(1, cfg.rounds + 1):
         t0 = time.monotonic()
-        outgoing = exchange(cores, round_)
-        reports: dict[int, dict[str, Any]] = {}
-        for core in cores:
-            received = {j: outgoing[j][core.node] for j in core.neighbors if core.node in outgoing[j]}
-            result = core.end_round(round_, received)
-            sent = outgoing[core.node]
-            traffic = {
-                "sent_msgs": len(sent),
-                "sent_payload_bytes": sum(payload_bytes(p) for p in sent.values()),
-                "recv_msgs": len(received),
-                "recv_payload_bytes": sum(payload_bytes(p) for p in received.values()),
-            }
-            reports[core.node] = {"metrics": result.metrics, "traffic": traffic, "timing": result.timing}
-        now = time.monotonic()
-        record = round_record(
-            round_=round_, roles=roles, reports=reports, failed=set(),
-            elapsed_s=now - started, round_s=now - t0,
-        )
-        results.append_round(record)
-        if progress is not None:
-            progress(record)
+        outcome = network.run_round(round_)
+        reports = {
+            node: {"metrics": r.metrics, "traffic": network.traffic[node].take(), "timing": r.timing}
+            for node, r in sorted(outcome.items())
+        }
+        recorder.record(round_=round_, reports=reports, failed=set(), t0=t0, t1=time.monotonic(), coordinator_drops={})
     return results.finish(wall_s=time.monotonic() - wall0)

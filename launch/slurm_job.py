@@ -170,6 +170,7 @@ def _end_step(step: subprocess.Popen) -> None:
 def run_host(*, echo: Callable[[str], None]) -> int:
     """One host's task: check this host, fork its share of the peers, wait for them."""
     from launch.procs import preload_data, start_peers, stop_peers
+    from peer.options import PeerOptions
 
     name = _this_host()
     try:
@@ -195,11 +196,11 @@ def run_host(*, echo: Callable[[str], None]) -> int:
     if count == 0:
         return 0
     preload_data(cfg)
-    procs = start_peers(
-        count, address, bind_host="0.0.0.0", advertise_host=advertise,
+    procs = start_peers(count, PeerOptions(
+        coordinator=address, bind_host="0.0.0.0", advertise_host=advertise,
         coordinator_key=os.environ.get(slurm.KEY_ENV) or None,
         checkpoint_dir=str(run_dir / "checkpoints"),
-    )
+    ))
     echo(f"host {name}: {count} peer(s) started, data sockets advertised on {advertise}")
     try:
         for p in procs:

@@ -103,11 +103,20 @@ def curve_peers(msg: m.Message) -> dict[int, str] | None:
 
 
 def to_message(
-    a: Assignment, addresses: dict[int, str], curve: dict[int, str] | None = None
+    a: Assignment,
+    addresses: dict[int, str],
+    curve: dict[int, str] | None = None,
+    *,
+    resume: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+    init: np.ndarray | None = None,
 ) -> m.Message:
     """The ``assign`` message for ``a``; ``addresses`` maps peer id -> data address;
-    ``curve`` (CURVE runs only) maps peer id -> public key for the peers it talks to."""
-    msg = m.assign(
+    ``curve`` (CURVE runs only) maps peer id -> public key for the peers it talks to;
+    ``resume``, ``model`` and ``init`` as in :func:`protocol.messages.assign`."""
+    links = [{"id": j, "addr": addresses[j], "kind": "collude"} for j in a.colluders]
+    links += [{"id": j, "addr": addresses[j], "kind": "oracle"} for j in a.oracle_targets]
+    return m.assign(
         node=a.node,
         num_nodes=a.num_nodes,
         neighbors=[{"id": j, "addr": addresses[j]} for j in a.neighbors],
@@ -115,17 +124,13 @@ def to_message(
         config=a.config.to_dict(),
         chunk_sizes=list(a.chunk_sizes),
         shard=a.shard,
+        links=links,
+        neighborhoods=[{"id": j, "degree": d, "byzantine": f} for j, (d, f) in sorted(a.neighborhoods.items())],
+        curve=peers_to_dict(curve) if curve is not None else None,
+        resume=resume,
+        model=model,
+        init=init,
     )
-    links = [{"id": j, "addr": addresses[j], "kind": "collude"} for j in a.colluders]
-    links += [{"id": j, "addr": addresses[j], "kind": "oracle"} for j in a.oracle_targets]
-    msg.fields["links"] = links
-    msg.fields["neighborhoods"] = [
-        {"id": j, "degree": d, "byzantine": f} for j, (d, f) in sorted(a.neighborhoods.items())
-    ]
-    if curve is not None:
-        msg.fields["curve"] = peers_to_dict(curve)
-    return msg
-
 
 
 def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:

@@ -100,16 +100,25 @@ class Message:
         return self.fields[key]
 
 
+def _optional(**fields: Any) -> dict[str, Any]:
+    """The optional header fields given (None = absent)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def register(
-    *, data_addr: str, host: str, pid: int, curve_key: str | None = None, max_message_bytes: int | None = None
+    *,
+    data_addr: str,
+    host: str,
+    pid: int,
+    curve_key: str | None = None,
+    max_message_bytes: int | None = None,
+    want_init: bool = False,
 ) -> Message:
     """``curve_key``: the peer's data-plane CURVE public key (CURVE runs); ``max_message_bytes``:
-    the largest data message its data socket, bound before registering, accepts."""
+    the largest data message its data socket, bound before registering, accepts;
+    ``want_init``: send the initial model's vector with the assignment."""
     fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid}
-    if curve_key is not None:
-        fields["curve_key"] = curve_key
-    if max_message_bytes is not None:
-        fields["max_message_bytes"] = max_message_bytes
+    fields.update(_optional(curve_key=curve_key, max_message_bytes=max_message_bytes, want_init=1 if want_init else None))
     return Message(REGISTER, UNASSIGNED_ID, 0, fields)
 
 
@@ -122,8 +131,18 @@ def assign(
     config: dict[str, Any],
     chunk_sizes: list[int],
     shard: np.ndarray,
+    links: list[dict[str, Any]] | None = None,
+    neighborhoods: list[dict[str, Any]] | None = None,
+    curve: dict[str, Any] | None = None,
+    resume: dict[str, Any] | None = None,
+    model: dict[str, Any] | None = None,
+    init: np.ndarray | None = None,
 ) -> Message:
-    fields = {
+    """Optional: ``links`` (colluders, oracle targets), ``neighborhoods`` (each
+    neighbor's degree and Byzantine count), ``curve`` (peers' public keys), ``resume``
+    (``{round, digest}`` of the checkpoint to load), ``model`` (layout and initial
+    digest) and ``init``, the initial model's vector, as a second array frame."""
+    fields: dict[str, Any] = {
         "node": node,
         "num_nodes": num_nodes,
         "neighbors": neighbors,
@@ -131,21 +150,34 @@ def assign(
         "config": config,
         "chunk_sizes": chunk_sizes,
     }
-    return Message(ASSIGN, COORDINATOR_ID, 0, fields, [np.ascontiguousarray(shard, "<i8")])
+    fields.update(_optional(links=links, neighborhoods=neighborhoods, curve=curve, resume=resume, model=model))
+    arrays = [np.ascontiguousarray(shard, "<i8")]
+    if init is not None:
+        arrays.append(init)
+    return Message(ASSIGN, COORDINATOR_ID, 0, fields, arrays)
 
 
 def ready(*, src: int) -> Message:
     return Message(READY, src, 0)
 
 
-def round_start(*, round_: int, failed: list[int], deadline: float) -> Message:
-    return Message(ROUND_START, COORDINATOR_ID, round_, {"failed": failed, "deadline": deadline})
+def round_start(*, round_: int, failed: list[int], deadline: float, checkpoint: int | None = None) -> Message:
+    """``checkpoint``: the last round every peer checkpointed (older ones may go)."""
+    fields = {"failed": failed, "deadline": deadline, **_optional(checkpoint=checkpoint)}
+    return Message(ROUND_START, COORDINATOR_ID, round_, fields)
 
 
 def round_done(
-    *, src: int, round_: int, metrics: dict[str, Any], traffic: dict[str, Any], timing: dict[str, Any]
+    *,
+    src: int,
+    round_: int,
+    metrics: dict[str, Any],
+    traffic: dict[str, Any],
+    timing: dict[str, Any],
+    checkpoint: int | None = None,
 ) -> Message:
-    fields = {"metrics": metrics, "traffic": traffic, "timing": timing}
+    """``checkpoint``: ``round_`` when the peer wrote its checkpoint of it."""
+    fields = {"metrics": metrics, "traffic": traffic, "timing": timing, **_optional(checkpoint=checkpoint)}
     return Message(ROUND_DONE, src, round_, fields)
 
 

@@ -26,7 +26,8 @@ from zmq.utils.monitor import recv_monitor_message
 #: command carries a nonce and a MAC around the plaintext)
 FRAME_OVERHEAD = 1024
 
-_HANDSHAKE_FAILED = (
+#: socket events of a failed security handshake (peers and the coordinator watch them)
+HANDSHAKE_FAILED = (
     zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 )
 
@@ -44,10 +45,12 @@ def bind_router(
     max_frame: int,
     curve_secret: str | None = None,
     linger: int = 0,
+    handover: bool = False,
     timeout: float = 5.0,
 ) -> zmq.Socket:
     """A ROUTER bound on ``endpoint`` with ``ZMQ_MAXMSGSIZE = max_frame`` (and as a CURVE
-    server with ``curve_secret``). libzmq fixes a listener's options when it binds, so the
+    server with ``curve_secret``; with ``handover`` a connection that comes back with a
+    routing id already known takes it over: the coordinator's control socket). libzmq fixes a listener's options when it binds, so the
     options are set first, and a peer binds its data socket this way once, before it
     registers, and never replaces it (a replaced listener loses what was sent to the old
     one). ``endpoint`` may end in ``:*`` (a free port). ``EADDRINUSE`` is retried for
@@ -55,6 +58,8 @@ def bind_router(
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, linger)
     sock.setsockopt(zmq.MAXMSGSIZE, max_frame)
+    if handover:
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
     if curve_secret is not None:
         sock.setsockopt(zmq.CURVE_SERVER, 1)
         sock.setsockopt(zmq.CURVE_SECRETKEY, curve_secret.encode())
@@ -81,7 +86,7 @@ class DropWatch:
 
     def __init__(self, sock: zmq.Socket) -> None:
         self._sock = sock
-        self._monitor: zmq.Socket | None = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | _HANDSHAKE_FAILED)
+        self._monitor: zmq.Socket | None = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | HANDSHAKE_FAILED)
         self._disconnects = 0
         self._failed = 0
         self._counted = 0
@@ -94,7 +99,7 @@ class DropWatch:
             event = recv_monitor_message(self._monitor)["event"]
             if event == zmq.EVENT_DISCONNECTED:
                 self._disconnects += 1
-            elif event & _HANDSHAKE_FAILED:
+            elif event & HANDSHAKE_FAILED:
                 self._failed += 1
         new = self._disconnects - self._failed - self._counted
         if new <= 0:

@@ -13,7 +13,7 @@ from peer import checkpoint
 from peer import data as datasets
 from peer.core import NodeCore
 from peer.data import test_subset as eval_subset
-from launch.reference import exchange
+from launch.reference import MemoryNetwork
 from protocol import config as config_mod
 
 CONFIG = """
@@ -62,11 +62,8 @@ def _cores(cfg: config_mod.RunConfig) -> list[NodeCore]:
 
 
 def _round(cores: list[NodeCore], round_: int) -> list[dict]:
-    outgoing = exchange(cores, round_)
-    return [
-        c.end_round(round_, {j: outgoing[j][c.node] for j in c.neighbors if c.node in outgoing[j]}).metrics
-        for c in cores
-    ]
+    results = MemoryNetwork(cores).run_round(round_)
+    return [results[c.node].metrics for c in cores]
 
 
 def test_cores_loaded_from_a_checkpoint_continue_bit_identically(tmp_path: Path) -> None:

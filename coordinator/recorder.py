@@ -1,0 +1,63 @@
+"""The round recorder: one line of ``rounds.jsonl`` per round, for both drivers.
+
+The coordinator (``coordinator/server.py``) and the in-process reference
+(``launch/reference.py``) hand it the peers' round reports (``metrics``, ``traffic``,
+``timing``: the maps of ``round_done``, docs/PROTOCOL.md) and when the round started and
+closed; it builds the record (:func:`coordinator.results.round_record`: per-peer entries,
+honest statistics), adds what only the caller knows (the coordinator's drops, checkpoint
+completeness, refused registrations), appends it flushed and reports progress. Both
+drivers' peers count traffic with :class:`peer.traffic.Traffic`, so a record has one
+format whichever driver ran it; README.md, *Results*, lists its fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from coordinator.plan import Plan
+from coordinator.results import ResultsWriter, round_record
+
+
+class RoundRecorder:
+    """Appends one record per round to ``results``; ``started`` is the monotonic time
+    rounds count from (``elapsed_s``)."""
+
+    def __init__(
+        self,
+        *,
+        plan: Plan,
+        results: ResultsWriter,
+        started: float,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.results = results
+        self.started = started
+        self.progress = progress
+        self.roles = {i: plan.role(i).label for i in range(plan.config.nodes)}
+
+    def record(
+        self,
+        *,
+        round_: int,
+        reports: Mapping[int, dict[str, Any]],
+        failed: set[int],
+        t0: float,
+        t1: float,
+        coordinator_drops: Mapping[str, int],
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Record round ``round_``: ``reports[i]`` is peer i's ``metrics``/``traffic``/
+        ``timing``; ``failed`` the peers known failed when it closed; ``t0``/``t1`` when
+        it started and closed (monotonic); ``coordinator_drops`` the coordinator's drop
+        counters so far (the reference has none); ``extra`` further top-level fields."""
+        record = round_record(
+            round_=round_, roles=self.roles, reports=dict(reports), failed=failed,
+            elapsed_s=t1 - self.started, round_s=t1 - t0,
+        )
+        record.update(extra or {})
+        record["coordinator_drops"] = dict(coordinator_drops)
+        self.results.append_round(record)
+        if self.progress is not None:
+            self.progress(record)
+        return record

@@ -1,0 +1,148 @@
+"""A peer's data plane: its one bound ROUTER for incoming messages and one DEALER per
+peer it sends to.
+
+* incoming: one ROUTER bound on ``bind_host`` (random port) before the peer registers,
+  with its final options (frame limit ``--max-message-bytes``, CURVE server key), via
+  :func:`protocol.sockets.bind_router`; advertised in ``register`` and never replaced.
+  Without CURVE every connection's routing id is the sender's node id; with CURVE the
+  sender is the node whose key the connection authenticated with (``peer/auth.py``: the
+  ZAP handler holds neighbors' handshakes until ``assign`` names the keys it admits);
+* outgoing: one DEALER per linked peer, connected before the peer answers ``ready``
+  (routing id ``str(node)``, or a CURVE client without one).
+
+Nothing is read from the data socket before the assignment is set up: what neighbors
+send meanwhile waits in ZeroMQ's queues (docs/PROTOCOL.md, *No silent loss*). Every
+received message is decoded and its sender checked here, then filed by the node's
+:class:`~peer.inbox.Inbox`; a bad one is dropped, counted by reason in
+:class:`~peer.traffic.Traffic` and logged, never raised. So are connections the socket
+closed (a frame over the limit, a broken stream, a dead sender) and handshakes the ZAP
+handler refused (``unknown_key``).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import zmq
+
+from peer import auth
+from peer.inbox import Inbox
+from peer.traffic import Traffic
+from protocol import assignment as assignment_mod
+from protocol import messages as m
+from protocol import sockets
+from protocol.codec import ProtocolError, decode, encode
+
+log = logging.getLogger("byzemu.peer")
+
+
+class DataPlane:
+    """The data sockets of one peer; ``curve`` (CURVE runs) holds its own key pair."""
+
+    def __init__(
+        self,
+        ctx: zmq.Context,
+        *,
+        bind_host: str,
+        advertise_host: str,
+        max_message_bytes: int,
+        curve: assignment_mod.CurveKeys | None,
+        traffic: Traffic,
+    ) -> None:
+        self.ctx = ctx
+        self.traffic = traffic
+        self.curve = curve
+        #: the socket's limit, fixed here for the whole run (a run with a larger
+        #: runtime.max_message_bytes is refused at setup)
+        self.socket_max_bytes = max_message_bytes
+        self.max_bytes = max_message_bytes  #: the run's limit (codec check), once assigned
+        # the ZAP handler is bound before the CURVE server, so no handshake goes unanswered
+        self.zap = auth.ZapHandler(ctx, None, owner=m.UNASSIGNED_ID) if curve is not None else None
+        self._zap_counted = 0  # refusals of self.zap already counted as drops
+        self.sock = sockets.bind_router(
+            ctx, f"tcp://{bind_host}:*", max_frame=sockets.frame_limit(max_message_bytes),
+            curve_secret=curve.secret if curve is not None else None,
+        )
+        port = self.sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1]
+        self.address = f"tcp://{advertise_host}:{port}"  #: advertised in register
+        self._watch = sockets.DropWatch(self.sock)
+        self.out: dict[int, zmq.Socket] = {}
+        self.failed: set[int] = set()  #: peers known failed: nothing is sent to them
+
+    def admit(self, peer_keys: dict[int, str], *, node: int) -> None:
+        """CURVE: the assignment names the peers' keys; answer the handshakes held."""
+        if self.curve is None or self.zap is None:
+            return
+        self.curve = assignment_mod.CurveKeys(self.curve.public, self.curve.secret, peer_keys)
+        self.zap.admit({k: j for j, k in peer_keys.items()}, owner=node)
+
+    def connect(self, node: int, addresses: dict[int, str], peers: list[int]) -> None:
+        """One DEALER to each of ``peers``; one that cannot be connected (a registrant
+        advertised ``host:port`` without ``tcp://``) is logged and treated as failed."""
+        for j in peers:
+            s = self.ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 0)
+            s.setsockopt(zmq.SNDHWM, 1000)
+            try:
+                if self.curve is None:
+                    s.setsockopt(zmq.ROUTING_ID, str(node).encode())
+                else:
+                    auth.make_curve_client(
+                        s, public=self.curve.public, secret=self.curve.secret, server_key=self.curve.peers[j]
+                    )
+                s.connect(addresses[j])
+            except (zmq.ZMQError, KeyError) as exc:
+                s.close(linger=0)
+                log.error("peer %d: cannot connect to neighbor %d at %r (%s); treating it as failed",
+                          node, j, addresses.get(j), exc)
+                self.failed.add(j)
+                continue
+            self.out[j] = s
+
+    def send(self, to: int, msg: m.Message) -> None:
+        """Hand ``msg`` to peer ``to`` without blocking (skipped if it failed); a full
+        queue drops it (``send_blocked``)."""
+        if to in self.failed or to not in self.out:
+            return
+        frames = encode(msg)
+        try:
+            self.out[to].send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.traffic.drop("send_blocked", f"peer {to} is not draining its queue")
+            return
+        self.traffic.count_sent(frames)
+
+    def receive(self, inbox: Inbox) -> None:
+        """Read one pending message and file it into ``inbox``, or count it dropped."""
+        frames = self.sock.recv_multipart(copy=False)
+        identity, body = frames[0].bytes, frames[1:]
+        try:
+            msg = decode(body, allowed=m.DATA_PLANE, max_bytes=self.max_bytes)
+            if self.curve is not None:
+                key_owner = auth.user_id(body[0])
+                if key_owner != str(msg.src):
+                    raise ProtocolError("key_mismatch", f"connection with the key of node {key_owner} claims src {msg.src}")
+            elif identity != str(msg.src).encode():
+                raise ProtocolError("sender_mismatch", f"connection {identity!r} claims src {msg.src}")
+            inbox.accept(msg)
+        except ProtocolError as exc:
+            self.traffic.drop(exc.reason, f"data from {identity!r}: {exc.detail}")
+            return
+        self.traffic.count_received(body)
+
+    def count_lost(self) -> None:
+        """Count as drops the handshakes the ZAP handler refused (``unknown_key``, logged
+        by the handler) and the connections the socket closed (``connection_dropped``)
+        since the last call."""
+        if self.zap is not None and self.zap.refused > self._zap_counted:
+            refused, self._zap_counted = self.zap.refused - self._zap_counted, self.zap.refused
+            self.traffic.drop("unknown_key", "", refused, logged=False)
+        for _ in range(self._watch.new_drops()):
+            self.traffic.drop("connection_dropped", "an inbound data connection closed: a frame over "
+                              f"{sockets.frame_limit(self.max_bytes)} bytes, a malformed stream or a dead sender")
+
+    def close(self) -> None:
+        self._watch.close()
+        for s in self.out.values():
+            s.close(linger=0)
+        self.sock.close(linger=0)

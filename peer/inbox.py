@@ -1,0 +1,83 @@
+"""A node's inbox: the data-plane messages it accepted, filed per kind, round and sender.
+
+Both drivers file every data message here (the ZeroMQ runtime after decoding it off its
+socket, the in-process reference after encoding and decoding it in memory), so the rules
+of what a node accepts exist once:
+
+* the payload fits this node's model and comes from a node allowed to send that kind
+  (``NodeCore.check_payload`` / ``check_collusion`` / ``check_oracle``);
+* its round lies in the window (last aggregated round, last started round + 1]: a round
+  t+1 message that arrives while t is running is kept, an older one is ``stale_round``,
+  a later one ``future_round``;
+* one message per kind, round and sender (a second is ``duplicate``).
+
+A message that breaks a rule raises :class:`~protocol.codec.ProtocolError`; the caller
+counts it as a drop. The round schedule (``peer/rounds.py``) reads what arrived with
+:meth:`Inbox.arrived`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from peer.core import NodeCore
+from protocol import messages as m
+from protocol.codec import ProtocolError
+
+
+class Inbox:
+    """Per-round buffers of one node's accepted ``chunk``, ``collude`` and ``oracle``
+    messages, with the round window they are accepted in."""
+
+    def __init__(self, core: NodeCore, *, started: int = 0) -> None:
+        self.core = core
+        self.started = started  #: last round started
+        self.aggregated = started  #: last round aggregated
+        self._buffers: dict[str, dict[int, dict[int, Any]]] = {kind: defaultdict(dict) for kind in m.DATA_PLANE}
+
+    def start(self, round_: int) -> None:
+        """Round ``round_`` starts: messages of rounds up to ``round_ + 1`` are accepted."""
+        self.started = round_
+
+    def accept(self, msg: m.Message) -> None:
+        """File one decoded data message; ProtocolError if it breaks a rule above. Its
+        sender's identity (routing id or CURVE key) is the transport's to check first."""
+        core = self.core
+        if msg.kind == m.CHUNK:
+            core.check_payload(msg.src, msg["chunks"], msg.arrays)
+            content: Any = dict(zip(msg["chunks"], msg.arrays))
+        elif msg.kind == m.COLLUDE:
+            content = core.check_collusion(msg.src, msg["items"], msg.arrays)
+        elif msg.kind == m.ORACLE:
+            core.check_oracle(msg.src, msg.arrays)
+            content = msg.arrays[0]
+        else:
+            raise ProtocolError("unexpected_kind", f"{msg.kind} on the data plane")
+        r = msg.round
+        if r <= self.aggregated:
+            raise ProtocolError("stale_round", f"{msg.kind} round {r} from {msg.src}, at {self.aggregated}")
+        if r > self.started + 1:
+            raise ProtocolError("future_round", f"{msg.kind} round {r} from {msg.src}, at {self.started}")
+        filed = self._buffers[msg.kind][r]
+        if msg.src in filed:
+            raise ProtocolError("duplicate", f"second round-{r} {msg.kind} from {msg.src}")
+        filed[msg.src] = content
+
+    def arrived(self, kind: str, round_: int) -> dict[int, Any]:
+        """``{sender: content}`` of the round's ``kind`` messages so far (a copy): chunk
+        payloads ``{index: vector}``, collusion views ``{sender: {index: vector}}``, or
+        oracle models (one vector)."""
+        return dict(self._buffers[kind].get(round_, {}))
+
+    def missing(self, kind: str, round_: int, expected: frozenset[int] | set[int]) -> set[int]:
+        """The senders in ``expected`` whose round-``round_`` ``kind`` message is not in."""
+        return set(expected) - set(self._buffers[kind].get(round_, {}))
+
+    def close(self, round_: int) -> None:
+        """Round ``round_`` is aggregated: forget its messages (and any older); later
+        messages of it are stale."""
+        self.aggregated = round_
+        for buffers in self._buffers.values():
+            for old in [r for r in buffers if r <= round_]:
+                del buffers[old]
