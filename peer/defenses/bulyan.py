@@ -36,6 +36,8 @@ class Bulyan(RobustDefense):
     first. ``guf_alpha`` then mixes the result with the own chunk.
     """
 
+    accepts_pre = "any"  # any pre step: it treats every row alike
+
     def __init__(
         self,
         *,
@@ -68,6 +70,8 @@ class DBulyan(Bulyan):
     r"""DBulyan of Guo et al. (002_b98f58265f12497c.txt, Eq. (15)): ``bulyan`` over the
     neighbors' chunks (``own_candidate = false``), f = Eq. (13)'s bound, then the GUF
     mixing x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``)."""
+
+    accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
 
     own_candidate = False
     guf_alpha = 0.5

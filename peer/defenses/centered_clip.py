@@ -35,6 +35,8 @@ class CenteredClip(RobustDefense):
     Fallback: no payload -> the own chunk. Payloads holding NaN/Inf are discarded first.
     """
 
+    accepts_pre = "rows"  # only pre steps that keep the rows: row 0 is the own chunk
+
     def __init__(self, *, tau: float = 1.0, iterations: int = 1) -> None:
         self.tau = ops.check_positive("tau", tau)
         self.iterations = ops.check_count("iterations", iterations, minimum=1)

@@ -25,28 +25,6 @@ from peer.defenses.base import Defense, RobustDefense
 from peer.defenses.registry import DEFENSES, PRE_STEPS
 from peer.registry import RegistryError
 
-#: what the rules written before composition existed can take (their classes do not
-#: declare ``accepts_pre``): only the stack, row 0 as the own chunk ("rows"), or any rows
-_EARLIER_RULES = {
-    "median": "any",
-    "trimmed_mean": "any",
-    "krum": "any",
-    "multi_krum": "any",
-    "bulyan": "any",
-    "ios": "rows",
-    "bridge": "rows",
-    "centered_clip": "rows",
-    "clipped_gossip": "rows",
-    "norm_clip": "rows",
-    # Guo et al.'s baselines (002): the neighbours' rows are the candidates, row 0 is left
-    # out, so a step must keep the rows in place
-    "dkrum": "rows",
-    "dmedian": "rows",
-    "dbulyan": "rows",
-    "dbridge": "rows",
-}
-
-
 def check_rule_name(name: str) -> None:
     """Reject a pre step named as the rule, with the fix."""
     if name in PRE_STEPS.names():
@@ -105,8 +83,9 @@ def attach_pre(
 
 
 def accepts_pre(name: str) -> str:
-    """``"none"``, ``"rows"`` or ``"any"``: which pre-step output rule ``name`` takes."""
+    """``"none"``, ``"rows"`` or ``"any"``: which pre-step output rule ``name`` takes (its
+    class's ``accepts_pre``; a defense that is not a :class:`RobustDefense` takes none)."""
     cls = DEFENSES.get(name)
     if not issubclass(cls, RobustDefense):
         return "none"
-    return _EARLIER_RULES.get(name, cls.accepts_pre)
+    return cls.accepts_pre

@@ -36,6 +36,8 @@ class IterativeOutlierScissor(RobustDefense):
     are discarded first.
     """
 
+    accepts_pre = "rows"  # only pre steps that keep the rows: row 0 is the own chunk
+
     def __init__(self, *, f: int | None = None) -> None:
         self.f = ops.check_count("f", f)
 

@@ -48,6 +48,8 @@ class Krum(RobustDefense):
     the result with the own chunk (:class:`~peer.defenses.base.RobustDefense`).
     """
 
+    accepts_pre = "any"  # any pre step: it treats every row alike
+
     neighbourhood_default = "blanchard"
 
     def __init__(
@@ -136,6 +138,8 @@ class DKrum(Krum):
     mixing x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``). Every parameter of
     ``krum`` can still be set.
     """
+
+    accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
 
     own_candidate = False
     guf_alpha = 0.5

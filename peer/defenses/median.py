@@ -26,6 +26,8 @@ class CoordinateMedian(RobustDefense):
     the own chunk (:class:`~peer.defenses.base.RobustDefense`).
     """
 
+    accepts_pre = "any"  # any pre step: it treats every row alike
+
     def __init__(self, *, own_candidate: bool | None = None, guf_alpha: float | None = None) -> None:
         super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
 
@@ -38,6 +40,8 @@ class DMedian(CoordinateMedian):
     r"""DMedian of Guo et al. (002_b98f58265f12497c.txt, Eq. (14)): the marginal median of
     the neighbors' chunks (``own_candidate = false``), then the GUF mixing
     x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``)."""
+
+    accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
 
     own_candidate = False
     guf_alpha = 0.5

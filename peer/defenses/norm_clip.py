@@ -33,6 +33,8 @@ class NormClip(RobustDefense):
     Payloads holding NaN/Inf are discarded first.
     """
 
+    accepts_pre = "rows"  # only pre steps that keep the rows: row 0 is the own chunk
+
     def __init__(self, *, tau: float = 1.0) -> None:
         self.tau = ops.check_positive("tau", tau)
 

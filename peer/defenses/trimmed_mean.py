@@ -30,6 +30,8 @@ class TrimmedMean(RobustDefense):
     then mixes the result with the own chunk.
     """
 
+    accepts_pre = "any"  # any pre step: it treats every row alike
+
     def __init__(
         self,
         *,
@@ -63,6 +65,8 @@ class DBridge(TrimmedMean):
     ``guf_alpha = 0.5``). 002 only cites BRIDGE [44] and the alpha; taking BRIDGE's
     screening as R of the GUF is our reading."""
 
+    accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+
     own_candidate = False
     guf_alpha = 0.5
 
@@ -92,6 +96,8 @@ class BridgeT(RobustDefense):
     :math:`2b \ge m` -> the coordinate-wise median of own + received. Payloads holding
     NaN/Inf are discarded first.
     """
+
+    accepts_pre = "rows"  # only pre steps that keep the rows: row 0 is the own chunk
 
     def __init__(
         self, *, b: int | None = None, rho: float = 0.4, rho_central: float = 0.5,
