@@ -25,7 +25,7 @@ from typing import Any
 import zmq
 
 from coordinator.plan import Plan, initial_model
-from coordinator.recorder import RoundRecorder
+from coordinator.recorder import RoundRecorder, recordable
 from coordinator.results import ResultsWriter, ResumePoint
 from peer.core import model_digest
 from protocol import assignment as assignment_mod
@@ -40,25 +40,6 @@ log = logging.getLogger("byzemu.coordinator")
 _POLL_MS = 50
 #: largest control message (a round_done's metrics and traffic are a few KiB)
 MAX_CONTROL_BYTES = 1 << 22
-
-
-def _json_like(value: Any, max_depth: int = 32) -> bool:
-    """True for nil/bool/int/float/str and lists/str-keyed maps of them, nested at most
-    ``max_depth`` deep (msgpack also yields bytes, ext types and bytes keys)."""
-    stack = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > max_depth:
-            return False
-        if isinstance(v, dict):
-            if not all(isinstance(k, str) for k in v):
-                return False
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
-        elif not (v is None or isinstance(v, (bool, int, float, str))):
-            return False
-    return True
 
 
 @dataclass
@@ -251,7 +232,7 @@ class Coordinator:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
         addresses = {i: p.data_addr for i, p in self.peers.items()}
         plans = {node: self.plan.assignment(node) for node in sorted(self.peers)}
-        keys = self._curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()}) if self.curve else {}
+        keys = assignment_mod.curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()}) if self.curve else {}
         layout, init = initial_model(self.cfg)
         model = {"layout": layout, "init_digest": model_digest(init)}
         for node, a in plans.items():
@@ -299,16 +280,6 @@ class Coordinator:
         self._send(identity, m.stop(reason=reason))
         self.refused.append({"round": round_, "pid": msg["pid"], "host": msg["host"], "data_addr": msg["data_addr"]})
         log.warning("refused a registration from pid %d on %s in round %d: run in progress", msg["pid"], msg["host"], round_)
-
-    @staticmethod
-    def _curve_keys(plans: dict[int, assignment_mod.Assignment], public: dict[int, str]) -> dict[int, dict[int, str]]:
-        """For each peer, the registered public keys of everyone it sends to
-        (``linked()``) or receives from (those whose ``linked()`` holds it)."""
-        talks = {node: set(a.linked()) for node, a in plans.items()}
-        for node, a in plans.items():
-            for j in a.linked():
-                talks.setdefault(j, set()).add(node)
-        return {node: {j: public[j] for j in sorted(talks[node]) if j in public} for node in plans}
 
     def _mark_failed(self, node: int, round_: int, reason: str) -> None:
         if node in self.failed:
@@ -358,7 +329,7 @@ class Coordinator:
                 self._drop("stale_round", f"round_done for {msg.round} during {round_}")
             elif msg.src in self.failed:
                 self._drop("failed_sender", f"round_done from failed peer {msg.src}")
-            elif not all(_json_like(msg[k]) for k in ("metrics", "traffic", "timing")):
+            elif not all(recordable(msg[k]) for k in ("metrics", "traffic", "timing")):
                 # rounds.jsonl must be able to record it verbatim
                 self._drop("bad_field", f"round_done from {msg.src} holds values JSON cannot record")
             else:

@@ -295,8 +295,8 @@ def _run_coordinator(
     try:
         progress = fan_out(None if quiet else Progress(cfg.rounds), on_round)
         coord = Coordinator(plan, bind=bind, results=results, progress=progress)
-    except Exception as exc:  # zmq.ZMQError on a bad or busy address
-        raise ConfigError(f"--bind {bind}: cannot bind ({exc})") from None
+    except OSError as exc:  # a bad or busy address (protocol.sockets.bind_router says which)
+        raise ConfigError(f"--bind {bind}: {exc}") from None
     if coord.public_key is not None:
         (out_dir / "coordinator.key").write_text(coord.public_key + "\n")
         click.echo(

@@ -200,7 +200,8 @@ class PeerRuntime:
             self.control.check()
             left = deadline - time.monotonic()
             if left <= 0:
-                log.warning("peer %d round %d: no %s from %s by the deadline", self.node, round_, step.kind, sorted(waiting))
+                log.warning("peer %d round %d: no %s message from %s by the deadline (runtime.chunk_timeout)",
+                            self.node, round_, step.kind, sorted(waiting))
                 return
             self._poll_once(min(_POLL_MS * 10, int(left * 1000) + 1))
 

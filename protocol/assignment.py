@@ -71,6 +71,17 @@ def peers_to_dict(peers: dict[int, str]) -> dict[str, Any]:
     return {"peers": [{"id": j, "key": k} for j, k in sorted(peers.items())]}
 
 
+def curve_keys(plans: dict[int, Assignment], public: dict[int, str]) -> dict[int, dict[int, str]]:
+    """For each peer of ``plans``, the registered public keys (``public``) of everyone it
+    sends to (``linked()``) or receives from (those whose ``linked()`` holds it): its
+    ``assign`` → ``curve`` map."""
+    talks = {node: set(a.linked()) for node, a in plans.items()}
+    for node, a in plans.items():
+        for j in a.linked():
+            talks.setdefault(j, set()).add(node)
+    return {node: {j: public[j] for j in sorted(talks[node]) if j in public} for node in plans}
+
+
 def is_z85_key(value: Any) -> bool:
     """A 40-character Z85 string that decodes to a 32-byte CURVE key."""
     if not (isinstance(value, str) and len(value) == 40 and value.isascii()):

@@ -84,6 +84,12 @@ def test_multiprocess_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
     assert "test_accuracy" not in mp_rounds[0]["peers"]["0"]["metrics"]
     roles = [p["role"] for p in mp_rounds[0]["peers"].values()]
     assert roles.count("byzantine:gaussian") == 1
+    # one traffic format: the reference counts the same messages and bytes (per run: a
+    # peer may count an early next-round message in the round it arrived)
+    for key in ("sent_msgs", "sent_bytes", "sent_payload_bytes", "recv_msgs", "recv_bytes"):
+        for node in map(str, range(6)):
+            mp_total = sum(r["peers"][node]["traffic"][key] for r in mp_rounds)
+            assert mp_total == sum(r["peers"][node]["traffic"][key] for r in ref_rounds), (key, node)
     mp_summary = json.loads((mp_dir / "summary.json").read_text())
     ref_summary = json.loads((ref_dir / "summary.json").read_text())
     assert mp_summary["final_accuracy"] == ref_summary["final_accuracy"]
