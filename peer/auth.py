@@ -7,11 +7,12 @@ peers it exchanges data with. The secret key never leaves the peer.
 
 :class:`ZapHandler` admits exactly the clients whose public key belongs to such a peer.
 Every message of an admitted connection carries that peer's node id as its ``User-Id``
-property, which the runtime compares with the header's ``src``. The handler is asked once
-per connection handshake, never per message, and its answer depends only on the client's
-key. A neighbor may connect before this peer has its own assignment (the coordinator
-sends the ``assign`` messages one after the other): such handshakes are *held*, not
-refused, until :meth:`ZapHandler.admit` names the allowed keys, then answered.
+property, which the data plane (``peer/dataplane.py``) compares with the header's
+``src``. The handler is asked once per connection handshake, never per message, and its
+answer depends only on the client's key. A neighbor may connect before this peer has its
+own assignment (the coordinator sends the ``assign`` messages one after the other): such
+handshakes are *held*, not refused, until :meth:`ZapHandler.admit` names the allowed
+keys, then answered.
 """
 
 from __future__ import annotations

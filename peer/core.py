@@ -1,14 +1,13 @@
 """The node core: one peer's training, chunking, attack crafting and aggregation.
 
-This module does no I/O. A driver (the ZeroMQ runtime in :mod:`peer.runtime` or the
-in-process reference in :mod:`launch.reference`) calls, for every round t::
-
-    outgoing = core.begin_round(t)        # train, flatten, chunk, craft per neighbor
-    ... deliver outgoing[j] to neighbor j, collect what neighbors sent ...
-    result = core.end_round(t, received)  # aggregate per chunk index, maybe evaluate
-
-Both drivers therefore run exactly the same computation, which is what makes the
-multi-process run and the reference bit-identical for the same config and seed.
+This module does no I/O. Its round is ``train`` -> ``outgoing`` (the payloads per
+neighbor, crafted from attacker knowledge when the attack needs it) -> ``end_round``
+(aggregate per chunk index over what arrived, maybe evaluate). Which messages go out
+between these calls and which are awaited is the round schedule in :mod:`peer.rounds`;
+both drivers (the ZeroMQ runtime in :mod:`peer.runtime` and the in-process reference in
+:mod:`launch.reference`) run that one schedule and only deliver its messages, so they
+run exactly the same computation, which is what makes the multi-process run and the
+reference bit-identical for the same config and seed.
 """
 
 from __future__ import annotations
