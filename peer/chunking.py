@@ -45,9 +45,12 @@ def load_vector(model: Params, vector: np.ndarray) -> None:
     total = sum(p.numel() for p in params)
     if total != vector.size:  # checked first: a short vector must not half-load the model
         raise ValueError(f"vector has {vector.size} values, model has {total} parameters")
-    pieces = torch.from_numpy(vector).split([p.numel() for p in params])
-    with torch.no_grad():  # one call copies every piece into its parameter
-        torch._foreach_copy_(list(params), [v.view_as(p) for v, p in zip(pieces, params)])
+    offset = 0
+    with torch.no_grad():
+        for p in params:
+            n = p.numel()
+            p.copy_(torch.from_numpy(vector[offset : offset + n]).view_as(p))
+            offset += n
 
 
 def chunk_bounds(size: int, count: int) -> list[tuple[int, int]]:
