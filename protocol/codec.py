@@ -10,8 +10,9 @@ right) live with the receiver and raise the same error type.
 :class:`ChunkCheck` is the data path's fast lane: one validation of a whole ``chunk``
 message compiled once per run from what the receiver expects (its neighbors, the length
 of each chunk of its model, the size limit). It accepts exactly the well-formed chunk
-messages that fit, their arrays float32 views of the received frames (no copy), and hands anything else
-back to :func:`decode` and the receiver's checks, which name the reason of the drop.
+messages that fit, their arrays float32 views of the received frames (no copy), and
+hands anything else back to :func:`decode` and the receiver's checks, which name the
+reason of the drop.
 """
 
 from __future__ import annotations
@@ -172,7 +173,8 @@ class ChunkCheck:
             return None
         if type(header) is not dict or header.keys() != _CHUNK_KEYS:
             return None
-        v, src, round_, chunks, specs = header["v"], header["src"], header["round"], header["chunks"], header["frames"]
+        v, src, round_ = header["v"], header["src"], header["round"]
+        chunks, specs = header["chunks"], header["frames"]
         if (
             header["kind"] != m.CHUNK or type(v) is not int or v != m.VERSION
             or type(src) is not int or src not in self._senders

@@ -21,7 +21,7 @@ from coordinator.plan import build_plan
 from peer import data as datasets
 from peer.core import NodeCore
 from protocol import messages as m
-from protocol.codec import FittedChunk, ProtocolError, decode, encode
+from protocol.codec import ChunkCheck, FittedChunk, ProtocolError, decode, encode
 from protocol.config import from_dict
 
 
@@ -110,12 +110,14 @@ def test_whole_model_in_one_message_is_declined(core: NodeCore) -> None:
     assert _generic_reason(core, frames) == "bad_chunk_count"
 
 
-def test_oversized_chunk_message_is_declined(core: NodeCore) -> None:
+def test_oversized_chunk_message_is_declined() -> None:
     header, arrays = _good()
     frames = _frames(header, arrays)
     limit = sum(len(f) for f in frames) - 1
 
-    assert core.chunk_check.__class__(senders=[1, 2], sizes=[982, 982, *[981] * 6], max_bytes=limit).decode(frames) is None
+    check = ChunkCheck(senders=[1, 2], sizes=[982, 982, *[981] * 6], max_bytes=limit)
+
+    assert check.decode(frames) is None
     with pytest.raises(ProtocolError, match="oversized"):
         decode(frames, allowed=m.DATA_PLANE, max_bytes=limit)
 
