@@ -42,15 +42,17 @@ def peer(i: int, n: int, addr: dict[str, Any], payload_bytes: int, rounds: int) 
     ctrl = ctx.socket(zmq.DEALER)
     ctrl.connect(addr["coordinator"])
     data = ctx.socket(zmq.ROUTER)
-    data.bind(addr["peer"](i))
+    data.bind(addr["peer"](i))  # a random free port (tcp): advertised through the coordinator
+    ctrl.send_multipart([b"ready", str(i).encode(), data.getsockopt(zmq.LAST_ENDPOINT)])
+    endpoints = ctrl.recv().decode().split("\n")
     out = {}
     for j in neighbours(i, n):
         s = ctx.socket(zmq.DEALER)
         s.setsockopt(zmq.ROUTING_ID, str(i).encode())
-        s.connect(addr["peer"](j))
+        s.connect(endpoints[j])
         out[j] = s
     payload = bytes(payload_bytes)
-    ctrl.send(b"ready")
+    ctrl.send(b"connected")
     poller = zmq.Poller()
     poller.register(data, zmq.POLLIN)
     for _ in range(rounds):
@@ -79,7 +81,7 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
         base = probe.bind_to_random_port("tcp://127.0.0.1", min_port=20000, max_port=50000)
         probe.close(0)
         ctx0.term()
-        addr = {"coordinator": f"tcp://127.0.0.1:{base}", "peer": lambda i: f"tcp://127.0.0.1:{base + 1 + i}"}
+        addr = {"coordinator": f"tcp://127.0.0.1:{base}", "peer": lambda i: "tcp://127.0.0.1:*"}
     payload = LENET_PARAMS * 4 // 2
     fork = mp.get_context("fork")  # before this process has a zmq context (peers connect and retry)
     procs = [fork.Process(target=peer, args=(i, n, addr, payload, rounds)) for i in range(n)]
@@ -88,7 +90,14 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
     ctx = zmq.Context()
     coord = ctx.socket(zmq.ROUTER)
     coord.bind(addr["coordinator"])
-    ids = [coord.recv_multipart()[0] for _ in range(n)]  # "ready"
+    ready = [coord.recv_multipart() for _ in range(n)]  # [identity, "ready", node, endpoint]
+    endpoints = {int(node): endpoint.decode() for _, _, node, endpoint in ready}
+    ids = [ident for ident, *_ in ready]
+    table = "\n".join(endpoints[i] for i in range(n)).encode()
+    for ident in ids:
+        coord.send_multipart([ident, table])
+    for _ in range(n):
+        coord.recv_multipart()  # "connected"
     times = []
     cpu0 = {p.pid: _cpu(p.pid) for p in procs}
     for r in range(rounds):

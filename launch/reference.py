@@ -91,7 +91,8 @@ class MemoryNetwork:
         receiver = self.traffic[step.to]
         try:
             limit = self.cores[step.to].config.runtime.max_message_bytes
-            self.inboxes[step.to].accept(decode(frames, allowed=m.DATA_PLANE, max_bytes=limit))
+            msg = self.cores[step.to].chunk_check.decode(frames) or decode(frames, allowed=m.DATA_PLANE, max_bytes=limit)
+            self.inboxes[step.to].accept(msg)
         except ProtocolError as exc:
             receiver.drop(exc.reason, f"data from {src}: {exc.detail}")
             return

@@ -35,7 +35,7 @@ def _params(model: Params) -> Sequence[torch.Tensor]:
 def flatten(model: Params) -> np.ndarray:
     """The model's parameters as one new float32 vector (a copy)."""
     with torch.no_grad():  # torch.cat always allocates: the vector shares nothing with the model
-        vec = torch.cat([p.detach().reshape(-1) for p in _params(model)])
+        vec = torch.cat([p.reshape(-1) for p in _params(model)])
     return vec.to(torch.float32).numpy()
 
 
@@ -73,9 +73,10 @@ def assign_chunks(
     if not 1 <= per_neighbor < count:
         raise ValueError(f"per_neighbor={per_neighbor} must be in [1, {count - 1}]")
     rng = np.random.default_rng([seed, node, round_, _POLICY_SALT])
-    perm = rng.permutation(count)
+    perm = rng.permutation(count).tolist()
+    ring = perm + perm  # ring[s : s + k] = pi[(s + m) mod C], m < k, as k < C
     plan = {}
     for position, neighbor in enumerate(sorted(neighbors)):
-        window = [int(perm[(position * per_neighbor + m) % count]) for m in range(per_neighbor)]
-        plan[neighbor] = sorted(window)
+        start = position * per_neighbor % count
+        plan[neighbor] = sorted(ring[start : start + per_neighbor])
     return plan

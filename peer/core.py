@@ -30,7 +30,7 @@ from peer.schedule import lr_schedule
 from peer.models import build_model
 from peer.training import LocalTrainer, evaluate
 from protocol.assignment import Assignment
-from protocol.codec import ProtocolError, is_int
+from protocol.codec import ChunkCheck, ProtocolError, is_int
 
 #: {sender id: {chunk index: float32 vector}}
 Payloads = dict[int, dict[int, np.ndarray]]
@@ -138,6 +138,11 @@ class NodeCore:
                 f"assigned chunk sizes {assignment.chunk_sizes} differ from this peer's model "
                 f"({sizes}); coordinator and peer disagree on model {cfg.model.name!r}"
             )
+        #: the compiled check of a received chunk message (sender, indices, dtypes, lengths),
+        #: built once for the run; drivers that receive bytes use it before check_payload
+        self.chunk_check = ChunkCheck(senders=self.neighbors, sizes=sizes, max_bytes=cfg.runtime.max_message_bytes)
+        #: per chunk index, what end_round hands the defense besides the chunks (built once)
+        self._hooks = [self._chunk_hooks(c) for c in range(len(self.bounds))]
         self._own_loss: float | None = None
         self._own_sample_loss: float | None = None
         self._train_loss = float("nan")
@@ -187,8 +192,11 @@ class NodeCore:
         )
         outgoing: Payloads = {}
         attacking = self.attacking(round_)
+        # honest payloads are read-only views of the own vector, which is replaced each round
+        # and never written in place; an attack gets copies it may change
+        take = self.chunk if attacking else self._chunk_view
         for neighbor, indices in plan.items():
-            payload = {c: self.chunk(c) for c in indices}
+            payload = {c: take(c) for c in indices}
             if attacking:
                 assert self.attack is not None
                 degree, byz = self.assignment.neighborhoods.get(neighbor, (0, 0))
@@ -212,6 +220,13 @@ class NodeCore:
         """Copy of the own chunk ``index`` of the current parameter vector."""
         start, stop = self.bounds[index]
         return self.vector[start:stop].copy()
+
+    def _chunk_view(self, index: int) -> np.ndarray:
+        """The own chunk ``index`` of the current parameter vector as a read-only view."""
+        start, stop = self.bounds[index]
+        view = self.vector[start:stop]
+        view.flags.writeable = False
+        return view
 
     # ------------------------------------------------------------------ validation
 
@@ -285,35 +300,37 @@ class NodeCore:
         """Aggregate chunk by chunk over the own chunk and ``received``; evaluate if due."""
         start, cpu = time.perf_counter(), time.process_time()
         senders = sorted(received)
-        new = self.vector.copy()
+        # the own vectors are replaced each round, never written in place: views of them,
+        # and of the received chunks, are the defense's inputs (which it must not modify)
+        vector, before = self.vector, self.vector_before
+        own_all, before_all = torch.from_numpy(vector), torch.from_numpy(before)
+        new = vector.copy()
         self._own_loss = None  # loss_with_chunk caches the own model's loss for this round
         self._own_sample_loss = None
-        as_tensors = {
-            j: {c: torch.from_numpy(np.array(v, dtype=np.float32)) for c, v in received[j].items()}
-            for j in senders
-        }
-        self.defense.begin_round(round_, torch.from_numpy(self.vector.copy()), as_tensors, self.bounds)
+        as_tensors = {j: {c: _as_tensor(v) for c, v in received[j].items()} for j in senders}
+        self.defense.begin_round(round_, own_all, as_tensors, self.bounds)
         received_count = 0
+        degree, size = len(self.neighbors), vector.size
         for c, (lo, hi) in enumerate(self.bounds):
             from_whom = tuple(j for j in senders if c in received[j])
             if not from_whom:
                 continue
             payloads = [as_tensors[j][c] for j in from_whom]
             received_count += len(payloads)
+            loss_with, sample_loss_with, probe = self._hooks[c]
             ctx = ChunkContext(
                 node=self.node,
                 round=round_,
                 index=c,
                 senders=from_whom,
-                degree=len(self.neighbors),
-                model_size=self.vector.size,
-                own_before=torch.from_numpy(self.vector_before[lo:hi].copy()),
-                loss_with=lambda p, c=c: self.loss_with_chunk(c, p),
-                sample_loss_with=lambda p, c=c: self.loss_with_chunk(c, p, sample=True),
-                probe=self._probe(c),
+                degree=degree,
+                model_size=size,
+                own_before=before_all[lo:hi],
+                loss_with=loss_with,
+                sample_loss_with=sample_loss_with,
+                probe=probe,
             )
-            own = torch.from_numpy(self.vector[lo:hi].copy())
-            new[lo:hi] = self.defense.aggregate(own, payloads, ctx).numpy()
+            new[lo:hi] = self.defense.aggregate(own_all[lo:hi], payloads, ctx).numpy()
         aggregate_s = time.perf_counter() - start
         aggregate_cpu_s = time.process_time() - cpu
         self.vector = new
@@ -408,6 +425,15 @@ class NodeCore:
         vec[lo:hi] = payload.numpy()
         return self._loss_of(vec, batch)
 
+    def _chunk_hooks(self, index: int) -> tuple[Any, Any, ModelProbe]:
+        """``loss_with``, ``sample_loss_with`` and ``probe`` of chunk ``index`` (they read
+        the own vector when called, so one set serves every round)."""
+        return (
+            lambda p: self.loss_with_chunk(index, p),
+            lambda p: self.loss_with_chunk(index, p, sample=True),
+            self._probe(index),
+        )
+
     def _probe(self, index: int) -> ModelProbe:
         """The own model with a payload substituted for chunk ``index`` (a scratch copy)."""
         lo, hi = self.bounds[index]
@@ -426,6 +452,14 @@ class NodeCore:
         with torch.no_grad():
             x, y = batch
             return float(F.cross_entropy(self._scratch(x), y).item())
+
+
+def _as_tensor(chunk: np.ndarray) -> torch.Tensor:
+    """A received chunk as a float32 tensor: a view of a writable float32 array (a frame
+    decoded by the codec), else a copy (read-only views a driver delivers from memory)."""
+    if chunk.dtype == np.float32 and chunk.flags.writeable:
+        return torch.from_numpy(chunk)
+    return torch.from_numpy(np.array(chunk, dtype=np.float32))
 
 
 def _derive_seed(seed: int, node: int) -> int:

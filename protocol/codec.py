@@ -6,6 +6,13 @@ message and raises :class:`ProtocolError` with a short machine-readable ``reason
 as the drop counter's key) and a human-readable detail. Context checks that need the
 receiver's state (is the sender a neighbor, is the round in the window, are chunk sizes
 right) live with the receiver and raise the same error type.
+
+:class:`ChunkCheck` is the data path's fast lane: one validation of a whole ``chunk``
+message compiled once per run from what the receiver expects (its neighbors, the length
+of each chunk of its model, the size limit). It accepts exactly the well-formed chunk
+messages that fit, their arrays float32 views of the received frames (no copy), and
+hands anything else back to :func:`decode` and the receiver's checks, which name the
+reason of the drop.
 """
 
 from __future__ import annotations
@@ -118,6 +125,79 @@ def decode(
         )
     arrays = [_array(spec, buf) for spec, buf in zip(specs, buffers[1:])]
     return m.Message(kind, src, round_, fields, arrays)
+
+
+class FittedChunk(m.Message):
+    """A ``chunk`` message that :class:`ChunkCheck` decoded and checked against the
+    receiver's model (sender a neighbor, indices, count, dtypes, lengths): the receiver
+    skips its own payload check for it."""
+
+
+#: the header keys of a chunk message, exactly (anything more takes the generic path)
+_CHUNK_KEYS = frozenset({"v", "kind", "src", "round", "frames", "chunks"})
+
+
+class ChunkCheck:
+    """One compiled validation of a ``chunk`` message for one receiver.
+
+    Built once per run from the senders the receiver accepts chunks from (its graph
+    neighbors), the length of each chunk index of its model and the run's message size
+    limit. :meth:`decode` returns a :class:`FittedChunk` (array frames as float32 views of
+    the received buffers, no copy) when the message is exactly a well-formed chunk message
+    that fits, and None for anything else, so that the caller runs :func:`decode` and its
+    own payload check, which raise :class:`ProtocolError` with the reason. It never
+    accepts a message that those would reject: every test below is at least as strict as
+    theirs (header keys exactly these, ``int`` never ``bool``, each frame spec equal to
+    ``{"dtype": "<f4", "shape": [length of that chunk]}``, the frame that many bytes,
+    1..C-1 distinct in-range indices, one frame per index).
+    """
+
+    def __init__(self, *, senders: Sequence[int], sizes: Sequence[int], max_bytes: int) -> None:
+        self._senders = frozenset(senders)
+        self._specs = [{"dtype": "<f4", "shape": [n]} for n in sizes]
+        self._nbytes = [4 * n for n in sizes]
+        self._count = len(sizes)
+        self._max_bytes = max_bytes
+
+    def decode(self, frames: Sequence[Any]) -> FittedChunk | None:
+        n = len(frames) - 1
+        if not 1 <= n < self._count:
+            return None
+        buffers = [_buffer(f) for f in frames]
+        head = buffers[0]
+        if head.nbytes > MAX_HEADER_BYTES or sum(b.nbytes for b in buffers) > self._max_bytes:
+            return None
+        try:
+            header = msgpack.unpackb(head, raw=False, strict_map_key=True)
+        except Exception:  # garbage: decode() names it
+            return None
+        if type(header) is not dict or header.keys() != _CHUNK_KEYS:
+            return None
+        v, src, round_ = header["v"], header["src"], header["round"]
+        chunks, specs = header["chunks"], header["frames"]
+        if (
+            header["kind"] != m.CHUNK or type(v) is not int or v != m.VERSION
+            or type(src) is not int or src not in self._senders
+            or type(round_) is not int or round_ < 0
+            or type(chunks) is not list or type(specs) is not list
+            or len(chunks) != n or len(specs) != n
+        ):
+            return None
+        expected, nbytes, count = self._specs, self._nbytes, self._count
+        arrays = []
+        for c, spec, buf in zip(chunks, specs, buffers[1:]):
+            if (
+                type(c) is not int or not 0 <= c < count or spec != expected[c]
+                or type(spec["shape"][0]) is not int or buf.nbytes != nbytes[c]
+            ):
+                return None
+            arrays.append(np.frombuffer(buf, dtype=_F4))
+        if len(set(chunks)) != n:  # after the loop: every index is an int by now
+            return None
+        return FittedChunk(m.CHUNK, src, round_, {"chunks": chunks}, arrays)
+
+
+_F4 = np.dtype("<f4")
 
 
 def is_int(value: Any) -> bool:

@@ -137,14 +137,16 @@ def test_begin_round_trains_the_model(make_core) -> None:
     assert np.array_equal(flatten(core.model), core.vector)
 
 
-def test_payloads_are_copies_of_the_vector(make_core) -> None:
+def test_payloads_cannot_change_the_vector(make_core) -> None:
+    # honest payloads are read-only views of the vector (no per-chunk copy)
     core = make_core(0)
     out = core.begin_round(1)
     c, vec = next(iter(out[1].items()))
     lo = core.bounds[c][0]
     original = core.vector[lo]
 
-    vec[0] = original + 1000.0
+    with pytest.raises(ValueError):
+        vec[0] = original + 1000.0
 
     assert core.vector[lo] == original
 
