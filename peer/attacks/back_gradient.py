@@ -78,7 +78,7 @@ class BackGradientAttack(Attack):
         points: int = 16,
         unroll: int = 5,
         iterations: int = 5,
-        step: float = 0.1,
+        step: float = 0.25,
         fraction: float = 0.5,
         validation: int = 64,
         lr: float | None = None,
