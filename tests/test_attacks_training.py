@@ -17,7 +17,7 @@ from coordinator.plan import build_plan
 from peer import data as datasets
 from peer.attacks import build_attack
 from peer.attacks.base import AttackContext, DataInfo, Knowledge, Neighborhood, OwnTraining
-from peer.attacks.optim import poison_gradient, train_from, unrolled_validation_loss
+from peer.attacks.optim import UnrolledProblem, train_from
 from peer.core import NodeCore
 from peer.data import test_subset
 from peer.registry import RegistryError
@@ -188,56 +188,52 @@ def test_alie_backdoor_without_from_mu_clips_the_own_chunk() -> None:
 # ============================================================================= back-gradient
 
 
-def _logreg_problem(steps: int) -> tuple[nn.Module, dict, tuple, list, tuple]:
-    """A float64 logistic regression (2 features, 3 classes) with random start, poison,
-    clean and validation sets."""
+def _logreg_problem(steps: int, lr: float) -> tuple[UnrolledProblem, tuple[torch.Tensor, torch.Tensor]]:
+    """A float64 logistic regression (2 features, 3 classes) with random start, clean
+    batches (5 samples), validation set (6) and poison set (4), weight phi = 0.3."""
     g = torch.Generator().manual_seed(3)
-    model = nn.Linear(2, 3).double()
     start = {"weight": torch.randn(3, 2, generator=g, dtype=torch.float64),
              "bias": torch.randn(3, generator=g, dtype=torch.float64)}
     poison = (torch.randn(4, 2, generator=g, dtype=torch.float64), torch.tensor([0, 2, 1, 2]))
     clean = [(torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g))
              for _ in range(steps)]
     val = (torch.randn(6, 2, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g))
-    return model, start, poison, clean, val
+    problem = UnrolledProblem(model=nn.Linear(2, 3).double(), start=start, clean=clean, validation=val,
+                              lr=lr, weight=0.3)
+    return problem, poison
 
 
 @pytest.mark.parametrize("steps", [1, 3])
 def test_poison_gradient_matches_central_finite_differences(steps: int) -> None:
     # dA/dx_p[i, k] ~ (A(x + h e_ik) - A(x - h e_ik)) / 2h, h = 1e-6, in float64
-    model, start, (xp, yp), clean, val = _logreg_problem(steps)
+    problem, (xp, yp) = _logreg_problem(steps, lr=0.7)
 
-    def a(x: torch.Tensor) -> float:
-        return unrolled_validation_loss(model, start, (x, yp), clean, val, lr=0.7, weight=0.3,
-                                        create_graph=False).item()
-
-    value, grad = poison_gradient(model, start, (xp, yp), clean, val, lr=0.7, weight=0.3)
+    value, grad = problem.gradient((xp, yp))
     h = 1e-6
     fd = torch.zeros_like(xp)
     for i in range(xp.shape[0]):
         for k in range(xp.shape[1]):
             e = torch.zeros_like(xp)
             e[i, k] = h
-            fd[i, k] = (a(xp + e) - a(xp - e)) / (2 * h)
+            fd[i, k] = (problem.value((xp + e, yp)) - problem.value((xp - e, yp))) / (2 * h)
 
-    assert value == pytest.approx(a(xp), abs=1e-12)
+    assert value == pytest.approx(problem.value((xp, yp)), abs=1e-12)
     assert float(grad.abs().max()) > 1e-3  # the poison does move the validation loss
     assert torch.allclose(grad, fd, rtol=1e-6, atol=1e-8)
 
 
 def test_one_unrolled_step_is_sgd_on_the_weighted_clean_plus_poison_loss() -> None:
     # T = 1 by hand: w1 = w0 - lr * grad[(1 - phi) CE(clean) + phi CE(poison)], then A = CE(val; w1)
-    model, start, poison, clean, val = _logreg_problem(1)
-    w = {n: t.clone().requires_grad_(True) for n, t in start.items()}
-    loss = 0.7 * nn.functional.cross_entropy(nn.functional.linear(clean[0][0], w["weight"], w["bias"]), clean[0][1]) \
+    problem, poison = _logreg_problem(1, lr=0.5)
+    w = {n: t.clone().requires_grad_(True) for n, t in problem.start.items()}
+    (xc, yc), (xv, yv) = problem.clean[0], problem.validation
+    loss = 0.7 * nn.functional.cross_entropy(nn.functional.linear(xc, w["weight"], w["bias"]), yc) \
         + 0.3 * nn.functional.cross_entropy(nn.functional.linear(poison[0], w["weight"], w["bias"]), poison[1])
     gw, gb = torch.autograd.grad(loss, [w["weight"], w["bias"]])
     expected = nn.functional.cross_entropy(
-        nn.functional.linear(val[0], start["weight"] - 0.5 * gw, start["bias"] - 0.5 * gb), val[1])
+        nn.functional.linear(xv, problem.start["weight"] - 0.5 * gw, problem.start["bias"] - 0.5 * gb), yv)
 
-    a = unrolled_validation_loss(model, start, poison, clean, val, lr=0.5, weight=0.3, create_graph=False)
-
-    assert a.item() == pytest.approx(expected.item(), abs=1e-12)
+    assert problem.value(poison) == pytest.approx(expected.item(), abs=1e-12)
 
 
 def _bg_own(seed: int = 5) -> OwnTraining:
@@ -269,7 +265,7 @@ def test_back_gradient_poison_labels_are_flipped_and_fixed() -> None:
     # moved by r in 1..9: none keeps its label
     own = _bg_own()
     attack = _back_gradient()
-    (x0, y0), _, _, _ = attack.problem(own)
+    (x0, y0), _ = attack.problem(own)
     order = torch.randperm(60, generator=own.generator(0x42475244))[:4]
 
     (xp, yp), _ = attack.optimise(own)

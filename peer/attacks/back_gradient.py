@@ -9,7 +9,7 @@ import torch
 
 from peer.attacks import ops
 from peer.attacks.base import Attack, DataInfo, OwnTraining
-from peer.attacks.optim import poison_gradient, unrolled_validation_loss
+from peer.attacks.optim import UnrolledProblem
 from peer.attacks.registry import ATTACKS
 from peer.training import BatchHook
 
@@ -27,7 +27,7 @@ class BackGradientAttack(Attack):
     The attacker solves the bilevel problem
     :math:`\max_{x_p} A(x_p) = \ell_{CE}(w_T(x_p); D_{val})`, with :math:`w_T` the model
     after T SGD steps on clean + poison data
-    (:func:`peer.attacks.optim.unrolled_validation_loss`)
+    (:class:`peer.attacks.optim.UnrolledProblem`)
 
     .. math::
 
@@ -37,7 +37,7 @@ class BackGradientAttack(Attack):
     by projected gradient ascent on the poison features,
     :math:`x_p \leftarrow \Pi_{box}\big(x_p + s\,r\,\nabla_{x_p}A / \lVert\nabla_{x_p}A\rVert_\infty\big)`,
     with :math:`\nabla_{x_p}A` by reverse-mode differentiation through the T unrolled
-    steps (:func:`peer.attacks.optim.poison_gradient`; the paper reverses the learning
+    steps (:meth:`~peer.attacks.optim.UnrolledProblem.gradient`; the paper reverses the learning
     procedure to save memory, which T = 5 does not need). In every round the attack is
     active, before local training (:meth:`prepare`):
 
@@ -115,53 +115,53 @@ class BackGradientAttack(Attack):
         offset = torch.randint(1, classes, labels.shape, generator=generator, dtype=labels.dtype)
         return (labels + offset) % classes
 
-    def problem(self, own: OwnTraining) -> tuple[tuple[torch.Tensor, torch.Tensor], list, tuple, float]:
-        """(initial poison set, clean batches D_0..D_T-1, validation set, phi), drawn from
-        the own shard with this round's generator: one permutation, cut into the poison
-        points, the validation samples and the clean batches (wrapping around when the
-        shard is smaller than all of them together)."""
+    def problem(self, own: OwnTraining) -> tuple[tuple[torch.Tensor, torch.Tensor], UnrolledProblem]:
+        """(initial poison set, the inner problem), drawn from the own shard with this
+        round's generator: one permutation, cut into the poison points, the validation
+        samples and the T clean batches (wrapping around when the shard is smaller than
+        all of them together). The model copy is loaded with the own vector."""
         generator = own.generator(_SALT)
         batch = own.batch_size
         k = ops.poison_count(self.fraction, batch)
         clean_rows = max(batch - k, 1)
         need = self.points + self.validation + self.unroll * clean_rows
         n = len(own.labels)
-        order = torch.randperm(n, generator=generator)
-        idx = order[torch.arange(need) % n]
+        idx = torch.randperm(n, generator=generator)[torch.arange(need) % n]
 
         def take(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
             return own.images.index_select(0, idx[lo:hi]), own.labels.index_select(0, idx[lo:hi])
 
         xp, yp = take(0, self.points)
-        poison = (xp, self.flipped(yp, generator))
-        val = take(self.points, self.points + self.validation)
         base = self.points + self.validation
-        clean = [take(base + t * clean_rows, base + (t + 1) * clean_rows) for t in range(self.unroll)]
-        return poison, clean, val, k / batch
-
-    def optimise(self, own: OwnTraining) -> tuple[tuple[torch.Tensor, torch.Tensor], list[float]]:
-        """The poison set after ``iterations`` projected ascent steps and [A before, A of
-        the kept set]."""
-        (xp, yp), clean, val, phi = self.problem(own)
         model = own.load(own.vector)
         model.train()
-        start = {n: p.detach().clone() for n, p in model.named_parameters()}
-        lr = self.lr if self.lr is not None else own.lr
+        inner = UnrolledProblem(
+            model=model,
+            start={name: p.detach().clone() for name, p in model.named_parameters()},
+            clean=[take(base + t * clean_rows, base + (t + 1) * clean_rows) for t in range(self.unroll)],
+            validation=take(self.points, base),
+            lr=self.lr if self.lr is not None else own.lr,
+            weight=k / batch,
+        )
+        return (xp, self.flipped(yp, generator)), inner
+
+    def optimise(self, own: OwnTraining) -> tuple[tuple[torch.Tensor, torch.Tensor], list[float]]:
+        """The poison set after ``iterations`` projected ascent steps and [A of the initial
+        set, A of the kept set]."""
+        (xp, yp), inner = self.problem(own)
         scale = self.step * (self.high - self.low)
         best_x, best_a, first = xp, float("-inf"), None
         for _ in range(self.iterations):
-            a, grad = poison_gradient(model, start, (xp, yp), clean, val, lr=lr, weight=phi)
+            a, grad = inner.gradient((xp, yp))
             first = a if first is None else first
             if a > best_a:
                 best_x, best_a = xp, a
             peak = float(grad.abs().max())
-            if not peak > 0.0 or peak == float("inf"):
+            if not 0.0 < peak < float("inf"):
                 break
             xp = torch.minimum(torch.maximum(xp + scale * grad / peak, self.low), self.high)
-        else:
-            a = float(unrolled_validation_loss(
-                model, start, (xp, yp), clean, val, lr=lr, weight=phi, create_graph=False
-            ).item())
+        else:  # the last step's result has not been scored yet
+            a = inner.value((xp, yp))
             first = a if first is None else first
             if a > best_a:
                 best_x, best_a = xp, a

@@ -3,9 +3,9 @@
 * :func:`train_from` — SGD from a start vector on ``alpha * CE + (1 - alpha) * MSE to the
   start`` (``alie_backdoor``: Baruch et al., 003_e5d7416090bcf41d.txt, Sec. 3.4 and
   Algorithm 4 line 2);
-* :func:`unrolled_validation_loss` / :func:`poison_gradient` — the validation loss after T
-  unrolled SGD steps on clean + poison data, and its gradient with respect to the poison
-  features by reverse-mode differentiation through the T steps (``back_gradient``:
+* :class:`UnrolledProblem` — the validation loss after T unrolled SGD steps on clean +
+  poison data, and its gradient with respect to the poison features by reverse-mode
+  differentiation through the T steps (``back_gradient``:
   Muñoz-González et al., AISec 2017, [21] in 004_596173574beda768.txt).
 
 Everything runs on the module handed in (``OwnTraining.model``, a private copy), in its
@@ -16,6 +16,7 @@ never modify their tensor arguments.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -89,60 +90,51 @@ def _full_loss(model: nn.Module, anchor: Sequence[torch.Tensor], data: Batch, al
 # ----------------------------------------------------------------------------- back-gradient
 
 
-def unrolled_validation_loss(
-    model: nn.Module,
-    start: dict[str, torch.Tensor],
-    poison: Batch,
-    clean: Sequence[Batch],
-    validation: Batch,
-    *,
-    lr: float,
-    weight: float,
-    create_graph: bool,
-) -> torch.Tensor:
-    r"""The attacker's objective A: the mean cross-entropy on ``validation`` of the
-    parameters after T = len(``clean``) unrolled SGD steps from ``start``
-    (``{name: tensor}``), step t on
+@dataclass(frozen=True)
+class UnrolledProblem:
+    r"""The inner problem of back-gradient poisoning: T = len(``clean``) SGD steps from
+    ``start`` (``{name: tensor}`` for ``model``), step t on
 
     .. math:: L_t(w) = (1 - \phi)\,\ell_{CE}(w; D_t) + \phi\,\ell_{CE}(w; D_p)
 
-    with :math:`D_t` = ``clean[t]``, :math:`D_p` = ``poison`` and :math:`\phi` =
-    ``weight`` (the share of poison rows in a training batch), and
-    :math:`w_{t+1} = w_t - \eta \nabla_w L_t(w_t)` (:math:`\eta` = ``lr``). With
-    ``create_graph`` the steps stay differentiable (for :func:`poison_gradient`)."""
-    buffers = dict(model.named_buffers())
-    w = {n: t.detach().requires_grad_(True) for n, t in start.items()}
-    names = list(w)
-    xp, yp = poison
-    for xc, yc in clean:
-        loss = (1.0 - weight) * F.cross_entropy(functional_call(model, (w, buffers), (xc,)), yc)
-        loss = loss + weight * F.cross_entropy(functional_call(model, (w, buffers), (xp,)), yp)
-        grads = torch.autograd.grad(loss, [w[n] for n in names], create_graph=create_graph)
-        w = {n: w[n] - lr * g for n, g in zip(names, grads)}
-        if not create_graph:
-            w = {n: t.detach().requires_grad_(True) for n, t in w.items()}
-    xv, yv = validation
-    return F.cross_entropy(functional_call(model, (w, buffers), (xv,)), yv)
+    with :math:`D_t` = ``clean[t]``, :math:`D_p` the poison set and :math:`\phi` =
+    ``weight`` (the share of poison rows in a training batch),
+    :math:`w_{t+1} = w_t - \eta \nabla_w L_t(w_t)` (:math:`\eta` = ``lr``); the
+    attacker's objective A is the mean cross-entropy of :math:`w_T` on ``validation``."""
 
+    model: nn.Module
+    start: dict[str, torch.Tensor]
+    clean: Sequence[Batch]
+    validation: Batch
+    lr: float
+    weight: float
 
-def poison_gradient(
-    model: nn.Module,
-    start: dict[str, torch.Tensor],
-    poison: Batch,
-    clean: Sequence[Batch],
-    validation: Batch,
-    *,
-    lr: float,
-    weight: float,
-) -> tuple[float, torch.Tensor]:
-    r"""(A, :math:`\nabla_{x_p} A`): :func:`unrolled_validation_loss` and its gradient with
-    respect to the poison features, by plain reverse-mode differentiation through the
-    unrolled steps (Muñoz-González et al. reverse the learning procedure to avoid storing
-    the T intermediate parameter vectors; with the few steps used here storing them is
-    cheap, and the gradient is the same)."""
-    xp = poison[0].detach().clone().requires_grad_(True)
-    value = unrolled_validation_loss(
-        model, start, (xp, poison[1]), clean, validation, lr=lr, weight=weight, create_graph=True
-    )
-    (grad,) = torch.autograd.grad(value, [xp])
-    return float(value.item()), grad.detach()
+    def objective(self, poison: Batch, *, create_graph: bool = False) -> torch.Tensor:
+        """A(poison); with ``create_graph`` the unrolled steps stay differentiable."""
+        model, buffers = self.model, dict(self.model.named_buffers())
+        w = {n: t.detach().requires_grad_(True) for n, t in self.start.items()}
+        names = list(w)
+        xp, yp = poison
+        for xc, yc in self.clean:
+            loss = (1.0 - self.weight) * F.cross_entropy(functional_call(model, (w, buffers), (xc,)), yc)
+            loss = loss + self.weight * F.cross_entropy(functional_call(model, (w, buffers), (xp,)), yp)
+            grads = torch.autograd.grad(loss, [w[n] for n in names], create_graph=create_graph)
+            w = {n: w[n] - self.lr * g for n, g in zip(names, grads)}
+            if not create_graph:
+                w = {n: t.detach().requires_grad_(True) for n, t in w.items()}
+        xv, yv = self.validation
+        return F.cross_entropy(functional_call(model, (w, buffers), (xv,)), yv)
+
+    def value(self, poison: Batch) -> float:
+        """A(poison) as a float (no graph kept)."""
+        return float(self.objective(poison).detach().item())
+
+    def gradient(self, poison: Batch) -> tuple[float, torch.Tensor]:
+        r"""(A, :math:`\nabla_{x_p} A`) by plain reverse-mode differentiation through the
+        unrolled steps (Muñoz-González et al. reverse the learning procedure to avoid
+        storing the T intermediate parameter vectors; with the few steps used here
+        storing them is cheap, and the gradient is the same)."""
+        xp = poison[0].detach().clone().requires_grad_(True)
+        value = self.objective((xp, poison[1]), create_graph=True)
+        (grad,) = torch.autograd.grad(value, [xp])
+        return float(value.detach().item()), grad.detach()
