@@ -12,6 +12,7 @@ reference bit-identical for the same config and seed.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import torch.nn.functional as F
 
 from peer import checkpoint, chunking
 from peer.attacks import Attack, AttackContext, build_attack
-from peer.attacks.base import DataInfo, Knowledge, Neighborhood
+from peer.attacks.base import DataInfo, Knowledge, Neighborhood, OwnTraining
 from peer.data import ImageData
 from peer.defenses import ChunkContext, Defense, ModelProbe, build_defense
 from peer.schedule import lr_schedule
@@ -36,6 +37,7 @@ from protocol.codec import ChunkCheck, ProtocolError, is_int
 Payloads = dict[int, dict[int, np.ndarray]]
 
 _ATTACK_SALT = 0x415454  # "ATT"
+_OWN_SALT = 0x4F574E  # "OWN": OwnTraining.seed
 _LOSS_BATCH = 64  # local samples used by defenses that score a payload by its loss
 
 
@@ -119,6 +121,8 @@ class NodeCore:
             ),
         )
         self._poison_hook = self.attack.batch_hook() if self.attack else None
+        #: a private model copy for attacks that train with their own model (OwnTraining)
+        self._own_model = copy.deepcopy(self.model) if self.attack and self.attack.uses_own_training else None
         # rounds per pass over the shard (the sampler drops a short last batch)
         steps_per_epoch = len(labels) // self.trainer.batch_size
         self.defense.set_epoch_length(steps_per_epoch / max(cfg.train.local_steps, 1))
@@ -147,6 +151,7 @@ class NodeCore:
         self._own_sample_loss: float | None = None
         self._train_loss = float("nan")
         self._train_s = self._train_cpu_s = 0.0
+        self._craft_s = self._craft_cpu_s = 0.0
 
     # ------------------------------------------------------------------ round, part 1
 
@@ -172,6 +177,9 @@ class NodeCore:
         """Local training (on poisoned batches when a data-poisoning attack is active)."""
         start, cpu = time.perf_counter(), time.process_time()
         self.trainer.batch_hook = self._poison_hook if self.attacking(round_) else None
+        own = self._own_training(round_) if self.attacking(round_) else None
+        if self.attack is not None and own is not None:
+            self.attack.prepare(round_, own)
         self.vector_before = self.vector
         self._train_loss = self.trainer.train(self.config.train.local_steps)
         self.vector = chunking.flatten(self._params)
@@ -181,6 +189,7 @@ class NodeCore:
     def outgoing(self, round_: int, knowledge: Knowledge | None = None) -> Payloads:
         """``{neighbor: {chunk index: payload}}`` to send in ``round_`` (after :meth:`train`):
         the chunk policy's chunks, crafted per neighbor when an attack is active."""
+        start, cpu = time.perf_counter(), time.process_time()
         cfg = self.config
         plan = chunking.assign_chunks(
             node=self.node,
@@ -211,10 +220,31 @@ class NodeCore:
                     neighborhood=Neighborhood(degree=degree, byzantine=byz),
                     neighbor_is_colluder=neighbor in self.colluders,
                     rng=np.random.default_rng([cfg.seed, self.node, round_, neighbor, _ATTACK_SALT]),
+                    own=self._own_training(round_),
                 )
                 payload = {c: np.asarray(v, dtype=np.float32) for c, v in self.attack.craft(payload, ctx).items()}
             outgoing[neighbor] = payload
+        self._craft_s, self._craft_cpu_s = time.perf_counter() - start, time.process_time() - cpu
         return outgoing
+
+    def _own_training(self, round_: int) -> OwnTraining | None:
+        """This Byzantine peer's model copy, shard and recipe for its attack in ``round_``
+        (None unless the attack has ``uses_own_training``)."""
+        if self._own_model is None:
+            return None
+        train = self.config.train
+        return OwnTraining(
+            model=self._own_model,
+            images=self.trainer.images,
+            labels=self.trainer.labels,
+            vector=self.vector,
+            batch_size=self.trainer.batch_size,
+            local_steps=train.local_steps,
+            lr=self.trainer.optimizer.lr,
+            momentum=train.momentum,
+            weight_decay=train.weight_decay,
+            seed=int(np.random.default_rng([self.config.seed, self.node, round_, _OWN_SALT]).integers(0, 2**62)),
+        )
 
     def chunk(self, index: int) -> np.ndarray:
         """Copy of the own chunk ``index`` of the current parameter vector."""
@@ -351,6 +381,8 @@ class NodeCore:
             "train_cpu_s": self._train_cpu_s,
             "aggregate_cpu_s": aggregate_cpu_s,
         }
+        if self.attacking(round_):  # chunking + crafting (an attack's craft-time training)
+            timing.update(craft_s=self._craft_s, craft_cpu_s=self._craft_cpu_s)
         if self.config.eval_round(round_) and self._evaluates:
             start, cpu = time.perf_counter(), time.process_time()
             acc, loss = evaluate(

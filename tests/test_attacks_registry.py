@@ -202,7 +202,7 @@ TRIGGER_PARAMETERS = ["interval", "start_round", "target", "fraction", "trigger_
 
 
 @pytest.mark.parametrize(
-    ("name", "own"), [("backdoor", ["boost"]), ("dba", ["boost", "parts"]), ("alie_backdoor", ["z", "z_rule"])]
+    ("name", "own"), [("backdoor", ["boost"]), ("dba", ["boost", "parts"]), ("alie_backdoor", ["z", "z_rule", "alpha", "samples", "epochs", "lr", "batch_size", "from_mu"])]
 )
 def test_trigger_attacks_take_the_parameters_declared_on_their_bases(name: str, own: list[str]) -> None:
     # Act: an unknown parameter makes the registry list the valid ones

@@ -39,7 +39,7 @@ BASE = {
 #: their behaviour is tested in-process (tests/test_defenses_catalogue.py, test_defenses_dfl.py)
 ISSUE_15 = {
     "bridge_m", "caf", "dfl_detector", "dfl_dual", "geomed", "mda", "meamed", "mean", "monna",
-    "smea", "mimic", "inf",
+    "smea", "mimic", "inf", "back_gradient",
 }
 
 

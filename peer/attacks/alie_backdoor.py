@@ -1,4 +1,4 @@
-"""ALIE backdoor: train with a trigger, then clip into the benign spread."""
+"""ALIE backdoor: train a backdoor from the benign mean, then clip into the benign spread."""
 
 from __future__ import annotations
 
@@ -6,57 +6,86 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from peer.attacks import ops
 from peer.attacks.alie import ALIEAttack
-from peer.attacks.base import AttackContext, DataInfo
+from peer.attacks.base import AttackContext, DataInfo, OwnTraining
+from peer.attacks.optim import train_from
 from peer.attacks.registry import ATTACKS
 from peer.attacks.trigger import TriggerAttack
 
-
 #: 003's backdoor z (= alpha), Sec. 4.2
 PAPER_Z = 0.2
+#: 003 Sec. 4.2: "low alpha and z (both 0.2)"
+PAPER_ALPHA = 0.2
+#: 003 Sec. 4.2: 1000 triggered images per round, trained "for 5 rounds"
+PAPER_SAMPLES = 1000
+PAPER_EPOCHS = 5
+_SALT = 0x414C4942  # "ALIB": this attack's draws from OwnTraining.generator
 
 
 @ATTACKS.register("alie_backdoor")
 class ALIEBackdoorAttack(TriggerAttack):
-    r"""Backdoor training (as ``backdoor``), then each sent coordinate clipped into the range
-    the benign chunks make plausible:
+    r"""Train a backdoored model starting from the benign mean, then clip every sent
+    coordinate into the benign spread (Baruch, Baruch & Goldberg, "A Little Is Enough",
+    NeurIPS 2019; 003_e5d7416090bcf41d.txt, Sec. 3.4, Algorithm 4, Sec. 4.2):
 
-    .. math:: \tilde{x}_c = \min\big(\max(x_c,\ \mu - |z|\sigma),\ \mu + |z|\sigma\big)
+    .. math::
 
-    with :math:`\mu, \sigma` the coordinate-wise mean and sample std of the benign chunks
-    of index c known this round. z defaults to 0.2, the paper's backdoor value
-    (003_e5d7416090bcf41d.txt, Sec. 4.2: "low alpha and z (both 0.2)"); giving ``z_rule``
-    (and no ``z``) computes z as ``alie`` does instead (per receiving neighbor or
-    network-wide). The width uses |z|
-    because a clipping interval needs a non-negative half-width.
+        v = \mathrm{SGD}_{w_0 = \mu}\big[\alpha\,\ell_{backdoor}(w)
+            + (1 - \alpha)\,\tfrac{1}{d}\lVert w - \mu\rVert^2\big], \qquad
+        \tilde{x}_c = \min\big(\max(v_c,\ \mu_c - |z|\sigma_c),\ \mu_c + |z|\sigma_c\big)
 
-    Defaults follow 003 Sec. 4.2: trigger the upper-left 5x5 pixels (``trigger_position``
-    [0, 0], no margin) at maximum intensity (255), target 0.
+    :math:`\mu_c, \sigma_c` are the coordinate-wise mean and sample std of the benign
+    chunks of index c known this round (as ``alie``); :math:`\ell_{backdoor}` is the
+    cross-entropy on ``samples`` images of the own shard with the trigger stamped and the
+    label ``target``; :math:`\ell_\Delta` the MSE between the parameters and the start
+    (003: "the MSE Loss between the new parameters and the original ones", over all d
+    parameters). Algorithm 4 line 4 prints the clip as :math:`\mu_j \pm z^{max}_j`; the
+    range of Sec. 3.2 is :math:`\mu \pm z\sigma`, which is what is used (|z|: a clipping
+    half-width must be non-negative).
 
-    Baruch, Baruch & Goldberg, "A Little Is Enough" (NeurIPS 2019), Algorithm 4. Not
-    reproduced (open): the paper trains the backdoor *starting from mu* with the loss
-    alpha * l_backdoor + (1 - alpha) * l_Delta (l_Delta the MSE to mu's parameters,
-    alpha = 0.2) on 1000 triggered samples for 5 passes; here the attacker trains its own
-    model on poisoned batches (``fraction`` of each batch triggered) and the constraint
-    is enforced only by the clipping. Training from mu inside ``craft`` would need the
-    model and data there, which the attack interface does not hand over. No
-    model-replacement ``boost``. A rushing attack (``needs_knowledge``); poisoned batches
-    and :meth:`triggered_test_set` as ``backdoor`` (shared code:
-    :class:`~peer.attacks.trigger.TriggerAttack`; full trigger on non-target samples).
+    Defaults are 003 Sec. 4.2's: z = alpha = 0.2, 1000 triggered samples per round,
+    5 passes over them, the upper-left 5x5 pixels at maximum intensity (255), target 0.
+    003's file is silent on the optimiser, learning rate and batch size of this training
+    (its supplement): plain SGD with the run's ``train.lr`` (the own trainer's current
+    learning rate) and ``train.batch_size`` unless ``lr`` / ``batch_size`` are given.
+    Giving ``z_rule`` (and no ``z``) computes z as ``alie`` does.
 
-    Fallbacks: k = 0 -> mu = own chunk, sigma = 0: the own (backdoored) chunk is sent;
-    k = 1 -> sigma = 0: the known benign chunk is sent.
+    Chunk-level adaptation: the start :math:`w_0` is the attacker's whole own model (after
+    this round's local training) with every chunk index c for which a benign chunk is
+    known this round replaced by :math:`\mu_c` (in oracle mode: every chunk, the mean of
+    all honest models, as in the paper); chunks with none known keep the own chunk (the
+    ``alie`` fallback k = 0). The training runs once per round on that whole vector, in
+    a private copy of the model; each neighbor then gets the clip of v's slices for its
+    chunks with its own z (equal for every neighbor unless ``z_rule`` is given). k = 1:
+    sigma = 0, the known benign chunk is sent.
+
+    ``from_mu = false`` keeps byzemu's earlier approximation (no training from mu: the
+    own model, trained on batches of which ``fraction`` is triggered, is clipped); the
+    same happens when crafting without the own model (``ctx.own`` is None, outside a node
+    core). Local training always poisons ``fraction`` of each batch (which only matters
+    for chunks where no benign chunk is known). :meth:`round_metrics` records the mixed
+    loss over the backdoor samples before and after the training
+    (``alie_backdoor_loss``) and the z per neighbor (``alie_z``). A rushing attack
+    (``needs_knowledge``); no ``boost``; ASR on the full-trigger test set as ``backdoor``.
     """
 
     needs_knowledge = True
+    transient = ("_trained", "_loss", "_z_used")
 
     def __init__(
         self,
         *,
         z: float | None = None,
         z_rule: str | None = None,
+        alpha: float = PAPER_ALPHA,
+        samples: int = PAPER_SAMPLES,
+        epochs: int = PAPER_EPOCHS,
+        lr: float | None = None,
+        batch_size: int | None = None,
+        from_mu: bool = True,
         trigger_size: int = 5,
         trigger_position: str | Sequence[int] = (0, 0),
         **kwargs: Any,  # target, fraction, trigger_value (TriggerAttack); start_round, interval (Attack)
@@ -65,6 +94,17 @@ class ALIEBackdoorAttack(TriggerAttack):
         if z is None and z_rule is None:
             z = PAPER_Z  # 003 Sec. 4.2; set z_rule to compute z as alie does instead
         self._init_z(z, z_rule or "neighbourhood")
+        self.alpha = ops.check_range("alpha", alpha, 0.0, 1.0, lo_open=False, hi_open=False)
+        self.samples = ops.check_int("samples", samples, minimum=1)
+        self.epochs = ops.check_int("epochs", epochs, minimum=0)
+        self.lr = None if lr is None else ops.check_positive("lr", lr)
+        self.batch_size = None if batch_size is None else ops.check_int("batch_size", batch_size, minimum=1)
+        if not isinstance(from_mu, bool):
+            raise ValueError(f"from_mu={from_mu!r} must be true or false")
+        self.from_mu = from_mu
+        self.uses_own_training = from_mu
+        self._trained: tuple[int, np.ndarray] | None = None
+        self._loss: list[float] | None = None
 
     def bind(self, data: DataInfo, *, colluder_rank: int = 0, colluders: int = 1) -> None:
         super().bind(data, colluder_rank=colluder_rank, colluders=colluders)
@@ -72,15 +112,49 @@ class ALIEBackdoorAttack(TriggerAttack):
 
     _init_z = ALIEAttack._init_z
     z_for = ALIEAttack.z_for
-    round_metrics = ALIEAttack.round_metrics
     plan_warnings = ALIEAttack.plan_warnings
+
+    def round_metrics(self) -> dict[str, Any]:
+        metrics = ALIEAttack.round_metrics(self)
+        if self._loss is not None:
+            metrics["alie_backdoor_loss"], self._loss = self._loss, None
+        return metrics
+
+    def backdoor_set(self, own: OwnTraining, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``samples`` images of the own shard (drawn from ``generator``), every one with
+        the full trigger stamped and labelled ``target`` (003 Sec. 4.2)."""
+        x, y = own.sample(self.samples, generator)
+        return ops.stamp(x, self.mask, self.value), torch.full_like(y, self.target)
+
+    def start_vector(self, ctx: AttackContext) -> np.ndarray:
+        """The own model with every chunk replaced by mu_c, the mean of the benign chunks
+        of index c known this round (the own chunk where none is known)."""
+        mu = [ops.coord_mean(ops.reference_stack(ctx, c, ops.chunk(ctx.own_vector, ctx.bounds, c)))
+              for c in range(len(ctx.bounds))]
+        return np.concatenate(mu).astype(np.float32)
+
+    def trained_vector(self, ctx: AttackContext, own: OwnTraining) -> np.ndarray:
+        """v of Algorithm 4 line 2, computed once per round (every neighbor's payload is
+        clipped from the same v)."""
+        if self._trained is None or self._trained[0] != ctx.round:
+            generator = own.generator(_SALT)
+            data = self.backdoor_set(own, generator)
+            v, before, after = train_from(
+                own.model, self.start_vector(ctx), data, alpha=self.alpha,
+                lr=self.lr if self.lr is not None else own.lr,
+                epochs=self.epochs, batch_size=self.batch_size or own.batch_size, generator=generator,
+            )
+            self._trained, self._loss = (ctx.round, v), [before, after]
+        return self._trained[1]
 
     def craft(self, payload: dict[int, np.ndarray], ctx: AttackContext) -> dict[int, np.ndarray]:
         width = abs(self.z_for(ctx))
+        trained = self.trained_vector(ctx, ctx.own) if self.from_mu and ctx.own is not None else None
         out = {}
         for c, v in sorted(payload.items()):
             own = ops.own_chunk(payload, c)
             stack = ops.reference_stack(ctx, c, own)
             mu, sigma = ops.coord_mean(stack), ops.coord_std(stack)
-            out[c] = ops.to_f32(np.clip(own, mu - width * sigma, mu + width * sigma), v)
+            sent = own if trained is None else ops.chunk(trained, ctx.bounds, c)
+            out[c] = ops.to_f32(np.clip(sent, mu - width * sigma, mu + width * sigma), v)
         return out

@@ -6,6 +6,13 @@ An attack can act at two points of a Byzantine peer's round:
   training batch (e.g. stamp a trigger and relabel), or None;
 * model poisoning: :meth:`Attack.craft` replaces the chunk payloads sent to one neighbor.
 
+Attacks that train or optimise with the peer's own model and data when they act
+(``alie_backdoor``'s training from the benign mean, ``back_gradient``'s poison
+optimisation) set ``uses_own_training``: the node core then hands them an
+:class:`OwnTraining` (a private copy of the model, the own shard, the training recipe and
+a per-round seed), before local training through :meth:`Attack.prepare` and at craft
+time as ``AttackContext.own``.
+
 ``start_round`` and ``interval`` gate both: the attack is active in round t when
 t >= start_round and (t - start_round) % interval == 0; otherwise the peer behaves
 honestly.
@@ -27,7 +34,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from torch import nn
 
+from peer import chunking
 from peer.training import BatchHook
 
 #: {sender: {chunk index: vector}}
@@ -103,13 +113,65 @@ class Knowledge:
 
 
 @dataclass(frozen=True)
+class OwnTraining:
+    """The Byzantine peer's own model, data and training recipe, for attacks that train or
+    optimise when they act (``Attack.uses_own_training``).
+
+    ``model`` is a private copy of the peer's model (same architecture and buffers): the
+    attack may load any parameter vector into it (:meth:`load`) and train it; the peer's
+    own model is never touched. ``images``/``labels`` are the own shard (normalised
+    images, as the trainer sees them; never modify them). ``vector`` is the own parameter
+    vector now: before this round's local training in :meth:`Attack.prepare`, after it
+    at craft time. ``batch_size``, ``local_steps``, ``momentum`` and ``weight_decay``
+    are the run's ``train`` section, ``lr`` the own trainer's learning rate now (after
+    the schedule). ``seed`` is derived from (run seed, node, round): every random draw
+    comes from :meth:`generator`, so the attack's randomness is the same in every driver
+    and after a checkpoint, and it never consumes the trainer's batch generator.
+    """
+
+    model: nn.Module
+    images: torch.Tensor
+    labels: torch.Tensor
+    vector: np.ndarray
+    batch_size: int
+    local_steps: int
+    lr: float
+    momentum: float
+    weight_decay: float
+    seed: int
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        """A fresh ``torch.Generator`` for this (run, node, round) and ``salt``."""
+        seed = int(np.random.default_rng([self.seed, salt]).integers(0, 2**62))
+        return torch.Generator().manual_seed(seed)
+
+    def sample(self, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``count`` distinct samples of the own shard (all of it, permuted, when the shard
+        is smaller), drawn from ``generator``; new tensors."""
+        idx = torch.randperm(len(self.labels), generator=generator)[:count]
+        return self.images.index_select(0, idx), self.labels.index_select(0, idx)
+
+    def load(self, vector: np.ndarray) -> nn.Module:
+        """:attr:`model` with its parameters set to ``vector`` (float32, model order)."""
+        chunking.load_vector(self.model, np.ascontiguousarray(vector, dtype=np.float32))
+        return self.model
+
+    @staticmethod
+    def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The training loss every peer minimises: mean cross-entropy."""
+        return F.cross_entropy(logits, labels)
+
+
+@dataclass(frozen=True)
 class AttackContext:
     """What a Byzantine peer knows when it crafts the payload for one neighbor.
 
     ``own_vector`` is its model after this round's local training, ``own_before`` before
     it (so ``own_vector - own_before`` is its own update); ``bounds[c]`` is chunk c's
     [start, stop); ``neighborhood`` describes the target; ``neighbor_is_colluder`` tells
-    whether the target is Byzantine too; ``rng`` is seeded by (seed, node, round, neighbor).
+    whether the target is Byzantine too; ``rng`` is seeded by (seed, node, round, neighbor);
+    ``own`` is the peer's model, data and recipe for attacks with ``uses_own_training``
+    (None otherwise, and outside a node core, e.g. in unit tests of the pure crafting).
     """
 
     node: int
@@ -122,6 +184,7 @@ class AttackContext:
     neighborhood: Neighborhood
     neighbor_is_colluder: bool
     rng: np.random.Generator
+    own: OwnTraining | None = None
 
 
 class Attack(ABC):
@@ -130,6 +193,11 @@ class Attack(ABC):
     name: ClassVar[str]
     #: True for rushing attacks that craft from benign chunks of the current round
     needs_knowledge: ClassVar[bool] = False
+    #: True when the attack trains or optimises with its own model and data when it acts
+    #: (the node core then builds an :class:`OwnTraining` for it)
+    uses_own_training: bool = False
+    #: attributes that live for one round only (left out of :meth:`state_dict`)
+    transient: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, *, start_round: int = 1, interval: int = 1) -> None:
         if start_round < 1:
@@ -150,8 +218,9 @@ class Attack(ABC):
 
     def state_dict(self) -> dict[str, Any]:
         """Everything this attack carries from round to round, for a checkpoint
-        (``peer/checkpoint.py``); default: a copy of its attributes (after :meth:`bind`)."""
-        return dict(vars(self))
+        (``peer/checkpoint.py``); default: a copy of its attributes (after :meth:`bind`),
+        without the per-round ones named in ``transient``."""
+        return {k: v for k, v in vars(self).items() if k not in self.transient}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned, in place (hooks stay bound)."""
@@ -160,6 +229,11 @@ class Attack(ABC):
     def batch_hook(self) -> BatchHook | None:
         """Transformation of each local training batch, or None for clean training."""
         return None
+
+    def prepare(self, round_: int, own: OwnTraining) -> None:
+        """Called before local training in every round the attack is active, for attacks
+        with ``uses_own_training`` (e.g. optimise the poison points the batch hook then
+        mixes in); default nothing."""
 
     def round_metrics(self) -> dict[str, Any]:
         """Extra values for this round's metrics of the Byzantine peer (e.g. ALIE's z per
