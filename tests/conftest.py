@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
-from pathlib import Path
 
 import pytest
 
-BYZEMU = str(Path(sys.executable).parent / "byzemu")
-
-
-def write_config(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
+from tests.support import BYZEMU
 
 
 @pytest.fixture
@@ -25,8 +18,8 @@ def byzemu_exe() -> str:
 @pytest.fixture(scope="session")
 def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """dataset name -> a generated folder in the real format, for the datasets this
-    machine lacks (CIFAR-10) or may lack (Fashion-MNIST); see tests/datagen.py."""
-    from tests.datagen import write_cifar10, write_idx_dataset
+    machine lacks (CIFAR-10) or may lack (Fashion-MNIST); see tests/support/datagen.py."""
+    from tests.support.datagen import write_cifar10, write_idx_dataset
 
     root = tmp_path_factory.mktemp("generated-data")
     write_cifar10(root / "cifar10")

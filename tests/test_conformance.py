@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import BYZEMU
+from tests.support import BYZEMU
 
 FOREIGN = [sys.executable, str(Path(__file__).parent / "support" / "foreign_peer.py")]
 #: 3 rounds: the byzemu neighbor killed after round 2 leaves one round to go on without it

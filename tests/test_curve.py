@@ -3,7 +3,7 @@
 unknown key delivers nothing, and a bad setting is one error line.
 
 The scenario runs on real processes and sockets: 4 nodes on a ring 0-1-2-3-0, node 0 the
-scripted peer (tests/harness.py), 1-3 real ``byzemu peer`` processes. The scripted peer
+scripted peer (tests/support/harness.py), 1-3 real ``byzemu peer`` processes. The scripted peer
 holds node 0's issued key pair and, during round 1, tries to speak as node 2 to node 1 (a
 neighbor of both), and connects with a key nobody issued.
 """
@@ -25,8 +25,8 @@ from peer.auth import ZapHandler
 from launch.reference import run_reference
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
-from tests.conftest import BYZEMU
-from tests.harness import Cluster, Results, ScriptedPeer, read_results, write_config
+from tests.support import BYZEMU
+from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
 
 # ----------------------------------------------------------------------------- (a) same models
 

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from tests.conftest import BYZEMU
+from tests.support import BYZEMU
 
 CONFIG = """
 name = "faults"

@@ -2,7 +2,7 @@
 and drops*): nothing crashes, every bad message is dropped and counted under its reason,
 and the run's models are exactly those of the same run without the hostile messages.
 
-Cluster: 4 nodes on a ring 0-1-2-3-0; node 0 is the scripted peer (tests/harness.py), 1-3
+Cluster: 4 nodes on a ring 0-1-2-3-0; node 0 is the scripted peer (tests/support/harness.py), 1-3
 are real ``byzemu peer`` processes. The scripted peer attacks its neighbor 1 (whose other
 neighbor is 2; node 3 is not a neighbor of 1) and the coordinator during round 1.
 """
@@ -22,10 +22,7 @@ import numpy as np
 import pytest
 import zmq
 
-try:  # `python -m pytest` from the repository root, or tests/ as a package
-    from tests.harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
-except ModuleNotFoundError:  # plain `pytest`: tests/ itself is on sys.path
-    from harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
+from tests.support.harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
 
 ROUNDS = 2
 CHUNKS = 4

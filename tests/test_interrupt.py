@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BYZEMU
+from tests.support import BYZEMU
 
 CONFIG = """
 name = "interrupt"

@@ -17,7 +17,7 @@ import pytest
 from launch.local import launch_local
 from launch.sweep import load_sweep
 from protocol import config as config_mod
-from tests.datagen import overrides_for
+from tests.support.datagen import overrides_for
 
 SWEEPS = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
 #: the papers with 43 / 51 peers run their one round with fewer (the message flow is the same)

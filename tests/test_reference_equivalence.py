@@ -10,7 +10,7 @@ from pathlib import Path
 
 from launch.reference import run_reference
 from protocol import config as config_mod
-from tests.conftest import BYZEMU
+from tests.support import BYZEMU
 
 CONFIG = """
 name = "equivalence"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from launch.reference import run_reference
 from protocol import config as config_mod
-from tests.conftest import BYZEMU
-from tests.harness import Cluster, write_config
+from tests.support import BYZEMU
+from tests.support.harness import Cluster, write_config
 
 CONFIG = """
 name = "resume"

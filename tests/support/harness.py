@@ -51,7 +51,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import tomllib
 from collections import defaultdict
@@ -63,6 +62,8 @@ import msgpack
 import numpy as np
 import zmq
 
+from tests.support import BYZEMU
+
 VERSION = 1
 #: dtypes allowed in array frames (PROTOCOL.md, *Array frames*)
 DTYPES = ("<f4", "<f8", "<i8")
@@ -70,7 +71,6 @@ DTYPES = ("<f4", "<f8", "<i8")
 KINDS = ("register", "assign", "ready", "round_start", "round_done", "peer_failed", "stop", "chunk")
 COORDINATOR_ID = -1
 
-BYZEMU = Path(sys.executable).parent / "byzemu"
 
 
 class ProtocolViolation(AssertionError):
