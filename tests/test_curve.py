@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +173,9 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
                 if t == 1 and hostile:
                     sp.recv_chunks(1, senders=[TARGET])  # TARGET is in round 1, waiting for us
                     extra.extend(impersonate(sp))
-                    time.sleep(0.5)  # the handshakes and messages reach TARGET meanwhile
+                    # the spoofed chunks and the refused handshake reach TARGET in round 1
+                    cluster.wait_log("peers.log", [f"peer {TARGET} dropped a message (key_mismatch, #2)",
+                                                   f"peer {TARGET} refused a connection (unknown_key, #1)"])
                 sp.send_chunks(t, TARGET, payload(sp, t, TARGET))
                 sp.recv_chunks(t)
                 sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,

@@ -79,6 +79,13 @@ TARGET_DROPS = {
     "duplicate": 1,
 }
 
+#: TARGET_DROPS sent over extra connections, logged as they arrive (``connection_dropped``
+#: is counted when the peer next reads its socket's events)
+VIA_EXTRA_SOCKETS = [
+    "undecodable", "bad_header", "bad_version", "bad_kind", "unexpected_kind", "bad_field", "bad_frames",
+    "bad_dtype", "oversized", "not_neighbor",
+]
+
 #: what the coordinator must have counted (see attack_coordinator)
 COORDINATOR_DROPS = {
     "undecodable": 1,
@@ -93,6 +100,9 @@ COORDINATOR_DROPS = {
     "stale_round": 1,
     "bad_field": 1,
 }
+
+#: COORDINATOR_DROPS sent over a fresh connection, logged as they arrive
+COORDINATOR_VIA_FRESH = ["undecodable", "bad_header", "bad_version", "bad_kind", "unknown_sender", "unexpected_kind", "oversized"]
 
 #: the drop reasons PROTOCOL.md documents (its *Validation and drops* table)
 DOCUMENTED_REASONS = set(
@@ -233,7 +243,10 @@ def run_scenario(tmp: Path, *, hostile: bool) -> Outcome:
                     before = {name: peak_rss(pid) for name, pid in pids.items()}
                     if hostile:
                         extra.extend(attack_peer(sp) + attack_coordinator(sp, cluster.address))
-                    time.sleep(0.5)  # extra sockets' messages reach TARGET meanwhile
+                        # what the extra sockets sent (not ordered with our own
+                        # connection's messages) is dropped while TARGET is in round 1
+                        cluster.wait_log("peers.log", [f"peer {TARGET} dropped a message ({r}, #" for r in VIA_EXTRA_SOCKETS])
+                        cluster.wait_log("coordinator.log", [f"coordinator dropped a message ({r}, #" for r in COORDINATOR_VIA_FRESH])
                     growth = {name: peak_rss(pid) - before[name] for name, pid in pids.items()}
                 if not (hostile and t == 2):  # the hostile run sent its round-2 chunk early
                     sp.send_chunks(t, TARGET, payload(sp, t, TARGET))

@@ -528,6 +528,22 @@ class Cluster:
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n{self.log(n)}" for n in ("coordinator.log", "peers.log"))
 
+    def wait_log(self, name: str, needles: Iterable[str], timeout: float = 120.0) -> None:
+        """Wait until log ``name`` holds every string of ``needles`` (an event, e.g. a drop
+        the system under test logged), while the processes stay alive."""
+        missing = list(needles)
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log(name)
+            missing = [n for n in missing if n not in text]
+            if not missing:
+                return
+            if not self.alive():
+                raise RuntimeError(f"a process exited before {name} had {missing}:\n{self.logs()}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} lacks {missing} after {timeout:g} s:\n{self.logs()}")
+            time.sleep(0.02)
+
 
 @dataclass
 class Results:
