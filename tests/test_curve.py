@@ -19,11 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from click.testing import CliRunner
 
 from peer.auth import ZapHandler
 from launch.reference import run_reference
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
+from launch.cli import main
 from tests.support import BYZEMU
 from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
 
@@ -230,13 +232,14 @@ def test_attacked_curve_run_equals_clean_plain_run(identity: dict[str, Outcome])
 
 
 def test_bad_curve_value_is_one_error_line(tmp_path: Path) -> None:
+    # through the click entry point in this process (tests/test_cli_errors.py runs the
+    # console script itself on bad input)
     cfg = write_config(tmp_path, IDENTITY)
-    proc = subprocess.run(
-        [BYZEMU, "validate", str(cfg), "--set", "runtime.curve=maybe"],
-        capture_output=True, text=True, timeout=180,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr == "error: runtime.curve='maybe': valid values are auto, on, off\n"
+
+    result = CliRunner().invoke(main, ["validate", str(cfg), "--set", "runtime.curve=maybe"])
+
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.stderr == "error: runtime.curve='maybe': valid values are auto, on, off\n"
 
 
 @pytest.mark.parametrize(

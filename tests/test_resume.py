@@ -224,6 +224,7 @@ def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
     trigger, ready = tmp_path / "restart-now", tmp_path / "restart-ready"
     with Cluster(cfg, run_dir, peers=4) as cluster:
         cluster.start_coordinator()
+        cluster.wait_listening()
         restart = subprocess.Popen(
             [sys.executable, "-c", WARM_PEER, str(trigger), str(ready), cluster.address],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,

@@ -49,7 +49,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 import tomllib
@@ -400,12 +399,6 @@ class ScriptedPeer:
 # ----------------------------------------------------------------------------- cluster
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def write_config(folder: Path, text: str, name: str = "config.toml") -> Path:
     path = Path(folder) / name
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -452,10 +445,10 @@ class Cluster:
             log.close()
 
     def start_coordinator(self) -> None:
-        self.port = free_port()
-        self.address = f"tcp://127.0.0.1:{self.port}"
+        """``byzemu coordinator`` on a port the OS picks (no race with other tests' sockets);
+        :meth:`wait_listening` reads the address it bound."""
         self.coordinator = self._spawn(
-            ["coordinator", str(self.config), "--bind", self.address, "--out", str(self.run_dir), "--quiet"],
+            ["coordinator", str(self.config), "--bind", "tcp://127.0.0.1:*", "--out", str(self.run_dir), "--quiet"],
             "coordinator.log",
         )
 
@@ -471,9 +464,10 @@ class Cluster:
         )
 
     def start(self) -> None:
-        """Coordinator and real peers at once (the peers need longer to come up, so a
-        scripted peer that registers as soon as :meth:`wait_listening` returns gets id 0)."""
+        """The coordinator, then (once it listens) the real peers: they need seconds to come
+        up, so a scripted peer that registers as soon as this returns gets id 0."""
         self.start_coordinator()
+        self.wait_listening()
         self.start_peers()
 
     def wait_listening(self, timeout: float = 180.0) -> None:
@@ -481,7 +475,9 @@ class Cluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             text = self.log("coordinator.log")
-            if "coordinator listening on" in text:
+            listening = re.search(r"coordinator listening on (tcp://127\.0\.0\.1:(\d+));", text)
+            if listening:
+                self.address, self.port = listening.group(1), int(listening.group(2))
                 key = re.search(r"coordinator public key (\S{40})", text)
                 self.coordinator_key = key.group(1) if key else None
                 return
