@@ -62,6 +62,13 @@ def _starts_processes(item: pytest.Item) -> bool:
     return any(_STARTS_PROCESSES.search(text) for text in sources)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, hand out the files in collection order (see below), not the
+    files with the most tests first (xdist's default for ``--dist loadfile``)."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark ``cluster`` every test that starts real byzemu processes (peers, a coordinator,
     the CLI), so that ``pytest -m "not cluster"`` runs the fast in-process subset.

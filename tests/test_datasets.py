@@ -393,15 +393,15 @@ def test_idx_reader_rejects_bad_files(tmp_path: Path) -> None:
     bad_magic = tmp_path / "labels-as-images"
     bad_magic.write_bytes(idx_labels(np.arange(40) % 10))
     with pytest.raises(DatasetError, match="not 0x00000803"):
-        idx.readidx_images(bad_magic)
+        idx.read_idx_images(bad_magic)
     truncated = tmp_path / "truncated"
     truncated.write_bytes(idx_images(np.zeros((3, 28, 28), np.uint8))[:-5])
     with pytest.raises(DatasetError, match="header says 3x28x28"):
-        idx.readidx_images(truncated)
+        idx.read_idx_images(truncated)
     short = tmp_path / "short"
     short.write_bytes(b"\x00\x00\x08")
     with pytest.raises(DatasetError, match="too short"):
-        idx.readidx_images(short)
+        idx.read_idx_images(short)
 
 
 def test_shared_test_subset_is_one_object_with_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
