@@ -6,6 +6,7 @@ import inspect
 import re
 
 import pytest
+import torch
 
 from tests.support import BYZEMU
 
@@ -64,9 +65,13 @@ def _starts_processes(item: pytest.Item) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, hand out the files in collection order (see below), not the
-    files with the most tests first (xdist's default for ``--dist loadfile``)."""
+    files with the most tests first (xdist's default for ``--dist loadfile``); one torch
+    thread."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+    # one torch thread, as in every byzemu process (the in-process reference sets the same):
+    # the parallel workers and the clusters they start share the cores
+    torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
