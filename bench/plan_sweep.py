@@ -7,7 +7,7 @@ run with the model cache cleared first (a model built and run once per run, the 
 read once per run: what sweep loading did before issue 16), *planner* calls
 ``Planner.check`` (each distinct config once, labels once per dataset source, the model
 once per shape). Datasets this machine lacks (CIFAR-10, Fashion-MNIST) are generated
-small in the real format (``tests/datagen.py``); torch and the code are imported before
+small in the real format (``tests/support/datagen.py``); torch and the code are imported before
 timing. One thread.
 
     .venv/bin/python bench/plan_sweep.py [--sweeps a.toml,b.toml] [--repeats 2]
@@ -38,7 +38,7 @@ def main() -> None:
     torch.set_num_threads(1)
     from coordinator import plan as plan_mod
     from launch.sweep import load_sweep
-    from tests.datagen import overrides_for, write_cifar10, write_idx_dataset
+    from tests.support.datagen import overrides_for, write_cifar10, write_idx_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="byzemu-plan-"))
     write_cifar10(tmp / "cifar10")

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
-from pathlib import Path
 
 import pytest
+import torch
 
-BYZEMU = str(Path(sys.executable).parent / "byzemu")
-
-
-def write_config(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
+from tests.support import BYZEMU
 
 
 @pytest.fixture
@@ -25,8 +19,8 @@ def byzemu_exe() -> str:
 @pytest.fixture(scope="session")
 def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     """dataset name -> a generated folder in the real format, for the datasets this
-    machine lacks (CIFAR-10) or may lack (Fashion-MNIST); see tests/datagen.py."""
-    from tests.datagen import write_cifar10, write_idx_dataset
+    machine lacks (CIFAR-10) or may lack (Fashion-MNIST); see tests/support/datagen.py."""
+    from tests.support.datagen import write_cifar10, write_idx_dataset
 
     root = tmp_path_factory.mktemp("generated-data")
     write_cifar10(root / "cifar10")
@@ -69,9 +63,38 @@ def _starts_processes(item: pytest.Item) -> bool:
     return any(_STARTS_PROCESSES.search(text) for text in sources)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, hand out the files in collection order (see below), not the
+    files with the most tests first (xdist's default for ``--dist loadfile``); one torch
+    thread."""
+    if hasattr(config.option, "loadscopereorder"):
+        config.option.loadscopereorder = False
+    # one torch thread, as in every byzemu process (the in-process reference sets the same):
+    # the parallel workers and the clusters they start share the cores
+    torch.set_num_threads(1)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark ``cluster`` every test that starts real byzemu processes (peers, a coordinator,
-    the CLI), so that ``pytest -m "not cluster"`` runs the fast in-process subset."""
+    the CLI), so that ``pytest -m "not cluster"`` runs the fast in-process subset.
+
+    Then put the files with such tests first, each file's tests together and in their
+    order: under ``pytest -n auto --dist loadfile`` (README.md, *Tests*) the workers take
+    the long, mostly waiting real-process files first and fill the gaps with the
+    in-process ones, instead of ending on a cluster file that started last."""
     for item in items:
         if _starts_processes(item):
             item.add_marker(pytest.mark.cluster)
+    first_index: dict[str, int] = {}
+    with_processes: set[str] = set()
+    for i, item in enumerate(items):
+        path = item.nodeid.partition("::")[0]
+        first_index.setdefault(path, i)
+        if item.get_closest_marker("cluster") is not None:
+            with_processes.add(path)
+
+    def key(item: pytest.Item) -> tuple[bool, int]:
+        path = item.nodeid.partition("::")[0]
+        return path not in with_processes, first_index[path]
+
+    items.sort(key=key)  # stable: a file's tests keep their order

@@ -405,19 +405,39 @@ def test_every_attack_is_deterministic_for_the_same_rng_seed(name: str) -> None:
     assert all(a[c].tobytes() == b[c].tobytes() for c in a)
 
 
-@pytest.mark.parametrize("name", ATTACKS.names())
-def test_every_batch_hook_keeps_shapes_and_is_deterministic(name: str) -> None:
+#: attack -> (samples of a batch of 8 it poisons, trigger pixels it stamps on each), with
+#: the defaults: fraction 0.5 -> ceil(0.5 * 8) = 4 samples relabelled to target 0; backdoor
+#: and scaling (Bagdasaryan et al.'s model replacement trains on the same backdoor) stamp a
+#: 4x4 square = 16 pixels, alie_backdoor a 5x5 one = 25; DBA colluder 1 of 3 stamps its part
+#: of the 16 pixels split 6/5/5 = 5; label_flip (mode reverse, fraction 1.0) relabels all 8
+#: to 9 - y and stamps nothing. Every other attack trains on clean batches (no hook).
+BATCH_HOOKS = {"alie_backdoor": (4, 25), "backdoor": (4, 16), "dba": (4, 5), "label_flip": (8, 0), "scaling": (4, 16)}
+
+
+def test_exactly_the_poisoning_attacks_have_a_batch_hook() -> None:
+    hooked = [name for name in ATTACKS.names() if _bound(name).batch_hook() is not None]
+
+    assert hooked == sorted(BATCH_HOOKS)
+
+
+@pytest.mark.parametrize("name", sorted(BATCH_HOOKS))
+def test_every_batch_hook_poisons_the_expected_samples_deterministically(name: str) -> None:
+    # labels 1..8: no sample is already of target class 0, so every poisoned label changes
+    poisoned, pixels = BATCH_HOOKS[name]
+    images, labels = torch.zeros(8, 1, 28, 28), torch.arange(1, 9)
     hook = _bound(name).batch_hook()
-    if hook is None:
-        return
-    images = torch.randn(8, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-    labels = torch.arange(8) % 10
 
     x1, y1 = hook(images, labels, torch.Generator().manual_seed(7))
     x2, y2 = hook(images, labels, torch.Generator().manual_seed(7))
 
+    changed = y1 != labels
     assert x1.shape == images.shape and y1.shape == labels.shape and y1.dtype == labels.dtype
+    assert int(changed.sum()) == poisoned
+    expected = 9 - labels if name == "label_flip" else torch.zeros_like(labels)
+    assert torch.equal(y1[changed], expected[changed])
+    assert [int((x1[i] != 0).sum()) for i in range(8)] == [pixels if c else 0 for c in changed.tolist()]
     assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert not images.any() and labels.tolist() == list(range(1, 9))
 
 
 @pytest.mark.parametrize("name", ATTACKS.names())

@@ -2,7 +2,7 @@
 it sends round t+1's ``round_start``, and only then writes round t's record (issue 18).
 
 A real Coordinator (in a thread, its ROUTER on loopback TCP) and two scripted peers
-(tests/harness.py, plain pyzmq). The results writer, while appending round t's line,
+(tests/support/harness.py, plain pyzmq). The results writer, while appending round t's line,
 waits for the test to see ``round_start`` t+1 arrive at a peer: with the old order
 (record first, then the next start) that start cannot arrive while the writer waits.
 """
@@ -16,7 +16,7 @@ from typing import Any
 from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter
 from coordinator.server import Coordinator
-from harness import ScriptedPeer
+from tests.support.harness import ScriptedPeer
 from protocol.config import from_dict
 
 ROUNDS = 3

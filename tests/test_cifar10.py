@@ -5,10 +5,8 @@ model/dataset check, and a multi-process run that is bit-identical to the refere
 
 from __future__ import annotations
 
-import io
 import json
 import pickle
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -26,71 +24,7 @@ from peer.data.sets.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from peer.models import MODELS, ModelError
 from launch.reference import run_reference
 from protocol import config as config_mod
-
-N_PER_BATCH = 20
-TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
-
-
-# --------------------------------------------------------------------------- the files
-
-
-class _Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
-    """Pickles ``bytes`` as Python 2 ``str`` opcodes, as cPickle wrote the CIFAR-10 files:
-    read back with ``encoding="latin1"`` (torchvision) they are ``str``, with
-    ``encoding="bytes"`` (the CIFAR-10 page's recipe) ``bytes``."""
-
-    dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
-
-    def save_bytes(self, obj: bytes) -> None:
-        if len(obj) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(obj)]) + obj)
-        else:
-            self.write(pickle.BINSTRING + struct.pack("<i", len(obj)) + obj)
-        self.memoize(obj)
-
-    dispatch[bytes] = save_bytes
-
-
-def _py2_pickle(obj: object) -> bytes:
-    buf = io.BytesIO()
-    _Py2Pickler(buf, protocol=2).dump(obj)
-    return buf.getvalue()
-
-
-def _batch(label: bytes, data: np.ndarray, labels: list[int]) -> bytes:
-    return _py2_pickle({
-        b"batch_label": label,
-        b"labels": labels,
-        b"data": data,
-        b"filenames": [b"img_%04d.png" % i for i in range(len(labels))],
-    })
-
-
-def write_cifar10(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
-    """Write ``root/cifar-10-batches-py`` with 20 images in each of the five training
-    batches and 20 test images; return {file: (uint8 (20, 3072) data, labels)}.
-
-    Labels: ``(i + b) % 10`` in data_batch_b, ``3 i % 10`` in test_batch. Image 0 of
-    data_batch_1 is uniform with R = 255, G = 0, B = 128.
-    """
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True, exist_ok=True)
-    content = {}
-    for b, name in enumerate(TRAIN_FILES, start=1):
-        data = np.random.default_rng(b).integers(0, 256, (N_PER_BATCH, 3072), dtype=np.uint8)
-        if b == 1:
-            data[0, :1024], data[0, 1024:2048], data[0, 2048:] = 255, 0, 128
-        content[name] = (data, [(i + b) % 10 for i in range(N_PER_BATCH)])
-    test = np.random.default_rng(99).integers(0, 256, (N_PER_BATCH, 3072), dtype=np.uint8)
-    content["test_batch"] = (test, [3 * i % 10 for i in range(N_PER_BATCH)])
-    for name, (data, labels) in content.items():
-        (folder / name).write_bytes(_batch(f"{name} of a test set".encode(), data, labels))
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
-    (folder / "batches.meta").write_bytes(
-        _py2_pickle({b"num_cases_per_batch": N_PER_BATCH, b"label_names": names, b"num_vis": 3072})
-    )
-    return content
-
+from tests.support.datagen import cifar_batch, py2_pickle, write_cifar10
 
 @pytest.fixture(scope="module")
 def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -269,7 +203,7 @@ def test_malformed_batch_is_one_clear_line(tmp_path: Path, corrupt, expected: st
     folder = _bad_copy(tmp_path)
     data = np.random.default_rng(3).integers(0, 256, (20, 3072), dtype=np.uint8)
     bad_data, bad_labels = corrupt(data, [(i + 3) % 10 for i in range(20)])
-    (folder / "data_batch_3").write_bytes(_batch(b"bad", bad_data, bad_labels))
+    (folder / "data_batch_3").write_bytes(cifar_batch(b"bad", bad_data, bad_labels))
 
     for call in (lambda: datasets.train_labels("cifar10", tmp_path), lambda: datasets.load("cifar10", tmp_path, train=True)):
         with pytest.raises(DatasetError) as info:
@@ -296,7 +230,7 @@ def test_not_a_pickle_and_missing_keys(tmp_path: Path) -> None:
 
 def test_bad_meta_file(tmp_path: Path) -> None:
     folder = _bad_copy(tmp_path)
-    (folder / "batches.meta").write_bytes(_py2_pickle({b"label_names": [b"cat", b"dog"]}))
+    (folder / "batches.meta").write_bytes(py2_pickle({b"label_names": [b"cat", b"dog"]}))
 
     with pytest.raises(DatasetError, match="is not CIFAR-10's batches.meta: need label_names, a list of 10"):
         datasets.load("cifar10", tmp_path, train=True)

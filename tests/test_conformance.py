@@ -9,7 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import BYZEMU
+from click.testing import CliRunner
+
+from launch.cli import main
+from tests.support import BYZEMU
 
 FOREIGN = [sys.executable, str(Path(__file__).parent / "support" / "foreign_peer.py")]
 #: 3 rounds: the byzemu neighbor killed after round 2 leaves one round to go on without it
@@ -52,7 +55,10 @@ def test_peer_sending_every_chunk_fails_naming_the_checks(tmp_path: Path) -> Non
 
 
 def test_conformance_refuses_a_config_it_cannot_check(tmp_path: Path) -> None:
-    proc = conformance(tmp_path, "--set", "topology.kind=ring", peer=FOREIGN)
+    # refused before anything starts: through the click entry point in this process
+    args = ["conformance", "--out", str(tmp_path / "conf"), "--set", "topology.kind=ring", "--", *FOREIGN]
 
-    assert proc.returncode == 2
-    assert proc.stderr.startswith("error: conformance needs topology.kind = \"complete\"")
+    result = CliRunner().invoke(main, args)
+
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.stderr.startswith("error: conformance needs topology.kind = \"complete\"")

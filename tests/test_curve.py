@@ -3,7 +3,7 @@
 unknown key delivers nothing, and a bad setting is one error line.
 
 The scenario runs on real processes and sockets: 4 nodes on a ring 0-1-2-3-0, node 0 the
-scripted peer (tests/harness.py), 1-3 real ``byzemu peer`` processes. The scripted peer
+scripted peer (tests/support/harness.py), 1-3 real ``byzemu peer`` processes. The scripted peer
 holds node 0's issued key pair and, during round 1, tries to speak as node 2 to node 1 (a
 neighbor of both), and connects with a key nobody issued.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zmq
+from click.testing import CliRunner
 
 from peer.auth import ZapHandler
 from launch.reference import run_reference
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
-from tests.conftest import BYZEMU
-from tests.harness import Cluster, Results, ScriptedPeer, read_results, write_config
+from launch.cli import main
+from tests.support import BYZEMU
+from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
 
 # ----------------------------------------------------------------------------- (a) same models
 
@@ -174,7 +175,9 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
                 if t == 1 and hostile:
                     sp.recv_chunks(1, senders=[TARGET])  # TARGET is in round 1, waiting for us
                     extra.extend(impersonate(sp))
-                    time.sleep(0.5)  # the handshakes and messages reach TARGET meanwhile
+                    # the spoofed chunks and the refused handshake reach TARGET in round 1
+                    cluster.wait_log("peers.log", [f"peer {TARGET} dropped a message (key_mismatch, #2)",
+                                                   f"peer {TARGET} refused a connection (unknown_key, #1)"])
                 sp.send_chunks(t, TARGET, payload(sp, t, TARGET))
                 sp.recv_chunks(t)
                 sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
@@ -229,13 +232,14 @@ def test_attacked_curve_run_equals_clean_plain_run(identity: dict[str, Outcome])
 
 
 def test_bad_curve_value_is_one_error_line(tmp_path: Path) -> None:
+    # through the click entry point in this process (tests/test_cli_errors.py runs the
+    # console script itself on bad input)
     cfg = write_config(tmp_path, IDENTITY)
-    proc = subprocess.run(
-        [BYZEMU, "validate", str(cfg), "--set", "runtime.curve=maybe"],
-        capture_output=True, text=True, timeout=180,
-    )
-    assert proc.returncode == 2
-    assert proc.stderr == "error: runtime.curve='maybe': valid values are auto, on, off\n"
+
+    result = CliRunner().invoke(main, ["validate", str(cfg), "--set", "runtime.curve=maybe"])
+
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert result.stderr == "error: runtime.curve='maybe': valid values are auto, on, off\n"
 
 
 @pytest.mark.parametrize(

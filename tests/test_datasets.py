@@ -17,6 +17,7 @@ from peer import data as datasets
 from peer.data import DatasetError, ImageData, cache, idx, load, names, prepare, train_labels
 from peer.data.idx import IDX_FILES, find_idx_files
 from peer.data.sets import synthetic
+from tests.support.datagen import idx_images, idx_labels
 
 REPO_MNIST = Path(__file__).resolve().parents[1] / "data" / "mnist"
 GZ_FILES = [f"{n}.gz" for n in IDX_FILES]
@@ -25,25 +26,14 @@ GZ_FILES = [f"{n}.gz" for n in IDX_FILES]
 # --------------------------------------------------------------------------- helpers
 
 
-def _idx_images(images: np.ndarray) -> bytes:
-    n, h, w = images.shape
-    return (
-        np.array([0x00000803, n, h, w], dtype=">u4").tobytes() + images.astype(np.uint8).tobytes()
-    )
-
-
-def _idx_labels(labels: np.ndarray) -> bytes:
-    return np.array([0x00000801, len(labels)], dtype=">u4").tobytes() + labels.astype(np.uint8).tobytes()
-
-
 def _write_fake_mnist(folder: Path, *, gz: bool = True, n_train: int = 6, n_test: int = 3) -> dict[str, bytes]:
     """Write tiny valid MNIST-format files; return name -> uncompressed bytes."""
     rng = np.random.default_rng(0)
     content = {
-        "train-images-idx3-ubyte": _idx_images(rng.integers(0, 256, (n_train, 28, 28))),
-        "train-labels-idx1-ubyte": _idx_labels(np.arange(n_train) % 10),
-        "t10k-images-idx3-ubyte": _idx_images(rng.integers(0, 256, (n_test, 28, 28))),
-        "t10k-labels-idx1-ubyte": _idx_labels((np.arange(n_test) + 7) % 10),
+        "train-images-idx3-ubyte": idx_images(rng.integers(0, 256, (n_train, 28, 28))),
+        "train-labels-idx1-ubyte": idx_labels(np.arange(n_train) % 10),
+        "t10k-images-idx3-ubyte": idx_images(rng.integers(0, 256, (n_test, 28, 28))),
+        "t10k-labels-idx1-ubyte": idx_labels((np.arange(n_test) + 7) % 10),
     }
     folder.mkdir(parents=True, exist_ok=True)
     for name, data in content.items():
@@ -401,11 +391,11 @@ def test_idx_reader_equals_torchvision_mnist(mnist_root: Path, train: bool) -> N
 
 def test_idx_reader_rejects_bad_files(tmp_path: Path) -> None:
     bad_magic = tmp_path / "labels-as-images"
-    bad_magic.write_bytes(_idx_labels(np.arange(40) % 10))
+    bad_magic.write_bytes(idx_labels(np.arange(40) % 10))
     with pytest.raises(DatasetError, match="not 0x00000803"):
         idx.read_idx_images(bad_magic)
     truncated = tmp_path / "truncated"
-    truncated.write_bytes(_idx_images(np.zeros((3, 28, 28), np.uint8))[:-5])
+    truncated.write_bytes(idx_images(np.zeros((3, 28, 28), np.uint8))[:-5])
     with pytest.raises(DatasetError, match="header says 3x28x28"):
         idx.read_idx_images(truncated)
     short = tmp_path / "short"

@@ -2,7 +2,7 @@
 and drops*): nothing crashes, every bad message is dropped and counted under its reason,
 and the run's models are exactly those of the same run without the hostile messages.
 
-Cluster: 4 nodes on a ring 0-1-2-3-0; node 0 is the scripted peer (tests/harness.py), 1-3
+Cluster: 4 nodes on a ring 0-1-2-3-0; node 0 is the scripted peer (tests/support/harness.py), 1-3
 are real ``byzemu peer`` processes. The scripted peer attacks its neighbor 1 (whose other
 neighbor is 2; node 3 is not a neighbor of 1) and the coordinator during round 1.
 """
@@ -22,10 +22,7 @@ import numpy as np
 import pytest
 import zmq
 
-try:  # `python -m pytest` from the repository root, or tests/ as a package
-    from tests.harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
-except ModuleNotFoundError:  # plain `pytest`: tests/ itself is on sys.path
-    from harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
+from tests.support.harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
 
 ROUNDS = 2
 CHUNKS = 4
@@ -82,6 +79,13 @@ TARGET_DROPS = {
     "duplicate": 1,
 }
 
+#: TARGET_DROPS sent over extra connections, logged as they arrive (``connection_dropped``
+#: is counted when the peer next reads its socket's events)
+VIA_EXTRA_SOCKETS = [
+    "undecodable", "bad_header", "bad_version", "bad_kind", "unexpected_kind", "bad_field", "bad_frames",
+    "bad_dtype", "oversized", "not_neighbor",
+]
+
 #: what the coordinator must have counted (see attack_coordinator)
 COORDINATOR_DROPS = {
     "undecodable": 1,
@@ -96,6 +100,9 @@ COORDINATOR_DROPS = {
     "stale_round": 1,
     "bad_field": 1,
 }
+
+#: COORDINATOR_DROPS sent over a fresh connection, logged as they arrive
+COORDINATOR_VIA_FRESH = ["undecodable", "bad_header", "bad_version", "bad_kind", "unknown_sender", "unexpected_kind", "oversized"]
 
 #: the drop reasons PROTOCOL.md documents (its *Validation and drops* table)
 DOCUMENTED_REASONS = set(
@@ -236,7 +243,10 @@ def run_scenario(tmp: Path, *, hostile: bool) -> Outcome:
                     before = {name: peak_rss(pid) for name, pid in pids.items()}
                     if hostile:
                         extra.extend(attack_peer(sp) + attack_coordinator(sp, cluster.address))
-                    time.sleep(0.5)  # extra sockets' messages reach TARGET meanwhile
+                        # what the extra sockets sent (not ordered with our own
+                        # connection's messages) is dropped while TARGET is in round 1
+                        cluster.wait_log("peers.log", [f"peer {TARGET} dropped a message ({r}, #" for r in VIA_EXTRA_SOCKETS])
+                        cluster.wait_log("coordinator.log", [f"coordinator dropped a message ({r}, #" for r in COORDINATOR_VIA_FRESH])
                     growth = {name: peak_rss(pid) - before[name] for name, pid in pids.items()}
                 if not (hostile and t == 2):  # the hostile run sent its round-2 chunk early
                     sp.send_chunks(t, TARGET, payload(sp, t, TARGET))

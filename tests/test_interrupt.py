@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BYZEMU
+from tests.support import BYZEMU
 
 CONFIG = """
 name = "interrupt"
@@ -102,7 +102,7 @@ repeats = 2
 
 @pytest.fixture
 def sweep_dir(tmp_path: Path) -> Path:
-    (tmp_path / "base.toml").write_text(CONFIG.format(rounds=6))
+    (tmp_path / "base.toml").write_text(CONFIG.format(rounds=4))
     (tmp_path / "grid.toml").write_text(SWEEP)
     return tmp_path
 
@@ -127,6 +127,6 @@ def test_interrupted_sweep_run_is_unfinished_and_the_rerun_completes_it(sweep_di
     assert "base/rep0: unfinished, interrupted at round" in rerun.stdout
     assert "going on from its round-" in rerun.stdout
     summary = json.loads((out / "base" / "rep0" / "summary.json").read_text())
-    assert summary["rounds_completed"] == 6
+    assert summary["rounds_completed"] == 4
     assert not (out / "base" / "rep0" / "interrupted.json").exists()
-    assert json.loads((out / "base" / "rep1" / "summary.json").read_text())["rounds_completed"] == 6
+    assert json.loads((out / "base" / "rep1" / "summary.json").read_text())["rounds_completed"] == 4

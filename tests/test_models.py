@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from torch import nn
@@ -10,6 +12,13 @@ from peer.models import MODELS, ModelError, build_model, check_input, param_coun
 
 
 CIFAR = {"in_channels": 3, "image_size": 32, "num_classes": 10}
+
+
+@functools.cache
+def _shared(name: str, in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> nn.Module:
+    """One model per (name, sizes) for the tests that only read a model's structure or run
+    it forward (ResNet-18 takes a while to build); tests of building itself build their own."""
+    return build_model(name, in_channels=in_channels, image_size=image_size, num_classes=num_classes)
 
 
 def _conv(cin: int, cout: int, k: int, *, bias: bool = True) -> int:
@@ -61,22 +70,22 @@ def _resnet18_params(cin: int, classes: int) -> int:
     ],
 )
 def test_param_counts_on_mnist_and_cifar10(name: str, mnist: int, cifar: int) -> None:
-    assert param_count(build_model(name)) == mnist
-    assert param_count(build_model(name, **CIFAR)) == cifar
+    assert param_count(_shared(name)) == mnist
+    assert param_count(_shared(name, **CIFAR)) == cifar
 
 
 def test_documented_param_counts() -> None:
     # the values in peer/models.py's docstrings and docs/DATA_AND_MODELS.md
-    assert [param_count(build_model(n, **CIFAR)) for n in ("lenet", "cnn_masuda", "cnn_guo", "resnet18")] == [
+    assert [param_count(_shared(n, **CIFAR)) for n in ("lenet", "cnn_masuda", "cnn_guo", "resnet18")] == [
         62_006, 2_156_490, 1_756_426, 11_173_962,
     ]
-    assert param_count(build_model("cnn_guo")) == 1_384_586
-    assert param_count(build_model("resnet18")) == 11_172_810
+    assert param_count(_shared("cnn_guo")) == 1_384_586
+    assert param_count(_shared("resnet18")) == 11_172_810
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_cifar10_output_shape(name: str) -> None:
-    model = build_model(name, **CIFAR)
+    model = _shared(name, **CIFAR)
     out = model(torch.zeros(2, 3, 32, 32))
     assert out.shape == (2, 10) and out.dtype == torch.float32
 
@@ -85,13 +94,13 @@ def test_cifar10_output_shape(name: str) -> None:
 @pytest.mark.parametrize("shape", [(1, 28), (3, 32)])
 def test_no_state_outside_the_parameters(name: str, shape: tuple[int, int]) -> None:
     # the chunk exchange moves parameters only: no buffers (batch-norm statistics) exist
-    model = build_model(name, in_channels=shape[0], image_size=shape[1])
+    model = _shared(name, in_channels=shape[0], image_size=shape[1])
     assert list(model.buffers()) == []
     assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout)) for m in model.modules())
 
 
 def test_resnet18_uses_the_cifar_stem_and_group_norm() -> None:
-    model = build_model("resnet18", **CIFAR)
+    model = _shared("resnet18", **CIFAR)
     assert (model.conv1.kernel_size, model.conv1.stride, model.conv1.in_channels) == ((3, 3), (1, 1), 3)
     assert isinstance(model.maxpool, nn.Identity)
     norms = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
@@ -125,12 +134,12 @@ def test_cifar10_training_step_is_deterministic(name: str) -> None:
     [("mlp", 784 * 64 + 64 + 64 * 10 + 10), ("logreg", 784 * 10 + 10)],
 )
 def test_flat_param_counts(name: str, params: int) -> None:
-    assert param_count(build_model(name)) == params
+    assert param_count(_shared(name)) == params
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_output_shape(name: str) -> None:
-    model = build_model(name)
+    model = _shared(name)
     out = model(torch.zeros(4, 1, 28, 28))
     assert out.shape == (4, 10)
     assert out.dtype == torch.float32

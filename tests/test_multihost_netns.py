@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BYZEMU
+from tests.support import BYZEMU
 
 NODES, ROUNDS, PER_HOST = 6, 3, 3
 PORT = 5555  # the coordinator's namespace is fresh: nothing else can hold this port there

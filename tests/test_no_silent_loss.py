@@ -1,7 +1,7 @@
 """No message is ever lost without being counted, around round 1 (docs/PROTOCOL.md,
 *No silent loss*; DESIGN.md, *Planes*).
 
-A scripted peer (tests/harness.py, raw frames) is node 0 of a 3-node complete graph whose
+A scripted peer (tests/support/harness.py, raw frames) is node 0 of a 3-node complete graph whose
 other nodes are real ``byzemu peer`` processes. From the moment its ``assign`` arrives
 until ``round_start(1)`` -- while the real peers are still being assigned, setting up,
 answering ``ready`` and starting round 1 -- it keeps sending round-1 ``chunk`` messages to
@@ -25,10 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-try:  # `python -m pytest` from the repository root, or tests/ as a package
-    from tests.harness import Cluster, Results, ScriptedPeer, read_results, write_config
-except ModuleNotFoundError:  # plain `pytest`: tests/ itself is on sys.path
-    from harness import Cluster, Results, ScriptedPeer, read_results, write_config
+from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
 
 ROUNDS = 2
 CHUNKS = 4

@@ -103,9 +103,15 @@ def test_begin_round_sends_only_to_neighbors(make_core) -> None:
 
 
 def test_begin_round_sends_per_neighbor_distinct_chunks(make_core) -> None:
+    # policy random: node 0's neighbors 1 and 2 take consecutive windows of K = 4 entries of
+    # one permutation of the C = 8 indices, so 2 * 4 = 8 entries: the two windows are
+    # disjoint and together hold every index once
     out = make_core(0).begin_round(1)
 
-    assert all(len(payload) == K and all(0 <= c < 8 for c in payload) for payload in out.values())
+    first, second = (sorted(out[j]) for j in (1, 2))
+    assert len(first) == len(second) == K
+    assert not set(first) & set(second)
+    assert sorted(first + second) == list(range(8))
 
 
 def test_begin_round_payloads_have_the_chunk_sizes_and_float32(make_core) -> None:

@@ -1,6 +1,9 @@
 """The papers' setups under configs/: every sweep file loads and plans, the reduced
-variants are the full grids at fewer rounds, and one round of the smallest variant of
-each paper completes as a real multi-process run.
+variants are the full grids at fewer rounds, and one round of the first run of each
+paper's reduced variant completes: its model, dataset, defense, attack and knowledge mode
+together, in process through the reference driver (tests/test_reference_equivalence.py
+proves it bit-identical to a real multi-process run, and tests/test_registry_runs.py runs
+the oracle flow of Masuda and Shudo as real processes), on fewer peers, one local step.
 
 CIFAR-10 cannot be downloaded here and Fashion-MNIST may be missing, so those sweeps
 run on small generated folders in the real formats (``--set data.root=...``), which
@@ -14,14 +17,23 @@ from pathlib import Path
 
 import pytest
 
-from launch.local import launch_local
+from launch.reference import run_reference
 from launch.sweep import load_sweep
 from protocol import config as config_mod
-from tests.datagen import overrides_for
+from tests.support.datagen import overrides_for
 
 SWEEPS = Path(__file__).resolve().parents[1] / "configs" / "sweeps"
-#: the papers with 43 / 51 peers run their one round with fewer (the message flow is the same)
-SMALLER = {"guo_ubar": ["nodes=14"], "alie": ["nodes=20"]}
+#: each paper's one round runs on fewer peers (the model, data and rules are the paper's;
+#: the message flow is the same), one local step of 16 samples, 40 test samples
+SMALLER = {
+    "chunked_dl_mnist": ["nodes=8"],
+    "chunked_dl_cifar10": ["nodes=8"],
+    "masuda_shudo": ["nodes=6"],
+    "guo_ubar": ["nodes=7"],
+    "alie": ["nodes=8", "byzantine.count=2"],
+    "dfl_dual": ["nodes=6"],
+}
+ONE_SMALL_ROUND = ["rounds=1", "data.test_samples=40", "train.local_steps=1", "train.batch_size=16"]
 PAPERS = ["chunked_dl_mnist", "chunked_dl_cifar10", "masuda_shudo", "guo_ubar", "alie", "dfl_dual"]
 
 
@@ -79,11 +91,10 @@ def test_one_round_of_the_reduced_variant_runs(
     paper: str, data_roots: dict[str, str], tmp_path: Path
 ) -> None:
     path = SWEEPS / f"{paper}_reduced.toml"
-    extra = overrides_for(path, data_roots) + ["rounds=1", "data.test_samples=200"]
-    extra += SMALLER.get(paper, [])
+    extra = overrides_for(path, data_roots) + ONE_SMALL_ROUND + SMALLER[paper]
     run = load_sweep(path, extra).runs[0]
 
-    summary = launch_local(run.cfg, tmp_path / "run", show_progress=False)
+    summary = run_reference(run.cfg, tmp_path / "run")
 
     records = (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()
     assert len(records) == 1 and summary["failed_peers"] == []

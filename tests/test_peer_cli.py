@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.harness import Cluster, write_config
+from tests.support.harness import Cluster, write_config
 
 CONFIG = """
 name = "nokey"

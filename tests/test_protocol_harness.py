@@ -1,4 +1,4 @@
-"""A scripted peer (plain pyzmq + msgpack, see tests/harness.py) joins a real cluster:
+"""A scripted peer (plain pyzmq + msgpack, see tests/support/harness.py) joins a real cluster:
 it registers, receives its assignment, exchanges chunks with two real peers and reports
 rounds; every test below checks one part of that single run against docs/PROTOCOL.md."""
 
@@ -10,10 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-try:  # `python -m pytest` from the repository root, or tests/ as a package
-    from tests.harness import Cluster, Message, Results, ScriptedPeer, read_results, write_config
-except ModuleNotFoundError:  # plain `pytest`: tests/ itself is on sys.path
-    from harness import Cluster, Message, Results, ScriptedPeer, read_results, write_config
+from tests.support.harness import Cluster, Message, Results, ScriptedPeer, read_results, write_config
 
 ROUNDS = 2
 CHUNKS = 4

@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 from launch.reference import run_reference
 from protocol import config as config_mod
-from tests.conftest import BYZEMU
+from tests.support import BYZEMU
 
 CONFIG = """
 name = "equivalence"
@@ -59,19 +62,31 @@ def _rounds(run_dir: Path) -> list[dict]:
     return [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
 
 
-def test_multiprocess_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
-    cfg_path = tmp_path / "eq.toml"
-    cfg_path.write_text(CONFIG)
-    mp_dir, ref_dir = tmp_path / "mp", tmp_path / "ref"
+@dataclass
+class Runs:
+    proc: subprocess.CompletedProcess[str]
+    mp: Path
+    ref: Path
 
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """One ``byzemu launch`` of CONFIG (real processes) and the reference run of it."""
+    tmp = tmp_path_factory.mktemp("equivalence")
+    cfg_path = tmp / "eq.toml"
+    cfg_path.write_text(CONFIG)
+    mp_dir, ref_dir = tmp / "mp", tmp / "ref"
     proc = subprocess.run(
         [BYZEMU, "launch", str(cfg_path), "--out", str(mp_dir), "--quiet"],
         capture_output=True, text=True, timeout=240,
     )
     run_reference(config_mod.load(cfg_path), ref_dir)
+    return Runs(proc, mp_dir, ref_dir)
 
-    assert proc.returncode == 0, proc.stderr
-    mp_rounds, ref_rounds = _rounds(mp_dir), _rounds(ref_dir)
+
+def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
+    assert runs.proc.returncode == 0, runs.proc.stderr
+    mp_rounds, ref_rounds = _rounds(runs.mp), _rounds(runs.ref)
     assert [r["round"] for r in mp_rounds] == [1, 2, 3]
     for mp_rec, ref_rec in zip(mp_rounds, ref_rounds):
         for node in map(str, range(6)):
@@ -90,22 +105,14 @@ def test_multiprocess_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
         for node in map(str, range(6)):
             mp_total = sum(r["peers"][node]["traffic"][key] for r in mp_rounds)
             assert mp_total == sum(r["peers"][node]["traffic"][key] for r in ref_rounds), (key, node)
-    mp_summary = json.loads((mp_dir / "summary.json").read_text())
-    ref_summary = json.loads((ref_dir / "summary.json").read_text())
+    mp_summary = json.loads((runs.mp / "summary.json").read_text())
+    ref_summary = json.loads((runs.ref / "summary.json").read_text())
     assert mp_summary["final_accuracy"] == ref_summary["final_accuracy"]
 
 
-def test_multiprocess_run_uses_one_process_per_peer(tmp_path: Path) -> None:
-    cfg_path = tmp_path / "eq.toml"
-    cfg_path.write_text(CONFIG.replace("rounds = 3", "rounds = 1"))
-    out = tmp_path / "mp"
-
-    subprocess.run(
-        [BYZEMU, "launch", str(cfg_path), "--out", str(out), "--quiet"],
-        check=True, capture_output=True, timeout=240,
-    )
-
-    nodes = json.loads((out / "topology.json").read_text())["nodes"]
+def test_multiprocess_run_uses_one_process_per_peer(runs: Runs) -> None:
+    assert runs.proc.returncode == 0, runs.proc.stderr
+    nodes = json.loads((runs.mp / "topology.json").read_text())["nodes"]
     pids = {n["pid"] for n in nodes}
     assert len(pids) == 6
     assert os.getpid() not in pids

@@ -2,7 +2,7 @@
 *register*): a peer whose data socket is limited below the run's
 ``runtime.max_message_bytes``, or a CURVE run's peer without a data-plane key, is answered
 with ``stop`` naming the fix and counted as ``registration_refused``. In-process: a real
-coordinator socket and raw frames from tests/harness.py."""
+coordinator socket and raw frames from tests/support/harness.py."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter
 from coordinator.server import Coordinator, CoordinatorError
 from protocol import config as config_mod
-from tests.harness import encode, header
+from tests.support.harness import encode, header
 
 LIMIT = 1 << 20
 

@@ -1,20 +1,32 @@
-"""Every registered attack and defense runs in a real multi-process run from a config,
-and gives the same models and metrics as the in-process reference (so the rushing,
-collusion and oracle message flows are ordered exactly as the reference assumes)."""
+"""Every registered attack and defense runs from a config, and the message flows a rule can
+change run as real processes bit-identical to the in-process reference.
+
+A rule does not change the message flow of a run; the knowledge mode does. So:
+
+* every attack and every defense runs from a config through the in-process reference
+  driver (which tests/test_reference_equivalence.py proves bit-identical to a real
+  multi-process run), and each run must change the models exactly where the rule acts;
+* one real multi-process run per flow that depends on the attack side: rushing attackers
+  with collusion messages (``knowledge = "observed"``) and whole models sent to the
+  attackers (``knowledge = "oracle"``), each compared bit for bit to the reference.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
 from launch.local import launch_local
+from launch.reference import run_reference
+from peer import data
 from peer.attacks import ATTACKS
 from peer.attacks.base import DataInfo
+from peer.data import cache as data_cache
 from peer.defenses import DEFENSES
-from launch.reference import run_reference
 from protocol import config as config_mod
 
 BASE = {
@@ -33,20 +45,22 @@ BASE = {
     "runtime": {"register_timeout": 60.0, "round_timeout": 60.0, "chunk_timeout": 30.0},
 }
 
+#: Byzantine peers 1 and 4 of the ring (each honest peer but 6 has one as a neighbor)
+ON_THE_RING = {"placement": "explicit", "nodes": [1, 4]}
+#: the defenses' runs: every peer sees both attackers (on a ring, with only 3 values a
+#: chunk, several rules fall back to the mean, which would hide a rule that is not applied)
+DEFENDED = {"rounds": 1, "topology": {"kind": "complete"}, "byzantine": {"count": 2, "attack": "gaussian"}}
+#: DFL-Dual's model inversion bounded (1 step, 1 sample per class): the rule, not the cost
+DEFENSE_PARAMS = {"dfl_dual": {"inversion_steps": 1, "samples_per_class": 1}}
+#: rules whose round-1 models equal the plain mean's here, and why: FLDetector flags nobody
+#: before its warmup rounds have passed (peer/defenses/dfl_detector.py), so it averages all
+SAME_AS_MEAN_IN_ROUND_1 = {"dfl_detector"}
 
-#: issue 15's rules and attacks run through real peers in one test below
-#: (test_new_rules_and_a_pre_chain_run_multiprocess_like_reference), not one run each;
-#: their behaviour is tested in-process (tests/test_defenses_catalogue.py, test_defenses_dfl.py)
-ISSUE_15 = {
-    "bridge_m", "caf", "dfl_detector", "dfl_dual", "geomed", "mda", "meamed", "mean", "monna",
-    "smea", "mimic", "inf", "back_gradient",
-}
 
-
-def _config(**tables: dict) -> config_mod.RunConfig:
+def _config(**tables: dict | int) -> config_mod.RunConfig:
     data = json.loads(json.dumps(BASE))
     for key, value in tables.items():
-        data[key] = {**data.get(key, {}), **value}
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return config_mod.from_dict(data)
 
 
@@ -54,10 +68,18 @@ def _rounds(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
 
 
+def _reference(cfg: config_mod.RunConfig, out: Path) -> list[dict]:
+    run_reference(cfg, out)
+    return _rounds(out)
+
+
+def _honest_digests(record: dict) -> dict[str, str]:
+    return {n: p["metrics"]["digest"] for n, p in record["peers"].items() if p["role"] == "honest"}
+
+
 def _run_both(cfg: config_mod.RunConfig, tmp_path: Path) -> tuple[list[dict], list[dict]]:
     launch_local(cfg, tmp_path / "mp", show_progress=False)
-    run_reference(cfg, tmp_path / "ref")
-    return _rounds(tmp_path / "mp"), _rounds(tmp_path / "ref")
+    return _rounds(tmp_path / "mp"), _reference(cfg, tmp_path / "ref")
 
 
 def _assert_identical(mp: list[dict], ref: list[dict]) -> None:
@@ -68,27 +90,102 @@ def _assert_identical(mp: list[dict], ref: list[dict]) -> None:
             assert peer["metrics"] == b["peers"][node]["metrics"], (a["round"], node)
 
 
-@pytest.mark.parametrize("attack", [n for n in ATTACKS.names() if n not in ISSUE_15])
-def test_attack_runs_multiprocess_like_reference(attack: str, tmp_path: Path) -> None:
-    cfg = _config(byzantine={"placement": "explicit", "nodes": [1, 4], "attack": attack})
+# ----------------------------------------------------------------------------- every rule, in process
 
-    mp, ref = _run_both(cfg, tmp_path)
 
-    _assert_identical(mp, ref)
-    roles = [p["role"] for p in mp[0]["peers"].values()]
+@pytest.fixture(scope="module", autouse=True)
+def generated_once() -> Iterator[None]:
+    """Generate the synthetic splits once for this module's many in-process runs (the
+    forkserver does the same for a cluster's peers), and forget them afterwards."""
+    data.preload("synthetic", None, synthetic_size=BASE["data"]["synthetic_size"], seed=BASE["seed"])
+    yield
+    data_cache.clear()
+
+
+@pytest.fixture(scope="module")
+def unattacked(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """The ring with peers 1 and 4 Byzantine but running attack ``none``."""
+    return _reference(_config(byzantine={**ON_THE_RING, "attack": "none"}), tmp_path_factory.mktemp("none"))
+
+
+@pytest.fixture(scope="module")
+def plain_mean(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
+    """The defenses' run with the plain mean (no defense)."""
+    return _reference(_config(**DEFENDED, defense={"name": "mean"}), tmp_path_factory.mktemp("mean"))
+
+
+def test_attack_none_is_honest_behaviour(unattacked: list[dict], tmp_path: Path) -> None:
+    all_honest = _reference(_config(byzantine={"count": 0}), tmp_path / "honest")
+
+    assert [_honest_digests(r) for r in unattacked] == [
+        {n: d for n, d in _honest_digests(r).items() if n not in ("1", "4")} for r in all_honest
+    ]
+
+
+@pytest.mark.parametrize("attack", [n for n in ATTACKS.names() if n != "none"])
+def test_every_attack_runs_from_a_config_and_moves_its_neighbors(
+    attack: str, unattacked: list[dict], tmp_path: Path
+) -> None:
+    cfg = _config(byzantine={**ON_THE_RING, "attack": attack})
+
+    rounds = _reference(cfg, tmp_path / "run")
+
+    assert [r["round"] for r in rounds] == [1, 2]
+    assert all(p["status"] == "ok" for r in rounds for p in r["peers"].values())
+    roles = [p["role"] for p in rounds[0]["peers"].values()]
     assert roles.count(f"byzantine:{attack}") == 2
+    # ring 0-1-...-6-0: honest 0, 2, 3, 5 have an attacker as neighbor, 6 does not; in
+    # round 1 only what the attackers sent (or trained on) differs from attack "none"
+    got, clean = _honest_digests(rounds[0]), _honest_digests(unattacked[0])
+    assert sorted(n for n in got if got[n] != clean[n]) == ["0", "2", "3", "5"]
     probe = ATTACKS.build(attack, {})
     probe.bind(DataInfo(num_classes=10, image_shape=(1, 28, 28), mean=0.0, std=1.0))
     images, labels = torch.zeros(20, 1, 28, 28), torch.arange(20) % 10
     has_trigger = probe.triggered_test_set(images, labels) is not None
-    assert ("attack_success_rate" in mp[-1]["honest"]) == has_trigger
+    assert ("attack_success_rate" in rounds[-1]["honest"]) == has_trigger
 
 
-@pytest.mark.parametrize("attack", [n for n in ATTACKS.names() if ATTACKS.get(n).needs_knowledge][:1])
-def test_oracle_knowledge_mode_runs_multiprocess_like_reference(attack: str, tmp_path: Path) -> None:
-    cfg = _config(
-        byzantine={"placement": "explicit", "nodes": [1, 4], "attack": attack, "knowledge": "oracle"}
-    )
+@pytest.mark.parametrize("defense", [n for n in DEFENSES.names() if n != "mean"])
+def test_every_defense_runs_from_a_config_and_is_applied(
+    defense: str, plain_mean: list[dict], tmp_path: Path
+) -> None:
+    cfg = _config(**DEFENDED, defense={"name": defense, "params": DEFENSE_PARAMS.get(defense, {})})
+
+    rounds = _reference(cfg, tmp_path / "run")
+
+    assert [r["round"] for r in rounds] == [1]
+    assert all(p["status"] == "ok" for p in rounds[0]["peers"].values())
+    # every peer (Byzantine ones too) timed its aggregation, and the models are the rule's:
+    # on a complete graph each honest peer averages in both Gaussian attackers under the
+    # mean, so a rule that is applied changes honest models (bulyan, which needs
+    # n >= 4f + 3 values, changes only some here)
+    assert rounds[0]["aggregate_s"]["n"] == 7
+    mean = _honest_digests(plain_mean[0])
+    changed = [n for n, d in _honest_digests(rounds[0]).items() if d != mean[n]]
+    assert (changed == []) == (defense in SAME_AS_MEAN_IN_ROUND_1), changed
+
+
+# ----------------------------------------------------------------------------- one real run per flow
+
+
+def test_observed_knowledge_flow_runs_multiprocess_like_reference(tmp_path: Path) -> None:
+    # a rushing attack (Mimic waits for the round's honest chunks) with collusion
+    # messages between 1 and 4, against a composed chain (NNM then Krum)
+    defense = {"name": "krum", "pre": ["nnm"], "pre_params": {"nnm": {"f": 1}}, "params": {"f": 0}}
+    cfg = _config(defense=defense, byzantine={**ON_THE_RING, "attack": "mimic"})
+
+    mp, ref = _run_both(cfg, tmp_path)
+
+    _assert_identical(mp, ref)
+    assert [p["role"] for p in mp[0]["peers"].values()].count("byzantine:mimic") == 2
+    # ring: 2 chunk messages a peer a round; each attacker also sends its colluder one
+    # collusion message
+    for node, peer in mp[0]["peers"].items():
+        assert peer["traffic"]["sent_msgs"] == (2 if peer["role"] == "honest" else 3), node
+
+
+def test_oracle_knowledge_flow_runs_multiprocess_like_reference(tmp_path: Path) -> None:
+    cfg = _config(byzantine={**ON_THE_RING, "attack": "alie", "knowledge": "oracle"})
 
     mp, ref = _run_both(cfg, tmp_path)
 
@@ -100,41 +197,3 @@ def test_oracle_knowledge_mode_runs_multiprocess_like_reference(attack: str, tmp
         assert peer["traffic"]["sent_msgs"] == expected, node
     summary = json.loads((tmp_path / "mp" / "summary.json").read_text())
     assert summary["knowledge"] == "oracle"
-
-
-#: Guo et al.'s named variants run the code of krum / median / bulyan / trimmed_mean with
-#: other defaults (tests/test_fidelity.py covers them in-process): no extra cluster run
-_VARIANTS = {"dkrum", "dmedian", "dbulyan", "dbridge"}
-
-
-@pytest.mark.parametrize("defense", [n for n in DEFENSES.names() if n not in _VARIANTS | ISSUE_15])
-def test_defense_runs_multiprocess_like_reference(defense: str, tmp_path: Path) -> None:
-    cfg = _config(defense={"name": defense}, byzantine={"count": 1, "attack": "gaussian"})
-
-    mp, ref = _run_both(cfg, tmp_path)
-
-    _assert_identical(mp, ref)
-    # the aggregation time of the rule is in every peer's round record
-    assert all(p["timing"]["aggregate_s"] >= 0 for p in mp[0]["peers"].values())
-    assert mp[0]["aggregate_s"]["n"] == 7
-
-
-@pytest.mark.parametrize(
-    ("defense", "attack"),
-    [
-        # NNM then Krum against Mimic: a composed chain and a rushing attack
-        ({"name": "krum", "pre": ["nnm"], "pre_params": {"nnm": {"f": 1}}, "params": {"f": 0}}, "mimic"),
-        # DFL-Dual with its model inversion (bounded: 2 steps, 1 sample per class)
-        ({"name": "dfl_dual", "params": {"inversion_steps": 2, "samples_per_class": 1}}, "inf"),
-    ],
-    ids=["nnm+krum/mimic", "dfl_dual/inf"],
-)
-def test_new_rules_and_a_pre_chain_run_multiprocess_like_reference(
-    defense: dict, attack: str, tmp_path: Path
-) -> None:
-    cfg = _config(defense=defense, byzantine={"placement": "explicit", "nodes": [1, 4], "attack": attack})
-
-    mp, ref = _run_both(cfg, tmp_path)
-
-    _assert_identical(mp, ref)
-    assert all(p["timing"]["aggregate_s"] >= 0 for p in mp[0]["peers"].values())

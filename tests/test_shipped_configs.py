@@ -9,7 +9,7 @@ import pytest
 from coordinator.plan import build_plan
 from launch.sweep import load_sweep
 from protocol import config as config_mod
-from tests.datagen import overrides_for
+from tests.support.datagen import overrides_for
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 FILES = sorted(CONFIGS.rglob("*.toml"))

@@ -1,4 +1,4 @@
-"""A complete peer built on the raw-frame harness (tests/harness.py), runnable on its own:
+"""A complete peer built on the raw-frame harness (tests/support/harness.py), runnable on its own:
 the "foreign" peer of ``byzemu conformance`` (docs/PROTOCOL.md, *Conformance kit*).
 
     byzemu conformance -- python tests/support/foreign_peer.py
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from tests.harness import ProtocolViolation, ScriptedPeer  # noqa: E402
+from tests.support.harness import ProtocolViolation, ScriptedPeer  # noqa: E402
 
 
 def main() -> int:

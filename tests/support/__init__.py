@@ -1,0 +1,16 @@
+"""Helpers shared by the test modules (test modules import from here, never from each other).
+
+* :mod:`tests.support.harness` -- the raw-frame protocol harness (``ScriptedPeer``, ``Cluster``,
+  ``read_results``), written from docs/PROTOCOL.md without importing byzemu.
+* :mod:`tests.support.datagen` -- small dataset folders in the real on-disk formats.
+* :mod:`tests.support.runs` -- small run configs and waiting on a run's events.
+* :mod:`tests.support.foreign_peer` -- a complete peer on the harness (the conformance kit's).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+#: the ``byzemu`` command of the interpreter running the tests
+BYZEMU = str(Path(sys.executable).parent / "byzemu")
