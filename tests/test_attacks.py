@@ -412,12 +412,15 @@ def test_every_attack_is_deterministic_for_the_same_rng_seed(name: str) -> None:
 #: of the 16 pixels split 6/5/5 = 5; label_flip (mode reverse, fraction 1.0) relabels all 8
 #: to 9 - y and stamps nothing. Every other attack trains on clean batches (no hook).
 BATCH_HOOKS = {"alie_backdoor": (4, 25), "backdoor": (4, 16), "dba": (4, 5), "label_flip": (8, 0), "scaling": (4, 16)}
+#: hooks whose poison is built by ``prepare`` from the attacker's own training (its batches
+#: are tested in tests/test_attacks_training.py: ceil(fraction * B) rows of the poison set)
+PREPARED_HOOKS = {"back_gradient"}
 
 
 def test_exactly_the_poisoning_attacks_have_a_batch_hook() -> None:
     hooked = [name for name in ATTACKS.names() if _bound(name).batch_hook() is not None]
 
-    assert hooked == sorted(BATCH_HOOKS)
+    assert hooked == sorted(BATCH_HOOKS.keys() | PREPARED_HOOKS)
 
 
 @pytest.mark.parametrize("name", sorted(BATCH_HOOKS))
