@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import signal
+import time
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -238,16 +239,35 @@ class SweepInterrupted(KeyboardInterrupt):
     """Ctrl-C during a sweep; its text says what was kept and how to go on."""
 
 
-def _execute(cfg: RunConfig, out_dir: str, resume: ResumePoint | None = None) -> dict[str, Any]:
+#: in a pool worker: set by the sweep once it is interrupted (see _init_worker)
+_STOP: Any = None
+
+
+def _execute(cfg: RunConfig, out_dir: str, resume: ResumePoint | None = None) -> dict[str, Any] | None:
+    """Run one config; None (and nothing started) if the sweep was interrupted before
+    this worker got to it (a run the pool had already queued for the worker)."""
     from launch.local import launch_local
 
+    if _STOP is not None and _STOP.is_set():
+        return None
     return launch_local(cfg, out_dir, show_progress=False, resume=resume)
 
 
-def _ignore_sigint() -> None:
+def _init_worker(stop: Any) -> None:
     """Pool workers: Ctrl-C interrupts the run in progress (launch_local), not the wait
-    for the next one (which would print a traceback per worker)."""
+    for the next one (which would print a traceback per worker); ``stop`` keeps a worker
+    from starting a queued run once the sweep is interrupted."""
+    global _STOP
+    _STOP = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _resumable(run: Run, run_dir: Path) -> ResumePoint | None:
@@ -343,19 +363,31 @@ def run_sweep(
             report(run, summary)
     else:
         ctx = multiprocessing.get_context("spawn")
-        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_ignore_sigint)
+        stop = ctx.Event()
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker, initargs=(stop,))
         futures = {pool.submit(_execute, r.cfg, str(out / r.rel_dir), p): r for r, p in todo}
         try:
             with interrupt_once():
                 for fut in cf.as_completed(futures):
-                    report(futures[fut], fut.result())
+                    summary = fut.result()
+                    if summary is not None:
+                        report(futures[fut], summary)
         except KeyboardInterrupt:
-            running = [r for f, r in futures.items() if f.running()]
-            for proc in list(getattr(pool, "_processes", {}).values()):  # if only we got the SIGINT
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(proc.pid, signal.SIGINT)
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise interrupted(running) from None
+            # No queued run may start now (stop), and a worker must not go on with a run
+            # it started after the SIGINT reached it (between runs it ignores SIGINT): so
+            # the SIGINT is repeated to the live workers until they have all exited (a
+            # worker stopping its run ignores the repeats: launch.procs.interrupt_once).
+            stop.set()
+            running = [r for f, r in futures.items() if f.running()]  # or queued for a worker
+            workers = [proc.pid for proc in list(getattr(pool, "_processes", {}).values())]
+            pool.shutdown(wait=False, cancel_futures=True)
+            while alive := [pid for pid in workers if _pid_alive(pid)]:
+                for pid in alive:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGINT)
+                time.sleep(0.5)
+            pool.shutdown(wait=True)
+            raise interrupted([r for r in running if (out / r.rel_dir).exists()]) from None
         pool.shutdown(wait=True)
     return {"total": total, "ran": len(todo), "skipped": total - len(todo)}
 

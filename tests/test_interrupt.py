@@ -130,3 +130,37 @@ def test_interrupted_sweep_run_is_unfinished_and_the_rerun_completes_it(sweep_di
     assert summary["rounds_completed"] == 4
     assert not (out / "base" / "rep0" / "interrupted.json").exists()
     assert json.loads((out / "base" / "rep1" / "summary.json").read_text())["rounds_completed"] == 4
+
+
+def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run(tmp_path: Path) -> None:
+    # --jobs 2 with 3 runs: the pool has already queued rep2 for the first free worker.
+    # SIGINT to the sweep process only (`kill -INT`, not the group): both running runs are
+    # stopped, rep2 never starts, and the sweep exits instead of waiting for it.
+    (tmp_path / "base.toml").write_text(CONFIG.format(rounds=40))
+    (tmp_path / "grid.toml").write_text('base = "base.toml"\nrepeats = 3\n')
+    out = tmp_path / "out"
+    cmd = [BYZEMU, "sweep", str(tmp_path / "grid.toml"), "--out", str(out), "--jobs", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while min(_rounds(out / "base" / f"rep{i}" / "rounds.jsonl") for i in (0, 1)) < 1:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no round recorded in time"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+    assert proc.returncode == 130, stderr
+    # (peers stopped one run at a time may first log their neighbors' closed connections)
+    assert stderr.strip().splitlines()[-1] == (
+        "interrupted: sweep stopped; 0/3 runs finished and kept; interrupted: base/rep0, base/rep1 (kept as "
+        "unfinished, with interrupted.json); rerun the same command to go on"
+    )
+    assert not (out / "base" / "rep2").exists()
+    for i in (0, 1):
+        assert (out / "base" / f"rep{i}" / "interrupted.json").exists()
+        assert _rounds(out / "base" / f"rep{i}" / "rounds.jsonl") < 40
