@@ -28,8 +28,7 @@ from peer.data import test_subset
 from peer.inbox import Inbox
 from peer.rounds import Await, Send, Step, round_steps
 from peer.traffic import Traffic
-from protocol import messages as m
-from protocol.codec import ProtocolError, decode, encode
+from protocol.codec import ProtocolError, encode
 from protocol.config import RunConfig
 
 
@@ -90,8 +89,7 @@ class MemoryNetwork:
         self.traffic[src].count_sent(frames)
         receiver = self.traffic[step.to]
         try:
-            limit = self.cores[step.to].config.runtime.max_message_bytes
-            msg = self.cores[step.to].chunk_check.decode(frames) or decode(frames, allowed=m.DATA_PLANE, max_bytes=limit)
+            msg = self.cores[step.to].chunk_check.decode_data(frames)
             self.inboxes[step.to].accept(msg)
         except ProtocolError as exc:
             receiver.drop(exc.reason, f"data from {src}: {exc.detail}")

@@ -31,7 +31,7 @@ from peer.traffic import Traffic
 from protocol import assignment as assignment_mod
 from protocol import messages as m
 from protocol import sockets
-from protocol.codec import ProtocolError, decode, encode
+from protocol.codec import ProtocolError, encode
 
 log = logging.getLogger("byzemu.peer")
 
@@ -118,7 +118,7 @@ class DataPlane:
         identity, body = frames[0].bytes, frames[1:]
         try:
             # the run's compiled chunk check first; anything it declines: generic decode, named drop
-            msg = inbox.core.chunk_check.decode(body) or decode(body, allowed=m.DATA_PLANE, max_bytes=self.max_bytes)
+            msg = inbox.core.chunk_check.decode_data(body)
             if self.curve is not None:
                 key_owner = auth.user_id(body[0])
                 if key_owner != str(msg.src):

@@ -159,6 +159,11 @@ class ChunkCheck:
         self._count = len(sizes)
         self._max_bytes = max_bytes
 
+    def decode_data(self, frames: Sequence[Any]) -> m.Message:
+        """A data-plane message from ``frames``: the compiled check first, and for anything
+        it declines the generic :func:`decode` (which names the reason of a drop)."""
+        return self.decode(frames) or decode(frames, allowed=m.DATA_PLANE, max_bytes=self._max_bytes)
+
     def decode(self, frames: Sequence[Any]) -> FittedChunk | None:
         n = len(frames) - 1
         if not 1 <= n < self._count:
