@@ -48,12 +48,14 @@ def main() -> None:
                                "--data-root", str(ROOT / "data" / "mnist")], cwd=ROOT)
     import torch
 
+    from peer.options import PeerOptions
     from peer.runtime import run_peer
 
     torch.set_num_threads(1)
     prof = cProfile.Profile(time.process_time)
     try:
-        prof.runcall(run_peer, addr, bind_host="127.0.0.1", data_root=str(ROOT / "data" / "mnist"))
+        prof.runcall(run_peer, PeerOptions(coordinator=addr, bind_host="127.0.0.1", advertise_host="127.0.0.1",
+                                           data_root=str(ROOT / "data" / "mnist")))
     finally:
         for p in (others, coord):
             try:

@@ -92,7 +92,29 @@ class ControlChannel:
         self.sock.connect(coordinator)
 
     def send(self, msg: m.Message) -> None:
-        self.sock.send_multipart(encode(msg), copy=False)
+        """Hand ``msg`` to the control socket without ever blocking on it: a DEALER whose
+        connection failed its handshake (a peer without the coordinator's CURVE key) or
+        closed has no pipe to queue into, and a plain blocking send would wait forever
+        without reading the connection's events. While it cannot send, it reads them
+        (:meth:`check`: HandshakeError, CoordinatorLost) and gives up with
+        CoordinatorLost after :attr:`timeout` seconds."""
+        frames = encode(msg)
+        since = time.monotonic()
+        while True:
+            try:
+                self.sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+                return
+            except zmq.Again:
+                pass
+            self.check()
+            if time.monotonic() - since > self.timeout:
+                if not self._handshaken:
+                    self._handshake_failed({"event": zmq.EVENT_DISCONNECTED, "value": 0})
+                raise CoordinatorLost(
+                    f"cannot send to the coordinator at {self.coordinator}: no connection to queue "
+                    f"{msg.kind!r} on for {self.timeout:g} s (runtime.coordinator_timeout)"
+                )
+            self.sock.poll(100, zmq.POLLOUT)
 
     def receive(self) -> m.Message | None:
         """One pending control message from the coordinator, or None if it was dropped

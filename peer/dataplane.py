@@ -142,8 +142,3 @@ class DataPlane:
             self.traffic.drop("connection_dropped", "an inbound data connection closed: a frame over "
                               f"{sockets.frame_limit(self.max_bytes)} bytes, a malformed stream or a dead sender")
 
-    def close(self) -> None:
-        self._watch.close()
-        for s in self.out.values():
-            s.close(linger=0)
-        self.sock.close(linger=0)

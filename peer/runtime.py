@@ -61,10 +61,13 @@ class PeerRuntime:
 
     def __init__(self, options: PeerOptions) -> None:
         self.options = options
-        self.ctx = zmq.Context()
+        self.ctx = zmq.Context()  #: the data plane's (and its ZAP handler's)
+        #: the control channel's own: :meth:`close` terminates it to flush the last control
+        #: messages while the data plane's is left to the process's exit
+        self.control_ctx = zmq.Context()
         self.traffic = Traffic(node=m.UNASSIGNED_ID)
         self.control = ControlChannel(
-            self.ctx, options.coordinator, coordinator_key=options.coordinator_key, traffic=self.traffic
+            self.control_ctx, options.coordinator, coordinator_key=options.coordinator_key, traffic=self.traffic
         )
         curve = None
         if options.coordinator_key is not None:  # a CURVE run: the data plane is CURVE too
@@ -272,9 +275,20 @@ class PeerRuntime:
             last = time.monotonic()
 
     def close(self) -> None:
-        self.data.close()
+        """Close the control channel and terminate its context (which waits up to the
+        socket's 2 s linger for a last ``round_done`` to reach the coordinator); leave the
+        data sockets and their context to the process's exit, which follows (``run_peer``
+        is the body of a peer process).
+
+        Every peer stops at once, so a DEALER closed while its connection is part-way
+        through a multi-frame chunk message can see that connection fail in the same
+        moment; libzmq 4.3 then asserts in ``session_base_t::clean_pipes`` (the pipe it
+        would drain is already terminating: "Resource temporarily unavailable
+        (src/session_base.cpp:233)") and aborts the process, printing a stray line on
+        the terminal. The kernel closes an exiting process's sockets all the same, and
+        nothing sent on them is awaited at this point."""
         self.control.close()
-        self.ctx.term()
+        self.control_ctx.term()
 
 
 def run_peer(options: PeerOptions) -> int:
