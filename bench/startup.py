@@ -1,4 +1,5 @@
-"""Start-up time and memory of a local cluster: preloaded forkserver vs plain spawn.
+"""Start-up time, CPU and memory of a local cluster: peers forked from the launcher, from a
+preloaded forkserver, or spawned.
 
 For each peer count the quickstart experiment (MNIST + LeNet, 3-regular graph) is started
 as a subprocess and timed from the moment the command is started:
@@ -15,17 +16,24 @@ Memory: while round 2 runs, the proportional set size (PSS, ``/proc/PID/smaps_ro
 private pages plus each shared page divided by the processes sharing it) of every peer,
 of the forkserver and of the launcher.
 
-``forkserver`` is ``byzemu launch`` itself (peers forked from a server that preloaded
-torch, torchvision and the peer code); ``spawn`` runs the same launcher with
+``fork`` is ``byzemu launch`` itself (peers forked from the launcher, which has
+imported torch, planned the run and loaded its data: launch/procs.py); ``forkserver``
+runs the launcher with the peers forked from a separate server that preloaded torch,
+the peer code and the data (started before the launcher imports torch; ``byzemu peer``
+and ``launch_local`` called from Python start peers this way); ``spawn`` runs it with
 ``launch_local(preload=False)``: every peer a fresh interpreter that imports everything.
+The forkserver's memory is counted in ``total_pss_mib``; ``launch_cpu_s`` is the CPU
+time of the whole command (all its processes), from ``/proc/stat`` deltas while the
+machine is otherwise idle.
 
-    .venv/bin/python bench/startup.py [--nodes 16,64] [--modes forkserver,spawn]
+    .venv/bin/python bench/startup.py [--nodes 16,64] [--modes fork,forkserver,spawn]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -37,13 +45,26 @@ from typing import Any
 from common import BYZEMU, mem_available_mib, PYTHON, QUICKSTART, ROOT, mean, ppid, save, sets, smaps_rollup, table, warn_if_busy
 
 
-def child_spawn(config: str, out: str, overrides: list[str]) -> None:
-    """``byzemu launch`` with peers started by ``spawn`` (no preloaded forkserver)."""
-    from launch.local import launch_local
+def child_launch(mode: str, config: str, out: str, overrides: list[str]) -> None:
+    """``byzemu launch`` with the peers started another way: ``forkserver`` (the
+    preloaded forkserver, started before this process imports torch, as ``byzemu
+    launch`` did before its peers were forked from it) or ``spawn`` (fresh interpreters)."""
+    from launch.procs import preload_data, start_forkserver
     from protocol import config as config_mod
 
     cfg = config_mod.load(config, tuple(v for v in overrides if v != "--set"))
-    launch_local(cfg, Path(out), show_progress=False, preload=False)
+    if mode == "forkserver":
+        preload_data(cfg)
+        start_forkserver()
+    from launch.local import launch_local
+
+    launch_local(cfg, Path(out), show_progress=False, preload=mode == "forkserver")
+
+
+def _busy_jiffies() -> int:
+    """CPU time the whole machine has spent busy (``/proc/stat``: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
 
 
 def _mtime(path: Path) -> float | None:
@@ -55,10 +76,11 @@ def _mtime(path: Path) -> float | None:
 
 def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
     overrides = {"nodes": nodes, "rounds": rounds, "eval.every": rounds}
-    if mode == "forkserver":
+    if mode == "fork":
         cmd = [BYZEMU, "launch", str(QUICKSTART), *sets(overrides), "--out", str(out), "--quiet"]
     else:
-        cmd = [PYTHON, str(Path(__file__).resolve()), "--child-spawn", str(QUICKSTART), str(out), *sets(overrides)]
+        cmd = [PYTHON, str(Path(__file__).resolve()), "--child", mode, str(QUICKSTART), str(out), *sets(overrides)]
+    busy0 = _busy_jiffies()
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rounds_file = out / "rounds.jsonl"
@@ -71,6 +93,7 @@ def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
             memory = _memory(out, proc.pid)  # round 2 is running
         time.sleep(0.005)
     stdout, stderr = proc.communicate()
+    launch_cpu_s = (_busy_jiffies() - busy0) / os.sysconf("SC_CLK_TCK")
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr[-3000:]}")
     command_s = time.time() - t0
@@ -83,6 +106,7 @@ def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
         "registered_s": _mtime(out / "topology.json") - t0,
         "round1_s": first_line_at - first["round_s"] - t0,
         "command_s": command_s,
+        "launch_cpu_s": launch_cpu_s,
         "failed_peers": json.loads((out / "summary.json").read_text()).get("failed_peers"),
         **memory,
     }
@@ -129,12 +153,12 @@ def _peers(topo: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child-spawn":
-        child_spawn(sys.argv[2], sys.argv[3], sys.argv[4:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child_launch(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", default="16,64")
-    ap.add_argument("--modes", default="forkserver,spawn")
+    ap.add_argument("--modes", default="fork,forkserver,spawn")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
@@ -161,7 +185,7 @@ def main() -> None:
                           f"PSS/peer {r['peer_pss_mib']:.0f} MiB", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    fields = ("config_s", "registered_s", "round1_s", "peer_pss_mib", "peer_pss_max_mib", "peer_rss_mib",
+    fields = ("config_s", "registered_s", "round1_s", "launch_cpu_s", "peer_pss_mib", "peer_pss_max_mib", "peer_rss_mib",
               "peer_private_mib", "forkserver_pss_mib", "launcher_pss_mib", "total_pss_mib")
     print()
     print(table(["mode", "peers", *fields], [[r["mode"], r["nodes"], *(r.get(f, float("nan")) for f in fields)] for r in runs]))

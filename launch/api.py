@@ -62,7 +62,11 @@ def launch(
     the same results bit for bit. ``progress`` prints the progress line; ``tensorboard``
     also logs each round there (:mod:`launch.tracking`). Ctrl-C raises KeyboardInterrupt
     after writing ``interrupted.json``."""
-    from launch.local import default_out_dir, launch_local, prepare_forkserver
+    from launch.procs import prepare_forkserver
+
+    if not in_process:  # before torch is imported below: the two imports then run at once
+        prepare_forkserver(cfg)
+    from launch.local import default_out_dir, launch_local
     from launch.progress import Progress
     from launch.tracking import TensorBoardLogger, fan_out
 
@@ -74,7 +78,6 @@ def launch(
 
             run_reference(cfg, out_dir, progress=fan_out(Progress(cfg.rounds) if progress else None, tracker))
         else:
-            prepare_forkserver(cfg)
             launch_local(cfg, out_dir, show_progress=progress, on_round=tracker)
     finally:
         if tracker is not None:

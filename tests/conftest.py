@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 
@@ -36,7 +37,10 @@ _STARTS_PROCESSES = re.compile(
 _NAME = re.compile(r"\b([A-Za-z_]\w*)\b")
 
 
+@functools.cache
 def _source(obj: object) -> str:
+    """Source of a function (cached: a parametrized test and the fixtures many tests
+    share are read once, not once per item; reading them took 4 of the 9 s of collection)."""
     try:
         return inspect.getsource(obj)  # type: ignore[arg-type]
     except (OSError, TypeError):
@@ -49,8 +53,16 @@ def _starts_processes(item: pytest.Item) -> bool:
         return False
     fixtures = getattr(item, "_fixtureinfo", None)
     defs = fixtures.name2fixturedefs.values() if fixtures is not None else []
-    sources = [_source(func), *(_source(d.func) for ds in defs for d in ds if d.baseid)]
-    module = getattr(item, "module", None)
+    return _calls_process_starter(
+        func, tuple(d.func for ds in defs for d in ds if d.baseid), getattr(item, "module", None)
+    )
+
+
+@functools.cache
+def _calls_process_starter(func: object, fixture_funcs: tuple[object, ...], module: object) -> bool:
+    """Whether ``func``, the fixtures it uses or the module-level helpers they name
+    (transitively) contain a process starter (:data:`_STARTS_PROCESSES`)."""
+    sources = [_source(func), *(_source(f) for f in fixture_funcs)]
     helpers = {
         name: obj for name, obj in vars(module).items()
         if inspect.isfunction(obj) and obj.__module__ == module.__name__
