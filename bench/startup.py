@@ -1,5 +1,4 @@
-"""Start-up time, CPU and memory of a local cluster: peers forked from the launcher, from a
-preloaded forkserver, or spawned.
+"""Start-up time, CPU and memory of a local cluster: preloaded forkserver vs plain spawn.
 
 For each peer count the quickstart experiment (MNIST + LeNet, 3-regular graph) is started
 as a subprocess and timed from the moment the command is started:
@@ -16,17 +15,13 @@ Memory: while round 2 runs, the proportional set size (PSS, ``/proc/PID/smaps_ro
 private pages plus each shared page divided by the processes sharing it) of every peer,
 of the forkserver and of the launcher.
 
-``fork`` is ``byzemu launch`` itself (peers forked from the launcher, which has
-imported torch, planned the run and loaded its data: launch/procs.py); ``forkserver``
-runs the launcher with the peers forked from a separate server that preloaded torch,
-the peer code and the data (started before the launcher imports torch; ``byzemu peer``
-and ``launch_local`` called from Python start peers this way); ``spawn`` runs it with
-``launch_local(preload=False)``: every peer a fresh interpreter that imports everything.
-The forkserver's memory is counted in ``total_pss_mib``; ``launch_cpu_s`` is the CPU
-time of the whole command (all its processes), from ``/proc/stat`` deltas while the
-machine is otherwise idle.
+``forkserver`` is ``byzemu launch`` itself (peers forked from a server that preloaded
+torch, the peer code and the run's data, started before the launcher imports torch);
+``spawn`` runs the same launcher with ``launch_local(preload=False)``: every peer a fresh
+interpreter that imports everything. ``launch_cpu_s`` is the CPU time the whole machine
+spent busy while the command ran (``/proc/stat``): meaningful on an otherwise idle machine.
 
-    .venv/bin/python bench/startup.py [--nodes 16,64] [--modes fork,forkserver,spawn]
+    .venv/bin/python bench/startup.py [--nodes 16,64] [--modes forkserver,spawn]
 """
 
 from __future__ import annotations
@@ -45,20 +40,13 @@ from typing import Any
 from common import BYZEMU, mem_available_mib, PYTHON, QUICKSTART, ROOT, mean, ppid, save, sets, smaps_rollup, table, warn_if_busy
 
 
-def child_launch(mode: str, config: str, out: str, overrides: list[str]) -> None:
-    """``byzemu launch`` with the peers started another way: ``forkserver`` (the
-    preloaded forkserver, started before this process imports torch, as ``byzemu
-    launch`` did before its peers were forked from it) or ``spawn`` (fresh interpreters)."""
-    from launch.procs import preload_data, start_forkserver
+def child_spawn(config: str, out: str, overrides: list[str]) -> None:
+    """``byzemu launch`` with peers started by ``spawn`` (no preloaded forkserver)."""
+    from launch.local import launch_local
     from protocol import config as config_mod
 
     cfg = config_mod.load(config, tuple(v for v in overrides if v != "--set"))
-    if mode == "forkserver":
-        preload_data(cfg)
-        start_forkserver()
-    from launch.local import launch_local
-
-    launch_local(cfg, Path(out), show_progress=False, preload=mode == "forkserver")
+    launch_local(cfg, Path(out), show_progress=False, preload=False)
 
 
 def _busy_jiffies() -> int:
@@ -76,10 +64,10 @@ def _mtime(path: Path) -> float | None:
 
 def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
     overrides = {"nodes": nodes, "rounds": rounds, "eval.every": rounds}
-    if mode == "fork":
+    if mode == "forkserver":
         cmd = [BYZEMU, "launch", str(QUICKSTART), *sets(overrides), "--out", str(out), "--quiet"]
     else:
-        cmd = [PYTHON, str(Path(__file__).resolve()), "--child", mode, str(QUICKSTART), str(out), *sets(overrides)]
+        cmd = [PYTHON, str(Path(__file__).resolve()), "--child-spawn", str(QUICKSTART), str(out), *sets(overrides)]
     busy0 = _busy_jiffies()
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -153,12 +141,12 @@ def _peers(topo: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child_launch(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
+    if len(sys.argv) > 1 and sys.argv[1] == "--child-spawn":
+        child_spawn(sys.argv[2], sys.argv[3], sys.argv[4:])
         return
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", default="16,64")
-    ap.add_argument("--modes", default="fork,forkserver,spawn")
+    ap.add_argument("--modes", default="forkserver,spawn")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()

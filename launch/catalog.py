@@ -5,7 +5,6 @@ registries themselves (so an attack or defense added with ``@ATTACKS.register`` 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,22 +27,20 @@ def _first_line(obj: Any) -> str:
     return doc.strip().split("\n\n")[0].replace("\n", " ")
 
 
-def _params(func: Callable[..., Any]) -> dict[str, Any]:
-    """Keyword-only parameters of ``func`` -> default (``inspect.Parameter.empty`` when
-    required)."""
-    return {
-        p.name: p.default
-        for p in inspect.signature(func).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
+def _params(cls: type) -> dict[str, Any]:
+    """The parameters a config may give ``cls`` -> default (``inspect.Parameter.empty``
+    when required): the keyword-only ones the registry accepts, inherited ones included
+    (a backdoor's trigger size and position live in its base class)."""
+    from peer.registry import keyword_parameters
+
+    return {name: p.default for name, p in keyword_parameters(cls).items()}
 
 
 def _registry_entries(registry: Any) -> list[Entry]:
-    out = []
-    for name in registry.names():
-        cls = registry.get(name)
-        out.append(Entry(name, registry.field, _first_line(cls), _params(cls.__init__)))
-    return out
+    return [
+        Entry(name, registry.field, _first_line(registry.get(name)), _params(registry.get(name)))
+        for name in registry.names()
+    ]
 
 
 def entries(kind: str) -> list[Entry]:
@@ -57,12 +54,12 @@ def entries(kind: str) -> list[Entry]:
 
         return _registry_entries(DEFENSES)
     if kind == "datasets":
-        from peer import datasets
+        from peer import data
 
         return [
             Entry(name, "data.dataset",
-                  f"{datasets.num_classes(name)} classes, images {'x'.join(map(str, datasets.image_shape(name)))}")
-            for name in sorted(datasets.DATASETS)
+                  f"{data.num_classes(name)} classes, images {'x'.join(map(str, data.image_shape(name)))}")
+            for name in sorted(data.names())
         ]
     if kind == "models":
         from peer.models import MODELS

@@ -169,14 +169,11 @@ def _run(
         else:
             cfg = _load(config, overrides)
         if kind == "launch":
-            # before this process imports torch: the peers are then forked from it
-            # (launch/procs.py); where it cannot claim that, the forkserver starts now,
-            # after the config loaded (a bad config starts nothing), and imports torch
-            # while this process does (one per core)
-            from launch.procs import claim_fork_start, prepare_forkserver
+            # started after the config loaded (a bad config starts nothing), before this
+            # process imports torch (both imports then run at once, one per core)
+            from launch.procs import prepare_forkserver
 
-            if not claim_fork_start():
-                prepare_forkserver(cfg)
+            prepare_forkserver(cfg)
         from launch.local import default_out_dir, launch_local
         from launch.progress import Progress
         from launch.tracking import TensorBoardLogger, fan_out
@@ -474,11 +471,10 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
             f"sweep: {len(sw.cells)} configurations x {sw.repeats} repeats = {len(sw.runs)} runs, "
             f"{n} at once; results in {out_dir}"
         )
-        if n == 1 and sw.runs:  # runs in this process: their peers are forked from it (launch/procs.py)
-            from launch.procs import claim_fork_start, prepare_forkserver
+        if n == 1 and sw.runs:  # runs in this process: preload torch and the first run's data once
+            from launch.procs import prepare_forkserver
 
-            if not claim_fork_start():
-                prepare_forkserver(sw.runs[0].cfg)
+            prepare_forkserver(sw.runs[0].cfg)
         counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo)
     except user_errors() as exc:
         _fail(str(exc))

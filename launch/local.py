@@ -16,7 +16,7 @@ from typing import Any
 from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter, ResumeError, ResumePoint
 from coordinator.server import Coordinator
-from launch.procs import GatedPeers, fork_claimed, fork_peers, interrupt_once, start_peers, stop_peers
+from launch.procs import interrupt_once, start_peers, stop_peers
 from launch.progress import Progress
 from launch.tracking import fan_out
 from peer import checkpoint, data
@@ -79,19 +79,9 @@ def launch_local(
         data.prepare(cfg.data.dataset, Path(cfg.data.root))  # decompress once, not per peer
     if point is not None:
         checkpoint.remove_after(ckpt_dir, point.round)  # recomputed: must not be mistaken for new
-    gated: GatedPeers | None = None
-    if preload and fork_claimed():  # fork the peers from here, before any socket or file is open
-        _share_run_data(cfg)
-        gated = fork_peers(cfg.nodes)
-    try:
-        results = ResultsWriter(out_dir, cfg, mode="multiprocess", resume=point)
-        progress = fan_out(Progress(cfg.rounds) if show_progress else None, on_round)
-        coord = Coordinator(plan, bind="tcp://127.0.0.1:*", results=results, progress=progress, resume=point)
-    except BaseException:
-        if gated is not None:
-            gated.close()
-            stop_peers(gated.procs, grace=10.0)
-        raise
+    results = ResultsWriter(out_dir, cfg, mode="multiprocess", resume=point)
+    progress = fan_out(Progress(cfg.rounds) if show_progress else None, on_round)
+    coord = Coordinator(plan, bind="tcp://127.0.0.1:*", results=results, progress=progress, resume=point)
     procs: list[Any] = []
     by_pid: dict[int, Any] = {}
 
@@ -119,32 +109,9 @@ def launch_local(
                 coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
                 max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
             )
-            if gated is not None:
-                procs = gated.procs
-                gated.release(options)
-            else:
-                procs = start_peers(cfg.nodes, options, preload=preload)
+            procs = start_peers(cfg.nodes, options, preload=preload)
             by_pid.update((p.pid, p) for p in procs)
             return coord.run()
         finally:
-            if gated is not None:
-                gated.close()  # (if a Ctrl-C came before the release)
             stop_peers(procs, grace=3.0)
             coord.close()
-
-
-def _share_run_data(cfg: RunConfig) -> None:
-    """Load the run's dataset and evaluation set here, once, before the peers are forked
-    from this process: they share those pages instead of each loading its own copy (what
-    ``peer/preload.py`` does in the forkserver). A failure is left to the peers, which
-    load the data themselves and report it."""
-    d = cfg.data
-    root = Path(d.root) if d.root else None
-    try:
-        if cfg.model.name == "resnet18" or data.spec(d.dataset).needs_torchvision:
-            import torchvision  # noqa: F401  (once here, not in every peer)
-        data.preload(d.dataset, root, synthetic_size=d.synthetic_size, seed=cfg.seed)
-        test = data.load(d.dataset, root, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
-        data.share_test_subset(test, d.test_samples)
-    except Exception:  # noqa: BLE001
-        pass

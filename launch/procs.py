@@ -1,19 +1,5 @@
 """Starting and stopping peer processes (kept free of heavy imports so that the
-forkserver can be started before this process imports torch).
-
-Two ways to start a local cluster's peers, both from a process that has imported torch
-already, so that a peer starts in milliseconds and shares torch's pages copy-on-write:
-
-* **forked from this process** (:func:`fork_peers`): byzemu's own commands (``byzemu
-  launch``, ``byzemu sweep`` and its workers) call :func:`claim_fork_start` before they
-  import torch; this process then keeps one torch thread (no OpenMP pool a fork could
-  break) and, having planned the run, forks the peers itself. Each waits at a gate (a
-  pipe) until the coordinator is bound and its address known. This spares the separate
-  forkserver interpreter and its own torch import (about 2 CPU-seconds per run);
-* **from the forkserver** (:func:`start_peers`): everywhere else (``byzemu peer``,
-  :func:`launch.local.launch_local` called from a user's Python, which may have run torch
-  with many threads, or from a process with other threads running).
-"""
+forkserver can be started before this process imports torch)."""
 
 from __future__ import annotations
 
@@ -22,9 +8,7 @@ import json
 import multiprocessing as mp
 import multiprocessing.forkserver
 import os
-import pickle
 import signal
-import struct
 import sys
 import time
 from collections.abc import Iterator
@@ -53,39 +37,12 @@ def preload_data(cfg: object) -> None:
     })
 
 
-#: set by :func:`claim_fork_start`: this process may fork its peers itself
-_FORK_CLAIMED = False
-
-
-def claim_fork_start() -> bool:
-    """Let :func:`launch.local.launch_local` fork the peers from this process: call it
-    before torch is imported here (it pins torch to one thread through the environment;
-    threads started by an OpenMP pool would not survive a fork). Refused (False, the
-    forkserver is used) when torch is already imported or other threads run."""
-    global _FORK_CLAIMED
-    import threading
-
-    if "torch" in sys.modules or threading.active_count() > 1 or not hasattr(os, "fork"):
-        return False
-    _single_threaded_env()
-    _FORK_CLAIMED = True
-    return True
-
-
-def fork_claimed() -> bool:
-    """Whether :func:`claim_fork_start` succeeded in this process and it is still safe
-    to fork (no thread started since)."""
-    import threading
-
-    return _FORK_CLAIMED and threading.active_count() == 1
-
-
 def prepare_forkserver(cfg: object) -> None:
     """Start the forkserver for ``cfg``'s peers now: it imports torch and the peer code
-    on one core while this process goes on (call it before this process imports torch:
-    this module does not), and loads the run's dataset and evaluation set once for all
-    peers (``peer/preload.py``). :func:`start_peers` starts it anyway if nobody did.
-    ``cfg`` is a RunConfig."""
+    on one core while this process goes on (call it before this process imports torch;
+    this module does not import it), and loads the run's dataset and evaluation set once
+    for all peers (``peer/preload.py``). :func:`start_peers` starts it anyway if nobody
+    did. ``cfg`` is a RunConfig."""
     preload_data(cfg)
     start_forkserver()
 
@@ -201,87 +158,6 @@ def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> li
             stop_peers(procs, grace=0)
             raise
     return procs
-
-
-class GatedPeers:
-    """Peer processes forked from this one (:func:`fork_peers`), each waiting at its gate
-    for the :class:`PeerOptions` that name the coordinator."""
-
-    def __init__(self, procs: list[mp.process.BaseProcess], gates: list[int]) -> None:
-        self.procs = procs
-        self._gates = gates
-
-    def release(self, options: PeerOptions) -> None:
-        """Hand every peer ``options``; from here on they run as started peers."""
-        payload = pickle.dumps(options)
-        record = struct.pack("!I", len(payload)) + payload
-        for fd in self._gates:
-            try:
-                os.write(fd, record)  # a few hundred bytes into an empty pipe: never blocks
-            except BrokenPipeError:  # that peer died before its start: the run notices
-                pass
-        self.close()
-
-    def close(self) -> None:
-        """Close the gates not yet released: those peers exit at once, starting nothing."""
-        for fd in self._gates:
-            os.close(fd)
-        self._gates = []
-
-
-def fork_peers(count: int) -> GatedPeers:
-    """Fork ``count`` peer processes from this one (see :func:`claim_fork_start`); each
-    waits at a gate until :meth:`GatedPeers.release`. Call it before this process opens
-    sockets or files the peers should not inherit."""
-    import gc
-
-    for stream in (sys.stdout, sys.stderr):  # a child must not write our buffered output again
-        stream.flush()
-    ctx = mp.get_context("fork")
-    procs: list[mp.process.BaseProcess] = []
-    gates: list[int] = []
-    gc.freeze()  # what the peers inherit: the collector would otherwise write to those shared pages
-    try:
-        for index in range(count):
-            read_end, write_end = os.pipe()
-            gates.append(write_end)
-            p = ctx.Process(target=_gated_peer, args=(read_end, list(gates), index), daemon=False)
-            p.start()
-            os.close(read_end)
-            procs.append(p)
-    except BaseException:  # e.g. Ctrl-C: close the gates, so the peers started exit
-        GatedPeers(procs, gates).close()
-        stop_peers(procs, grace=0)
-        raise
-    finally:
-        gc.unfreeze()
-    return GatedPeers(procs, gates)
-
-
-def _gated_peer(gate: int, inherited: list[int], index: int) -> None:
-    """Target of a forked peer: wait at ``gate`` for the options, then run as a peer;
-    exit quietly if the gate closes first (the launcher gave up before the run)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for fd in inherited:  # the gates' write ends: held here, they would hide a launcher's death
-        os.close(fd)
-    header = _read_exactly(gate, 4)
-    payload = _read_exactly(gate, struct.unpack("!I", header)[0]) if len(header) == 4 else b""
-    os.close(gate)
-    if not payload:
-        sys.exit(0)
-    peer_process(pickle.loads(payload), index)
-
-
-def _read_exactly(fd: int, n: int) -> bytes:
-    """``n`` bytes from ``fd``, or fewer if it reaches end of file first."""
-    parts: list[bytes] = []
-    while n > 0:
-        chunk = os.read(fd, n)
-        if not chunk:
-            break
-        parts.append(chunk)
-        n -= len(chunk)
-    return b"".join(parts)
 
 
 def stop_peers(procs: list[mp.process.BaseProcess], *, grace: float = 10.0) -> None:

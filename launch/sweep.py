@@ -260,9 +260,6 @@ def _init_worker(stop: Any) -> None:
     global _STOP
     _STOP = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from launch.procs import claim_fork_start
-
-    claim_fork_start()  # a fresh interpreter: its runs fork their peers from it
 
 
 def _pid_alive(pid: int) -> bool:

@@ -225,6 +225,22 @@ def test_list_attacks_shows_every_registered_name_with_defaults() -> None:
     for name in ATTACKS.names():
         assert f'{name}  (byzantine.attack = "{name}")' in result.output
     assert "params: sigma=1.0, mean=0.0, start_round=1, interval=1" in result.output
+    # parameters a class inherits are listed too: the trigger lives in the backdoor's base
+    backdoor = result.output.split('backdoor  (byzantine.attack = "backdoor")')[1].split("\n")[2]
+    assert "trigger_size=4" in backdoor and "target=0" in backdoor and backdoor.startswith("    params: boost=1.0")
+
+
+@pytest.mark.parametrize("kind", ["attacks", "defenses", "datasets", "models"])
+def test_every_list_kind_prints_its_names(kind: str) -> None:
+    from launch.catalog import entries
+
+    result = CliRunner().invoke(main, ["list", kind])
+
+    assert result.exit_code == 0, result.output
+    names = [e.name for e in entries(kind)]
+    assert len(names) >= 3 and all(f'{n}  (' in result.output for n in names)
+    if kind == "datasets":
+        assert 'mnist  (data.dataset = "mnist")\n    10 classes, images 1x28x28' in result.output
 
 
 def test_version_and_verbose_after_the_subcommand(tmp_path: Path) -> None:
