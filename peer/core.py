@@ -371,6 +371,7 @@ class NodeCore:
             "senders": len(senders),
             "digest": model_digest(self.vector),
         }
+        metrics.update(self.defense.round_metrics())
         if self.attack is not None:
             metrics.update(self.attack.round_metrics())
         # wall seconds (``*_s``) and this process's CPU seconds (``*_cpu_s``): they differ

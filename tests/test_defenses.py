@@ -428,6 +428,22 @@ def test_loss_threshold_acceptance_follows_theta() -> None:
     assert third.tolist() == pytest.approx([7 / 3])
 
 
+def test_loss_threshold_reports_its_threshold_and_acceptances_per_round() -> None:
+    d = build_defense("loss_threshold", {"patience": 1})
+    ctx = _ctx(3, loss_with=_LT_LOSS)
+    d.begin_round(1, _t(0), {}, [(0, 1)])
+    d.aggregate(_t(0), _LT_RECEIVED, ctx)  # theta 0.1: 1 of 3 payloads
+    assert d.round_metrics() == {"theta": pytest.approx(0.1), "lt_accepted": 1, "lt_compared": 3}
+    d.observe_evaluation(1, 0.5, 1.0)
+    d.observe_evaluation(2, 0.5, 1.0)  # theta 0
+    d.begin_round(2, _t(0), {}, [(0, 1)])
+    assert d.round_metrics()["lt_accepted"] == 0  # counts are per round
+    d.aggregate(_t(0), _LT_RECEIVED, ctx)
+    d.aggregate(_t(0), _LT_RECEIVED, ctx)  # a second chunk index adds to the round's counts
+    assert d.round_metrics() == {"theta": pytest.approx(0.0), "lt_accepted": 4, "lt_compared": 6}
+    assert build_defense("cdl", {}).round_metrics() == {}
+
+
 # (the argmin fallback, Eq. 5 of 001, applies only after overfitting was detected:
 # tests/test_fidelity.py)
 

@@ -268,6 +268,9 @@ def test_byzantine_peer_evaluates_when_its_defense_uses_evaluations(make_core, c
     metrics = _eval_metrics(make_core, cfg, 0, role=Role(True, "gaussian", {"sigma": 1.0}), config=ltd)
 
     assert 0.0 <= metrics["test_accuracy"] <= 1.0
+    # and its round record carries the threshold used (theta0 = 0.1 before any drop)
+    assert metrics["theta"] == pytest.approx(0.1)
+    assert 0 <= metrics["lt_accepted"] <= metrics["lt_compared"]
 
 
 # ----------------------------------------------------------------------------- check_payload

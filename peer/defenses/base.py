@@ -104,6 +104,11 @@ class Defense(ABC):
         """Called after each evaluation of the peer's own model (test accuracy and loss);
         rules that adapt over time (e.g. loss-threshold filtering) override it."""
 
+    def round_metrics(self) -> dict[str, Any]:
+        """Extra values for this round's metrics of the peer (e.g. loss-threshold
+        filtering's threshold), read once after the round's aggregation; default none."""
+        return {}
+
     def state_dict(self) -> dict[str, Any]:
         """Everything this rule carries from round to round, for a checkpoint
         (``peer/checkpoint.py``); default: a copy of its attributes. A rule whose state

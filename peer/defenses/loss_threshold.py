@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -74,6 +75,8 @@ class LossThreshold(RobustDefense):
         self._evaluations = 0
         self._epoch_rounds: float | None = None
         self._overfit = False  # overfitting detected at least once
+        self._accepted = 0  # this round: payloads that passed the threshold (round_metrics)
+        self._payloads = 0  # this round: payloads whose loss was compared
 
     def set_epoch_length(self, rounds: float) -> None:
         self._epoch_rounds = float(rounds) if rounds > 0 else None
@@ -102,6 +105,15 @@ class LossThreshold(RobustDefense):
                 self._drops += 1
             self._ref_epoch = epoch
 
+    def begin_round(self, round_: int, own: torch.Tensor, received: Any, bounds: Any) -> None:
+        super().begin_round(round_, own, received, bounds)
+        self._accepted = self._payloads = 0
+
+    def round_metrics(self) -> dict[str, Any]:
+        """``theta``: the threshold used this round; ``lt_accepted`` of ``lt_compared``
+        payloads (summed over chunk indices) passed it (before the argmin fallback)."""
+        return {"theta": self.theta, "lt_accepted": self._accepted, "lt_compared": self._payloads}
+
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         if ctx.loss_with is None:
             accepted = list(range(kept.m))
@@ -114,6 +126,8 @@ class LossThreshold(RobustDefense):
                 for j, loss in enumerate(losses)
                 if math.isfinite(loss) and loss_own - loss >= theta
             ]
+            self._accepted += len(accepted)
+            self._payloads += len(losses)
             if not accepted and not self._overfit:
                 return x[0]  # no neighbor over the threshold, no overfitting yet: learn alone
             if not accepted:
