@@ -34,17 +34,18 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
 # --------------------------------------------------------------------------- machine
 
 
+def cpu_jiffies() -> tuple[int, int]:
+    """The whole machine's CPU time so far, in clock ticks (``/proc/stat``): (all, idle +
+    iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
 def cpu_busy(seconds: float = 1.0) -> float:
     """Fraction of all cores busy over ``seconds`` (from /proc/stat)."""
-
-    def sample() -> tuple[int, int]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields), idle
-
-    t0, i0 = sample()
+    t0, i0 = cpu_jiffies()
     time.sleep(seconds)
-    t1, i1 = sample()
+    t1, i1 = cpu_jiffies()
     return 1.0 - (i1 - i0) / max(1, t1 - t0)
 
 

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BYZEMU, mem_available_mib, PYTHON, QUICKSTART, ROOT, mean, ppid, save, sets, smaps_rollup, table, warn_if_busy
+from common import BYZEMU, cpu_jiffies, mem_available_mib, PYTHON, QUICKSTART, ROOT, mean, ppid, save, sets, smaps_rollup, table, warn_if_busy
 
 
 def child_spawn(config: str, out: str, overrides: list[str]) -> None:
@@ -50,9 +50,9 @@ def child_spawn(config: str, out: str, overrides: list[str]) -> None:
 
 
 def _busy_jiffies() -> int:
-    """CPU time the whole machine has spent busy (``/proc/stat``: all but idle and iowait)."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(fields) - fields[3] - fields[4]
+    """CPU time the whole machine has spent busy, in clock ticks (all but idle and iowait)."""
+    total, idle = cpu_jiffies()
+    return total - idle
 
 
 def _mtime(path: Path) -> float | None:

@@ -37,10 +37,8 @@ def _params(cls: type) -> dict[str, Any]:
 
 
 def _registry_entries(registry: Any) -> list[Entry]:
-    return [
-        Entry(name, registry.field, _first_line(registry.get(name)), _params(registry.get(name)))
-        for name in registry.names()
-    ]
+    classes = {name: registry.get(name) for name in registry.names()}
+    return [Entry(name, registry.field, _first_line(cls), _params(cls)) for name, cls in classes.items()]
 
 
 def entries(kind: str) -> list[Entry]:

@@ -108,9 +108,7 @@ class ControlChannel:
                 pass
             self.check()
             if time.monotonic() - since > self.timeout:
-                if not self._handshaken:
-                    self._handshake_failed({"event": zmq.EVENT_DISCONNECTED, "value": 0})
-                raise CoordinatorLost(
+                self._give_up(
                     f"cannot send to the coordinator at {self.coordinator}: no connection to queue "
                     f"{msg.kind!r} on for {self.timeout:g} s (runtime.coordinator_timeout)"
                 )
@@ -152,13 +150,19 @@ class ControlChannel:
             # that refuses the security handshake closes every new connection, and the
             # peer may see only that close, not the failed handshake
         if self._lost_since is not None and time.monotonic() - self._lost_since > self.timeout:
-            if not self._handshaken:
-                self._handshake_failed({"event": zmq.EVENT_DISCONNECTED, "value": 0})
-            raise CoordinatorLost(
+            self._give_up(
                 f"lost the coordinator at {self.coordinator}: no control connection for "
                 f"{self.timeout:g} s (runtime.coordinator_timeout); rounds it recorded are in "
                 f"its rounds.jsonl, resume from the last checkpoint with `byzemu launch --resume RUN_DIR`"
             )
+
+    def _give_up(self, detail: str) -> None:
+        """The coordinator stayed out of reach for :attr:`timeout`: HandshakeError if no
+        handshake ever succeeded (a coordinator that refuses it may show only closed
+        connections), else CoordinatorLost with ``detail``."""
+        if not self._handshaken:
+            self._handshake_failed({"event": zmq.EVENT_DISCONNECTED, "value": 0})
+        raise CoordinatorLost(detail)
 
     def _handshake_failed(self, event: dict[str, Any]) -> None:
         if self.coordinator_key:
