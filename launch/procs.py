@@ -137,6 +137,29 @@ def interrupt_once() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold a SIGINT that arrives inside the block and act on it (with the handler that
+    was in force) when the block ends, so that the block runs to its end. Outside the
+    main thread (where Python delivers no signals) the block runs as it is."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous == signal.SIG_DFL:
+                raise KeyboardInterrupt
+
+
 def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> list[mp.process.BaseProcess]:
     """Start ``count`` peer processes with ``options``: forked from the torch-preloaded
     forkserver, or (with ``preload=False``) as plain fresh interpreters (``spawn``) for
@@ -152,8 +175,11 @@ def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> li
         try:
             for index in range(count):
                 p = ctx.Process(target=peer_process, args=(options, index), daemon=False)
-                p.start()
-                procs.append(p)
+                # A Ctrl-C inside start() could land after the fork and before the
+                # append: that peer would be left running, unknown to stop_peers.
+                with sigint_deferred():
+                    p.start()
+                    procs.append(p)
         except BaseException:  # e.g. Ctrl-C: peers ignore SIGINT, so stop those started
             stop_peers(procs, grace=0)
             raise

@@ -164,3 +164,25 @@ def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run
     for i in (0, 1):
         assert (out / "base" / f"rep{i}" / "interrupted.json").exists()
         assert _rounds(out / "base" / f"rep{i}" / "rounds.jsonl") < 40
+
+
+def test_a_sigint_inside_a_peer_start_is_held_until_the_peer_is_recorded() -> None:
+    """start_peers starts each peer inside launch.procs.sigint_deferred: a Ctrl-C that
+    lands after the fork and before the peer is appended to the list stop_peers reads
+    (it did, under load: a sweep interrupted while starting left one peer per run
+    running until its assignment timeout) is acted on once the block ends."""
+    from launch.procs import interrupt_once, sigint_deferred
+
+    before = signal.getsignal(signal.SIGINT)
+    steps: list[str] = []
+    with pytest.raises(KeyboardInterrupt), interrupt_once():
+        with sigint_deferred():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("started")  # the handler ran nowhere in between
+            steps.append("recorded")
+        steps.append("not reached")
+    assert steps == ["started", "recorded"]
+    assert signal.getsignal(signal.SIGINT) is before
+    with sigint_deferred():  # no SIGINT: nothing raised, handler restored
+        steps.append("quiet")
+    assert steps[-1] == "quiet" and signal.getsignal(signal.SIGINT) is before
