@@ -183,6 +183,16 @@ class PeerRuntime:
             started = self.inbox.started if self.inbox is not None else 0
             self.traffic.drop("unexpected_kind", f"{msg.kind} in round {started}")
 
+    def _take_queued_control(self) -> None:
+        """Handle the control messages already queued. A ``stop`` ends the peer here,
+        before the round's closed connections are counted: on a stop (Ctrl-C, an aborted
+        run) a neighbour that was idle exits at once and closes its connection to this
+        peer, which is no lost message and must not be logged as one."""
+        while self.control.sock.poll(0):
+            msg = self.control.receive()
+            if msg is not None:
+                self._handle_control(msg)
+
     def _poll_once(self, timeout_ms: int) -> None:
         assert self.inbox is not None
         for sock, _ in self.poller.poll(timeout_ms):
@@ -233,6 +243,7 @@ class PeerRuntime:
         self.inbox.start(round_)
         result = self._drive(round_)
         self.inbox.close(round_)
+        self._take_queued_control()
         self.data.count_lost()
         t_ckpt = time.perf_counter()
         saved = self._save_checkpoint(round_)

@@ -457,8 +457,12 @@ def test_sentinel_filters_by_cosine_and_scales_norm_without_loss() -> None:
     # x = (own + r1') / 2
     s = math.sqrt(1.25)
     received = [_t(1, 0.5), _t(-1, 0), _t(0, 1)]
-    out = build_defense("sentinel", {}).aggregate(_t(1, 0), received, _ctx(3))
+    d = build_defense("sentinel", {})
+    out = d.aggregate(_t(1, 0), received, _ctx(3))
     assert _close(out, [(1 + 1 / s) / 2, (0.5 / s) / 2])
+    # senders 1..3: only sender 1's payload passed, with weight 1
+    assert d.round_metrics() == {"sl_weight": {"1": 1.0, "2": 0.0, "3": 0.0}, "sl_kept": 1, "sl_payloads": 3}
+    assert d.round_metrics() == {}  # read once per round
 
 
 def test_sentinel_loss_weights_use_the_per_sender_history() -> None:
@@ -470,11 +474,19 @@ def test_sentinel_loss_weights_use_the_per_sender_history() -> None:
     first = d.aggregate(_t(2, 0), [_t(1, 0), _t(1.5, 0)], _ctx(2, loss_with=loss))
     w2 = math.exp(-1.0)
     assert _close(first, [(2 + 1 + 1.5 * w2) / (2 + w2), 0.0])
+    metrics = d.round_metrics()
+    assert metrics == {"sl_weight": {"1": 1.0, "2": pytest.approx(w2)}, "sl_kept": 2, "sl_payloads": 2}
     # round 2: sender 2 sends [1.75,0] with loss 0.5; its running mean is (1.0 + 0.5) / 2 = 0.75
     # -> excess 0.25, w2 = exp(-0.5); x0 = (2 + 1 + 1.75 w2) / (2 + w2)
     second = d.aggregate(_t(2, 0), [_t(1, 0), _t(1.75, 0)], _ctx(2, loss_with=loss, round_=2))
     w2 = math.exp(-0.5)
     assert _close(second, [(2 + 1 + 1.75 * w2) / (2 + w2), 0.0])
+    # a second chunk index in the same round: sender 2's [-1,0] fails the cosine filter,
+    # so its mean weight this round is (e^-0.5 + 0) / 2
+    d.aggregate(_t(2, 0), [_t(1, 0), _t(-1, 0)], _ctx(2, loss_with=loss, round_=2, index=1))
+    assert d.round_metrics() == {
+        "sl_weight": {"1": 1.0, "2": pytest.approx(w2 / 2)}, "sl_kept": 3, "sl_payloads": 4,
+    }
 
 
 def test_sentinel_all_filtered_keeps_own() -> None:

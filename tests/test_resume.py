@@ -132,13 +132,11 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
     assert not (out / "summary.json").exists()
     last_complete = max(r["round"] for r in records if r.get("checkpoint", {}).get("complete"))
 
-    resumed = subprocess.run(
-        [BYZEMU, "launch", "--resume", str(out), "--quiet"], check=False, capture_output=True, text=True, timeout=2 * WAIT_S
-    )
+    resumed = CliRunner().invoke(main, ["launch", "--resume", str(out), "--quiet"])  # in-process: no second torch import
     reference = tmp_path / "ref"
     run_reference(config_mod.load(cfg), reference)
 
-    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.exit_code == 0, resumed.output
     final = _lines(out / "rounds.jsonl")
     assert final[:last_complete] == kept[:last_complete]  # recorded rounds up to the checkpoint stay
     got = [json.loads(line) for line in final]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -66,6 +67,23 @@ class Sentinel(RobustDefense):
         self._history: dict[tuple[int, int], tuple[float, int]] = {}
         #: own-loss history: (sum, count, last round recorded)
         self._own: tuple[float, int, int] = (0.0, 0, -1)
+        #: this round: every weight given to each sender's payloads (round_metrics)
+        self._given: dict[str, list[float]] = {}
+
+    def round_metrics(self) -> dict[str, Any]:
+        """``sl_weight``: per sender (id as text), the mean weight its payloads got this
+        round over the chunk indices it sent (0 for a payload that failed the cosine
+        filter or the cut-off); ``sl_kept`` of ``sl_payloads`` payloads got a weight
+        above 0. Read once per round, after the aggregation (then reset)."""
+        given, self._given = self._given, {}
+        if not given:
+            return {}
+        every = [w for ws in given.values() for w in ws]
+        return {
+            "sl_weight": {s: sum(ws) / len(ws) for s, ws in sorted(given.items(), key=lambda kv: int(kv[0]))},
+            "sl_kept": sum(w > 0 for w in every),
+            "sl_payloads": len(every),
+        }
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         # the own loss enters the history every round, filtered neighbors or not (as in
@@ -76,9 +94,12 @@ class Sentinel(RobustDefense):
             for j, r in enumerate(kept.received)
             if ops.cosine_similarity(r, kept.own) >= self.cos_threshold
         ]
+        weights = self._weights(kept, passed, ctx, own_mean) if passed else []
+        given = dict(zip(passed, weights))
+        for j, sender in enumerate(kept.senders):
+            self._given.setdefault(str(sender), []).append(given.get(j, 0.0))
         if not passed:
             return x[0]
-        weights = self._weights(kept, passed, ctx, own_mean)
         own_norm = ops.norm(x[0])
         total = x[0].clone()
         for j, w in zip(passed, weights):
