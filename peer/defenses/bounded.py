@@ -1,4 +1,5 @@
-"""Rules and pre steps whose only hyperparameter is f, the Byzantine candidates tolerated."""
+"""Rules and pre steps built around f, the Byzantine candidates tolerated: those whose
+only hyperparameter is f, and those whose f defaults to Eq. (13) of 002 (``Eq13Rule``)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,34 @@ class BoundedRule(RobustDefense):
     def f_for(self, ctx: ChunkContext, m: int, n: int) -> int:
         """f for m payloads and n rows, clamped to n - 1."""
         return _resolve(self.f, ctx, m, n)
+
+
+class Eq13Rule(RobustDefense):
+    """A rule with ``f`` that defaults to Eq. (13) of 002_b98f58265f12497c.txt
+    (:func:`peer.defenses.ops.eq13_bound`: ceil(|N_i| min(1 - rho, rho_central))), the
+    candidates (``own_candidate``) and the GUF mixing (``guf_alpha``) of
+    :class:`RobustDefense`. A subclass with another ``rho_central`` default declares just
+    that parameter and passes the rest on (``**kwargs``: the registry reads on)."""
+
+    accepts_pre = "any"  # any pre step: it treats every row alike
+
+    def __init__(
+        self,
+        *,
+        f: int | None = None,
+        rho: float = 0.4,
+        rho_central: float = 0.5,
+        own_candidate: bool | None = None,
+        guf_alpha: float | None = None,
+    ) -> None:
+        super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
+        self.f = ops.check_count("f", f)
+        self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=False, hi_open=False)
+        self.rho_central = ops.check_range("rho_central", rho_central, 0.0, 1.0, lo_open=False, hi_open=False)
+
+    def bound(self, ctx: ChunkContext, received: int, *, cap: int) -> int:
+        """``f``, or Eq. (13)'s bound for ``received`` payloads capped at ``cap``."""
+        return ops.default_bound(self.f, ctx.degree, received, rho=self.rho, rho_central=self.rho_central, cap=cap)
 
 
 class BoundedStep(PreStep):

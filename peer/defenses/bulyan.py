@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.base import ChunkContext, Kept
+from peer.defenses.bounded import Eq13Rule
 from peer.defenses.registry import DEFENSES
 
 
 @DEFENSES.register("bulyan")
-class Bulyan(RobustDefense):
+class Bulyan(Eq13Rule):
     r"""Bulyan over the candidates (own chunk and payloads, own first, then senders by id;
     the payloads only with ``own_candidate = false``), with n >= 4f + 3:
 
@@ -36,28 +39,13 @@ class Bulyan(RobustDefense):
     first. ``guf_alpha`` then mixes the result with the own chunk.
     """
 
-    accepts_pre = "any"  # any pre step: it treats every row alike
-
-    def __init__(
-        self,
-        *,
-        f: int | None = None,
-        rho: float = 0.4,
-        rho_central: float = 0.25,
-        own_candidate: bool | None = None,
-        guf_alpha: float | None = None,
-    ) -> None:
-        super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
-        self.f = ops.check_count("f", f)
-        self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=False, hi_open=False)
-        self.rho_central = ops.check_range("rho_central", rho_central, 0.0, 1.0, lo_open=False, hi_open=False)
+    def __init__(self, *, rho_central: float = 0.25, **kwargs: Any) -> None:
+        super().__init__(rho_central=rho_central, **kwargs)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         c = self.candidates(x)
         n = c.shape[0]
-        f = ops.default_bound(
-            self.f, ctx.degree, kept.m, rho=self.rho, rho_central=self.rho_central, cap=(n - 3) // 4
-        )
+        f = self.bound(ctx, kept.m, cap=(n - 3) // 4)
         if n < 4 * f + 3:
             return ops.trimmed_mean(c, min(f, (n - 1) // 2))
         theta = n - 2 * f

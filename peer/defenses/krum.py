@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from peer.defenses import ops
-from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.base import ChunkContext, Kept
+from peer.defenses.bounded import Eq13Rule
 from peer.defenses.registry import DEFENSES
 
 NEIGHBOURHOODS = ("blanchard", "printed")
 
 
 @DEFENSES.register("krum")
-class Krum(RobustDefense):
+class Krum(Eq13Rule):
     r"""The candidate with the smallest sum of squared distances to its nearest others.
 
     Over the n candidates (own chunk :math:`x_0 = x_c` and payloads :math:`x_j = r_j`; the
@@ -48,31 +51,12 @@ class Krum(RobustDefense):
     the result with the own chunk (:class:`~peer.defenses.base.RobustDefense`).
     """
 
-    accepts_pre = "any"  # any pre step: it treats every row alike
-
     neighbourhood_default = "blanchard"
 
-    def __init__(
-        self,
-        *,
-        f: int | None = None,
-        rho: float = 0.4,
-        rho_central: float = 0.5,
-        neighbourhood: str | None = None,
-        own_candidate: bool | None = None,
-        guf_alpha: float | None = None,
-    ) -> None:
-        super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
-        self.f = ops.check_count("f", f)
-        self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=False, hi_open=False)
-        self.rho_central = ops.check_range("rho_central", rho_central, 0.0, 1.0, lo_open=False, hi_open=False)
+    def __init__(self, *, neighbourhood: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.neighbourhood = ops.check_choice(
             "neighbourhood", neighbourhood or self.neighbourhood_default, NEIGHBOURHOODS
-        )
-
-    def _f(self, ctx: ChunkContext, m: int, n: int) -> int:
-        return ops.default_bound(
-            self.f, ctx.degree, m, rho=self.rho, rho_central=self.rho_central, cap=n - 3
         )
 
     def _k(self, n: int, f: int) -> int:
@@ -85,7 +69,7 @@ class Krum(RobustDefense):
         n = c.shape[0]
         if n == 1:
             return c[0].clone()
-        f = self._f(ctx, kept.m, n)
+        f = self.bound(ctx, kept.m, cap=n - 3)
         k = self._k(n, f)
         if k < 1:
             return ops.median(c)
@@ -107,21 +91,8 @@ class MultiKrum(Krum):
     Fallback as ``krum``: no payload -> own chunk; k < 1 -> coordinate-wise median.
     """
 
-    def __init__(
-        self,
-        *,
-        f: int | None = None,
-        m_select: int | None = None,
-        rho: float = 0.4,
-        rho_central: float = 0.5,
-        neighbourhood: str | None = None,
-        own_candidate: bool | None = None,
-        guf_alpha: float | None = None,
-    ) -> None:
-        super().__init__(
-            f=f, rho=rho, rho_central=rho_central, neighbourhood=neighbourhood,
-            own_candidate=own_candidate, guf_alpha=guf_alpha,
-        )
+    def __init__(self, *, m_select: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.m_select = ops.check_count("m_select", m_select, minimum=1)
 
     def _select(self, x: torch.Tensor, scores: list[float], f: int) -> torch.Tensor:

@@ -6,11 +6,12 @@ import torch
 
 from peer.defenses import ops
 from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.bounded import Eq13Rule
 from peer.defenses.registry import DEFENSES
 
 
 @DEFENSES.register("trimmed_mean")
-class TrimmedMean(RobustDefense):
+class TrimmedMean(Eq13Rule):
     r"""Coordinate-wise trimmed mean over the candidates (own chunk and payloads; the
     payloads only with ``own_candidate = false``).
 
@@ -30,28 +31,10 @@ class TrimmedMean(RobustDefense):
     then mixes the result with the own chunk.
     """
 
-    accepts_pre = "any"  # any pre step: it treats every row alike
-
-    def __init__(
-        self,
-        *,
-        f: int | None = None,
-        rho: float = 0.4,
-        rho_central: float = 0.5,
-        own_candidate: bool | None = None,
-        guf_alpha: float | None = None,
-    ) -> None:
-        super().__init__(own_candidate=own_candidate, guf_alpha=guf_alpha)
-        self.f = ops.check_count("f", f)
-        self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=False, hi_open=False)
-        self.rho_central = ops.check_range("rho_central", rho_central, 0.0, 1.0, lo_open=False, hi_open=False)
-
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         c = self.candidates(x)
         n = c.shape[0]
-        b = ops.default_bound(
-            self.f, ctx.degree, kept.m, rho=self.rho, rho_central=self.rho_central, cap=(n - 1) // 2
-        )
+        b = self.bound(ctx, kept.m, cap=(n - 1) // 2)
         if 2 * b >= n:
             return ops.median(c)
         return ops.trimmed_mean(c, b)
