@@ -16,38 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.support import BYZEMU
+from tests.support.runs import ring_config
 
-CONFIG = """
-name = "faults"
-seed = 2
-nodes = 5
-rounds = 4
 
-[topology]
-kind = "ring"
-
-[data]
-dataset = "synthetic"
-synthetic_size = 200
-
-[model]
-name = "logreg"
-
-[train]
-local_steps = 1
-
-[chunks]
-count = 4
-per_neighbor = 2
-
-[eval]
-every = 100
-
-[runtime]
-register_timeout = 60.0
-round_timeout = {round_timeout}
-chunk_timeout = {chunk_timeout}
-"""
+def config(round_timeout: float, chunk_timeout: float) -> str:
+    return ring_config(
+        "faults", seed=2, nodes=5, rounds=4, chunks={"count": 4, "per_neighbor": 2}, eval={"every": 100},
+        runtime={"register_timeout": 60.0, "round_timeout": round_timeout, "chunk_timeout": chunk_timeout},
+    )
 
 #: the coordinator's and the neighbors' deadlines: short, so that the stalled peer costs
 #: one round of ROUND_TIMEOUT_S, yet far above a healthy round of this config (logistic
@@ -92,7 +68,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Faulty:
     (SIGKILL: the process is gone) and peer 4 stalls (SIGSTOP: alive but silent)."""
     tmp = tmp_path_factory.mktemp("faults")
     cfg = tmp / "faults.toml"
-    cfg.write_text(CONFIG.format(round_timeout=ROUND_TIMEOUT_S, chunk_timeout=CHUNK_TIMEOUT_S))
+    cfg.write_text(config(ROUND_TIMEOUT_S, CHUNK_TIMEOUT_S))
     out = tmp / "run"
     proc = subprocess.Popen(
         [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],

@@ -16,36 +16,14 @@ from pathlib import Path
 import pytest
 
 from tests.support import BYZEMU
+from tests.support.runs import ring_config
 
-CONFIG = """
-name = "interrupt"
-seed = 5
-nodes = 4
-rounds = {rounds}
 
-[topology]
-kind = "ring"
-
-[data]
-dataset = "synthetic"
-synthetic_size = 200
-root = ""
-
-[model]
-name = "logreg"
-
-[train]
-local_steps = 2
-
-[eval]
-every = 1
-
-[runtime]
-register_timeout = 120.0
-round_timeout = 120.0
-chunk_timeout = 60.0
-checkpoint_every = 1
-"""
+def config(rounds: int) -> str:
+    return ring_config(
+        "interrupt", seed=5, rounds=rounds, train={"local_steps": 2},
+        runtime={"register_timeout": 120.0, "round_timeout": 120.0, "chunk_timeout": 60.0, "checkpoint_every": 1},
+    )
 
 #: generous: every wait below ends on an event (a round on disk, the process exiting)
 WAIT_S = 480.0
@@ -76,7 +54,7 @@ def _interrupt_after_first_round(cmd: list[str], rounds_file: Path) -> tuple[int
 
 def test_interrupted_launch_writes_no_summary_and_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "run.toml"
-    cfg.write_text(CONFIG.format(rounds=200))
+    cfg.write_text(config(200))
     out = tmp_path / "run"
 
     code, _, stderr = _interrupt_after_first_round(
@@ -102,7 +80,7 @@ repeats = 2
 
 @pytest.fixture
 def sweep_dir(tmp_path: Path) -> Path:
-    (tmp_path / "base.toml").write_text(CONFIG.format(rounds=4))
+    (tmp_path / "base.toml").write_text(config(4))
     (tmp_path / "grid.toml").write_text(SWEEP)
     return tmp_path
 
@@ -136,7 +114,7 @@ def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run
     # --jobs 2 with 3 runs: the pool has already queued rep2 for the first free worker.
     # SIGINT to the sweep process only (`kill -INT`, not the group): both running runs are
     # stopped, rep2 never starts, and the sweep exits instead of waiting for it.
-    (tmp_path / "base.toml").write_text(CONFIG.format(rounds=40))
+    (tmp_path / "base.toml").write_text(config(40))
     (tmp_path / "grid.toml").write_text('base = "base.toml"\nrepeats = 3\n')
     out = tmp_path / "out"
     cmd = [BYZEMU, "sweep", str(tmp_path / "grid.toml"), "--out", str(out), "--jobs", "2"]

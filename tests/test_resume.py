@@ -21,46 +21,8 @@ from launch.reference import run_reference
 from protocol import config as config_mod
 from tests.support import BYZEMU
 from tests.support.harness import Cluster, write_config
+from tests.support.runs import ring_config
 
-CONFIG = """
-name = "resume"
-seed = 3
-nodes = 4
-rounds = {rounds}
-
-[topology]
-kind = "ring"
-
-[data]
-dataset = "synthetic"
-synthetic_size = 400
-
-[model]
-name = "lenet"
-
-[train]
-local_steps = 3
-momentum = 0.9
-
-[chunks]
-count = 4
-per_neighbor = 2
-
-[byzantine]
-count = 1
-attack = "gaussian"
-params = {{ sigma = 0.5 }}
-
-[eval]
-every = 3
-
-[runtime]
-register_timeout = 60.0
-round_timeout = {round_timeout}
-chunk_timeout = {chunk_timeout}
-checkpoint_every = 2
-coordinator_timeout = 2.0
-"""
 
 #: seconds within which every peer must be gone after the coordinator is killed:
 #: runtime.coordinator_timeout (2 s) plus the round in progress, on a loaded machine
@@ -72,7 +34,13 @@ WAIT_S = 240.0
 
 def _config(tmp_path: Path, rounds: int = 8, round_timeout: float = 60.0, chunk_timeout: float = 30.0) -> Path:
     path = tmp_path / "resume.toml"
-    path.write_text(CONFIG.format(rounds=rounds, round_timeout=round_timeout, chunk_timeout=chunk_timeout))
+    path.write_text(ring_config(
+        "resume", seed=3, rounds=rounds, data={"synthetic_size": 400}, model={"name": "lenet"},
+        train={"local_steps": 3, "momentum": 0.9}, chunks={"count": 4, "per_neighbor": 2},
+        byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}}, eval={"every": 3},
+        runtime={"register_timeout": 60.0, "round_timeout": round_timeout, "chunk_timeout": chunk_timeout,
+                 "checkpoint_every": 2, "coordinator_timeout": 2.0},
+    ))
     return path
 
 

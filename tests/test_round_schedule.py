@@ -21,30 +21,12 @@ from peer.rounds import Await, Send, round_steps
 from protocol import config as config_mod
 from protocol import messages as m
 from protocol.codec import ProtocolError
+from tests.support.runs import ring_config
 
-CONFIG = """
-seed = 3
-nodes = 4
-rounds = 2
-[topology]
-kind = "ring"
-[data]
-dataset = "synthetic"
-synthetic_size = 200
-[model]
-name = "logreg"
-[train]
-local_steps = 1
-[chunks]
-count = 4
-per_neighbor = 1
-[byzantine]
-count = 2
-attack = "alie"
-knowledge = "oracle"
-[eval]
-every = 2
-"""
+CONFIG = ring_config(
+    "run", seed=3, chunks={"count": 4, "per_neighbor": 1},
+    byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"}, eval={"every": 2},
+)
 
 TRAFFIC_KEYS = {"sent_msgs", "sent_bytes", "sent_payload_bytes", "recv_msgs", "recv_bytes", "dropped", "drops_total"}
 

@@ -35,42 +35,14 @@ from click.testing import CliRunner, Result
 from launch.cli import main
 from launch.reference import run_reference
 from launch.sweep import load_sweep
+from tests.support.runs import ring_config
 
 NODES, ROUNDS = 4, 3
-CONFIG = f"""
-name = "slurm-test"
-seed = 21
-nodes = {NODES}
-rounds = {ROUNDS}
-
-[topology]
-kind = "ring"
-
-[data]
-dataset = "synthetic"
-synthetic_size = 200
-root = ""
-
-[model]
-name = "logreg"
-
-[train]
-local_steps = 2
-batch_size = 16
-
-[byzantine]
-count = 1
-attack = "gaussian"
-params = {{ sigma = 0.5 }}
-
-[eval]
-every = 1
-
-[runtime]
-register_timeout = 120.0
-round_timeout = 60.0
-chunk_timeout = 30.0
-"""
+CONFIG = ring_config(
+    "slurm-test", seed=21, nodes=NODES, rounds=ROUNDS, train={"local_steps": 2, "batch_size": 16},
+    byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}},
+    runtime={"register_timeout": 120.0, "round_timeout": 60.0, "chunk_timeout": 30.0},
+)
 
 SWEEP = """
 base = "base.toml"

@@ -16,30 +16,9 @@ from click.testing import CliRunner
 
 from launch.cli import main
 from launch.sweep import load_sweep, run_sweep
+from tests.support.runs import ring_config
 
-BASE = """\
-name = "sweep-test"
-seed = 3
-nodes = 4
-rounds = 2
-
-[topology]
-kind = "ring"
-
-[data]
-dataset = "synthetic"
-synthetic_size = 200
-root = ""
-
-[model]
-name = "logreg"
-
-[train]
-local_steps = 1
-
-[eval]
-every = 1
-"""
+BASE = ring_config("sweep-test", seed=3)
 
 SWEEP = """\
 base = "base.toml"

@@ -21,36 +21,11 @@ from launch.local import default_out_dir
 from launch.progress import Progress
 from launch.reference import run_reference
 from protocol import config as config_mod
+from tests.support.runs import ring_config
 
 pd = pytest.importorskip("pandas")
 
-CONFIG = """
-name = "tables"
-seed = 2
-nodes = 4
-rounds = 2
-
-[topology]
-kind = "ring"
-
-[data]
-dataset = "synthetic"
-synthetic_size = 200
-root = ""
-
-[model]
-name = "logreg"
-
-[train]
-local_steps = 1
-
-[byzantine]
-count = 1
-attack = "backdoor"
-
-[eval]
-every = 1
-"""
+CONFIG = ring_config("tables", seed=2, byzantine={"count": 1, "attack": "backdoor"})
 
 
 def _cfg(tmp: Path, *sets: str) -> config_mod.RunConfig:

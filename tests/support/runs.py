@@ -1,0 +1,54 @@
+"""Small run configs for the tests that start runs: the TOML text of a few peers on a ring,
+the synthetic dataset and logistic regression, with any table changed.
+
+    ring_config("faults", seed=2, nodes=5, rounds=4, chunks={"count": 4, "per_neighbor": 2},
+                runtime={"round_timeout": 8.0})
+
+Each keyword after ``rounds`` is a table of the config: its keys replace or extend those of
+the default table of that name (``RING``), or make a new table; ``None`` leaves the table
+out. Nothing here imports byzemu: the text is what a user would write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: the tables every ring config starts from
+RING: dict[str, dict[str, Any]] = {
+    "topology": {"kind": "ring"},
+    "data": {"dataset": "synthetic", "synthetic_size": 200, "root": ""},
+    "model": {"name": "logreg"},
+    "train": {"local_steps": 1},
+    "eval": {"every": 1},
+}
+
+
+def toml_value(value: Any) -> str:
+    """One TOML value: string, bool, int, float, list or inline table."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"no TOML form for {value!r}")
+
+
+def ring_config(
+    name: str, *, seed: int, nodes: int = 4, rounds: int = 2, **tables: dict[str, Any] | None
+) -> str:
+    """The TOML text of a small ring run named ``name`` (see the module docstring)."""
+    merged = {key: dict(table) for key, table in RING.items()}
+    for key, table in tables.items():
+        if table is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = {**merged.get(key, {}), **table}
+    lines = [f"name = {toml_value(name)}", f"seed = {seed}", f"nodes = {nodes}", f"rounds = {rounds}"]
+    for key, table in merged.items():
+        lines += ["", f"[{key}]", *(f"{k} = {toml_value(v)}" for k, v in table.items())]
+    return "\n".join(lines) + "\n"
