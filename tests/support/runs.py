@@ -6,12 +6,15 @@ the synthetic dataset and logistic regression, with any table changed.
 
 Each keyword after ``rounds`` is a table of the config: its keys replace or extend those of
 the default table of that name (``RING``), or make a new table; ``None`` leaves the table
-out. Nothing here imports byzemu: the text is what a user would write.
+out. The text is rendered by ``protocol.config.to_toml``, as ``config.toml`` in a run
+folder is.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from protocol.config import to_toml
 
 #: the tables every ring config starts from
 RING: dict[str, dict[str, Any]] = {
@@ -21,21 +24,6 @@ RING: dict[str, dict[str, Any]] = {
     "train": {"local_steps": 1},
     "eval": {"every": 1},
 }
-
-
-def toml_value(value: Any) -> str:
-    """One TOML value: string, bool, int, float, list or inline table."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"no TOML form for {value!r}")
 
 
 def ring_config(
@@ -48,7 +36,4 @@ def ring_config(
             merged.pop(key, None)
         else:
             merged[key] = {**merged.get(key, {}), **table}
-    lines = [f"name = {toml_value(name)}", f"seed = {seed}", f"nodes = {nodes}", f"rounds = {rounds}"]
-    for key, table in merged.items():
-        lines += ["", f"[{key}]", *(f"{k} = {toml_value(v)}" for k, v in table.items())]
-    return "\n".join(lines) + "\n"
+    return to_toml({"name": name, "seed": seed, "nodes": nodes, "rounds": rounds, **merged})
