@@ -28,37 +28,15 @@ from protocol.config import ConfigError, RunConfig
 from launch.cli import main
 from tests.support import BYZEMU
 from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
+from tests.support.runs import small_config
 
 # ----------------------------------------------------------------------------- (a) same models
 
-EQUIVALENCE = """
-name = "curve-equivalence"
-seed = 4
-nodes = 5
-rounds = 2
-[topology]
-kind = "ring"
-[data]
-dataset = "synthetic"
-synthetic_size = 400
-[model]
-name = "logreg"
-[train]
-local_steps = 2
-[chunks]
-count = 4
-per_neighbor = 2
-[byzantine]
-count = 2
-attack = "alie"
-knowledge = "oracle"
-[eval]
-every = 1
-[runtime]
-register_timeout = 120.0
-round_timeout = 20.0
-chunk_timeout = 10.0
-"""
+EQUIVALENCE = small_config(
+    "curve-equivalence", seed=4, nodes=5, data={"synthetic_size": 400}, train={"local_steps": 2},
+    chunks={"count": 4, "per_neighbor": 2}, byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"},
+    runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
+)
 
 
 def _rounds(run_dir: Path) -> list[dict]:
@@ -96,30 +74,11 @@ ROUNDS = 2
 CHUNKS = 4
 SCRIPTED, TARGET, TARGET_OTHER, STRANGER = 0, 1, 2, 3  # TARGET's neighbors: SCRIPTED, TARGET_OTHER
 
-IDENTITY = f"""
-name = "curve-identity"
-seed = 9
-nodes = 4
-rounds = {ROUNDS}
-[topology]
-kind = "ring"
-[data]
-dataset = "synthetic"
-synthetic_size = 400
-[model]
-name = "logreg"
-[train]
-local_steps = 2
-[chunks]
-count = {CHUNKS}
-per_neighbor = 2
-[eval]
-every = 1
-[runtime]
-register_timeout = 120.0
-round_timeout = 20.0
-chunk_timeout = 10.0
-"""
+IDENTITY = small_config(
+    "curve-identity", seed=9, rounds=ROUNDS, data={"synthetic_size": 400}, train={"local_steps": 2},
+    chunks={"count": CHUNKS, "per_neighbor": 2},
+    runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
+)
 
 
 def payload(sp: ScriptedPeer, round_: int, neighbor: int) -> dict[int, np.ndarray]:

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.support import BYZEMU
-from tests.support.runs import ring_config
+from tests.support.runs import small_config
 
 
 def config(round_timeout: float, chunk_timeout: float) -> str:
-    return ring_config(
+    return small_config(
         "faults", seed=2, nodes=5, rounds=4, chunks={"count": 4, "per_neighbor": 2}, eval={"every": 100},
         runtime={"register_timeout": 60.0, "round_timeout": round_timeout, "chunk_timeout": chunk_timeout},
     )

@@ -23,6 +23,7 @@ import pytest
 import zmq
 
 from tests.support.harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
+from tests.support.runs import small_config
 
 ROUNDS = 2
 CHUNKS = 4
@@ -31,31 +32,12 @@ SCRIPTED, TARGET, TARGET_OTHER, STRANGER = 0, 1, 2, 3  # STRANGER: not a neighbo
 #: one frame of this size goes to TARGET and one to the coordinator: far over both limits
 HUGE = 48 << 20
 
-CONFIG = f"""
-name = "hostile"
-seed = 9
-nodes = 4
-rounds = {ROUNDS}
-[topology]
-kind = "ring"
-[data]
-dataset = "synthetic"
-synthetic_size = 400
-[model]
-name = "logreg"
-[train]
-local_steps = 2
-[chunks]
-count = {CHUNKS}
-per_neighbor = 2
-[eval]
-every = 1
-[runtime]
-register_timeout = 120.0
-round_timeout = 20.0
-chunk_timeout = 10.0
-max_message_bytes = {MAX_MESSAGE_BYTES}
-"""
+CONFIG = small_config(
+    "hostile", seed=9, rounds=ROUNDS, data={"synthetic_size": 400}, train={"local_steps": 2},
+    chunks={"count": CHUNKS, "per_neighbor": 2},
+    runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0,
+             "max_message_bytes": MAX_MESSAGE_BYTES},
+)
 
 #: what the target peer must have counted after the attack (each sent once, see attack_peer)
 TARGET_DROPS = {
@@ -328,30 +310,11 @@ def test_hostile_run_is_unaffected(outcomes: dict[str, Outcome]) -> None:
 # ----------------------------------------------------------------------------- property
 
 
-FUZZ_CONFIG = """
-name = "fuzz"
-seed = 3
-nodes = 3
-rounds = 3
-[topology]
-kind = "complete"
-[data]
-dataset = "synthetic"
-synthetic_size = 300
-[model]
-name = "logreg"
-[chunks]
-count = 4
-per_neighbor = 2
-[train]
-local_steps = 1
-[eval]
-every = 2
-[runtime]
-register_timeout = 120.0
-round_timeout = 20.0
-chunk_timeout = 10.0
-"""
+FUZZ_CONFIG = small_config(
+    "fuzz", seed=3, nodes=3, rounds=3, topology={"kind": "complete"}, data={"synthetic_size": 300},
+    chunks={"count": 4, "per_neighbor": 2}, eval={"every": 2},
+    runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
+)
 
 
 def regressions(node: int, peer_size: int) -> tuple[list[list[bytes]], list[list[bytes]], list[list[bytes]]]:

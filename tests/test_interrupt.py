@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.support import BYZEMU
-from tests.support.runs import ring_config
+from tests.support.runs import small_config
 
 
 def config(rounds: int) -> str:
-    return ring_config(
+    return small_config(
         "interrupt", seed=5, rounds=rounds, train={"local_steps": 2},
         runtime={"register_timeout": 120.0, "round_timeout": 120.0, "chunk_timeout": 60.0, "checkpoint_every": 1},
     )

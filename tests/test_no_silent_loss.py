@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 
 from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
+from tests.support.runs import small_config
 
 ROUNDS = 2
 CHUNKS = 4
@@ -36,31 +37,12 @@ MAX_SENDS = 400  # per real peer, so a slow machine cannot fill its queues
 
 
 def config(local_steps: int, curve: bool) -> str:
-    return f"""
-name = "no-silent-loss"
-seed = 3
-nodes = 3
-rounds = {ROUNDS}
-[topology]
-kind = "complete"
-[data]
-dataset = "synthetic"
-synthetic_size = 300
-[model]
-name = "logreg"
-[train]
-local_steps = {local_steps}
-[chunks]
-count = {CHUNKS}
-per_neighbor = 2
-[eval]
-every = {ROUNDS}
-[runtime]
-register_timeout = 120.0
-round_timeout = 60.0
-chunk_timeout = 30.0
-curve = "{'on' if curve else 'off'}"
-"""
+    return small_config(
+        "no-silent-loss", seed=3, nodes=3, rounds=ROUNDS, topology={"kind": "complete"}, data={"synthetic_size": 300},
+        train={"local_steps": local_steps}, chunks={"count": CHUNKS, "per_neighbor": 2}, eval={"every": ROUNDS},
+        runtime={"register_timeout": 120.0, "round_timeout": 60.0, "chunk_timeout": 30.0,
+                 "curve": "on" if curve else "off"},
+    )
 
 
 @dataclass

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.support.harness import Cluster, Message, Results, ScriptedPeer, read_results, write_config
+from tests.support.runs import small_config
 
 ROUNDS = 2
 CHUNKS = 4
@@ -18,30 +19,11 @@ PER_NEIGHBOR = 2
 SAMPLES = 300
 LOGREG_PARAMS = 784 * 10 + 10
 
-CONFIG = f"""
-name = "harness"
-seed = 5
-nodes = 3
-rounds = {ROUNDS}
-[topology]
-kind = "complete"
-[data]
-dataset = "synthetic"
-synthetic_size = {SAMPLES}
-[model]
-name = "logreg"
-[train]
-local_steps = 2
-[chunks]
-count = {CHUNKS}
-per_neighbor = {PER_NEIGHBOR}
-[eval]
-every = 1
-[runtime]
-register_timeout = 120.0
-round_timeout = 20.0
-chunk_timeout = 10.0
-"""
+CONFIG = small_config(
+    "harness", seed=5, nodes=3, rounds=ROUNDS, topology={"kind": "complete"}, data={"synthetic_size": SAMPLES},
+    train={"local_steps": 2}, chunks={"count": CHUNKS, "per_neighbor": PER_NEIGHBOR},
+    runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
+)
 
 #: what the scripted peer reports in every round_done (recorded verbatim by the coordinator)
 SCRIPTED_METRICS = {

@@ -21,7 +21,7 @@ from launch.reference import run_reference
 from protocol import config as config_mod
 from tests.support import BYZEMU
 from tests.support.harness import Cluster, write_config
-from tests.support.runs import ring_config
+from tests.support.runs import small_config
 
 
 #: seconds within which every peer must be gone after the coordinator is killed:
@@ -34,7 +34,7 @@ WAIT_S = 240.0
 
 def _config(tmp_path: Path, rounds: int = 8, round_timeout: float = 60.0, chunk_timeout: float = 30.0) -> Path:
     path = tmp_path / "resume.toml"
-    path.write_text(ring_config(
+    path.write_text(small_config(
         "resume", seed=3, rounds=rounds, data={"synthetic_size": 400}, model={"name": "lenet"},
         train={"local_steps": 3, "momentum": 0.9}, chunks={"count": 4, "per_neighbor": 2},
         byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}}, eval={"every": 3},

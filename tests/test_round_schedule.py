@@ -21,9 +21,9 @@ from peer.rounds import Await, Send, round_steps
 from protocol import config as config_mod
 from protocol import messages as m
 from protocol.codec import ProtocolError
-from tests.support.runs import ring_config
+from tests.support.runs import small_config
 
-CONFIG = ring_config(
+CONFIG = small_config(
     "run", seed=3, chunks={"count": 4, "per_neighbor": 1},
     byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"}, eval={"every": 2},
 )

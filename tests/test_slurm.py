@@ -35,10 +35,10 @@ from click.testing import CliRunner, Result
 from launch.cli import main
 from launch.reference import run_reference
 from launch.sweep import load_sweep
-from tests.support.runs import ring_config
+from tests.support.runs import small_config
 
 NODES, ROUNDS = 4, 3
-CONFIG = ring_config(
+CONFIG = small_config(
     "slurm-test", seed=21, nodes=NODES, rounds=ROUNDS, train={"local_steps": 2, "batch_size": 16},
     byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}},
     runtime={"register_timeout": 120.0, "round_timeout": 60.0, "chunk_timeout": 30.0},

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from launch.cli import main
 from launch.sweep import load_sweep, run_sweep
-from tests.support.runs import ring_config
+from tests.support.runs import small_config
 
-BASE = ring_config("sweep-test", seed=3)
+BASE = small_config("sweep-test", seed=3)
 
 SWEEP = """\
 base = "base.toml"

@@ -21,11 +21,11 @@ from launch.local import default_out_dir
 from launch.progress import Progress
 from launch.reference import run_reference
 from protocol import config as config_mod
-from tests.support.runs import ring_config
+from tests.support.runs import small_config
 
 pd = pytest.importorskip("pandas")
 
-CONFIG = ring_config("tables", seed=2, byzantine={"count": 1, "attack": "backdoor"})
+CONFIG = small_config("tables", seed=2, byzantine={"count": 1, "attack": "backdoor"})
 
 
 def _cfg(tmp: Path, *sets: str) -> config_mod.RunConfig:

@@ -3,7 +3,7 @@
 * :mod:`tests.support.harness` -- the raw-frame protocol harness (``ScriptedPeer``, ``Cluster``,
   ``read_results``), written from docs/PROTOCOL.md without importing byzemu.
 * :mod:`tests.support.datagen` -- small dataset folders in the real on-disk formats.
-* :mod:`tests.support.runs` -- the TOML text of small ring runs (``ring_config``).
+* :mod:`tests.support.runs` -- the TOML text of small runs (``small_config``).
 * :mod:`tests.support.foreign_peer` -- a complete peer on the harness (the conformance kit's).
 """
 

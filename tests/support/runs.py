@@ -1,11 +1,11 @@
-"""Small run configs for the tests that start runs: the TOML text of a few peers on a ring,
-the synthetic dataset and logistic regression, with any table changed.
+"""Small run configs for the tests that start runs: the TOML text of a few peers (by
+default on a ring, with the synthetic dataset and logistic regression), any table changed.
 
-    ring_config("faults", seed=2, nodes=5, rounds=4, chunks={"count": 4, "per_neighbor": 2},
-                runtime={"round_timeout": 8.0})
+    small_config("faults", seed=2, nodes=5, rounds=4, chunks={"count": 4, "per_neighbor": 2},
+                 runtime={"round_timeout": 8.0})
 
 Each keyword after ``rounds`` is a table of the config: its keys replace or extend those of
-the default table of that name (``RING``), or make a new table; ``None`` leaves the table
+the default table of that name (``SMALL``), or make a new table; ``None`` leaves the table
 out. The text is rendered by ``protocol.config.to_toml``, as ``config.toml`` in a run
 folder is.
 """
@@ -16,8 +16,8 @@ from typing import Any
 
 from protocol.config import to_toml
 
-#: the tables every ring config starts from
-RING: dict[str, dict[str, Any]] = {
+#: the tables every small config starts from
+SMALL: dict[str, dict[str, Any]] = {
     "topology": {"kind": "ring"},
     "data": {"dataset": "synthetic", "synthetic_size": 200, "root": ""},
     "model": {"name": "logreg"},
@@ -26,11 +26,11 @@ RING: dict[str, dict[str, Any]] = {
 }
 
 
-def ring_config(
+def small_config(
     name: str, *, seed: int, nodes: int = 4, rounds: int = 2, **tables: dict[str, Any] | None
 ) -> str:
-    """The TOML text of a small ring run named ``name`` (see the module docstring)."""
-    merged = {key: dict(table) for key, table in RING.items()}
+    """The TOML text of a small run named ``name`` (see the module docstring)."""
+    merged = {key: dict(table) for key, table in SMALL.items()}
     for key, table in tables.items():
         if table is None:
             merged.pop(key, None)
