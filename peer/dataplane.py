@@ -131,6 +131,10 @@ class DataPlane:
             return
         self.traffic.count_received(body)
 
+    def lost_pending(self) -> bool:
+        """Whether connections closed since the last :meth:`count_lost` (counts nothing)."""
+        return self._watch.pending() > 0
+
     def count_lost(self) -> None:
         """Count as drops the handshakes the ZAP handler refused (``unknown_key``, logged
         by the handler) and the connections the socket closed (``connection_dropped``)

@@ -54,6 +54,10 @@ __all__ = ["CoordinatorLost", "HandshakeError", "PeerExit", "PeerRuntime", "Regi
 log = logging.getLogger("byzemu.peer")
 
 _POLL_MS = 20
+#: after a round in which connections closed: how long to wait for a stop before counting
+#: them as lost (the control channel has its own I/O thread, which a loaded machine may
+#: run later than the data plane's)
+_STOP_WAIT_S = 1.0
 
 
 class PeerRuntime:
@@ -183,12 +187,14 @@ class PeerRuntime:
             started = self.inbox.started if self.inbox is not None else 0
             self.traffic.drop("unexpected_kind", f"{msg.kind} in round {started}")
 
-    def _take_queued_control(self) -> None:
-        """Handle the control messages already queued. A ``stop`` ends the peer here,
-        before the round's closed connections are counted: on a stop (Ctrl-C, an aborted
-        run) a neighbour that was idle exits at once and closes its connection to this
-        peer, which is no lost message and must not be logged as one."""
-        while self.control.sock.poll(0):
+    def _take_control(self, wait_s: float) -> None:
+        """Handle the control messages queued now or arriving within ``wait_s`` seconds
+        (a ``stop`` raises PeerExit)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+            if not self.control.sock.poll(left_ms):
+                return
             msg = self.control.receive()
             if msg is not None:
                 self._handle_control(msg)
@@ -243,7 +249,11 @@ class PeerRuntime:
         self.inbox.start(round_)
         result = self._drive(round_)
         self.inbox.close(round_)
-        self._take_queued_control()
+        # A stop (Ctrl-C, an aborted run) reaches every peer at once, and an idle neighbour
+        # exits at once and closes its connections: those are no lost messages. So a stop
+        # that is queued, or on its way while connections closed, ends this peer here,
+        # before they are counted (and logged) as lost.
+        self._take_control(_STOP_WAIT_S if self.data.lost_pending() else 0.0)
         self.data.count_lost()
         t_ckpt = time.perf_counter()
         saved = self._save_checkpoint(round_)

@@ -91,8 +91,9 @@ class DropWatch:
         self._failed = 0
         self._counted = 0
 
-    def new_drops(self) -> int:
-        """Connections dropped since the last call (reads the pending events, no wait)."""
+    def pending(self) -> int:
+        """Connections dropped since the last :meth:`new_drops` (reads the pending events,
+        no wait; counts nothing)."""
         if self._monitor is None:
             return 0
         while self._monitor.poll(0):
@@ -101,9 +102,11 @@ class DropWatch:
                 self._disconnects += 1
             elif event & HANDSHAKE_FAILED:
                 self._failed += 1
-        new = self._disconnects - self._failed - self._counted
-        if new <= 0:
-            return 0
+        return max(0, self._disconnects - self._failed - self._counted)
+
+    def new_drops(self) -> int:
+        """Connections dropped since the last call (reads the pending events, no wait)."""
+        new = self.pending()
         self._counted += new
         return new
 
