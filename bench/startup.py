@@ -42,7 +42,7 @@ from common import BYZEMU, cpu_jiffies, mem_available_mib, PYTHON, QUICKSTART, R
 
 def child_spawn(config: str, out: str, overrides: list[str]) -> None:
     """``byzemu launch`` with peers started by ``spawn`` (no preloaded forkserver)."""
-    from launch.local import launch_local
+    from launch.run.local import launch_local
     from protocol import config as config_mod
 
     cfg = config_mod.load(config, tuple(v for v in overrides if v != "--set"))

@@ -1,7 +1,7 @@
 """The round recorder: one line of ``rounds.jsonl`` per round, for both drivers.
 
 The coordinator (``coordinator/server.py``) and the in-process reference
-(``launch/reference.py``) hand it the peers' round reports (``metrics``, ``traffic``,
+(``launch/run/reference.py``) hand it the peers' round reports (``metrics``, ``traffic``,
 ``timing``: the maps of ``round_done``, docs/PROTOCOL.md) and when the round started and
 closed; it builds the record (:func:`coordinator.results.round_record`: per-peer entries,
 honest statistics), adds what only the caller knows (the coordinator's drops, checkpoint

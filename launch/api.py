@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launch.sweep import toml_value
+from launch.sweeps.sweep import toml_value
 from protocol import config as config_mod
 from protocol.config import RunConfig
 
@@ -60,21 +60,21 @@ def launch(
     By default a real local cluster (one OS process per peer, as ``byzemu launch``); with
     ``in_process=True`` the in-process reference run (as ``byzemu reference``), which gives
     the same results bit for bit. ``progress`` prints the progress line; ``tensorboard``
-    also logs each round there (:mod:`launch.tracking`). Ctrl-C raises KeyboardInterrupt
+    also logs each round there (:mod:`launch.run.tracking`). Ctrl-C raises KeyboardInterrupt
     after writing ``interrupted.json``."""
-    from launch.procs import prepare_forkserver
+    from launch.run.procs import prepare_forkserver
 
     if not in_process:  # before torch is imported below: the two imports then run at once
         prepare_forkserver(cfg)
-    from launch.local import default_out_dir, launch_local
-    from launch.progress import Progress
-    from launch.tracking import TensorBoardLogger, fan_out
+    from launch.run.local import default_out_dir, launch_local
+    from launch.run.progress import Progress
+    from launch.run.tracking import TensorBoardLogger, fan_out
 
     out_dir = Path(out) if out is not None else default_out_dir(cfg)
     tracker = TensorBoardLogger(log_dir=Path(tensorboard) / out_dir.name) if tensorboard else None
     try:
         if in_process:
-            from launch.reference import run_reference
+            from launch.run.reference import run_reference
 
             run_reference(cfg, out_dir, progress=fan_out(Progress(cfg.rounds) if progress else None, tracker))
         else:
@@ -88,7 +88,7 @@ def launch(
 def sweep(path: str | Path, out: str | Path, *sets: str, jobs: int | None = None) -> Path:
     """Run the sweep file ``path`` into ``out`` as ``byzemu sweep`` does (finished runs are
     skipped, unfinished ones go on); return ``out``."""
-    from launch.sweep import default_jobs, load_sweep, run_sweep
+    from launch.sweeps.sweep import default_jobs, load_sweep, run_sweep
 
     sw = load_sweep(path, sets)
     run_sweep(sw, out, jobs=jobs or default_jobs(sw))
@@ -96,9 +96,9 @@ def sweep(path: str | Path, out: str | Path, *sets: str, jobs: int | None = None
 
 
 def results(root: str | Path, *, unfinished: bool = False) -> dict[str, pd.DataFrame]:
-    """The tidy tables of every run under ``root`` (:mod:`launch.tables`): ``peer_rounds``
+    """The tidy tables of every run under ``root`` (:mod:`launch.analysis.tables`): ``peer_rounds``
     (run, round, peer), ``rounds`` (run, round) and ``runs`` (one per run). Needs pandas
     (``pip install -e ".[analysis]"``)."""
-    from launch.tables import tables
+    from launch.analysis.tables import tables
 
     return tables(root, unfinished=unfinished)

@@ -87,7 +87,7 @@ out_opt = click.option(
 
 
 def slurm_options(func: Any) -> Any:
-    """``--on slurm`` and what it asks of the allocation (launch/slurm.py)."""
+    """``--on slurm`` and what it asks of the allocation (launch/cluster/slurm.py)."""
     for option in reversed([
         click.option("--on", "on", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
                      help="Where the run(s) go: this machine, or a Slurm cluster (submitted with sbatch)."),
@@ -112,7 +112,7 @@ def _slurm_opts(on: str, nodes: int | None, partition: str | None, time_limit: s
         if given:
             _fail(f"{given[0]} needs --on slurm")
         return None
-    from launch.slurm import SlurmOptions
+    from launch.cluster.slurm import SlurmOptions
 
     return SlurmOptions(nodes=1 if nodes is None else nodes, partition=partition, time=time_limit,
                         sbatch_args=tuple(sbatch_args), jobs=jobs)
@@ -160,7 +160,7 @@ def _run(
     try:
         point = None
         if resume is not None:
-            from launch.resume import load_resume
+            from launch.run.resume import load_resume
 
             cfg, point = load_resume(resume, overrides, config)
             out = resume
@@ -171,12 +171,12 @@ def _run(
         if kind == "launch":
             # started after the config loaded (a bad config starts nothing), before this
             # process imports torch (both imports then run at once, one per core)
-            from launch.procs import prepare_forkserver
+            from launch.run.procs import prepare_forkserver
 
             prepare_forkserver(cfg)
-        from launch.local import default_out_dir, launch_local
-        from launch.progress import Progress
-        from launch.tracking import TensorBoardLogger, fan_out
+        from launch.run.local import default_out_dir, launch_local
+        from launch.run.progress import Progress
+        from launch.run.tracking import TensorBoardLogger, fan_out
 
         out_dir = Path(out) if out else default_out_dir(cfg, overrides)
         tracker = TensorBoardLogger(log_dir=Path(tensorboard) / out_dir.name) if tensorboard else None
@@ -184,7 +184,7 @@ def _run(
             if kind == "launch":
                 summary = launch_local(cfg, out_dir, show_progress=not quiet, resume=point, on_round=tracker)
             elif kind == "reference":
-                from launch.reference import run_reference
+                from launch.run.reference import run_reference
 
                 summary = run_reference(cfg, out_dir, progress=fan_out(None if quiet else Progress(cfg.rounds), tracker))
             else:
@@ -202,7 +202,7 @@ def _run(
 def _interrupted(out_dir: Path | None) -> None:
     """Ctrl-C: one line saying what was kept and how to go on; exit status 130."""
     from coordinator.results import INTERRUPTED
-    from launch.procs import INTERRUPTED_EXIT
+    from launch.run.procs import INTERRUPTED_EXIT
 
     try:
         message = json.loads((out_dir / INTERRUPTED).read_text())["message"]  # type: ignore[operator]
@@ -254,8 +254,8 @@ def _submit_run(config: str | None, overrides: tuple[str, ...], out: str | None,
     if config is None:
         _fail("missing CONFIG")
     try:
-        from launch.local import default_out_dir
-        from launch.slurm import submit_run
+        from launch.run.local import default_out_dir
+        from launch.cluster.slurm import submit_run
 
         cfg = _load(config, overrides)
         run_dir = Path(out) if out else default_out_dir(cfg)
@@ -287,8 +287,8 @@ def _run_coordinator(
     from coordinator.plan import build_plan
     from coordinator.results import ResultsWriter
     from coordinator.server import Coordinator
-    from launch.progress import Progress
-    from launch.tracking import fan_out
+    from launch.run.progress import Progress
+    from launch.run.tracking import fan_out
 
     plan = build_plan(cfg)
     results = ResultsWriter(out_dir, cfg, mode="multihost")
@@ -354,7 +354,7 @@ def peer(
     if data_root is not None and not Path(data_root).is_dir():
         _fail(f"--data-root {data_root}: no such folder")
     advertise = advertise_host or (bind_host if bind_host != "0.0.0.0" else _host_ip())
-    from launch.procs import start_peers, stop_peers
+    from launch.run.procs import start_peers, stop_peers
     from peer.options import PeerOptions
 
     options = PeerOptions(
@@ -395,7 +395,7 @@ def conformance(config: str | None, overrides: tuple[str, ...], curve: str, out:
     import shutil
     import time
 
-    from launch.conformance import conformance_config, run_conformance
+    from launch.tools.conformance import conformance_config, run_conformance
 
     if shutil.which(command[0]) is None:
         _fail(f"cannot run {command[0]!r}: no such program (give a path or a command on PATH after --)")
@@ -462,7 +462,7 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
         _submit_sweep(sweep_file, out, overrides, opts, dry_run)
         return
     try:
-        from launch.sweep import default_jobs, load_sweep, run_sweep
+        from launch.sweeps.sweep import default_jobs, load_sweep, run_sweep
 
         sw = load_sweep(sweep_file, overrides)
         out_dir = Path(out) if out else Path("runs") / f"sweep-{Path(sweep_file).stem}"
@@ -472,14 +472,14 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
             f"{n} at once; results in {out_dir}"
         )
         if n == 1 and sw.runs:  # runs in this process: preload torch and the first run's data once
-            from launch.procs import prepare_forkserver
+            from launch.run.procs import prepare_forkserver
 
             prepare_forkserver(sw.runs[0].cfg)
         counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo)
     except user_errors() as exc:
         _fail(str(exc))
     except KeyboardInterrupt as exc:
-        from launch.procs import INTERRUPTED_EXIT
+        from launch.run.procs import INTERRUPTED_EXIT
 
         click.echo(f"interrupted: {exc or 'rerun the same command to go on (finished runs are kept)'}", err=True)
         sys.exit(INTERRUPTED_EXIT)
@@ -489,8 +489,8 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
 
 def _submit_sweep(sweep_file: str, out: str | None, overrides: tuple[str, ...], opts: Any, dry_run: bool) -> None:
     try:
-        from launch.slurm import submit_sweep
-        from launch.sweep import load_sweep
+        from launch.cluster.slurm import submit_sweep
+        from launch.sweeps.sweep import load_sweep
 
         sw = load_sweep(sweep_file, overrides)
         out_dir = (Path(out) if out else Path("runs") / f"sweep-{Path(sweep_file).stem}").resolve()
@@ -516,7 +516,7 @@ def _submit_sweep(sweep_file: str, out: str | None, overrides: tuple[str, ...], 
 def status(directory: str) -> None:
     """Progress of the run in DIRECTORY, or of every run under it (a sweep), from rounds.jsonl."""
     try:
-        from launch.status import status_lines
+        from launch.cluster.status import status_lines
 
         lines = status_lines(directory)
     except ConfigError as exc:
@@ -528,8 +528,8 @@ def status(directory: str) -> None:
 @main.command("slurm-job", hidden=True)
 @click.argument("run_dir", type=click.Path(file_okay=False))
 def slurm_job(run_dir: str) -> None:
-    """Inside a Slurm job: the coordinator here, the peers through srun (launch/slurm_job.py)."""
-    from launch.slurm_job import run_job
+    """Inside a Slurm job: the coordinator here, the peers through srun (launch/cluster/slurm_job.py)."""
+    from launch.cluster.slurm_job import run_job
 
     try:
         summary = run_job(Path(run_dir).resolve(), echo=lambda line: click.echo(line, err=True))
@@ -542,8 +542,8 @@ def slurm_job(run_dir: str) -> None:
 
 @main.command("slurm-host", hidden=True)
 def slurm_host() -> None:
-    """Inside a Slurm job: this host's share of the peers (launch/slurm_job.py)."""
-    from launch.slurm_job import run_host
+    """Inside a Slurm job: this host's share of the peers (launch/cluster/slurm_job.py)."""
+    from launch.cluster.slurm_job import run_host
 
     sys.exit(run_host(echo=lambda line: click.echo(line, err=True)))
 
@@ -555,7 +555,7 @@ def slurm_host() -> None:
 def report(directory: str, out: str | None) -> None:
     """Summarize the results folders under DIRECTORY: report.md, report.csv, PNG plots."""
     try:
-        from launch.report import write_report
+        from launch.analysis.report import write_report
 
         res = write_report(directory, out)
     except UserError as exc:
@@ -576,7 +576,7 @@ def export(directory: str, out: str | None, fmt: str, unfinished: bool) -> None:
     """Write the tidy tables of the runs under DIRECTORY: peer_rounds (run, round, peer),
     rounds (run, round: honest statistics) and runs (one per run, config flattened)."""
     try:
-        from launch.tables import export as export_tables
+        from launch.analysis.tables import export as export_tables
 
         paths = export_tables(directory, Path(out) if out else Path(directory) / "tables", fmt=fmt, unfinished=unfinished)
     except ConfigError as exc:

@@ -5,7 +5,7 @@ neighbor, crafted from attacker knowledge when the attack needs it) -> ``end_rou
 (aggregate per chunk index over what arrived, maybe evaluate). Which messages go out
 between these calls and which are awaited is the round schedule in :mod:`peer.rounds`;
 both drivers (the ZeroMQ runtime in :mod:`peer.runtime` and the in-process reference in
-:mod:`launch.reference`) run that one schedule and only deliver its messages, so they
+:mod:`launch.run.reference`) run that one schedule and only deliver its messages, so they
 run exactly the same computation, which is what makes the multi-process run and the
 reference bit-identical for the same config and seed.
 """

@@ -1,8 +1,8 @@
 """What one peer process is told on its command line (``byzemu peer``, the launchers).
 
 One frozen dataclass travels unchanged from the command line (``launch/cli.py``) or a
-launcher (``launch/local.py``, ``launch/slurm_job.py``, ``launch/conformance.py``) through
-``launch/procs.py`` into the forked process and :class:`peer.runtime.PeerRuntime`. It is
+launcher (``launch/run/local.py``, ``launch/cluster/slurm_job.py``, ``launch/tools/conformance.py``) through
+``launch/run/procs.py`` into the forked process and :class:`peer.runtime.PeerRuntime`. It is
 light to import (the launchers import it before the forkserver imports torch) and
 picklable (it is the argument of the process target).
 """

@@ -12,7 +12,7 @@ transport's part as steps:
 
 It returns the round's :class:`~peer.core.RoundResult`. A driver only delivers: the ZeroMQ
 runtime (``peer/runtime.py``) sends over sockets and polls, the in-process reference
-(``launch/reference.py``) files each message into the receiver's inbox and runs the
+(``launch/run/reference.py``) files each message into the receiver's inbox and runs the
 nodes' generators in turn until each waits. Both therefore follow the same order, which
 docs/PROTOCOL.md (*Round order with a rushing attacker*) specifies:
 

@@ -13,7 +13,7 @@ from peer import checkpoint
 from peer import data as datasets
 from peer.core import NodeCore
 from peer.data import test_subset as eval_subset
-from launch.reference import MemoryNetwork
+from launch.run.reference import MemoryNetwork
 from protocol import config as config_mod
 
 CONFIG = """

@@ -15,14 +15,14 @@ import torch
 from torch import nn
 
 from coordinator.plan import build_plan
-from launch.local import launch_local
+from launch.run.local import launch_local
 from peer import data as datasets
 from peer.attacks import build_attack
 from peer.attacks.base import DataInfo
 from peer.data import DatasetError
 from peer.data.sets.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from peer.models import MODELS, ModelError
-from launch.reference import run_reference
+from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support.datagen import cifar_batch, py2_pickle, write_cifar10
 

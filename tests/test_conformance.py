@@ -1,4 +1,4 @@
-"""``byzemu conformance`` (launch/conformance.py; docs/PROTOCOL.md, *Conformance kit*) with the
+"""``byzemu conformance`` (launch/tools/conformance.py; docs/PROTOCOL.md, *Conformance kit*) with the
 raw-frame harness as the foreign peer (tests/support/foreign_peer.py): a conforming peer
 passes every check with CURVE off and on; a peer that breaks the chunk rule fails, and the
 report names the failing checks."""

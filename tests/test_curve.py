@@ -22,7 +22,7 @@ import zmq
 from click.testing import CliRunner
 
 from peer.auth import ZapHandler
-from launch.reference import run_reference
+from launch.run.reference import run_reference
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
 from launch.cli import main

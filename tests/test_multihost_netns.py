@@ -42,7 +42,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.reference import run_reference
+from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support import BYZEMU
 

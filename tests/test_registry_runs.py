@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from launch.local import launch_local
-from launch.reference import run_reference
+from launch.run.local import launch_local
+from launch.run.reference import run_reference
 from peer import data
 from peer.attacks import ATTACKS
 from peer.attacks.base import DataInfo

@@ -17,7 +17,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from launch.cli import main
-from launch.reference import run_reference
+from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support import BYZEMU
 from tests.support.harness import Cluster, write_config
@@ -162,7 +162,7 @@ def test_resume_of_a_bad_folder_is_one_error_line(tmp_path: Path) -> None:
 #: machine is
 WARM_PEER = """
 import multiprocessing, os, pathlib, sys, time
-from launch.procs import start_forkserver
+from launch.run.procs import start_forkserver
 start_forkserver()
 probe = multiprocessing.get_context("forkserver").Process(target=os.getpid)
 probe.start(); probe.join()  # the forkserver has run its preload (torch, peer code)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from coordinator.plan import build_plan
-from launch.reference import MemoryNetwork
+from launch.run.reference import MemoryNetwork
 from peer import data as datasets
 from peer.core import NodeCore
 from peer.data import test_subset

@@ -10,7 +10,7 @@ skips, saying why, where they are missing or cannot start (not root, no packages
 A run submitted with ``--nodes 2`` spans both nodes (its log shows a task on each); its
 per-round metrics and model digests must equal those of ``byzemu launch`` of the same
 config and seed, and so must the two runs of the same sweep submitted as a job array.
-The runs to equal are made in this process by ``launch.reference.run_reference``, which
+The runs to equal are made in this process by ``launch.run.reference.run_reference``, which
 ``tests/test_reference_equivalence.py`` holds bit-identical to ``byzemu launch`` (a local
 cluster here would only repeat that check, at the cost of a cluster start per run).
 """
@@ -33,8 +33,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from launch.cli import main
-from launch.reference import run_reference
-from launch.sweep import load_sweep
+from launch.run.reference import run_reference
+from launch.sweeps.sweep import load_sweep
 from tests.support.runs import small_config
 
 NODES, ROUNDS = 4, 3
@@ -73,7 +73,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_peers_are_split_evenly_first_hosts_one_more() -> None:
-    from launch.slurm import shares
+    from launch.cluster.slurm import shares
 
     assert shares(7, 3) == [3, 2, 2]
     assert shares(4, 2) == [2, 2]
@@ -115,7 +115,7 @@ def test_missing_data_root_is_refused_at_submit_time(files: Path, tmp_path: Path
 
 
 def test_host_that_cannot_read_the_data_says_so_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from launch.slurm_job import run_host
+    from launch.cluster.slurm_job import run_host
 
     missing = tmp_path / "no-such-data"
     (tmp_path / "config.toml").write_text(CONFIG.replace('dataset = "synthetic"', 'dataset = "mnist"').replace('root = ""', f'root = "{missing}"'))

@@ -1,4 +1,4 @@
-"""Results you can use, in-process: the tidy DataFrames (launch/tables.py), `byzemu export`,
+"""Results you can use, in-process: the tidy DataFrames (launch/analysis/tables.py), `byzemu export`,
 the finished/unfinished rule (coordinator.results.unfinished_reason), TensorBoard tracking
 read back from its event file, the progress line, run folder names, `byzemu list`,
 `--version` and `-v` after the subcommand. Runs are in-process reference runs (bit-identical
@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from coordinator.results import ResultsWriter, is_finished, unfinished_reason
 from launch.cli import main
-from launch.local import default_out_dir
-from launch.progress import Progress
-from launch.reference import run_reference
+from launch.run.local import default_out_dir
+from launch.run.progress import Progress
+from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support.runs import small_config
 
@@ -47,7 +47,7 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def test_peer_rounds_has_one_row_per_run_round_peer(runs_dir: Path) -> None:
-    from launch.tables import peer_rounds
+    from launch.analysis.tables import peer_rounds
 
     df = peer_rounds(runs_dir)
 
@@ -66,7 +66,7 @@ def test_peer_rounds_has_one_row_per_run_round_peer(runs_dir: Path) -> None:
 
 
 def test_round_table_is_the_honest_statistics(runs_dir: Path) -> None:
-    from launch.tables import peer_rounds, rounds
+    from launch.analysis.tables import peer_rounds, rounds
 
     per_peer = peer_rounds(runs_dir)
     df = rounds(runs_dir)
@@ -80,7 +80,7 @@ def test_round_table_is_the_honest_statistics(runs_dir: Path) -> None:
 
 
 def test_run_table_flattens_the_config(runs_dir: Path) -> None:
-    from launch.tables import runs
+    from launch.analysis.tables import runs
 
     df = runs(runs_dir).set_index("run")
 
@@ -93,7 +93,7 @@ def test_run_table_flattens_the_config(runs_dir: Path) -> None:
 
 
 def test_unfinished_runs_are_left_out_unless_asked(runs_dir: Path, tmp_path: Path) -> None:
-    from launch.tables import runs
+    from launch.analysis.tables import runs
 
     root = tmp_path / "mixed"
     shutil.copytree(runs_dir / "cdl", root / "done")
@@ -136,7 +136,7 @@ def test_tensorboard_scalars_read_back(tmp_path: Path) -> None:
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from launch.tracking import TensorBoardLogger
+    from launch.run.tracking import TensorBoardLogger
 
     logger = TensorBoardLogger(log_dir=tmp_path / "tb")
     run_reference(_cfg(tmp_path), tmp_path / "run", progress=logger)
@@ -229,7 +229,7 @@ def test_version_and_verbose_after_the_subcommand(tmp_path: Path) -> None:
 
 
 def test_report_rows_ignore_runtime_split_modes_and_list_unfinished(runs_dir: Path, tmp_path: Path) -> None:
-    from launch.report import write_report
+    from launch.analysis.report import write_report
 
     root = tmp_path / "runs"
     shutil.copytree(runs_dir / "cdl", root / "a")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from launch.sweep import _read_sweep_file
+from launch.sweeps.sweep import _read_sweep_file
 from protocol import config as config_mod
 
 __all__ = [

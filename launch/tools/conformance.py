@@ -139,7 +139,7 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
 
 def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
     """One run of the user's peer with byzemu peers; the checks, in order."""
-    from launch.procs import start_peers, stop_peers
+    from launch.run.procs import start_peers, stop_peers
     from peer.options import PeerOptions
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from launch.report import CellResult
+    from launch.analysis.report import CellResult
 
 #: (metric in rounds.jsonl, file stem, axis label, which honest statistic)
 CURVES = (

@@ -2,7 +2,7 @@
 
 ``byzemu launch CONFIG --on slurm --nodes H`` writes ``RUN_DIR/config.toml`` (the resolved
 config) and ``RUN_DIR/job.sbatch``, submits it with ``sbatch`` and records the job id in
-``RUN_DIR/slurm.json``. The job (``launch/slurm_job.py``) runs the coordinator in the batch
+``RUN_DIR/slurm.json``. The job (``launch/cluster/slurm_job.py``) runs the coordinator in the batch
 step, on the allocation's first host, and one ``srun`` task per host, each forking that
 host's share of the peers from one torch-preloaded forkserver, as ``byzemu peer --count
 k`` does. The coordinator's address, its CURVE public key and the results folder reach the
@@ -311,11 +311,11 @@ def submit_run(
 
 
 def submit_sweep(sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, echo: Callable[..., None]) -> dict[str, Any]:
-    """Submit every run of ``sweep`` (``launch.sweep.Sweep``) that is not finished as one
+    """Submit every run of ``sweep`` (``launch.sweeps.sweep.Sweep``) that is not finished as one
     job array; finished runs are kept (and must have the config the sweep asks for now)."""
     from coordinator.results import _write_json
     from coordinator.results import is_finished
-    from launch.sweep import _check_kept
+    from launch.sweeps.sweep import _check_kept
 
     opts.check(r.cfg for r in sweep.runs)
     out = out.resolve()

@@ -59,9 +59,9 @@ class RunStatus:
 
 
 def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
-    """The status of one results folder; ``slurm_states`` from ``launch.slurm.active_jobs``
+    """The status of one results folder; ``slurm_states`` from ``launch.cluster.slurm.active_jobs``
     (None: Slurm cannot be asked from here)."""
-    from launch.slurm import recorded_job
+    from launch.cluster.slurm import recorded_job
 
     try:
         cfg = config_mod.load(run_dir / "config.toml")
@@ -98,7 +98,7 @@ def run_dirs(root: Path) -> list[Path]:
 
 def status_lines(root: str | Path) -> list[str]:
     """What ``byzemu status`` prints: one line per run, and a count over a sweep folder."""
-    from launch.slurm import active_jobs
+    from launch.cluster.slurm import active_jobs
 
     root = Path(root)
     if not root.is_dir():

@@ -1,4 +1,4 @@
-"""Slurm, inside the allocation: the job that ``launch/slurm.py`` submits.
+"""Slurm, inside the allocation: the job that ``launch/cluster/slurm.py`` submits.
 
 ``byzemu slurm-job RUN_DIR`` (the batch step, on the allocation's first host) runs the
 coordinator of ``RUN_DIR/config.toml`` bound on a free port of every interface, writes
@@ -29,7 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from launch import slurm
+from launch.cluster import slurm
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig, _is_loopback
 
@@ -84,7 +84,7 @@ def run_job(run_dir: Path, *, echo: Callable[[str], None]) -> dict[str, Any]:
     from coordinator.plan import build_plan
     from coordinator.results import ResultsWriter
     from coordinator.server import Coordinator
-    from launch.progress import Progress
+    from launch.run.progress import Progress
 
     problem = host_problem(run_dir)
     if problem is not None:
@@ -169,7 +169,7 @@ def _end_step(step: subprocess.Popen) -> None:
 
 def run_host(*, echo: Callable[[str], None]) -> int:
     """One host's task: check this host, fork its share of the peers, wait for them."""
-    from launch.procs import preload_data, start_peers, stop_peers
+    from launch.run.procs import preload_data, start_peers, stop_peers
     from peer.options import PeerOptions
 
     name = _this_host()

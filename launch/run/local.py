@@ -16,9 +16,9 @@ from typing import Any
 from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter, ResumeError, ResumePoint
 from coordinator.server import Coordinator
-from launch.procs import interrupt_once, start_peers, stop_peers
-from launch.progress import Progress
-from launch.tracking import fan_out
+from launch.run.procs import interrupt_once, start_peers, stop_peers
+from launch.run.progress import Progress
+from launch.run.tracking import fan_out
 from peer import checkpoint, data
 from peer.options import PeerOptions
 from protocol.config import RunConfig
@@ -59,9 +59,9 @@ def launch_local(
     """Run ``cfg`` as a real multi-process cluster on this machine; return the summary.
 
     Peers checkpoint to ``out_dir/checkpoints`` (``runtime.checkpoint_every``). With
-    ``resume`` (from :func:`launch.resume.load_resume`) the run in ``out_dir`` goes on
+    ``resume`` (from :func:`launch.run.resume.load_resume`) the run in ``out_dir`` goes on
     after that checkpoint; the rounds after it are recomputed. ``on_round`` is called with
-    each round's record (e.g. :class:`launch.tracking.TensorBoardLogger`).
+    each round's record (e.g. :class:`launch.run.tracking.TensorBoardLogger`).
     """
     plan = build_plan(cfg)  # every config error surfaces here, before any process starts
     out_dir = Path(out_dir)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.results import ResumePoint, is_finished, resume_point, unfinished_reason
-from launch.procs import interrupt_once
+from launch.run.procs import interrupt_once
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
 
@@ -246,7 +246,7 @@ _STOP: Any = None
 def _execute(cfg: RunConfig, out_dir: str, resume: ResumePoint | None = None) -> dict[str, Any] | None:
     """Run one config; None (and nothing started) if the sweep was interrupted before
     this worker got to it (a run the pool had already queued for the worker)."""
-    from launch.local import launch_local
+    from launch.run.local import launch_local
 
     if _STOP is not None and _STOP.is_set():
         return None
@@ -376,7 +376,7 @@ def run_sweep(
             # No queued run may start now (stop), and a worker must not go on with a run
             # it started after the SIGINT reached it (between runs it ignores SIGINT): so
             # the SIGINT is repeated to the live workers until they have all exited (a
-            # worker stopping its run ignores the repeats: launch.procs.interrupt_once).
+            # worker stopping its run ignores the repeats: launch.run.procs.interrupt_once).
             stop.set()
             running = [r for f, r in futures.items() if f.running()]  # or queued for a worker
             workers = [proc.pid for proc in list(getattr(pool, "_processes", {}).values())]

@@ -20,7 +20,7 @@ RoundCallback = Callable[[dict[str, Any]], None]
 
 
 class TensorBoardLogger:
-    """A round callback (like :class:`launch.progress.Progress`) that writes scalars."""
+    """A round callback (like :class:`launch.run.progress.Progress`) that writes scalars."""
 
     def __init__(self, *, log_dir: str | Path) -> None:
         try:

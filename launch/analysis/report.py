@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.results import is_finished, run_dirs, unfinished_reason
-from launch.sweep import _flatten, cell_name
+from launch.sweeps.sweep import _flatten, cell_name
 from protocol.config import ConfigError
 
 #: fields that do not define a configuration (repeats differ in them)
@@ -188,7 +188,7 @@ def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, A
         for row in rows:
             writer.writerow({k: ("" if row.get(k) is None else _show(row[k]) if k in axes else row[k]) for k in csv_cols})
 
-    from launch.plots import all_figures
+    from launch.analysis.plots import all_figures
 
     plots = all_figures(cells, axes, out)
 

@@ -1,0 +1,1 @@
+"""Analysis: reports, plots and pandas tables built from results folders."""

@@ -1,0 +1,1 @@
+"""Clusters: Slurm submission, the job step on each host, the status of run folders."""

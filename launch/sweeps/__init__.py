@@ -1,0 +1,1 @@
+"""Sweeps: grids of runs from a sweep file."""

@@ -1,0 +1,1 @@
+"""Protocol tooling: the conformance checker for third-party peers."""
