@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protocol import provenance
 from protocol.config import ConfigError, RunConfig, config_fingerprint, to_toml
 
 #: at most one fsync of rounds.jsonl per this many seconds (an fsync per round costs too
@@ -38,6 +39,7 @@ FSYNC_EVERY_S = 1.0
 
 SUMMARY = "summary.json"
 INTERRUPTED = "interrupted.json"
+PROVENANCE = "provenance.json"
 
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "train_loss", "attack_success_rate")
 #: metrics where larger is worse (their "worst" over honest peers is the maximum)
@@ -171,9 +173,31 @@ class ResultsWriter:
         # leaves whole lines only
         self._rounds = open(path, "ab", buffering=0)
         self._synced = 0.0  # time.monotonic() of the last fsync
+        self.provenance = self._start_provenance(resume is not None)
+
+    def _start_provenance(self, resumed: bool) -> dict[str, Any]:
+        """provenance.json (protocol/provenance.py) as the run starts: code, software,
+        machine, start time; a resumed run keeps the earlier parts under ``previous``."""
+        prov = provenance.collect()
+        prov["mode"] = self.mode
+        prov["started"] = provenance.now_iso()
+        earlier = read_json(self.dir / PROVENANCE) if resumed else None
+        if earlier is not None:
+            prov["previous"] = [*earlier.pop("previous", []), earlier]
+        _write_json(self.dir / PROVENANCE, prov)
+        return prov
+
+    def _end_provenance(self, wall_s: float) -> None:
+        self.provenance["finished"] = provenance.now_iso()
+        self.provenance["wall_s"] = wall_s
+        _write_json(self.dir / PROVENANCE, self.provenance)
 
     def write_topology(self, topology: dict[str, Any]) -> None:
         _write_json(self.dir / "topology.json", topology)
+        # the in-process reference has no peer processes: its peers ran on this host
+        hosts = sorted({str(n["host"]) for n in topology.get("nodes", []) if n.get("host")})
+        self.provenance["peer_hosts"] = hosts or [self.provenance["machine"]["host"]]
+        _write_json(self.dir / PROVENANCE, self.provenance)
 
     def append_round(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -193,6 +217,7 @@ class ResultsWriter:
             summary.update(extra)
         self._rounds.flush()
         os.fsync(self._rounds.fileno())
+        self._end_provenance(wall_s)
         _write_json(self.dir / SUMMARY, summary)
         (self.dir / INTERRUPTED).unlink(missing_ok=True)  # a resumed run that finished
         self._rounds.close()
@@ -213,6 +238,7 @@ class ResultsWriter:
             self._rounds.flush()
             os.fsync(self._rounds.fileno())
             self._rounds.close()
+        self._end_provenance(wall_s)
         _write_json(self.dir / INTERRUPTED, state)
         return state
 
