@@ -449,14 +449,21 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
     help="Override a config field in every run, after the file's [set] and axes "
     "(e.g. --set data.root=/data/cifar10); repeatable.",
 )
+@click.option(
+    "--plan", "show_plan", is_flag=True,
+    help="List the runs and estimate their time on this machine (2-round probes in process); run nothing.",
+)
 @slurm_options
 def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[str, ...],
-          on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
+          show_plan: bool, on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
           sbatch_args: tuple[str, ...], dry_run: bool) -> None:
     """Run every cell x repeat of SWEEP_FILE as a local cluster (or, with --on slurm, as
     one Slurm array task each, --jobs at once); skip runs already done."""
     if jobs is not None and jobs < 1:
         _fail(f"--jobs {jobs}: must be >= 1")
+    if show_plan:
+        _plan_sweep(sweep_file, overrides, jobs)
+        return
     opts = _slurm_opts(on, slurm_nodes, partition, time_limit, sbatch_args, dry_run, jobs)
     if opts is not None:
         _submit_sweep(sweep_file, out, overrides, opts, dry_run)
@@ -485,6 +492,21 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
         sys.exit(INTERRUPTED_EXIT)
     click.echo(f"done: {counts['ran']} run(s) ran, {counts['skipped']} already done; "
                f"byzemu report {out_dir}")
+
+
+def _plan_sweep(sweep_file: str, overrides: tuple[str, ...], jobs: int | None) -> None:
+    try:
+        from launch.sweeps.estimate import plan, plan_lines
+        from launch.sweeps.sweep import default_jobs, load_sweep
+
+        sw = load_sweep(sweep_file, overrides)
+        n = jobs if jobs is not None else default_jobs(sw)
+        click.echo(f"plan: {len(sw.cells)} configurations x {sw.repeats} repeats = {len(sw.runs)} runs, {n} at once")
+        planned = plan(sw, jobs=n, echo=click.echo)
+    except user_errors() as exc:
+        _fail(str(exc))
+    for line in plan_lines(planned, jobs=n):
+        click.echo(line)
 
 
 def _submit_sweep(sweep_file: str, out: str | None, overrides: tuple[str, ...], opts: Any, dry_run: bool) -> None:
@@ -596,3 +618,8 @@ def list_(kind: str) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+from launch.publish_command import publish  # noqa: E402  (registered after main is defined)
+
+main.add_command(publish)

@@ -38,6 +38,7 @@ from typing import Any
 
 from coordinator.results import read_json, read_rounds
 from protocol import provenance as prov_mod
+from protocol.errors import UserError
 
 #: the folder that holds pyproject.toml: table specs and results paths are relative to it
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -45,7 +46,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 RUN_FIELDS = (
     "cell", "rep", "seed", "rounds", "rounds_completed", "acc_mean", "acc_std", "acc_worst",
     "asr_mean", "asr_worst", "loss_mean", "best_acc_mean", "best_round", "convergence_round",
-    "failed_peers", "wall_s", "digest",
+    "failed_peers", "wall_s", "digest", "platform",
+)
+#: config fields every runs.csv row carries (besides the sweep's axes), so that results of
+#: several sweeps collected together can be told apart (e.g. one sweep per Byzantine ratio)
+CONFIG_FIELDS = (
+    "nodes", "data.dataset", "data.split", "model.name", "byzantine.count", "byzantine.fraction",
+    "byzantine.attack", "byzantine.params", "defense.name",
 )
 CURVE_FIELDS = ("cell", "rep", "round", "acc_mean", "acc_worst", "asr_mean", "asr_worst", "loss_mean")
 
@@ -53,7 +60,7 @@ BEGIN = re.compile(r"<!-- byzemu:table (?P<spec>\S+) -->")
 END = "<!-- byzemu:end -->"
 
 
-class PublishError(ValueError):
+class PublishError(UserError):
     """A results folder, spec file or docs page that cannot be collected or rendered."""
 
 
@@ -74,6 +81,13 @@ def final_digest(records: list[dict[str, Any]]) -> str:
     peers = records[-1].get("peers", {})
     joined = ";".join(f"{n}:{p.get('metrics', {}).get('digest', '')}" for n, p in sorted(peers.items(), key=lambda x: int(x[0])))
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def _field(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 def _run_row(run_dir: Path, cell: str, values: dict[str, Any], rep: int) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
@@ -104,6 +118,8 @@ def _run_row(run_dir: Path, cell: str, values: dict[str, Any], rep: int) -> tupl
         "failed_peers": len(summary.get("failed_peers") or []),
         "wall_s": summary.get("wall_s"),
         "digest": final_digest(records),
+        "platform": prov_mod.platform_key(prov),
+        **{k: _cell_value(_field(config, k)) for k in CONFIG_FIELDS},
         **values,
     }
     curves = [
@@ -163,21 +179,26 @@ def combine_provenance(provs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def collect(root: str | Path, dest: str | Path, *, sweep_file: str | None = None) -> dict[str, Any]:
+def collect(
+    root: str | Path | Sequence[str | Path], dest: str | Path, *, sweep_file: str | None = None
+) -> dict[str, Any]:
     """Write ``dest``/runs.csv, curves.csv and provenance.json from the finished runs under
-    ``root`` (a sweep folder or one run folder); returns the combined provenance."""
-    root, dest = Path(root), Path(dest)
-    runs = _runs_of(root)
+    ``root`` (a sweep folder or one run folder, or several of them: their runs one after
+    another, e.g. the same sweep on two platforms); returns the combined provenance."""
+    roots = [Path(r) for r in ([root] if isinstance(root, (str, Path)) else root)]
+    dest = Path(dest)
+    runs = [r for one in roots for r in _runs_of(one)]
+    root = roots[0]
     rows, curves, provs = [], [], []
     axes: list[str] = []
     for run_dir, cell, values, rep in runs:
         row, curve, prov = _run_row(run_dir, cell, {k: _cell_value(v) for k, v in values.items()}, rep)
-        axes.extend(k for k in values if k not in axes)
+        axes.extend(k for k in values if k not in axes and k not in CONFIG_FIELDS)
         rows.append(row)
         curves.extend(curve)
         provs.append(prov)
     dest.mkdir(parents=True, exist_ok=True)
-    _write_csv(dest / "runs.csv", [*RUN_FIELDS, *axes], rows)
+    _write_csv(dest / "runs.csv", [*RUN_FIELDS, *CONFIG_FIELDS, *axes], rows)
     _write_csv(dest / "curves.csv", list(CURVE_FIELDS), curves)
     combined = combine_provenance(provs)
     sweep = read_json(root / "sweep.json") or {}
@@ -234,7 +255,7 @@ class Metric:
     digits: int = 4
     scale: float = 1.0
     reduce: str = "mean"  # mean | min | max
-    std: bool = False  # mean ± sample std over repeats (when there are 2 or more)
+    std: bool = False  # mean ± population std over repeats (as byzemu report), when 2 or more
 
 
 @dataclass(frozen=True)
@@ -257,6 +278,16 @@ class TableSpec:
     published_label: str = "paper"
     note: str = ""
     filters: dict[str, list[str]] = field(default_factory=dict)
+    published_digits: int | None = None
+    root: Path = PROJECT_ROOT
+    #: ``sweep`` is one run's config (``launch = FILE`` in the spec), not a sweep file
+    launch: bool = False
+    #: the commands that regenerate the results, when they are not one sweep or launch
+    commands: tuple[str, ...] = ()
+    #: grid: add the largest difference between a row's columns (e.g. between platforms)
+    spread: bool = False
+    #: layout "index": one entry per paper (paper, sweeps, tables)
+    entries: tuple[dict[str, Any], ...] = ()
 
     @property
     def name(self) -> str:
@@ -278,8 +309,9 @@ def _metric(data: dict[str, Any], where: str) -> Metric:
     )
 
 
-def load_spec(path: str | Path) -> TableSpec:
-    """Read and check a table spec file (format: module docstring and docs/EXPERIMENTS.md)."""
+def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
+    """Read and check a table spec file (format: module docstring and docs/EXPERIMENTS.md);
+    its ``results`` path is relative to ``root`` (the project's folder)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -287,18 +319,25 @@ def load_spec(path: str | Path) -> TableSpec:
         raise PublishError(f"{path}: cannot read ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise PublishError(f"{path}: not valid TOML ({exc})") from None
-    allowed = {"results", "sweep", "layout", "rows", "columns", "metric", "metrics", "labels", "published", "note", "filter"}
+    if data.get("layout") == "index":
+        return _load_index(path, data, root)
+    allowed = {
+        "results", "sweep", "launch", "commands", "layout", "rows", "columns", "metric", "metrics", "labels",
+        "published", "note", "filter", "spread",
+    }
     unknown = set(data) - allowed
     if unknown:
         raise PublishError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    for key in ("results", "sweep", "layout", "rows"):
+    for key in ("results", "layout", "rows"):
         if key not in data:
             raise PublishError(f"{path}: missing {key!r}")
+    if ("sweep" in data) == ("launch" in data):
+        raise PublishError(f"{path}: missing 'sweep' (a sweep file) or 'launch' (one run's config): give one")
     layout = data["layout"]
     rows = (data["rows"],) if isinstance(data["rows"], str) else tuple(data["rows"])
     if layout == "grid":
-        if not isinstance(data.get("columns"), str) or "metric" not in data or len(rows) != 1:
-            raise PublishError(f"{path}: a grid has one 'rows' axis, one 'columns' axis and one [metric]")
+        if not isinstance(data.get("columns"), str) or "metric" not in data or not rows:
+            raise PublishError(f"{path}: a grid has 'rows' (one axis or a list), one 'columns' axis and one [metric]")
         metrics: tuple[Metric, ...] = (_metric(data["metric"], f"{path} [metric]"),)
     elif layout == "list":
         if not data.get("metrics"):
@@ -308,11 +347,30 @@ def load_spec(path: str | Path) -> TableSpec:
         raise PublishError(f"{path}: layout must be 'grid' or 'list', not {layout!r}")
     published = data.get("published") or {}
     return TableSpec(
-        path=path, results=PROJECT_ROOT / data["results"], sweep=str(data["sweep"]), layout=layout, rows=rows,
+        path=path, results=root / data["results"], root=root, sweep=str(data.get("sweep") or data["launch"]),
+        launch="launch" in data, commands=tuple(str(c) for c in data.get("commands", ())), layout=layout, rows=rows,
         columns=data.get("columns"), metrics=metrics, labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
         published={str(k): dict(v) for k, v in (published.get("values") or {}).items()},
         published_label=str(published.get("label", "paper")), note=str(data.get("note", "")),
+        published_digits=published.get("digits"), spread=bool(data.get("spread", False)),
         filters={str(k): [str(x) for x in v] for k, v in (data.get("filter") or {}).items()},
+    )
+
+
+def _load_index(path: Path, data: dict[str, Any], root: Path) -> TableSpec:
+    """A paper index spec: ``[[paper]]`` entries with ``name``, ``sweeps`` (shipped sweep
+    files, the paper's full grid first) and ``tables`` (the specs of its rendered tables)."""
+    entries = []
+    for i, entry in enumerate(data.get("paper", [])):
+        unknown = set(entry) - {"name", "sweeps", "tables", "note"}
+        if unknown or "name" not in entry or not entry.get("sweeps"):
+            raise PublishError(f"{path}: [[paper]] {i + 1} needs name and sweeps (and may give tables, note)")
+        entries.append(dict(entry))
+    if not entries:
+        raise PublishError(f"{path}: an index needs [[paper]] entries")
+    return TableSpec(
+        path=path, results=root, sweep="", layout="index", rows=(), columns=None, metrics=(), root=root,
+        entries=tuple(entries),
     )
 
 
@@ -321,24 +379,40 @@ def load_spec(path: str | Path) -> TableSpec:
 
 
 def _number(text: str) -> float | None:
-    if text in ("", None):
+    if not text:
         return None
     value = float(text)
     return value if math.isfinite(value) else None
 
 
+def _key(row: dict[str, str], axes: Sequence[str]) -> tuple[str, ...]:
+    return tuple(row.get(a, "") for a in axes)
+
+
+def _keys(rows: list[dict[str, str]], axes: Sequence[str]) -> list[tuple[str, ...]]:
+    """The distinct values of ``axes`` in ``rows``, in order of first appearance."""
+    keys: list[tuple[str, ...]] = []
+    for r in rows:
+        if _key(r, axes) not in keys:
+            keys.append(_key(r, axes))
+    return keys
+
+
+def _reduced_value(values: list[float], metric: Metric) -> float:
+    if metric.reduce == "min":
+        return min(values)
+    if metric.reduce == "max":
+        return max(values)
+    return statistics.fmean(values)
+
+
 def _reduce(values: list[float], metric: Metric) -> str:
     if not values:
         return ""
-    if metric.reduce == "min":
-        v = min(values)
-    elif metric.reduce == "max":
-        v = max(values)
-    else:
-        v = statistics.fmean(values)
+    v = _reduced_value(values, metric)
     text = f"{v * metric.scale:.{metric.digits}f}"
     if metric.std and metric.reduce == "mean" and len(values) > 1:
-        text += f" ± {statistics.stdev(values) * metric.scale:.{metric.digits}f}"
+        text += f" ± {statistics.pstdev(values) * metric.scale:.{metric.digits}f}"
     return text
 
 
@@ -350,12 +424,23 @@ def _order(rows: list[dict[str, str]], axis: str) -> list[str]:
     return seen
 
 
+def _paper(spec: TableSpec, value: Any) -> str:
+    """A published number as the paper prints it (``published.digits`` places if given)."""
+    if value is None:
+        return ""
+    if spec.published_digits is not None and isinstance(value, (int, float)):
+        return f"{value:.{spec.published_digits}f}"
+    return str(value)
+
+
 def _label(spec: TableSpec, value: str) -> str:
     return spec.labels.get(value, value)
 
 
 def render_table(spec: TableSpec) -> str:
     """The Markdown table of ``spec`` from its committed results, with a provenance line."""
+    if spec.layout == "index":
+        return render_index(spec)
     rows = read_csv(spec.results / "runs.csv")
     for axis, keep in spec.filters.items():
         rows = [r for r in rows if r.get(axis) in keep]
@@ -365,47 +450,99 @@ def render_table(spec: TableSpec) -> str:
     lines: list[str] = []
     if spec.layout == "grid":
         metric = spec.metrics[0]
-        row_axis, col_axis = spec.rows[0], spec.columns or ""
+        col_axis = spec.columns or ""
         cols = _order(rows, col_axis)
-        header = [row_axis]
+        header = list(spec.rows)
         for c in cols:
             header.append(_label(spec, c))
             if any(c in v for v in spec.published.values()):
                 header.append(f"{_label(spec, c)} ({spec.published_label})")
+        if spec.spread:
+            header.append("largest difference")
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        for rv in _order(rows, row_axis):
-            cells = [_label(spec, rv)]
+        for key in _keys(rows, spec.rows):
+            pub_key = "/".join(key)
+            cells = [_label(spec, k) for k in key]
+            found = []
             for c in cols:
-                vals = [_number(r[metric.name]) for r in rows if r.get(row_axis) == rv and r.get(col_axis) == c]
-                cells.append(_reduce([v for v in vals if v is not None], metric))
+                vals = [_number(r[metric.name]) for r in rows if _key(r, spec.rows) == key and r.get(col_axis) == c]
+                vals = [v for v in vals if v is not None]
+                cells.append(_reduce(vals, metric))
+                if vals:
+                    found.append(_reduced_value(vals, metric))
                 if any(c in v for v in spec.published.values()):
-                    paper = spec.published.get(rv, {}).get(c)
-                    cells.append("" if paper is None else str(paper))
+                    cells.append(_paper(spec, spec.published.get(pub_key, {}).get(c)))
+            if spec.spread:
+                cells.append(f"{(max(found) - min(found)) * metric.scale:.{metric.digits}f}" if len(found) > 1 else "")
             lines.append("| " + " | ".join(cells) + " |")
     else:
-        keys: list[tuple[str, ...]] = []
-        for r in rows:
-            key = tuple(r.get(a, "") for a in spec.rows)
-            if key not in keys:
-                keys.append(key)
+        keys = _keys(rows, spec.rows)
         header = [*spec.rows, "runs", *(m.label for m in spec.metrics)]
-        paper_cols = sorted({k for v in spec.published.values() for k in v})
+        paper_cols = list(dict.fromkeys(k for v in spec.published.values() for k in v))
         header += [f"{c} ({spec.published_label})" for c in paper_cols]
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for key in keys:
-            group = [r for r in rows if tuple(r.get(a, "") for a in spec.rows) == key]
+            group = [r for r in rows if _key(r, spec.rows) == key]
             cells = [_label(spec, k) for k in key] + [str(len(group))]
             for m in spec.metrics:
                 vals = [_number(r[m.name]) for r in group]
                 cells.append(_reduce([v for v in vals if v is not None], m))
             pub = spec.published.get("/".join(key), {})
-            cells += ["" if pub.get(c) is None else str(pub.get(c)) for c in paper_cols]
+            cells += [_paper(spec, pub.get(c)) for c in paper_cols]
             lines.append("| " + " | ".join(cells) + " |")
     prov = json.loads((spec.results / "provenance.json").read_text())
     lines.append("")
     lines.append(provenance_line(spec, prov))
+    return "\n".join(lines)
+
+
+def _sweep_runs(path: Path) -> int:
+    """Runs of a sweep file: the product of its axes' lengths times its repeats (read from
+    the file, ``extends`` resolved; no config is loaded)."""
+    from launch.sweeps.sweep import _read_sweep_file
+
+    data = _read_sweep_file(path)
+    return math.prod(len(v) for v in (data.get("axes") or {}).values()) * int(data.get("repeats", 1))
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def render_index(spec: TableSpec) -> str:
+    """The paper index: per paper its sweep files with their number of runs, and per
+    rendered table the runs measured, their run time and platform (from the committed
+    provenance), so a reader picks a row and gets the commands."""
+    lines = [
+        "| paper | sweep file | runs | measured here | regenerate |",
+        "|---|---|---|---|---|",
+    ]
+    for entry in spec.entries:
+        first = True
+        for sweep in entry["sweeps"]:
+            runs = _sweep_runs(spec.root / sweep)
+            tables = [t for t in entry.get("tables", []) if load_spec(spec.root / t, root=spec.root).sweep == sweep]
+            measured, command = "not run here: `byzemu sweep " + sweep + " --plan` estimates it", f"`byzemu sweep {sweep}`"
+            if tables:
+                table = load_spec(spec.root / tables[0], root=spec.root)
+                prov = read_json(table.results / "provenance.json")
+                if prov is None:
+                    raise PublishError(f"{spec.path}: {tables[0]} has no collected results ({table.results})")
+                example = prov.get("example") or {}
+                cpu = (example.get("machine") or {}).get("cpu", "?")
+                cores = (example.get("machine") or {}).get("cores", "?")
+                measured = (
+                    f"{prov.get('runs')} run(s), {_minutes(prov.get('wall_s', 0.0))} of run time on {cpu} "
+                    f"({cores} cores); table `{Path(tables[0]).name}`"
+                )
+                command = "; ".join(f"`{c}`" for c in regenerate_commands(table))
+            name = entry["name"] if first else ""
+            lines.append(f"| {name} | `{sweep}` | {runs} | {measured} | {command} |")
+            first = False
+    lines.append("")
+    lines.append("<sub>Runs counted from the shipped sweep files; times from each table's committed provenance.</sub>")
     return "\n".join(lines)
 
 
@@ -419,18 +556,14 @@ def provenance_line(spec: TableSpec, prov: dict[str, Any]) -> str:
         where += f" (runs from {len(commits)} commits: {', '.join(c[:7] for c in commits)})"
     if len(platforms) > 1:
         where += f" ({len(platforms)} platforms)"
-    results = spec.results.relative_to(PROJECT_ROOT)
-    out = f"runs/{results.name}"
-    command = (
-        f"`byzemu sweep {spec.sweep} --out {out}`, `byzemu publish collect {out} {results}`, "
-        f"`byzemu publish render`"
-    )
-    wall = f"{prov.get('runs')} runs, {prov.get('wall_s', 0.0) / 60:.1f} min of run wall time"
+    command = ", ".join(f"`{c}`" for c in regenerate_commands(spec))
+    wall = f"{prov.get('runs')} run(s), {_minutes(prov.get('wall_s', 0.0))} of run wall time"
     return f"<sub>Measured: {where}; {wall}. Regenerate: {command}.</sub>"
 
 
-def render_page(text: str, *, page: Path | None = None) -> str:
-    """``text`` with every ``byzemu:table`` block replaced by its rendering."""
+def render_page(text: str, *, page: Path | None = None, root: Path = PROJECT_ROOT) -> str:
+    """``text`` with every ``byzemu:table`` block replaced by its rendering (spec paths
+    relative to ``root``)."""
     out: list[str] = []
     pos = 0
     for match in BEGIN.finditer(text):
@@ -439,7 +572,7 @@ def render_page(text: str, *, page: Path | None = None) -> str:
         end = text.find(END, match.end())
         if end < 0:
             raise PublishError(f"{page or 'page'}: {match.group(0)} has no {END}")
-        spec = load_spec(PROJECT_ROOT / match.group("spec"))
+        spec = load_spec(root / match.group("spec"), root=root)
         out.append(text[pos : match.end()])
         out.append("\n" + render_table(spec) + "\n")
         pos = end
@@ -453,13 +586,15 @@ def doc_pages(root: Path = PROJECT_ROOT) -> list[Path]:
     return [p for p in pages if p.is_file()]
 
 
-def render_docs(pages: Iterable[Path] | None = None, *, write: bool = True) -> list[Path]:
-    """Re-render every table block in ``pages``; returns the pages whose text changed
-    (written back when ``write``)."""
+def render_docs(
+    pages: Iterable[Path] | None = None, *, write: bool = True, root: Path = PROJECT_ROOT
+) -> list[Path]:
+    """Re-render every table block in ``pages`` (default: :func:`doc_pages`); returns the
+    pages whose text changed (written back when ``write``)."""
     changed = []
-    for page in pages if pages is not None else doc_pages():
+    for page in pages if pages is not None else doc_pages(root):
         text = page.read_text()
-        new = render_page(text, page=page)
+        new = render_page(text, page=page, root=root)
         if new != text:
             changed.append(page)
             if write:
@@ -474,10 +609,105 @@ def specs_in_docs(pages: Iterable[Path] | None = None) -> list[str]:
 
 def regenerate_commands(spec: TableSpec) -> list[str]:
     """The shell commands that rerun, collect and render ``spec``'s table."""
-    results = spec.results.relative_to(PROJECT_ROOT)
+    if spec.commands:
+        return [*spec.commands, "byzemu publish render"]
+    results = spec.results.relative_to(spec.root)
     out = f"runs/{results.name}"
     return [
-        shlex.join(["byzemu", "sweep", spec.sweep, "--out", out]),
+        shlex.join(["byzemu", "launch" if spec.launch else "sweep", spec.sweep, "--out", out]),
         shlex.join(["byzemu", "publish", "collect", out, str(results)]),
         "byzemu publish render",
     ]
+
+
+# ---------------------------------------------------------------------------------------
+# drift: rerun a documented cell and compare it with its committed row
+
+#: the drift cells and the cross-platform tolerance (configs/drift.toml)
+DRIFT_FILE = PROJECT_ROOT / "configs" / "drift.toml"
+
+
+@dataclass(frozen=True)
+class DriftCell:
+    """A documented run that the test suite reruns: ``cell``/``rep`` of ``results``."""
+
+    results: str
+    cell: str
+    rep: int = 0
+
+    @property
+    def id(self) -> str:
+        return f"{Path(self.results).name}/{self.cell}/rep{self.rep}"
+
+
+def drift_cells(path: Path = DRIFT_FILE) -> tuple[list[DriftCell], float]:
+    """The cells of ``path`` and its ``tolerance`` (absolute, on honest accuracy)."""
+    data = tomllib.loads(path.read_text())
+    cells = [DriftCell(str(c["results"]), str(c["cell"]), int(c.get("rep", 0))) for c in data.get("cell", [])]
+    return cells, float(data["tolerance"])
+
+
+@dataclass(frozen=True)
+class Drift:
+    """A rerun of a documented cell beside its committed row."""
+
+    cell: DriftCell
+    recorded: dict[str, str]
+    now: dict[str, Any]
+
+    @property
+    def same_platform(self) -> bool:
+        return self.recorded.get("platform") == self.now["platform"]
+
+    def differences(self, tolerance: float) -> list[str]:
+        """What differs beyond what the platforms allow: on the recording platform every
+        field bit for bit (model digests, accuracy, ASR); elsewhere honest accuracy and ASR
+        within ``tolerance``."""
+        out = []
+        fields = ("acc_mean", "acc_worst", "asr_mean")
+        if self.same_platform:
+            for key in ("digest", *fields):
+                rec, now = self.recorded.get(key, ""), _fmt_csv(self.now.get(key))
+                if str(rec) != str(now):
+                    out.append(f"{key}: recorded {rec}, now {now}")
+        else:
+            for key in fields:
+                rec, now = _number(self.recorded.get(key, "")), self.now.get(key)
+                if (rec is None) != (now is None) or (rec is not None and abs(rec - now) > tolerance):
+                    out.append(f"{key}: recorded {rec}, now {now} (tolerance {tolerance} across platforms)")
+        return out
+
+
+def rerun_cell(cell: DriftCell, out_dir: Path, *, root: Path = PROJECT_ROOT) -> Drift:
+    """Run ``cell`` again, in process (the reference driver, bit-identical to a cluster
+    run), from the sweep file its results record; ``out_dir`` receives the run folder."""
+    import os
+
+    from launch.run.reference import run_reference
+    from launch.sweeps.sweep import load_sweep
+
+    results = root / cell.results
+    prov = json.loads((results / "provenance.json").read_text())
+    recorded = [r for r in read_csv(results / "runs.csv") if r["cell"] == cell.cell and int(r["rep"]) == cell.rep]
+    if not recorded:
+        raise PublishError(f"{results / 'runs.csv'}: no run {cell.cell}/rep{cell.rep}")
+    cwd = Path.cwd()
+    os.chdir(root)  # sweep files name data folders relative to the project, as documented
+    try:
+        source = root / prov["sweep"]
+        text = tomllib.loads(source.read_text())
+        if "base" in text or "extends" in text:  # a sweep file
+            sweep = load_sweep(source)
+            run = next((r for r in sweep.runs if r.cell == cell.cell and r.rep == cell.rep), None)
+            if run is None:
+                raise PublishError(f"{prov['sweep']}: no cell {cell.cell} rep {cell.rep} (the sweep file changed?)")
+            cfg = run.cfg
+        else:  # one run's config (byzemu launch)
+            from protocol import config as config_mod
+
+            cfg = config_mod.load(source, [])
+        run_reference(cfg, out_dir)
+    finally:
+        os.chdir(cwd)
+    now, _, _ = _run_row(out_dir, cell.cell, {}, cell.rep)
+    return Drift(cell=cell, recorded=recorded[0], now=now)

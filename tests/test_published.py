@@ -1,0 +1,233 @@
+"""Results as code (launch/analysis/published.py): a sweep's finished runs are collected
+into a small results folder, a table spec renders them into a docs page between markers,
+and a docs table that no longer equals its rendering is found.
+
+The runs are real (in process through the reference driver, which
+tests/test_reference_equivalence.py holds bit-identical to a cluster run) and the expected
+cells are computed from each run's own summary.json, so a wrong row, column, reduction or
+format changes the asserted text. The last tests hold the repository itself to it: every
+table block in the docs equals what its committed results render to.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from launch.analysis import published
+from launch.run.reference import run_reference
+from launch.sweeps.sweep import load_sweep
+from tests.support.runs import small_config
+
+SWEEP = """base = "base.toml"
+repeats = 2
+
+[axes]
+"byzantine.attack" = ["label_flip"]
+"defense.name" = ["cdl", "median"]
+"""
+
+GRID_SPEC = """results = "results/tiny"
+sweep = "sweeps/tiny.toml"
+layout = "grid"
+rows = "defense.name"
+columns = "byzantine.attack"
+
+[metric]
+name = "acc_mean"
+scale = 100
+digits = 2
+
+[labels]
+median = "`median`"
+
+[published]
+label = "paper"
+digits = 1
+[published.values.cdl]
+label_flip = 50
+"""
+
+LIST_SPEC = """results = "results/tiny"
+sweep = "sweeps/tiny.toml"
+layout = "list"
+rows = ["defense.name"]
+
+[[metrics]]
+name = "acc_mean"
+label = "honest accuracy"
+digits = 4
+std = true
+
+[[metrics]]
+name = "acc_worst"
+label = "worst"
+reduce = "min"
+digits = 3
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder with a finished 2 x 2 sweep (defense x repeat), its results
+    collected under results/tiny, and both table specs."""
+    root = tmp_path_factory.mktemp("project")
+    (root / "sweeps").mkdir()
+    (root / "sweeps" / "base.toml").write_text(
+        small_config(
+            "tiny", seed=3, nodes=5, rounds=2,
+            byzantine={"count": 1, "attack": "label_flip", "placement": "random"},
+            data={"synthetic_size": 120},
+        )
+    )
+    (root / "sweeps" / "tiny.toml").write_text(SWEEP)
+    sweep = load_sweep(root / "sweeps" / "tiny.toml")
+    out = root / "runs"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps(sweep.to_json()))
+    for run in sweep.runs:
+        run_reference(run.cfg, out / run.rel_dir)
+    published.collect(out, root / "results" / "tiny", sweep_file="sweeps/tiny.toml")
+    (root / "tables").mkdir()
+    (root / "tables" / "grid.toml").write_text(GRID_SPEC)
+    (root / "tables" / "list.toml").write_text(LIST_SPEC)
+    return root
+
+
+def _summaries(root: Path, defense: str) -> list[dict]:
+    cell = f"byzantine.attack=label_flip__defense.name={defense}"
+    return [json.loads((root / "runs" / cell / f"rep{r}" / "summary.json").read_text()) for r in (0, 1)]
+
+
+def test_collect_writes_one_row_per_run_with_axes_and_provenance(tiny: Path) -> None:
+    # Act
+    with open(tiny / "results" / "tiny" / "runs.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    prov = json.loads((tiny / "results" / "tiny" / "provenance.json").read_text())
+
+    # Assert: 2 cells x 2 repeats, seeds 3 and 4, the final accuracy exactly as recorded
+    assert [(r["defense.name"], r["rep"], r["seed"]) for r in rows] == [
+        ("cdl", "0", "3"), ("cdl", "1", "4"), ("median", "0", "3"), ("median", "1", "4")
+    ]
+    cdl = _summaries(tiny, "cdl")
+    assert float(rows[0]["acc_mean"]) == cdl[0]["final_accuracy"]["mean"]
+    assert float(rows[1]["acc_worst"]) == cdl[1]["final_accuracy"]["worst"]
+    assert len(rows[0]["digest"]) == 16 and rows[0]["digest"] != rows[1]["digest"]
+    assert prov["runs"] == 4 and prov["sweep"] == "sweeps/tiny.toml" and prov["axes"] == []  # both axes are among CONFIG_FIELDS
+    assert list(prov["platforms"].values()) == [4]
+    with open(tiny / "results" / "tiny" / "curves.csv", newline="") as fh:
+        curves = list(csv.DictReader(fh))
+    assert [(c["cell"], c["round"]) for c in curves][:3] == [
+        ("byzantine.attack=label_flip__defense.name=cdl", "1"),
+        ("byzantine.attack=label_flip__defense.name=cdl", "2"),
+        ("byzantine.attack=label_flip__defense.name=cdl", "1"),
+    ]
+
+
+def test_grid_table_is_mean_over_repeats_beside_the_published_number(tiny: Path) -> None:
+    # Arrange
+    spec = published.load_spec(tiny / "tables" / "grid.toml", root=tiny)
+    cdl = sum(s["final_accuracy"]["mean"] for s in _summaries(tiny, "cdl")) / 2
+    median = sum(s["final_accuracy"]["mean"] for s in _summaries(tiny, "median")) / 2
+
+    # Act
+    lines = published.render_table(spec).splitlines()
+
+    # Assert
+    assert lines[:4] == [
+        "| defense.name | label_flip | label_flip (paper) |",
+        "|---|---|---|",
+        f"| cdl | {cdl * 100:.2f} | 50.0 |",
+        f"| `median` | {median * 100:.2f} |  |",
+    ]
+    assert lines[5].startswith("<sub>Measured: commit ")
+    assert "4 run(s)" in lines[5] and "`byzemu publish collect runs/tiny results/tiny`" in lines[5]
+
+
+def test_list_table_gives_mean_with_std_and_worst_over_repeats(tiny: Path) -> None:
+    # Arrange
+    spec = published.load_spec(tiny / "tables" / "list.toml", root=tiny)
+    runs = _summaries(tiny, "median")
+    means = [s["final_accuracy"]["mean"] for s in runs]
+    mean = sum(means) / 2
+    std = abs(means[0] - means[1]) / 2  # population std of two values, as byzemu report
+    worst = min(s["final_accuracy"]["worst"] for s in runs)
+
+    # Act
+    lines = published.render_table(spec).splitlines()
+
+    # Assert
+    assert lines[0] == "| defense.name | runs | honest accuracy | worst |"
+    assert lines[3] == f"| median | 2 | {mean:.4f} ± {std:.4f} | {worst:.3f} |"
+
+
+def test_render_replaces_a_block_and_finds_a_stale_one(tiny: Path) -> None:
+    # Arrange: a page whose block holds a hand-typed table
+    page = tiny / "page.md"
+    page.write_text("intro\n\n<!-- byzemu:table tables/grid.toml -->\n| typed | 99 |\n<!-- byzemu:end -->\n\nafter\n")
+
+    # Act
+    stale = published.render_docs([page], write=False, root=tiny)
+    published.render_docs([page], root=tiny)
+    again = published.render_docs([page], write=False, root=tiny)
+
+    # Assert: found stale, replaced by the rendering, then stable; text outside kept
+    assert stale == [page] and again == []
+    text = page.read_text()
+    assert "| typed | 99 |" not in text and "| defense.name | label_flip |" in text
+    assert text.startswith("intro\n\n<!-- byzemu:table tables/grid.toml -->\n| defense.name")
+    assert text.endswith("<!-- byzemu:end -->\n\nafter\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('results = "r"\nsweep = "s"\nlayout = "pie"\nrows = "a"\n', "layout must be 'grid' or 'list'"),
+        ('results = "r"\nsweep = "s"\nlayout = "list"\nrows = "a"\n[[metrics]]\nname = "accuracy"\n', "metric name must be one of"),
+        ('results = "r"\nlayout = "list"\nrows = "a"\n', "missing 'sweep'"),
+        ('results = "r"\nsweep = "s"\nlayout = "grid"\nrows = "a"\ncolour = 1\n', "unknown key(s) ['colour']"),
+    ],
+)
+def test_a_bad_spec_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+
+    with pytest.raises(published.PublishError) as info:
+        published.load_spec(path, root=tmp_path)
+
+    assert message in str(info.value) and str(path) in str(info.value)
+
+
+def test_collect_refuses_an_unfinished_run(tmp_path: Path) -> None:
+    # Arrange: a run folder whose summary records fewer rounds than the config
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "summary.json").write_text(json.dumps({"rounds_completed": 1, "rounds": 3}))
+
+    with pytest.raises(published.PublishError, match="not a finished run"):
+        published.collect(run, tmp_path / "out")
+
+
+# --- the repository itself -----------------------------------------------------------
+
+
+def test_every_docs_table_equals_its_rendering_from_the_committed_results() -> None:
+    # a failure names the page: rerun `byzemu publish render` (or collect, if results moved)
+    assert published.render_docs(write=False) == []
+
+
+def test_every_table_spec_is_shown_in_the_docs_and_names_a_shipped_sweep() -> None:
+    specs = sorted((published.PROJECT_ROOT / "configs" / "tables").glob("*.toml"))
+    shown = set(published.specs_in_docs())
+
+    assert specs, "no table specs"
+    for path in specs:
+        rel = str(path.relative_to(published.PROJECT_ROOT))
+        spec = published.load_spec(path)
+        assert rel in shown, f"{rel} is rendered in no docs page"
+        assert (published.PROJECT_ROOT / spec.sweep).is_file(), f"{rel}: sweep {spec.sweep} is not shipped"
+        assert (spec.results / "runs.csv").is_file(), f"{rel}: {spec.results} not collected"
