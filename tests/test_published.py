@@ -185,7 +185,7 @@ def test_render_replaces_a_block_and_finds_a_stale_one(tiny: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('results = "r"\nsweep = "s"\nlayout = "pie"\nrows = "a"\n', "layout must be 'grid' or 'list'"),
+        ('results = "r"\nsweep = "s"\nlayout = "pie"\nrows = "a"\n', "layout must be 'grid', 'list', 'curves' or 'index'"),
         ('results = "r"\nsweep = "s"\nlayout = "list"\nrows = "a"\n[[metrics]]\nname = "accuracy"\n', "metric name must be one of"),
         ('results = "r"\nlayout = "list"\nrows = "a"\n', "missing 'sweep'"),
         ('results = "r"\nsweep = "s"\nlayout = "grid"\nrows = "a"\ncolour = 1\n', "unknown key(s) ['colour']"),
@@ -231,3 +231,24 @@ def test_every_table_spec_is_shown_in_the_docs_and_names_a_shipped_sweep() -> No
         assert rel in shown, f"{rel} is rendered in no docs page"
         assert (published.PROJECT_ROOT / spec.sweep).is_file(), f"{rel}: sweep {spec.sweep} is not shipped"
         assert (spec.results / "runs.csv").is_file(), f"{rel}: {spec.results} not collected"
+
+
+def test_curves_spec_draws_the_png_and_links_it_relative_to_the_page(tiny: Path) -> None:
+    # Arrange
+    (tiny / "tables" / "curves.toml").write_text(
+        'results = "results/tiny"\nsweep = "sweeps/tiny.toml"\nlayout = "curves"\nrows = []\n'
+        '[figure]\nmetric = "acc_mean"\nlines = "defense.name"\nout = "docs/figures/tiny.png"\ntitle = "tiny"\n'
+    )
+    page = tiny / "docs" / "page.md"
+    page.parent.mkdir(exist_ok=True)
+    page.write_text("<!-- byzemu:table tables/curves.toml -->\n<!-- byzemu:end -->\n")
+
+    # Act
+    stale = published.render_docs([page], write=False, root=tiny)
+    drawn_before_write = (tiny / "docs" / "figures" / "tiny.png").exists()
+    published.render_docs([page], root=tiny)
+
+    # Assert: checking draws nothing; rendering draws a PNG and links it from the page
+    assert stale == [page] and not drawn_before_write
+    assert (tiny / "docs" / "figures" / "tiny.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![tiny](figures/tiny.png)" in page.read_text()

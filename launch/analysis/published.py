@@ -27,6 +27,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 import shlex
 import statistics
@@ -288,6 +289,8 @@ class TableSpec:
     spread: bool = False
     #: layout "index": one entry per paper (paper, sweeps, tables)
     entries: tuple[dict[str, Any], ...] = ()
+    #: layout "curves": metric, lines, panels, out, label, title ([figure] of the spec)
+    figure: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -323,7 +326,7 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
         return _load_index(path, data, root)
     allowed = {
         "results", "sweep", "launch", "commands", "layout", "rows", "columns", "metric", "metrics", "labels",
-        "published", "note", "filter", "spread",
+        "published", "note", "filter", "spread", "figure",
     }
     unknown = set(data) - allowed
     if unknown:
@@ -335,7 +338,17 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
         raise PublishError(f"{path}: missing 'sweep' (a sweep file) or 'launch' (one run's config): give one")
     layout = data["layout"]
     rows = (data["rows"],) if isinstance(data["rows"], str) else tuple(data["rows"])
-    if layout == "grid":
+    figure: dict[str, Any] = {}
+    if layout == "curves":
+        figure = dict(data.get("figure") or {})
+        unknown_fig = set(figure) - {"metric", "label", "panels", "lines", "out", "title"}
+        if unknown_fig or not {"metric", "out", "lines"} <= set(figure) or figure["metric"] not in CURVE_FIELDS:
+            raise PublishError(
+                f"{path}: a curves figure needs [figure] metric (a curves.csv column), lines (an axis), out "
+                f"(the PNG, relative to the project), and may give panels (axes), label, title"
+            )
+        metrics = ()
+    elif layout == "grid":
         if not isinstance(data.get("columns"), str) or "metric" not in data or not rows:
             raise PublishError(f"{path}: a grid has 'rows' (one axis or a list), one 'columns' axis and one [metric]")
         metrics: tuple[Metric, ...] = (_metric(data["metric"], f"{path} [metric]"),)
@@ -344,7 +357,7 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
             raise PublishError(f"{path}: a list table needs [[metrics]]")
         metrics = tuple(_metric(m, f"{path} [[metrics]] {i + 1}") for i, m in enumerate(data["metrics"]))
     else:
-        raise PublishError(f"{path}: layout must be 'grid' or 'list', not {layout!r}")
+        raise PublishError(f"{path}: layout must be 'grid', 'list', 'curves' or 'index', not {layout!r}")
     published = data.get("published") or {}
     return TableSpec(
         path=path, results=root / data["results"], root=root, sweep=str(data.get("sweep") or data["launch"]),
@@ -352,7 +365,7 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
         columns=data.get("columns"), metrics=metrics, labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
         published={str(k): dict(v) for k, v in (published.get("values") or {}).items()},
         published_label=str(published.get("label", "paper")), note=str(data.get("note", "")),
-        published_digits=published.get("digits"), spread=bool(data.get("spread", False)),
+        published_digits=published.get("digits"), spread=bool(data.get("spread", False)), figure=figure,
         filters={str(k): [str(x) for x in v] for k, v in (data.get("filter") or {}).items()},
     )
 
@@ -437,10 +450,13 @@ def _label(spec: TableSpec, value: str) -> str:
     return spec.labels.get(value, value)
 
 
-def render_table(spec: TableSpec) -> str:
-    """The Markdown table of ``spec`` from its committed results, with a provenance line."""
+def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = False) -> str:
+    """The Markdown table of ``spec`` from its committed results, with a provenance line
+    (a ``curves`` spec: the image link, and with ``write`` the PNG is drawn)."""
     if spec.layout == "index":
         return render_index(spec)
+    if spec.layout == "curves":
+        return render_curves(spec, page=page, write=write)
     rows = read_csv(spec.results / "runs.csv")
     for axis, keep in spec.filters.items():
         rows = [r for r in rows if r.get(axis) in keep]
@@ -496,6 +512,69 @@ def render_table(spec: TableSpec) -> str:
     lines.append("")
     lines.append(provenance_line(spec, prov))
     return "\n".join(lines)
+
+
+def render_curves(spec: TableSpec, *, page: Path | None, write: bool) -> str:
+    """A figure of ``curves.csv``: the honest ``metric`` per evaluation round, mean over
+    repeats, one line per value of ``lines``, one panel per combination of ``panels``;
+    drawn to ``out`` (PNG, 150 dpi) when ``write``. Returns the image link and provenance."""
+    fig_spec = spec.figure
+    out = spec.root / fig_spec["out"]
+    if write:
+        _draw_curves(spec, out)
+    link = os.path.relpath(out, page.parent) if page is not None else str(out.relative_to(spec.root))
+    prov = json.loads((spec.results / "provenance.json").read_text())
+    title = fig_spec.get("title", fig_spec.get("label", fig_spec["metric"]))
+    return f"![{title}]({link})\n\n{provenance_line(spec, prov)}"
+
+
+def _draw_curves(spec: TableSpec, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig_spec = spec.figure
+    runs = {(r["cell"], r["rep"]): r for r in read_csv(spec.results / "runs.csv")}
+    curves = read_csv(spec.results / "curves.csv")
+    for axis, keep in spec.filters.items():
+        curves = [c for c in curves if runs[(c["cell"], c["rep"])].get(axis) in keep]
+    panels_axes = list(fig_spec.get("panels", []))
+    line_axis = fig_spec["lines"]
+    metric = fig_spec["metric"]
+    panel_keys = _keys([runs[(c["cell"], c["rep"])] for c in curves], panels_axes) if panels_axes else [()]
+    ncols = min(3, len(panel_keys))
+    nrows = math.ceil(len(panel_keys) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False, sharex=True, sharey=True)
+    handles: dict[str, Any] = {}
+    for i, key in enumerate(panel_keys):
+        ax = axes[i // ncols][i % ncols]
+        in_panel = [c for c in curves if _key(runs[(c["cell"], c["rep"])], panels_axes) == key]
+        for line in _order([runs[(c["cell"], c["rep"])] for c in in_panel], line_axis):
+            points: dict[int, list[float]] = {}
+            for c in in_panel:
+                value = _number(c[metric])
+                if runs[(c["cell"], c["rep"])].get(line_axis) == line and value is not None:
+                    points.setdefault(int(c["round"]), []).append(value)
+            xs = sorted(points)
+            (handle,) = ax.plot(xs, [statistics.fmean(points[x]) for x in xs], marker="o", markersize=3)
+            handles.setdefault(_label(spec, line), handle)
+        ax.set_title(" / ".join(_label(spec, k) for k in key), fontsize=9)
+        ax.grid(alpha=0.3)
+    for j in range(len(panel_keys), nrows * ncols):
+        axes[j // ncols][j % ncols].set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel("round")
+    for row in axes:
+        row[0].set_ylabel(fig_spec.get("label", metric))
+    fig.tight_layout()
+    fig.legend(
+        list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+        ncol=min(7, len(handles)), frameon=False,
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
 
 
 def _sweep_runs(path: Path) -> int:
@@ -561,7 +640,7 @@ def provenance_line(spec: TableSpec, prov: dict[str, Any]) -> str:
     return f"<sub>Measured: {where}; {wall}. Regenerate: {command}.</sub>"
 
 
-def render_page(text: str, *, page: Path | None = None, root: Path = PROJECT_ROOT) -> str:
+def render_page(text: str, *, page: Path | None = None, root: Path = PROJECT_ROOT, write: bool = False) -> str:
     """``text`` with every ``byzemu:table`` block replaced by its rendering (spec paths
     relative to ``root``)."""
     out: list[str] = []
@@ -574,7 +653,7 @@ def render_page(text: str, *, page: Path | None = None, root: Path = PROJECT_ROO
             raise PublishError(f"{page or 'page'}: {match.group(0)} has no {END}")
         spec = load_spec(root / match.group("spec"), root=root)
         out.append(text[pos : match.end()])
-        out.append("\n" + render_table(spec) + "\n")
+        out.append("\n" + render_table(spec, page=page, write=write) + "\n")
         pos = end
     out.append(text[pos:])
     return "".join(out)
@@ -594,7 +673,7 @@ def render_docs(
     changed = []
     for page in pages if pages is not None else doc_pages(root):
         text = page.read_text()
-        new = render_page(text, page=page, root=root)
+        new = render_page(text, page=page, root=root, write=write)
         if new != text:
             changed.append(page)
             if write:
@@ -681,7 +760,6 @@ class Drift:
 def rerun_cell(cell: DriftCell, out_dir: Path, *, root: Path = PROJECT_ROOT) -> Drift:
     """Run ``cell`` again, in process (the reference driver, bit-identical to a cluster
     run), from the sweep file its results record; ``out_dir`` receives the run folder."""
-    import os
 
     from launch.run.reference import run_reference
     from launch.sweeps.sweep import load_sweep
