@@ -131,7 +131,7 @@ def platform_key(prov: dict[str, Any]) -> str:
     """What decides bit-identity: CPU model, kernel capability, BLAS, torch version."""
     build = prov.get("torch_build") or {}
     machine = prov.get("machine") or {}
-    return " | ".join(
+    return ", ".join(
         str(x)
         for x in (machine.get("cpu"), build.get("cpu_capability"), build.get("blas"), f"torch {prov.get('torch')}")
     )

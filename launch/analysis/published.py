@@ -447,7 +447,8 @@ def _paper(spec: TableSpec, value: Any) -> str:
 
 
 def _label(spec: TableSpec, value: str) -> str:
-    return spec.labels.get(value, value)
+    """Display text of an axis value (``[labels]``), safe inside a Markdown table cell."""
+    return spec.labels.get(value, value).replace("|", "\\|")
 
 
 def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = False) -> str:
