@@ -96,3 +96,166 @@ def test_checker_resolves_relative_imports() -> None:
 
     # Assert
     assert found == [(1, "coordinator.plan"), (2, "coordinator.sub")]
+
+
+# ---------------------------------------------------------------------------- import cycles
+
+
+def import_graph(sources: dict[Path, str]) -> dict[str, set[str]]:
+    """Module -> the modules of ``sources`` (path -> text) it imports, any import at any
+    depth (TYPE_CHECKING blocks and function bodies too). ``from pkg import name`` counts
+    as importing ``pkg.name`` when that is a module, else ``pkg``; a package's
+    ``__init__`` is its name."""
+    modules = {module_name(p) for p in sources}
+    graph: dict[str, set[str]] = {}
+    for path, source in sources.items():
+        name = module_name(path)
+        tree = ast.parse(source, filename=str(path))
+        targets: set[str] = set()
+        for (_, target), node in zip(imported_modules(source, path), _import_nodes(tree)):
+            names = [target]
+            if isinstance(node, ast.ImportFrom):
+                names = [f"{target}.{a.name}" if f"{target}.{a.name}" in modules else target for a in node.names]
+            targets.update(n for n in names if n in modules and n != name)
+        graph[name] = targets
+    return graph
+
+
+def _import_nodes(tree: ast.AST) -> list[ast.AST]:
+    """The import nodes of ``tree`` in the order :func:`imported_modules` lists them
+    (one entry per alias of an ``import a, b``)."""
+    out: list[ast.AST] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out.extend(node for _ in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            out.append(node)
+    return out
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected component of ``graph`` with more than one module (each an
+    import cycle), sorted; Tarjan's algorithm, iterative."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    counter = 0
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph.get(child, ())))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cycles.append(sorted(component))
+    return sorted(cycles)
+
+
+def test_no_import_cycles() -> None:
+    # Arrange
+    graph = import_graph({p: p.read_text() for p in package_modules()})
+
+    # Act
+    cycles = find_cycles(graph)
+
+    # Assert
+    assert cycles == []
+
+
+def test_cycle_finder_sees_a_cycle_through_three_modules_and_ignores_a_chain() -> None:
+    # Arrange: a -> b -> c -> a is a cycle; d -> a and c -> e are not part of it
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "e"}, "d": {"a"}, "e": set()}
+
+    # Act
+    cycles = find_cycles(graph)
+
+    # Assert
+    assert cycles == [["a", "b", "c"]]
+
+
+def test_import_graph_sees_type_checking_and_function_level_imports() -> None:
+    # Arrange: the shape plots.py and report.py once had: a TYPE_CHECKING import one way,
+    # a lazy import inside a function the other
+    pkg = ROOT / "launch" / "probe"
+    sources = {
+        pkg / "plots.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from launch.probe.report import Cell\n",
+        pkg / "report.py": "def write():\n    from launch.probe import plots\n    return plots\n",
+    }
+
+    # Act
+    graph = import_graph(sources)
+
+    # Assert
+    assert graph == {"launch.probe.plots": {"launch.probe.report"}, "launch.probe.report": {"launch.probe.plots"}}
+    assert find_cycles(graph) == [["launch.probe.plots", "launch.probe.report"]]
+
+
+# ---------------------------------------------------------------------------- run folder names
+
+
+def spelled_file_names(source: str) -> list[tuple[int, str]]:
+    """(line, literal) of every string literal in ``source`` (docstrings aside) that spells
+    a run-folder file name of :mod:`protocol.rundir` (exactly, or inside a longer text)."""
+    from protocol.rundir import CHECKPOINTS, FILE_NAMES
+
+    tree = ast.parse(source)
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            text = node.value
+            # "checkpoints" is also an English word: only the bare folder name counts
+            if text == CHECKPOINTS or any(n in text for n in FILE_NAMES if n != CHECKPOINTS):
+                found.append((node.lineno, text))
+    return found
+
+
+@pytest.mark.parametrize("path", package_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_only_rundir_spells_run_folder_file_names(path: Path) -> None:
+    if path == ROOT / "protocol" / "rundir.py":
+        return
+    assert spelled_file_names(path.read_text()) == []
+
+
+def test_file_name_finder_sees_literals_and_skips_docstrings() -> None:
+    # Arrange
+    source = '"""Writes summary.json."""\nPATH = "summary.json"\nMSG = f"see {d}/rounds.jsonl now"\nWORD = "two checkpoints"\n'
+
+    # Act
+    found = spelled_file_names(source)
+
+    # Assert
+    assert found == [(2, "summary.json"), (3, "/rounds.jsonl now")]

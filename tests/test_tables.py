@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from coordinator.results import ResultsWriter, is_finished, unfinished_reason
+from coordinator.results import ResultsWriter
+from protocol.rundir import is_finished, unfinished_reason
 from launch.cli import main
 from launch.run.local import default_out_dir
 from launch.run.progress import Progress
