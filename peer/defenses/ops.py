@@ -1,4 +1,6 @@
-"""The math every defense shares: stacks, distances, coordinate-wise statistics, clipping.
+"""The math every defense shares, by topic: stacks; norms, distances and similarities;
+clipping; coordinate-wise statistics and robust centres; ranking and selection; Krum;
+spectra and curvature; one-dimensional clustering; Byzantine bounds.
 
 Defenses read as policy; the linear algebra lives here. Conventions:
 
@@ -30,7 +32,8 @@ from peer.validation import (  # noqa: F401  (re-exported: rules call ops.check_
 
 _EPS = 1e-12
 
-# ----------------------------------------------------------------------------- stacks
+
+# ---------------------------------------------------------------------- stacks
 
 
 def stack(own: torch.Tensor, received: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -74,7 +77,13 @@ def mean_rows(x: torch.Tensor, index: Sequence[int] | None = None) -> torch.Tens
     return x.mean(dim=0)
 
 
-# ----------------------------------------------------------------------------- norms, distances
+def bucket_means(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Means of consecutive buckets of ``s`` rows of ``x`` (the last bucket holds what is
+    left): a ``(ceil(n / s), d)`` stack."""
+    return torch.stack([x[i : i + s].mean(dim=0) for i in range(0, x.shape[0], s)])
+
+
+# ---------------------------------------------- norms, distances, similarities
 
 
 def norm(v: torch.Tensor) -> float:
@@ -105,6 +114,18 @@ def pairwise_sq_dists(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def pairwise_dists(x: torch.Tensor) -> torch.Tensor:
+    """``(n, n)`` Euclidean distances between the rows of ``x`` (square roots of
+    :func:`pairwise_sq_dists`)."""
+    return pairwise_sq_dists(x).sqrt()
+
+
+def nearest_rows(d: torch.Tensor, i: int, k: int) -> list[int]:
+    """The ``k`` rows nearest to row ``i`` by the distance matrix ``d``, row i itself
+    included (distance 0); ties by position."""
+    return argsort(d[i].tolist())[:k]
+
+
 def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> float:
     """cos(a, b) = <a, b> / (||a|| ||b||); 0 when either vector is zero."""
     a, b = flat(a), flat(b)
@@ -114,7 +135,15 @@ def cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(torch.dot(a, b)) / (na * nb)
 
 
-# ----------------------------------------------------------------------------- clipping
+def wasserstein_1d_sum(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Sum over the columns of the 1-D Wasserstein-1 distance between the empirical
+    distributions of ``a[:, k]`` and ``b[:, k]`` (equal sample counts: the mean absolute
+    difference of the sorted samples)."""
+    sa, sb = torch.sort(a, dim=0).values, torch.sort(b, dim=0).values
+    return float((sa - sb).abs().mean(dim=0).sum())
+
+
+# -------------------------------------------------------------------- clipping
 
 
 def clip(v: torch.Tensor, tau: float) -> torch.Tensor:
@@ -155,7 +184,22 @@ def clipped_average(x: torch.Tensor, tau: float, *, include_center: bool = True)
     return center + total / n
 
 
-# ------------------------------------------------------------------ coordinate-wise statistics
+def clip_largest(x: torch.Tensor, count: int) -> torch.Tensor:
+    """The rows of ``x`` with the ``count`` largest norms scaled down to the norm of the
+    largest remaining row (ARC's clipping; ties by position, later rows clipped first).
+    ``count = 0`` returns a copy."""
+    n = x.shape[0]
+    out = x.clone()
+    if count <= 0:
+        return out
+    order = argsort(row_norms(x).tolist())
+    threshold = float(row_norms(x)[order[n - count - 1]]) if count < n else 0.0
+    for i in order[n - count :]:
+        out[i] = clip(x[i], threshold)
+    return out
+
+
+# ---------------------------------- coordinate-wise statistics, robust centres
 
 
 def median(x: torch.Tensor) -> torch.Tensor:
@@ -189,7 +233,27 @@ def closest_to_median_mean(x: torch.Tensor, beta: int) -> torch.Tensor:
     return torch.gather(x, 0, order).mean(dim=0)
 
 
-# ----------------------------------------------------------------------------- ranking helpers
+def weiszfeld(x: torch.Tensor, *, eps: float, max_iter: int, tol: float = 0.0) -> torch.Tensor:
+    r"""Smoothed Weiszfeld iterations for the geometric median of the rows of ``x``:
+
+    .. math:: z \leftarrow \frac{\sum_i x_i / \max(\varepsilon, \lVert x_i - z\rVert)}
+                            {\sum_i 1 / \max(\varepsilon, \lVert x_i - z\rVert)}
+
+    from z = 0 (as ByzFL starts; the first step is already a convex combination of the
+    rows), at most ``max_iter`` times, stopping early once the step moves z by at most
+    ``tol * (1 + ||z||)`` (``tol = 0``: never early)."""
+    z = torch.zeros(x.shape[1], dtype=torch.float64)
+    for _ in range(max_iter):
+        beta = 1.0 / row_norms(x - z).clamp(min=eps)
+        new = (beta[:, None] * x).sum(dim=0) / beta.sum()
+        moved = norm(new - z)
+        z = new
+        if moved <= tol * (1.0 + norm(z)):
+            break
+    return z
+
+
+# ------------------------------------------------------- ranking and selection
 
 
 def argsort(values: Sequence[float], *, descending: bool = False) -> list[int]:
@@ -203,7 +267,21 @@ def argmin(values: Sequence[float]) -> int:
     return argsort(values)[0]
 
 
-# ----------------------------------------------------------------------------- Krum
+def min_diameter_subset(x: torch.Tensor, k: int) -> tuple[int, ...]:
+    """The ``k`` rows of smallest diameter (largest pairwise distance), over all
+    C(n, k) subsets in lexicographic order (the first one on ties)."""
+    import itertools
+
+    d = pairwise_dists(x)
+    best, best_diam = tuple(range(k)), math.inf
+    for subset in itertools.combinations(range(x.shape[0]), k):
+        diam = max((float(d[a, b]) for a, b in itertools.combinations(subset, 2)), default=0.0)
+        if diam < best_diam:
+            best, best_diam = subset, diam
+    return best
+
+
+# ------------------------------------------------------------------------ Krum
 
 
 def neighborhood_scores(d2: torch.Tensor | list[list[float]], k: int) -> list[float]:
@@ -256,114 +334,7 @@ def iterated_krum(x: torch.Tensor, f: int, count: int) -> list[int]:
     return picked
 
 
-# ----------------------------------------------------------------------------- Byzantine bound
-
-
-def byzantine_bound(degree: int, received: int = 0) -> int:
-    """Per-node Byzantine bound f_i: the largest f with ``n >= 2f + 3`` where
-    ``n = |N_i| + 1`` counts the peer and all its neighbors, i.e.
-    ``f_i = max(0, floor((|N_i| - 2) / 2))`` (the Krum condition n > 2f + 2 applied to a
-    node's closed neighborhood).
-
-    ``degree`` is |N_i|; when it is unknown (0) or smaller than the number of payloads
-    received, the number received is used instead. f_i bounds how many of a peer's
-    neighbors the rules assume to be Byzantine, for every chunk index: a Byzantine
-    neighbor may send every chunk, so the bound is not lowered when fewer payloads arrive.
-    """
-    n_neighbors = max(int(degree), int(received))
-    return max(0, (n_neighbors - 2) // 2)
-
-
-# ------------------------------------------------------------------ Byzantine bounds
-
-
-def eq13_bound(degree: int, received: int = 0, *, rho: float = 0.4, rho_central: float = 0.5) -> int:
-    r"""Per-node Byzantine bound of Guo et al. (002_b98f58265f12497c.txt, Eq. (13)):
-    :math:`\hat n_i = \lceil |N_i| \cdot \min\{1 - \rho_i, \rho_{central}\}\rceil`, the number
-    of Byzantine *neighbors* node i assumes (|N_i| counts neighbors only, not i itself).
-
-    ``rho`` is :math:`\rho_i`, the assumed ratio of benign neighbors (002 sets 0.4 for every
-    benign node, Sec. VI-A); ``rho_central`` the largest Byzantine ratio the centralized
-    rule tolerates (002 names it without a value). ``degree`` is |N_i|; when unknown (0)
-    or below the number of payloads received, that number is used. A 1e-9 slack keeps
-    products such as 10 * 0.6 = 6.000000000000001 from rounding up.
-    """
-    n_neighbors = max(int(degree), int(received))
-    return max(0, math.ceil(n_neighbors * min(1.0 - rho, rho_central) - 1e-9))
-
-
-def default_bound(
-    f: int | None, ctx_degree: int, received: int, *, rho: float, rho_central: float, cap: int
-) -> int:
-    """``f`` when given, else Eq. (13)'s bound (:func:`eq13_bound`) capped at ``cap``, the
-    largest bound the rule can apply to the candidates at hand (never below 0)."""
-    if f is not None:
-        return f
-    return max(0, min(eq13_bound(ctx_degree, received, rho=rho, rho_central=rho_central), cap))
-
-
-# ------------------------------------------------------ ByzFL's catalogue (issue 15)
-
-
-def pairwise_dists(x: torch.Tensor) -> torch.Tensor:
-    """``(n, n)`` Euclidean distances between the rows of ``x`` (square roots of
-    :func:`pairwise_sq_dists`)."""
-    return pairwise_sq_dists(x).sqrt()
-
-
-def nearest_rows(d: torch.Tensor, i: int, k: int) -> list[int]:
-    """The ``k`` rows nearest to row ``i`` by the distance matrix ``d``, row i itself
-    included (distance 0); ties by position."""
-    return argsort(d[i].tolist())[:k]
-
-
-def weiszfeld(x: torch.Tensor, *, eps: float, max_iter: int, tol: float = 0.0) -> torch.Tensor:
-    r"""Smoothed Weiszfeld iterations for the geometric median of the rows of ``x``:
-
-    .. math:: z \leftarrow \frac{\sum_i x_i / \max(\varepsilon, \lVert x_i - z\rVert)}
-                            {\sum_i 1 / \max(\varepsilon, \lVert x_i - z\rVert)}
-
-    from z = 0 (as ByzFL starts; the first step is already a convex combination of the
-    rows), at most ``max_iter`` times, stopping early once the step moves z by at most
-    ``tol * (1 + ||z||)`` (``tol = 0``: never early)."""
-    z = torch.zeros(x.shape[1], dtype=torch.float64)
-    for _ in range(max_iter):
-        beta = 1.0 / row_norms(x - z).clamp(min=eps)
-        new = (beta[:, None] * x).sum(dim=0) / beta.sum()
-        moved = norm(new - z)
-        z = new
-        if moved <= tol * (1.0 + norm(z)):
-            break
-    return z
-
-
-def clip_largest(x: torch.Tensor, count: int) -> torch.Tensor:
-    """The rows of ``x`` with the ``count`` largest norms scaled down to the norm of the
-    largest remaining row (ARC's clipping; ties by position, later rows clipped first).
-    ``count = 0`` returns a copy."""
-    n = x.shape[0]
-    out = x.clone()
-    if count <= 0:
-        return out
-    order = argsort(row_norms(x).tolist())
-    threshold = float(row_norms(x)[order[n - count - 1]]) if count < n else 0.0
-    for i in order[n - count :]:
-        out[i] = clip(x[i], threshold)
-    return out
-
-
-def min_diameter_subset(x: torch.Tensor, k: int) -> tuple[int, ...]:
-    """The ``k`` rows of smallest diameter (largest pairwise distance), over all
-    C(n, k) subsets in lexicographic order (the first one on ties)."""
-    import itertools
-
-    d = pairwise_dists(x)
-    best, best_diam = tuple(range(k)), math.inf
-    for subset in itertools.combinations(range(x.shape[0]), k):
-        diam = max((float(d[a, b]) for a, b in itertools.combinations(subset, 2)), default=0.0)
-        if diam < best_diam:
-            best, best_diam = subset, diam
-    return best
+# ------------------------------------------------------- spectra and curvature
 
 
 def top_eigen(diffs: torch.Tensor, weights: torch.Tensor | None = None) -> tuple[float, torch.Tensor]:
@@ -380,39 +351,6 @@ def top_eigen(diffs: torch.Tensor, weights: torch.Tensor | None = None) -> tuple
         return 0.0, torch.zeros(diffs.shape[1], dtype=torch.float64)
     v = scaled.T @ vectors[:, -1]
     return top, v / torch.linalg.vector_norm(v)
-
-
-def bucket_means(x: torch.Tensor, s: int) -> torch.Tensor:
-    """Means of consecutive buckets of ``s`` rows of ``x`` (the last bucket holds what is
-    left): a ``(ceil(n / s), d)`` stack."""
-    return torch.stack([x[i : i + s].mean(dim=0) for i in range(0, x.shape[0], s)])
-
-
-def two_median_1d(values: Sequence[float]) -> tuple[list[int], list[int]]:
-    """Optimal 2-median clustering of scalars: the split of the sorted values into a low
-    and a high group minimising the sum of absolute deviations from each group's median
-    (exact: every split point is tried; ties: the earliest split). Returns the positions
-    of (low group, high group); with fewer than two values the high group is empty."""
-    order = argsort(values)
-    if len(order) < 2:
-        return order, []
-
-    def cost(group: list[int]) -> float:
-        vals = sorted(float(values[i]) for i in group)
-        med = (vals[(len(vals) - 1) // 2] + vals[len(vals) // 2]) / 2
-        return sum(abs(v - med) for v in vals)
-
-    splits = range(1, len(order))
-    best = min(splits, key=lambda s: (cost(order[:s]) + cost(order[s:]), s))
-    return sorted(order[:best]), sorted(order[best:])
-
-
-def wasserstein_1d_sum(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Sum over the columns of the 1-D Wasserstein-1 distance between the empirical
-    distributions of ``a[:, k]`` and ``b[:, k]`` (equal sample counts: the mean absolute
-    difference of the sorted samples)."""
-    sa, sb = torch.sort(a, dim=0).values, torch.sort(b, dim=0).values
-    return float((sa - sb).abs().mean(dim=0).sum())
 
 
 def lbfgs_hvp(dw: Sequence[torch.Tensor], dg: Sequence[torch.Tensor], v: torch.Tensor) -> torch.Tensor:
@@ -447,6 +385,28 @@ def lbfgs_hvp(dw: Sequence[torch.Tensor], dg: Sequence[torch.Tensor], v: torch.T
     except RuntimeError:  # singular: no usable curvature
         return torch.zeros_like(v)
     return sigma * v - torch.cat([G, sigma * W], dim=1) @ p
+
+
+# -------------------------------------------------- one-dimensional clustering
+
+
+def two_median_1d(values: Sequence[float]) -> tuple[list[int], list[int]]:
+    """Optimal 2-median clustering of scalars: the split of the sorted values into a low
+    and a high group minimising the sum of absolute deviations from each group's median
+    (exact: every split point is tried; ties: the earliest split). Returns the positions
+    of (low group, high group); with fewer than two values the high group is empty."""
+    order = argsort(values)
+    if len(order) < 2:
+        return order, []
+
+    def cost(group: list[int]) -> float:
+        vals = sorted(float(values[i]) for i in group)
+        med = (vals[(len(vals) - 1) // 2] + vals[len(vals) // 2]) / 2
+        return sum(abs(v - med) for v in vals)
+
+    splits = range(1, len(order))
+    best = min(splits, key=lambda s: (cost(order[:s]) + cost(order[s:]), s))
+    return sorted(order[:best]), sorted(order[best:])
 
 
 def kmeans2_1d(values: Sequence[float]) -> tuple[list[int], list[int], float]:
@@ -484,3 +444,46 @@ def gap_prefers_two(values: Sequence[float], *, refs: int, seed: int | Sequence[
     gaps = [sum(r[k] for r in ref) / refs - obs[k] for k in (0, 1)]
     sd2 = math.sqrt(sum((r[1] - sum(q[1] for q in ref) / refs) ** 2 for r in ref) / refs)
     return gaps[0] < gaps[1] - sd2 * math.sqrt(1 + 1 / refs)
+
+
+# ------------------------------------------------------------ Byzantine bounds
+
+
+def byzantine_bound(degree: int, received: int = 0) -> int:
+    """Per-node Byzantine bound f_i: the largest f with ``n >= 2f + 3`` where
+    ``n = |N_i| + 1`` counts the peer and all its neighbors, i.e.
+    ``f_i = max(0, floor((|N_i| - 2) / 2))`` (the Krum condition n > 2f + 2 applied to a
+    node's closed neighborhood).
+
+    ``degree`` is |N_i|; when it is unknown (0) or smaller than the number of payloads
+    received, the number received is used instead. f_i bounds how many of a peer's
+    neighbors the rules assume to be Byzantine, for every chunk index: a Byzantine
+    neighbor may send every chunk, so the bound is not lowered when fewer payloads arrive.
+    """
+    n_neighbors = max(int(degree), int(received))
+    return max(0, (n_neighbors - 2) // 2)
+
+
+def eq13_bound(degree: int, received: int = 0, *, rho: float = 0.4, rho_central: float = 0.5) -> int:
+    r"""Per-node Byzantine bound of Guo et al. (002_b98f58265f12497c.txt, Eq. (13)):
+    :math:`\hat n_i = \lceil |N_i| \cdot \min\{1 - \rho_i, \rho_{central}\}\rceil`, the number
+    of Byzantine *neighbors* node i assumes (|N_i| counts neighbors only, not i itself).
+
+    ``rho`` is :math:`\rho_i`, the assumed ratio of benign neighbors (002 sets 0.4 for every
+    benign node, Sec. VI-A); ``rho_central`` the largest Byzantine ratio the centralized
+    rule tolerates (002 names it without a value). ``degree`` is |N_i|; when unknown (0)
+    or below the number of payloads received, that number is used. A 1e-9 slack keeps
+    products such as 10 * 0.6 = 6.000000000000001 from rounding up.
+    """
+    n_neighbors = max(int(degree), int(received))
+    return max(0, math.ceil(n_neighbors * min(1.0 - rho, rho_central) - 1e-9))
+
+
+def default_bound(
+    f: int | None, ctx_degree: int, received: int, *, rho: float, rho_central: float, cap: int
+) -> int:
+    """``f`` when given, else Eq. (13)'s bound (:func:`eq13_bound`) capped at ``cap``, the
+    largest bound the rule can apply to the candidates at hand (never below 0)."""
+    if f is not None:
+        return f
+    return max(0, min(eq13_bound(ctx_degree, received, rho=rho, rho_central=rho_central), cap))
