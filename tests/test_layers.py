@@ -259,3 +259,44 @@ def test_file_name_finder_sees_literals_and_skips_docstrings() -> None:
 
     # Assert
     assert found == [(2, "summary.json"), (3, "/rounds.jsonl now")]
+
+
+# ---------------------------------------------------------------------------- private names
+
+
+def private_imports(source: str, path: Path) -> list[tuple[int, str]]:
+    """(line, dotted name) of every private name (one leading underscore) that ``source``
+    takes from another module of the packages: ``from mod import _name`` or ``mod._name``
+    on an imported module."""
+    tree = ast.parse(source, filename=str(path))
+    modules: set[str] = set()
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in LAYERS:
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append((node.lineno, f"{node.module}.{alias.name}"))
+                modules.add(alias.asname or alias.name)
+        elif isinstance(node, ast.Import):
+            modules.update(a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] in LAYERS)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
+                and node.attr.startswith("_") and not node.attr.startswith("__") and node.value.id[:1].islower()):
+            found.append((node.lineno, f"{node.value.id}.{node.attr}"))
+    return sorted(found)
+
+
+@pytest.mark.parametrize("path", package_modules(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_private_name_is_imported_from_another_module(path: Path) -> None:
+    assert private_imports(path.read_text(), path) == []
+
+
+def test_private_import_finder_sees_both_spellings() -> None:
+    # Arrange
+    source = "from launch.sweeps import runner\nfrom protocol.config import _host_of\nrunner._drain(q)\n"
+
+    # Act
+    found = private_imports(source, ROOT / "launch" / "probe.py")
+
+    # Assert
+    assert found == [(2, "protocol.config._host_of"), (3, "runner._drain")]
