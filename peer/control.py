@@ -24,8 +24,7 @@ from peer import auth
 from peer.traffic import Traffic
 from protocol import assignment as assignment_mod
 from protocol import messages as m
-from protocol import rundir
-from protocol import sockets
+from protocol import rundir, sockets
 from protocol.codec import ProtocolError, decode, encode, is_int
 from protocol.config import RuntimeConfig
 

@@ -213,7 +213,8 @@ class RunDir:
             return f"its {SUMMARY} records {done} of {total} rounds (left by an interrupted run of an older byzemu)"
         state = self.read_interrupted()
         if state is not None:
-            return f"interrupted at round {state.get('rounds_completed')} of {state.get('rounds')} ({state.get('reason')})"
+            done, total, why = state.get("rounds_completed"), state.get("rounds"), state.get("reason")
+            return f"interrupted at round {done} of {total} ({why})"
         if self.rounds.is_file():
             return f"stopped after round {len(self.records())} without a summary (killed, or still running)"
         return "no results in it"

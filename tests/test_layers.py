@@ -206,7 +206,8 @@ def test_import_graph_sees_type_checking_and_function_level_imports() -> None:
     # a lazy import inside a function the other
     pkg = ROOT / "launch" / "probe"
     sources = {
-        pkg / "plots.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from launch.probe.report import Cell\n",
+        pkg / "plots.py": "from typing import TYPE_CHECKING\n"
+                          "if TYPE_CHECKING:\n    from launch.probe.report import Cell\n",
         pkg / "report.py": "def write():\n    from launch.probe import plots\n    return plots\n",
     }
 
@@ -252,7 +253,10 @@ def test_only_rundir_spells_run_folder_file_names(path: Path) -> None:
 
 def test_file_name_finder_sees_literals_and_skips_docstrings() -> None:
     # Arrange
-    source = '"""Writes summary.json."""\nPATH = "summary.json"\nMSG = f"see {d}/rounds.jsonl now"\nWORD = "two checkpoints"\n'
+    source = (
+        '"""Writes summary.json."""\nPATH = "summary.json"\n'
+        'MSG = f"see {d}/rounds.jsonl now"\nWORD = "two checkpoints"\n'
+    )
 
     # Act
     found = spelled_file_names(source)

@@ -9,7 +9,15 @@ from typing import Any
 import click
 
 from launch.commands.common import (
-    config_arg, fail, interrupted, out_opt, print_summary, quiet_opt, set_opt, tensorboard_opt, user_errors,
+    config_arg,
+    fail,
+    interrupted,
+    out_opt,
+    print_summary,
+    quiet_opt,
+    set_opt,
+    tensorboard_opt,
+    user_errors,
 )
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig

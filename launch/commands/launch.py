@@ -10,8 +10,16 @@ from typing import Any
 import click
 
 from launch.commands.common import (
-    fail, interrupted, out_opt, print_summary, quiet_opt, set_opt, slurm_options, slurm_opts,
-    tensorboard_opt, user_errors,
+    fail,
+    interrupted,
+    out_opt,
+    print_summary,
+    quiet_opt,
+    set_opt,
+    slurm_options,
+    slurm_opts,
+    tensorboard_opt,
+    user_errors,
 )
 from protocol import config as config_mod
 from protocol.config import ConfigError

@@ -30,7 +30,8 @@ from launch.sweeps.naming import summary_text
 from launch.sweeps.sweepfile import Run, Sweep
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
-from protocol.rundir import SUMMARY, SWEEP, INTERRUPTED, RunDir, write_json
+from protocol.rundir import INTERRUPTED, SUMMARY, SWEEP, RunDir, write_json
+
 
 def default_jobs(sweep: Sweep) -> int:
     """Runs at once: cores // largest node count, at least 1 (each run is N processes)."""

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import torch
 
-
 #: below this a norm or a spread counts as zero
 EPS = 1e-12
 
