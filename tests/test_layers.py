@@ -1,9 +1,13 @@
-"""Layers import downward only: protocol < peer < coordinator < launch.
+"""Layers import downward only: protocol < peer < coordinator < launch; and three more
+rules of the house that a reader of the tree relies on.
 
 Every import statement of every module of the four packages is read with ``ast``,
-including imports inside functions (a lazy import runs up the layers just the same).
-The benchmarks and tests sit above all four layers and may import any of them, but no
-package may import them.
+including imports inside functions and under ``TYPE_CHECKING`` (a lazy import runs up the
+layers just the same). The benchmarks and tests sit above all four layers and may import
+any of them, but no package may import them. On the same reading: no two modules import
+each other, directly or through others (no import cycle); no module but
+``protocol/rundir.py`` spells a run-folder file name (``rounds.jsonl``, ``summary.json``,
+...); and no private name (one leading underscore) is imported from another module.
 """
 
 from __future__ import annotations
