@@ -12,7 +12,6 @@ crash of the whole machine loses at most the last second of rounds.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.config import ConfigError, RunConfig, config_fingerprint, to_toml
-from protocol.rundir import RunDir, clean, read_rounds, write_json
+from protocol.rundir import RunDir, read_rounds, round_line, write_json
 
 #: at most one fsync of rounds.jsonl per this many seconds (an fsync per round costs too
 #: much when a round takes tens of milliseconds; measured in BENCHMARKS.md)
@@ -167,7 +166,7 @@ class ResultsWriter:
 
     def append_round(self, record: dict[str, Any]) -> None:
         self.records.append(record)
-        data = memoryview((json.dumps(clean(record), allow_nan=False) + "\n").encode())
+        data = memoryview(round_line(record))
         while data:  # in the OS now: survives a crash of this process
             written = self._rounds.write(data)
             data = data[written or 0 :]

@@ -83,6 +83,13 @@ def write_json(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def round_line(record: Mapping[str, Any]) -> bytes:
+    """One line of ``rounds.jsonl``: ``record`` as strict JSON (non-finite floats as null)
+    and a newline (the writer appends it in one write, so a killed writer leaves whole
+    lines; :func:`read_rounds` reads them back)."""
+    return (json.dumps(clean(record), allow_nan=False) + "\n").encode()
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
     """The JSON object in ``path``; None if it is missing, unreadable or not an object."""
     try:
