@@ -37,7 +37,7 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from coordinator import plan as plan_mod
-    from launch.sweeps.sweep import load_sweep
+    from launch.sweeps.sweepfile import load_sweep
     from tests.support.datagen import overrides_for, write_cifar10, write_idx_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="byzemu-plan-"))

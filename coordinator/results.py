@@ -1,18 +1,9 @@
-"""The results folder of one run: resolved config, topology, per-round lines, summary.
+"""Writing one run's results folder: per-round records, the summary, and resuming.
 
-Layout (README.md, *Results*, has every field)::
-
-    RUN_DIR/config.toml      resolved config (reload it to repeat the run)
-    RUN_DIR/config.json      same, as JSON
-    RUN_DIR/topology.json    graph, roles, shard sizes, each peer's pid/host/address
-    RUN_DIR/rounds.jsonl     one JSON line per round, appended and flushed as it ends
-    RUN_DIR/summary.json     final/best honest accuracy (mean, std, worst), convergence, time;
-                             written only when every round ran (the run is *finished*)
-    RUN_DIR/interrupted.json instead of summary.json when the run stopped early (Ctrl-C, every
-                             peer failed, ...): the same fields so far, why, how to go on
-
-:func:`unfinished_reason` is the one test of "is this run finished" (sweep resume, report,
-export and the Slurm launcher all ask it).
+The folder's layout, file names, state (finished or not) and readers belong to
+:mod:`protocol.rundir`; this module writes it as a run goes: the resolved config, the
+topology, one line of ``rounds.jsonl`` per round, and ``summary.json`` (or
+``interrupted.json`` when the run stops early), and finds where a killed run goes on.
 
 Each line is flushed as its round ends, so a crash of the coordinator loses at most the
 round in progress; lines reach the disk (fsync) at most ``FSYNC_EVERY_S`` apart, so a
@@ -21,7 +12,6 @@ crash of the whole machine loses at most the last second of rounds.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
@@ -32,14 +22,11 @@ from typing import Any
 
 from protocol import provenance
 from protocol.config import ConfigError, RunConfig, config_fingerprint, to_toml
+from protocol.rundir import RunDir, read_rounds, round_line, write_json
 
 #: at most one fsync of rounds.jsonl per this many seconds (an fsync per round costs too
 #: much when a round takes tens of milliseconds; measured in BENCHMARKS.md)
 FSYNC_EVERY_S = 1.0
-
-SUMMARY = "summary.json"
-INTERRUPTED = "interrupted.json"
-PROVENANCE = "provenance.json"
 
 SUMMARY_METRICS = ("test_accuracy", "test_loss", "train_loss", "attack_success_rate")
 #: metrics where larger is worse (their "worst" over honest peers is the maximum)
@@ -147,6 +134,7 @@ class ResultsWriter:
         self, out_dir: str | Path, cfg: RunConfig, *, mode: str, resume: ResumePoint | None = None
     ) -> None:
         self.dir = Path(out_dir)
+        self.run = RunDir(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.cfg = cfg
         self.mode = mode
@@ -155,9 +143,9 @@ class ResultsWriter:
         #: elapsed_s of the last kept round of a resumed run (later rounds count on from it)
         self.elapsed_offset = 0.0
         data = cfg.to_dict()
-        (self.dir / "config.toml").write_text(to_toml(data))
-        _write_json(self.dir / "config.json", {"mode": mode, "config": data})
-        path = self.dir / "rounds.jsonl"
+        self.run.config_toml.write_text(to_toml(data))
+        write_json(self.run.config_json, {"mode": mode, "config": data})
+        path = self.run.rounds
         if resume is None:
             path.write_bytes(b"")
         else:  # keep the lines up to the checkpoint; later rounds are recomputed
@@ -181,27 +169,27 @@ class ResultsWriter:
         prov = provenance.collect()
         prov["mode"] = self.mode
         prov["started"] = provenance.now_iso()
-        earlier = read_json(self.dir / PROVENANCE) if resumed else None
+        earlier = self.run.read_provenance() if resumed else None
         if earlier is not None:
             prov["previous"] = [*earlier.pop("previous", []), earlier]
-        _write_json(self.dir / PROVENANCE, prov)
+        write_json(self.run.provenance, prov)
         return prov
 
     def _end_provenance(self, wall_s: float) -> None:
         self.provenance["finished"] = provenance.now_iso()
         self.provenance["wall_s"] = wall_s
-        _write_json(self.dir / PROVENANCE, self.provenance)
+        write_json(self.run.provenance, self.provenance)
 
     def write_topology(self, topology: dict[str, Any]) -> None:
-        _write_json(self.dir / "topology.json", topology)
+        write_json(self.run.topology, topology)
         # the in-process reference has no peer processes: its peers ran on this host
         hosts = sorted({str(n["host"]) for n in topology.get("nodes", []) if n.get("host")})
         self.provenance["peer_hosts"] = hosts or [self.provenance["machine"]["host"]]
-        _write_json(self.dir / PROVENANCE, self.provenance)
+        write_json(self.run.provenance, self.provenance)
 
     def append_round(self, record: dict[str, Any]) -> None:
         self.records.append(record)
-        data = memoryview((json.dumps(_clean(record), allow_nan=False) + "\n").encode())
+        data = memoryview(round_line(record))
         while data:  # in the OS now: survives a crash of this process
             written = self._rounds.write(data)
             data = data[written or 0 :]
@@ -218,8 +206,8 @@ class ResultsWriter:
         self._rounds.flush()
         os.fsync(self._rounds.fileno())
         self._end_provenance(wall_s)
-        _write_json(self.dir / SUMMARY, summary)
-        (self.dir / INTERRUPTED).unlink(missing_ok=True)  # a resumed run that finished
+        write_json(self.run.summary, summary)
+        self.run.interrupted.unlink(missing_ok=True)  # a resumed run that finished
         self._rounds.close()
         return summary
 
@@ -239,7 +227,7 @@ class ResultsWriter:
             os.fsync(self._rounds.fileno())
             self._rounds.close()
         self._end_provenance(wall_s)
-        _write_json(self.dir / INTERRUPTED, state)
+        write_json(self.run.interrupted, state)
         return state
 
     def _resume_command(self) -> str | None:
@@ -251,7 +239,7 @@ class ResultsWriter:
     def _kept_message(self, state: dict[str, Any]) -> str:
         done, total = state["rounds_completed"], state["rounds"]
         span = "round 1" if done == 1 else f"rounds 1-{done}"
-        kept = f"{span} kept in {self.dir / 'rounds.jsonl'}" if done else f"no round completed; {self.dir} holds the config only"
+        kept = f"{span} kept in {self.run.rounds}" if done else f"no round completed; {self.dir} holds the config only"
         every = self.cfg.runtime.checkpoint_every
         if state["resume"]:
             last = max(r["round"] for r in self.records if (r.get("checkpoint") or {}).get("complete"))
@@ -263,44 +251,6 @@ class ResultsWriter:
         else:
             how = f"no complete checkpoint yet (runtime.checkpoint_every = {every}), so a rerun starts over"
         return f"stopped at round {done} of {total} ({state['reason']}): {kept}; {how}"
-
-
-def unfinished_reason(run_dir: str | Path) -> str | None:
-    """None if the run in ``run_dir`` is finished (its ``summary.json`` records every round);
-    otherwise why not, in a few words. The one place that decides it."""
-    run_dir = Path(run_dir)
-    summary = read_json(run_dir / SUMMARY)
-    if summary is not None:
-        done, total = summary.get("rounds_completed"), summary.get("rounds")
-        if isinstance(done, int) and isinstance(total, int) and done >= total:
-            return None
-        return f"its summary.json records {done} of {total} rounds (left by an interrupted run of an older byzemu)"
-    state = read_json(run_dir / INTERRUPTED)
-    if state is not None:
-        return f"interrupted at round {state.get('rounds_completed')} of {state.get('rounds')} ({state.get('reason')})"
-    if (run_dir / "rounds.jsonl").is_file():
-        _, records = read_rounds(run_dir / "rounds.jsonl")
-        return f"stopped after round {len(records)} without a summary (killed, or still running)"
-    return "no results in it"
-
-
-def run_dirs(root: str | Path) -> list[Path]:
-    """The results folders under ``root`` (``root`` itself included), finished or not:
-    every folder holding the ``config.json`` a run writes first."""
-    return sorted(p.parent for p in Path(root).rglob("config.json"))
-
-
-def is_finished(run_dir: str | Path) -> bool:
-    """Whether the run in ``run_dir`` ran all its rounds (see :func:`unfinished_reason`)."""
-    return unfinished_reason(run_dir) is None
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 class ResumeError(ConfigError):
@@ -320,31 +270,10 @@ class ResumePoint:
     records: list[dict[str, Any]] = field(default_factory=list)
 
 
-def read_rounds(path: Path) -> tuple[list[bytes], list[dict[str, Any]]]:
-    """The lines of rounds.jsonl for rounds 1, 2, ... as long as each is a whole JSON
-    record of the next round (a line torn by a crash, and anything after it, is left out)."""
-    lines: list[bytes] = []
-    records: list[dict[str, Any]] = []
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return lines, records
-    for line in raw.split(b"\n"):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            break
-        if not isinstance(record, dict) or record.get("round") != len(records) + 1:
-            break
-        lines.append(line)
-        records.append(record)
-    return lines, records
-
-
 def resume_point(run_dir: Path, cfg: RunConfig) -> ResumePoint:
     """The last round of ``run_dir`` with a complete checkpoint; ResumeError if there is
     none or it was written under a config that gives other results than ``cfg``."""
-    lines, records = read_rounds(run_dir / "rounds.jsonl")
+    lines, records = read_rounds(RunDir(run_dir).rounds)
     complete = [r for r in records if isinstance(r.get("checkpoint"), dict) and r["checkpoint"].get("complete")]
     if not complete:
         every = cfg.runtime.checkpoint_every
@@ -366,20 +295,3 @@ def resume_point(run_dir: Path, cfg: RunConfig) -> ResumePoint:
     digests = {int(n): p["metrics"]["digest"] for n, p in last["peers"].items()}
     n = last["round"]
     return ResumePoint(round=n, digests=digests, lines=lines[:n], records=records[:n])
-
-
-def _clean(value: Any) -> Any:
-    """Replace non-finite floats by None so files stay strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
-    os.replace(tmp, path)

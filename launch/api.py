@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from launch.sweeps.sweep import toml_value
+from launch.sweeps.naming import toml_value
 from protocol import config as config_mod
 from protocol.config import RunConfig
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from coordinator.plan import Plan
+    from coordinator.results import ResumePoint
 
 
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None, *sets: str) -> RunConfig:
@@ -54,14 +55,18 @@ def launch(
     in_process: bool = False,
     progress: bool = False,
     tensorboard: str | Path | None = None,
+    resume: ResumePoint | None = None,
 ) -> Path:
     """Run ``cfg``; return its results folder (default ``runs/NAME-TIMESTAMP``).
 
     By default a real local cluster (one OS process per peer, as ``byzemu launch``); with
     ``in_process=True`` the in-process reference run (as ``byzemu reference``), which gives
     the same results bit for bit. ``progress`` prints the progress line; ``tensorboard``
-    also logs each round there (:mod:`launch.run.tracking`). Ctrl-C raises KeyboardInterrupt
-    after writing ``interrupted.json``."""
+    also logs each round there (:mod:`launch.run.tracking`). ``resume`` (from
+    :func:`launch.run.resume.load_resume`, as ``byzemu launch --resume``) goes on with the
+    killed run in ``out`` after its last complete checkpoint. Ctrl-C raises
+    KeyboardInterrupt after writing ``interrupted.json``. ``byzemu launch`` and ``byzemu
+    reference`` run through this function."""
     from launch.run.procs import prepare_forkserver
 
     if not in_process:  # before torch is imported below: the two imports then run at once
@@ -78,7 +83,7 @@ def launch(
 
             run_reference(cfg, out_dir, progress=fan_out(Progress(cfg.rounds) if progress else None, tracker))
         else:
-            launch_local(cfg, out_dir, show_progress=progress, on_round=tracker)
+            launch_local(cfg, out_dir, show_progress=progress, resume=resume, on_round=tracker)
     finally:
         if tracker is not None:
             tracker.close()
@@ -88,7 +93,8 @@ def launch(
 def sweep(path: str | Path, out: str | Path, *sets: str, jobs: int | None = None) -> Path:
     """Run the sweep file ``path`` into ``out`` as ``byzemu sweep`` does (finished runs are
     skipped, unfinished ones go on); return ``out``."""
-    from launch.sweeps.sweep import default_jobs, load_sweep, run_sweep
+    from launch.sweeps.runner import default_jobs, run_sweep
+    from launch.sweeps.sweepfile import load_sweep
 
     sw = load_sweep(path, sets)
     run_sweep(sw, out, jobs=jobs or default_jobs(sw))

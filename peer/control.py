@@ -24,7 +24,7 @@ from peer import auth
 from peer.traffic import Traffic
 from protocol import assignment as assignment_mod
 from protocol import messages as m
-from protocol import sockets
+from protocol import rundir, sockets
 from protocol.codec import ProtocolError, decode, encode, is_int
 from protocol.config import RuntimeConfig
 
@@ -153,7 +153,7 @@ class ControlChannel:
             self._give_up(
                 f"lost the coordinator at {self.coordinator}: no control connection for "
                 f"{self.timeout:g} s (runtime.coordinator_timeout); rounds it recorded are in "
-                f"its rounds.jsonl, resume from the last checkpoint with `byzemu launch --resume RUN_DIR`"
+                f"its {rundir.ROUNDS}, resume from the last checkpoint with `byzemu launch --resume RUN_DIR`"
             )
 
     def _give_up(self, detail: str) -> None:

@@ -31,10 +31,10 @@ from peer.schedule import lr_schedule
 from peer.models import build_model
 from peer.training import LocalTrainer, evaluate
 from protocol.assignment import Assignment
-from protocol.codec import ChunkCheck, ProtocolError, is_int
+from protocol.codec import ChunkCheck
+from protocol.payload import PayloadCheck, Payloads
 
-#: {sender id: {chunk index: float32 vector}}
-Payloads = dict[int, dict[int, np.ndarray]]
+__all__ = ["NodeCore", "Payloads", "RoundResult", "model_digest"]
 
 _ATTACK_SALT = 0x415454  # "ATT"
 _OWN_SALT = 0x4F574E  # "OWN": OwnTraining.seed
@@ -68,7 +68,6 @@ class NodeCore:
         cfg = self.config = assignment.config
         self.node = assignment.node
         self.neighbors = list(assignment.neighbors)
-        self._neighbor_set = frozenset(self.neighbors)
         channels, size, _ = train_data.image_shape  # every dataset's images are square
         shape = {"in_channels": channels, "image_size": size, "num_classes": train_data.num_classes}
         torch.manual_seed(cfg.seed)  # every peer starts from the same model
@@ -145,6 +144,11 @@ class NodeCore:
         #: the compiled check of a received chunk message (sender, indices, dtypes, lengths),
         #: built once for the run; drivers that receive bytes use it before check_payload
         self.chunk_check = ChunkCheck(senders=self.neighbors, sizes=sizes, max_bytes=cfg.runtime.max_message_bytes)
+        #: the checks of a decoded payload against this peer's model and graph
+        self.payload_check = PayloadCheck(
+            node=self.node, neighbors=self.neighbors, colluders=self.colluders,
+            num_nodes=assignment.num_nodes, bounds=self.bounds, oracle=self.oracle_mode,
+        )
         #: per chunk index, what end_round hands the defense besides the chunks (built once)
         self._hooks = [self._chunk_hooks(c) for c in range(len(self.bounds))]
         self._own_loss: float | None = None
@@ -261,20 +265,9 @@ class NodeCore:
     # ------------------------------------------------------------------ validation
 
     def check_payload(self, sender: int, indices: list[Any], arrays: list[np.ndarray]) -> None:
-        """Raise ProtocolError unless ``sender``'s chunk payload fits this peer's model."""
-        if sender not in self._neighbor_set:
-            raise ProtocolError("not_neighbor", f"sender {sender} is not a neighbor of {self.node}")
-        if len(indices) != len(arrays):
-            raise ProtocolError("bad_chunks", "chunk list and frames differ in length")
-        for c in indices:
-            if not is_int(c) or not 0 <= c < len(self.bounds):
-                raise ProtocolError("bad_chunk_index", f"chunk index {c!r}")
-        if len(set(indices)) != len(indices):
-            raise ProtocolError("bad_chunks", "duplicate chunk index")
-        if not 1 <= len(indices) < len(self.bounds):  # never none, never the whole model
-            raise ProtocolError("bad_chunk_count", f"{len(indices)} chunks; a message carries 1..{len(self.bounds) - 1}")
-        for c, array in zip(indices, arrays):
-            self._check_chunk(c, array)
+        """Raise ProtocolError unless ``sender``'s chunk payload fits this peer's model
+        (:meth:`protocol.payload.PayloadCheck.chunks`)."""
+        self.payload_check.chunks(sender, indices, arrays)
 
     @property
     def oracle_mode(self) -> bool:
@@ -286,43 +279,14 @@ class NodeCore:
         )
 
     def check_collusion(self, sender: int, items: list[Any], arrays: list[np.ndarray]) -> Payloads:
-        """Validate a colluder's view ``[[honest sender, chunk index], ...]`` + frames and
-        return it as ``{sender: {chunk: vector}}``; ProtocolError if anything is off."""
-        if sender not in self.colluders:
-            raise ProtocolError("not_colluder", f"collusion message from {sender}, not a colluder")
-        if len(items) != len(arrays):
-            raise ProtocolError("bad_chunks", "collusion items and frames differ in length")
-        view: Payloads = {}
-        for item, array in zip(items, arrays):
-            if not (isinstance(item, list) and len(item) == 2 and all(is_int(x) for x in item)):
-                raise ProtocolError("bad_chunks", f"collusion item {item!r}")
-            src, c = item
-            if not 0 <= src < self.assignment.num_nodes:
-                raise ProtocolError("bad_chunks", f"collusion item names node {src}")
-            self._check_chunk(c, array)
-            if c in view.setdefault(src, {}):
-                raise ProtocolError("bad_chunks", f"collusion item {item!r} repeats")
-            view[src][c] = array
-        return view
+        """A colluder's view as ``{sender: {chunk: vector}}``; ProtocolError if anything is
+        off (:meth:`protocol.payload.PayloadCheck.collusion`)."""
+        return self.payload_check.collusion(sender, items, arrays)
 
     def check_oracle(self, sender: int, arrays: list[np.ndarray]) -> None:
-        """Validate an honest peer's whole model sent in oracle mode."""
-        if not self.oracle_mode:
-            raise ProtocolError("unexpected_kind", "oracle model while not in oracle mode")
-        if sender in self.colluders or sender == self.node or not 0 <= sender < self.assignment.num_nodes:
-            raise ProtocolError("not_neighbor", f"oracle model from {sender}")
-        array = arrays[0]
-        if array.dtype != np.dtype("<f4") or array.shape != (self.vector.size,):
-            raise ProtocolError("bad_chunk_size", f"oracle model {array.dtype}{list(array.shape)}")
-
-    def _check_chunk(self, c: Any, array: np.ndarray) -> None:
-        if not is_int(c) or not 0 <= c < len(self.bounds):
-            raise ProtocolError("bad_chunk_index", f"chunk index {c!r}")
-        start, stop = self.bounds[c]
-        if array.dtype != np.dtype("<f4") or array.shape != (stop - start,):
-            raise ProtocolError(
-                "bad_chunk_size", f"chunk {c}: {array.dtype}{list(array.shape)}, need <f4[{stop - start}]"
-            )
+        """Validate an honest peer's whole model sent in oracle mode
+        (:meth:`protocol.payload.PayloadCheck.oracle_model`)."""
+        self.payload_check.oracle_model(sender, arrays)
 
     # ------------------------------------------------------------------ round, part 2
 

@@ -38,7 +38,8 @@ def _host_of(address: str) -> str:
     return host.strip("[]")
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an IP literal) is this machine's loopback."""
     if host == "localhost":
         return True
     try:
@@ -175,7 +176,7 @@ class RuntimeConfig:
         """
         if self.curve != "auto":
             return self.curve == "on"
-        return not (_is_loopback(_host_of(control_address)) and _is_loopback(self.bind_host))
+        return not (is_loopback(_host_of(control_address)) and is_loopback(self.bind_host))
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from launch.run.reference import run_reference
-from launch.sweeps.sweep import load_sweep
+from launch.sweeps.sweepfile import load_sweep
 from protocol import config as config_mod
 from tests.support.datagen import overrides_for
 

@@ -19,7 +19,7 @@ import pytest
 
 from launch.analysis import published
 from launch.run.reference import run_reference
-from launch.sweeps.sweep import load_sweep
+from launch.sweeps.sweepfile import load_sweep
 from tests.support.runs import small_config
 
 SWEEP = """base = "base.toml"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from coordinator.plan import build_plan
-from launch.sweeps.sweep import load_sweep
+from launch.sweeps.sweepfile import load_sweep
 from protocol import config as config_mod
 from tests.support.datagen import overrides_for
 

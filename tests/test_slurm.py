@@ -34,7 +34,7 @@ from click.testing import CliRunner, Result
 
 from launch.cli import main
 from launch.run.reference import run_reference
-from launch.sweeps.sweep import load_sweep
+from launch.sweeps.sweepfile import load_sweep
 from tests.support.runs import small_config
 
 NODES, ROUNDS = 4, 3

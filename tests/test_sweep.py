@@ -15,7 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from launch.cli import main
-from launch.sweeps.sweep import load_sweep, run_sweep
+from launch.sweeps.runner import run_sweep
+from launch.sweeps.sweepfile import load_sweep
 from tests.support.runs import small_config
 
 BASE = small_config("sweep-test", seed=3)

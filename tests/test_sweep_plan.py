@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from launch.sweeps import estimate
-from launch.sweeps.sweep import load_sweep
+from launch.sweeps.sweepfile import load_sweep
 from tests.support import BYZEMU
 from tests.support.runs import small_config
 

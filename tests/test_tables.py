@@ -1,5 +1,5 @@
 """Results you can use, in-process: the tidy DataFrames (launch/analysis/tables.py), `byzemu export`,
-the finished/unfinished rule (coordinator.results.unfinished_reason), TensorBoard tracking
+the finished/unfinished rule (protocol.rundir.unfinished_reason), TensorBoard tracking
 read back from its event file, the progress line, run folder names, `byzemu list`,
 `--version` and `-v` after the subcommand. Runs are in-process reference runs (bit-identical
 to the cluster, tests/test_reference_equivalence.py)."""
@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from coordinator.results import ResultsWriter, is_finished, unfinished_reason
+from coordinator.results import ResultsWriter
 from launch.cli import main
 from launch.run.local import default_out_dir
 from launch.run.progress import Progress
 from launch.run.reference import run_reference
 from protocol import config as config_mod
+from protocol.rundir import is_finished, unfinished_reason
 from tests.support.runs import small_config
 
 pd = pytest.importorskip("pandas")

@@ -19,10 +19,9 @@ from __future__ import annotations
 import itertools
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from launch.analysis.report import CellResult
+from launch.analysis.runs import CellResult
 
 #: (metric in rounds.jsonl, file stem, axis label, which honest statistic)
 CURVES = (

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from coordinator.results import read_json, read_rounds
+from protocol import rundir
+from protocol.rundir import RunDir, read_json
 from protocol import provenance as prov_mod
 from protocol.errors import UserError
 
@@ -92,14 +93,15 @@ def _field(config: dict[str, Any], dotted: str) -> Any:
 
 
 def _run_row(run_dir: Path, cell: str, values: dict[str, Any], rep: int) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
-    summary = read_json(run_dir / "summary.json")
-    if summary is None or summary.get("rounds_completed") != summary.get("rounds"):
-        raise PublishError(f"{run_dir}: not a finished run (no summary.json recording every round); finish the sweep first")
-    prov = read_json(run_dir / "provenance.json")
+    run = RunDir(run_dir)
+    summary = run.read_summary()
+    if summary is None or not run.is_finished():
+        raise PublishError(f"{run_dir}: not a finished run ({run.unfinished_reason()}); finish the sweep first")
+    prov = run.read_provenance()
     if prov is None:
-        raise PublishError(f"{run_dir}: no provenance.json (made by an older byzemu); rerun it")
-    config = (read_json(run_dir / "config.json") or {}).get("config", {})
-    _, records = read_rounds(run_dir / "rounds.jsonl")
+        raise PublishError(f"{run_dir}: no {rundir.PROVENANCE} (made by an older byzemu); rerun it")
+    config = (run.read_config() or {}).get("config", {})
+    records = run.records()
     final = records[-1]["honest"] if records else {}
     # the final evaluation round, which summary.json's final_* fields describe
     evals = [r for r in records if "test_accuracy" in r.get("honest", {})]
@@ -139,10 +141,10 @@ def _run_row(run_dir: Path, cell: str, values: dict[str, Any], rep: int) -> tupl
 
 def _runs_of(root: Path) -> list[tuple[Path, str, dict[str, Any], int]]:
     """(run folder, cell name, axis values, repeat) of a sweep folder, or of one run folder."""
-    sweep = read_json(root / "sweep.json")
+    sweep = read_json(root / rundir.SWEEP)
     if sweep is None:
-        if not (root / "config.json").is_file():
-            raise PublishError(f"{root}: neither a sweep folder (sweep.json) nor a run folder (config.json)")
+        if not RunDir(root).config_json.is_file():
+            raise PublishError(f"{root}: neither a sweep folder ({rundir.SWEEP}) nor a run folder ({rundir.CONFIG_JSON})")
         return [(root, "base", {}, 0)]
     return [
         (root / run["dir"], cell["name"], dict(cell.get("values") or {}), int(run["rep"]))
@@ -202,10 +204,10 @@ def collect(
     _write_csv(dest / "runs.csv", [*RUN_FIELDS, *CONFIG_FIELDS, *axes], rows)
     _write_csv(dest / "curves.csv", list(CURVE_FIELDS), curves)
     combined = combine_provenance(provs)
-    sweep = read_json(root / "sweep.json") or {}
+    sweep = read_json(root / rundir.SWEEP) or {}
     combined["sweep"] = sweep_file or _project_relative(sweep.get("sweep_file"))
     combined["axes"] = axes
-    (dest / "provenance.json").write_text(json.dumps(combined, indent=2, sort_keys=True) + "\n")
+    (dest / rundir.PROVENANCE).write_text(json.dumps(combined, indent=2, sort_keys=True) + "\n")
     return combined
 
 
@@ -509,7 +511,7 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
             pub = spec.published.get("/".join(key), {})
             cells += [_paper(spec, pub.get(c)) for c in paper_cols]
             lines.append("| " + " | ".join(cells) + " |")
-    prov = json.loads((spec.results / "provenance.json").read_text())
+    prov = json.loads((spec.results / rundir.PROVENANCE).read_text())
     lines.append("")
     lines.append(provenance_line(spec, prov))
     return "\n".join(lines)
@@ -524,7 +526,7 @@ def render_curves(spec: TableSpec, *, page: Path | None, write: bool) -> str:
     if write:
         _draw_curves(spec, out)
     link = os.path.relpath(out, page.parent) if page is not None else str(out.relative_to(spec.root))
-    prov = json.loads((spec.results / "provenance.json").read_text())
+    prov = json.loads((spec.results / rundir.PROVENANCE).read_text())
     title = fig_spec.get("title", fig_spec.get("label", fig_spec["metric"]))
     return f"![{title}]({link})\n\n{provenance_line(spec, prov)}"
 
@@ -581,9 +583,9 @@ def _draw_curves(spec: TableSpec, out: Path) -> None:
 def _sweep_runs(path: Path) -> int:
     """Runs of a sweep file: the product of its axes' lengths times its repeats (read from
     the file, ``extends`` resolved; no config is loaded)."""
-    from launch.sweeps.sweep import _read_sweep_file
+    from launch.sweeps.sweepfile import read_sweep_file
 
-    data = _read_sweep_file(path)
+    data = read_sweep_file(path)
     return math.prod(len(v) for v in (data.get("axes") or {}).values()) * int(data.get("repeats", 1))
 
 
@@ -607,7 +609,7 @@ def render_index(spec: TableSpec) -> str:
             measured, command = "not run here: `byzemu sweep " + sweep + " --plan` estimates it", f"`byzemu sweep {sweep}`"
             if tables:
                 table = load_spec(spec.root / tables[0], root=spec.root)
-                prov = read_json(table.results / "provenance.json")
+                prov = read_json(table.results / rundir.PROVENANCE)
                 if prov is None:
                     raise PublishError(f"{spec.path}: {tables[0]} has no collected results ({table.results})")
                 example = prov.get("example") or {}
@@ -763,10 +765,10 @@ def rerun_cell(cell: DriftCell, out_dir: Path, *, root: Path = PROJECT_ROOT) -> 
     run), from the sweep file its results record; ``out_dir`` receives the run folder."""
 
     from launch.run.reference import run_reference
-    from launch.sweeps.sweep import load_sweep
+    from launch.sweeps.sweepfile import load_sweep
 
     results = root / cell.results
-    prov = json.loads((results / "provenance.json").read_text())
+    prov = json.loads((results / rundir.PROVENANCE).read_text())
     recorded = [r for r in read_csv(results / "runs.csv") if r["cell"] == cell.cell and int(r["rep"]) == cell.rep]
     if not recorded:
         raise PublishError(f"{results / 'runs.csv'}: no run {cell.cell}/rep{cell.rep}")

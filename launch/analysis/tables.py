@@ -12,7 +12,8 @@ Three tables over every results folder under a directory (one run, a sweep, a tr
   the failed peers and the round's timing.
 * :func:`runs` -- one row per run: the summary (``final_accuracy_mean``, ...,
   ``convergence_round``, ``wall_s``), ``finished``, and every config field flattened
-  (``train.lr``, ``byzantine.attack``, ``defense.name``, ...).
+  (``train.lr``, ``byzantine.attack``, ``defense.name``, ``defense.params.tau``, ...) by
+  :func:`protocol.rundir.flatten_config`, the rule ``report.csv``'s axis columns follow.
 
 Every table has a ``run`` column: the run's folder relative to the directory given
 (``cell/rep0`` in a sweep). Only finished runs are included unless ``unfinished=True``.
@@ -21,13 +22,12 @@ Field meanings: ``docs/EXPERIMENTS.md``.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coordinator.results import INTERRUPTED, SUMMARY, is_finished, read_rounds, run_dirs
 from protocol.config import ConfigError
+from protocol.rundir import SUMMARY, RunDir, flatten_config, started_runs
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,32 +44,21 @@ def _pandas() -> Any:
     return pandas
 
 
-def _runs(root: str | Path, unfinished: bool) -> Iterator[tuple[str, Path]]:
+def _runs(root: str | Path, unfinished: bool) -> Iterator[tuple[str, RunDir]]:
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder")
-    for d in run_dirs(root):
-        if unfinished or is_finished(d):
-            yield (str(d.relative_to(root)) if d != root else "."), d
-
-
-def _scalars(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts to dotted keys; keep scalars, drop lists."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(_scalars(value, dotted + "."))
-        elif not isinstance(value, list):
-            out[dotted] = value
-    return out
+    for d in started_runs(root):
+        run = RunDir(d)
+        if unfinished or run.is_finished():
+            yield (str(d.relative_to(root)) if d != root else "."), run
 
 
 def peer_rounds(root: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
     """One row per (run, round, peer); see the module docstring."""
     rows = []
     for run, d in _runs(root, unfinished):
-        for rec in read_rounds(d / "rounds.jsonl")[1]:
+        for rec in d.records():
             for node, entry in rec["peers"].items():
                 row: dict[str, Any] = {
                     "run": run, "round": rec["round"], "peer": int(node),
@@ -77,8 +66,8 @@ def peer_rounds(root: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
                     "elapsed_s": rec.get("elapsed_s"), "round_s": rec.get("round_s"),
                 }
                 row.update(entry.get("metrics") or {})
-                row.update(_scalars(entry.get("traffic") or {}, "traffic."))
-                row.update(_scalars(entry.get("timing") or {}, "timing."))
+                row.update(flatten_config(entry.get("traffic") or {}, "traffic"))
+                row.update(flatten_config(entry.get("timing") or {}, "timing"))
                 rows.append(row)
     return _pandas().DataFrame(rows, columns=_columns(rows, ["run", "round", "peer", "role", "status"]))
 
@@ -87,7 +76,7 @@ def rounds(root: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
     """One row per (run, round): honest mean/std/worst/n of every metric; failed peers."""
     rows = []
     for run, d in _runs(root, unfinished):
-        for rec in read_rounds(d / "rounds.jsonl")[1]:
+        for rec in d.records():
             row: dict[str, Any] = {
                 "run": run, "round": rec["round"], "elapsed_s": rec.get("elapsed_s"),
                 "round_s": rec.get("round_s"), "failed_peers": len(rec.get("failed") or []),
@@ -103,9 +92,9 @@ def runs(root: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
     ``finished``, and the config's fields flattened (``train.lr``, ...)."""
     rows = []
     for run, d in _runs(root, unfinished):
-        finished = is_finished(d)
-        summary = _read(d / (SUMMARY if finished else INTERRUPTED))
-        meta = _read(d / "config.json")
+        finished = d.is_finished()
+        summary = (d.read_summary() if finished else d.read_interrupted()) or {}
+        meta = d.read_config() or {}
         row: dict[str, Any] = {"run": run, "finished": finished, "mode": meta.get("mode")}
         for key, value in summary.items():
             if isinstance(value, dict) and key.startswith(("final_", "best_")):
@@ -114,7 +103,7 @@ def runs(root: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
                 row["failed_peers"] = len(value or [])
             elif not isinstance(value, (dict, list)):
                 row[key] = value
-        row.update(_scalars(meta.get("config") or {}))
+        row.update(flatten_config(meta.get("config") or {}))
         rows.append(row)
     return _pandas().DataFrame(rows, columns=_columns(rows, ["run", "finished", "mode"]))
 
@@ -135,7 +124,7 @@ def export(root: str | Path, out: str | Path, *, fmt: str = "csv", unfinished: b
         raise ConfigError(f"format {fmt!r}: expected csv or parquet")
     found = tables(root, unfinished=unfinished)
     if found["runs"].empty:
-        raise ConfigError(f"{root}: no finished runs (no summary.json of every round) under it")
+        raise ConfigError(f"{root}: no finished runs (no {SUMMARY} of every round) under it")
     if fmt == "parquet":
         try:
             import pyarrow  # noqa: F401
@@ -152,14 +141,6 @@ def export(root: str | Path, out: str | Path, *, fmt: str = "csv", unfinished: b
             frame.to_parquet(path, index=False)
         paths.append(path)
     return paths
-
-
-def _read(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _columns(rows: list[dict[str, Any]], first: list[str]) -> list[str]:

@@ -23,7 +23,6 @@ nothing.
 
 from __future__ import annotations
 
-import json
 import shlex
 import shutil
 import subprocess
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.config import ConfigError, RunConfig, to_toml
+from protocol.rundir import SWEEP, RunDir, read_json, write_json
 
 #: environment of the job: the results folder, the coordinator's address and CURVE key,
 #: the peers each host starts (in SLURM_NODEID order)
@@ -47,8 +47,6 @@ SHARES_ENV = "BYZEMU_PEERS_PER_HOST"
 COORDINATOR_HOST_ENV = "BYZEMU_COORDINATOR_HOST"
 ADVERTISE_ENV = "BYZEMU_ADVERTISE_HOST"
 
-#: where a submitted run records its job (``{"job_id": "123" or "123_4", ...}``)
-JOB_FILE = "slurm.json"
 #: Slurm job states in which a run folder is still in use
 ACTIVE_STATES = frozenset({"PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED", "REQUEUED", "RESIZING"})
 #: filesystems that only the machine itself sees (a warning when a run spans hosts)
@@ -139,7 +137,7 @@ def run_script(cfg: RunConfig, run_dir: Path, opts: SlurmOptions) -> str:
     return (
         f"{head}#\n# byzemu run {cfg.name!r}: {cfg.nodes} peers on {opts.nodes} host(s) {per_host}, "
         f"{cfg.rounds} rounds.\n# Written by `byzemu launch CONFIG --on slurm`; submit it again with "
-        f"`sbatch {run_dir / 'job.sbatch'}`.\n"
+        f"`sbatch {RunDir(run_dir).job_script}`.\n"
         + _HOW.format(follow=shlex.quote(str(run_dir)))
         + f"export {RUN_DIR_ENV}={shlex.quote(str(run_dir))}\n"
         + f"exec {shlex.join(byzemu_argv())} slurm-job \"${RUN_DIR_ENV}\"\n"
@@ -237,8 +235,8 @@ def active_jobs() -> dict[str, str] | None:
 def recorded_job(run_dir: Path) -> str | None:
     """The Slurm job id recorded in ``run_dir`` when it was submitted, if any."""
     try:
-        return str(json.loads((run_dir / JOB_FILE).read_text())["job_id"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return str((read_json(RunDir(run_dir).slurm_job) or {})["job_id"])
+    except KeyError:
         return None
 
 
@@ -274,13 +272,11 @@ def _prepare_folder(run_dir: Path, cfg: RunConfig) -> None:
     if run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    (run_dir / "config.toml").write_text(to_toml(cfg.to_dict()))
+    RunDir(run_dir).config_toml.write_text(to_toml(cfg.to_dict()))
 
 
 def _record(run_dir: Path, job: str, script: Path, hosts: int) -> None:
-    from coordinator.results import _write_json
-
-    _write_json(run_dir / JOB_FILE, {
+    write_json(RunDir(run_dir).slurm_job, {
         "job_id": job, "script": str(script), "hosts": hosts,
         "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     })
@@ -303,7 +299,7 @@ def submit_run(
         return None
     _refuse_active([run_dir])
     _prepare_folder(run_dir, cfg)
-    path = run_dir / "job.sbatch"
+    path = RunDir(run_dir).job_script
     path.write_text(script)
     job = sbatch(path)
     _record(run_dir, job, path, opts.nodes)
@@ -311,19 +307,17 @@ def submit_run(
 
 
 def submit_sweep(sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, echo: Callable[..., None]) -> dict[str, Any]:
-    """Submit every run of ``sweep`` (``launch.sweeps.sweep.Sweep``) that is not finished as one
+    """Submit every run of ``sweep`` (``launch.sweeps.sweepfile.Sweep``) that is not finished as one
     job array; finished runs are kept (and must have the config the sweep asks for now)."""
-    from coordinator.results import _write_json
-    from coordinator.results import is_finished
-    from launch.sweeps.sweep import _check_kept
+    from launch.sweeps.runner import check_kept
 
     opts.check(r.cfg for r in sweep.runs)
     out = out.resolve()
     check_shared((r.cfg for r in sweep.runs), out, opts, lambda line: echo(line, err=True))
     todo = []
     for run in sweep.runs:
-        if is_finished(out / run.rel_dir):
-            _check_kept(run, out / run.rel_dir)
+        if RunDir(out / run.rel_dir).is_finished():
+            check_kept(run, out / run.rel_dir)
         else:
             todo.append(run)
     counts: dict[str, Any] = {"total": len(sweep.runs), "submitted": len(todo), "skipped": len(sweep.runs) - len(todo), "job": None}
@@ -335,7 +329,7 @@ def submit_sweep(sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, ec
         return counts
     _refuse_active(out / r.rel_dir for r in todo)
     out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / "sweep.json", sweep.to_json())
+    write_json(out / SWEEP, sweep.to_json())
     for run in todo:  # an interrupted run starts again from scratch, as in a local sweep
         _prepare_folder(out / run.rel_dir, run.cfg)
     path = out / "slurm" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"

@@ -31,7 +31,8 @@ from typing import Any
 
 from launch.cluster import slurm
 from protocol import config as config_mod
-from protocol.config import ConfigError, RunConfig, _is_loopback
+from protocol.config import ConfigError, RunConfig, is_loopback
+from protocol.rundir import RunDir
 
 log = logging.getLogger("byzemu.slurm")
 
@@ -43,7 +44,7 @@ def host_problem(run_dir: Path) -> str | None:
     """Why this host cannot take part in the run of ``run_dir`` (None: it can): the results
     folder or the data root is not readable here."""
     try:
-        cfg = config_mod.load(run_dir / "config.toml")
+        cfg = config_mod.load(RunDir(run_dir).config_toml)
     except (ConfigError, OSError) as exc:
         return (
             f"cannot read the run's config in the results folder {run_dir} ({exc}); the results folder "
@@ -82,26 +83,27 @@ def run_job(run_dir: Path, *, echo: Callable[[str], None]) -> dict[str, Any]:
     Raises ConfigError (a line for the run's log) when the run cannot start or the peers'
     step ends before every peer registered."""
     from coordinator.plan import build_plan
-    from coordinator.results import ResultsWriter
-    from coordinator.server import Coordinator
     from launch.run.progress import Progress
+    from launch.run.setup import start_coordinator
 
     problem = host_problem(run_dir)
     if problem is not None:
         raise ConfigError(f"host {_this_host()}: {problem}")
-    cfg = config_mod.load(run_dir / "config.toml")
+    run = RunDir(run_dir)
+    cfg = config_mod.load(run.config_toml)
     hosts = int(os.environ.get("SLURM_JOB_NUM_NODES", "1"))
     per_host = slurm.shares(cfg.nodes, hosts)
     plan = build_plan(cfg)
-    for stale in ("summary.json", "interrupted.json"):  # of an earlier job (`sbatch job.sbatch` again)
-        (run_dir / stale).unlink(missing_ok=True)
-    results = ResultsWriter(run_dir, cfg, mode="slurm")
-    coord = Coordinator(plan, bind="tcp://0.0.0.0:*", results=results, progress=Progress(cfg.rounds, stream=sys.stdout))
+    for stale in (run.summary, run.interrupted):  # of an earlier job (`sbatch job.sbatch` again)
+        stale.unlink(missing_ok=True)
+    coord = start_coordinator(
+        cfg, run_dir, bind="tcp://0.0.0.0:*", mode="slurm", progress=Progress(cfg.rounds, stream=sys.stdout), plan=plan
+    )
     port = int(coord.address.rsplit(":", 1)[1])
     address = f"tcp://{os.environ.get(slurm.COORDINATOR_HOST_ENV) or socket.gethostname()}:{port}"
-    (run_dir / "coordinator.address").write_text(address + "\n")
+    run.coordinator_address.write_text(address + "\n")
     if coord.public_key is not None:
-        (run_dir / "coordinator.key").write_text(coord.public_key + "\n")
+        run.coordinator_key.write_text(coord.public_key + "\n")
     # one CPU per peer unless the job asked for another count (--sbatch-arg=--cpus-per-task=N)
     cpus = os.environ.get("SLURM_CPUS_PER_TASK") or str(max(per_host))
     cmd = [
@@ -184,10 +186,10 @@ def run_host(*, echo: Callable[[str], None]) -> int:
     if problem is not None:
         echo(f"error: host {name}: {problem}")
         return 2
-    cfg: RunConfig = config_mod.load(run_dir / "config.toml")
+    cfg: RunConfig = config_mod.load(RunDir(run_dir).config_toml)
     host, port = address.removeprefix("tcp://").rsplit(":", 1)
     advertise = os.environ.get(slurm.ADVERTISE_ENV) or _route_address(host, int(port))
-    if _is_loopback(advertise) and int(os.environ.get("SLURM_JOB_NUM_NODES", "1")) > 1:
+    if is_loopback(advertise) and int(os.environ.get("SLURM_JOB_NUM_NODES", "1")) > 1:
         echo(
             f"warning: host {name}: peers advertise the loopback address {advertise} ({host} resolves to "
             f"loopback here); peers on other machines cannot reach them: set {slurm.ADVERTISE_ENV} or "
@@ -199,7 +201,7 @@ def run_host(*, echo: Callable[[str], None]) -> int:
     procs = start_peers(count, PeerOptions(
         coordinator=address, bind_host="0.0.0.0", advertise_host=advertise,
         coordinator_key=os.environ.get(slurm.KEY_ENV) or None,
-        checkpoint_dir=str(run_dir / "checkpoints"),
+        checkpoint_dir=str(RunDir(run_dir).checkpoints),
     ))
     echo(f"host {name}: {count} peer(s) started, data sockets advertised on {advertise}")
     try:

@@ -7,7 +7,7 @@ id and, while the job is queued or running, its Slurm state (``squeue``).
 
 A run's state:
 
-* ``finished``: ``summary.json`` is there (:func:`coordinator.results.is_finished`, the one test of a
+* ``finished``: ``summary.json`` is there (:meth:`protocol.rundir.RunDir.is_finished`, the one test of a
   finished run that sweeps use to skip runs on a rerun), ``incomplete`` if it holds fewer
   rounds than the config asks for (the coordinator gave up);
 * ``interrupted``: ``interrupted.json`` is there (a run stopped before its last round);
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from coordinator.results import is_finished, read_rounds
 from protocol import config as config_mod
 from protocol.config import ConfigError
+from protocol.rundir import CONFIG_TOML, RunDir, prepared_runs
 
 
 @dataclass
@@ -63,20 +63,21 @@ def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
     (None: Slurm cannot be asked from here)."""
     from launch.cluster.slurm import recorded_job
 
+    run = RunDir(run_dir)
     try:
-        cfg = config_mod.load(run_dir / "config.toml")
+        cfg = config_mod.load(run.config_toml)
         name, rounds = cfg.name, cfg.rounds
     except (ConfigError, OSError):
         name, rounds = run_dir.name, 0
-    _, records = read_rounds(run_dir / "rounds.jsonl")
+    records = run.records()
     job = recorded_job(run_dir)
     try:
-        age: float | None = time.time() - (run_dir / "rounds.jsonl").stat().st_mtime
+        age: float | None = time.time() - run.rounds.stat().st_mtime
     except OSError:
         age = None
-    if is_finished(run_dir):
+    if run.is_finished():
         state = "finished" if len(records) >= rounds else "incomplete"
-    elif (run_dir / "interrupted.json").is_file():
+    elif run.interrupted.is_file():
         state = "interrupted"
     elif job is not None and slurm_states is None:
         state = "submitted"  # no squeue here: the job's state is unknown
@@ -89,13 +90,6 @@ def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
     return RunStatus(run_dir, name, rounds, records[-1] if records else None, evaluated, state, job, age)
 
 
-def run_dirs(root: Path) -> list[Path]:
-    """``root`` if it is a results folder, else every results folder under it, in order."""
-    if (root / "config.toml").is_file():
-        return [root]
-    return sorted(p.parent for p in root.rglob("config.toml") if p.parent != root)
-
-
 def status_lines(root: str | Path) -> list[str]:
     """What ``byzemu status`` prints: one line per run, and a count over a sweep folder."""
     from launch.cluster.slurm import active_jobs
@@ -103,10 +97,10 @@ def status_lines(root: str | Path) -> list[str]:
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder")
-    dirs = run_dirs(root)
+    dirs = prepared_runs(root)
     if not dirs:
-        raise ConfigError(f"{root}: no results folders (no config.toml) under it")
-    states = active_jobs() if any((d / "slurm.json").is_file() for d in dirs) else None
+        raise ConfigError(f"{root}: no results folders (no {CONFIG_TOML}) under it")
+    states = active_jobs() if any(RunDir(d).slurm_job.is_file() for d in dirs) else None
     runs = [run_status(d, states) for d in dirs]
     if len(runs) == 1 and runs[0].dir == root:
         r = runs[0]

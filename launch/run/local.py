@@ -14,14 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from coordinator.plan import build_plan
-from coordinator.results import ResultsWriter, ResumeError, ResumePoint
-from coordinator.server import Coordinator
+from coordinator.results import ResumeError, ResumePoint
 from launch.run.procs import interrupt_once, start_peers, stop_peers
 from launch.run.progress import Progress
+from launch.run.setup import start_coordinator
 from launch.run.tracking import fan_out
 from peer import checkpoint, data
 from peer.options import PeerOptions
 from protocol.config import RunConfig
+from protocol.rundir import RunDir
 
 #: how often the liveness probe looks at the peer processes (seconds)
 _PROBE_EVERY_S = 0.1
@@ -65,7 +66,7 @@ def launch_local(
     """
     plan = build_plan(cfg)  # every config error surfaces here, before any process starts
     out_dir = Path(out_dir)
-    ckpt_dir = out_dir / "checkpoints"
+    ckpt_dir = RunDir(out_dir).checkpoints
     point = resume
     if point is not None:
         missing = [
@@ -79,9 +80,10 @@ def launch_local(
         data.prepare(cfg.data.dataset, Path(cfg.data.root))  # decompress once, not per peer
     if point is not None:
         checkpoint.remove_after(ckpt_dir, point.round)  # recomputed: must not be mistaken for new
-    results = ResultsWriter(out_dir, cfg, mode="multiprocess", resume=point)
     progress = fan_out(Progress(cfg.rounds) if show_progress else None, on_round)
-    coord = Coordinator(plan, bind="tcp://127.0.0.1:*", results=results, progress=progress, resume=point)
+    coord = start_coordinator(
+        cfg, out_dir, bind="tcp://127.0.0.1:*", mode="multiprocess", progress=progress, resume=point, plan=plan
+    )
     procs: list[Any] = []
     by_pid: dict[int, Any] = {}
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from coordinator.results import ResumeError, ResumePoint, resume_point
 from protocol import config as config_mod
 from protocol.config import RunConfig
+from protocol.rundir import CONFIG_TOML, ROUNDS, RunDir
 
 
 def load_resume(
@@ -21,17 +22,18 @@ def load_resume(
     run = Path(run_dir)
     if not run.is_dir():
         raise ResumeError(f"--resume {run}: no such results folder")
-    if not (run / "config.toml").is_file() or not (run / "rounds.jsonl").is_file():
-        raise ResumeError(f"--resume {run}: not a byzemu results folder (no config.toml or rounds.jsonl)")
+    files = RunDir(run)
+    if not files.config_toml.is_file() or not files.rounds.is_file():
+        raise ResumeError(f"--resume {run}: not a byzemu results folder (no {CONFIG_TOML} or {ROUNDS})")
     bad = [o for o in overrides if not o.strip().startswith("runtime.")]
     if bad:
         raise ResumeError(f"--set {bad[0]}: with --resume only runtime.* fields may change")
-    cfg = config_mod.load(run / "config.toml", overrides)
+    cfg = config_mod.load(files.config_toml, overrides)
     if config is not None:
         given = config_mod.load(config)
         if config_mod.config_fingerprint(given) != config_mod.config_fingerprint(cfg):
             raise ResumeError(
-                f"--resume {run}: config mismatch: {config} differs from the run's config.toml "
+                f"--resume {run}: config mismatch: {config} differs from the run's {CONFIG_TOML} "
                 f"in fields that change results (all but runtime.*)"
             )
     return cfg, resume_point(run, cfg)

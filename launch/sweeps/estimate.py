@@ -32,8 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from coordinator.results import read_rounds
-from launch.sweeps.sweep import Run, Sweep
+from launch.sweeps.sweepfile import Run, Sweep
+from protocol.rundir import RunDir
 from protocol.config import RunConfig
 
 
@@ -77,7 +77,7 @@ def probe(cfg: RunConfig) -> Probe:
         start = time.monotonic()
         run_reference(short, Path(tmp) / "probe")
         total = time.monotonic() - start
-        _, records = read_rounds(Path(tmp) / "probe" / "rounds.jsonl")
+        records = RunDir(Path(tmp) / "probe").records()
     t1, t2 = (float(r["round_s"]) for r in records[:2])
     return Probe(setup_s=max(0.0, total - t1 - t2), train_round_s=t1, eval_round_s=t2)
 

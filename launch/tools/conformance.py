@@ -27,11 +27,11 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
-from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter
 from coordinator.server import Coordinator
+from launch.run.setup import start_coordinator
 from protocol import config as config_mod
 from protocol.config import RunConfig
 
@@ -143,7 +143,6 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
     from peer.options import PeerOptions
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    results = ResultsWriter(out_dir, cfg, mode="multiprocess")
     procs: list[Any] = []
     by_node: dict[int, Any] = {}
 
@@ -153,7 +152,10 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
             victim.kill()  # a byzemu neighbor of the user's peer dies before round FAIL_AFTER + 1 starts
             victim.join(30)
 
-    coord = _WatchedCoordinator(build_plan(cfg), bind="tcp://127.0.0.1:*", results=results)
+    coord = cast(_WatchedCoordinator, start_coordinator(
+        cfg, out_dir, bind="tcp://127.0.0.1:*", mode="multiprocess", factory=_WatchedCoordinator,
+    ))
+    results = coord.results
     coord.before_round = before_round
     key = coord.public_key or ""
     env = {**os.environ, "BYZEMU_COORDINATOR": coord.address, "BYZEMU_COORDINATOR_KEY": key}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from launch.sweeps.sweep import _read_sweep_file
+from launch.sweeps.sweepfile import read_sweep_file
 from protocol import config as config_mod
 
 __all__ = [
@@ -116,7 +116,7 @@ def dataset_of(path: Path) -> str:
     text = path.read_text()
     if "axes" not in text and "extends" not in text:
         return config_mod.load(path).data.dataset
-    data = _read_sweep_file(path)
+    data = read_sweep_file(path)
     return data.get("set", {}).get("data.dataset") or config_mod.load(data["base"]).data.dataset
 
 

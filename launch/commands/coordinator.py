@@ -1,0 +1,82 @@
+"""``byzemu coordinator CONFIG --bind ADDRESS``: only the coordinator of a run whose peers
+join from other hosts with ``byzemu peer``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from launch.commands.common import (
+    config_arg,
+    fail,
+    interrupted,
+    out_opt,
+    print_summary,
+    quiet_opt,
+    set_opt,
+    tensorboard_opt,
+    user_errors,
+)
+from protocol import config as config_mod
+from protocol.config import ConfigError, RunConfig
+
+
+def run_coordinator(cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str, on_round: Any = None) -> dict[str, Any]:
+    """Run the coordinator of ``cfg`` on ``bind`` until the run ends; return its summary."""
+    from launch.run.progress import Progress
+    from launch.run.setup import start_coordinator
+    from launch.run.tracking import fan_out
+
+    try:
+        progress = fan_out(None if quiet else Progress(cfg.rounds), on_round)
+        coord = start_coordinator(cfg, out_dir, bind=bind, mode="multihost", progress=progress)
+    except OSError as exc:  # a bad or busy address (protocol.sockets.bind_router says which)
+        raise ConfigError(f"--bind {bind}: {exc}") from None
+    if coord.public_key is not None:
+        from protocol.rundir import RunDir
+
+        key_file = RunDir(out_dir).coordinator_key
+        key_file.write_text(coord.public_key + "\n")
+        click.echo(
+            f"CURVE on: coordinator public key {coord.public_key} (also in {key_file}); "
+            f"start peers with --coordinator-key {coord.public_key}",
+            err=True,
+        )
+    click.echo(f"coordinator listening on {coord.address}; waiting for {cfg.nodes} peers", err=True)
+    try:
+        return coord.run()
+    finally:
+        coord.close()
+
+
+@click.command()
+@config_arg
+@click.option("--bind", required=True, help="Control-plane address, e.g. tcp://0.0.0.0:5555.")
+@set_opt
+@out_opt
+@quiet_opt
+@tensorboard_opt
+def coordinator(
+    config: str, bind: str, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None
+) -> None:
+    """Run only the coordinator of CONFIG; peers join with `byzemu peer`."""
+    out_dir: Path | None = None
+    try:
+        cfg = config_mod.load(config, overrides)
+        from launch.run.local import default_out_dir
+        from launch.run.tracking import TensorBoardLogger
+
+        out_dir = Path(out) if out else default_out_dir(cfg, overrides)
+        tracker = TensorBoardLogger(log_dir=Path(tensorboard) / out_dir.name) if tensorboard else None
+        try:
+            summary = run_coordinator(cfg, out_dir, quiet=quiet, bind=bind, on_round=tracker)
+        finally:
+            if tracker is not None:
+                tracker.close()
+    except user_errors() as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        interrupted(out_dir)
+    print_summary(summary, out_dir)

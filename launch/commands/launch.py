@@ -1,0 +1,112 @@
+"""``byzemu launch CONFIG``: one run on this machine (a coordinator and one OS process per
+peer), ``--resume RUN_DIR`` to go on with a killed one, or ``--on slurm`` across a Slurm
+allocation. The run goes through :func:`launch.api.launch`, as it does from Python."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from launch.commands.common import (
+    fail,
+    interrupted,
+    out_opt,
+    print_summary,
+    quiet_opt,
+    set_opt,
+    slurm_options,
+    slurm_opts,
+    tensorboard_opt,
+    user_errors,
+)
+from protocol import config as config_mod
+from protocol.config import ConfigError
+
+
+def run_config(
+    config: str | None, overrides: tuple[str, ...], out: str | None, *, quiet: bool, in_process: bool,
+    resume: str | None = None, tensorboard: str | None = None,
+) -> None:
+    """Load CONFIG (or the run to resume), run it with :func:`launch.api.launch`, print its
+    summary: what ``byzemu launch`` and ``byzemu reference`` do."""
+    out_dir: Path | None = None
+    try:
+        point = None
+        if resume is not None:
+            from launch.run.resume import load_resume
+
+            cfg, point = load_resume(resume, overrides, config)
+            out = resume
+        elif config is None:
+            raise ConfigError("missing CONFIG (or --resume RUN_DIR)")
+        else:
+            cfg = config_mod.load(config, overrides)
+        from launch import api
+        from launch.run.local import default_out_dir
+
+        out_dir = Path(out) if out else default_out_dir(cfg, overrides)
+        api.launch(cfg, out_dir, in_process=in_process, progress=not quiet, tensorboard=tensorboard, resume=point)
+    except user_errors() as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        interrupted(out_dir)
+    from protocol.rundir import RunDir
+
+    print_summary(RunDir(out_dir).read_summary() or {}, out_dir)
+
+
+@click.command()
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
+@set_opt
+@out_opt
+@quiet_opt
+@tensorboard_opt
+@click.option(
+    "--resume", "resume", default=None, metavar="RUN_DIR",
+    help="Go on with the killed run in RUN_DIR from its last complete checkpoint (its own config; "
+    "--set may change runtime.* only; a CONFIG given must match).",
+)
+@slurm_options
+def launch(
+    config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None,
+    resume: str | None, on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
+    sbatch_args: tuple[str, ...], dry_run: bool,
+) -> None:
+    """Run CONFIG on this machine (a coordinator and one OS process per peer), or across
+    a Slurm allocation with --on slurm."""
+    if resume is not None and out is not None:
+        fail("--out and --resume: a resumed run writes to its own folder, RUN_DIR")
+    opts = slurm_opts(on, slurm_nodes, partition, time_limit, sbatch_args, dry_run)
+    if opts is not None:
+        if tensorboard is not None:
+            from protocol.rundir import ROUNDS
+
+            fail(f"--tensorboard with --on slurm: open the run's {ROUNDS} with byzemu export instead")
+        _submit_run(config, overrides, out, resume, opts, dry_run)
+        return
+    run_config(config, overrides, out, quiet=quiet, in_process=False, resume=resume, tensorboard=tensorboard)
+
+
+def _submit_run(config: str | None, overrides: tuple[str, ...], out: str | None, resume: str | None,
+                opts: Any, dry_run: bool) -> None:
+    if resume is not None:
+        fail("--resume with --on slurm: resume on the machine that holds the checkpoints (byzemu launch --resume)")
+    if config is None:
+        fail("missing CONFIG")
+    try:
+        from launch.cluster.slurm import submit_run
+        from launch.run.local import default_out_dir
+
+        cfg = config_mod.load(config, overrides)
+        run_dir = Path(out) if out else default_out_dir(cfg)
+        job = submit_run(cfg, run_dir, opts, dry_run=dry_run, echo=click.echo)
+    except user_errors() as exc:
+        fail(str(exc))
+    if job is not None:
+        where = run_dir.resolve()
+        click.echo(
+            f"submitted Slurm job {job}: {cfg.nodes} peers on {opts.nodes} host(s); results in {where}\n"
+            f"follow it: byzemu status {where}   (log: {where}/slurm-{job}.out; squeue -j {job})"
+        )
