@@ -131,3 +131,13 @@ def test_each_rule_catches_its_example(text: str, rule: str) -> None:
 )
 def test_ordinary_prose_passes(text: str) -> None:
     assert [name for name, pattern in RULES if pattern.search(text)] == []
+
+
+def test_readme_is_a_short_front_page_whose_links_resolve() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    linked = set(re.findall(r"\]\(([^)#]+)\)", text)) | set(re.findall(r"`((?:docs|tests|configs)/[\w./-]+\.(?:md|toml|py))`", text))
+    assert "docs/CONFIGURATION.md" in linked and "docs/REFERENCES.md" in linked
+    assert sorted(p for p in linked if not (ROOT / p).exists()) == []
+    for name in ("LICENSE", "CITATION.cff", "CHANGELOG.md", "docs/REFERENCES.md"):
+        assert (ROOT / name).is_file(), name
