@@ -76,8 +76,9 @@ class DataConfig:
     #: bias of Cao et al. 2021, as in DFL-Dual); docs/REFERENCES.md
     split: str = "iid"
     alpha: float = 0.5  #: Dirichlet concentration for split = dirichlet
-    #: home-group probability for split = fltrust, in [0, 1]: a sample goes to its class's
-    #: home group with probability p, else to another group uniformly (1 / groups is IID)
+    #: home-group probability for split = fltrust, in [0, 1]: nodes form min(classes, nodes)
+    #: groups, a sample goes to its class's home group with probability p, else to another
+    #: group uniformly (1 / groups is IID in expectation)
     p: float = 0.5
     shards_per_node: int = 2  #: label-sorted shards per node for split = shards
     samples_per_node: int = 0  #: cap on each node's shard size; 0 keeps the whole shard
@@ -102,6 +103,7 @@ class TrainConfig:
     batch_size: int = 32  #: mini-batch size
     lr: float = 0.05  #: learning rate (the base rate of lr_schedule)
     #: SGD momentum in [0, 1); the buffer persists across rounds and is checkpointed
+    #: (peer.training.SGD: torch.optim.SGD's update bit for bit, without its import cost)
     momentum: float = 0.0
     weight_decay: float = 0.0  #: L2 weight decay
     #: learning rate over local epochs k (passes over the shard; peer/schedule.py): constant;
@@ -145,7 +147,7 @@ class ByzantineConfig:
     fraction: float = 0.0  #: fraction of peers that are Byzantine, rounded half up
     #: where the Byzantine peers sit: random (seeded); explicit (the ids in nodes);
     #: dominating (a majority of target's neighbors, adding edges when its degree is too
-    #: small); added (the graph is built over the benign peers, then each Byzantine peer is
+    #: small; too few Byzantine peers for a majority is an error naming the count needed); added (the graph is built over the benign peers, then each Byzantine peer is
     #: linked to each benign peer with probability topology.p, at least once; Guo et al.
     #: 2022, Sec. VI-A); coordinator/roles.py
     placement: str = "random"
@@ -171,7 +173,9 @@ class EvalConfig:
     """When peers evaluate on the test set; the last round is always evaluated."""
 
     every: int = 5  #: evaluate every K rounds
-    batch_size: int = 1000  #: evaluation batch size over which the test loss is summed
+    #: evaluation batch size over which the test loss is summed (the forward passes run over
+    #: 128 images at a time, which for lenet, mlp and logreg leaves every number bit-identical)
+    batch_size: int = 1000
     #: the convergence round is the first evaluation round whose honest mean accuracy
     #: reaches this fraction of the run's best (docs/RESULTS.md)
     convergence_fraction: float = 0.95
@@ -190,7 +194,8 @@ class RuntimeConfig:
     max_message_bytes: int = 64 * 1024 * 1024  #: larger data-plane messages are dropped
     bind_host: str = "127.0.0.1"  #: interface a local peer binds its data socket on
     #: ZeroMQ CURVE on both planes (docs/FAILURES.md, Identity): auto is on unless the
-    #: coordinator's control address and bind_host are both loopback; recorded in summary.json
+    #: coordinator's control address and bind_host are both loopback; models are bit-identical
+    #: either way; recorded in summary.json
     curve: str = "auto"
     #: every K rounds each peer checkpoints its whole state for byzemu launch --resume
     #: (0 = never); see docs/FAILURES.md
