@@ -9,7 +9,7 @@ the peers' CPU seconds summed over peers and rounds (train, evaluation, aggregat
 the rest of each round), the honest peers' final accuracy and a digest of every peer's
 final model, so that equal results are visible at a glance.
 
-    .venv/bin/python bench/ab.py --before /tmp/main-wt [--pairs 2] [--set rounds=300]
+    .venv/bin/python bench/ab.py --before ../byzemu-before [--pairs 2] [--set rounds=300]
 
 The default config is ``configs/quickstart.toml`` (16 peers, 3-regular, MNIST, LeNet, 30
 rounds, evaluation every 10); ``--set`` overrides it in both A and B.

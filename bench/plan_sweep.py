@@ -4,7 +4,7 @@
 For each sweep file, the runs' configs are loaded once (as ``load_sweep`` does), then
 planned twice, back to back, ``--repeats`` times: *per run* calls ``build_plan`` for every
 run with the model cache cleared first (a model built and run once per run, the labels
-read once per run: what sweep loading did before issue 16), *planner* calls
+read once per run: the naive way), *planner* calls
 ``Planner.check`` (each distinct config once, labels once per dataset source, the model
 once per shape). Datasets this machine lacks (CIFAR-10, Fashion-MNIST) are generated
 small in the real format (``tests/support/datagen.py``); torch and the code are imported before

@@ -23,15 +23,15 @@ Placements:
   target more Byzantine than honest neighbors, i.e. 2 min(b, d) > d when b <= d;
   otherwise a `RolesError` says how many are needed.
 
-- ``added``: Guo et al.'s construction (002_b98f58265f12497c.txt, Sec. VI-A: "we first
+- ``added``: Guo et al.'s construction (Guo et al. 2022, Sec. VI-A: "we first
   generate a decentralized network in which all the nodes strictly follow the learning
   procedure. Then we randomly add Byzantine nodes to the network"). With b Byzantine
-  peers (``count`` or ``fraction`` of all n, as for ``random``; 002 defines the ratio
+  peers (``count`` or ``fraction`` of all n, as for ``random``; Guo et al. 2022 defines the ratio
   over all nodes), the benign graph is built first over ids ``0..n-b-1`` and the
   Byzantine peers are the ids ``n-b..n-1``; `attach_added` links each of them to each
   benign peer independently with probability ``p`` (the topology's connection rate,
-  002's "connection rate"), redrawing a Byzantine peer's links until it has at least
-  one. 002 does not say how the added nodes connect; this is our reading. No edges
+  Guo et al.'s "connection rate"), redrawing a Byzantine peer's links until it has at least
+  one. Guo et al. 2022 does not say how the added nodes connect; this is our reading. No edges
   between Byzantine peers (they collude over their own channel anyway).
 
 Errors are raised as `RolesError`, whose message is one line saying what is

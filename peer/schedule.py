@@ -6,7 +6,7 @@ the learning rate of the next SGD step:
 
 * ``constant``: :math:`\\lambda(k) = \\lambda_0` (byzemu's default);
 * ``fading``: :math:`\\lambda(k) = \\lambda_0 \\cdot c / (c + k)` with c = ``lr_fading``
-  (20): Guo et al.'s rule, 002_b98f58265f12497c.txt, Sec. VI-A ("a fading learning rate
+  (20): Guo et al.'s rule (Guo et al. 2022, Sec. VI-A: "a fading learning rate
   lambda(k) = lambda_0 * 20 / (20 + k) where k is the number of epochs");
 * ``step``: :math:`\\lambda(k) = \\lambda_0 \\cdot \\gamma^{\\lfloor k / E\\rfloor}` with
   E = ``lr_step_epochs`` and :math:`\\gamma` = ``lr_step_gamma``.

@@ -52,26 +52,38 @@ def is_loopback(host: str) -> bool:
 class TopologyConfig:
     """Communication graph, built with networkx by the coordinator."""
 
-    kind: str = "regular"  #: regular | erdos_renyi | ring | complete | small_world | edge_list
-    degree: int = 3  #: degree of a k-regular graph
-    p: float = 0.4  #: edge probability of Erdős–Rényi (resampled until connected)
-    k: int = 4  #: neighbors per node of the Watts–Strogatz small world before rewiring
-    rewire: float = 0.1  #: rewiring probability of the small world
-    edge_list: str = ""  #: path of an edge-list file ("u v" per line) for kind = edge_list
+    #: graph family; graphs that can come out disconnected (regular, erdos_renyi) are
+    #: resampled with new seeds until connected
+    kind: str = "regular"
+    degree: int = 3  #: degree of a regular graph (n * degree even, degree < n)
+    p: float = 0.4  #: edge probability of erdos_renyi (and of the links of byzantine.placement = added)
+    k: int = 4  #: even neighbor count per node of the Watts–Strogatz small_world before rewiring
+    rewire: float = 0.1  #: rewiring probability of small_world
+    #: edge-list file for kind = edge_list: one "u v" edge per line, # comments
+    edge_list: str = ""
 
 
 @dataclass
 class DataConfig:
     """Dataset, where its files are, and how the training set is split into shards."""
 
-    dataset: str = "mnist"  #: mnist | fashion_mnist | cifar10 | synthetic (one module each in peer/data/sets/)
-    root: str = "data/mnist"  #: folder with the dataset files (relative to the config file)
-    split: str = "iid"  #: iid | dirichlet | shards | fltrust
+    #: dataset registry name (one module each in peer/data/sets/; docs/DATA_AND_MODELS.md)
+    dataset: str = "mnist"
+    #: folder with the dataset files, relative to the config file: for MNIST-style sets the
+    #: four IDX files, gzipped or not; for cifar10 the folder holding cifar-10-batches-py/
+    root: str = "data/mnist"
+    #: how the training set is split into shards: iid; dirichlet (label skew, Hsu et al.
+    #: 2019); shards (label-sorted shards, McMahan et al. 2017); fltrust (the sample-allocation
+    #: bias of Cao et al. 2021, as in DFL-Dual); docs/REFERENCES.md
+    split: str = "iid"
     alpha: float = 0.5  #: Dirichlet concentration for split = dirichlet
-    p: float = 0.5  #: FLTrust sample-allocation probability for split = fltrust
+    #: home-group probability for split = fltrust, in [0, 1]: nodes form min(classes, nodes)
+    #: groups, a sample goes to its class's home group with probability p, else to another
+    #: group uniformly (1 / groups is IID in expectation)
+    p: float = 0.5
     shards_per_node: int = 2  #: label-sorted shards per node for split = shards
     samples_per_node: int = 0  #: cap on each node's shard size; 0 keeps the whole shard
-    synthetic_size: int = 2000  #: training-set size of the synthetic dataset
+    synthetic_size: int = 2000  #: training-set size of the synthetic dataset (test set: max(500, size / 4))
     test_samples: int = 0  #: evaluate on the first N test samples; 0 = whole test set
 
 
@@ -79,7 +91,9 @@ class DataConfig:
 class ModelConfig:
     """Model architecture; every peer starts from the same seeded initialisation."""
 
-    name: str = "lenet"  #: lenet | cnn_masuda | cnn_guo | resnet18 | mlp | logreg (peer/models.py)
+    #: model registry name (peer/models.py), built for the dataset's image shape;
+    #: architectures and parameter counts in docs/DATA_AND_MODELS.md
+    name: str = "lenet"
 
 
 @dataclass
@@ -87,33 +101,39 @@ class TrainConfig:
     """Local SGD that each peer runs at the start of every round."""
 
     local_steps: int = 10  #: SGD steps per round
-    batch_size: int = 32
-    lr: float = 0.05
+    batch_size: int = 32  #: mini-batch size
+    lr: float = 0.05  #: learning rate (the base rate of lr_schedule)
+    #: SGD momentum in [0, 1); the buffer persists across rounds and is checkpointed
+    #: (peer.training.SGD: torch.optim.SGD's update bit for bit, without its import cost)
     momentum: float = 0.0
-    weight_decay: float = 0.0
-    #: learning rate over local epochs k (peer/schedule.py): "constant", "fading"
-    #: (lr * lr_fading / (lr_fading + k), Guo et al.) or "step" (lr * gamma^(k // E))
+    weight_decay: float = 0.0  #: L2 weight decay
+    #: learning rate over local epochs k (passes over the shard; peer/schedule.py): constant;
+    #: fading = lr * lr_fading / (lr_fading + k) (Guo et al. 2022, Sec. VI-A);
+    #: step = lr * lr_step_gamma ^ (k // lr_step_epochs)
     lr_schedule: str = "constant"
-    lr_fading: float = 20.0
-    lr_step_epochs: int = 10
-    lr_step_gamma: float = 0.1
+    lr_fading: float = 20.0  #: c of the fading schedule, > 0
+    lr_step_epochs: int = 10  #: E of the step schedule, >= 1
+    lr_step_gamma: float = 0.1  #: gamma of the step schedule, in (0, 1]
 
 
 @dataclass
 class ChunksConfig:
     """How a model is cut into chunks and which chunks go to which neighbor."""
 
-    count: int = 8  #: C, number of chunks the flattened model is split into
-    per_neighbor: int = 4  #: chunks sent to each neighbor per round (must be < count)
-    policy: str = "random"  #: random: a fresh seeded permutation per (node, round)
+    count: int = 8  #: C, number of near-equal contiguous chunks the flattened model is split into (>= 2)
+    per_neighbor: int = 4  #: chunks each neighbor receives per round, in 1..C-1 (never the whole model)
+    #: random: a fresh seeded permutation per (node, round), neighbors take consecutive windows
+    policy: str = "random"
 
 
 @dataclass
 class DefenseConfig:
     """Aggregation rule run inside every honest peer, chunk index by chunk index."""
 
-    name: str = "cdl"  #: registry name, see peer/defenses
-    params: dict[str, Any] = field(default_factory=dict)  #: keyword arguments of the rule
+    #: aggregation rule (registry name; docs/DEFENSES.md); cdl is the plain chunk-wise average
+    name: str = "cdl"
+    #: keyword arguments of the rule, e.g. { tau = 2.0 } for norm_clip (byzemu list defenses)
+    params: dict[str, Any] = field(default_factory=dict)
     #: pre-aggregation steps run before the rule, in order (e.g. ["nnm"]; docs/DEFENSES.md)
     pre: list[str] = field(default_factory=list)
     #: keyword arguments of the pre steps, by step name (e.g. {bucketing = {s = 2}})
@@ -124,14 +144,24 @@ class DefenseConfig:
 class ByzantineConfig:
     """Which peers are Byzantine and which attack they run."""
 
-    count: int = 0  #: number of Byzantine peers (or use fraction)
+    count: int = 0  #: number of Byzantine peers (or fraction, not both)
     fraction: float = 0.0  #: fraction of peers that are Byzantine, rounded half up
-    placement: str = "random"  #: random (seeded) | explicit (the ids in nodes) | dominating | added (joined after the benign graph is built)
+    #: where the Byzantine peers sit: random (seeded); explicit (the ids in nodes);
+    #: dominating (a majority of target's neighbors, adding edges when its degree is too
+    #: small; too few Byzantine peers for a majority is an error naming the count needed); added (the graph is built over the benign peers, then each Byzantine peer is
+    #: linked to each benign peer with probability topology.p, at least once; Guo et al.
+    #: 2022, Sec. VI-A); coordinator/roles.py
+    placement: str = "random"
     nodes: list[int] = field(default_factory=list)  #: explicit Byzantine ids
     target: int = 0  #: the honest peer that placement = dominating surrounds
-    attack: str = "none"  #: registry name, see peer/attacks
-    params: dict[str, Any] = field(default_factory=dict)  #: keyword arguments of the attack
-    knowledge: str = "observed"  #: observed (chunks received + collusion) | oracle (benign models)
+    #: attack every Byzantine peer runs (registry name; docs/ATTACKS.md); none is a
+    #: Byzantine-labelled honest peer, a control
+    attack: str = "none"
+    #: keyword arguments of the attack, e.g. { sigma = 1.0, start_round = 5 }
+    params: dict[str, Any] = field(default_factory=dict)
+    #: what knowledge-based attacks use: observed (the round's chunks from honest neighbors,
+    #: shared among colluders) or oracle (every honest model); recorded in summary.json
+    knowledge: str = "observed"
 
     @property
     def present(self) -> bool:
@@ -144,8 +174,12 @@ class EvalConfig:
     """When peers evaluate on the test set; the last round is always evaluated."""
 
     every: int = 5  #: evaluate every K rounds
+    #: evaluation batch size over which the test loss is summed (the forward passes run over
+    #: 128 images at a time, which for lenet, mlp and logreg leaves every number bit-identical)
     batch_size: int = 1000
-    convergence_fraction: float = 0.95  #: see docs: convergence round definition
+    #: the convergence round is the first evaluation round whose honest mean accuracy
+    #: reaches this fraction of the run's best (docs/RESULTS.md)
+    convergence_fraction: float = 0.95
     #: Byzantine peers evaluate too (their metrics get test accuracy/loss/ASR); off by
     #: default: no summary uses them, and evaluation is most of an evaluation round's CPU
     byzantine: bool = False
@@ -155,16 +189,19 @@ class EvalConfig:
 class RuntimeConfig:
     """Deadlines and limits of the multi-process runtime."""
 
-    register_timeout: float = 120.0  #: seconds the coordinator waits for all peers to register
+    register_timeout: float = 120.0  #: seconds the coordinator waits for all peers to register (and be ready)
     round_timeout: float = 300.0  #: seconds after round start before laggards are marked failed
-    chunk_timeout: float = 120.0  #: seconds a peer waits for its neighbors' chunks in a round
+    chunk_timeout: float = 120.0  #: seconds a peer waits for its neighbors' chunks in a round (< round_timeout)
     max_message_bytes: int = 64 * 1024 * 1024  #: larger data-plane messages are dropped
     bind_host: str = "127.0.0.1"  #: interface a local peer binds its data socket on
-    #: ZeroMQ CURVE on both planes: on | off | auto (on unless every socket is on loopback)
+    #: ZeroMQ CURVE on both planes (docs/FAILURES.md, Identity): auto is on unless the
+    #: coordinator's control address and bind_host are both loopback; models are bit-identical
+    #: either way; recorded in summary.json
     curve: str = "auto"
-    #: every K rounds each peer checkpoints its whole state (0 = never); see docs/FAILURES.md
+    #: every K rounds each peer checkpoints its whole state for byzemu launch --resume
+    #: (0 = never); see docs/FAILURES.md
     checkpoint_every: int = 0
-    #: seconds a peer goes on after losing its control connection before it exits
+    #: seconds a peer goes on after losing its control connection before it exits (status 1)
     coordinator_timeout: float = 10.0
 
     def curve_on(self, control_address: str) -> bool:
@@ -183,10 +220,11 @@ class RuntimeConfig:
 class RunConfig:
     """A whole experiment."""
 
-    name: str = "run"
+    name: str = "run"  #: run name, the prefix of its results folder
+    #: seed of everything: graph, roles, shards, model init, batches, chunk policy, attacks
     seed: int = 0
-    nodes: int = 16
-    rounds: int = 30
+    nodes: int = 16  #: number of peers N (>= 2)
+    rounds: int = 30  #: rounds to run
     topology: TopologyConfig = field(default_factory=TopologyConfig)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)

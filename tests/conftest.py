@@ -91,7 +91,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the CLI), so that ``pytest -m "not cluster"`` runs the fast in-process subset.
 
     Then put the files with such tests first, each file's tests together and in their
-    order: under ``pytest -n auto --dist loadfile`` (README.md, *Tests*) the workers take
+    order: under ``pytest -n auto --dist loadfile`` (tests/README.md) the workers take
     the long, mostly waiting real-process files first and fill the gaps with the
     in-process ones, instead of ending on a cluster file that started last."""
     for item in items:

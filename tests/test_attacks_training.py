@@ -1,5 +1,5 @@
 """Attacks that train with the Byzantine peer's own model and data (peer/attacks/base.py
-OwnTraining): alie_backdoor's training from mu (003 Algorithm 4) and back_gradient's
+OwnTraining): alie_backdoor's training from mu (Baruch et al. 2019 Algorithm 4) and back_gradient's
 poison optimisation (Muñoz-González et al. 2017). Tiny models and data; expected values
 derived by hand in the comments, or from a finite-difference estimate."""
 
@@ -135,7 +135,7 @@ def test_alie_backdoor_starts_from_mu_where_known_and_from_the_own_chunk_elsewhe
 
 
 def test_alie_backdoor_training_reduces_the_mixed_loss() -> None:
-    # 003's defaults (alpha 0.2, 5 passes) on 32 random MNIST-shaped images, logistic regression
+    # Baruch et al.'s defaults (alpha 0.2, 5 passes) on 32 random MNIST-shaped images, logistic regression
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     vector = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).numpy()
@@ -151,7 +151,7 @@ def test_alie_backdoor_training_reduces_the_mixed_loss() -> None:
 
 
 def test_alie_backdoor_set_is_fully_triggered_and_labelled_with_the_target() -> None:
-    # 003 Sec. 4.2: upper-left 5x5 pixels at 255 (normalised: WHITE), every sample target 0
+    # Baruch et al. 2019 Sec. 4.2: upper-left 5x5 pixels at 255 (normalised: WHITE), every sample target 0
     attack = build_attack("alie_backdoor", {"samples": 3})
     attack.bind(MNIST)
     own = _own(nn.Linear(1, 1), [0.0, 0.0], torch.zeros(5, 1, 28, 28), torch.tensor([1, 2, 3, 4, 5]))

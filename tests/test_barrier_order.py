@@ -1,5 +1,5 @@
 """The coordinator answers the barrier first: once round t's last ``round_done`` is in,
-it sends round t+1's ``round_start``, and only then writes round t's record (issue 18).
+it sends round t+1's ``round_start``, and only then writes round t's record.
 
 A real Coordinator (in a thread, its ROUTER on loopback TCP) and two scripted peers
 (tests/support/harness.py, plain pyzmq). The results writer, while appending round t's line,

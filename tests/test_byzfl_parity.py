@@ -1,4 +1,4 @@
-"""byzemu's versions of ByzFL's rules against ByzFL 0.0.11 on random stacks (issue 15).
+"""byzemu's versions of ByzFL's rules against ByzFL 0.0.11 on random stacks.
 
 Skipped without ByzFL (``pip install -e .[parity]``). Where byzemu departs from ByzFL on
 purpose (CAF's and SMEA's exact eigenvectors, CAF's maximum over weighted rows), the

@@ -444,7 +444,7 @@ def test_loss_threshold_reports_its_threshold_and_acceptances_per_round() -> Non
     assert build_defense("cdl", {}).round_metrics() == {}
 
 
-# (the argmin fallback, Eq. 5 of 001, applies only after overfitting was detected:
+# (the argmin fallback, Eq. 5 of Masuda & Shudo, applies only after overfitting was detected:
 # tests/test_fidelity.py)
 
 
@@ -691,7 +691,7 @@ def test_extreme_payload_does_not_overflow(name: str) -> None:
 # ----------------------------------------------------------------------------- hyperparameters
 
 BAD_PARAMS: dict[str, list[dict]] = {
-    # issue 15's rules
+    # ByzFL's catalogue (docs/DEFENSES.md)
     "geomed": [{"eps": 0}, {"max_iter": 0}, {"tol": -1.0}],
     **{n: [{"f": -1}] for n in ("mda", "monna", "meamed", "caf", "smea")},
     "dfl_dual": [{"alpha": -1.0}, {"c1": 0}, {"samples_per_class": 0}, {"inversion_lr": 0}],

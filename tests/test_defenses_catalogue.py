@@ -1,4 +1,4 @@
-"""ByzFL's catalogue in byzemu (issue 15): geomed, mda, monna, meamed, caf, smea, mean,
+"""ByzFL's catalogue in byzemu: geomed, mda, monna, meamed, caf, smea, mean,
 the pre-aggregation steps nnm, bucketing and arc, their composition (``defense.pre``),
 and the mimic and inf attacks. Expected values are derived by hand in the comments."""
 

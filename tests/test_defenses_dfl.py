@@ -1,4 +1,4 @@
-"""DFL-Dual (004_596173574beda768.txt §4) and its baselines DFLDetector and BridgeM,
+"""DFL-Dual (Sun et al. 2024, §4) and its baselines DFLDetector and BridgeM,
 in-process; expected values derived by hand in the comments."""
 
 from __future__ import annotations

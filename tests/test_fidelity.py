@@ -1,7 +1,7 @@
-"""The papers' definitions (issue 12), each with values derived by hand from the paper.
+"""The papers' definitions, each with values derived by hand from the paper.
 
-002 = Guo et al. (UBAR), 001 = Masuda & Shudo, 003 = Baruch et al. (ALIE), files in
-/work/shared/papers/. Chunks are 1-2 coordinates so the arithmetic fits in a comment.
+Guo et al. 2022 (UBAR), Masuda & Shudo (the loss threshold, Max, ALIE's network z) and Baruch
+et al. 2019 (ALIE), as listed in docs/REFERENCES.md. Chunks are 1-2 coordinates so the arithmetic fits in a comment.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def test_trimmed_mean_default_trims_eq13_capped_at_half() -> None:
     assert out.tolist() == [1.5]
 
 
-# ============================================================================= 002 baselines
+# ============================================================================= Guo et al. 2022 baselines
 
 
 def test_generic_own_candidate_false_drops_own_from_the_median() -> None:
@@ -92,7 +92,7 @@ def test_generic_guf_alpha_mixes_own_and_result() -> None:
 
 
 def test_dmedian_is_neighbour_median_mixed_half_with_own() -> None:
-    # 002 Eq. 14 + GUF: median(1, 2, 100) = 2; x = 0.5 * 10 + 0.5 * 2 = 6
+    # Guo et al. 2022 Eq. 14 + GUF: median(1, 2, 100) = 2; x = 0.5 * 10 + 0.5 * 2 = 6
     out = build_defense("dmedian", {}).aggregate(_t(10), [_t(1), _t(2), _t(100)], _ctx(3))
     assert out.tolist() == [6.0]
 
@@ -164,13 +164,13 @@ def test_ubar_fixed_batch_option() -> None:
     assert out.tolist() == [0.5]
 
 
-# ============================================================================= loss threshold (001)
+# ============================================================================= loss threshold (Masuda & Shudo)
 
 _LT = _table({(0.0,): 1.0, (8.0,): 1.0625, (16.0,): 1.5})
 
 
 def test_loss_threshold_learns_alone_before_overfitting() -> None:
-    # 001 Sec. IV: nobody beats own by theta = 0.1 and no overfitting yet -> own chunk
+    # Masuda & Shudo Sec. IV: nobody beats own by theta = 0.1 and no overfitting yet -> own chunk
     out = build_defense("loss_threshold", {}).aggregate(_t(0), [_t(16), _t(8)], _ctx(2, loss_with=_LT))
     assert out.tolist() == [0.0]
 
@@ -257,7 +257,7 @@ def test_alie_records_the_z_used_per_neighbour() -> None:
 
 
 def test_alie_network_rule_of_masuda_shudo() -> None:
-    # 001 Eq. 10: n = 10, B = 1: s = ceil(6) = 6, ratio (10-1-6)/9 = 1/3 -> z = -0.4307;
+    # Masuda & Shudo Eq. 10: n = 10, B = 1: s = ceil(6) = 6, ratio (10-1-6)/9 = 1/3 -> z = -0.4307;
     # B = 3: (10-3-6)/7 = 1/7 -> Phi^-1(0.142857) = -1.0676; B = 5: ratio < 0 -> 0
     assert alie_z_network(10, 1) == pytest.approx(-0.4307, abs=1e-4)
     assert alie_z_network(10, 3) == pytest.approx(-1.0676, abs=1e-4)
@@ -276,7 +276,7 @@ def test_alie_fixed_positive_z_has_no_warning() -> None:
 
 
 def test_alie_backdoor_defaults_are_the_papers() -> None:
-    # 003 Sec. 4.2: z = 0.2, upper-left 5x5 trigger at 255, target 0
+    # Baruch et al. 2019 Sec. 4.2: z = 0.2, upper-left 5x5 trigger at 255, target 0
     a = build_attack("alie_backdoor", {})
     a.bind(MNIST)
     assert (a.z, a.target, a.trigger_size, a.trigger_value) == (0.2, 0, 5, 255.0)
@@ -311,7 +311,7 @@ def test_label_flip_random_never_keeps_the_label() -> None:
 
 
 def test_fading_lr_is_guos_rule() -> None:
-    # 002 Sec. VI-A: lambda(k) = 0.05 * 20 / (20 + k): k = 0 -> 0.05, k = 20 -> 0.025, k = 60 -> 0.0125
+    # Guo et al. 2022 Sec. VI-A: lambda(k) = 0.05 * 20 / (20 + k): k = 0 -> 0.05, k = 20 -> 0.025, k = 60 -> 0.0125
     f = lr_schedule("fading", 0.05)
     assert (f(0), f(20), f(60)) == (0.05, 0.025, 0.0125)
 

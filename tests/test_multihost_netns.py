@@ -1,4 +1,4 @@
-"""Multi-host runs across network namespaces (issue 7; README, *Running on a cluster*).
+"""Multi-host runs across network namespaces (docs/CLUSTER.md, *By hand*).
 
 The test builds a small private network out of Linux network namespaces and checks that
 a run split over "hosts" gives bit-identical results to the single-host run:

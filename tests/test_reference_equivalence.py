@@ -1,4 +1,4 @@
-"""The emulator's correctness test (README.md, *Architecture*): the multi-process run over real ZeroMQ
+"""The emulator's correctness test (docs/ARCHITECTURE.md, *Two drivers, one node*): the multi-process run over real ZeroMQ
 sockets and the in-process reference give bit-identical models and metrics."""
 
 from __future__ import annotations

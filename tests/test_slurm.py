@@ -1,4 +1,4 @@
-"""Slurm (issue 14; README, *Running on a cluster*): scripts and checks in-process, then one
+"""Slurm (docs/CLUSTER.md, *With Slurm*): scripts and checks in-process, then one
 run and one 4-run sweep on a real Slurm cluster brought up by the test.
 
 The cluster (session fixture ``slurm``): ``munged``, ``slurmctld`` and two ``slurmd``

@@ -1,7 +1,9 @@
 """Byzantine attacks. Add one by writing a class that subclasses :class:`Attack` in a new
 module of this package, decorating it with ``@ATTACKS.register("short-name")``, and a test
 that checks its payload against values computed by hand: every module here is imported
-(and so registers its attacks) when the package is."""
+(and so registers its attacks) when the package is. Each attack's docstring cites the work
+it comes from (authors, title, venue, year, section); docs/REFERENCES.md has the full
+entries."""
 
 from peer.attacks.base import Attack, AttackContext
 from peer.attacks.registry import ATTACKS

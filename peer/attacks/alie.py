@@ -27,10 +27,10 @@ def neighborhood_z(ctx: AttackContext) -> float:
 
 
 def alie_z_network(n: int, b: int) -> float:
-    r"""z of Masuda & Shudo's ALIE (001_589e27334dadfeb4.txt, Eq. (9)-(10)): over the whole
+    r"""z of Masuda & Shudo's ALIE (Masuda & Shudo, Eq. (9)-(10)): over the whole
     network of n nodes with B Byzantine, :math:`s = \lceil n/2 + 1\rceil` and
     :math:`z = \max_z\{\varphi(z) < (n - B - s)/(n - B)\}` = :math:`\Phi^{-1}` of that
-    ratio. (001 writes s without Baruch's "- B".) A ratio <= 0 has no such z: 0 (the
+    ratio. (Masuda & Shudo write s without Baruch's "- B".) A ratio <= 0 has no such z: 0 (the
     benign mean) is returned, and :meth:`ALIEAttack.plan_warnings` says so. E.g. n = 10:
     B = 1 -> s = 6, ratio 3/9, z = -0.431; B = 3 -> ratio 1/7, z = -1.068; B = 5 -> none."""
     if n < 1 or b < 0:
@@ -47,13 +47,13 @@ class ALIEAttack(Attack):
     r"""Per coordinate, the benign mean minus z benign standard deviations.
 
     Baruch, Baruch & Goldberg, "A Little Is Enough: Circumventing Defenses For Distributed
-    Learning" (NeurIPS 2019), 003_e5d7416090bcf41d.txt, Algorithm 3. Over the k benign
+    Learning" (NeurIPS 2019), Algorithm 3. Over the k benign
     chunks of index c known this round, :math:`\mu` and :math:`\sigma` coordinate-wise
     (sample std, ddof = 1, as the authors' code's ``torch.std``):
 
     .. math:: \tilde{x}_c = \mu - z\,\sigma
 
-    z is, in order: ``z`` when given (003's experiments fix z = 1.5 for n = 51, m = 12,
+    z is, in order: ``z`` when given (Baruch et al.'s experiments fix z = 1.5 for n = 51, m = 12,
     Sec. 4.2 and Table 1); else with ``z_rule = "neighbourhood"`` (default) Algorithm 3
     per receiving neighbor j, :math:`s = \lfloor n/2 + 1\rfloor - f`,
     :math:`z = \Phi^{-1}((n - f - s)/(n - f))` with n = degree(j) + 1 and f = j's
@@ -141,13 +141,13 @@ def z_warnings(
         z = alie_z_network(nodes, len(byzantine))
         return [] if z > 0 else [
             f"{name}: z_rule='network' gives z={z:.3f} <= 0 for n={nodes}, B={len(byzantine)} "
-            "(001 Eq. 10): the benign mean shifted by |z| sigma the other way (z = 0: the mean itself); set z to choose"
+            "(Masuda & Shudo Eq. 10): the benign mean shifted by |z| sigma the other way (z = 0: the mean itself); set z to choose"
         ]
     bad = sorted({(d, f, alie_z(d + 1, f)) for d, f in neighborhoods.values() if alie_z(d + 1, f) <= 0})
     return [
         f"{name}: z={z:.3f} <= 0 for {sum(1 for v in neighborhoods.values() if v == (d, f))} "
-        f"target(s) with degree {d} and {f} Byzantine neighbor(s) (Algorithm 3 of 003 with "
+        f"target(s) with degree {d} and {f} Byzantine neighbor(s) (Algorithm 3 of Baruch et al. 2019 with "
         f"n={d + 1}): there it sends the benign mean shifted by only |z| sigma the other way "
-        "(z = 0: the mean itself); set z (003 uses 1.5)"
+        "(z = 0: the mean itself); set z (Baruch et al. 2019 uses 1.5)"
         for d, f, z in bad
     ]

@@ -15,11 +15,11 @@ from peer.attacks.optim import train_from
 from peer.attacks.registry import ATTACKS
 from peer.attacks.trigger import TriggerAttack
 
-#: 003's backdoor z (= alpha), Sec. 4.2
+#: Baruch et al.'s backdoor z (= alpha), Sec. 4.2
 PAPER_Z = 0.2
-#: 003 Sec. 4.2: "low alpha and z (both 0.2)"
+#: Baruch et al. 2019 Sec. 4.2: "low alpha and z (both 0.2)"
 PAPER_ALPHA = 0.2
-#: 003 Sec. 4.2: 1000 triggered images per round, trained "for 5 rounds"
+#: Baruch et al. 2019 Sec. 4.2: 1000 triggered images per round, trained "for 5 rounds"
 PAPER_SAMPLES = 1000
 PAPER_EPOCHS = 5
 _SALT = 0x414C4942  # "ALIB": this attack's draws from OwnTraining.generator
@@ -29,7 +29,7 @@ _SALT = 0x414C4942  # "ALIB": this attack's draws from OwnTraining.generator
 class ALIEBackdoorAttack(TriggerAttack):
     r"""Train a backdoored model starting from the benign mean, then clip every sent
     coordinate into the benign spread (Baruch, Baruch & Goldberg, "A Little Is Enough",
-    NeurIPS 2019; 003_e5d7416090bcf41d.txt, Sec. 3.4, Algorithm 4, Sec. 4.2):
+    NeurIPS 2019, Sec. 3.4, Algorithm 4, Sec. 4.2):
 
     .. math::
 
@@ -41,14 +41,14 @@ class ALIEBackdoorAttack(TriggerAttack):
     chunks of index c known this round (as ``alie``); :math:`\ell_{backdoor}` is the
     cross-entropy on ``samples`` images of the own shard with the trigger stamped and the
     label ``target``; :math:`\ell_\Delta` the MSE between the parameters and the start
-    (003: "the MSE Loss between the new parameters and the original ones", over all d
+    (Baruch et al. 2019: "the MSE Loss between the new parameters and the original ones", over all d
     parameters). Algorithm 4 line 4 prints the clip as :math:`\mu_j \pm z^{max}_j`; the
     range of Sec. 3.2 is :math:`\mu \pm z\sigma`, which is what is used (|z|: a clipping
     half-width must be non-negative).
 
-    Defaults are 003 Sec. 4.2's: z = alpha = 0.2, 1000 triggered samples per round,
+    Defaults are Baruch et al. 2019, Sec. 4.2: z = alpha = 0.2, 1000 triggered samples per round,
     5 passes over them, the upper-left 5x5 pixels at maximum intensity (255), target 0.
-    003's file is silent on the optimiser, learning rate and batch size of this training
+    Baruch et al. 2019 is silent on the optimiser, learning rate and batch size of this training
     (its supplement): plain SGD with the run's ``train.lr`` (the own trainer's current
     learning rate) and ``train.batch_size`` unless ``lr`` / ``batch_size`` are given.
     Giving ``z_rule`` (and no ``z``) computes z as ``alie`` does.
@@ -92,7 +92,7 @@ class ALIEBackdoorAttack(TriggerAttack):
     ) -> None:
         super().__init__(trigger_size=trigger_size, trigger_position=trigger_position, **kwargs)
         if z is None and z_rule is None:
-            z = PAPER_Z  # 003 Sec. 4.2; set z_rule to compute z as alie does instead
+            z = PAPER_Z  # Baruch et al. 2019 Sec. 4.2; set z_rule to compute z as alie does instead
         self._init_z(z, z_rule or "neighbourhood")
         self.alpha = ops.check_range("alpha", alpha, 0.0, 1.0, lo_open=False, hi_open=False)
         self.samples = ops.check_int("samples", samples, minimum=1)
@@ -122,7 +122,7 @@ class ALIEBackdoorAttack(TriggerAttack):
 
     def backdoor_set(self, own: OwnTraining, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``samples`` images of the own shard (drawn from ``generator``), every one with
-        the full trigger stamped and labelled ``target`` (003 Sec. 4.2)."""
+        the full trigger stamped and labelled ``target`` (Baruch et al. 2019 Sec. 4.2)."""
         x, y = own.sample(self.samples, generator)
         return ops.stamp(x, self.mask, self.value), torch.full_like(y, self.target)
 

@@ -21,7 +21,7 @@ _SALT = 0x42475244  # "BGRD": this attack's draws from OwnTraining.generator
 class BackGradientAttack(Attack):
     r"""Optimised data poisoning by back-gradient descent (Muñoz-González, Biggio, Demontis,
     Paudice, Wongrassamee, Lupu & Roli, "Towards Poisoning of Deep Learning Algorithms with
-    Back-gradient Optimization", AISec 2017; [21] in 004_596173574beda768.txt, which uses
+    Back-gradient Optimization", AISec 2017; [21] in Sun et al. 2024, which uses
     it as one of its three untargeted attacks, Sec. 5.1 and Table 1).
 
     The attacker solves the bilevel problem

@@ -23,10 +23,10 @@ class BitFlipAttack(Attack):
     Default ``bits=[31]``, ``fraction=1``: the sign bit of every parameter, i.e.
     :math:`\tilde{x}_c = -x_c` exactly — the "bit-flip" attack as public Byzantine-learning
     code implements it (flip the sign bit of every value sent, i.e. negate it; e.g.
-    CRYPTO-KU/FL-Byzantine-Library ``Attacks/bit_flip.py``), which is what UBAR's
-    experiments (Guo et al., "Byzantine-resilient Decentralized Stochastic Gradient
-    Descent", IEEE TCSVT 2022) call the bit-flip attack as far as could be checked (the
-    paper's text was not retrievable; see docs/ATTACKS.md). ``bits=[21, 29, 30, 31]``
+    CRYPTO-KU/FL-Byzantine-Library ``Attacks/bit_flip.py``), which is UBAR's bit-flip
+    attack: Guo et al., "Byzantine-resilient Decentralized Stochastic Gradient Descent",
+    IEEE TCSVT 2022, Sec. VI-C: the adversarial nodes "flip the sign of the floating
+    estimates and then broadcast these fault estimates". ``bits=[21, 29, 30, 31]``
     gives the corrupted-bits variant of Xie et al., "Generalized Byzantine-tolerant SGD"
     (2018) (the 22nd, 30th, 31st and 32nd bits, 1-based), which may produce ±Inf/NaN
     payloads (honest receivers drop non-finite payloads).

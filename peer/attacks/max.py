@@ -16,9 +16,9 @@ class MaxAttack(Attack):
     (own observations plus the colluders', or every honest model in oracle mode).
 
     The "Max" attack of Masuda & Shudo, "Loss Based Byzantine Resilience for
-    Decentralized Learning", 001_589e27334dadfeb4.txt, Eq. (8):
+    Decentralized Learning", Eq. (8):
     :math:`x_i[d] = -\max\{x_j[d] \mid j \in H\}` over the benign nodes H (all of them in
-    001: use ``byzantine.knowledge = "oracle"``). A rushing attack (``needs_knowledge``).
+    Masuda & Shudo: use ``byzantine.knowledge = "oracle"``). A rushing attack (``needs_knowledge``).
 
     Fallback: no benign chunk known for an index (k = 0) -> the own trained chunk is the
     only sample, so :math:`\tilde{x}_c = -x_c`.

@@ -1,12 +1,12 @@
 """The optimisation that attacks with their own model run when they act.
 
 * :func:`train_from` — SGD from a start vector on ``alpha * CE + (1 - alpha) * MSE to the
-  start`` (``alie_backdoor``: Baruch et al., 003_e5d7416090bcf41d.txt, Sec. 3.4 and
+  start`` (``alie_backdoor``: Baruch et al. 2019, Sec. 3.4 and
   Algorithm 4 line 2);
 * :class:`UnrolledProblem` — the validation loss after T unrolled SGD steps on clean +
   poison data, and its gradient with respect to the poison features by reverse-mode
   differentiation through the T steps (``back_gradient``:
-  Muñoz-González et al., AISec 2017, [21] in 004_596173574beda768.txt).
+  Muñoz-González et al., AISec 2017, [21] in Sun et al. 2024).
 
 Everything runs on the module handed in (``OwnTraining.model``, a private copy), in its
 training mode, on CPU tensors; randomness only from the generators passed in. Functions
@@ -38,7 +38,7 @@ def mixed_loss(
     r""":math:`\alpha\,\ell_{CE}(x, y) + (1 - \alpha)\,\ell_\Delta`, with
     :math:`\ell_\Delta = \frac{1}{d}\sum_{i=1}^{d} (w_i - a_i)^2` the MSE between the
     model's d parameters w and the ``anchor`` a (one tensor per parameter, model order):
-    003 Sec. 3.4, "ell_Delta is the MSE Loss between the new parameters and the original
+    Baruch et al. 2019 Sec. 3.4, "ell_Delta is the MSE Loss between the new parameters and the original
     ones"."""
     params = list(model.parameters())
     d = sum(p.numel() for p in params)

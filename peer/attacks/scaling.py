@@ -22,7 +22,7 @@ class ScalingAttack(TriggerAttack):
 
     The scaling attack of Bagdasaryan et al., "How To Backdoor Federated Learning"
     (AISTATS 2020), as DFL-Dual lists it among the *targeted* attacks
-    (004_596173574beda768.txt, Sec. 5.1: "the targeted attacks include Scaling Attack [1],
+    (Sun et al. 2024, Sec. 5.1: "the targeted attacks include Scaling Attack [1],
     DBA Attack [32], and A little is Enough Attack [2]"): with ``backdoor = true`` (the
     default) the peer trains on batches stamped with the trigger of ``backdoor`` (same
     ``target``, ``fraction``, ``trigger_*`` parameters and defaults) and every peer

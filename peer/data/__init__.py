@@ -1,7 +1,7 @@
 """Datasets for the peers, as a registry: every module in ``peer/data/sets/`` registers one
 :class:`~peer.data.spec.DatasetSpec` under the name a config uses (``data.dataset``), and
-the functions below look it up. Adding a dataset is one file there and one test (README,
-"Extend byzemu").
+the functions below look it up. Adding a dataset is one file there and one test
+(docs/EXTENDING.md, *A dataset*).
 
 * :func:`load` -- one split as :class:`ImageData` (the preloaded one when there is one).
 * :func:`prepare` -- make the files readable once, before the peers start.

@@ -9,6 +9,10 @@ passes the float64 stack ``x`` (own chunk first, then the kept payloads), the co
 the kept inputs as given (:class:`Kept`: own, received, senders); it casts the returned
 flat vector back to the own chunk's float32 shape. Subclass :class:`Defense` and write
 ``aggregate`` directly only for a rule that must see every payload as sent (``cdl``).
+
+Each rule's docstring gives its formula, the work it comes from (authors, title, venue,
+year, and the section or equation), its chunk-level adaptation and its fallback; the full
+entries of every cited work are in docs/REFERENCES.md.
 """
 
 from peer.defenses.base import ChunkContext, Defense, Kept, ModelProbe, PreStep, RobustDefense

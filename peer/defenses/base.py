@@ -40,7 +40,7 @@ class ChunkContext:
     on a fixed batch of local data: the hook loss-based defenses use (chunk-level
     adaptation of Sentinel, UBAR, Zeno and loss-threshold filtering).
     ``sample_loss_with`` is the same on the mini-batch the peer trained on last this round
-    (the "current iteration's sample" xi_k,i of UBAR, 002_b98f58265f12497c.txt Definition 3);
+    (the "current iteration's sample" xi_k,i of UBAR, Guo et al. 2022, Definition 3);
     None where the driver has none (then rules fall back to ``loss_with``).
     """
 
@@ -163,11 +163,11 @@ class RobustDefense(Defense):
     * ``own_candidate`` (default True): whether the own chunk is one of the candidates a
       selection rule (Krum, median, trimmed mean, Bulyan) chooses among. Rules read their
       candidates with :meth:`candidates`; False gives the decentralized baselines of Guo et
-      al. (002_b98f58265f12497c.txt, Sec. VI-A: candidates are the neighbors' estimates
+      al. (Guo et al. 2022, Sec. VI-A: candidates are the neighbors' estimates
       x_j, j in N_i).
     * ``guf_alpha`` (default None: the rule's result is the new chunk): the General Update
-      Function mixing of 002_b98f58265f12497c.txt, Eq. (2),
-      ``x <- alpha * own + (1 - alpha) * R`` with R the rule's result; 002 sets alpha = 0.5
+      Function mixing of Guo et al. 2022, Eq. (2),
+      ``x <- alpha * own + (1 - alpha) * R`` with R the rule's result; Guo et al. 2022 sets alpha = 0.5
       for every rule (Sec. VI-A, "For all these defenses, we set alpha to be 0.5").
     """
 

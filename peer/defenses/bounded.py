@@ -1,5 +1,5 @@
 """Rules and pre steps built around f, the Byzantine candidates tolerated: those whose
-only hyperparameter is f, and those whose f defaults to Eq. (13) of 002 (``Eq13Rule``)."""
+only hyperparameter is f, and those whose f defaults to Eq. (13) of Guo et al. 2022 (``Eq13Rule``)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ class BoundedRule(RobustDefense):
 
 
 class Eq13Rule(RobustDefense):
-    """A rule with ``f`` that defaults to Eq. (13) of 002_b98f58265f12497c.txt
+    """A rule with ``f`` that defaults to Eq. (13) of Guo et al. 2022
     (:func:`peer.defenses.ops.eq13_bound`: ceil(|N_i| min(1 - rho, rho_central))), the
     candidates (``own_candidate``) and the GUF mixing (``guf_alpha``) of
     :class:`RobustDefense`. A subclass with another ``rho_central`` default declares just

@@ -12,7 +12,7 @@ class BridgeM(CoordinateMedian):
 
     Yang & Bajwa, "ByRDiE / BRIDGE: Byzantine-resilient Decentralized Gradient Descent"
     (IEEE TSIPN 2022), the median variant; DFL-Dual's baseline "BridgeM" ([8] in
-    /work/shared/papers/004_596173574beda768.txt, §5.1). BRIDGE screens the received
+    Sun et al. 2024, §5.1). BRIDGE screens the received
     models and then takes a local gradient step; byzemu peers train first and aggregate
     after (adapt-then-combine), so the screen is the rule itself:
     :math:`[x_c]_k \leftarrow \operatorname{median}\{[x_c]_k, [r_1]_k, \dots, [r_m]_k\}`.

@@ -23,10 +23,10 @@ class Bulyan(Eq13Rule):
        to the selected values' coordinate-wise median.
 
     El Mhamdi, Guerraoui & Rouault, "The Hidden Vulnerability of Distributed Learning in
-    Byzantium" (ICML 2018); DBulyan of 002_b98f58265f12497c.txt, Eq. (15), is the same with
+    Byzantium" (ICML 2018); DBulyan of Guo et al. 2022, Eq. (15), is the same with
     the neighbors as candidates (|N_i| - 2 n_i selected, beta = |N_i| - 4 n_i).
 
-    ``f`` defaults to Eq. (13) of 002 (:func:`peer.defenses.ops.eq13_bound`, rho = 0.4,
+    ``f`` defaults to Eq. (13) of Guo et al. 2022 (:func:`peer.defenses.ops.eq13_bound`, rho = 0.4,
     rho_central = 0.25: Bulyan needs n >= 4f + 3), capped at floor((n - 3) / 4).
     In stage 1, once fewer than f + 3 candidates remain, Krum's neighborhood is raised
     to 1 (see :func:`peer.defenses.ops.iterated_krum`); stage 1 uses Blanchard's
@@ -55,7 +55,7 @@ class Bulyan(Eq13Rule):
 
 @DEFENSES.register("dbulyan")
 class DBulyan(Bulyan):
-    r"""DBulyan of Guo et al. (002_b98f58265f12497c.txt, Eq. (15)): ``bulyan`` over the
+    r"""DBulyan of Guo et al. (Guo et al. 2022, Eq. (15)): ``bulyan`` over the
     neighbors' chunks (``own_candidate = false``), f = Eq. (13)'s bound, then the GUF
     mixing x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``)."""
 

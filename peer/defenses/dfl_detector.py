@@ -18,7 +18,7 @@ class DFLDetector(RobustDefense):
 
     Zhang, Cao, Jia & Gong, "FLDetector: Defending Federated Learning Against Model
     Poisoning Attacks via Detecting Malicious Clients" (KDD 2022), [37] in
-    /work/shared/papers/004_596173574beda768.txt ("DFLDetector": each client aggregates
+    Sun et al. 2024 ("DFLDetector": each client aggregates
     only the neighbors it detects as benign). For chunk index c in round t, with
     :math:`b_c` = ``ctx.own_before``:
 

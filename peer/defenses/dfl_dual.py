@@ -13,7 +13,7 @@ from peer.defenses.registry import DEFENSES
 
 @DEFENSES.register("dfl_dual")
 class DFLDual(RobustDefense):
-    r"""DFL-Dual, /work/shared/papers/004_596173574beda768.txt §4 and Algorithm 1.
+    r"""DFL-Dual, Sun et al. 2024 §4 and Algorithm 1.
 
     Candidates G = {0 (own chunk), 1..m (payloads)} of one chunk index.
 

@@ -32,14 +32,14 @@ class Krum(Eq13Rule):
     * ``"blanchard"`` (default): k = n - f - 2, Blanchard et al., "Machine Learning with
       Adversaries: Byzantine Tolerant Gradient Descent" (NeurIPS 2017);
     * ``"printed"``: k = n - f + 2, clamped to n - 1, as DKrum is printed in Guo et al.
-      (002_b98f58265f12497c.txt, Sec. VI-A: "the |N_i| - n_i + 2 closest"). With the
+      (2022, Sec. VI-A: "the |N_i| - n_i + 2 closest"). With the
       neighbors as the n = |N_i| candidates, Blanchard's rule would be |N_i| - n_i - 2; the
       printed +2 counts 4 more neighbors (all n - 1 others once n_i <= 3), so it is less
       selective. It is kept as printed; ``dkrum`` uses it.
 
-    ``f`` (Byzantine candidates tolerated) defaults to Eq. (13) of 002
+    ``f`` (Byzantine candidates tolerated) defaults to Eq. (13) of Guo et al. 2022
     (:func:`peer.defenses.ops.eq13_bound`: ceil(|N_i| min(1 - rho, rho_central)), rho = 0.4,
-    rho_central = 0.5, the ratio below which centralized Krum works, n > 2f + 2; 002 gives
+    rho_central = 0.5, the ratio below which centralized Krum works, n > 2f + 2; Guo et al. 2022 gives
     no value), capped at n - 3 so that Blanchard's neighborhood keeps one candidate.
 
     Chunk-level adaptation: candidates are the chunks of this index only (own plus
@@ -103,7 +103,7 @@ class MultiKrum(Krum):
 
 @DEFENSES.register("dkrum")
 class DKrum(Krum):
-    r"""DKrum of Guo et al. (002_b98f58265f12497c.txt, Sec. VI-A): ``krum`` over the
+    r"""DKrum of Guo et al. (Guo et al. 2022, Sec. VI-A): ``krum`` over the
     neighbors' chunks only (``own_candidate = false``), the printed neighborhood
     k = |N_i| - n_i + 2 (``neighbourhood = "printed"``), n_i from Eq. (13), and the GUF
     mixing x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``). Every parameter of

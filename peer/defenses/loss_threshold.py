@@ -38,7 +38,7 @@ class LossThreshold(RobustDefense):
     be at most the rounds per epoch for the count to be exact.
 
     Masuda & Shudo, "Loss Based Byzantine Resilience for Decentralized Learning",
-    001_589e27334dadfeb4.txt: Eq. (4) (acceptance), Eq. (5) (argmin fallback once
+    Masuda & Shudo: Eq. (4) (acceptance), Eq. (5) (argmin fallback once
     overfitting occurs), Eq. (6)-(7) (mean of the accepted, mixed with alpha = 0.5);
     theta0 = 0.1, step 0.1, floor -0.1 and patience 5 epochs (Sec. IV).
 

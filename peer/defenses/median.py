@@ -37,7 +37,7 @@ class CoordinateMedian(RobustDefense):
 
 @DEFENSES.register("dmedian")
 class DMedian(CoordinateMedian):
-    r"""DMedian of Guo et al. (002_b98f58265f12497c.txt, Eq. (14)): the marginal median of
+    r"""DMedian of Guo et al. (Guo et al. 2022, Eq. (14)): the marginal median of
     the neighbors' chunks (``own_candidate = false``), then the GUF mixing
     x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``)."""
 

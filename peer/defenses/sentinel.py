@@ -35,7 +35,7 @@ class Sentinel(RobustDefense):
     own chunk has weight exp(0) = 1).
 
     Feng et al., "Sentinel: An Aggregation Function to Secure Decentralized Federated
-    Learning" (ECAI 2024), cited by the poster (000_7cd1bbaeff03682e.txt, ref. [3]): the
+    Learning" (ECAI 2024), cited by the poster (Donev 2025, ref. [3]): the
     three steps and the exponential loss mapping with k as the inverse own loss. From the
     authors' public code (Fedstellar, ``fedstellar/learning/aggregators/sentinel.py``)
     rather than the paper: comparing the *running mean* losses of neighbor and self, the

@@ -22,7 +22,7 @@ class TrimmedMean(Eq13Rule):
     Rates" (ICML 2018).
 
     ``f`` (values trimmed from each side) defaults to Eq. (13) of
-    002_b98f58265f12497c.txt (:func:`peer.defenses.ops.eq13_bound`, rho = 0.4,
+    Guo et al. 2022 (:func:`peer.defenses.ops.eq13_bound`, rho = 0.4,
     rho_central = 0.5: a trimmed mean needs 2f < n), capped at floor((n - 1) / 2).
 
     Chunk-level adaptation: n counts the candidates of this index received this round.
@@ -42,10 +42,10 @@ class TrimmedMean(Eq13Rule):
 
 @DEFENSES.register("dbridge")
 class DBridge(TrimmedMean):
-    r"""BRIDGE as Guo et al. run it (002_b98f58265f12497c.txt, Sec. VI-A): the
+    r"""BRIDGE as Guo et al. run it (Guo et al. 2022, Sec. VI-A): the
     coordinate-wise trimmed mean of the neighbors' chunks (``own_candidate = false``) with
     b = Eq. (13)'s bound, then the GUF mixing x <- 0.5 own + 0.5 R (Eq. (2),
-    ``guf_alpha = 0.5``). 002 only cites BRIDGE [44] and the alpha; taking BRIDGE's
+    ``guf_alpha = 0.5``). Guo et al. 2022 only cites BRIDGE [44] and the alpha; taking BRIDGE's
     screening as R of the GUF is our reading."""
 
     accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
@@ -68,9 +68,9 @@ class BridgeT(RobustDefense):
 
     with :math:`\mathcal{R}_k` the m - 2b middle received values. Yang & Bajwa, "BRIDGE:
     Byzantine-Resilient Decentralized Gradient Descent" (2019), screening rule BRIDGE-T.
-    (``trimmed_mean`` instead trims over own + received; ``dbridge`` is 002's version.)
+    (``trimmed_mean`` instead trims over own + received; ``dbridge`` is Guo et al.'s version.)
 
-    ``b`` defaults to Eq. (13) of 002_b98f58265f12497c.txt
+    ``b`` defaults to Eq. (13) of Guo et al. 2022
     (:func:`peer.defenses.ops.eq13_bound`, rho = 0.4, rho_central = 0.5), capped at
     floor((m - 1) / 2).
 

@@ -25,17 +25,17 @@ class Ubar(RobustDefense):
     Result: :math:`x_c \leftarrow \alpha x_c + (1-\alpha)\frac{1}{|S_2|}\sum_{j\in S_2} r_j`.
 
     Guo et al., "Byzantine-resilient Decentralized Stochastic Gradient Descent", IEEE
-    TCSVT 2022 (UBAR), 002_b98f58265f12497c.txt, Definition 3 and Algorithm 1, with the
+    TCSVT 2022 (UBAR), Definition 3 and Algorithm 1, with the
     GUF mixing of Eq. (2). :math:`\rho` is the paper's :math:`\rho_i`, the fraction of a
-    node's neighbors assumed benign: 0.4 by default, as 002 sets it for every benign node
-    (Sec. VI-A); 002 writes the shortlist size as :math:`\rho_i|N_i|` without saying how
+    node's neighbors assumed benign: 0.4 by default, as Guo et al. 2022 sets it for every benign node
+    (Sec. VI-A); Guo et al. 2022 writes the shortlist size as :math:`\rho_i|N_i|` without saying how
     it is rounded, byzemu rounds up.
 
     Chunk-level adaptation: distances are taken on the chunk and m counts the payloads
     received for this index (not |N_i|); :math:`\ell(\cdot)` is the loss of the peer's own
     model with the payload substituted for its own chunk c (the paper evaluates each
     neighbor's whole model). ``loss_sample`` picks the data: ``"current"`` (default) the
-    mini-batch the peer trained on last this round (``ctx.sample_loss_with``), as 002's
+    mini-batch the peer trained on last this round (``ctx.sample_loss_with``), as Guo et al.'s
     Definition 3 scores :math:`l(x_{k,j}, \xi_{k,i})` on the iteration's stochastically
     selected sample; ``"fixed"`` the fixed local batch of ``ctx.loss_with`` (byzemu's
     behaviour before; less noisy, but a Byzantine peer could tune its payload to one
