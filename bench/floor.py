@@ -112,7 +112,7 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
     for p in procs:
         p.join(10)
     ctx.destroy(linger=0)
-    steady = times[rounds // 10:]
+    steady = times[rounds // 10 :]
     return {
         "transport": transport,
         "peers": n,
@@ -141,8 +141,11 @@ def main() -> None:
     for n in (int(x) for x in args.peers.split(",")):
         for transport in args.transports.split(","):
             r = run(n, args.rounds, transport)
-            print(f"{transport} {n} peers: round {r['round_ms_median']:.1f} ms (median), "
-                  f"{r['peer_cpu_ms_per_round']:.2f} ms CPU per peer and round", flush=True)
+            print(
+                f"{transport} {n} peers: round {r['round_ms_median']:.1f} ms (median), "
+                f"{r['peer_cpu_ms_per_round']:.2f} ms CPU per peer and round",
+                flush=True,
+            )
             rows.append(r)
     print()
     keys = ["transport", "peers", "rounds_per_s", "round_ms_median", "peer_cpu_ms_per_round"]

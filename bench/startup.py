@@ -37,7 +37,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BYZEMU, cpu_jiffies, mem_available_mib, PYTHON, QUICKSTART, ROOT, mean, ppid, save, sets, smaps_rollup, table, warn_if_busy
+from common import (
+    BYZEMU,
+    PYTHON,
+    QUICKSTART,
+    ROOT,
+    cpu_jiffies,
+    mean,
+    mem_available_mib,
+    ppid,
+    save,
+    sets,
+    smaps_rollup,
+    table,
+    warn_if_busy,
+)
 
 
 def child_spawn(config: str, out: str, overrides: list[str]) -> None:
@@ -162,23 +176,47 @@ def main() -> None:
                     need, avail = prev[-1]["peer_pss_max_mib"] * 1.2 * nodes, mem_available_mib()
                     if need > 0.8 * avail:
                         skipped.append({"mode": mode, "nodes": nodes, "need_mib": need, "available_mib": avail})
-                        print(f"{mode:10s} {nodes:4d} peers: skipped, needs ~{need / 1024:.1f} GiB "
-                              f"(1.2 x {prev[-1]['peer_pss_max_mib']:.0f} MiB per peer), {avail / 1024:.1f} GiB "
-                              "available", flush=True)
+                        print(
+                            f"{mode:10s} {nodes:4d} peers: skipped, needs ~{need / 1024:.1f} GiB "
+                            f"(1.2 x {prev[-1]['peer_pss_max_mib']:.0f} MiB per peer), {avail / 1024:.1f} GiB "
+                            "available",
+                            flush=True,
+                        )
                         continue
                 for rep in range(args.repeats):
                     r = one_run(mode, nodes, tmp / f"{mode}-{nodes}-{rep}", args.rounds)
                     runs.append(r)
-                    print(f"{mode:10s} {nodes:4d} peers: round 1 at {r['round1_s']:.2f} s, "
-                          f"PSS/peer {r['peer_pss_mib']:.0f} MiB", flush=True)
+                    print(
+                        f"{mode:10s} {nodes:4d} peers: round 1 at {r['round1_s']:.2f} s, "
+                        f"PSS/peer {r['peer_pss_mib']:.0f} MiB",
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    fields = ("config_s", "registered_s", "round1_s", "launch_cpu_s", "peer_pss_mib", "peer_pss_max_mib", "peer_rss_mib",
-              "peer_private_mib", "forkserver_pss_mib", "launcher_pss_mib", "total_pss_mib")
+    fields = (
+        "config_s",
+        "registered_s",
+        "round1_s",
+        "launch_cpu_s",
+        "peer_pss_mib",
+        "peer_pss_max_mib",
+        "peer_rss_mib",
+        "peer_private_mib",
+        "forkserver_pss_mib",
+        "launcher_pss_mib",
+        "total_pss_mib",
+    )
     print()
-    print(table(["mode", "peers", *fields], [[r["mode"], r["nodes"], *(r.get(f, float("nan")) for f in fields)] for r in runs]))
-    save("startup", {"machine": info, "config": "configs/quickstart.toml", "rounds": args.rounds, "runs": runs,
-                     "skipped": skipped})
+    print(
+        table(
+            ["mode", "peers", *fields],
+            [[r["mode"], r["nodes"], *(r.get(f, float("nan")) for f in fields)] for r in runs],
+        )
+    )
+    save(
+        "startup",
+        {"machine": info, "config": "configs/quickstart.toml", "rounds": args.rounds, "runs": runs, "skipped": skipped},
+    )
 
 
 if __name__ == "__main__":

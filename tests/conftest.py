@@ -63,10 +63,15 @@ def _calls_process_starter(func: object, fixture_funcs: tuple[object, ...], modu
     """Whether ``func``, the fixtures it uses or the module-level helpers they name
     (transitively) contain a process starter (:data:`_STARTS_PROCESSES`)."""
     sources = [_source(func), *(_source(f) for f in fixture_funcs)]
-    helpers = {
-        name: obj for name, obj in vars(module).items()
-        if inspect.isfunction(obj) and obj.__module__ == module.__name__
-    } if module is not None else {}
+    helpers = (
+        {
+            name: obj
+            for name, obj in vars(module).items()
+            if inspect.isfunction(obj) and obj.__module__ == module.__name__
+        }
+        if module is not None
+        else {}
+    )
     seen: set[str] = set()
     for text in sources:  # and the module-level helpers they name, transitively
         for name in set(_NAME.findall(text)) & set(helpers) - seen:

@@ -295,7 +295,9 @@ def test_local_krum_is_the_krum_defense(crafted: float, picked: bool) -> None:
     # Act
     probe = ops.krum_picks_crafted(benign, np.array([crafted]), 2, 1)
     received = [torch.tensor([v], dtype=torch.float32) for v in (1.0, 2.0, crafted, crafted)]
-    chosen = krum.aggregate(torch.tensor([0.0]), received, ChunkContext(node=0, round=1, index=0, senders=(1, 2, 3, 4), degree=4))
+    chosen = krum.aggregate(
+        torch.tensor([0.0]), received, ChunkContext(node=0, round=1, index=0, senders=(1, 2, 3, 4), degree=4)
+    )
 
     # Assert: the attacker's probe and a Krum receiver with the same rows agree
     assert probe is picked
@@ -475,9 +477,7 @@ def test_backdoor_stamps_exactly_the_trigger_and_relabels_ceil_fraction_samples(
     assert (images == -0.5).all() and labels.tolist() == [1, 2, 3, 4, 5, 6, 7]
 
 
-@pytest.mark.parametrize(
-    ("fraction", "batch", "count"), [(0.5, 7, 4), (0.3, 10, 3), (1.0, 5, 5), (0.01, 5, 1)]
-)
+@pytest.mark.parametrize(("fraction", "batch", "count"), [(0.5, 7, 4), (0.3, 10, 3), (1.0, 5, 5), (0.01, 5, 1)])
 def test_poison_count_is_the_ceiling(fraction: float, batch: int, count: int) -> None:
     # 0.3 * 10 = 3.0000000000000004 in floating point; the ceiling must still be 3
     assert ops.poison_count(fraction, batch) == count

@@ -21,11 +21,11 @@ import pytest
 import zmq
 from click.testing import CliRunner
 
-from peer.auth import ZapHandler
+from launch.cli import main
 from launch.run.reference import run_reference
+from peer.auth import ZapHandler
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
-from launch.cli import main
 from tests.support import BYZEMU
 from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
 from tests.support.runs import small_config
@@ -33,8 +33,13 @@ from tests.support.runs import small_config
 # ----------------------------------------------------------------------------- (a) same models
 
 EQUIVALENCE = small_config(
-    "curve-equivalence", seed=4, nodes=5, data={"synthetic_size": 400}, train={"local_steps": 2},
-    chunks={"count": 4, "per_neighbor": 2}, byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"},
+    "curve-equivalence",
+    seed=4,
+    nodes=5,
+    data={"synthetic_size": 400},
+    train={"local_steps": 2},
+    chunks={"count": 4, "per_neighbor": 2},
+    byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"},
     runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
 )
 
@@ -50,7 +55,9 @@ def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
 
     proc = subprocess.run(
         [BYZEMU, "launch", str(cfg_path), "--set", "runtime.curve=on", "--out", str(run_dir), "--quiet"],
-        capture_output=True, text=True, timeout=400,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     run_reference(config_mod.load(cfg_path), ref_dir)
 
@@ -75,7 +82,11 @@ CHUNKS = 4
 SCRIPTED, TARGET, TARGET_OTHER, STRANGER = 0, 1, 2, 3  # TARGET's neighbors: SCRIPTED, TARGET_OTHER
 
 IDENTITY = small_config(
-    "curve-identity", seed=9, rounds=ROUNDS, data={"synthetic_size": 400}, train={"local_steps": 2},
+    "curve-identity",
+    seed=9,
+    rounds=ROUNDS,
+    data={"synthetic_size": 400},
+    train={"local_steps": 2},
     chunks={"count": CHUNKS, "per_neighbor": 2},
     runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
 )
@@ -135,12 +146,16 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
                     sp.recv_chunks(1, senders=[TARGET])  # TARGET is in round 1, waiting for us
                     extra.extend(impersonate(sp))
                     # the spoofed chunks and the refused handshake reach TARGET in round 1
-                    cluster.wait_log("peers.log", [f"peer {TARGET} dropped a message (key_mismatch, #2)",
-                                                   f"peer {TARGET} refused a connection (unknown_key, #1)"])
+                    cluster.wait_log(
+                        "peers.log",
+                        [
+                            f"peer {TARGET} dropped a message (key_mismatch, #2)",
+                            f"peer {TARGET} refused a connection (unknown_key, #1)",
+                        ],
+                    )
                 sp.send_chunks(t, TARGET, payload(sp, t, TARGET))
                 sp.recv_chunks(t)
-                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
-                                          "digest": "f" * 16})
+                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2, "digest": "f" * 16})
             sp.expect("stop", timeout=20)
         codes = cluster.wait(90)
         return Outcome(codes, read_results(tmp / "run"), cluster.logs())
@@ -258,7 +273,11 @@ def test_zap_handler_holds_a_handshake_until_the_assignment_then_admits_it() -> 
         server.curve_server, server.curve_secretkey = True, server_secret
         port = server.bind_to_random_port("tcp://127.0.0.1")
         client = ctx.socket(zmq.DEALER)
-        client.curve_publickey, client.curve_secretkey, client.curve_serverkey = client_public, client_secret, server_public
+        client.curve_publickey, client.curve_secretkey, client.curve_serverkey = (
+            client_public,
+            client_secret,
+            server_public,
+        )
         client.connect(f"tcp://127.0.0.1:{port}")
         client.send(b"early")  # a neighbor that was assigned first sends at once
 

@@ -171,9 +171,7 @@ def test_prepare_concurrent_callers(tmp_path: Path) -> None:
     _assert_layout(tmp_path, content)
 
 
-def test_prepare_falls_back_to_cache_when_root_unwritable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_prepare_falls_back_to_cache_when_root_unwritable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "readonly"
     content = _write_fake_mnist(root)
     home = tmp_path / "home"

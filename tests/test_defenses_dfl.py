@@ -3,7 +3,6 @@ in-process; expected values derived by hand in the comments."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from peer.defenses import ChunkContext, Kept, ModelProbe, build_defense, ops
@@ -16,8 +15,13 @@ def _t(*values: float) -> torch.Tensor:
 
 def _ctx(m: int, *, round_: int = 1, own_before: torch.Tensor | None = None, probe=None) -> ChunkContext:
     return ChunkContext(
-        node=0, round=round_, index=0, senders=tuple(range(1, m + 1)), degree=m,
-        own_before=own_before, probe=probe,
+        node=0,
+        round=round_,
+        index=0,
+        senders=tuple(range(1, m + 1)),
+        degree=m,
+        own_before=own_before,
+        probe=probe,
     )
 
 
@@ -64,9 +68,7 @@ def test_dfl_dual_two_stage_selection_by_hand() -> None:
     # stage 1: j = 0: {1} | {2, 3} -> trust .9 > -.5 -> M*_0 = {1}, q_0 = 1; j = 1: q_1 = 1;
     # j = 2: {3} (D 1, trust -.5) | {0, 1} (D 10, trust .95) -> M*_2 = {0, 1}, q_2 = 20;
     # q_3 = 20. r = (1, 1, min(20, C2 = 10), 10); stage 2: {0, 1} | {2, 3} -> {0, 1}
-    d = torch.tensor(
-        [[0, 1, 10, 10], [1, 0, 10, 10], [10, 10, 0, 1], [10, 10, 1, 0]], dtype=torch.float64
-    )
+    d = torch.tensor([[0, 1, 10, 10], [1, 0, 10, 10], [10, 10, 0, 1], [10, 10, 1, 0]], dtype=torch.float64)
 
     assert DFLDual().select(d, [1.0, 0.9, -0.5, -0.5]) == [0, 1]
 
@@ -75,9 +77,7 @@ def test_dfl_dual_keeps_the_trusted_group_when_it_is_the_minority() -> None:
     # own (10, 0), honest (10, 1), two colluders (-10, 0), (-10, 1): the same structure as
     # above from Euclidean distances (W = 0 without a model) and cosines (.995, -1, -.995);
     # the colluders are a majority of the payloads, yet the mean of own and honest is kept
-    out = build_defense("dfl_dual", {}).aggregate(
-        _t(10, 0), [_t(10, 1), _t(-10, 0), _t(-10, 1)], _ctx(3)
-    )
+    out = build_defense("dfl_dual", {}).aggregate(_t(10, 0), [_t(10, 1), _t(-10, 0), _t(-10, 1)], _ctx(3))
 
     assert out.tolist() == [10.0, 0.5]
 

@@ -21,9 +21,15 @@ from tests.support.runs import small_config
 
 def config(round_timeout: float, chunk_timeout: float) -> str:
     return small_config(
-        "faults", seed=2, nodes=5, rounds=4, chunks={"count": 4, "per_neighbor": 2}, eval={"every": 100},
+        "faults",
+        seed=2,
+        nodes=5,
+        rounds=4,
+        chunks={"count": 4, "per_neighbor": 2},
+        eval={"every": 100},
         runtime={"register_timeout": 60.0, "round_timeout": round_timeout, "chunk_timeout": chunk_timeout},
     )
+
 
 #: the coordinator's and the neighbors' deadlines: short, so that the stalled peer costs
 #: one round of ROUND_TIMEOUT_S, yet far above a healthy round of this config (logistic
@@ -72,7 +78,9 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Faulty:
     out = tmp / "run"
     proc = subprocess.Popen(
         [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     stalled = None
     try:
@@ -124,7 +132,9 @@ def test_stalled_peer_misses_the_deadline_and_is_not_waited_for_again(faulty: Fa
     waits = [r["peers"]["0"]["timing"]["exchange_s"] >= CHUNK_TIMEOUT_S for r in faulty.rounds]
 
     # alive, so only the coordinator's deadline found it, in the round it was marked in
-    assert re.search(rf"peer 4 marked failed in round \d+: no round_done within {ROUND_TIMEOUT_S:g} s", faulty.stderr), faulty.stderr
+    assert re.search(
+        rf"peer 4 marked failed in round \d+: no round_done within {ROUND_TIMEOUT_S:g} s", faulty.stderr
+    ), faulty.stderr
     assert faulty.rounds[first]["round_s"] >= ROUND_TIMEOUT_S
     # its neighbor 0 waited the chunk deadline for it at most once (in the round it
     # stopped before sending, if it did) and never after: peer_failed told its neighbors

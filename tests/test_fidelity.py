@@ -37,8 +37,12 @@ def _ctx(
     round_: int = 1,
 ) -> ChunkContext:
     return ChunkContext(
-        node=0, round=round_, index=0, senders=tuple(range(1, m + 1)),
-        degree=m if degree is None else degree, loss_with=loss_with,
+        node=0,
+        round=round_,
+        index=0,
+        senders=tuple(range(1, m + 1)),
+        degree=m if degree is None else degree,
+        loss_with=loss_with,
         sample_loss_with=sample_loss_with,
     )
 
@@ -53,11 +57,11 @@ def _table(table: dict[tuple[float, ...], float]) -> Callable[[torch.Tensor], fl
 @pytest.mark.parametrize(
     ("degree", "rho_central", "expected"),
     [
-        (3, 0.5, 2),    # ceil(3 * min(0.6, 0.5)) = ceil(1.5) = 2
-        (10, 0.5, 5),   # ceil(10 * 0.5) = 5
-        (10, 0.7, 6),   # ceil(10 * min(0.6, 0.7)) = ceil(6.0) = 6, not 7 (float slack)
+        (3, 0.5, 2),  # ceil(3 * min(0.6, 0.5)) = ceil(1.5) = 2
+        (10, 0.5, 5),  # ceil(10 * 0.5) = 5
+        (10, 0.7, 6),  # ceil(10 * min(0.6, 0.7)) = ceil(6.0) = 6, not 7 (float slack)
         (12, 0.25, 3),  # ceil(12 * 0.25) = 3
-        (7, 0.25, 2),   # ceil(1.75) = 2
+        (7, 0.25, 2),  # ceil(1.75) = 2
     ],
 )
 def test_eq13_bound_by_hand(degree: int, rho_central: float, expected: int) -> None:
@@ -77,17 +81,13 @@ def test_trimmed_mean_default_trims_eq13_capped_at_half() -> None:
 
 def test_generic_own_candidate_false_drops_own_from_the_median() -> None:
     # candidates 1, 2, 100 (own 0 excluded): median 2; with own: median of 0,1,2,100 = 1.5
-    out = build_defense("median", {"own_candidate": False}).aggregate(
-        _t(0), [_t(1), _t(2), _t(100)], _ctx(3)
-    )
+    out = build_defense("median", {"own_candidate": False}).aggregate(_t(0), [_t(1), _t(2), _t(100)], _ctx(3))
     assert out.tolist() == [2.0]
 
 
 def test_generic_guf_alpha_mixes_own_and_result() -> None:
     # median of 0, 2, 4, 6, 8 = 4; x = 0.25 * 0 + 0.75 * 4 = 3
-    out = build_defense("median", {"guf_alpha": 0.25}).aggregate(
-        _t(0), [_t(2), _t(4), _t(6), _t(8)], _ctx(4)
-    )
+    out = build_defense("median", {"guf_alpha": 0.25}).aggregate(_t(0), [_t(2), _t(4), _t(6), _t(8)], _ctx(4))
     assert out.tolist() == [3.0]
 
 
@@ -235,12 +235,20 @@ def test_sentinel_weight_uses_own_running_mean_not_current_loss() -> None:
 
 def _alie_ctx(degree: int, byzantine: int, benign: list[list[float]], oracle: bool = False) -> AttackContext:
     observed = {10 + i: {0: np.asarray(b, dtype=np.float32)} for i, b in enumerate(benign)}
-    k = Knowledge(observed={} if oracle else observed,
-                  oracle={10 + i: np.asarray(b, dtype=np.float32) for i, b in enumerate(benign)} if oracle else None)
+    k = Knowledge(
+        observed={} if oracle else observed,
+        oracle={10 + i: np.asarray(b, dtype=np.float32) for i, b in enumerate(benign)} if oracle else None,
+    )
     return AttackContext(
-        node=0, round=1, neighbor=7, own_vector=np.zeros(1, dtype=np.float32),
-        own_before=np.zeros(1, dtype=np.float32), bounds=[(0, 1)], knowledge=k,
-        neighborhood=Neighborhood(degree=degree, byzantine=byzantine), neighbor_is_colluder=False,
+        node=0,
+        round=1,
+        neighbor=7,
+        own_vector=np.zeros(1, dtype=np.float32),
+        own_before=np.zeros(1, dtype=np.float32),
+        bounds=[(0, 1)],
+        knowledge=k,
+        neighborhood=Neighborhood(degree=degree, byzantine=byzantine),
+        neighbor_is_colluder=False,
         rng=np.random.default_rng(0),
     )
 
@@ -357,8 +365,15 @@ def test_lr_schedule_follows_epochs_and_survives_a_checkpoint() -> None:
         torch.manual_seed(0)
         images, labels = torch.randn(8, 3), torch.tensor([0, 1] * 4)
         return LocalTrainer(
-            model=model, images=images, labels=labels, batch_size=4, lr=0.5, momentum=0.0,
-            weight_decay=0.0, seed=5, lr_at=lr_schedule("fading", 0.5, fading=1.0),
+            model=model,
+            images=images,
+            labels=labels,
+            batch_size=4,
+            lr=0.5,
+            momentum=0.0,
+            weight_decay=0.0,
+            seed=5,
+            lr_at=lr_schedule("fading", 0.5, fading=1.0),
         )
 
     torch.manual_seed(1)

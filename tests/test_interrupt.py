@@ -21,9 +21,13 @@ from tests.support.runs import small_config
 
 def config(rounds: int) -> str:
     return small_config(
-        "interrupt", seed=5, rounds=rounds, train={"local_steps": 2},
+        "interrupt",
+        seed=5,
+        rounds=rounds,
+        train={"local_steps": 2},
         runtime={"register_timeout": 120.0, "round_timeout": 120.0, "chunk_timeout": 60.0, "checkpoint_every": 1},
     )
+
 
 #: generous: every wait below ends on an event (a round on disk, the process exiting)
 WAIT_S = 480.0
@@ -137,10 +141,12 @@ def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run
     assert proc.returncode == 130, stderr
     # one line: a peer told to stop does not log its neighbours' closed connections
     # (peer/runtime.py, PeerRuntime._take_queued_control)
-    assert stderr.strip().splitlines() == [(
-        "interrupted: sweep stopped; 0/3 runs finished and kept; interrupted: base/rep0, base/rep1 (kept as "
-        "unfinished, with interrupted.json); rerun the same command to go on"
-    )]
+    assert stderr.strip().splitlines() == [
+        (
+            "interrupted: sweep stopped; 0/3 runs finished and kept; interrupted: base/rep0, base/rep1 (kept as "
+            "unfinished, with interrupted.json); rerun the same command to go on"
+        )
+    ]
     assert not (out / "base" / "rep2").exists()
     for i in (0, 1):
         assert (out / "base" / f"rep{i}" / "interrupted.json").exists()

@@ -10,7 +10,6 @@ from torch import nn
 
 from peer.models import MODELS, ModelError, build_model, check_input, param_count
 
-
 CIFAR = {"in_channels": 3, "image_size": 32, "num_classes": 10}
 
 
@@ -77,7 +76,10 @@ def test_param_counts_on_mnist_and_cifar10(name: str, mnist: int, cifar: int) ->
 def test_documented_param_counts() -> None:
     # the values in peer/models.py's docstrings and docs/DATA_AND_MODELS.md
     assert [param_count(_shared(n, **CIFAR)) for n in ("lenet", "cnn_masuda", "cnn_guo", "resnet18")] == [
-        62_006, 2_156_490, 1_756_426, 11_173_962,
+        62_006,
+        2_156_490,
+        1_756_426,
+        11_173_962,
     ]
     assert param_count(_shared("cnn_guo")) == 1_384_586
     assert param_count(_shared("resnet18")) == 11_172_810

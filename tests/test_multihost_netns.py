@@ -191,7 +191,10 @@ class Net:
         with log.open("wb") as fh:
             p = subprocess.Popen(
                 ["ip", "netns", "exec", ns, *argv],
-                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.procs.append(p)
         return p
@@ -224,8 +227,9 @@ def _build(pid: int) -> Net:
             _ip("netns", "add", ns)
             created.append(ns)
             try:  # before any veth exists: no IPv6 link-local addresses, no ND or MLD packets
-                _in_ns(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                       "net.ipv6.conf.default.disable_ipv6=1")
+                _in_ns(
+                    ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"
+                )
             except (SetupFailed, FileNotFoundError):
                 net.ipv6_off = False  # no IPv6 in this kernel, or /proc/sys read-only
         _ip("link", "add", "br0", "type", "bridge", "stp_state", "0", ns=net.bridge_ns)
@@ -339,8 +343,19 @@ def test_multihost_run_in_namespaces_equals_single_host_run(net: Net, tmp_path: 
     peers = {
         h.ns: net.start(
             h.ns,
-            [BYZEMU, "-v", "peer", "--coordinator", control, "--count", str(PER_HOST),
-             "--bind-host", h.addr, "--coordinator-key", key],
+            [
+                BYZEMU,
+                "-v",
+                "peer",
+                "--coordinator",
+                control,
+                "--count",
+                str(PER_HOST),
+                "--bind-host",
+                h.addr,
+                "--coordinator-key",
+                key,
+            ],
             log,
         )
         for h, log in zip(net.hosts, host_logs)

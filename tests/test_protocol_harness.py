@@ -20,8 +20,14 @@ SAMPLES = 300
 LOGREG_PARAMS = 784 * 10 + 10
 
 CONFIG = small_config(
-    "harness", seed=5, nodes=3, rounds=ROUNDS, topology={"kind": "complete"}, data={"synthetic_size": SAMPLES},
-    train={"local_steps": 2}, chunks={"count": CHUNKS, "per_neighbor": PER_NEIGHBOR},
+    "harness",
+    seed=5,
+    nodes=3,
+    rounds=ROUNDS,
+    topology={"kind": "complete"},
+    data={"synthetic_size": SAMPLES},
+    train={"local_steps": 2},
+    chunks={"count": CHUNKS, "per_neighbor": PER_NEIGHBOR},
     runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
 )
 
@@ -35,7 +41,12 @@ SCRIPTED_METRICS = {
     "test_loss": 2.25,
 }
 SCRIPTED_TRAFFIC = {
-    "sent_msgs": 2, "sent_bytes": 1, "recv_msgs": 2, "recv_bytes": 2, "dropped": 0, "drops_total": {},
+    "sent_msgs": 2,
+    "sent_bytes": 1,
+    "recv_msgs": 2,
+    "recv_bytes": 2,
+    "dropped": 0,
+    "drops_total": {},
 }
 
 

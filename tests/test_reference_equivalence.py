@@ -78,7 +78,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     mp_dir, ref_dir = tmp / "mp", tmp / "ref"
     proc = subprocess.run(
         [BYZEMU, "launch", str(cfg_path), "--out", str(mp_dir), "--quiet"],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     run_reference(config_mod.load(cfg_path), ref_dir)
     return Runs(proc, mp_dir, ref_dir)

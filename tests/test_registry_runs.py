@@ -146,9 +146,7 @@ def test_every_attack_runs_from_a_config_and_moves_its_neighbors(
 
 
 @pytest.mark.parametrize("defense", [n for n in DEFENSES.names() if n != "mean"])
-def test_every_defense_runs_from_a_config_and_is_applied(
-    defense: str, plain_mean: list[dict], tmp_path: Path
-) -> None:
+def test_every_defense_runs_from_a_config_and_is_applied(defense: str, plain_mean: list[dict], tmp_path: Path) -> None:
     cfg = _config(**DEFENDED, defense={"name": defense, "params": DEFENSE_PARAMS.get(defense, {})})
 
     rounds = _reference(cfg, tmp_path / "run")

@@ -23,7 +23,6 @@ from tests.support import BYZEMU
 from tests.support.harness import Cluster, write_config
 from tests.support.runs import small_config
 
-
 #: seconds within which every peer must be gone after the coordinator is killed:
 #: runtime.coordinator_timeout (2 s) plus the round in progress, on a loaded machine
 EXIT_BOUND_S = 60.0
@@ -34,13 +33,26 @@ WAIT_S = 240.0
 
 def _config(tmp_path: Path, rounds: int = 8, round_timeout: float = 60.0, chunk_timeout: float = 30.0) -> Path:
     path = tmp_path / "resume.toml"
-    path.write_text(small_config(
-        "resume", seed=3, rounds=rounds, data={"synthetic_size": 400}, model={"name": "lenet"},
-        train={"local_steps": 3, "momentum": 0.9}, chunks={"count": 4, "per_neighbor": 2},
-        byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}}, eval={"every": 3},
-        runtime={"register_timeout": 60.0, "round_timeout": round_timeout, "chunk_timeout": chunk_timeout,
-                 "checkpoint_every": 2, "coordinator_timeout": 2.0},
-    ))
+    path.write_text(
+        small_config(
+            "resume",
+            seed=3,
+            rounds=rounds,
+            data={"synthetic_size": 400},
+            model={"name": "lenet"},
+            train={"local_steps": 3, "momentum": 0.9},
+            chunks={"count": 4, "per_neighbor": 2},
+            byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}},
+            eval={"every": 3},
+            runtime={
+                "register_timeout": 60.0,
+                "round_timeout": round_timeout,
+                "chunk_timeout": chunk_timeout,
+                "checkpoint_every": 2,
+                "coordinator_timeout": 2.0,
+            },
+        )
+    )
     return path
 
 
@@ -69,7 +81,10 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
     out = tmp_path / "run"
     launcher = subprocess.Popen(
         [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + WAIT_S
@@ -100,7 +115,9 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
     assert not (out / "summary.json").exists()
     last_complete = max(r["round"] for r in records if r.get("checkpoint", {}).get("complete"))
 
-    resumed = CliRunner().invoke(main, ["launch", "--resume", str(out), "--quiet"])  # in-process: no second torch import
+    resumed = CliRunner().invoke(
+        main, ["launch", "--resume", str(out), "--quiet"]
+    )  # in-process: no second torch import
     reference = tmp_path / "ref"
     run_reference(config_mod.load(cfg), reference)
 
@@ -174,6 +191,7 @@ while not pathlib.Path(trigger).exists():
 main(["peer", "--coordinator", address, "--count", "1", "--bind-host", "127.0.0.1"], prog_name="byzemu")
 """
 
+
 def _wait_for(what: str, ready: Callable[[], bool], alive: Callable[[], bool], logs: Callable[[], str]) -> None:
     deadline = time.monotonic() + WAIT_S
     while not ready():
@@ -193,10 +211,15 @@ def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
         cluster.wait_listening()
         restart = subprocess.Popen(
             [sys.executable, "-c", WARM_PEER, str(trigger), str(ready), cluster.address],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         try:
-            _wait_for("the warm restart", ready.exists, lambda: restart.poll() is None, lambda: restart.communicate()[1])
+            _wait_for(
+                "the warm restart", ready.exists, lambda: restart.poll() is None, lambda: restart.communicate()[1]
+            )
             cluster.start_peers()
             _wait_for("round 1", lambda: len(_lines(run_dir / "rounds.jsonl")) >= 1, cluster.alive, cluster.logs)
             nodes = json.loads((run_dir / "topology.json").read_text())["nodes"]

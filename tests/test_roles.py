@@ -240,13 +240,16 @@ def test_dominating_plan_adds_the_edges_and_surrounds_the_target() -> None:
     from coordinator.plan import build_plan
     from protocol.config import from_dict
 
-    cfg = from_dict({
-        "nodes": 10, "rounds": 1,
-        "topology": {"kind": "ring"},
-        "data": {"dataset": "synthetic", "synthetic_size": 200},
-        "model": {"name": "logreg"},
-        "byzantine": {"count": 4, "placement": "dominating", "target": 2, "attack": "gaussian"},
-    })
+    cfg = from_dict(
+        {
+            "nodes": 10,
+            "rounds": 1,
+            "topology": {"kind": "ring"},
+            "data": {"dataset": "synthetic", "synthetic_size": 200},
+            "model": {"name": "logreg"},
+            "byzantine": {"count": 4, "placement": "dominating", "target": 2, "attack": "gaussian"},
+        }
+    )
     plan = build_plan(cfg)
     around = set(plan.graph.neighbors(2))
 

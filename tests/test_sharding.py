@@ -75,9 +75,7 @@ def test_dirichlet_partitions_the_index_set() -> None:
 
 
 def test_dirichlet_gives_every_node_min_samples() -> None:
-    shards = make_shards(
-        _labels(10, 50), 5, split="dirichlet", seed=0, alpha=0.5, min_samples=20
-    )
+    shards = make_shards(_labels(10, 50), 5, split="dirichlet", seed=0, alpha=0.5, min_samples=20)
 
     assert min(len(s) for s in shards) >= 20
 
@@ -277,9 +275,7 @@ def test_fltrust_p_one_gives_each_group_only_its_home_classes() -> None:
     labels = _labels(10, 50)
     shards = make_shards(labels, 4, split="fltrust", seed=1, p=1.0)
 
-    assert [sorted(set(labels[s].tolist())) for s in shards] == [
-        [0, 4, 8], [1, 5, 9], [2, 6], [3, 7]
-    ]
+    assert [sorted(set(labels[s].tolist())) for s in shards] == [[0, 4, 8], [1, 5, 9], [2, 6], [3, 7]]
 
 
 def test_fltrust_two_nodes_per_group_share_the_home_classes() -> None:

@@ -89,7 +89,7 @@ def test_report(swept: tuple[Path, Path], tmp_path: Path) -> None:
         summary = json.loads((out / cell["runs"][0]["dir"] / "summary.json").read_text())
         acc = statistics.fmean([summary["final_accuracy"]["mean"]])
         attack, defense = cell["values"]["byzantine.attack"], cell["values"]["defense.name"]
-        line = next(l for l in md.splitlines() if l.startswith(f"| {attack} | {defense} |"))
+        line = next(row for row in md.splitlines() if row.startswith(f"| {attack} | {defense} |"))
         assert f"{acc:.4f} ± 0.0000" in line
         row = next(r for r in rows if r["byzantine.attack"] == attack and r["defense.name"] == defense)
         assert float(row["accuracy_mean"]) == pytest.approx(acc)
@@ -111,8 +111,7 @@ def test_report(swept: tuple[Path, Path], tmp_path: Path) -> None:
         ('extends = "grid.toml"\n', "makes a loop"),
         ('extends = "nowhere.toml"\n', "no such file"),
     ],
-    ids=["unknown_axis_field", "empty_axis", "missing_base", "bad_cell_value", "extends_loop",
-         "extends_missing"],
+    ids=["unknown_axis_field", "empty_axis", "missing_base", "bad_cell_value", "extends_loop", "extends_missing"],
 )
 def test_bad_sweep_file(tmp_path: Path, sweep_text: str, message: str) -> None:
     (tmp_path / "base.toml").write_text(BASE)
@@ -139,8 +138,7 @@ def test_extends_merges_set_and_replaces_axes(tmp_path: Path) -> None:
     (tmp_path / "base.toml").write_text(BASE)
     (tmp_path / "grid.toml").write_text(SWEEP)
     (tmp_path / "small.toml").write_text(
-        'extends = "grid.toml"\nrepeats = 2\n\n[set]\nrounds = 1\n\n'
-        '[axes]\n"defense.name" = ["median"]\n'
+        'extends = "grid.toml"\nrepeats = 2\n\n[set]\nrounds = 1\n\n[axes]\n"defense.name" = ["median"]\n'
     )
     sweep = load_sweep(tmp_path / "small.toml")
 
@@ -156,7 +154,7 @@ def test_extends_merges_set_and_replaces_axes(tmp_path: Path) -> None:
 def test_extra_set_wins_over_set_and_axes(tmp_path: Path) -> None:
     (tmp_path / "base.toml").write_text(BASE)
     (tmp_path / "grid.toml").write_text(SWEEP)
-    sweep = load_sweep(tmp_path / "grid.toml", ["byzantine.count=2", "defense.name=\"median\""])
+    sweep = load_sweep(tmp_path / "grid.toml", ["byzantine.count=2", 'defense.name="median"'])
 
     assert {(r.cfg.byzantine.count, r.cfg.defense.name) for r in sweep.runs} == {(2, "median")}
     assert len(sweep.cells) == 4  # cell names still follow the axes

@@ -128,7 +128,10 @@ def test_only_a_run_of_every_round_is_finished(tmp_path: Path) -> None:
     assert unfinished_reason(tmp_path / "cut") == "interrupted at round 1 of 2 (interrupted (SIGINT))"
     assert state["resume"] is None  # checkpoints off
     assert "checkpoints are off" in state["message"]
-    assert unfinished_reason(old) == "its summary.json records 1 of 2 rounds (left by an interrupted run of an older byzemu)"
+    assert (
+        unfinished_reason(old)
+        == "its summary.json records 1 of 2 rounds (left by an interrupted run of an older byzemu)"
+    )
     assert not is_finished(tmp_path / "nothing-here")
 
 
@@ -172,8 +175,15 @@ def test_progress_line_shows_asr_and_eta() -> None:
     stat = {"mean": 0.5, "worst": 0.25}
 
     progress({"round": 1, "elapsed_s": 2.0, "round_s": 2.0, "failed": [], "honest": {}})
-    progress({"round": 2, "elapsed_s": 4.0, "round_s": 2.0, "failed": [],
-              "honest": {"test_accuracy": stat, "attack_success_rate": {"mean": 0.125, "worst": 0.75}}})
+    progress(
+        {
+            "round": 2,
+            "elapsed_s": 4.0,
+            "round_s": 2.0,
+            "failed": [],
+            "honest": {"test_accuracy": stat, "attack_success_rate": {"mean": 0.125, "worst": 0.75}},
+        }
+    )
 
     first, second = stream.text.splitlines()
     assert "ASR" not in first and first.endswith("ETA 18s")  # 2 s a round, 9 rounds left
@@ -184,8 +194,9 @@ def test_progress_line_shows_asr_and_eta() -> None:
 def test_run_folder_is_named_after_what_set_changed(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
 
-    name = default_out_dir(cfg, ["byzantine.attack=backdoor", "defense.name=norm_clip", "train.lr=0.1",
-                                 "runtime.round_timeout=9"]).name
+    name = default_out_dir(
+        cfg, ["byzantine.attack=backdoor", "defense.name=norm_clip", "train.lr=0.1", "runtime.round_timeout=9"]
+    ).name
 
     assert name.startswith("tables-backdoor-norm_clip-lr=0.1-")
     assert default_out_dir(cfg).name.startswith("tables-2")  # tables-<timestamp>
@@ -213,7 +224,7 @@ def test_every_list_kind_prints_its_names(kind: str) -> None:
 
     assert result.exit_code == 0, result.output
     names = [e.name for e in entries(kind)]
-    assert len(names) >= 3 and all(f'{n}  (' in result.output for n in names)
+    assert len(names) >= 3 and all(f"{n}  (" in result.output for n in names)
     if kind == "datasets":
         assert 'mnist  (data.dataset = "mnist")\n    10 classes, images 1x28x28' in result.output
 

@@ -18,8 +18,16 @@ from launch.sweeps.sweep import _read_sweep_file
 from protocol import config as config_mod
 
 __all__ = [
-    "N_PER_BATCH", "TRAIN_FILES", "cifar_batch", "dataset_of", "idx_images", "idx_labels",
-    "overrides_for", "py2_pickle", "write_cifar10", "write_idx_dataset",
+    "N_PER_BATCH",
+    "TRAIN_FILES",
+    "cifar_batch",
+    "dataset_of",
+    "idx_images",
+    "idx_labels",
+    "overrides_for",
+    "py2_pickle",
+    "write_cifar10",
+    "write_idx_dataset",
 ]
 
 
@@ -77,12 +85,14 @@ def py2_pickle(obj: object) -> bytes:
 
 
 def cifar_batch(label: bytes, data: np.ndarray, labels: list[int]) -> bytes:
-    return py2_pickle({
-        b"batch_label": label,
-        b"labels": labels,
-        b"data": data,
-        b"filenames": [b"img_%04d.png" % i for i in range(len(labels))],
-    })
+    return py2_pickle(
+        {
+            b"batch_label": label,
+            b"labels": labels,
+            b"data": data,
+            b"filenames": [b"img_%04d.png" % i for i in range(len(labels))],
+        }
+    )
 
 
 def write_cifar10(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:

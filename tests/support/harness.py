@@ -53,9 +53,10 @@ import subprocess
 import time
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import msgpack
 import numpy as np
@@ -69,7 +70,6 @@ DTYPES = ("<f4", "<f8", "<i8")
 #: message kinds of version 1
 KINDS = ("register", "assign", "ready", "round_start", "round_done", "peer_failed", "stop", "chunk")
 COORDINATOR_ID = -1
-
 
 
 class ProtocolViolation(AssertionError):
@@ -218,7 +218,7 @@ class ScriptedPeer:
 
     # -- context manager -----------------------------------------------------------
 
-    def __enter__(self) -> "ScriptedPeer":
+    def __enter__(self) -> ScriptedPeer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -271,7 +271,9 @@ class ScriptedPeer:
                 raise ProtocolViolation(f"no {kind} (round {round_}) within {timeout:g} s")
             self.pump(min(left, 0.2))
 
-    def recv_chunks(self, round_: int, *, timeout: float = 15.0, senders: Iterable[int] | None = None) -> dict[int, Message]:
+    def recv_chunks(
+        self, round_: int, *, timeout: float = 15.0, senders: Iterable[int] | None = None
+    ) -> dict[int, Message]:
         """Wait until a round-``round_`` chunk message from each of ``senders`` arrived.
 
         ``senders`` defaults to every live neighbor. Returns ``{sender: Message}``.
@@ -299,8 +301,14 @@ class ScriptedPeer:
         if want_init:
             extra["want_init"] = 1
         self.send_control(
-            header("register", -1, data_addr=data_addr or self.data_addr, host=host,
-                   pid=os.getpid() if pid is None else pid, **extra)
+            header(
+                "register",
+                -1,
+                data_addr=data_addr or self.data_addr,
+                host=host,
+                pid=os.getpid() if pid is None else pid,
+                **extra,
+            )
         )
 
     def accept_assignment(self, *, timeout: float = 30.0) -> Message:
@@ -370,17 +378,30 @@ class ScriptedPeer:
     ) -> None:
         """Report a round; ``traffic`` defaults to this peer's counters since the last report."""
         if traffic is None:
-            traffic = {"sent_msgs": self.sent_msgs, "sent_bytes": self.sent_bytes,
-                       "recv_msgs": len(self.inbox[round_]), "recv_bytes": 0, "dropped": 0,
-                       "drops_total": {}}
+            traffic = {
+                "sent_msgs": self.sent_msgs,
+                "sent_bytes": self.sent_bytes,
+                "recv_msgs": len(self.inbox[round_]),
+                "recv_bytes": 0,
+                "dropped": 0,
+                "drops_total": {},
+            }
             self.sent_msgs = self.sent_bytes = 0
         timing = timing or {"train_s": 0.0, "aggregate_s": 0.0, "exchange_s": 0.0, "round_s": 0.0}
         self.send_control(
-            header("round_done", self._id() if src is None else src, round_,
-                   metrics=dict(metrics), traffic=dict(traffic), timing=dict(timing))
+            header(
+                "round_done",
+                self._id() if src is None else src,
+                round_,
+                metrics=dict(metrics),
+                traffic=dict(traffic),
+                timing=dict(timing),
+            )
         )
 
-    def dealer(self, addr: str, routing_id: bytes | None = None, *, curve: Mapping[str, bytes] | None = None) -> zmq.Socket:
+    def dealer(
+        self, addr: str, routing_id: bytes | None = None, *, curve: Mapping[str, bytes] | None = None
+    ) -> zmq.Socket:
         """An extra raw DEALER connected to ``addr`` (e.g. a neighbor's data address, or
         the coordinator), optionally with a chosen routing id and as a CURVE client
         (``curve``: ``public``, ``secret``, ``server`` keys, see :meth:`curve_client`);
@@ -428,7 +449,7 @@ class Cluster:
         #: runs call :meth:`start_peers` after it (not :meth:`start`)
         self.coordinator_key: str | None = None
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -438,8 +459,12 @@ class Cluster:
         log = open(self.log_dir / log_name, "ab")
         try:
             return subprocess.Popen(
-                [str(BYZEMU), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=None if env is None else {**os.environ, **env},
+                [str(BYZEMU), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=None if env is None else {**os.environ, **env},
             )
         finally:
             log.close()
@@ -449,8 +474,7 @@ class Cluster:
         tests running side by side never race for one); :meth:`wait_listening` reads the
         address it bound from its log."""
         self.coordinator = self._spawn(
-            ["coordinator", str(self.config), "--bind", "tcp://127.0.0.1:*", "--out", str(self.run_dir),
-             "--quiet"],
+            ["coordinator", str(self.config), "--bind", "tcp://127.0.0.1:*", "--out", str(self.run_dir), "--quiet"],
             "coordinator.log",
         )
 
@@ -460,9 +484,17 @@ class Cluster:
         table = tomllib.loads(self.config.read_text())
         limit = table.get("runtime", {}).get("max_message_bytes")
         self.peers = self._spawn(
-            ["peer", "--coordinator", self.address, "--count", str(count or self.peer_count),
-             "--bind-host", "127.0.0.1", *(["--max-message-bytes", str(limit)] if limit else []),
-             *(["--coordinator-key", self.coordinator_key] if self.coordinator_key else [])],
+            [
+                "peer",
+                "--coordinator",
+                self.address,
+                "--count",
+                str(count or self.peer_count),
+                "--bind-host",
+                "127.0.0.1",
+                *(["--max-message-bytes", str(limit)] if limit else []),
+                *(["--coordinator-key", self.coordinator_key] if self.coordinator_key else []),
+            ],
             "peers.log",
             env=self._preload_hint(table),
         )
@@ -476,9 +508,14 @@ class Cluster:
         root = data.get("root") or ""
         if root and not Path(root).is_absolute():
             root = str((self.config.parent / root).resolve())  # relative to the config file
-        hint = {"dataset": data.get("dataset", "mnist"), "root": root, "seed": table.get("seed", 0),
-                "synthetic_size": data.get("synthetic_size", 2000), "test_samples": data.get("test_samples", 0),
-                "model": model.get("name", "lenet")}
+        hint = {
+            "dataset": data.get("dataset", "mnist"),
+            "root": root,
+            "seed": table.get("seed", 0),
+            "synthetic_size": data.get("synthetic_size", 2000),
+            "test_samples": data.get("test_samples", 0),
+            "model": model.get("name", "lenet"),
+        }
         return {"BYZEMU_PRELOAD_DATA": json.dumps(hint)}
 
     def start(self) -> None:
