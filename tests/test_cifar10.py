@@ -5,7 +5,6 @@ model/dataset check, and a multi-process run that is bit-identical to the refere
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from peer.data.sets.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from peer.models import MODELS, ModelError
 from protocol import config as config_mod
 from tests.support.datagen import cifar_batch, py2_pickle, write_cifar10
+from tests.support.harness import read_rounds
 
 
 @pytest.fixture(scope="module")
@@ -309,17 +309,14 @@ def test_plan_rejects_a_model_that_does_not_fit_the_dataset(cifar_root: Path, mo
     )
 
 
-def _rounds(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
-
-
+@pytest.mark.cluster
 def test_multiprocess_cifar10_run_is_bit_identical_to_reference(cifar_root: Path, tmp_path: Path) -> None:
     cfg = _cfg(cifar_root)
 
     launch_local(cfg, tmp_path / "mp", show_progress=False)
     run_reference(cfg, tmp_path / "ref")
 
-    mp, ref = _rounds(tmp_path / "mp"), _rounds(tmp_path / "ref")
+    mp, ref = read_rounds(tmp_path / "mp"), read_rounds(tmp_path / "ref")
     assert [r["round"] for r in mp] == [r["round"] for r in ref] == [1, 2]
     for a, b in zip(mp, ref):
         for node in map(str, range(4)):

@@ -21,6 +21,9 @@ from click.testing import CliRunner
 
 from launch.cli import main
 
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
+
 BYZEMU = str(Path(sys.executable).parent / "byzemu")
 
 VALID = """\

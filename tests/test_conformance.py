@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from launch.cli import main
 from tests.support import BYZEMU
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 FOREIGN = [sys.executable, str(Path(__file__).parent / "support" / "foreign_peer.py")]
 #: 3 rounds: the byzemu neighbor killed after round 2 leaves one round to go on without it

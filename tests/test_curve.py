@@ -27,7 +27,7 @@ from peer.auth import ZapHandler
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
 from tests.support import BYZEMU
-from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
+from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, read_rounds, write_config
 from tests.support.runs import small_config
 
 # ----------------------------------------------------------------------------- (a) same models
@@ -44,10 +44,7 @@ EQUIVALENCE = small_config(
 )
 
 
-def _rounds(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
-
-
+@pytest.mark.cluster
 def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
     """Chunk, collude and oracle messages (every link kind) all travel over CURVE."""
     cfg_path = write_config(tmp_path, EQUIVALENCE)
@@ -65,7 +62,7 @@ def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["curve"] is True
     assert json.loads((ref_dir / "summary.json").read_text())["curve"] is False
-    curve_rounds, ref_rounds = _rounds(run_dir), _rounds(ref_dir)
+    curve_rounds, ref_rounds = read_rounds(run_dir), read_rounds(ref_dir)
     assert [r["round"] for r in curve_rounds] == [1, 2]
     for rec, ref in zip(curve_rounds, ref_rounds):
         for node in map(str, range(5)):
@@ -170,6 +167,7 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
         return {name: f.result(timeout=400) for name, f in futures.items()}
 
 
+@pytest.mark.cluster
 def test_a_key_speaks_only_for_its_owner(identity: dict[str, Outcome]) -> None:
     attacked = identity["attacked"]
     assert attacked.codes == (0, 0), attacked.logs
@@ -181,6 +179,7 @@ def test_a_key_speaks_only_for_its_owner(identity: dict[str, Outcome]) -> None:
         assert attacked.results.peer(ROUNDS, node)["traffic"]["drops_total"] == {}
 
 
+@pytest.mark.cluster
 def test_an_unknown_key_delivers_nothing(identity: dict[str, Outcome]) -> None:
     res = identity["attacked"].results
     traffic = [res.peer(t, TARGET)["traffic"] for t in range(1, ROUNDS + 1)]
@@ -191,6 +190,7 @@ def test_an_unknown_key_delivers_nothing(identity: dict[str, Outcome]) -> None:
     assert [t["recv_msgs"] for t in traffic] == [2, 2]  # only the real neighbors' chunks
 
 
+@pytest.mark.cluster
 def test_attacked_curve_run_equals_clean_plain_run(identity: dict[str, Outcome]) -> None:
     attacked, plain = identity["attacked"].results, identity["plain"].results
     assert identity["plain"].codes == (0, 0), identity["plain"].logs

@@ -9,14 +9,18 @@ import os
 import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support import BYZEMU
+from tests.support.harness import read_rounds
 from tests.support.runs import small_config
+from tests.support.waiting import output, running, wait_until
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 
 def config(round_timeout: float, chunk_timeout: float) -> str:
@@ -39,20 +43,6 @@ ROUND_TIMEOUT_S, CHUNK_TIMEOUT_S = 8.0, 3.0
 #: generous bound for the events waited on below (a round on disk, the run's end): the
 #: tests must pass on a machine loaded far beyond its cores
 WAIT_S = 300.0
-
-
-def _lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _wait_rounds(proc: subprocess.Popen, out: Path, count: int, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while len(_lines(out / "rounds.jsonl")) < count:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "run did not reach the round in time"
-        time.sleep(0.01)
 
 
 def _pid_of(out: Path, node: int) -> int:
@@ -84,7 +74,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Faulty:
     )
     stalled = None
     try:
-        _wait_rounds(proc, out, 1)
+        wait_until(lambda: read_rounds(out), timeout=WAIT_S, what="round 1", alive=running(proc), details=output(proc))
         os.kill(_pid_of(out, 2), signal.SIGKILL)
         stalled = _pid_of(out, 4)
         os.kill(stalled, signal.SIGSTOP)
@@ -96,7 +86,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Faulty:
             except ProcessLookupError:  # the launcher already reaped it
                 pass
         proc.kill()
-    return Faulty(proc.returncode, stderr, _lines(out / "rounds.jsonl"), json.loads((out / "summary.json").read_text()))
+    return Faulty(proc.returncode, stderr, read_rounds(out), json.loads((out / "summary.json").read_text()))
 
 
 def _first_failed(rounds: list[dict], node: str) -> int:

@@ -25,6 +25,9 @@ import zmq
 from tests.support.harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
 from tests.support.runs import small_config
 
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
+
 ROUNDS = 2
 CHUNKS = 4
 MAX_MESSAGE_BYTES = 65536

@@ -45,6 +45,11 @@ import pytest
 from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support import BYZEMU
+from tests.support.harness import read_rounds
+from tests.support.waiting import running, wait_until
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 NODES, ROUNDS, PER_HOST = 6, 3, 3
 PORT = 5555  # the coordinator's namespace is fresh: nothing else can hold this port there
@@ -272,11 +277,6 @@ def net() -> Iterator[Net]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _rounds(run_dir: Path) -> list[dict]:
-    path = run_dir / "rounds.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-
-
 def _logs(paths: list[Path]) -> str:
     out = []
     for p in paths:
@@ -286,14 +286,19 @@ def _logs(paths: list[Path]) -> str:
 
 
 def _wait_for_key(path: Path, proc: subprocess.Popen, timeout: float, logs: list[Path]) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().endswith("\n"):
-            return path.read_text().strip()
-        if proc.poll() is not None:
-            pytest.fail(f"the coordinator exited ({proc.returncode}) before writing its key\n{_logs(logs)}")
-        time.sleep(0.1)
-    pytest.fail(f"no {path} within {timeout:g} s\n{_logs(logs)}")
+    """The coordinator's public key, once it has written the whole line to ``path``."""
+    try:
+        wait_until(
+            lambda: path.exists() and path.read_text().endswith("\n"),
+            timeout=timeout,
+            what=f"key in {path}",
+            alive=running(proc),
+            details=lambda: _logs(logs),
+            interval=0.1,
+        )
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(str(exc))
+    return path.read_text().strip()
 
 
 def _wait(coordinator: subprocess.Popen, peers: dict[str, subprocess.Popen], timeout: float) -> dict[str, int | None]:
@@ -388,7 +393,7 @@ def test_multihost_run_in_namespaces_equals_single_host_run(net: Net, tmp_path: 
         assert (a["role"], a["neighbors"], a["shard_size"]) == (b["role"], b["neighbors"], b["shard_size"])
 
     # --- every round, every peer: same metrics (model digest, loss, accuracy) as on one host
-    mh_rounds, single_rounds = _rounds(out), _rounds(single)
+    mh_rounds, single_rounds = read_rounds(out), read_rounds(single)
     assert [r["round"] for r in mh_rounds] == list(range(1, ROUNDS + 1)), _logs(logs)
     assert [r["round"] for r in single_rounds] == list(range(1, ROUNDS + 1))
     for mh, sh in zip(mh_rounds, single_rounds):

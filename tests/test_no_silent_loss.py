@@ -28,6 +28,9 @@ import pytest
 from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
 from tests.support.runs import small_config
 
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
+
 ROUNDS = 2
 CHUNKS = 4
 REAL = (1, 2)  # the scripted peer registers first: node 0

@@ -13,6 +13,9 @@ import pytest
 from tests.support.harness import Cluster, Message, Results, ScriptedPeer, read_results, write_config
 from tests.support.runs import small_config
 
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
+
 ROUNDS = 2
 CHUNKS = 4
 PER_NEIGHBOR = 2

@@ -28,6 +28,7 @@ from peer.attacks.base import DataInfo
 from peer.data import cache as data_cache
 from peer.defenses import DEFENSES
 from protocol import config as config_mod
+from tests.support.harness import read_rounds
 
 BASE = {
     "name": "registry",
@@ -64,13 +65,9 @@ def _config(**tables: dict | int) -> config_mod.RunConfig:
     return config_mod.from_dict(data)
 
 
-def _rounds(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
-
-
 def _reference(cfg: config_mod.RunConfig, out: Path) -> list[dict]:
     run_reference(cfg, out)
-    return _rounds(out)
+    return read_rounds(out)
 
 
 def _honest_digests(record: dict) -> dict[str, str]:
@@ -79,7 +76,7 @@ def _honest_digests(record: dict) -> dict[str, str]:
 
 def _run_both(cfg: config_mod.RunConfig, tmp_path: Path) -> tuple[list[dict], list[dict]]:
     launch_local(cfg, tmp_path / "mp", show_progress=False)
-    return _rounds(tmp_path / "mp"), _reference(cfg, tmp_path / "ref")
+    return read_rounds(tmp_path / "mp"), _reference(cfg, tmp_path / "ref")
 
 
 def _assert_identical(mp: list[dict], ref: list[dict]) -> None:
@@ -166,6 +163,7 @@ def test_every_defense_runs_from_a_config_and_is_applied(defense: str, plain_mea
 # ----------------------------------------------------------------------------- one real run per flow
 
 
+@pytest.mark.cluster
 def test_observed_knowledge_flow_runs_multiprocess_like_reference(tmp_path: Path) -> None:
     # a rushing attack (Mimic waits for the round's honest chunks) with collusion
     # messages between 1 and 4, against a composed chain (NNM then Krum)
@@ -182,6 +180,7 @@ def test_observed_knowledge_flow_runs_multiprocess_like_reference(tmp_path: Path
         assert peer["traffic"]["sent_msgs"] == (2 if peer["role"] == "honest" else 3), node
 
 
+@pytest.mark.cluster
 def test_oracle_knowledge_flow_runs_multiprocess_like_reference(tmp_path: Path) -> None:
     cfg = _config(byzantine={**ON_THE_RING, "attack": "alie", "knowledge": "oracle"})
 

@@ -24,8 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +34,9 @@ from click.testing import CliRunner, Result
 from launch.cli import main
 from launch.run.reference import run_reference
 from launch.sweeps.sweep import load_sweep
+from tests.support.harness import read_rounds
 from tests.support.runs import small_config
+from tests.support.waiting import wait_until
 
 NODES, ROUNDS = 4, 3
 CONFIG = small_config(
@@ -228,15 +229,6 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
-def _wait_until(check, timeout: float, what: str, on_fail) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    on_fail(f"{what} not within {timeout:g} s")
-
-
 SLURM_CONF = """\
 ClusterName=byzemutest
 SlurmctldHost={host}(127.0.0.1)
@@ -329,16 +321,19 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
         f"--log-file={root / 'log' / 'munged.log'}",
         f"--seed-file={m / 'munged.seed'}",
     )
-    _wait_until(lambda: (m / "munge.socket").exists(), 30, "munged's socket", give_up)
-    start("slurmctld", "-D", "-f", str(conf))
-    start("slurmd", "-D", "-f", str(conf), "-N", "n1")
-    start("slurmd", "-D", "-f", str(conf), "-N", "n2")
-    _wait_until(
-        lambda: cluster.run("sinfo", "-h", "-N", "-o", "%N %T").split() == ["n1", "idle", "n2", "idle"],
-        60,
-        "both nodes idle (sinfo)",
-        give_up,
-    )
+    try:
+        wait_until(lambda: (m / "munge.socket").exists(), timeout=30, what="munged's socket", interval=0.2)
+        start("slurmctld", "-D", "-f", str(conf))
+        start("slurmd", "-D", "-f", str(conf), "-N", "n1")
+        start("slurmd", "-D", "-f", str(conf), "-N", "n2")
+        wait_until(
+            lambda: cluster.run("sinfo", "-h", "-N", "-o", "%N %T").split() == ["n1", "idle", "n2", "idle"],
+            timeout=60,
+            what="both nodes idle (sinfo)",
+            interval=0.2,
+        )
+    except TimeoutError as exc:
+        give_up(str(exc))
     try:
         yield cluster
     finally:
@@ -364,7 +359,7 @@ def _job_state(cluster: Slurm, job: str) -> str:
     return next((x.split("=", 1)[1] for x in line if x.startswith("JobState=")), "UNKNOWN")
 
 
-def _wait_jobs(cluster: Slurm, job: str, run_dirs: list[Path], on_first=None) -> None:  # type: ignore[no-untyped-def]
+def _wait_jobs(cluster: Slurm, job: str, run_dirs: list[Path], on_first: Callable[[], object] | None = None) -> None:
     """Until Slurm has no queued or running task of ``job`` left (squeue); ``on_first`` is
     called once, as soon as the first run has its summary.json."""
     called = [on_first is None]
@@ -372,6 +367,7 @@ def _wait_jobs(cluster: Slurm, job: str, run_dirs: list[Path], on_first=None) ->
     def done() -> bool:
         if not called[0] and any((d / "summary.json").is_file() for d in run_dirs):
             called[0] = True
+            assert on_first is not None
             on_first()
         return cluster.run("squeue", "-h", "-r", "-j", job, "-o", "%i").strip() == ""
 
@@ -381,15 +377,14 @@ def _wait_jobs(cluster: Slurm, job: str, run_dirs: list[Path], on_first=None) ->
         )
         pytest.fail(f"{why}\n{logs}\n{cluster.logs()}")
 
-    _wait_until(done, JOB_TIMEOUT, f"the end of Slurm job {job}", fail)
-
-
-def _rounds(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "rounds.jsonl").read_text().splitlines() if x.strip()]
+    try:
+        wait_until(done, timeout=JOB_TIMEOUT, what=f"the end of Slurm job {job}", interval=0.2)
+    except TimeoutError as exc:
+        fail(str(exc))
 
 
 def _assert_same_results(run: Path, local: Path) -> None:
-    a, b = _rounds(run), _rounds(local)
+    a, b = read_rounds(run), read_rounds(local)
     assert [r["round"] for r in a] == [r["round"] for r in b] == list(range(1, ROUNDS + 1)), run
     for ra, rb in zip(a, b):
         for node in map(str, range(NODES)):
@@ -432,6 +427,7 @@ def submitted(slurm: Slurm, files: Path, tmp_path_factory: pytest.TempPathFactor
     return Submitted(run, run_job, sweep, sweep_job, local)
 
 
+@pytest.mark.cluster
 def test_run_across_two_slurm_nodes_equals_local_launch(slurm: Slurm, submitted: Submitted) -> None:
     out, job = submitted.run, submitted.run_job
 
@@ -447,6 +443,7 @@ def test_run_across_two_slurm_nodes_equals_local_launch(slurm: Slurm, submitted:
     assert status.stdout.startswith(f"slurm-test: finished    | round    {ROUNDS}/{ROUNDS} | honest acc"), status.output
 
 
+@pytest.mark.cluster
 def test_sweep_as_job_array_equals_local_sweep(slurm: Slurm, submitted: Submitted) -> None:
     out, runs = submitted.sweep, submitted.sweep_runs
 
@@ -463,6 +460,7 @@ def test_sweep_as_job_array_equals_local_sweep(slurm: Slurm, submitted: Submitte
     assert status.stdout.splitlines()[-1] == "2 runs: 2 finished", status.output
 
 
+@pytest.mark.cluster
 def test_resubmitted_sweep_skips_finished_runs(slurm: Slurm, submitted: Submitted, files: Path) -> None:
     out, runs = submitted.sweep, submitted.sweep_runs
     _wait_jobs(slurm, submitted.sweep_job, runs)

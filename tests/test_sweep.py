@@ -47,6 +47,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return d, out
 
 
+@pytest.mark.cluster
 def test_sweep_runs_every_cell(swept: tuple[Path, Path]) -> None:
     _, out = swept
     assert len(list(out.glob("*/rep0/summary.json"))) == 4
@@ -62,6 +63,7 @@ def test_sweep_runs_every_cell(swept: tuple[Path, Path]) -> None:
         assert cfg["byzantine"]["count"] == 1
 
 
+@pytest.mark.cluster
 def test_resume_redoes_only_the_interrupted_run(swept: tuple[Path, Path]) -> None:
     d, out = swept
     summaries = sorted(out.glob("*/rep0/summary.json"))
@@ -76,6 +78,7 @@ def test_resume_redoes_only_the_interrupted_run(swept: tuple[Path, Path]) -> Non
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
+@pytest.mark.cluster
 def test_report(swept: tuple[Path, Path], tmp_path: Path) -> None:
     _, out = swept
     rep = tmp_path / "rep"
@@ -124,6 +127,7 @@ def test_bad_sweep_file(tmp_path: Path, sweep_text: str, message: str) -> None:
     assert not out.exists()  # nothing ran, no folder
 
 
+@pytest.mark.cluster
 def test_resume_refuses_runs_made_with_another_config(swept: tuple[Path, Path]) -> None:
     d, out = swept
     (d / "edited.toml").write_text(SWEEP.replace('"byzantine.count" = 1', '"byzantine.count" = 1\nrounds = 3'))
@@ -160,6 +164,7 @@ def test_extra_set_wins_over_set_and_axes(tmp_path: Path) -> None:
     assert len(sweep.cells) == 4  # cell names still follow the axes
 
 
+@pytest.mark.cluster
 def test_kept_run_from_an_older_schema_is_kept(swept: tuple[Path, Path]) -> None:
     # A config.json written before a field existed (here: data.p removed) still matches.
     d, out = swept

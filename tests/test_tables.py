@@ -21,6 +21,7 @@ from launch.run.local import default_out_dir
 from launch.run.progress import Progress
 from launch.run.reference import run_reference
 from protocol import config as config_mod
+from tests.support.harness import read_rounds
 from tests.support.runs import small_config
 
 pd = pytest.importorskip("pandas")
@@ -42,10 +43,6 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def test_peer_rounds_has_one_row_per_run_round_peer(runs_dir: Path) -> None:
     from launch.analysis.tables import peer_rounds
 
@@ -53,7 +50,7 @@ def test_peer_rounds_has_one_row_per_run_round_peer(runs_dir: Path) -> None:
 
     assert len(df) == 2 * 2 * 4  # runs x rounds x peers
     assert set(df["run"]) == {"cdl", "clip"}
-    peers = _jsonl(runs_dir / "clip" / "rounds.jsonl")[1]["peers"]
+    peers = read_rounds(runs_dir / "clip")[1]["peers"]
     honest = min(int(p) for p, v in peers.items() if v["role"] == "honest")  # Byzantine peers do not evaluate
     row = df[(df["run"] == "clip") & (df["round"] == 2) & (df["peer"] == honest)].iloc[0]
     want = peers[str(honest)]
@@ -147,7 +144,7 @@ def test_tensorboard_scalars_read_back(tmp_path: Path) -> None:
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
 
-    want = _jsonl(tmp_path / "run" / "rounds.jsonl")
+    want = read_rounds(tmp_path / "run")
     acc = events.Scalars("honest/test_accuracy_mean")
     asr = events.Scalars("honest/attack_success_rate_worst")
     assert [e.step for e in acc] == [1, 2]

@@ -63,6 +63,7 @@ import numpy as np
 import zmq
 
 from tests.support import BYZEMU
+from tests.support.waiting import wait_until
 
 VERSION = 1
 #: dtypes allowed in array frames (PROTOCOL.md, *Array frames*)
@@ -527,20 +528,21 @@ class Cluster:
 
     def wait_listening(self, timeout: float = 180.0) -> None:
         """Block until the coordinator has bound its control socket."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log("coordinator.log")
-            listening = re.search(r"coordinator listening on (tcp://127\.0\.0\.1:(\d+));", text)
-            if listening:
-                self.address, self.port = listening.group(1), int(listening.group(2))
-                key = re.search(r"coordinator public key (\S{40})", text)
-                self.coordinator_key = key.group(1) if key else None
-                return
-            assert self.coordinator is not None
-            if self.coordinator.poll() is not None:
-                raise RuntimeError(f"coordinator exited with {self.coordinator.returncode}:\n{self.logs()}")
-            time.sleep(0.05)
-        raise TimeoutError(f"coordinator not listening within {timeout:g} s:\n{self.logs()}")
+
+        def listening() -> re.Match[str] | None:
+            return re.search(r"coordinator listening on (tcp://127\.0\.0\.1:(\d+));", self.log("coordinator.log"))
+
+        found = wait_until(
+            listening,
+            timeout=timeout,
+            what="coordinator listening",
+            alive=lambda: self.coordinator is not None and self.coordinator.poll() is None,
+            details=self.logs,
+            interval=0.05,
+        )
+        self.address, self.port = found.group(1), int(found.group(2))
+        key = re.search(r"coordinator public key (\S{40})", self.log("coordinator.log"))
+        self.coordinator_key = key.group(1) if key else None
 
     def alive(self) -> bool:
         return all(p is not None and p.poll() is None for p in (self.coordinator, self.peers))
@@ -582,18 +584,19 @@ class Cluster:
     def wait_log(self, name: str, needles: Iterable[str], timeout: float = 120.0) -> None:
         """Wait until log ``name`` holds every string of ``needles`` (an event, e.g. a drop
         the system under test logged), while the processes stay alive."""
-        missing = list(needles)
-        deadline = time.monotonic() + timeout
-        while True:
+        needles = list(needles)
+
+        def missing() -> list[str]:
             text = self.log(name)
-            missing = [n for n in missing if n not in text]
-            if not missing:
-                return
-            if not self.alive():
-                raise RuntimeError(f"a process exited before {name} had {missing}:\n{self.logs()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{name} lacks {missing} after {timeout:g} s:\n{self.logs()}")
-            time.sleep(0.02)
+            return [n for n in needles if n not in text]
+
+        wait_until(
+            lambda: not missing(),
+            timeout=timeout,
+            what=f"{needles} in {name}",
+            alive=self.alive,
+            details=lambda: f"missing {missing()}\n{self.logs()}",
+        )
 
 
 @dataclass
@@ -609,12 +612,21 @@ class Results:
         return self.rounds[round_ - 1]["peers"][str(node)]
 
 
+def read_rounds(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of ``rounds.jsonl`` in ``run_dir``, one per round, in order; ``[]`` before
+    the file exists. Only complete (newline-terminated) lines count, so a test may read the
+    file of a run that is writing its next line."""
+    path = Path(run_dir) / "rounds.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line.strip()]
+
+
 def read_results(run_dir: Path) -> Results:
     run_dir = Path(run_dir)
-    lines = (run_dir / "rounds.jsonl").read_text().splitlines() if (run_dir / "rounds.jsonl").exists() else []
 
     def load(name: str) -> dict[str, Any] | None:
         path = run_dir / name
         return json.loads(path.read_text()) if path.exists() else None
 
-    return Results([json.loads(x) for x in lines if x.strip()], load("summary.json"), load("topology.json"))
+    return Results(read_rounds(run_dir), load("summary.json"), load("topology.json"))
