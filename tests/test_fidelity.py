@@ -142,26 +142,25 @@ def test_dbulyan_with_eleven_neighbours() -> None:
 # ============================================================================= UBAR
 
 
-def test_ubar_default_rho_is_0_4_and_scores_on_the_current_sample() -> None:
-    # 5 payloads, rho 0.4: ceil(2.0) = 2 closest to own 0: 1 and -1 (then 2, -3, 9).
-    # The fixed batch would accept only 1 (loss 0.1 < own 0.5); the current sample
-    # accepts only -1 (loss 0.2 < own 0.4) -> x = 0.5 * 0 + 0.5 * -1 = -0.5
+@pytest.mark.parametrize(
+    ("params", "expected"),
+    [
+        # 5 payloads, rho 0.4: ceil(2.0) = 2 closest to own 0: 1 and -1 (then 2, -3, 9).
+        # The current sample (the default) accepts only -1 (loss 0.2 < own 0.4)
+        # -> x = 0.5 * 0 + 0.5 * -1 = -0.5
+        ({}, -0.5),
+        # loss_sample = "fixed": the fixed batch accepts only 1 (loss 0.1 < own 0.5) -> x = 0.5
+        ({"loss_sample": "fixed"}, 0.5),
+    ],
+    ids=["current-sample", "fixed-batch"],
+)
+def test_ubar_rho_0_4_scores_on_the_sample_it_is_told(params: dict[str, str], expected: float) -> None:
     fixed = _table({(0.0,): 0.5, (1.0,): 0.1, (-1.0,): 0.9})
     current = _table({(0.0,): 0.4, (1.0,): 0.8, (-1.0,): 0.2})
     received = [_t(1), _t(2), _t(-1), _t(-3), _t(9)]
     ctx = _ctx(5, loss_with=fixed, sample_loss_with=current)
-    out = build_defense("ubar", {}).aggregate(_t(0), received, ctx)
-    assert out.tolist() == [-0.5]
-
-
-def test_ubar_fixed_batch_option() -> None:
-    # same as above with loss_sample = "fixed": only 1 accepted -> x = 0.5
-    fixed = _table({(0.0,): 0.5, (1.0,): 0.1, (-1.0,): 0.9})
-    current = _table({(0.0,): 0.4, (1.0,): 0.8, (-1.0,): 0.2})
-    received = [_t(1), _t(2), _t(-1), _t(-3), _t(9)]
-    ctx = _ctx(5, loss_with=fixed, sample_loss_with=current)
-    out = build_defense("ubar", {"loss_sample": "fixed"}).aggregate(_t(0), received, ctx)
-    assert out.tolist() == [0.5]
+    out = build_defense("ubar", params).aggregate(_t(0), received, ctx)
+    assert out.tolist() == [expected]
 
 
 # ============================================================================= loss threshold (001)
