@@ -48,8 +48,8 @@ class Bench:
         import torch
 
         from coordinator.plan import build_plan
-        from peer import datasets
-        from peer.core import NodeCore, test_subset
+        from peer import data as datasets
+        from peer.core import NodeCore
         from peer.models import build_model
         from protocol.config import load
 
@@ -62,7 +62,7 @@ class Bench:
         root = Path(d.root)
         train = datasets.load(d.dataset, root, train=True)
         test = datasets.load(d.dataset, root, train=False)
-        self.test_set = test_subset(test, d.test_samples)
+        self.test_set = datasets.test_subset(test, d.test_samples)
         self.core = NodeCore(plan.assignment(0), train_data=train, test_set=self.test_set)
         neighbors = [
             NodeCore(plan.assignment(j), train_data=train, test_set=self.test_set) for j in self.core.neighbors

@@ -69,11 +69,9 @@ def _busy_jiffies() -> int:
     return total - idle
 
 
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime_ns / 1e9
-    except FileNotFoundError:
-        return None
+def _mtime(path: Path) -> float:
+    """When ``path`` (a file of a finished run) was last written, in seconds."""
+    return path.stat().st_mtime_ns / 1e9
 
 
 def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
@@ -86,7 +84,7 @@ def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rounds_file = out / "rounds.jsonl"
-    first_line_at = None
+    first_line_at: float | None = None
     memory: dict[str, Any] | None = None
     while proc.poll() is None:
         if first_line_at is None and rounds_file.exists() and rounds_file.stat().st_size > 0:
@@ -148,7 +146,7 @@ def _memory(out: Path, launcher: int) -> dict[str, Any]:
 
 
 def _peers(topo: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = topo.get("nodes") or topo.get("peers")
+    nodes = topo.get("nodes") or topo.get("peers") or []
     if isinstance(nodes, dict):
         nodes = list(nodes.values())
     return [n for n in nodes if isinstance(n, dict) and "pid" in n]

@@ -7,6 +7,7 @@ import pytest
 
 from peer.attacks import ATTACKS, AttackContext, build_attack
 from peer.attacks.base import Knowledge, Neighborhood
+from peer.attacks.dba import DistributedBackdoorAttack
 from peer.attacks.gaussian import GaussianAttack
 from peer.attacks.honest import NoAttack
 from peer.registry import Registry, RegistryError
@@ -227,6 +228,7 @@ def test_trigger_attacks_take_the_parameters_declared_on_their_bases(name: str, 
 def test_an_inherited_parameter_reaches_the_base_constructor() -> None:
     # Act
     attack = build_attack("dba", {"parts": 2, "trigger_size": 3, "target": 7, "boost": 2.0, "start_round": 4})
+    assert isinstance(attack, DistributedBackdoorAttack)
 
     # Assert
     assert (attack.parts, attack.trigger_size, attack.target, attack.boost, attack.start_round) == (2, 3, 7, 2.0, 4)
@@ -259,6 +261,7 @@ def test_registry_reads_parameters_through_kwargs_only() -> None:
 
     # Act
     child = reg.build("child", {"a": 5})
+    assert isinstance(child, Child)
 
     # Assert: a reaches Base, the subclass's default for b wins; Other does not take a
     assert (child.a, child.b, child.c) == (5, 20, 3)

@@ -16,6 +16,7 @@ from torch import nn
 from coordinator.plan import build_plan
 from peer import data as datasets
 from peer.attacks import build_attack
+from peer.attacks.alie_backdoor import ALIEBackdoorAttack
 from peer.attacks.base import AttackContext, DataInfo, Knowledge, Neighborhood, OwnTraining
 from peer.attacks.optim import UnrolledProblem, train_from
 from peer.core import NodeCore
@@ -185,6 +186,7 @@ def test_alie_backdoor_set_is_fully_triggered_and_labelled_with_the_target() -> 
     # 003 Sec. 4.2: upper-left 5x5 pixels at 255 (normalised: WHITE), every sample target 0
     attack = build_attack("alie_backdoor", {"samples": 3})
     attack.bind(MNIST)
+    assert isinstance(attack, ALIEBackdoorAttack)
     own = _own(nn.Linear(1, 1), [0.0, 0.0], torch.zeros(5, 1, 28, 28), torch.tensor([1, 2, 3, 4, 5]))
 
     x, y = attack.backdoor_set(own, torch.Generator().manual_seed(0))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -255,8 +256,10 @@ def test_backdoor_trigger_is_white_in_every_channel() -> None:
     images = torch.zeros(4, 3, 32, 32)
     labels = torch.tensor([0, 1, 2, 3])
 
-    x, y = attack.triggered_test_set(images, labels)
+    asr_set = attack.triggered_test_set(images, labels)
 
+    assert asr_set is not None
+    x, y = asr_set
     white = [(1 - m) / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD)]  # 2.0591, 2.0443, 2.1159
     assert y.tolist() == [0, 0, 0] and tuple(x.shape) == (3, 3, 32, 32)
     for c in range(3):
@@ -269,7 +272,7 @@ def test_backdoor_trigger_is_white_in_every_channel() -> None:
 
 
 def _cfg(root: Path, **tables: dict) -> config_mod.RunConfig:
-    data = {
+    data: dict[str, Any] = {
         "name": "cifar",
         "seed": 3,
         "nodes": 4,

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from peer.defenses import DEFENSES, ChunkContext, build_defense, ops
+from peer.defenses.loss_threshold import LossThreshold
 from peer.registry import RegistryError, keyword_parameters
 
 
@@ -387,6 +388,7 @@ _LT_RECEIVED = [_t(2), _t(4), _t(8)]
 
 def test_loss_threshold_schedule_drops_after_patience_evaluations_without_new_minimum() -> None:
     d = build_defense("loss_threshold", {})
+    assert isinstance(d, LossThreshold)
     d.observe_evaluation(1, 0.5, 1.0)  # first minimum: error 0.5
     for r in range(2, 6):
         d.observe_evaluation(r, 0.4, 1.0)  # 4 evaluations without a new minimum
@@ -623,6 +625,7 @@ def test_output_is_new_finite_float32_of_own_shape(name: str, m: int, loss: bool
 def test_inputs_are_not_mutated(name: str, m: int) -> None:
     own, received = _OWN.clone(), [p.clone() for p in _PAYLOADS[:m]]
     ctx = _full_ctx(m)
+    assert ctx.own_before is not None
     before = ctx.own_before.clone()
 
     build_defense(name, {}).aggregate(own, received, ctx)

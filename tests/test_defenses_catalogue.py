@@ -13,6 +13,7 @@ import torch
 from peer.attacks import build_attack
 from peer.attacks.base import AttackContext, DataInfo, Knowledge, Neighborhood
 from peer.defenses import PRE_STEPS, ChunkContext, build_defense
+from peer.defenses.base import RobustDefense
 from peer.registry import RegistryError
 
 
@@ -203,6 +204,7 @@ def test_nonsensical_chains_are_rejected_with_one_line(
 def test_a_row_keeping_step_may_precede_a_rule_that_reads_row_zero() -> None:
     rule = build_defense("ios", {}, ["nnm", "arc"], None)
 
+    assert isinstance(rule, RobustDefense)
     assert [s.name for s in rule.pre] == ["nnm", "arc"]
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from peer.defenses import ChunkContext, Kept, ModelProbe, build_defense, ops
+from peer.defenses.dfl_detector import DFLDetector
 from peer.defenses.dfl_dual import DFLDual
 
 
@@ -105,6 +106,7 @@ def test_dfl_dual_data_distance_is_zero_between_equal_models_and_positive_otherw
 
     w = rule.data_distances(_ctx(2, own_before=before, probe=probe), Kept(own, (same, other), (1, 2)))
 
+    assert w is not None
     assert w[0, 1] == 0.0 and w[0, 2] > 0.0 and w[1, 2] == w[0, 2]
 
 
@@ -127,6 +129,7 @@ def test_dfl_detector_flags_the_neighbour_whose_updates_are_unpredictable() -> N
     # statistic prefers two clusters and 2-means flags {4}; then the result is
     # before + u (own and the three honest).
     rule = build_defense("dfl_detector", {"warmup": 2})
+    assert isinstance(rule, DFLDetector)
     out = None
     for t in range(1, 7):
         before = torch.full((2,), float(t - 1))
@@ -135,7 +138,7 @@ def test_dfl_detector_flags_the_neighbour_whose_updates_are_unpredictable() -> N
         out = rule.aggregate(honest, [honest, honest, honest, bad], _ctx(4, round_=t, own_before=before))
 
     assert rule.flagged == {4}
-    assert out.tolist() == [6.0, 6.0]
+    assert out is not None and out.tolist() == [6.0, 6.0]
 
 
 def test_dfl_detector_averages_everything_before_any_evidence() -> None:

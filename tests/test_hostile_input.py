@@ -146,7 +146,7 @@ def attack_peer(sp: ScriptedPeer) -> list[zmq.Socket]:
     anon.send_multipart(encode({**header("chunk", SCRIPTED, 1, chunks=[0]), "v": 2}, [good]))  # bad_version
     anon.send_multipart(encode(header("gossip", SCRIPTED, 1), []))  # bad_kind
     anon.send_multipart(encode(header("register", -1, data_addr="tcp://x:1", host="h", pid=1)))  # unexpected_kind
-    anon.send_multipart(encode(header("chunk", "zero", 1, chunks=[0]), [good]))  # bad_field
+    anon.send_multipart(encode({**header("chunk", SCRIPTED, 1, chunks=[0]), "src": "zero"}, [good]))  # bad_field
     two_specs = [{"dtype": "<f4", "shape": [size0]}] * 2
     anon.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0], frames=two_specs), [good]))  # bad_frames
     anon.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0]), [good.view("<i4")]))  # bad_dtype

@@ -152,14 +152,14 @@ def _free_subnet() -> ipaddress.IPv4Network:
     used: list[ipaddress.IPv4Network] = []
     for entry in json.loads(_ip("-j", "-4", "addr", "show") or "[]"):
         for a in entry.get("addr_info", []):
-            used.append(ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network)
+            used.append(ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}").network)
     for r in json.loads(_ip("-j", "-4", "route", "show", "table", "all") or "[]"):
         dst = r.get("dst", "default")
         if dst != "default":
-            used.append(ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False))
+            used.append(ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False))
     start = os.getpid() % 200  # spread concurrent runs (they are isolated anyway)
     for k in range(256):
-        net = ipaddress.ip_network(f"10.77.{(start + k) % 256}.0/24")
+        net = ipaddress.IPv4Network(f"10.77.{(start + k) % 256}.0/24")
         if not any(net.overlaps(u) for u in used):
             return net
     raise SetupFailed("every 10.77.X.0/24 overlaps an address or route of this machine")

@@ -21,6 +21,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,7 +112,7 @@ def run_window(tmp: Path, *, local_steps: int, curve: bool) -> Outcome:
 #: each window once: with training (round 1 starts seconds after ``ready``) over CURVE,
 #: whose sockets were the ones that connected late, and without training (round 1 starts
 #: the instant every peer is ready) over plain sockets
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "training_curve": dict(local_steps=2, curve=True),
     "no_training": dict(local_steps=0, curve=False),
 }

@@ -82,7 +82,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             sp.register(host="scripted-host")
             assign = sp.accept_assignment(timeout=150)
             sp.ready()
-            starts, received, sent = [], {}, {}
+            starts: list[Message] = []
+            received: dict[int, dict[int, Message]] = {}
+            sent: dict[int, dict[int, list[int]]] = {}
             for t in range(1, ROUNDS + 1):
                 starts.append(sp.expect("round_start", timeout=20))
                 sent[t] = {}

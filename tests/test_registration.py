@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -22,7 +23,7 @@ from tests.support.harness import encode, header
 LIMIT = 1 << 20
 
 
-def refusal(tmp: Path, *, curve: str, **register: object) -> tuple[str, dict[str, int]]:
+def refusal(tmp: Path, *, curve: str, **register: Any) -> tuple[str, dict[str, int]]:
     """Send one ``register`` to a fresh coordinator; its ``stop`` reason and drop counters."""
     cfg = config_mod.from_dict(
         {

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -30,7 +31,7 @@ from peer.defenses import DEFENSES
 from protocol import config as config_mod
 from tests.support.harness import read_rounds
 
-BASE = {
+BASE: dict[str, Any] = {
     "name": "registry",
     "seed": 4,
     "nodes": 7,
@@ -58,7 +59,7 @@ DEFENSE_PARAMS = {"dfl_dual": {"inversion_steps": 1, "samples_per_class": 1}}
 SAME_AS_MEAN_IN_ROUND_1 = {"dfl_detector"}
 
 
-def _config(**tables: dict | int) -> config_mod.RunConfig:
+def _config(**tables: Any) -> config_mod.RunConfig:
     data = json.loads(json.dumps(BASE))
     for key, value in tables.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value

@@ -97,7 +97,7 @@ def test_explicit_ignores_the_seed() -> None:
 
 
 def test_explicit_accepts_numpy_ints() -> None:
-    ids = choose_byzantine(8, seed=0, nodes=np.array([6, 0]), placement="explicit")
+    ids = choose_byzantine(8, seed=0, nodes=np.array([6, 0]), placement="explicit")  # type: ignore[arg-type]
 
     assert ids == [0, 6] and all(type(v) is int for v in ids)
 
@@ -137,7 +137,7 @@ def test_explicit_negative_id_is_rejected() -> None:
 @pytest.mark.parametrize("bad", [1.0, "1", True])
 def test_explicit_non_integer_id_is_rejected(bad: object) -> None:
     with pytest.raises(RolesError, match="is not an integer node id"):
-        choose_byzantine(8, seed=0, nodes=[bad], placement="explicit")
+        choose_byzantine(8, seed=0, nodes=[bad], placement="explicit")  # type: ignore[list-item]
 
 
 def test_explicit_duplicate_id_is_rejected() -> None:

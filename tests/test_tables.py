@@ -7,6 +7,7 @@ to the cluster, tests/test_reference_equivalence.py)."""
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import shutil
 import statistics
@@ -152,15 +153,15 @@ def test_tensorboard_scalars_read_back(tmp_path: Path) -> None:
     assert [e.value for e in asr] == pytest.approx([r["honest"]["attack_success_rate"]["worst"] for r in want])
 
 
-class _Stream:
-    def __init__(self) -> None:
-        self.text = ""
+class _Stream(io.StringIO):
+    """A stream that is not a terminal and keeps what was written (``text``)."""
+
+    @property
+    def text(self) -> str:
+        return self.getvalue()
 
     def isatty(self) -> bool:
         return False
-
-    def write(self, s: str) -> None:
-        self.text += s
 
     def flush(self) -> None:
         pass

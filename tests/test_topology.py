@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -81,7 +82,7 @@ def test_regular_degree_two_comes_out_as_one_cycle() -> None:
 
 
 @pytest.mark.parametrize(("kind", "nodes", "params"), [("regular", 16, {"degree": 3}), ("erdos_renyi", 20, {"p": 0.3})])
-def test_same_seed_gives_same_graph_and_another_seed_another(kind: str, nodes: int, params: dict[str, float]) -> None:
+def test_same_seed_gives_same_graph_and_another_seed_another(kind: str, nodes: int, params: dict[str, Any]) -> None:
     a = build_topology(kind, nodes, seed=7, **params)
     again = build_topology(kind, nodes, seed=7, **params)
     other = build_topology(kind, nodes, seed=8, **params)

@@ -3,6 +3,8 @@ torch optimizers: that imports torch._dynamo, ~2 s per process; BENCHMARKS.md)."
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -38,7 +40,7 @@ def test_sgd_equals_torch_optim_sgd_bit_for_bit(momentum: float, weight_decay: f
     assert all(not torch.equal(p, q) for p, q in zip(ours_model.parameters(), initial.parameters(), strict=True))
     if momentum:
         assert all(
-            torch.equal(b, theirs.state[q]["momentum_buffer"])
+            b is not None and torch.equal(b, theirs.state[q]["momentum_buffer"])
             for b, q in zip(ours.buffers, torch_model.parameters(), strict=True)
         )
 
@@ -46,7 +48,9 @@ def test_sgd_equals_torch_optim_sgd_bit_for_bit(momentum: float, weight_decay: f
 def test_trainer_state_round_trip_continues_identically() -> None:
     a, b = _models("mlp")
     images, labels = torch.randn(64, 1, 28, 28), torch.arange(64) % 10
-    kw = dict(images=images, labels=labels, batch_size=8, lr=0.1, momentum=0.9, weight_decay=1e-4, seed=3)
+    kw: dict[str, Any] = dict(
+        images=images, labels=labels, batch_size=8, lr=0.1, momentum=0.9, weight_decay=1e-4, seed=3
+    )
     first, second = LocalTrainer(model=a, **kw), LocalTrainer(model=b, **kw)
     first.train(3)
     second.model.load_state_dict(first.model.state_dict())

@@ -11,6 +11,7 @@ import json
 import pickle
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,12 +62,17 @@ N_PER_BATCH = 20
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 
 
-class Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
+#: the pure-Python pickler: its dispatch table and its write and memoize steps, which
+#: Py2Pickler extends, are internals that typeshed does not describe
+_PurePickler: Any = pickle._Pickler
+
+
+class Py2Pickler(_PurePickler):
     """Pickles ``bytes`` as Python 2 ``str`` opcodes, as cPickle wrote the CIFAR-10 files:
     read back with ``encoding="latin1"`` (torchvision) they are ``str``, with
     ``encoding="bytes"`` (the CIFAR-10 page's recipe) ``bytes``."""
 
-    dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
+    dispatch = dict(_PurePickler.dispatch)
 
     def save_bytes(self, obj: bytes) -> None:
         if len(obj) < 256:

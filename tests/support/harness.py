@@ -550,7 +550,7 @@ class Cluster:
     def wait(self, timeout: float = 180.0) -> tuple[int | None, int | None]:
         """Wait for both processes to exit; their return codes (None if still running)."""
         deadline = time.monotonic() + timeout
-        codes = []
+        codes: list[int | None] = []
         for p in (self.coordinator, self.peers):
             if p is None:
                 codes.append(None)
