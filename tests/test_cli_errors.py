@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,11 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from launch.cli import main
+from tests.support import BYZEMU
 
 #: every test here starts real byzemu processes
 pytestmark = pytest.mark.cluster
-
-BYZEMU = str(Path(sys.executable).parent / "byzemu")
 
 VALID = """\
 name = "cli-test"
