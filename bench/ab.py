@@ -51,7 +51,9 @@ def one_run(tree: Path, config: str, sets: list[str], mode: str, out: Path, pin:
             sums["round"] += t.get("round_cpu_s", 0.0)
             steps += 1
     last = run["rounds"][-1]
-    digests = ",".join(p["metrics"].get("digest", "?") for _, p in sorted(last["peers"].items(), key=lambda kv: int(kv[0])))
+    digests = ",".join(
+        p["metrics"].get("digest", "?") for _, p in sorted(last["peers"].items(), key=lambda kv: int(kv[0]))
+    )
     acc = run["summary"].get("final_accuracy") or {}
     return {
         "command": shlex.join(cmd),
@@ -84,12 +86,19 @@ def main() -> None:
         for pair in range(args.pairs):
             for side in ("A", "B") if pair % 2 == 0 else ("B", "A"):
                 out = Path(tmp) / f"{side}{pair}"
-                r = {"side": side, "pair": pair, "tree": str(trees[side]),
-                     **one_run(trees[side], args.config, args.sets, args.mode, out, args.pin)}
+                r = {
+                    "side": side,
+                    "pair": pair,
+                    "tree": str(trees[side]),
+                    **one_run(trees[side], args.config, args.sets, args.mode, out, args.pin),
+                }
                 runs.append(r)
-                print(f"{side} (pair {pair}): {r['wall_s']:.1f} s, train {r['train_cpu_s']:.1f} / eval "
-                      f"{r['eval_cpu_s']:.1f} / aggregate {r['aggregate_cpu_s']:.1f} CPU-s, accuracy "
-                      f"{r['final_accuracy_mean']}, digests {r['final_digests_sha']}", flush=True)
+                print(
+                    f"{side} (pair {pair}): {r['wall_s']:.1f} s, train {r['train_cpu_s']:.1f} / eval "
+                    f"{r['eval_cpu_s']:.1f} / aggregate {r['aggregate_cpu_s']:.1f} CPU-s, accuracy "
+                    f"{r['final_accuracy_mean']}, digests {r['final_digests_sha']}",
+                    flush=True,
+                )
     cols = ["wall_s", "rounds_s", "train_cpu_s", "eval_cpu_s", "aggregate_cpu_s", "other_cpu_s"]
     med = {s: {c: median(r[c] for r in runs if r["side"] == s and r[c] is not None) for c in cols} for s in "AB"}
     ratios = [
@@ -97,11 +106,22 @@ def main() -> None:
         / next(r for r in runs if r["pair"] == p and r["side"] == "B")["wall_s"]
         for p in range(args.pairs)
     ]
-    print("\nMedians (A = before, B = this tree); wall ratio A/B per pair: "
-          + ", ".join(f"{x:.2f}" for x in ratios) + "\n")
+    print(
+        "\nMedians (A = before, B = this tree); wall ratio A/B per pair: "
+        + ", ".join(f"{x:.2f}" for x in ratios)
+        + "\n"
+    )
     print(table(["side", *cols], [[s, *(med[s][c] for c in cols)] for s in "AB"]))
-    save(args.name, {"machine": info, "args": {k: str(v) for k, v in vars(args).items()},
-                     "runs": runs, "medians": med, "wall_ratio_A_over_B": ratios})
+    save(
+        args.name,
+        {
+            "machine": info,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "runs": runs,
+            "medians": med,
+            "wall_ratio_A_over_B": ratios,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -211,9 +211,7 @@ def lo_bytes() -> int:
     return 0
 
 
-def run_watched(
-    cmd: list[str], out_dir: Path, on_lines: Any = None, *, timeout: float = 1800
-) -> dict[str, Any]:
+def run_watched(cmd: list[str], out_dir: Path, on_lines: Any = None, *, timeout: float = 1800) -> dict[str, Any]:
     """Run ``cmd`` (a launch writing into ``out_dir``) and poll ``rounds.jsonl`` every
     2 ms; call ``on_lines(count, now)`` whenever its line count grows. Returns the start
     time (``time.time()``), the command's seconds and the times each line appeared."""
@@ -250,9 +248,16 @@ def run_watched(
         log.close()
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{stderr[-3000:]}")
-    return {"start": t0, "command_s": time.time() - t0, "line_at": seen_at, "pid": proc.pid,
-            "cmdline": shlex.join(cmd), "log_lines": stderr.count("\n"), "log_tail": stderr[-2000:],
-            **read_run(out_dir)}
+    return {
+        "start": t0,
+        "command_s": time.time() - t0,
+        "line_at": seen_at,
+        "pid": proc.pid,
+        "cmdline": shlex.join(cmd),
+        "log_lines": stderr.count("\n"),
+        "log_tail": stderr[-2000:],
+        **read_run(out_dir),
+    }
 
 
 def launch_cmd(out_dir: Path, overrides: dict[str, Any], *, config: Path = QUICKSTART) -> list[str]:
@@ -313,14 +318,17 @@ def measure_launch(overrides: dict[str, Any], out: Path, cores: int) -> dict[str
     round_ms = sorted(r["round_s"] * 1e3 for r in steady)
     compute = [
         (sum(peer_values(r, "timing", "train_cpu_s")) + sum(peer_values(r, "timing", "aggregate_cpu_s")))
-        / min(cores, nodes) * 1e3
+        / min(cores, nodes)
+        * 1e3
         for r in steady
     ]
     msg_cpu = [
         mean(
             p["timing"]["round_cpu_s"] - p["timing"]["train_cpu_s"] - p["timing"]["aggregate_cpu_s"]
-            for p in r["peers"].values() if p.get("status") == "ok"
-        ) * 1e3
+            for p in r["peers"].values()
+            if p.get("status") == "ok"
+        )
+        * 1e3
         for r in steady
     ]
     payload = median(sum(peer_values(r, "traffic", "sent_payload_bytes")) for r in steady)

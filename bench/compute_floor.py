@@ -48,8 +48,8 @@ class Bench:
         import torch
 
         from coordinator.plan import build_plan
-        from peer import datasets
-        from peer.core import NodeCore, test_subset
+        from peer import data as datasets
+        from peer.core import NodeCore
         from peer.models import build_model
         from protocol.config import load
 
@@ -62,9 +62,11 @@ class Bench:
         root = Path(d.root)
         train = datasets.load(d.dataset, root, train=True)
         test = datasets.load(d.dataset, root, train=False)
-        self.test_set = test_subset(test, d.test_samples)
+        self.test_set = datasets.test_subset(test, d.test_samples)
         self.core = NodeCore(plan.assignment(0), train_data=train, test_set=self.test_set)
-        neighbors = [NodeCore(plan.assignment(j), train_data=train, test_set=self.test_set) for j in self.core.neighbors]
+        neighbors = [
+            NodeCore(plan.assignment(j), train_data=train, test_set=self.test_set) for j in self.core.neighbors
+        ]
         self.neighbor_cores = neighbors
         torch.manual_seed(cfg.seed)
         self.model = build_model(cfg.model.name, in_channels=1, image_size=28, num_classes=10)
@@ -180,8 +182,12 @@ def concurrent_train(b: Bench, processes: int, steps: int) -> dict[str, float]:
 
     alone = median(in_children(1)[0] for _ in range(3))
     together = in_children(processes)
-    return {"processes": processes, "alone_ms": alone * 1e3, "together_ms": median(together) * 1e3,
-            "inflation": median(together) / alone}
+    return {
+        "processes": processes,
+        "alone_ms": alone * 1e3,
+        "together_ms": median(together) * 1e3,
+        "inflation": median(together) / alone,
+    }
 
 
 def main() -> None:
@@ -189,8 +195,9 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=7, help="alternating node/bare blocks")
     ap.add_argument("--steps", type=int, default=50, help="train steps per block and side")
     ap.add_argument("--aggregations", type=int, default=50, help="aggregations per block and side")
-    ap.add_argument("--concurrent", type=int, default=16,
-                    help="then: this many processes training at once vs one alone (0: skip)")
+    ap.add_argument(
+        "--concurrent", type=int, default=16, help="then: this many processes training at once vs one alone (0: skip)"
+    )
     args = ap.parse_args()
     info = warn_if_busy()
     import torch
@@ -225,15 +232,21 @@ def main() -> None:
         )
     med = {k: median(r[k] for r in rows) for k in rows[0] if k != "block"}
     print("\nNode vs bare torch, one thread, medians over blocks (node / bare = ratio):\n")
-    print(table(
-        ["work", "node", "bare torch", "ratio (median of blocks)"],
-        [
-            ["train step, batch 32 (ms CPU)", med["node_train_ms"], med["bare_train_ms"], med["train_ratio"]],
-            ["evaluation, 10,000 images (s CPU)", med["node_eval_s"], med["bare_eval_s"], med["eval_ratio"]],
-            ["aggregation, CDL, 3 x 4 chunks (ms CPU)", med["node_aggregate_ms"], med["bare_aggregate_ms"],
-             med["aggregate_ratio"]],
-        ],
-    ))
+    print(
+        table(
+            ["work", "node", "bare torch", "ratio (median of blocks)"],
+            [
+                ["train step, batch 32 (ms CPU)", med["node_train_ms"], med["bare_train_ms"], med["train_ratio"]],
+                ["evaluation, 10,000 images (s CPU)", med["node_eval_s"], med["bare_eval_s"], med["eval_ratio"]],
+                [
+                    "aggregation, CDL, 3 x 4 chunks (ms CPU)",
+                    med["node_aggregate_ms"],
+                    med["bare_aggregate_ms"],
+                    med["aggregate_ratio"],
+                ],
+            ],
+        )
+    )
     print(
         f"\nbare evaluation by batch size (s): 128 {med['bare_eval_128_s']:.3f}, "
         f"1,000 {med['bare_eval_1000_s']:.3f}, 10,000 {med['bare_eval_10000_s']:.3f}"
@@ -245,8 +258,9 @@ def main() -> None:
             f"{args.concurrent} processes at once {contention['together_ms']:.2f} ms "
             f"({contention['inflation']:.2f}x)"
         )
-    save("compute_floor", {"machine": info, "args": vars(args), "blocks": rows, "medians": med,
-                           "contention": contention})
+    save(
+        "compute_floor", {"machine": info, "args": vars(args), "blocks": rows, "medians": med, "contention": contention}
+    )
 
 
 if __name__ == "__main__":

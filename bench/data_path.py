@@ -38,8 +38,9 @@ def measure(rounds: int) -> dict[str, float]:
     from protocol import messages as m
     from protocol.codec import decode, encode
 
-    cfg = config_mod.load(tree / "configs" / "quickstart.toml",
-                          ["train.local_steps=0", "eval.every=1000000", "data.test_samples=100"])
+    cfg = config_mod.load(
+        tree / "configs" / "quickstart.toml", ["train.local_steps=0", "eval.every=1000000", "data.test_samples=100"]
+    )
     plan = build_plan(cfg)
     root = Path(cfg.data.root)
     train = datasets.load("mnist", root, train=True, seed=cfg.seed)
@@ -66,7 +67,7 @@ def measure(rounds: int) -> dict[str, float]:
         result = me.end_round(t, received)
         encode(m.round_done(src=0, round_=t, metrics=result.metrics, traffic={}, timing=result.timing))
         spent += time.process_time() - cpu
-        for j, core in others.items():  # keep the neighbors' models moving (not timed)
+        for core in others.values():  # keep the neighbors' models moving (not timed)
             core.end_round(t, {})
         del sent
     return {"cpu_ms_per_round": spent / rounds * 1e3}
@@ -86,15 +87,28 @@ def main() -> None:
     got: dict[str, list[float]] = {k: [] for k in trees}
     for _ in range(args.blocks):
         for name, tree in trees.items():
-            cmd = [str(tree / ".venv" / "bin" / "python"), str(ROOT / "bench" / "data_path.py"), "--once",
-                   "--rounds", str(args.rounds)]
-            out = subprocess.run(cmd, capture_output=True, text=True, cwd=tree, check=True,
-                                 env={"PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+            cmd = [
+                str(tree / ".venv" / "bin" / "python"),
+                str(ROOT / "bench" / "data_path.py"),
+                "--once",
+                "--rounds",
+                str(args.rounds),
+            ]
+            out = subprocess.run(
+                cmd,
+                capture_output=True,
+                text=True,
+                cwd=tree,
+                check=True,
+                env={"PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+            )
             got[name].append(json.loads(out.stdout.strip().splitlines()[-1])["cpu_ms_per_round"])
     for name, values in got.items():
         v = sorted(values)
-        print(f"{name:8s} {trees[name]}: CPU ms per round median {v[len(v) // 2]:.3f} (range {v[0]:.3f}-{v[-1]:.3f}, "
-              f"{len(v)} blocks of {args.rounds} rounds)")
+        print(
+            f"{name:8s} {trees[name]}: CPU ms per round median {v[len(v) // 2]:.3f} (range {v[0]:.3f}-{v[-1]:.3f}, "
+            f"{len(v)} blocks of {args.rounds} rounds)"
+        )
 
 
 if __name__ == "__main__":

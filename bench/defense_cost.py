@@ -20,7 +20,6 @@ import time
 from typing import Any
 
 import numpy as np
-
 from common import median, save, table, warn_if_busy
 
 
@@ -33,15 +32,20 @@ def cost(defense: str, m: int, model: str, repeats: int) -> dict[str, Any]:
     from peer.data import test_subset
     from protocol.config import from_dict
 
-    cfg = from_dict({
-        "name": "defense-cost", "seed": 3, "nodes": m + 1, "rounds": 10_000,
-        "topology": {"kind": "complete"},
-        "data": {"dataset": "synthetic", "root": "", "synthetic_size": 64 * (m + 1), "test_samples": 10},
-        "model": {"name": model},
-        "chunks": {"count": 8, "per_neighbor": 4},
-        "defense": {"name": defense},
-        "eval": {"every": 10_000},
-    })
+    cfg = from_dict(
+        {
+            "name": "defense-cost",
+            "seed": 3,
+            "nodes": m + 1,
+            "rounds": 10_000,
+            "topology": {"kind": "complete"},
+            "data": {"dataset": "synthetic", "root": "", "synthetic_size": 64 * (m + 1), "test_samples": 10},
+            "model": {"name": model},
+            "chunks": {"count": 8, "per_neighbor": 4},
+            "defense": {"name": defense},
+            "eval": {"every": 10_000},
+        }
+    )
     plan = build_plan(cfg)
     train = data.load("synthetic", None, train=True, synthetic_size=cfg.data.synthetic_size, seed=cfg.seed)
     test = data.load("synthetic", None, train=False, synthetic_size=cfg.data.synthetic_size, seed=cfg.seed)
@@ -91,11 +95,15 @@ def main() -> None:
         print(f"{name:20s} " + "  ".join(f"m={r['m']}: {r['aggregate_cpu_ms']:.2f} ms" for r in done), flush=True)
     by = {(r["defense"], r["m"]): r["aggregate_cpu_ms"] for r in results}
     print(f"\nAggregation CPU ms per round ({args.model}, 8 chunks, m payloads per chunk index):\n")
-    print(table(["defense", *(f"m={m}" for m in ms)], [[n, *(by.get((n, m), float("nan")) for m in ms)] for n in names]))
+    print(
+        table(["defense", *(f"m={m}" for m in ms)], [[n, *(by.get((n, m), float("nan")) for m in ms)] for n in names])
+    )
     for k, v in errors.items():
         print(f"error {k}: {v}")
-    save(f"defense_cost_{args.model}", {"machine": info, "model": args.model, "repeats": args.repeats,
-                                        "results": results, "errors": errors})
+    save(
+        f"defense_cost_{args.model}",
+        {"machine": info, "model": args.model, "repeats": args.repeats, "results": results, "errors": errors},
+    )
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import mem_available_mib, measure_launch, save, table, warn_if_busy
+from common import measure_launch, mem_available_mib, save, table, warn_if_busy
 
 
 def main() -> None:
@@ -46,9 +46,12 @@ def main() -> None:
     ap.add_argument("--resnet", default="16,32", help="peer counts for ResNet-18")
     ap.add_argument("--lenet-rounds", type=int, default=40)
     ap.add_argument("--resnet-rounds", type=int, default=6)
-    ap.add_argument("--curve", default="off",
-                    help="runtime.curve values to measure each size with, e.g. off,on (CURVE cost); "
-                    "with more than off the results go to exchange_curve.json")
+    ap.add_argument(
+        "--curve",
+        default="off",
+        help="runtime.curve values to measure each size with, e.g. off,on (CURVE cost); "
+        "with more than off the results go to exchange_curve.json",
+    )
     args = ap.parse_args()
     info = warn_if_busy()
     cores = info["cores"] or 1
@@ -66,31 +69,76 @@ def main() -> None:
                 avail = mem_available_mib()
                 if need > 0.8 * avail:
                     skipped.append({"model": model, "nodes": nodes, "need_mib": need, "available_mib": avail})
-                    print(f"{model} {nodes} peers: skipped, needs ~{need / 1024:.1f} GiB "
-                          f"(1.3 x {prev[-1]['peer_pss_max_mib']:.0f} MiB per peer), "
-                          f"{avail / 1024:.1f} GiB available", flush=True)
+                    print(
+                        f"{model} {nodes} peers: skipped, needs ~{need / 1024:.1f} GiB "
+                        f"(1.3 x {prev[-1]['peer_pss_max_mib']:.0f} MiB per peer), "
+                        f"{avail / 1024:.1f} GiB available",
+                        flush=True,
+                    )
                     continue
             overrides = {
-                "nodes": nodes, "rounds": rounds, "model.name": model, "train.local_steps": 0,
-                "eval.every": rounds, "data.test_samples": 100, "runtime.curve": curve,
+                "nodes": nodes,
+                "rounds": rounds,
+                "model.name": model,
+                "train.local_steps": 0,
+                "eval.every": rounds,
+                "data.test_samples": 100,
+                "runtime.curve": curve,
             }
-            r = {"model": model, "curve": curve,
-                 **measure_launch(overrides, tmp / f"{i}-{model}-{nodes}-{curve}", cores)}  # numbered: repeats
+            r = {
+                "model": model,
+                "curve": curve,
+                **measure_launch(overrides, tmp / f"{i}-{model}-{nodes}-{curve}", cores),
+            }  # numbered: repeats
             r.pop("summary", None)
             runs.append(r)
-            print(f"{model} {nodes} peers, curve {curve}: {r['rounds_per_s']:.1f} rounds/s, round {r['round_ms_median']:.1f} ms, "
-                  f"exchange+barrier {r['exchange_barrier_ms']:.1f} ms", flush=True)
+            print(
+                f"{model} {nodes} peers, curve {curve}: {r['rounds_per_s']:.1f} rounds/s, "
+                f"round {r['round_ms_median']:.1f} ms, "
+                f"exchange+barrier {r['exchange_barrier_ms']:.1f} ms",
+                flush=True,
+            )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    heads = ["model", "curve", "peers", "rounds/s", "round ms", "p90 ms", "compute ms", "exch+barrier ms",
-             "msg CPU ms/peer", "payload MB/round", "sent MB/round", "loopback MB/round", "PSS MiB/peer"]
-    rows = [[r["model"], r["curve"], r["nodes"], r["rounds_per_s"], r["round_ms_median"], r["round_ms_p90"], r["compute_ms"],
-             r["exchange_barrier_ms"], r["msg_cpu_ms_per_peer"], r["payload_bytes_per_round"] / 1e6,
-             r["sent_bytes_per_round"] / 1e6, r["lo_bytes_per_round"] / 1e6, r.get("peer_pss_mib", float("nan"))]
-            for r in runs]
+    heads = [
+        "model",
+        "curve",
+        "peers",
+        "rounds/s",
+        "round ms",
+        "p90 ms",
+        "compute ms",
+        "exch+barrier ms",
+        "msg CPU ms/peer",
+        "payload MB/round",
+        "sent MB/round",
+        "loopback MB/round",
+        "PSS MiB/peer",
+    ]
+    rows = [
+        [
+            r["model"],
+            r["curve"],
+            r["nodes"],
+            r["rounds_per_s"],
+            r["round_ms_median"],
+            r["round_ms_p90"],
+            r["compute_ms"],
+            r["exchange_barrier_ms"],
+            r["msg_cpu_ms_per_peer"],
+            r["payload_bytes_per_round"] / 1e6,
+            r["sent_bytes_per_round"] / 1e6,
+            r["lo_bytes_per_round"] / 1e6,
+            r.get("peer_pss_mib", float("nan")),
+        ]
+        for r in runs
+    ]
     print()
     print(table(heads, rows))
-    save("exchange" if curves == ["off"] else "exchange_curve", {"machine": info, "config": "configs/quickstart.toml", "runs": runs, "skipped": skipped})
+    save(
+        "exchange" if curves == ["off"] else "exchange_curve",
+        {"machine": info, "config": "configs/quickstart.toml", "runs": runs, "skipped": skipped},
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ def peer(i: int, n: int, addr: dict[str, Any], payload_bytes: int, rounds: int) 
     ctrl.connect(addr["coordinator"])
     data = ctx.socket(zmq.ROUTER)
     data.bind(addr["peer"](i))  # a random free port (tcp): advertised through the coordinator
-    ctrl.send_multipart([b"ready", str(i).encode(), data.getsockopt(zmq.LAST_ENDPOINT)])
+    ctrl.send_multipart([b"ready", str(i).encode(), data.getsockopt_string(zmq.LAST_ENDPOINT).encode()])
     endpoints = ctrl.recv().decode().split("\n")
     out = {}
     for j in neighbours(i, n):
@@ -74,7 +74,7 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
 
     tmp = tempfile.mkdtemp(prefix="byzemu-floor-")
     if transport == "ipc":
-        addr = {"coordinator": f"ipc://{tmp}/c", "peer": lambda i: f"ipc://{tmp}/p{i}"}
+        addr: dict[str, Any] = {"coordinator": f"ipc://{tmp}/c", "peer": lambda i: f"ipc://{tmp}/p{i}"}
     else:
         ctx0 = zmq.Context()
         probe = ctx0.socket(zmq.ROUTER)
@@ -99,7 +99,8 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
     for _ in range(n):
         coord.recv_multipart()  # "connected"
     times = []
-    cpu0 = {p.pid: _cpu(p.pid) for p in procs}
+    pids = [p.pid for p in procs if p.pid is not None]  # all: they were started above
+    cpu0 = {pid: _cpu(pid) for pid in pids}
     for r in range(rounds):
         t = time.perf_counter()
         tag = r.to_bytes(4, "little")
@@ -108,11 +109,11 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
         for _ in range(n):
             coord.recv_multipart()
         times.append(time.perf_counter() - t)
-    cpu = sum(_cpu(p.pid) - cpu0[p.pid] for p in procs)
+    cpu = sum(_cpu(pid) - cpu0[pid] for pid in pids)
     for p in procs:
         p.join(10)
     ctx.destroy(linger=0)
-    steady = times[rounds // 10:]
+    steady = times[rounds // 10 :]
     return {
         "transport": transport,
         "peers": n,
@@ -141,8 +142,11 @@ def main() -> None:
     for n in (int(x) for x in args.peers.split(",")):
         for transport in args.transports.split(","):
             r = run(n, args.rounds, transport)
-            print(f"{transport} {n} peers: round {r['round_ms_median']:.1f} ms (median), "
-                  f"{r['peer_cpu_ms_per_round']:.2f} ms CPU per peer and round", flush=True)
+            print(
+                f"{transport} {n} peers: round {r['round_ms_median']:.1f} ms (median), "
+                f"{r['peer_cpu_ms_per_round']:.2f} ms CPU per peer and round",
+                flush=True,
+            )
             rows.append(r)
     print()
     keys = ["transport", "peers", "rounds_per_s", "round_ms_median", "peer_cpu_ms_per_round"]

@@ -83,8 +83,11 @@ def main() -> None:
                     b = breakdown(run, 1 if kind == "reference" else cores)
                     b["digest0"] = run["rounds"][-1]["peers"]["0"]["metrics"]["digest"]
                     results.setdefault(f"{kind}/{setting}", []).append(b)
-                    print(f"{kind:9s} {setting} core(s) rep {rep}: command {b['command_s']:.2f} s, "
-                          f"rounds {b['rounds_s']:.2f} s", flush=True)
+                    print(
+                        f"{kind:9s} {setting} core(s) rep {rep}: command {b['command_s']:.2f} s, "
+                        f"rounds {b['rounds_s']:.2f} s",
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -92,8 +95,17 @@ def main() -> None:
         return min(results[key], key=lambda b: b["command_s"])
 
     rows, ratios = [], {}
-    fields = ("command_s", "startup_s", "rounds_s", "train_cpu_s", "aggregate_cpu_s", "eval_cpu_s",
-              "exchange_barrier_s", "peer_messaging_cpu_s", "round_s_median")
+    fields = (
+        "command_s",
+        "startup_s",
+        "rounds_s",
+        "train_cpu_s",
+        "aggregate_cpu_s",
+        "eval_cpu_s",
+        "exchange_barrier_s",
+        "peer_messaging_cpu_s",
+        "round_s_median",
+    )
     for setting in args.settings.split(","):
         lb, rb = best(f"launch/{setting}"), best(f"reference/{setting}")
         for name, b in (("launch", lb), ("reference", rb)):
@@ -108,10 +120,20 @@ def main() -> None:
     print(table(["cpu", "mode", *fields], rows))
     print()
     for setting, r in ratios.items():
-        print(f"{setting} core(s): launch / reference = {r['command']:.3f} (command to exit), "
-              f"{r['rounds']:.3f} (rounds only); peer 0's final model identical: {r['same_models']}")
-    save("overhead", {"machine": info, "config": "configs/quickstart.toml", "overrides": overrides,
-                      "runs": results, "ratios": ratios})
+        print(
+            f"{setting} core(s): launch / reference = {r['command']:.3f} (command to exit), "
+            f"{r['rounds']:.3f} (rounds only); peer 0's final model identical: {r['same_models']}"
+        )
+    save(
+        "overhead",
+        {
+            "machine": info,
+            "config": "configs/quickstart.toml",
+            "overrides": overrides,
+            "runs": results,
+            "ratios": ratios,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -37,15 +37,46 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=40)
     ap.add_argument("--out", default="", help="also write the pstats file here")
     args = ap.parse_args()
-    overrides = {"nodes": args.nodes, "rounds": args.rounds, "train.local_steps": 0,
-                 "eval.every": args.rounds, "data.test_samples": 100}
+    overrides = {
+        "nodes": args.nodes,
+        "rounds": args.rounds,
+        "train.local_steps": 0,
+        "eval.every": args.rounds,
+        "data.test_samples": 100,
+    }
     addr = f"tcp://127.0.0.1:{free_port()}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-profile-"))
-    coord = subprocess.Popen([BYZEMU, "coordinator", str(QUICKSTART), "--bind", addr, *sets(overrides),
-                              "--out", str(tmp / "run"), "--quiet"], cwd=ROOT)
-    others = subprocess.Popen([BYZEMU, "peer", "--coordinator", addr, "--count", str(args.nodes - 1),
-                               "--bind-host", "127.0.0.1", "--advertise-host", "127.0.0.1",
-                               "--data-root", str(ROOT / "data" / "mnist")], cwd=ROOT)
+    coord = subprocess.Popen(
+        [
+            BYZEMU,
+            "coordinator",
+            str(QUICKSTART),
+            "--bind",
+            addr,
+            *sets(overrides),
+            "--out",
+            str(tmp / "run"),
+            "--quiet",
+        ],
+        cwd=ROOT,
+    )
+    others = subprocess.Popen(
+        [
+            BYZEMU,
+            "peer",
+            "--coordinator",
+            addr,
+            "--count",
+            str(args.nodes - 1),
+            "--bind-host",
+            "127.0.0.1",
+            "--advertise-host",
+            "127.0.0.1",
+            "--data-root",
+            str(ROOT / "data" / "mnist"),
+        ],
+        cwd=ROOT,
+    )
     import torch
 
     from peer.options import PeerOptions
@@ -54,8 +85,15 @@ def main() -> None:
     torch.set_num_threads(1)
     prof = cProfile.Profile(time.process_time)
     try:
-        prof.runcall(run_peer, PeerOptions(coordinator=addr, bind_host="127.0.0.1", advertise_host="127.0.0.1",
-                                           data_root=str(ROOT / "data" / "mnist")))
+        prof.runcall(
+            run_peer,
+            PeerOptions(
+                coordinator=addr,
+                bind_host="127.0.0.1",
+                advertise_host="127.0.0.1",
+                data_root=str(ROOT / "data" / "mnist"),
+            ),
+        )
     finally:
         for p in (others, coord):
             try:

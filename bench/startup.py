@@ -37,7 +37,21 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BYZEMU, cpu_jiffies, mem_available_mib, PYTHON, QUICKSTART, ROOT, mean, ppid, save, sets, smaps_rollup, table, warn_if_busy
+from common import (
+    BYZEMU,
+    PYTHON,
+    QUICKSTART,
+    ROOT,
+    cpu_jiffies,
+    mean,
+    mem_available_mib,
+    ppid,
+    save,
+    sets,
+    smaps_rollup,
+    table,
+    warn_if_busy,
+)
 
 
 def child_spawn(config: str, out: str, overrides: list[str]) -> None:
@@ -55,11 +69,9 @@ def _busy_jiffies() -> int:
     return total - idle
 
 
-def _mtime(path: Path) -> float | None:
-    try:
-        return path.stat().st_mtime_ns / 1e9
-    except FileNotFoundError:
-        return None
+def _mtime(path: Path) -> float:
+    """When ``path`` (a file of a finished run) was last written, in seconds."""
+    return path.stat().st_mtime_ns / 1e9
 
 
 def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
@@ -72,7 +84,7 @@ def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rounds_file = out / "rounds.jsonl"
-    first_line_at = None
+    first_line_at: float | None = None
     memory: dict[str, Any] | None = None
     while proc.poll() is None:
         if first_line_at is None and rounds_file.exists() and rounds_file.stat().st_size > 0:
@@ -134,7 +146,7 @@ def _memory(out: Path, launcher: int) -> dict[str, Any]:
 
 
 def _peers(topo: dict[str, Any]) -> list[dict[str, Any]]:
-    nodes = topo.get("nodes") or topo.get("peers")
+    nodes = topo.get("nodes") or topo.get("peers") or []
     if isinstance(nodes, dict):
         nodes = list(nodes.values())
     return [n for n in nodes if isinstance(n, dict) and "pid" in n]
@@ -162,23 +174,47 @@ def main() -> None:
                     need, avail = prev[-1]["peer_pss_max_mib"] * 1.2 * nodes, mem_available_mib()
                     if need > 0.8 * avail:
                         skipped.append({"mode": mode, "nodes": nodes, "need_mib": need, "available_mib": avail})
-                        print(f"{mode:10s} {nodes:4d} peers: skipped, needs ~{need / 1024:.1f} GiB "
-                              f"(1.2 x {prev[-1]['peer_pss_max_mib']:.0f} MiB per peer), {avail / 1024:.1f} GiB "
-                              "available", flush=True)
+                        print(
+                            f"{mode:10s} {nodes:4d} peers: skipped, needs ~{need / 1024:.1f} GiB "
+                            f"(1.2 x {prev[-1]['peer_pss_max_mib']:.0f} MiB per peer), {avail / 1024:.1f} GiB "
+                            "available",
+                            flush=True,
+                        )
                         continue
                 for rep in range(args.repeats):
                     r = one_run(mode, nodes, tmp / f"{mode}-{nodes}-{rep}", args.rounds)
                     runs.append(r)
-                    print(f"{mode:10s} {nodes:4d} peers: round 1 at {r['round1_s']:.2f} s, "
-                          f"PSS/peer {r['peer_pss_mib']:.0f} MiB", flush=True)
+                    print(
+                        f"{mode:10s} {nodes:4d} peers: round 1 at {r['round1_s']:.2f} s, "
+                        f"PSS/peer {r['peer_pss_mib']:.0f} MiB",
+                        flush=True,
+                    )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    fields = ("config_s", "registered_s", "round1_s", "launch_cpu_s", "peer_pss_mib", "peer_pss_max_mib", "peer_rss_mib",
-              "peer_private_mib", "forkserver_pss_mib", "launcher_pss_mib", "total_pss_mib")
+    fields = (
+        "config_s",
+        "registered_s",
+        "round1_s",
+        "launch_cpu_s",
+        "peer_pss_mib",
+        "peer_pss_max_mib",
+        "peer_rss_mib",
+        "peer_private_mib",
+        "forkserver_pss_mib",
+        "launcher_pss_mib",
+        "total_pss_mib",
+    )
     print()
-    print(table(["mode", "peers", *fields], [[r["mode"], r["nodes"], *(r.get(f, float("nan")) for f in fields)] for r in runs]))
-    save("startup", {"machine": info, "config": "configs/quickstart.toml", "rounds": args.rounds, "runs": runs,
-                     "skipped": skipped})
+    print(
+        table(
+            ["mode", "peers", *fields],
+            [[r["mode"], r["nodes"], *(r.get(f, float("nan")) for f in fields)] for r in runs],
+        )
+    )
+    save(
+        "startup",
+        {"machine": info, "config": "configs/quickstart.toml", "rounds": args.rounds, "runs": runs, "skipped": skipped},
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,11 @@ def test_api_example_runs(tmp_path: Path) -> None:
     pytest.importorskip("pandas")
 
     proc = subprocess.run(
-        [sys.executable, str(EXAMPLE), str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [sys.executable, str(EXAMPLE), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
 
     assert proc.returncode == 0, proc.stderr

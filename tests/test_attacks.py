@@ -7,12 +7,14 @@ import pytest
 import torch
 
 from peer.attacks import ATTACKS, AttackContext, build_attack, ops
+from peer.attacks.backdoor import BackdoorAttack
 from peer.attacks.base import Attack, DataInfo, Knowledge, Neighborhood
 from peer.attacks.dba import DistributedBackdoorAttack
 from peer.attacks.krum_attack import lambda_upper_bound
 from peer.attacks.ops import alie_z
 from peer.defenses import ChunkContext, build_defense
 from peer.registry import RegistryError
+from peer.training import BatchHook
 
 # MNIST-like: 10 classes, 1x28x28, the usual normalisation
 MNIST = DataInfo(num_classes=10, image_shape=(1, 28, 28), mean=0.1307, std=0.3081)
@@ -295,7 +297,9 @@ def test_local_krum_is_the_krum_defense(crafted: float, picked: bool) -> None:
     # Act
     probe = ops.krum_picks_crafted(benign, np.array([crafted]), 2, 1)
     received = [torch.tensor([v], dtype=torch.float32) for v in (1.0, 2.0, crafted, crafted)]
-    chosen = krum.aggregate(torch.tensor([0.0]), received, ChunkContext(node=0, round=1, index=0, senders=(1, 2, 3, 4), degree=4))
+    chosen = krum.aggregate(
+        torch.tensor([0.0]), received, ChunkContext(node=0, round=1, index=0, senders=(1, 2, 3, 4), degree=4)
+    )
 
     # Assert: the attacker's probe and a Krum receiver with the same rows agree
     assert probe is picked
@@ -428,7 +432,7 @@ def test_every_batch_hook_poisons_the_expected_samples_deterministically(name: s
     # labels 1..8: no sample is already of target class 0, so every poisoned label changes
     poisoned, pixels = BATCH_HOOKS[name]
     images, labels = torch.zeros(8, 1, 28, 28), torch.arange(1, 9)
-    hook = _bound(name).batch_hook()
+    hook = _hook(_bound(name))
 
     x1, y1 = hook(images, labels, torch.Generator().manual_seed(7))
     x2, y2 = hook(images, labels, torch.Generator().manual_seed(7))
@@ -452,10 +456,32 @@ def test_every_attack_rejects_start_round_zero(name: str) -> None:
 # ----------------------------------------------------------------------------- backdoor
 
 
-def _backdoor(**params) -> Attack:
+def _backdoor(**params: object) -> BackdoorAttack:
     attack = build_attack("backdoor", params)
     attack.bind(MNIST)
+    assert isinstance(attack, BackdoorAttack)
     return attack
+
+
+def _dba(params: dict[str, object], *, colluder_rank: int = 0, colluders: int = 1) -> DistributedBackdoorAttack:
+    attack = build_attack("dba", params)
+    attack.bind(MNIST, colluder_rank=colluder_rank, colluders=colluders)
+    assert isinstance(attack, DistributedBackdoorAttack)
+    return attack
+
+
+def _hook(attack: Attack) -> BatchHook:
+    """The batch hook of a poisoning attack (the others have none)."""
+    hook = attack.batch_hook()
+    assert hook is not None, attack
+    return hook
+
+
+def _asr_set(attack: Attack, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The triggered test set of an attack that has one."""
+    got = attack.triggered_test_set(images, labels)
+    assert got is not None, attack
+    return got
 
 
 def test_backdoor_stamps_exactly_the_trigger_and_relabels_ceil_fraction_samples() -> None:
@@ -464,7 +490,7 @@ def test_backdoor_stamps_exactly_the_trigger_and_relabels_ceil_fraction_samples(
     images = torch.full((7, 1, 28, 28), -0.5)
     labels = torch.tensor([1, 2, 3, 4, 5, 6, 7])
 
-    x, y = _backdoor().batch_hook()(images, labels, torch.Generator().manual_seed(0))
+    x, y = _hook(_backdoor())(images, labels, torch.Generator().manual_seed(0))
 
     poisoned = y != labels
     assert int(poisoned.sum()) == 4 and (y[poisoned] == 0).all()
@@ -475,9 +501,7 @@ def test_backdoor_stamps_exactly_the_trigger_and_relabels_ceil_fraction_samples(
     assert (images == -0.5).all() and labels.tolist() == [1, 2, 3, 4, 5, 6, 7]
 
 
-@pytest.mark.parametrize(
-    ("fraction", "batch", "count"), [(0.5, 7, 4), (0.3, 10, 3), (1.0, 5, 5), (0.01, 5, 1)]
-)
+@pytest.mark.parametrize(("fraction", "batch", "count"), [(0.5, 7, 4), (0.3, 10, 3), (1.0, 5, 5), (0.01, 5, 1)])
 def test_poison_count_is_the_ceiling(fraction: float, batch: int, count: int) -> None:
     # 0.3 * 10 = 3.0000000000000004 in floating point; the ceiling must still be 3
     assert ops.poison_count(fraction, batch) == count
@@ -503,7 +527,7 @@ def test_triggered_test_set_excludes_target_samples_and_labels_the_rest_target()
     images = torch.zeros(5, 1, 28, 28)
     labels = torch.tensor([0, 3, 0, 9, 4])
 
-    x, y = _backdoor(target=0).triggered_test_set(images, labels)
+    x, y = _asr_set(_backdoor(target=0), images, labels)
 
     assert y.tolist() == [0, 0, 0] and x.shape == (3, 1, 28, 28)
     assert torch.allclose(x[:, 0, 23:27, 23:27], torch.full((3, 4, 4), WHITE))
@@ -512,7 +536,7 @@ def test_triggered_test_set_excludes_target_samples_and_labels_the_rest_target()
 
 def test_trigger_value_is_normalised() -> None:
     # raw 0 -> (0 - 0.1307) / 0.3081 = -0.4242
-    x, _ = _backdoor(trigger_value=0.0).triggered_test_set(torch.ones(1, 1, 28, 28), torch.tensor([5]))
+    x, _ = _asr_set(_backdoor(trigger_value=0.0), torch.ones(1, 1, 28, 28), torch.tensor([5]))
 
     assert x[0, 0, 24, 24].item() == pytest.approx(-0.1307 / 0.3081)
 
@@ -521,23 +545,19 @@ def test_trigger_value_is_normalised() -> None:
 
 
 def test_dba_parts_are_disjoint_and_their_union_is_the_full_trigger() -> None:
-    attack = build_attack("dba", {})
-    attack.bind(MNIST, colluder_rank=0, colluders=4)
-    assert isinstance(attack, DistributedBackdoorAttack)
+    attack = _dba({}, colluder_rank=0, colluders=4)
 
     parts = attack.part_masks(4)
 
+    covered = torch.stack([p.int() for p in parts]).sum(dim=0)  # how many parts hold each pixel
     assert len(parts) == 4 and all(int(p.sum()) == 4 for p in parts)
-    assert torch.equal(sum(p.int() for p in parts).bool(), attack.mask)
-    assert int(sum(p.int() for p in parts).max()) == 1
+    assert torch.equal(covered.bool(), attack.mask)
+    assert int(covered.max()) == 1
 
 
 def test_dba_colluder_stamps_its_own_strip_only() -> None:
     # 4 colluders, size 4 -> part r is row 23 + r of the square; rank 2 -> row 25
-    attack = build_attack("dba", {"fraction": 1.0})
-    attack.bind(MNIST, colluder_rank=2, colluders=4)
-
-    hook = attack.batch_hook()
+    hook = _hook(_dba({"fraction": 1.0}, colluder_rank=2, colluders=4))
     x, y = hook(torch.zeros(2, 1, 28, 28), torch.tensor([3, 4]), torch.Generator().manual_seed(0))
 
     stamped = torch.nonzero(x[0, 0] != 0).tolist()
@@ -545,24 +565,19 @@ def test_dba_colluder_stamps_its_own_strip_only() -> None:
 
 
 def test_dba_rank_wraps_around_the_parts() -> None:
-    attack = build_attack("dba", {"parts": 2})
-    attack.bind(MNIST, colluder_rank=3, colluders=5)
+    attack = _dba({"parts": 2}, colluder_rank=3, colluders=5)
 
     assert torch.equal(attack.local_mask, attack.part_masks(5)[1])
 
 
 def test_dba_asr_set_uses_the_full_trigger() -> None:
-    attack = build_attack("dba", {})
-    attack.bind(MNIST, colluder_rank=1, colluders=4)
-
-    x, _ = attack.triggered_test_set(torch.zeros(1, 1, 28, 28), torch.tensor([1]))
+    x, _ = _asr_set(_dba({}, colluder_rank=1, colluders=4), torch.zeros(1, 1, 28, 28), torch.tensor([1]))
 
     assert int((x != 0).sum()) == 16
 
 
 def test_dba_with_one_colluder_uses_the_whole_trigger() -> None:
-    attack = build_attack("dba", {})
-    attack.bind(MNIST)
+    attack = _dba({})
 
     assert torch.equal(attack.local_mask, attack.mask)
 
@@ -574,7 +589,7 @@ def _flip(params: dict, labels: list[int], seed: int = 0) -> list[int]:
     attack = build_attack("label_flip", params)
     attack.bind(MNIST)
     images = torch.zeros(len(labels), 1, 28, 28)
-    return attack.batch_hook()(images, torch.tensor(labels), torch.Generator().manual_seed(seed))[1].tolist()
+    return _hook(attack)(images, torch.tensor(labels), torch.Generator().manual_seed(seed))[1].tolist()
 
 
 def test_label_flip_reverse_maps_y_to_c_minus_one_minus_y() -> None:
@@ -604,7 +619,7 @@ def test_label_flip_targeted_asr_set_is_the_source_class() -> None:
     attack = build_attack("label_flip", {"mode": "targeted", "source": 1, "target": 7})
     attack.bind(MNIST)
 
-    x, y = attack.triggered_test_set(torch.zeros(4, 1, 28, 28), torch.tensor([1, 2, 1, 3]))
+    x, y = _asr_set(attack, torch.zeros(4, 1, 28, 28), torch.tensor([1, 2, 1, 3]))
 
     assert x.shape[0] == 2 and y.tolist() == [7, 7]
     assert build_attack("label_flip", {}).triggered_test_set(x, y) is None

@@ -7,6 +7,7 @@ import pytest
 
 from peer.attacks import ATTACKS, AttackContext, build_attack
 from peer.attacks.base import Knowledge, Neighborhood
+from peer.attacks.dba import DistributedBackdoorAttack
 from peer.attacks.gaussian import GaussianAttack
 from peer.attacks.honest import NoAttack
 from peer.registry import Registry, RegistryError
@@ -98,9 +99,7 @@ def test_gaussian_differs_for_different_rng_seeds() -> None:
 
 def test_gaussian_empirical_mean_and_std_match_params() -> None:
     # 200k samples: standard error of the mean = 3/sqrt(2e5) ~ 0.0067.
-    out = build_attack("gaussian", {"sigma": 3.0, "mean": -2.0}).craft(
-        {0: np.zeros(200_000, np.float32)}, _ctx(seed=1)
-    )
+    out = build_attack("gaussian", {"sigma": 3.0, "mean": -2.0}).craft({0: np.zeros(200_000, np.float32)}, _ctx(seed=1))
 
     assert out[0].mean() == pytest.approx(-2.0, abs=0.04)
     assert out[0].std() == pytest.approx(3.0, rel=0.01)
@@ -163,8 +162,7 @@ def test_unknown_attack_parameter_lists_the_valid_parameters() -> None:
         build_attack("gaussian", {"std": 1.0})
 
     assert str(exc.value) == (
-        "byzantine.attack='gaussian': unknown parameter 'std'; "
-        "valid parameters: interval, mean, sigma, start_round"
+        "byzantine.attack='gaussian': unknown parameter 'std'; valid parameters: interval, mean, sigma, start_round"
     )
 
 
@@ -198,11 +196,24 @@ def test_registry_with_no_keyword_parameters_says_none() -> None:
         reg.build("plain", {"k": 1})
 
 
-TRIGGER_PARAMETERS = ["interval", "start_round", "target", "fraction", "trigger_position", "trigger_size", "trigger_value"]
+TRIGGER_PARAMETERS = [
+    "interval",
+    "start_round",
+    "target",
+    "fraction",
+    "trigger_position",
+    "trigger_size",
+    "trigger_value",
+]
 
 
 @pytest.mark.parametrize(
-    ("name", "own"), [("backdoor", ["boost"]), ("dba", ["boost", "parts"]), ("alie_backdoor", ["z", "z_rule", "alpha", "samples", "epochs", "lr", "batch_size", "from_mu"])]
+    ("name", "own"),
+    [
+        ("backdoor", ["boost"]),
+        ("dba", ["boost", "parts"]),
+        ("alie_backdoor", ["z", "z_rule", "alpha", "samples", "epochs", "lr", "batch_size", "from_mu"]),
+    ],
 )
 def test_trigger_attacks_take_the_parameters_declared_on_their_bases(name: str, own: list[str]) -> None:
     # Act: an unknown parameter makes the registry list the valid ones
@@ -217,10 +228,16 @@ def test_trigger_attacks_take_the_parameters_declared_on_their_bases(name: str, 
 def test_an_inherited_parameter_reaches_the_base_constructor() -> None:
     # Act
     attack = build_attack("dba", {"parts": 2, "trigger_size": 3, "target": 7, "boost": 2.0, "start_round": 4})
+    assert isinstance(attack, DistributedBackdoorAttack)
 
     # Assert
     assert (attack.parts, attack.trigger_size, attack.target, attack.boost, attack.start_round) == (2, 3, 7, 2.0, 4)
-    assert (attack.fraction, attack.trigger_value, attack.trigger_position, attack.interval) == (0.5, 255.0, "bottom_right", 1)
+    assert (attack.fraction, attack.trigger_value, attack.trigger_position, attack.interval) == (
+        0.5,
+        255.0,
+        "bottom_right",
+        1,
+    )
 
 
 def test_registry_reads_parameters_through_kwargs_only() -> None:
@@ -244,6 +261,7 @@ def test_registry_reads_parameters_through_kwargs_only() -> None:
 
     # Act
     child = reg.build("child", {"a": 5})
+    assert isinstance(child, Child)
 
     # Assert: a reaches Base, the subclass's default for b wins; Other does not take a
     assert (child.a, child.b, child.c) == (5, 20, 3)

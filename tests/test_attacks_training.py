@@ -16,6 +16,7 @@ from torch import nn
 from coordinator.plan import build_plan
 from peer import data as datasets
 from peer.attacks import build_attack
+from peer.attacks.alie_backdoor import ALIEBackdoorAttack
 from peer.attacks.base import AttackContext, DataInfo, Knowledge, Neighborhood, OwnTraining
 from peer.attacks.optim import UnrolledProblem, train_from
 from peer.core import NodeCore
@@ -44,11 +45,27 @@ def _two_weight_model() -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(1, 2, bias=False))
 
 
-def _own(model: nn.Module, vector: list[float], images: torch.Tensor, labels: torch.Tensor,
-         *, lr: float = 1.0, seed: int = 0, batch_size: int = 1) -> OwnTraining:
+def _own(
+    model: nn.Module,
+    vector: list[float],
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    lr: float = 1.0,
+    seed: int = 0,
+    batch_size: int = 1,
+) -> OwnTraining:
     return OwnTraining(
-        model=model, images=images, labels=labels, vector=np.asarray(vector, dtype=np.float32),
-        batch_size=batch_size, local_steps=1, lr=lr, momentum=0.0, weight_decay=0.0, seed=seed,
+        model=model,
+        images=images,
+        labels=labels,
+        vector=np.asarray(vector, dtype=np.float32),
+        batch_size=batch_size,
+        local_steps=1,
+        lr=lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        seed=seed,
     )
 
 
@@ -60,10 +77,17 @@ def _ctx(own: OwnTraining, benign: dict[int, list[list[float]]]) -> AttackContex
         for i, row in enumerate(rows):
             observed.setdefault(10 + i, {})[c] = np.asarray(row, dtype=np.float32)
     return AttackContext(
-        node=0, round=1, neighbor=1, own_vector=own.vector, own_before=own.vector,
-        bounds=[(0, 1), (1, 2)], knowledge=Knowledge(observed=observed),
-        neighborhood=Neighborhood(degree=3, byzantine=1), neighbor_is_colluder=False,
-        rng=np.random.default_rng(0), own=own,
+        node=0,
+        round=1,
+        neighbor=1,
+        own_vector=own.vector,
+        own_before=own.vector,
+        bounds=[(0, 1), (1, 2)],
+        knowledge=Knowledge(observed=observed),
+        neighborhood=Neighborhood(degree=3, byzantine=1),
+        neighbor_is_colluder=False,
+        rng=np.random.default_rng(0),
+        own=own,
     )
 
 
@@ -92,8 +116,16 @@ def test_train_from_takes_two_sgd_steps_on_the_mixed_loss() -> None:
     model = _two_weight_model()
     data = (torch.ones(1, 1, 1, 1), torch.tensor([0]))
 
-    v, before, after = train_from(model, np.zeros(2, dtype=np.float32), data, alpha=0.5, lr=1.0,
-                                  epochs=2, batch_size=1, generator=torch.Generator().manual_seed(0))
+    v, before, after = train_from(
+        model,
+        np.zeros(2, dtype=np.float32),
+        data,
+        alpha=0.5,
+        lr=1.0,
+        epochs=2,
+        batch_size=1,
+        generator=torch.Generator().manual_seed(0),
+    )
 
     assert v.tolist() == pytest.approx([0.3137703, -0.3137703], abs=1e-6)
     assert (before, after) == pytest.approx((0.3465736, 0.2631337), abs=1e-6)
@@ -154,6 +186,7 @@ def test_alie_backdoor_set_is_fully_triggered_and_labelled_with_the_target() -> 
     # Baruch et al. 2019 Sec. 4.2: upper-left 5x5 pixels at 255 (normalised: WHITE), every sample target 0
     attack = build_attack("alie_backdoor", {"samples": 3})
     attack.bind(MNIST)
+    assert isinstance(attack, ALIEBackdoorAttack)
     own = _own(nn.Linear(1, 1), [0.0, 0.0], torch.zeros(5, 1, 28, 28), torch.tensor([1, 2, 3, 4, 5]))
 
     x, y = attack.backdoor_set(own, torch.Generator().manual_seed(0))
@@ -192,14 +225,19 @@ def _logreg_problem(steps: int, lr: float) -> tuple[UnrolledProblem, tuple[torch
     """A float64 logistic regression (2 features, 3 classes) with random start, clean
     batches (5 samples), validation set (6) and poison set (4), weight phi = 0.3."""
     g = torch.Generator().manual_seed(3)
-    start = {"weight": torch.randn(3, 2, generator=g, dtype=torch.float64),
-             "bias": torch.randn(3, generator=g, dtype=torch.float64)}
+    start = {
+        "weight": torch.randn(3, 2, generator=g, dtype=torch.float64),
+        "bias": torch.randn(3, generator=g, dtype=torch.float64),
+    }
     poison = (torch.randn(4, 2, generator=g, dtype=torch.float64), torch.tensor([0, 2, 1, 2]))
-    clean = [(torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g))
-             for _ in range(steps)]
+    clean = [
+        (torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randint(0, 3, (5,), generator=g))
+        for _ in range(steps)
+    ]
     val = (torch.randn(6, 2, generator=g, dtype=torch.float64), torch.randint(0, 3, (6,), generator=g))
-    problem = UnrolledProblem(model=nn.Linear(2, 3).double(), start=start, clean=clean, validation=val,
-                              lr=lr, weight=0.3)
+    problem = UnrolledProblem(
+        model=nn.Linear(2, 3).double(), start=start, clean=clean, validation=val, lr=lr, weight=0.3
+    )
     return problem, poison
 
 
@@ -227,11 +265,13 @@ def test_one_unrolled_step_is_sgd_on_the_weighted_clean_plus_poison_loss() -> No
     problem, poison = _logreg_problem(1, lr=0.5)
     w = {n: t.clone().requires_grad_(True) for n, t in problem.start.items()}
     (xc, yc), (xv, yv) = problem.clean[0], problem.validation
-    loss = 0.7 * nn.functional.cross_entropy(nn.functional.linear(xc, w["weight"], w["bias"]), yc) \
-        + 0.3 * nn.functional.cross_entropy(nn.functional.linear(poison[0], w["weight"], w["bias"]), poison[1])
+    loss = 0.7 * nn.functional.cross_entropy(
+        nn.functional.linear(xc, w["weight"], w["bias"]), yc
+    ) + 0.3 * nn.functional.cross_entropy(nn.functional.linear(poison[0], w["weight"], w["bias"]), poison[1])
     gw, gb = torch.autograd.grad(loss, [w["weight"], w["bias"]])
     expected = nn.functional.cross_entropy(
-        nn.functional.linear(xv, problem.start["weight"] - 0.5 * gw, problem.start["bias"] - 0.5 * gb), yv)
+        nn.functional.linear(xv, problem.start["weight"] - 0.5 * gw, problem.start["bias"] - 0.5 * gb), yv
+    )
 
     assert problem.value(poison) == pytest.approx(expected.item(), abs=1e-12)
 
@@ -333,15 +373,20 @@ def test_bad_parameters_are_one_line_registry_errors(name: str, params: dict, me
 
 
 def _byzantine_core(attack: str, params: dict) -> NodeCore:
-    cfg = from_dict({
-        "name": "own-training", "seed": 4, "nodes": 3, "rounds": 2,
-        "topology": {"kind": "complete"},
-        "data": {"dataset": "synthetic", "root": "", "synthetic_size": 90, "test_samples": 20},
-        "model": {"name": "logreg"},
-        "train": {"local_steps": 2, "batch_size": 8, "lr": 0.1},
-        "chunks": {"count": 4, "per_neighbor": 2},
-        "byzantine": {"count": 1, "attack": attack, "params": params},
-    })
+    cfg = from_dict(
+        {
+            "name": "own-training",
+            "seed": 4,
+            "nodes": 3,
+            "rounds": 2,
+            "topology": {"kind": "complete"},
+            "data": {"dataset": "synthetic", "root": "", "synthetic_size": 90, "test_samples": 20},
+            "model": {"name": "logreg"},
+            "train": {"local_steps": 2, "batch_size": 8, "lr": 0.1},
+            "chunks": {"count": 4, "per_neighbor": 2},
+            "byzantine": {"count": 1, "attack": attack, "params": params},
+        }
+    )
     plan = build_plan(cfg)
     node = next(n for n in range(3) if plan.assignment(n).role.byzantine)
     train = datasets.load("synthetic", None, train=True, synthetic_size=90, seed=4)

@@ -16,8 +16,8 @@ from typing import Any
 from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter
 from coordinator.server import Coordinator
-from tests.support.harness import ScriptedPeer
 from protocol.config import from_dict
+from tests.support.harness import ScriptedPeer
 
 ROUNDS = 3
 
@@ -38,13 +38,18 @@ class WatchingWriter(ResultsWriter):
 
 
 def test_next_round_starts_before_the_record_is_written(tmp_path: Path) -> None:
-    cfg = from_dict({
-        "name": "barrier", "seed": 1, "nodes": 2, "rounds": ROUNDS,
-        "topology": {"kind": "complete"},
-        "data": {"dataset": "synthetic", "root": "", "synthetic_size": 20, "test_samples": 10},
-        "model": {"name": "logreg"},
-        "runtime": {"curve": "off", "round_timeout": 60, "chunk_timeout": 30},
-    })
+    cfg = from_dict(
+        {
+            "name": "barrier",
+            "seed": 1,
+            "nodes": 2,
+            "rounds": ROUNDS,
+            "topology": {"kind": "complete"},
+            "data": {"dataset": "synthetic", "root": "", "synthetic_size": 20, "test_samples": 10},
+            "model": {"name": "logreg"},
+            "runtime": {"curve": "off", "round_timeout": 60, "chunk_timeout": 30},
+        }
+    )
     started = {t: threading.Event() for t in range(1, ROUNDS + 1)}
     writer = WatchingWriter(tmp_path / "run", cfg, mode="launch", started=started)
     coord = Coordinator(build_plan(cfg), bind="tcp://127.0.0.1:0", results=writer)

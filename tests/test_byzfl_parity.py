@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from peer.defenses import PRE_STEPS, ChunkContext, Kept, build_defense, ops
+from peer.defenses.base import RobustDefense
 
 byzfl = pytest.importorskip("byzfl")
 
@@ -29,7 +30,9 @@ def _ctx() -> ChunkContext:
 def _ours(name: str, params: dict, x: np.ndarray) -> np.ndarray:
     rows = [torch.from_numpy(r) for r in x]
     kept = Kept(rows[0], tuple(rows[1:]), tuple(range(1, len(rows))))
-    return build_defense(name, params).combine(torch.from_numpy(x), _ctx(), kept).numpy()
+    rule = build_defense(name, params)
+    assert isinstance(rule, RobustDefense)  # every rule compared here combines a stack
+    return rule.combine(torch.from_numpy(x), _ctx(), kept).numpy()
 
 
 @pytest.mark.parametrize(

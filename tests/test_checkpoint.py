@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from coordinator.plan import build_plan
+from launch.run.reference import MemoryNetwork
 from peer import checkpoint
 from peer import data as datasets
 from peer.core import NodeCore
 from peer.data import test_subset as eval_subset
-from launch.run.reference import MemoryNetwork
 from protocol import config as config_mod
 
 CONFIG = """

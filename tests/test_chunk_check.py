@@ -27,11 +27,18 @@ from protocol.config import from_dict
 
 @pytest.fixture(scope="module")
 def core() -> NodeCore:
-    cfg = from_dict({
-        "name": "chunk-check", "seed": 3, "nodes": 3, "rounds": 2, "topology": {"kind": "complete"},
-        "data": {"dataset": "synthetic", "root": "", "synthetic_size": 30, "test_samples": 10},
-        "model": {"name": "logreg"}, "chunks": {"count": 8, "per_neighbor": 4},
-    })
+    cfg = from_dict(
+        {
+            "name": "chunk-check",
+            "seed": 3,
+            "nodes": 3,
+            "rounds": 2,
+            "topology": {"kind": "complete"},
+            "data": {"dataset": "synthetic", "root": "", "synthetic_size": 30, "test_samples": 10},
+            "model": {"name": "logreg"},
+            "chunks": {"count": 8, "per_neighbor": 4},
+        }
+    )
     train = datasets.load("synthetic", None, train=True, synthetic_size=30, seed=3)
     test = datasets.load("synthetic", None, train=False, synthetic_size=30, seed=3)
     return NodeCore(build_plan(cfg).assignment(0), train_data=train, test_set=datasets.test_subset(test, 10))
@@ -43,8 +50,14 @@ def _frames(header: dict[str, Any], arrays: list[np.ndarray]) -> list[bytearray]
 
 def _good(src: int = 1, chunks: tuple[int, ...] = (0, 5)) -> tuple[dict[str, Any], list[np.ndarray]]:
     arrays = [np.full(982 if c < 2 else 981, c + 0.5, dtype="<f4") for c in chunks]
-    header = {"v": 1, "kind": "chunk", "src": src, "round": 4, "chunks": list(chunks),
-              "frames": [{"dtype": "<f4", "shape": [a.size]} for a in arrays]}
+    header = {
+        "v": 1,
+        "kind": "chunk",
+        "src": src,
+        "round": 4,
+        "chunks": list(chunks),
+        "frames": [{"dtype": "<f4", "shape": [a.size]} for a in arrays],
+    }
     return header, arrays
 
 
@@ -132,14 +145,24 @@ def test_extra_header_key_takes_the_generic_path_which_accepts_it(core: NodeCore
 
 
 _VALUES = st.one_of(
-    st.none(), st.booleans(), st.integers(-3, 1000), st.floats(allow_nan=False), st.text(max_size=4),
-    st.lists(st.integers(-1, 9), max_size=9), st.just([0, 5]), st.just({"dtype": "<f4", "shape": [981]}),
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 1000),
+    st.floats(allow_nan=False),
+    st.text(max_size=4),
+    st.lists(st.integers(-1, 9), max_size=9),
+    st.just([0, 5]),
+    st.just({"dtype": "<f4", "shape": [981]}),
 )
 
 
 @settings(max_examples=150, deadline=None)
-@given(key=st.sampled_from(["v", "kind", "src", "round", "chunks", "frames", "frames.0", "frames.1",
-                            "frames.1.dtype", "frames.1.shape"]), value=_VALUES)
+@given(
+    key=st.sampled_from(
+        ["v", "kind", "src", "round", "chunks", "frames", "frames.0", "frames.1", "frames.1.dtype", "frames.1.shape"]
+    ),
+    value=_VALUES,
+)
 def test_compiled_check_never_accepts_what_the_generic_path_drops(core: NodeCore, key: str, value: Any) -> None:
     header, arrays = _good()
     target, *path = key.split(".")

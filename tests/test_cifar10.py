@@ -5,9 +5,9 @@ model/dataset check, and a multi-process run that is bit-identical to the refere
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,15 +16,17 @@ from torch import nn
 
 from coordinator.plan import build_plan
 from launch.run.local import launch_local
+from launch.run.reference import run_reference
 from peer import data as datasets
 from peer.attacks import build_attack
 from peer.attacks.base import DataInfo
 from peer.data import DatasetError
 from peer.data.sets.cifar10 import CIFAR10_MEAN, CIFAR10_STD
 from peer.models import MODELS, ModelError
-from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support.datagen import cifar_batch, py2_pickle, write_cifar10
+from tests.support.harness import read_rounds
+
 
 @pytest.fixture(scope="module")
 def cifar_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -182,21 +184,26 @@ def test_empty_folder_names_every_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError) as info:
         datasets.load("cifar10", tmp_path, train=False)
 
-    assert "(data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch, batches.meta)" in _one_line(info)
+    assert (
+        "(data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch, batches.meta)"
+        in _one_line(info)
+    )
 
 
 def test_cifar10_needs_a_root() -> None:
-    with pytest.raises(DatasetError, match="dataset cifar10 needs data.root; set data.root to a folder holding cifar-10-batches-py/"):
+    with pytest.raises(
+        DatasetError, match="dataset cifar10 needs data.root; set data.root to a folder holding cifar-10-batches-py/"
+    ):
         datasets.load("cifar10", None, train=True)
 
 
 @pytest.mark.parametrize(
     ("corrupt", "expected"),
     [
-        (lambda d, l: (d, [12] + l[1:]), "labels range over 0..12, need 0..9"),
-        (lambda d, l: (d[:, :3000], l), "data is uint8[20, 3000], need uint8[N, 3072]"),
-        (lambda d, l: (d.astype(np.float32), l), "data is float32[20, 3072], need uint8[N, 3072]"),
-        (lambda d, l: (d, l[:19]), "labels are int64[19], need 20 integers"),
+        (lambda data, labels: (data, [12] + labels[1:]), "labels range over 0..12, need 0..9"),
+        (lambda data, labels: (data[:, :3000], labels), "data is uint8[20, 3000], need uint8[N, 3072]"),
+        (lambda data, labels: (data.astype(np.float32), labels), "data is float32[20, 3072], need uint8[N, 3072]"),
+        (lambda data, labels: (data, labels[:19]), "labels are int64[19], need 20 integers"),
     ],
 )
 def test_malformed_batch_is_one_clear_line(tmp_path: Path, corrupt, expected: str) -> None:
@@ -205,7 +212,10 @@ def test_malformed_batch_is_one_clear_line(tmp_path: Path, corrupt, expected: st
     bad_data, bad_labels = corrupt(data, [(i + 3) % 10 for i in range(20)])
     (folder / "data_batch_3").write_bytes(cifar_batch(b"bad", bad_data, bad_labels))
 
-    for call in (lambda: datasets.train_labels("cifar10", tmp_path), lambda: datasets.load("cifar10", tmp_path, train=True)):
+    for call in (
+        lambda: datasets.train_labels("cifar10", tmp_path),
+        lambda: datasets.load("cifar10", tmp_path, train=True),
+    ):
         with pytest.raises(DatasetError) as info:
             call()
         message = _one_line(info)
@@ -246,8 +256,10 @@ def test_backdoor_trigger_is_white_in_every_channel() -> None:
     images = torch.zeros(4, 3, 32, 32)
     labels = torch.tensor([0, 1, 2, 3])
 
-    x, y = attack.triggered_test_set(images, labels)
+    asr_set = attack.triggered_test_set(images, labels)
 
+    assert asr_set is not None
+    x, y = asr_set
     white = [(1 - m) / s for m, s in zip(CIFAR10_MEAN, CIFAR10_STD)]  # 2.0591, 2.0443, 2.1159
     assert y.tolist() == [0, 0, 0] and tuple(x.shape) == (3, 3, 32, 32)
     for c in range(3):
@@ -260,7 +272,7 @@ def test_backdoor_trigger_is_white_in_every_channel() -> None:
 
 
 def _cfg(root: Path, **tables: dict) -> config_mod.RunConfig:
-    data = {
+    data: dict[str, Any] = {
         "name": "cifar",
         "seed": 3,
         "nodes": 4,
@@ -286,9 +298,7 @@ def test_plan_uses_the_dataset_image_shape(cifar_root: Path) -> None:
     assert sorted(len(s) for s in plan.shards) == [25, 25, 25, 25]
 
 
-def test_plan_rejects_a_model_that_does_not_fit_the_dataset(
-    cifar_root: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_plan_rejects_a_model_that_does_not_fit_the_dataset(cifar_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # a model hard-wired for 1x28x28 images
     monkeypatch.setitem(MODELS, "mnist_only", lambda **_: nn.Sequential(nn.Flatten(), nn.Linear(784, 10)))
 
@@ -302,17 +312,14 @@ def test_plan_rejects_a_model_that_does_not_fit_the_dataset(
     )
 
 
-def _rounds(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
-
-
+@pytest.mark.cluster
 def test_multiprocess_cifar10_run_is_bit_identical_to_reference(cifar_root: Path, tmp_path: Path) -> None:
     cfg = _cfg(cifar_root)
 
     launch_local(cfg, tmp_path / "mp", show_progress=False)
     run_reference(cfg, tmp_path / "ref")
 
-    mp, ref = _rounds(tmp_path / "mp"), _rounds(tmp_path / "ref")
+    mp, ref = read_rounds(tmp_path / "mp"), read_rounds(tmp_path / "ref")
     assert [r["round"] for r in mp] == [r["round"] for r in ref] == [1, 2]
     for a, b in zip(mp, ref):
         for node in map(str, range(4)):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +19,10 @@ import pytest
 from click.testing import CliRunner
 
 from launch.cli import main
+from tests.support import BYZEMU
 
-BYZEMU = str(Path(sys.executable).parent / "byzemu")
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 VALID = """\
 name = "cli-test"
@@ -39,9 +40,7 @@ synthetic_size = 40
 name = "logreg"
 """
 
-REGULAR_5_3 = VALID.replace('kind = "complete"', 'kind = "regular"\ndegree = 3').replace(
-    "nodes = 3", "nodes = 5"
-)
+REGULAR_5_3 = VALID.replace('kind = "complete"', 'kind = "regular"\ndegree = 3').replace("nodes = 3", "nodes = 5")
 
 #: name -> (config text, or None for a file that does not exist; extra args; stderr prefix)
 BAD: dict[str, tuple[str | None, list[str], str]] = {
@@ -112,7 +111,14 @@ def test_every_user_input_error_derives_from_the_one_base_the_cli_catches() -> N
     from protocol.errors import UserError
 
     errors = [
-        ConfigError, ResumeError, TopologyError, ShardingError, RolesError, DatasetError, ModelError, RegistryError,
+        ConfigError,
+        ResumeError,
+        TopologyError,
+        ShardingError,
+        RolesError,
+        DatasetError,
+        ModelError,
+        RegistryError,
         CoordinatorError,
     ]
 
@@ -222,9 +228,7 @@ def real_started(tmp_path_factory: pytest.TempPathFactory):
         args = [BYZEMU, command, str(_config(folder, text)), *extra]
         if command == "launch":
             args += ["--out", str(folder / "out")]
-        proc = subprocess.Popen(
-            args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
+        proc = subprocess.Popen(args, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         started[name] = (folder, proc)
     yield started
     for _, proc in started.values():

@@ -209,8 +209,16 @@ def test_bool_src_is_bad_field() -> None:
 
 
 def test_bool_for_an_int_schema_field_is_bad_field() -> None:
-    header = {"v": 1, "kind": m.REGISTER, "src": -1, "round": 0, "frames": [],
-              "data_addr": "tcp://x:1", "host": "h", "pid": True}
+    header = {
+        "v": 1,
+        "kind": m.REGISTER,
+        "src": -1,
+        "round": 0,
+        "frames": [],
+        "data_addr": "tcp://x:1",
+        "host": "h",
+        "pid": True,
+    }
 
     assert _reason(_frames(header)) == "bad_field"
 
@@ -239,8 +247,7 @@ def test_fewer_array_frames_than_listed_is_bad_frames() -> None:
 
 
 def test_frame_count_fixed_by_kind_is_enforced() -> None:
-    header = {"v": 1, "kind": m.READY, "src": 1, "round": 0,
-              "frames": [{"dtype": "<f4", "shape": [1]}]}
+    header = {"v": 1, "kind": m.READY, "src": 1, "round": 0, "frames": [{"dtype": "<f4", "shape": [1]}]}
 
     assert _reason(_frames(header, b"\0" * 4)) == "bad_frames"
 
@@ -312,8 +319,7 @@ def test_protocol_error_message_joins_reason_and_detail() -> None:
 
 
 def _assignment(**over: Any) -> Assignment:
-    cfg = from_dict({"nodes": 4, "seed": 3, "defense": {"params": {"own_weight": 0.5}},
-                     "data": {"root": "/abs/root"}})
+    cfg = from_dict({"nodes": 4, "seed": 3, "defense": {"params": {"own_weight": 0.5}}, "data": {"root": "/abs/root"}})
     values: dict[str, Any] = dict(
         node=1,
         num_nodes=4,

@@ -53,7 +53,10 @@ def test_unknown_field_message_lists_the_valid_fields_of_that_table() -> None:
     with pytest.raises(ConfigError) as exc:
         c.from_dict({"train": {"lrr": 0.1}})
 
-    assert "batch_size, local_steps, lr, lr_fading, lr_schedule, lr_step_epochs, lr_step_gamma, momentum, weight_decay" in str(exc.value)
+    assert (
+        "batch_size, local_steps, lr, lr_fading, lr_schedule, lr_step_epochs, lr_step_gamma, momentum, weight_decay"
+        in str(exc.value)
+    )
 
 
 def test_unknown_top_level_field_has_no_leading_dot() -> None:
@@ -176,9 +179,7 @@ def test_relative_root_in_file_resolves_against_the_file_folder(tmp_path: Path) 
     assert cfg.data.root == str((tmp_path / "mnist").resolve())
 
 
-def test_relative_root_via_set_resolves_against_cwd(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_relative_root_via_set_resolves_against_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sub = tmp_path / "cfgs"
     sub.mkdir()
     path = _write(sub, "")

@@ -9,10 +9,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from launch.cli import main
 from tests.support import BYZEMU
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 FOREIGN = [sys.executable, str(Path(__file__).parent / "support" / "foreign_peer.py")]
 #: 3 rounds: the byzemu neighbor killed after round 2 leaves one round to go on without it
@@ -22,7 +26,9 @@ SHORT = ["--set", "rounds=3"]
 def conformance(tmp: Path, *args: str, peer: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [BYZEMU, "conformance", "--out", str(tmp / "conf"), *args, "--", *peer],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -34,9 +40,11 @@ def test_conforming_peer_passes_every_check(tmp_path: Path) -> None:
     assert "[curve off]" in lines and "[curve on]" in lines
     checks = [line.strip() for line in lines if line.startswith("  ")]
     names = [c.split(":")[0] for c in checks]
-    per_mode = ["PASS registered", "PASS ready"] + [
-        f"PASS round {t}" for t in (1, 2, 3) for _ in ("round_done fields", "chunks to", "chunks from")
-    ] + ["PASS drops", "PASS peer_failed", "PASS stop"]
+    per_mode = (
+        ["PASS registered", "PASS ready"]
+        + [f"PASS round {t}" for t in (1, 2, 3) for _ in ("round_done fields", "chunks to", "chunks from")]
+        + ["PASS drops", "PASS peer_failed", "PASS stop"]
+    )
     assert names == per_mode * 2, proc.stdout
     assert lines[-1] == "all checks passed"
 
@@ -61,4 +69,4 @@ def test_conformance_refuses_a_config_it_cannot_check(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
 
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
-    assert result.stderr.startswith("error: conformance needs topology.kind = \"complete\"")
+    assert result.stderr.startswith('error: conformance needs topology.kind = "complete"')

@@ -21,28 +21,30 @@ import pytest
 import zmq
 from click.testing import CliRunner
 
-from peer.auth import ZapHandler
+from launch.cli import main
 from launch.run.reference import run_reference
+from peer.auth import ZapHandler
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
-from launch.cli import main
 from tests.support import BYZEMU
-from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
+from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, read_rounds, write_config
 from tests.support.runs import small_config
 
 # ----------------------------------------------------------------------------- (a) same models
 
 EQUIVALENCE = small_config(
-    "curve-equivalence", seed=4, nodes=5, data={"synthetic_size": 400}, train={"local_steps": 2},
-    chunks={"count": 4, "per_neighbor": 2}, byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"},
+    "curve-equivalence",
+    seed=4,
+    nodes=5,
+    data={"synthetic_size": 400},
+    train={"local_steps": 2},
+    chunks={"count": 4, "per_neighbor": 2},
+    byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"},
     runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
 )
 
 
-def _rounds(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
-
-
+@pytest.mark.cluster
 def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
     """Chunk, collude and oracle messages (every link kind) all travel over CURVE."""
     cfg_path = write_config(tmp_path, EQUIVALENCE)
@@ -50,7 +52,9 @@ def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
 
     proc = subprocess.run(
         [BYZEMU, "launch", str(cfg_path), "--set", "runtime.curve=on", "--out", str(run_dir), "--quiet"],
-        capture_output=True, text=True, timeout=400,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
     run_reference(config_mod.load(cfg_path), ref_dir)
 
@@ -58,7 +62,7 @@ def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["curve"] is True
     assert json.loads((ref_dir / "summary.json").read_text())["curve"] is False
-    curve_rounds, ref_rounds = _rounds(run_dir), _rounds(ref_dir)
+    curve_rounds, ref_rounds = read_rounds(run_dir), read_rounds(ref_dir)
     assert [r["round"] for r in curve_rounds] == [1, 2]
     for rec, ref in zip(curve_rounds, ref_rounds):
         for node in map(str, range(5)):
@@ -75,7 +79,11 @@ CHUNKS = 4
 SCRIPTED, TARGET, TARGET_OTHER, STRANGER = 0, 1, 2, 3  # TARGET's neighbors: SCRIPTED, TARGET_OTHER
 
 IDENTITY = small_config(
-    "curve-identity", seed=9, rounds=ROUNDS, data={"synthetic_size": 400}, train={"local_steps": 2},
+    "curve-identity",
+    seed=9,
+    rounds=ROUNDS,
+    data={"synthetic_size": 400},
+    train={"local_steps": 2},
     chunks={"count": CHUNKS, "per_neighbor": 2},
     runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
 )
@@ -135,12 +143,16 @@ def run_identity(tmp: Path, *, curve: bool, hostile: bool) -> Outcome:
                     sp.recv_chunks(1, senders=[TARGET])  # TARGET is in round 1, waiting for us
                     extra.extend(impersonate(sp))
                     # the spoofed chunks and the refused handshake reach TARGET in round 1
-                    cluster.wait_log("peers.log", [f"peer {TARGET} dropped a message (key_mismatch, #2)",
-                                                   f"peer {TARGET} refused a connection (unknown_key, #1)"])
+                    cluster.wait_log(
+                        "peers.log",
+                        [
+                            f"peer {TARGET} dropped a message (key_mismatch, #2)",
+                            f"peer {TARGET} refused a connection (unknown_key, #1)",
+                        ],
+                    )
                 sp.send_chunks(t, TARGET, payload(sp, t, TARGET))
                 sp.recv_chunks(t)
-                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
-                                          "digest": "f" * 16})
+                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2, "digest": "f" * 16})
             sp.expect("stop", timeout=20)
         codes = cluster.wait(90)
         return Outcome(codes, read_results(tmp / "run"), cluster.logs())
@@ -155,6 +167,7 @@ def identity(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
         return {name: f.result(timeout=400) for name, f in futures.items()}
 
 
+@pytest.mark.cluster
 def test_a_key_speaks_only_for_its_owner(identity: dict[str, Outcome]) -> None:
     attacked = identity["attacked"]
     assert attacked.codes == (0, 0), attacked.logs
@@ -166,6 +179,7 @@ def test_a_key_speaks_only_for_its_owner(identity: dict[str, Outcome]) -> None:
         assert attacked.results.peer(ROUNDS, node)["traffic"]["drops_total"] == {}
 
 
+@pytest.mark.cluster
 def test_an_unknown_key_delivers_nothing(identity: dict[str, Outcome]) -> None:
     res = identity["attacked"].results
     traffic = [res.peer(t, TARGET)["traffic"] for t in range(1, ROUNDS + 1)]
@@ -176,6 +190,7 @@ def test_an_unknown_key_delivers_nothing(identity: dict[str, Outcome]) -> None:
     assert [t["recv_msgs"] for t in traffic] == [2, 2]  # only the real neighbors' chunks
 
 
+@pytest.mark.cluster
 def test_attacked_curve_run_equals_clean_plain_run(identity: dict[str, Outcome]) -> None:
     attacked, plain = identity["attacked"].results, identity["plain"].results
     assert identity["plain"].codes == (0, 0), identity["plain"].logs
@@ -258,7 +273,11 @@ def test_zap_handler_holds_a_handshake_until_the_assignment_then_admits_it() -> 
         server.curve_server, server.curve_secretkey = True, server_secret
         port = server.bind_to_random_port("tcp://127.0.0.1")
         client = ctx.socket(zmq.DEALER)
-        client.curve_publickey, client.curve_secretkey, client.curve_serverkey = client_public, client_secret, server_public
+        client.curve_publickey, client.curve_secretkey, client.curve_serverkey = (
+            client_public,
+            client_secret,
+            server_public,
+        )
         client.connect(f"tcp://127.0.0.1:{port}")
         client.send(b"early")  # a neighbor that was assigned first sends at once
 

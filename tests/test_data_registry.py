@@ -108,5 +108,7 @@ def test_registering_a_name_twice_fails(stripes: DatasetSpec) -> None:
 
 
 def test_a_dataset_without_its_root_says_so() -> None:
-    with pytest.raises(data.DatasetError, match="dataset mnist needs data.root; set data.root to a folder holding its IDX files"):
+    with pytest.raises(
+        data.DatasetError, match="dataset mnist needs data.root; set data.root to a folder holding its IDX files"
+    ):
         data.load("mnist", None, train=True)

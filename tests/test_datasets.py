@@ -171,9 +171,7 @@ def test_prepare_concurrent_callers(tmp_path: Path) -> None:
     _assert_layout(tmp_path, content)
 
 
-def test_prepare_falls_back_to_cache_when_root_unwritable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_prepare_falls_back_to_cache_when_root_unwritable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = tmp_path / "readonly"
     content = _write_fake_mnist(root)
     home = tmp_path / "home"
@@ -187,6 +185,7 @@ def test_prepare_falls_back_to_cache_when_root_unwritable(
 
     monkeypatch.setattr(idx, "_write_atomic", write)
     tv_root = prepare("mnist", root)
+    assert tv_root is not None
     assert tv_root.parent == home / ".cache" / "byzemu"
     assert tv_root.name.startswith("mnist-")
     _assert_layout(tv_root, content)
@@ -261,6 +260,7 @@ def test_synthetic_shapes_and_sizes() -> None:
     assert torch.bincount(train.labels).tolist() == [200] * 10
     assert torch.bincount(test.labels).tolist() == [50] * 10
     assert (train.mean, train.std) == (test.mean, test.std)
+    assert isinstance(train.mean, float) and isinstance(train.std, float)  # one channel
     assert 0.0 < train.mean < 1.0 and 0.0 < train.std < 1.0
     assert prepare("synthetic", Path("/nonexistent")) is None
     big = load("synthetic", Path("/nonexistent"), train=False, synthetic_size=4000)
@@ -321,6 +321,7 @@ def test_tensors_index_forms() -> None:
     assert y_np.tolist() == y_t.tolist() == y_all[[3, 1, 4]].tolist()
     mask = data.labels == 2
     assert data.tensors(mask)[0].shape[0] == int(mask.sum())
+    assert isinstance(data.std, float) and isinstance(data.mean, float)  # one channel
     norm = x_all * data.std + data.mean
     torch.testing.assert_close(norm, data.images.unsqueeze(1).float() / 255)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from peer.defenses import DEFENSES, ChunkContext, build_defense, ops
+from peer.defenses.loss_threshold import LossThreshold
 from peer.registry import RegistryError, keyword_parameters
 
 
@@ -105,9 +106,7 @@ def test_krum_scores_by_hand() -> None:
     assert ops.krum_scores(ops.pairwise_sq_dists(x), 1) == [13.0, 5.0, 2.0, 5.0, 545.0]
 
 
-@pytest.mark.parametrize(
-    ("degree", "expected"), [(0, 0), (1, 0), (2, 0), (3, 0), (4, 1), (5, 1), (6, 2), (9, 3)]
-)
+@pytest.mark.parametrize(("degree", "expected"), [(0, 0), (1, 0), (2, 0), (3, 0), (4, 1), (5, 1), (6, 2), (9, 3)])
 def test_byzantine_bound_is_largest_f_with_n_at_least_2f_plus_3(degree: int, expected: int) -> None:
     # n = degree + 1 (the peer and its neighbors); e.g. degree 6: n = 7 >= 2*2 + 3 but not 2*3 + 3
     assert ops.byzantine_bound(degree) == expected
@@ -179,9 +178,7 @@ def test_multi_krum_default_averages_n_minus_f_lowest() -> None:
 
 def test_multi_krum_m_select_three() -> None:
     # 3 lowest: 3, 2, 4 -> mean 3
-    out = build_defense("multi_krum", {"f": 1, "m_select": 3}).aggregate(
-        _KRUM_OWN, _KRUM_RECEIVED, _ctx(4)
-    )
+    out = build_defense("multi_krum", {"f": 1, "m_select": 3}).aggregate(_KRUM_OWN, _KRUM_RECEIVED, _ctx(4))
     assert out.tolist() == [3.0]
 
 
@@ -206,17 +203,13 @@ def test_trimmed_mean_trims_one_from_each_side_per_coordinate() -> None:
 
 def test_trimmed_mean_trims_the_own_value_too() -> None:
     # {1000, 2, 3, 100, -50} sorted -50 2 3 100 1000 -> mean(2, 3, 100) = 35
-    out = build_defense("trimmed_mean", {"f": 1}).aggregate(
-        _t(1000), [_t(2), _t(3), _t(100), _t(-50)], _ctx(4)
-    )
+    out = build_defense("trimmed_mean", {"f": 1}).aggregate(_t(1000), [_t(2), _t(3), _t(100), _t(-50)], _ctx(4))
     assert out.tolist() == [35.0]
 
 
 def test_bridge_never_trims_the_own_value() -> None:
     # received {2, 3, 100, -50}: drop 100 and -50 -> (own 1000 + 2 + 3) / (4 - 2 + 1) = 335
-    out = build_defense("bridge", {"b": 1}).aggregate(
-        _t(1000), [_t(2), _t(3), _t(100), _t(-50)], _ctx(4)
-    )
+    out = build_defense("bridge", {"b": 1}).aggregate(_t(1000), [_t(2), _t(3), _t(100), _t(-50)], _ctx(4))
     assert out.tolist() == [335.0]
 
 
@@ -395,6 +388,7 @@ _LT_RECEIVED = [_t(2), _t(4), _t(8)]
 
 def test_loss_threshold_schedule_drops_after_patience_evaluations_without_new_minimum() -> None:
     d = build_defense("loss_threshold", {})
+    assert isinstance(d, LossThreshold)
     d.observe_evaluation(1, 0.5, 1.0)  # first minimum: error 0.5
     for r in range(2, 6):
         d.observe_evaluation(r, 0.4, 1.0)  # 4 evaluations without a new minimum
@@ -485,7 +479,9 @@ def test_sentinel_loss_weights_use_the_per_sender_history() -> None:
     # so its mean weight this round is (e^-0.5 + 0) / 2
     d.aggregate(_t(2, 0), [_t(1, 0), _t(-1, 0)], _ctx(2, loss_with=loss, round_=2, index=1))
     assert d.round_metrics() == {
-        "sl_weight": {"1": 1.0, "2": pytest.approx(w2 / 2)}, "sl_kept": 3, "sl_payloads": 4,
+        "sl_weight": {"1": 1.0, "2": pytest.approx(w2 / 2)},
+        "sl_kept": 3,
+        "sl_payloads": 4,
     }
 
 
@@ -512,9 +508,7 @@ def test_zeno_keeps_the_best_score() -> None:
 
 def test_zeno_default_keep_is_m_minus_f() -> None:
     # f = 1 -> keep 2: [4] (0.59) and [1] (0.49); mean(0, 1, 4) = 5/3
-    out = build_defense("zeno", {"rho": 0.01, "f": 1}).aggregate(
-        _t(0), _ZENO_RECEIVED, _ctx(3, loss_with=_ZENO_LOSS)
-    )
+    out = build_defense("zeno", {"rho": 0.01, "f": 1}).aggregate(_t(0), _ZENO_RECEIVED, _ctx(3, loss_with=_ZENO_LOSS))
     assert out.tolist() == pytest.approx([5 / 3])
 
 
@@ -631,6 +625,7 @@ def test_output_is_new_finite_float32_of_own_shape(name: str, m: int, loss: bool
 def test_inputs_are_not_mutated(name: str, m: int) -> None:
     own, received = _OWN.clone(), [p.clone() for p in _PAYLOADS[:m]]
     ctx = _full_ctx(m)
+    assert ctx.own_before is not None
     before = ctx.own_before.clone()
 
     build_defense(name, {}).aggregate(own, received, ctx)
@@ -735,9 +730,7 @@ def test_every_rule_with_parameters_has_bad_parameter_cases() -> None:
     assert {n for n in ALL if _has_params(n)} <= set(BAD_PARAMS)
 
 
-@pytest.mark.parametrize(
-    ("name", "params"), [(n, p) for n, cases in BAD_PARAMS.items() for p in cases]
-)
+@pytest.mark.parametrize(("name", "params"), [(n, p) for n, cases in BAD_PARAMS.items() for p in cases])
 def test_bad_hyperparameter_is_a_registry_error_naming_it(name: str, params: dict) -> None:
     with pytest.raises(RegistryError, match=rf"^defense\.name='{name}': {next(iter(params))}="):
         build_defense(name, params)
@@ -751,7 +744,20 @@ def test_unknown_parameter_is_a_registry_error(name: str) -> None:
 
 def test_all_rules_are_registered() -> None:
     assert set(ALL) >= {
-        "norm_clip", "adaptive_norm_clip", "sentinel", "ubar", "loss_threshold", "krum",
-        "multi_krum", "median", "trimmed_mean", "bridge", "bulyan", "zeno", "fltrust", "ios",
-        "centered_clip", "clipped_gossip",
+        "norm_clip",
+        "adaptive_norm_clip",
+        "sentinel",
+        "ubar",
+        "loss_threshold",
+        "krum",
+        "multi_krum",
+        "median",
+        "trimmed_mean",
+        "bridge",
+        "bulyan",
+        "zeno",
+        "fltrust",
+        "ios",
+        "centered_clip",
+        "clipped_gossip",
     }

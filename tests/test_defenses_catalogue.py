@@ -12,7 +12,8 @@ import torch
 
 from peer.attacks import build_attack
 from peer.attacks.base import AttackContext, DataInfo, Knowledge, Neighborhood
-from peer.defenses import PRE_STEPS, ChunkContext, build_defense, ops
+from peer.defenses import PRE_STEPS, ChunkContext, build_defense
+from peer.defenses.base import RobustDefense
 from peer.registry import RegistryError
 
 
@@ -98,7 +99,9 @@ def test_mean_averages_only_the_finite_payloads() -> None:
     assert float(_agg("mean", {}, _t(0), _t(3), _t(math.inf))) == 1.5
 
 
-@pytest.mark.parametrize("name", ["geomed", "mda", "monna", "meamed", "caf", "smea", "mean", "dfl_dual", "dfl_detector", "bridge_m"])
+@pytest.mark.parametrize(
+    "name", ["geomed", "mda", "monna", "meamed", "caf", "smea", "mean", "dfl_dual", "dfl_detector", "bridge_m"]
+)
 def test_new_rules_keep_the_own_chunk_without_payloads(name: str) -> None:
     own = _t(1.5, -2.0)
 
@@ -201,6 +204,7 @@ def test_nonsensical_chains_are_rejected_with_one_line(
 def test_a_row_keeping_step_may_precede_a_rule_that_reads_row_zero() -> None:
     rule = build_defense("ios", {}, ["nnm", "arc"], None)
 
+    assert isinstance(rule, RobustDefense)
     assert [s.name for s in rule.pre] == ["nnm", "arc"]
 
 

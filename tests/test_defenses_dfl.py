@@ -3,10 +3,10 @@ in-process; expected values derived by hand in the comments."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from peer.defenses import ChunkContext, Kept, ModelProbe, build_defense, ops
+from peer.defenses.dfl_detector import DFLDetector
 from peer.defenses.dfl_dual import DFLDual
 
 
@@ -16,8 +16,13 @@ def _t(*values: float) -> torch.Tensor:
 
 def _ctx(m: int, *, round_: int = 1, own_before: torch.Tensor | None = None, probe=None) -> ChunkContext:
     return ChunkContext(
-        node=0, round=round_, index=0, senders=tuple(range(1, m + 1)), degree=m,
-        own_before=own_before, probe=probe,
+        node=0,
+        round=round_,
+        index=0,
+        senders=tuple(range(1, m + 1)),
+        degree=m,
+        own_before=own_before,
+        probe=probe,
     )
 
 
@@ -64,9 +69,7 @@ def test_dfl_dual_two_stage_selection_by_hand() -> None:
     # stage 1: j = 0: {1} | {2, 3} -> trust .9 > -.5 -> M*_0 = {1}, q_0 = 1; j = 1: q_1 = 1;
     # j = 2: {3} (D 1, trust -.5) | {0, 1} (D 10, trust .95) -> M*_2 = {0, 1}, q_2 = 20;
     # q_3 = 20. r = (1, 1, min(20, C2 = 10), 10); stage 2: {0, 1} | {2, 3} -> {0, 1}
-    d = torch.tensor(
-        [[0, 1, 10, 10], [1, 0, 10, 10], [10, 10, 0, 1], [10, 10, 1, 0]], dtype=torch.float64
-    )
+    d = torch.tensor([[0, 1, 10, 10], [1, 0, 10, 10], [10, 10, 0, 1], [10, 10, 1, 0]], dtype=torch.float64)
 
     assert DFLDual().select(d, [1.0, 0.9, -0.5, -0.5]) == [0, 1]
 
@@ -75,9 +78,7 @@ def test_dfl_dual_keeps_the_trusted_group_when_it_is_the_minority() -> None:
     # own (10, 0), honest (10, 1), two colluders (-10, 0), (-10, 1): the same structure as
     # above from Euclidean distances (W = 0 without a model) and cosines (.995, -1, -.995);
     # the colluders are a majority of the payloads, yet the mean of own and honest is kept
-    out = build_defense("dfl_dual", {}).aggregate(
-        _t(10, 0), [_t(10, 1), _t(-10, 0), _t(-10, 1)], _ctx(3)
-    )
+    out = build_defense("dfl_dual", {}).aggregate(_t(10, 0), [_t(10, 1), _t(-10, 0), _t(-10, 1)], _ctx(3))
 
     assert out.tolist() == [10.0, 0.5]
 
@@ -105,6 +106,7 @@ def test_dfl_dual_data_distance_is_zero_between_equal_models_and_positive_otherw
 
     w = rule.data_distances(_ctx(2, own_before=before, probe=probe), Kept(own, (same, other), (1, 2)))
 
+    assert w is not None
     assert w[0, 1] == 0.0 and w[0, 2] > 0.0 and w[1, 2] == w[0, 2]
 
 
@@ -127,6 +129,7 @@ def test_dfl_detector_flags_the_neighbour_whose_updates_are_unpredictable() -> N
     # statistic prefers two clusters and 2-means flags {4}; then the result is
     # before + u (own and the three honest).
     rule = build_defense("dfl_detector", {"warmup": 2})
+    assert isinstance(rule, DFLDetector)
     out = None
     for t in range(1, 7):
         before = torch.full((2,), float(t - 1))
@@ -135,7 +138,7 @@ def test_dfl_detector_flags_the_neighbour_whose_updates_are_unpredictable() -> N
         out = rule.aggregate(honest, [honest, honest, honest, bad], _ctx(4, round_=t, own_before=before))
 
     assert rule.flagged == {4}
-    assert out.tolist() == [6.0, 6.0]
+    assert out is not None and out.tolist() == [6.0, 6.0]
 
 
 def test_dfl_detector_averages_everything_before_any_evidence() -> None:

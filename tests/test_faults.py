@@ -9,21 +9,31 @@ import os
 import re
 import signal
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support import BYZEMU
+from tests.support.harness import read_rounds
 from tests.support.runs import small_config
+from tests.support.waiting import output, running, wait_until
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 
 def config(round_timeout: float, chunk_timeout: float) -> str:
     return small_config(
-        "faults", seed=2, nodes=5, rounds=4, chunks={"count": 4, "per_neighbor": 2}, eval={"every": 100},
+        "faults",
+        seed=2,
+        nodes=5,
+        rounds=4,
+        chunks={"count": 4, "per_neighbor": 2},
+        eval={"every": 100},
         runtime={"register_timeout": 60.0, "round_timeout": round_timeout, "chunk_timeout": chunk_timeout},
     )
+
 
 #: the coordinator's and the neighbors' deadlines: short, so that the stalled peer costs
 #: one round of ROUND_TIMEOUT_S, yet far above a healthy round of this config (logistic
@@ -33,20 +43,6 @@ ROUND_TIMEOUT_S, CHUNK_TIMEOUT_S = 8.0, 3.0
 #: generous bound for the events waited on below (a round on disk, the run's end): the
 #: tests must pass on a machine loaded far beyond its cores
 WAIT_S = 300.0
-
-
-def _lines(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _wait_rounds(proc: subprocess.Popen, out: Path, count: int, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while len(_lines(out / "rounds.jsonl")) < count:
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "run did not reach the round in time"
-        time.sleep(0.01)
 
 
 def _pid_of(out: Path, node: int) -> int:
@@ -72,11 +68,13 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Faulty:
     out = tmp / "run"
     proc = subprocess.Popen(
         [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     stalled = None
     try:
-        _wait_rounds(proc, out, 1)
+        wait_until(lambda: read_rounds(out), timeout=WAIT_S, what="round 1", alive=running(proc), details=output(proc))
         os.kill(_pid_of(out, 2), signal.SIGKILL)
         stalled = _pid_of(out, 4)
         os.kill(stalled, signal.SIGSTOP)
@@ -88,7 +86,7 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Faulty:
             except ProcessLookupError:  # the launcher already reaped it
                 pass
         proc.kill()
-    return Faulty(proc.returncode, stderr, _lines(out / "rounds.jsonl"), json.loads((out / "summary.json").read_text()))
+    return Faulty(proc.returncode, stderr, read_rounds(out), json.loads((out / "summary.json").read_text()))
 
 
 def _first_failed(rounds: list[dict], node: str) -> int:
@@ -124,7 +122,9 @@ def test_stalled_peer_misses_the_deadline_and_is_not_waited_for_again(faulty: Fa
     waits = [r["peers"]["0"]["timing"]["exchange_s"] >= CHUNK_TIMEOUT_S for r in faulty.rounds]
 
     # alive, so only the coordinator's deadline found it, in the round it was marked in
-    assert re.search(rf"peer 4 marked failed in round \d+: no round_done within {ROUND_TIMEOUT_S:g} s", faulty.stderr), faulty.stderr
+    assert re.search(
+        rf"peer 4 marked failed in round \d+: no round_done within {ROUND_TIMEOUT_S:g} s", faulty.stderr
+    ), faulty.stderr
     assert faulty.rounds[first]["round_s"] >= ROUND_TIMEOUT_S
     # its neighbor 0 waited the chunk deadline for it at most once (in the round it
     # stopped before sending, if it did) and never after: peer_failed told its neighbors

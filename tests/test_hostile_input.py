@@ -25,6 +25,9 @@ import zmq
 from tests.support.harness import Cluster, Results, ScriptedPeer, encode, header, read_results, write_config
 from tests.support.runs import small_config
 
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
+
 ROUNDS = 2
 CHUNKS = 4
 MAX_MESSAGE_BYTES = 65536
@@ -33,10 +36,18 @@ SCRIPTED, TARGET, TARGET_OTHER, STRANGER = 0, 1, 2, 3  # STRANGER: not a neighbo
 HUGE = 48 << 20
 
 CONFIG = small_config(
-    "hostile", seed=9, rounds=ROUNDS, data={"synthetic_size": 400}, train={"local_steps": 2},
+    "hostile",
+    seed=9,
+    rounds=ROUNDS,
+    data={"synthetic_size": 400},
+    train={"local_steps": 2},
     chunks={"count": CHUNKS, "per_neighbor": 2},
-    runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0,
-             "max_message_bytes": MAX_MESSAGE_BYTES},
+    runtime={
+        "register_timeout": 120.0,
+        "round_timeout": 20.0,
+        "chunk_timeout": 10.0,
+        "max_message_bytes": MAX_MESSAGE_BYTES,
+    },
 )
 
 #: what the target peer must have counted after the attack (each sent once, see attack_peer)
@@ -64,8 +75,16 @@ TARGET_DROPS = {
 #: TARGET_DROPS sent over extra connections, logged as they arrive (``connection_dropped``
 #: is counted when the peer next reads its socket's events)
 VIA_EXTRA_SOCKETS = [
-    "undecodable", "bad_header", "bad_version", "bad_kind", "unexpected_kind", "bad_field", "bad_frames",
-    "bad_dtype", "oversized", "not_neighbor",
+    "undecodable",
+    "bad_header",
+    "bad_version",
+    "bad_kind",
+    "unexpected_kind",
+    "bad_field",
+    "bad_frames",
+    "bad_dtype",
+    "oversized",
+    "not_neighbor",
 ]
 
 #: what the coordinator must have counted (see attack_coordinator)
@@ -84,7 +103,15 @@ COORDINATOR_DROPS = {
 }
 
 #: COORDINATOR_DROPS sent over a fresh connection, logged as they arrive
-COORDINATOR_VIA_FRESH = ["undecodable", "bad_header", "bad_version", "bad_kind", "unknown_sender", "unexpected_kind", "oversized"]
+COORDINATOR_VIA_FRESH = [
+    "undecodable",
+    "bad_header",
+    "bad_version",
+    "bad_kind",
+    "unknown_sender",
+    "unexpected_kind",
+    "oversized",
+]
 
 #: the drop reasons PROTOCOL.md documents (its *Validation and drops* table)
 DOCUMENTED_REASONS = set(
@@ -119,7 +146,7 @@ def attack_peer(sp: ScriptedPeer) -> list[zmq.Socket]:
     anon.send_multipart(encode({**header("chunk", SCRIPTED, 1, chunks=[0]), "v": 2}, [good]))  # bad_version
     anon.send_multipart(encode(header("gossip", SCRIPTED, 1), []))  # bad_kind
     anon.send_multipart(encode(header("register", -1, data_addr="tcp://x:1", host="h", pid=1)))  # unexpected_kind
-    anon.send_multipart(encode(header("chunk", "zero", 1, chunks=[0]), [good]))  # bad_field
+    anon.send_multipart(encode({**header("chunk", SCRIPTED, 1, chunks=[0]), "src": "zero"}, [good]))  # bad_field
     two_specs = [{"dtype": "<f4", "shape": [size0]}] * 2
     anon.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0], frames=two_specs), [good]))  # bad_frames
     anon.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0]), [good.view("<i4")]))  # bad_dtype
@@ -129,7 +156,9 @@ def attack_peer(sp: ScriptedPeer) -> list[zmq.Socket]:
     # one frame far over the socket's frame limit: libzmq closes the connection after the
     # frame's length, before reading (or allocating) the body
     huge = sp.dealer(addr)
-    huge.send_multipart(encode(header("chunk", SCRIPTED, 1, chunks=[0]), [np.zeros(HUGE // 4, "<f4")]))  # connection_dropped
+    huge.send_multipart(
+        encode(header("chunk", SCRIPTED, 1, chunks=[0]), [np.zeros(HUGE // 4, "<f4")])
+    )  # connection_dropped
 
     # a well-formed chunk from a real node that is not TARGET's neighbor
     stranger = sp.dealer(addr, routing_id=str(STRANGER).encode())
@@ -159,7 +188,9 @@ def attack_coordinator(sp: ScriptedPeer, address: str) -> list[zmq.Socket]:
     fresh.send_multipart(encode(header("hello", 0)))  # bad_kind
     fresh.send_multipart(encode(header("ready", 0)))  # unknown_sender
     fresh.send_multipart(encode(header("chunk", 0, 1, chunks=[0]), [np.zeros(4, "<f4")]))  # unexpected_kind
-    fresh.send_multipart(encode(header("register", -1, data_addr="tcp://127.0.0.1:9", host="h", pid=1)))  # unexpected_kind
+    fresh.send_multipart(
+        encode(header("register", -1, data_addr="tcp://127.0.0.1:9", host="h", pid=1))
+    )  # unexpected_kind
     three_mib = np.zeros((3 << 20) // 8, "<f8")  # each frame under 4 MiB, together over it
     fresh.send_multipart(encode(header("ready", 0), [three_mib, three_mib]))  # oversized
     huge = sp.dealer(address)
@@ -227,14 +258,27 @@ def run_scenario(tmp: Path, *, hostile: bool) -> Outcome:
                         extra.extend(attack_peer(sp) + attack_coordinator(sp, cluster.address))
                         # what the extra sockets sent (not ordered with our own
                         # connection's messages) is dropped while TARGET is in round 1
-                        cluster.wait_log("peers.log", [f"peer {TARGET} dropped a message ({r}, #" for r in VIA_EXTRA_SOCKETS])
-                        cluster.wait_log("coordinator.log", [f"coordinator dropped a message ({r}, #" for r in COORDINATOR_VIA_FRESH])
+                        cluster.wait_log(
+                            "peers.log", [f"peer {TARGET} dropped a message ({r}, #" for r in VIA_EXTRA_SOCKETS]
+                        )
+                        cluster.wait_log(
+                            "coordinator.log", [f"coordinator dropped a message ({r}, #" for r in COORDINATOR_VIA_FRESH]
+                        )
                     growth = {name: peak_rss(pid) - before[name] for name, pid in pids.items()}
                 if not (hostile and t == 2):  # the hostile run sent its round-2 chunk early
                     sp.send_chunks(t, TARGET, payload(sp, t, TARGET))
                 sp.recv_chunks(t)
-                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
-                                          "digest": "f" * 16, "test_accuracy": 0.5, "test_loss": 1.0})
+                sp.round_done(
+                    t,
+                    metrics={
+                        "train_loss": 1.0,
+                        "chunks_received": 4,
+                        "senders": 2,
+                        "digest": "f" * 16,
+                        "test_accuracy": 0.5,
+                        "test_loss": 1.0,
+                    },
+                )
             stop = sp.expect("stop", timeout=20)
         codes = cluster.wait(90)
         return Outcome(sp.node, stop["reason"], codes, read_results(tmp / "run"), cluster.logs(), growth)
@@ -311,8 +355,14 @@ def test_hostile_run_is_unaffected(outcomes: dict[str, Outcome]) -> None:
 
 
 FUZZ_CONFIG = small_config(
-    "fuzz", seed=3, nodes=3, rounds=3, topology={"kind": "complete"}, data={"synthetic_size": 300},
-    chunks={"count": 4, "per_neighbor": 2}, eval={"every": 2},
+    "fuzz",
+    seed=3,
+    nodes=3,
+    rounds=3,
+    topology={"kind": "complete"},
+    data={"synthetic_size": 300},
+    chunks={"count": 4, "per_neighbor": 2},
+    eval={"every": 2},
     runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
 )
 
@@ -325,7 +375,10 @@ def regressions(node: int, peer_size: int) -> tuple[list[list[bytes]], list[list
     anon = [
         [msgpack.packb({"v": 1, "kind": [], "src": 0, "round": 1})],  # unhashable kind
         encode(header("chunk", node, 1, chunks=[0], frames=[{"dtype": [], "shape": [peer_size]}]), [vec]),
-        [msgpack.packb({**header("chunk", node, 1, chunks=[0]), "frames": [{"dtype": "<f4", "shape": [2**62, 4]}]}), b""],
+        [
+            msgpack.packb({**header("chunk", node, 1, chunks=[0]), "frames": [{"dtype": "<f4", "shape": [2**62, 4]}]}),
+            b"",
+        ],
         encode({**header("chunk", node, 1, chunks=[0]), "v": True}, [vec]),
         encode({**header("chunk", node, 1, chunks=[0]), "v": 1.0}, [vec]),
     ]
@@ -408,8 +461,12 @@ def fuzz_live_cluster(cluster: Cluster, sp: ScriptedPeer) -> FuzzLog:
         send(("control", None), frames)
 
     values = st.recursive(
-        st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats()
-        | st.text(max_size=6) | st.binary(max_size=6),
+        st.none()
+        | st.booleans()
+        | st.integers(-(2**63), 2**64 - 1)
+        | st.floats()
+        | st.text(max_size=6)
+        | st.binary(max_size=6),
         lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
         max_leaves=6,
     )
@@ -438,8 +495,14 @@ def fuzz_live_cluster(cluster: Cluster, sp: ScriptedPeer) -> FuzzLog:
     )
 
     # one live cluster for all examples: no shrinking (state is shared), reproducible draws
-    @settings(max_examples=30, deadline=None, database=None, derandomize=True,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=30,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(message)
     def fuzz(target_frames: tuple[Any, list[bytes]]) -> None:
         send(*target_frames)

@@ -10,39 +10,38 @@ import json
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.support import BYZEMU
+from tests.support.harness import read_rounds
 from tests.support.runs import small_config
+from tests.support.waiting import output, running, wait_until
 
 
 def config(rounds: int) -> str:
     return small_config(
-        "interrupt", seed=5, rounds=rounds, train={"local_steps": 2},
+        "interrupt",
+        seed=5,
+        rounds=rounds,
+        train={"local_steps": 2},
         runtime={"register_timeout": 120.0, "round_timeout": 120.0, "chunk_timeout": 60.0, "checkpoint_every": 1},
     )
+
 
 #: generous: every wait below ends on an event (a round on disk, the process exiting)
 WAIT_S = 480.0
 
 
-def _rounds(path: Path) -> int:
-    return len(path.read_text().splitlines()) if path.exists() else 0
-
-
-def _interrupt_after_first_round(cmd: list[str], rounds_file: Path) -> tuple[int, str, str]:
-    """Start ``cmd`` in its own process group, wait for round 1 in ``rounds_file``, send
+def _interrupt_after_first_round(cmd: list[str], run_dir: Path) -> tuple[int, str, str]:
+    """Start ``cmd`` in its own process group, wait for round 1 in ``run_dir``, send
     SIGINT to the group (what Ctrl-C does), return (status, stdout, stderr)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + WAIT_S
-        while _rounds(rounds_file) < 1:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no round recorded in time"
-            time.sleep(0.02)
+        wait_until(
+            lambda: read_rounds(run_dir), timeout=WAIT_S, what="round 1", alive=running(proc), details=output(proc)
+        )
         os.killpg(proc.pid, signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=WAIT_S)
     finally:
@@ -52,14 +51,13 @@ def _interrupt_after_first_round(cmd: list[str], rounds_file: Path) -> tuple[int
     return proc.returncode, stdout, stderr
 
 
+@pytest.mark.cluster
 def test_interrupted_launch_writes_no_summary_and_one_line(tmp_path: Path) -> None:
     cfg = tmp_path / "run.toml"
     cfg.write_text(config(200))
     out = tmp_path / "run"
 
-    code, _, stderr = _interrupt_after_first_round(
-        [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"], out / "rounds.jsonl"
-    )
+    code, _, stderr = _interrupt_after_first_round([BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"], out)
 
     assert code == 130, stderr
     assert not (out / "summary.json").exists()
@@ -85,11 +83,12 @@ def sweep_dir(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.cluster
 def test_interrupted_sweep_run_is_unfinished_and_the_rerun_completes_it(sweep_dir: Path) -> None:
     out = sweep_dir / "out"
     cmd = [BYZEMU, "sweep", str(sweep_dir / "grid.toml"), "--out", str(out), "--jobs", "1"]
 
-    code, _, stderr = _interrupt_after_first_round(cmd, out / "base" / "rep0" / "rounds.jsonl")
+    code, _, stderr = _interrupt_after_first_round(cmd, out / "base" / "rep0")
     report = subprocess.run([BYZEMU, "report", str(out)], capture_output=True, text=True, timeout=WAIT_S)
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=WAIT_S)
 
@@ -110,6 +109,7 @@ def test_interrupted_sweep_run_is_unfinished_and_the_rerun_completes_it(sweep_di
     assert json.loads((out / "base" / "rep1" / "summary.json").read_text())["rounds_completed"] == 4
 
 
+@pytest.mark.cluster
 def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run(tmp_path: Path) -> None:
     # --jobs 2 with 3 runs: the pool has already queued rep2 for the first free worker.
     # SIGINT to the sweep process only (`kill -INT`, not the group): both running runs are
@@ -122,11 +122,13 @@ def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run
     cmd = [BYZEMU, "sweep", str(tmp_path / "grid.toml"), "--out", str(out), "--jobs", "2"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        deadline = time.monotonic() + WAIT_S
-        while min(_rounds(out / "base" / f"rep{i}" / "rounds.jsonl") for i in (0, 1)) < 1:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no round recorded in time"
-            time.sleep(0.02)
+        wait_until(
+            lambda: all(read_rounds(out / "base" / f"rep{i}") for i in (0, 1)),
+            timeout=WAIT_S,
+            what="round 1 of rep0 and rep1",
+            alive=running(proc),
+            details=output(proc),
+        )
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=WAIT_S)
     finally:
@@ -137,14 +139,16 @@ def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run
     assert proc.returncode == 130, stderr
     # one line: a peer told to stop does not log its neighbours' closed connections
     # (peer/runtime.py, PeerRuntime._take_queued_control)
-    assert stderr.strip().splitlines() == [(
-        "interrupted: sweep stopped; 0/3 runs finished and kept; interrupted: base/rep0, base/rep1 (kept as "
-        "unfinished, with interrupted.json); rerun the same command to go on"
-    )]
+    assert stderr.strip().splitlines() == [
+        (
+            "interrupted: sweep stopped; 0/3 runs finished and kept; interrupted: base/rep0, base/rep1 (kept as "
+            "unfinished, with interrupted.json); rerun the same command to go on"
+        )
+    ]
     assert not (out / "base" / "rep2").exists()
     for i in (0, 1):
         assert (out / "base" / f"rep{i}" / "interrupted.json").exists()
-        assert _rounds(out / "base" / f"rep{i}" / "rounds.jsonl") < 2000
+        assert len(read_rounds(out / "base" / f"rep{i}")) < 2000
 
 
 def test_a_sigint_inside_a_peer_start_is_held_until_the_peer_is_recorded() -> None:

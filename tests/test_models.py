@@ -7,9 +7,9 @@ import functools
 import pytest
 import torch
 from torch import nn
+from torchvision.models.resnet import ResNet
 
 from peer.models import MODELS, ModelError, build_model, check_input, param_count
-
 
 CIFAR = {"in_channels": 3, "image_size": 32, "num_classes": 10}
 
@@ -77,7 +77,10 @@ def test_param_counts_on_mnist_and_cifar10(name: str, mnist: int, cifar: int) ->
 def test_documented_param_counts() -> None:
     # the values in peer/models.py's docstrings and docs/DATA_AND_MODELS.md
     assert [param_count(_shared(n, **CIFAR)) for n in ("lenet", "cnn_masuda", "cnn_guo", "resnet18")] == [
-        62_006, 2_156_490, 1_756_426, 11_173_962,
+        62_006,
+        2_156_490,
+        1_756_426,
+        11_173_962,
     ]
     assert param_count(_shared("cnn_guo")) == 1_384_586
     assert param_count(_shared("resnet18")) == 11_172_810
@@ -101,6 +104,7 @@ def test_no_state_outside_the_parameters(name: str, shape: tuple[int, int]) -> N
 
 def test_resnet18_uses_the_cifar_stem_and_group_norm() -> None:
     model = _shared("resnet18", **CIFAR)
+    assert isinstance(model, ResNet) and isinstance(model.conv1, nn.Conv2d)
     assert (model.conv1.kernel_size, model.conv1.stride, model.conv1.in_channels) == ((3, 3), (1, 1), 3)
     assert isinstance(model.maxpool, nn.Identity)
     norms = [m for m in model.modules() if isinstance(m, nn.GroupNorm)]
@@ -154,8 +158,11 @@ def test_other_sizes(name: str) -> None:
 def test_lenet_structure_for_32x32() -> None:
     # classic LeNet-5: unpadded C1 on a 32x32 input gives 28x28 maps, F5 sees 16x5x5
     model = build_model("lenet", in_channels=3, image_size=32, num_classes=10)
+    padded = build_model("lenet")
+    assert isinstance(model.features, nn.Sequential) and isinstance(model.classifier, nn.Sequential)
+    assert isinstance(padded.features, nn.Sequential)
     assert model.features[0].padding == (0, 0)
-    assert build_model("lenet").features[0].padding == (2, 2)  # 28x28 padded to 32x32
+    assert padded.features[0].padding == (2, 2)  # 28x28 padded to 32x32
     fc1 = model.classifier[1]
     assert isinstance(fc1, nn.Linear) and fc1.in_features == 16 * 5 * 5
     assert not any(isinstance(m, (nn.Dropout, nn.BatchNorm2d, nn.BatchNorm1d)) for m in model.modules())
@@ -181,6 +188,7 @@ def test_deterministic_given_seed(name: str) -> None:
 
 def test_param_count_ignores_frozen() -> None:
     model = build_model("logreg")
+    assert isinstance(model, nn.Sequential)
     model[1].bias.requires_grad_(False)
     assert param_count(model) == 7840
 

@@ -45,6 +45,11 @@ import pytest
 from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support import BYZEMU
+from tests.support.harness import read_rounds
+from tests.support.waiting import running, wait_until
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 NODES, ROUNDS, PER_HOST = 6, 3, 3
 PORT = 5555  # the coordinator's namespace is fresh: nothing else can hold this port there
@@ -147,14 +152,14 @@ def _free_subnet() -> ipaddress.IPv4Network:
     used: list[ipaddress.IPv4Network] = []
     for entry in json.loads(_ip("-j", "-4", "addr", "show") or "[]"):
         for a in entry.get("addr_info", []):
-            used.append(ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network)
+            used.append(ipaddress.IPv4Interface(f"{a['local']}/{a['prefixlen']}").network)
     for r in json.loads(_ip("-j", "-4", "route", "show", "table", "all") or "[]"):
         dst = r.get("dst", "default")
         if dst != "default":
-            used.append(ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False))
+            used.append(ipaddress.IPv4Network(dst if "/" in dst else f"{dst}/32", strict=False))
     start = os.getpid() % 200  # spread concurrent runs (they are isolated anyway)
     for k in range(256):
-        net = ipaddress.ip_network(f"10.77.{(start + k) % 256}.0/24")
+        net = ipaddress.IPv4Network(f"10.77.{(start + k) % 256}.0/24")
         if not any(net.overlaps(u) for u in used):
             return net
     raise SetupFailed("every 10.77.X.0/24 overlaps an address or route of this machine")
@@ -191,7 +196,10 @@ class Net:
         with log.open("wb") as fh:
             p = subprocess.Popen(
                 ["ip", "netns", "exec", ns, *argv],
-                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                stdin=subprocess.DEVNULL,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.procs.append(p)
         return p
@@ -224,8 +232,9 @@ def _build(pid: int) -> Net:
             _ip("netns", "add", ns)
             created.append(ns)
             try:  # before any veth exists: no IPv6 link-local addresses, no ND or MLD packets
-                _in_ns(ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                       "net.ipv6.conf.default.disable_ipv6=1")
+                _in_ns(
+                    ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"
+                )
             except (SetupFailed, FileNotFoundError):
                 net.ipv6_off = False  # no IPv6 in this kernel, or /proc/sys read-only
         _ip("link", "add", "br0", "type", "bridge", "stp_state", "0", ns=net.bridge_ns)
@@ -268,11 +277,6 @@ def net() -> Iterator[Net]:
 # ----------------------------------------------------------------------------- helpers
 
 
-def _rounds(run_dir: Path) -> list[dict]:
-    path = run_dir / "rounds.jsonl"
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
-
-
 def _logs(paths: list[Path]) -> str:
     out = []
     for p in paths:
@@ -282,14 +286,19 @@ def _logs(paths: list[Path]) -> str:
 
 
 def _wait_for_key(path: Path, proc: subprocess.Popen, timeout: float, logs: list[Path]) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text().endswith("\n"):
-            return path.read_text().strip()
-        if proc.poll() is not None:
-            pytest.fail(f"the coordinator exited ({proc.returncode}) before writing its key\n{_logs(logs)}")
-        time.sleep(0.1)
-    pytest.fail(f"no {path} within {timeout:g} s\n{_logs(logs)}")
+    """The coordinator's public key, once it has written the whole line to ``path``."""
+    try:
+        wait_until(
+            lambda: path.exists() and path.read_text().endswith("\n"),
+            timeout=timeout,
+            what=f"key in {path}",
+            alive=running(proc),
+            details=lambda: _logs(logs),
+            interval=0.1,
+        )
+    except (RuntimeError, TimeoutError) as exc:
+        pytest.fail(str(exc))
+    return path.read_text().strip()
 
 
 def _wait(coordinator: subprocess.Popen, peers: dict[str, subprocess.Popen], timeout: float) -> dict[str, int | None]:
@@ -339,8 +348,19 @@ def test_multihost_run_in_namespaces_equals_single_host_run(net: Net, tmp_path: 
     peers = {
         h.ns: net.start(
             h.ns,
-            [BYZEMU, "-v", "peer", "--coordinator", control, "--count", str(PER_HOST),
-             "--bind-host", h.addr, "--coordinator-key", key],
+            [
+                BYZEMU,
+                "-v",
+                "peer",
+                "--coordinator",
+                control,
+                "--count",
+                str(PER_HOST),
+                "--bind-host",
+                h.addr,
+                "--coordinator-key",
+                key,
+            ],
             log,
         )
         for h, log in zip(net.hosts, host_logs)
@@ -373,7 +393,7 @@ def test_multihost_run_in_namespaces_equals_single_host_run(net: Net, tmp_path: 
         assert (a["role"], a["neighbors"], a["shard_size"]) == (b["role"], b["neighbors"], b["shard_size"])
 
     # --- every round, every peer: same metrics (model digest, loss, accuracy) as on one host
-    mh_rounds, single_rounds = _rounds(out), _rounds(single)
+    mh_rounds, single_rounds = read_rounds(out), read_rounds(single)
     assert [r["round"] for r in mh_rounds] == list(range(1, ROUNDS + 1)), _logs(logs)
     assert [r["round"] for r in single_rounds] == list(range(1, ROUNDS + 1))
     for mh, sh in zip(mh_rounds, single_rounds):

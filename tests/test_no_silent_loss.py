@@ -21,12 +21,16 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, write_config
 from tests.support.runs import small_config
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 ROUNDS = 2
 CHUNKS = 4
@@ -38,10 +42,21 @@ MAX_SENDS = 400  # per real peer, so a slow machine cannot fill its queues
 
 def config(local_steps: int, curve: bool) -> str:
     return small_config(
-        "no-silent-loss", seed=3, nodes=3, rounds=ROUNDS, topology={"kind": "complete"}, data={"synthetic_size": 300},
-        train={"local_steps": local_steps}, chunks={"count": CHUNKS, "per_neighbor": 2}, eval={"every": ROUNDS},
-        runtime={"register_timeout": 120.0, "round_timeout": 60.0, "chunk_timeout": 30.0,
-                 "curve": "on" if curve else "off"},
+        "no-silent-loss",
+        seed=3,
+        nodes=3,
+        rounds=ROUNDS,
+        topology={"kind": "complete"},
+        data={"synthetic_size": 300},
+        train={"local_steps": local_steps},
+        chunks={"count": CHUNKS, "per_neighbor": 2},
+        eval={"every": ROUNDS},
+        runtime={
+            "register_timeout": 120.0,
+            "round_timeout": 60.0,
+            "chunk_timeout": 30.0,
+            "curve": "on" if curve else "off",
+        },
     )
 
 
@@ -88,8 +103,7 @@ def run_window(tmp: Path, *, local_steps: int, curve: bool) -> Outcome:
                     sp.expect("round_start", round_=t, timeout=60)
                     burst(t)
                 sp.recv_chunks(t, timeout=60)
-                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2,
-                                          "digest": "0" * 16})
+                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2, "digest": "0" * 16})
             sp.expect("stop", timeout=60)
         codes = cluster.wait(90)
         return Outcome(sent, codes, read_results(tmp / "run"), cluster.logs())
@@ -98,7 +112,7 @@ def run_window(tmp: Path, *, local_steps: int, curve: bool) -> Outcome:
 #: each window once: with training (round 1 starts seconds after ``ready``) over CURVE,
 #: whose sockets were the ones that connected late, and without training (round 1 starts
 #: the instant every peer is ready) over plain sockets
-VARIANTS = {
+VARIANTS: dict[str, dict[str, Any]] = {
     "training_curve": dict(local_steps=2, curve=True),
     "no_training": dict(local_steps=0, curve=False),
 }
@@ -107,9 +121,7 @@ VARIANTS = {
 @pytest.fixture(scope="module")
 def outcomes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Outcome]:
     with ThreadPoolExecutor(len(VARIANTS)) as pool:
-        futures = {
-            name: pool.submit(run_window, tmp_path_factory.mktemp(name), **kw) for name, kw in VARIANTS.items()
-        }
+        futures = {name: pool.submit(run_window, tmp_path_factory.mktemp(name), **kw) for name, kw in VARIANTS.items()}
         return {name: f.result(timeout=500) for name, f in futures.items()}
 
 

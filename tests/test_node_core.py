@@ -6,8 +6,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 from coordinator.plan import Plan, build_plan
 from peer import data as datasets
@@ -25,18 +25,20 @@ K = 4
 
 @pytest.fixture(scope="module")
 def cfg() -> RunConfig:
-    return from_dict({
-        "name": "core-test",
-        "seed": 5,
-        "nodes": 3,
-        "rounds": 3,
-        "topology": {"kind": "complete"},
-        "data": {"dataset": "synthetic", "root": "", "synthetic_size": 60, "test_samples": 40},
-        "model": {"name": "logreg"},
-        "train": {"local_steps": 2, "batch_size": 8, "lr": 0.1},
-        "chunks": {"count": 8, "per_neighbor": K},
-        "eval": {"every": 5},
-    })
+    return from_dict(
+        {
+            "name": "core-test",
+            "seed": 5,
+            "nodes": 3,
+            "rounds": 3,
+            "topology": {"kind": "complete"},
+            "data": {"dataset": "synthetic", "root": "", "synthetic_size": 60, "test_samples": 40},
+            "model": {"name": "logreg"},
+            "train": {"local_steps": 2, "batch_size": 8, "lr": 0.1},
+            "chunks": {"count": 8, "per_neighbor": K},
+            "eval": {"every": 5},
+        }
+    )
 
 
 @pytest.fixture(scope="module")

@@ -43,9 +43,7 @@ def test_every_paper_has_a_full_and_a_reduced_sweep() -> None:
 
 
 @pytest.mark.parametrize("paper", PAPERS)
-def test_paper_sweep_loads_and_plans_and_reduced_is_the_same_grid(
-    paper: str, data_roots: dict[str, str]
-) -> None:
+def test_paper_sweep_loads_and_plans_and_reduced_is_the_same_grid(paper: str, data_roots: dict[str, str]) -> None:
     full_path, reduced_path = SWEEPS / f"{paper}.toml", SWEEPS / f"{paper}_reduced.toml"
     full = load_sweep(full_path, overrides_for(full_path, data_roots))
     reduced = load_sweep(reduced_path, overrides_for(reduced_path, data_roots))
@@ -61,12 +59,13 @@ def test_paper_setups_are_the_documented_ones(data_roots: dict[str, str]) -> Non
         return load_sweep(path, overrides_for(path, data_roots)).runs[0].cfg
 
     chunked = first("chunked_dl_mnist")
-    assert (chunked.nodes, chunked.topology.degree, chunked.byzantine.count, chunked.rounds) == (
-        16, 3, 3, 300
-    )
+    assert (chunked.nodes, chunked.topology.degree, chunked.byzantine.count, chunked.rounds) == (16, 3, 3, 300)
     masuda = first("masuda_shudo")
     assert (masuda.nodes, masuda.topology.kind, masuda.topology.p, masuda.model.name) == (
-        10, "erdos_renyi", 0.4, "cnn_masuda"
+        10,
+        "erdos_renyi",
+        0.4,
+        "cnn_masuda",
     )
     assert (masuda.train.batch_size, masuda.train.lr, masuda.train.local_steps) == (256, 0.01, 1)
     assert masuda.byzantine.knowledge == "oracle"
@@ -74,22 +73,21 @@ def test_paper_setups_are_the_documented_ones(data_roots: dict[str, str]) -> Non
     for name, ratio in (("guo_ubar_br01", 0.1), ("guo_ubar", 0.3), ("guo_ubar_br05", 0.5)):
         guo = first(name)
         byzantine = round(guo.byzantine.fraction * guo.nodes)
-        assert (guo.nodes - byzantine, guo.byzantine.fraction, guo.byzantine.placement) == (
-            30, ratio, "added"
-        )
+        assert (guo.nodes - byzantine, guo.byzantine.fraction, guo.byzantine.placement) == (30, ratio, "added")
     assert (guo.model.name, guo.train.lr_schedule, guo.train.batch_size) == ("cnn_guo", "fading", 256)
     alie = first("alie")
     assert (alie.nodes, alie.byzantine.count, alie.byzantine.params) == (51, 12, {"z": 1.5})
     dual = first("dfl_dual")
     assert (dual.data.dataset, dual.data.split, dual.data.p, dual.byzantine.fraction) == (
-        "fashion_mnist", "fltrust", 0.8, 0.6
+        "fashion_mnist",
+        "fltrust",
+        0.8,
+        0.6,
     )
 
 
 @pytest.mark.parametrize("paper", PAPERS)
-def test_one_round_of_the_reduced_variant_runs(
-    paper: str, data_roots: dict[str, str], tmp_path: Path
-) -> None:
+def test_one_round_of_the_reduced_variant_runs(paper: str, data_roots: dict[str, str], tmp_path: Path) -> None:
     path = SWEEPS / f"{paper}_reduced.toml"
     extra = overrides_for(path, data_roots) + ONE_SMALL_ROUND + SMALLER[paper]
     run = load_sweep(path, extra).runs[0]

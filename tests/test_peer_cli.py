@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.harness import Cluster, write_config
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 CONFIG = """
 name = "nokey"

@@ -93,9 +93,7 @@ def test_training_labels_are_read_once_per_dataset_source(builds: list, monkeypa
 
 def test_a_model_that_does_not_fit_fails_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
     # Arrange: a model that needs 3-channel images, on the 1-channel synthetic set
-    monkeypatch.setitem(
-        MODELS, "rgb_only", lambda **_: nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 10))
-    )
+    monkeypatch.setitem(MODELS, "rgb_only", lambda **_: nn.Sequential(nn.Flatten(), nn.Linear(3 * 28 * 28, 10)))
     planner = Planner()
 
     # Act / Assert: no failure is remembered as a size

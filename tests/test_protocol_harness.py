@@ -13,6 +13,9 @@ import pytest
 from tests.support.harness import Cluster, Message, Results, ScriptedPeer, read_results, write_config
 from tests.support.runs import small_config
 
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
+
 ROUNDS = 2
 CHUNKS = 4
 PER_NEIGHBOR = 2
@@ -20,8 +23,14 @@ SAMPLES = 300
 LOGREG_PARAMS = 784 * 10 + 10
 
 CONFIG = small_config(
-    "harness", seed=5, nodes=3, rounds=ROUNDS, topology={"kind": "complete"}, data={"synthetic_size": SAMPLES},
-    train={"local_steps": 2}, chunks={"count": CHUNKS, "per_neighbor": PER_NEIGHBOR},
+    "harness",
+    seed=5,
+    nodes=3,
+    rounds=ROUNDS,
+    topology={"kind": "complete"},
+    data={"synthetic_size": SAMPLES},
+    train={"local_steps": 2},
+    chunks={"count": CHUNKS, "per_neighbor": PER_NEIGHBOR},
     runtime={"register_timeout": 120.0, "round_timeout": 20.0, "chunk_timeout": 10.0},
 )
 
@@ -35,7 +44,12 @@ SCRIPTED_METRICS = {
     "test_loss": 2.25,
 }
 SCRIPTED_TRAFFIC = {
-    "sent_msgs": 2, "sent_bytes": 1, "recv_msgs": 2, "recv_bytes": 2, "dropped": 0, "drops_total": {},
+    "sent_msgs": 2,
+    "sent_bytes": 1,
+    "recv_msgs": 2,
+    "recv_bytes": 2,
+    "dropped": 0,
+    "drops_total": {},
 }
 
 
@@ -68,7 +82,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             sp.register(host="scripted-host")
             assign = sp.accept_assignment(timeout=150)
             sp.ready()
-            starts, received, sent = [], {}, {}
+            starts: list[Message] = []
+            received: dict[int, dict[int, Message]] = {}
+            sent: dict[int, dict[int, list[int]]] = {}
             for t in range(1, ROUNDS + 1):
                 starts.append(sp.expect("round_start", timeout=20))
                 sent[t] = {}

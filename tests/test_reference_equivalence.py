@@ -14,6 +14,10 @@ import pytest
 from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support import BYZEMU
+from tests.support.harness import read_rounds
+
+#: every test here starts real byzemu processes
+pytestmark = pytest.mark.cluster
 
 CONFIG = """
 name = "equivalence"
@@ -58,10 +62,6 @@ byzantine = true  # compare the Byzantine peer's evaluation too
 """
 
 
-def _rounds(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "rounds.jsonl").read_text().splitlines()]
-
-
 @dataclass
 class Runs:
     proc: subprocess.CompletedProcess[str]
@@ -78,7 +78,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
     mp_dir, ref_dir = tmp / "mp", tmp / "ref"
     proc = subprocess.run(
         [BYZEMU, "launch", str(cfg_path), "--out", str(mp_dir), "--quiet"],
-        capture_output=True, text=True, timeout=240,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     run_reference(config_mod.load(cfg_path), ref_dir)
     return Runs(proc, mp_dir, ref_dir)
@@ -86,7 +88,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
 
 def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
     assert runs.proc.returncode == 0, runs.proc.stderr
-    mp_rounds, ref_rounds = _rounds(runs.mp), _rounds(runs.ref)
+    mp_rounds, ref_rounds = read_rounds(runs.mp), read_rounds(runs.ref)
     assert [r["round"] for r in mp_rounds] == [1, 2, 3]
     for mp_rec, ref_rec in zip(mp_rounds, ref_rounds):
         for node in map(str, range(6)):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -22,13 +23,17 @@ from tests.support.harness import encode, header
 LIMIT = 1 << 20
 
 
-def refusal(tmp: Path, *, curve: str, **register: object) -> tuple[str, dict[str, int]]:
+def refusal(tmp: Path, *, curve: str, **register: Any) -> tuple[str, dict[str, int]]:
     """Send one ``register`` to a fresh coordinator; its ``stop`` reason and drop counters."""
-    cfg = config_mod.from_dict({
-        "nodes": 2, "topology": {"kind": "complete"}, "data": {"dataset": "synthetic", "synthetic_size": 100},
-        "model": {"name": "logreg"},
-        "runtime": {"register_timeout": 3.0, "max_message_bytes": LIMIT, "curve": curve},
-    })
+    cfg = config_mod.from_dict(
+        {
+            "nodes": 2,
+            "topology": {"kind": "complete"},
+            "data": {"dataset": "synthetic", "synthetic_size": 100},
+            "model": {"name": "logreg"},
+            "runtime": {"register_timeout": 3.0, "max_message_bytes": LIMIT, "curve": curve},
+        }
+    )
     coord = Coordinator(build_plan(cfg), bind="tcp://127.0.0.1:*", results=ResultsWriter(tmp, cfg, mode="multiprocess"))
     waiting = threading.Thread(target=lambda: pytest.raises(CoordinatorError, coord.wait_registrations))
     waiting.start()
@@ -40,7 +45,9 @@ def refusal(tmp: Path, *, curve: str, **register: object) -> tuple[str, dict[str
             dealer.curve_publickey, dealer.curve_secretkey = public, secret
             dealer.curve_serverkey = coord.public_key.encode()
         dealer.connect(coord.address)
-        dealer.send_multipart(encode(header("register", -1, data_addr="tcp://127.0.0.1:1", host="h", pid=1, **register)))
+        dealer.send_multipart(
+            encode(header("register", -1, data_addr="tcp://127.0.0.1:1", host="h", pid=1, **register))
+        )
         assert dealer.poll(10_000)
         reply = msgpack.unpackb(dealer.recv_multipart()[0])
     finally:
@@ -64,5 +71,8 @@ def test_a_data_socket_below_the_run_limit_is_refused_naming_the_flag(tmp_path: 
 def test_a_curve_run_refuses_a_register_without_a_data_key(tmp_path: Path) -> None:
     reason, drops = refusal(tmp_path, curve="on", max_message_bytes=LIMIT)
 
-    assert reason == "registration refused: this run uses CURVE: register must carry curve_key, the peer's data-plane public key"
+    assert (
+        reason
+        == "registration refused: this run uses CURVE: register must carry curve_key, the peer's data-plane public key"
+    )
     assert drops == {"registration_refused": 1}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -28,8 +29,9 @@ from peer.attacks.base import DataInfo
 from peer.data import cache as data_cache
 from peer.defenses import DEFENSES
 from protocol import config as config_mod
+from tests.support.harness import read_rounds
 
-BASE = {
+BASE: dict[str, Any] = {
     "name": "registry",
     "seed": 4,
     "nodes": 7,
@@ -57,20 +59,16 @@ DEFENSE_PARAMS = {"dfl_dual": {"inversion_steps": 1, "samples_per_class": 1}}
 SAME_AS_MEAN_IN_ROUND_1 = {"dfl_detector"}
 
 
-def _config(**tables: dict | int) -> config_mod.RunConfig:
+def _config(**tables: Any) -> config_mod.RunConfig:
     data = json.loads(json.dumps(BASE))
     for key, value in tables.items():
         data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
     return config_mod.from_dict(data)
 
 
-def _rounds(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (run / "rounds.jsonl").read_text().splitlines()]
-
-
 def _reference(cfg: config_mod.RunConfig, out: Path) -> list[dict]:
     run_reference(cfg, out)
-    return _rounds(out)
+    return read_rounds(out)
 
 
 def _honest_digests(record: dict) -> dict[str, str]:
@@ -79,7 +77,7 @@ def _honest_digests(record: dict) -> dict[str, str]:
 
 def _run_both(cfg: config_mod.RunConfig, tmp_path: Path) -> tuple[list[dict], list[dict]]:
     launch_local(cfg, tmp_path / "mp", show_progress=False)
-    return _rounds(tmp_path / "mp"), _reference(cfg, tmp_path / "ref")
+    return read_rounds(tmp_path / "mp"), _reference(cfg, tmp_path / "ref")
 
 
 def _assert_identical(mp: list[dict], ref: list[dict]) -> None:
@@ -146,9 +144,7 @@ def test_every_attack_runs_from_a_config_and_moves_its_neighbors(
 
 
 @pytest.mark.parametrize("defense", [n for n in DEFENSES.names() if n != "mean"])
-def test_every_defense_runs_from_a_config_and_is_applied(
-    defense: str, plain_mean: list[dict], tmp_path: Path
-) -> None:
+def test_every_defense_runs_from_a_config_and_is_applied(defense: str, plain_mean: list[dict], tmp_path: Path) -> None:
     cfg = _config(**DEFENDED, defense={"name": defense, "params": DEFENSE_PARAMS.get(defense, {})})
 
     rounds = _reference(cfg, tmp_path / "run")
@@ -168,6 +164,7 @@ def test_every_defense_runs_from_a_config_and_is_applied(
 # ----------------------------------------------------------------------------- one real run per flow
 
 
+@pytest.mark.cluster
 def test_observed_knowledge_flow_runs_multiprocess_like_reference(tmp_path: Path) -> None:
     # a rushing attack (Mimic waits for the round's honest chunks) with collusion
     # messages between 1 and 4, against a composed chain (NNM then Krum)
@@ -184,6 +181,7 @@ def test_observed_knowledge_flow_runs_multiprocess_like_reference(tmp_path: Path
         assert peer["traffic"]["sent_msgs"] == (2 if peer["role"] == "honest" else 3), node
 
 
+@pytest.mark.cluster
 def test_oracle_knowledge_flow_runs_multiprocess_like_reference(tmp_path: Path) -> None:
     cfg = _config(byzantine={**ON_THE_RING, "attack": "alie", "knowledge": "oracle"})
 

@@ -93,7 +93,11 @@ def test_round_record_peer_statuses() -> None:
     peers = _record()["peers"]
 
     assert {k: v["status"] for k, v in peers.items()} == {
-        "0": "ok", "1": "ok", "2": "ok", "3": "failed", "4": "missing",
+        "0": "ok",
+        "1": "ok",
+        "2": "ok",
+        "3": "failed",
+        "4": "missing",
     }
 
 
@@ -120,8 +124,9 @@ def test_round_record_aggregate_time_over_all_reporting_peers() -> None:
 def test_round_record_without_eval_metrics_has_only_train_loss() -> None:
     reports = {0: {"metrics": {"train_loss": 1.0}, "traffic": {}, "timing": {}}}
 
-    rec = round_record(round_=1, roles={0: "honest", 1: "honest"}, reports=reports,
-                       failed=set(), elapsed_s=1.0, round_s=1.0)
+    rec = round_record(
+        round_=1, roles={0: "honest", 1: "honest"}, reports=reports, failed=set(), elapsed_s=1.0, round_s=1.0
+    )
 
     assert list(rec["honest"]) == ["train_loss"]
 
@@ -196,12 +201,15 @@ def test_summary_without_any_evaluation_has_no_accuracy() -> None:
 
 
 def _writer(tmp_path: Path) -> ResultsWriter:
-    cfg = from_dict({
-        "name": "w", "rounds": 2,
-        "defense": {"params": {"own_weight": 0.5}},
-        "byzantine": {"count": 1, "attack": "gaussian", "params": {"sigma": 2.0}},
-        "data": {"root": "/abs/data"},
-    })
+    cfg = from_dict(
+        {
+            "name": "w",
+            "rounds": 2,
+            "defense": {"params": {"own_weight": 0.5}},
+            "byzantine": {"count": 1, "attack": "gaussian", "params": {"sigma": 2.0}},
+            "data": {"root": "/abs/data"},
+        }
+    )
     return ResultsWriter(tmp_path / "run", cfg, mode="reference")
 
 
@@ -229,7 +237,12 @@ def test_each_append_adds_exactly_one_line(tmp_path: Path) -> None:
 
 def test_nan_in_a_record_becomes_null(tmp_path: Path) -> None:
     writer = _writer(tmp_path)
-    record = {"round": 1, "failed": [], "honest": {}, "peers": {"0": {"metrics": {"train_loss": math.nan, "x": [math.inf]}}}}
+    record = {
+        "round": 1,
+        "failed": [],
+        "honest": {},
+        "peers": {"0": {"metrics": {"train_loss": math.nan, "x": [math.inf]}}},
+    }
     writer.append_round(record)
     writer.finish(wall_s=0.0)
 

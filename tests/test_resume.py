@@ -5,24 +5,25 @@ that registers again is refused, and bad --resume folders give one error line.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from launch.cli import main
 from launch.run.reference import run_reference
 from protocol import config as config_mod
 from tests.support import BYZEMU
-from tests.support.harness import Cluster, write_config
+from tests.support.harness import Cluster, read_rounds, write_config
 from tests.support.runs import small_config
-
+from tests.support.waiting import output, running, wait_until
 
 #: seconds within which every peer must be gone after the coordinator is killed:
 #: runtime.coordinator_timeout (2 s) plus the round in progress, on a loaded machine
@@ -34,13 +35,26 @@ WAIT_S = 240.0
 
 def _config(tmp_path: Path, rounds: int = 8, round_timeout: float = 60.0, chunk_timeout: float = 30.0) -> Path:
     path = tmp_path / "resume.toml"
-    path.write_text(small_config(
-        "resume", seed=3, rounds=rounds, data={"synthetic_size": 400}, model={"name": "lenet"},
-        train={"local_steps": 3, "momentum": 0.9}, chunks={"count": 4, "per_neighbor": 2},
-        byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}}, eval={"every": 3},
-        runtime={"register_timeout": 60.0, "round_timeout": round_timeout, "chunk_timeout": chunk_timeout,
-                 "checkpoint_every": 2, "coordinator_timeout": 2.0},
-    ))
+    path.write_text(
+        small_config(
+            "resume",
+            seed=3,
+            rounds=rounds,
+            data={"synthetic_size": 400},
+            model={"name": "lenet"},
+            train={"local_steps": 3, "momentum": 0.9},
+            chunks={"count": 4, "per_neighbor": 2},
+            byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}},
+            eval={"every": 3},
+            runtime={
+                "register_timeout": 60.0,
+                "round_timeout": round_timeout,
+                "chunk_timeout": chunk_timeout,
+                "checkpoint_every": 2,
+                "coordinator_timeout": 2.0,
+            },
+        )
+    )
     return path
 
 
@@ -64,25 +78,33 @@ def _group_alive(pgid: int) -> list[int]:
     return alive
 
 
+@pytest.mark.cluster
 def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     out = tmp_path / "run"
     launcher = subprocess.Popen(
         [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + WAIT_S
-        while len(_lines(out / "rounds.jsonl")) < 3:  # past the round-2 checkpoint
-            assert launcher.poll() is None, launcher.communicate()
-            assert time.monotonic() < deadline, "run did not reach round 3 in time"
-            time.sleep(0.01)
+        wait_until(
+            lambda: len(read_rounds(out)) >= 3,  # past the round-2 checkpoint
+            timeout=WAIT_S,
+            what="round 3",
+            alive=running(launcher),
+            details=output(launcher),
+        )
         peer_pids = {n["pid"] for n in json.loads((out / "topology.json").read_text())["nodes"]}
         launcher.send_signal(signal.SIGKILL)  # the coordinator only: its peers live on
         launcher.wait(WAIT_S)
         killed_at = time.monotonic()
-        while _group_alive(launcher.pid) and time.monotonic() - killed_at < EXIT_BOUND_S:
-            time.sleep(0.05)
+        with contextlib.suppress(TimeoutError):  # the asserts below say what is left
+            wait_until(
+                lambda: not _group_alive(launcher.pid), timeout=EXIT_BOUND_S, what="the peers' exit", interval=0.05
+            )
         left = _group_alive(launcher.pid)
         gone_after = time.monotonic() - killed_at
         _, stderr = launcher.communicate(timeout=WAIT_S)  # the peers held the pipe until they exited
@@ -100,7 +122,8 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
     assert not (out / "summary.json").exists()
     last_complete = max(r["round"] for r in records if r.get("checkpoint", {}).get("complete"))
 
-    resumed = CliRunner().invoke(main, ["launch", "--resume", str(out), "--quiet"])  # in-process: no second torch import
+    # in-process: no second torch import
+    resumed = CliRunner().invoke(main, ["launch", "--resume", str(out), "--quiet"])
     reference = tmp_path / "ref"
     run_reference(config_mod.load(cfg), reference)
 
@@ -108,7 +131,7 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
     final = _lines(out / "rounds.jsonl")
     assert final[:last_complete] == kept[:last_complete]  # recorded rounds up to the checkpoint stay
     got = [json.loads(line) for line in final]
-    want = [json.loads(line) for line in _lines(reference / "rounds.jsonl")]
+    want = read_rounds(reference)
     assert [r["round"] for r in got] == list(range(1, 9))
     for g, w in zip(got, want):
         for node in map(str, range(4)):
@@ -174,14 +197,8 @@ while not pathlib.Path(trigger).exists():
 main(["peer", "--coordinator", address, "--count", "1", "--bind-host", "127.0.0.1"], prog_name="byzemu")
 """
 
-def _wait_for(what: str, ready: Callable[[], bool], alive: Callable[[], bool], logs: Callable[[], str]) -> None:
-    deadline = time.monotonic() + WAIT_S
-    while not ready():
-        assert alive(), f"exited before {what}:\n{logs()}"
-        assert time.monotonic() < deadline, f"no {what} within {WAIT_S:g} s:\n{logs()}"
-        time.sleep(0.02)
 
-
+@pytest.mark.cluster
 def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
     # no liveness probe in a multi-host run: the coordinator waits out round_timeout for the
     # killed peer, and its restart (already warm, see WARM_PEER) registers meanwhile
@@ -193,12 +210,19 @@ def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
         cluster.wait_listening()
         restart = subprocess.Popen(
             [sys.executable, "-c", WARM_PEER, str(trigger), str(ready), cluster.address],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
         )
         try:
-            _wait_for("the warm restart", ready.exists, lambda: restart.poll() is None, lambda: restart.communicate()[1])
+            wait_until(
+                ready.exists, timeout=WAIT_S, what="the warm restart", alive=running(restart), details=output(restart)
+            )
             cluster.start_peers()
-            _wait_for("round 1", lambda: len(_lines(run_dir / "rounds.jsonl")) >= 1, cluster.alive, cluster.logs)
+            wait_until(
+                lambda: read_rounds(run_dir), timeout=WAIT_S, what="round 1", alive=cluster.alive, details=cluster.logs
+            )
             nodes = json.loads((run_dir / "topology.json").read_text())["nodes"]
             os.kill(next(n["pid"] for n in nodes if n["id"] == 1), signal.SIGKILL)
             trigger.touch()  # the same command that started it, once more
@@ -213,7 +237,7 @@ def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
     assert restart.returncode == 1, restart_err
     assert "registration refused: the run is in progress" in restart_err
     assert codes[0] == 0, logs
-    rounds = [json.loads(line) for line in _lines(run_dir / "rounds.jsonl")]
+    rounds = read_rounds(run_dir)
     assert [r["round"] for r in rounds] == list(range(1, 5))
     refused = [e for r in rounds for e in r.get("refused_registrations", [])]
     assert len(refused) == 1 and refused[0]["round"] >= 1

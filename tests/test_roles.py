@@ -97,7 +97,7 @@ def test_explicit_ignores_the_seed() -> None:
 
 
 def test_explicit_accepts_numpy_ints() -> None:
-    ids = choose_byzantine(8, seed=0, nodes=np.array([6, 0]), placement="explicit")
+    ids = choose_byzantine(8, seed=0, nodes=np.array([6, 0]), placement="explicit")  # type: ignore[arg-type]
 
     assert ids == [0, 6] and all(type(v) is int for v in ids)
 
@@ -137,7 +137,7 @@ def test_explicit_negative_id_is_rejected() -> None:
 @pytest.mark.parametrize("bad", [1.0, "1", True])
 def test_explicit_non_integer_id_is_rejected(bad: object) -> None:
     with pytest.raises(RolesError, match="is not an integer node id"):
-        choose_byzantine(8, seed=0, nodes=[bad], placement="explicit")
+        choose_byzantine(8, seed=0, nodes=[bad], placement="explicit")  # type: ignore[list-item]
 
 
 def test_explicit_duplicate_id_is_rejected() -> None:
@@ -240,13 +240,16 @@ def test_dominating_plan_adds_the_edges_and_surrounds_the_target() -> None:
     from coordinator.plan import build_plan
     from protocol.config import from_dict
 
-    cfg = from_dict({
-        "nodes": 10, "rounds": 1,
-        "topology": {"kind": "ring"},
-        "data": {"dataset": "synthetic", "synthetic_size": 200},
-        "model": {"name": "logreg"},
-        "byzantine": {"count": 4, "placement": "dominating", "target": 2, "attack": "gaussian"},
-    })
+    cfg = from_dict(
+        {
+            "nodes": 10,
+            "rounds": 1,
+            "topology": {"kind": "ring"},
+            "data": {"dataset": "synthetic", "synthetic_size": 200},
+            "model": {"name": "logreg"},
+            "byzantine": {"count": 4, "placement": "dominating", "target": 2, "attack": "gaussian"},
+        }
+    )
     plan = build_plan(cfg)
     around = set(plan.graph.neighbors(2))
 

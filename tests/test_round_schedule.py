@@ -24,8 +24,11 @@ from protocol.codec import ProtocolError
 from tests.support.runs import small_config
 
 CONFIG = small_config(
-    "run", seed=3, chunks={"count": 4, "per_neighbor": 1},
-    byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"}, eval={"every": 2},
+    "run",
+    seed=3,
+    chunks={"count": 4, "per_neighbor": 1},
+    byzantine={"count": 2, "attack": "alie", "knowledge": "oracle"},
+    eval={"every": 2},
 )
 
 TRAFFIC_KEYS = {"sent_msgs", "sent_bytes", "sent_payload_bytes", "recv_msgs", "recv_bytes", "dropped", "drops_total"}

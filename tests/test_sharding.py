@@ -51,18 +51,17 @@ def test_iid_one_node_gets_everything() -> None:
     assert shards[0].tolist() == [0, 1, 2, 3, 4, 5]
 
 
-def test_iid_same_seed_gives_same_shards() -> None:
-    a = make_shards(_labels(10, 10), 4, split="iid", seed=3)
-    b = make_shards(_labels(10, 10), 4, split="iid", seed=3)
+@pytest.mark.parametrize(
+    ("labels", "nodes", "split"),
+    [(_labels(10, 10), 4, "iid"), (_labels(10, 50), 5, "dirichlet"), (_labels(10, 20), 5, "shards")],
+)
+def test_same_seed_gives_same_shards_and_another_seed_other_shards(labels: np.ndarray, nodes: int, split: str) -> None:
+    a = make_shards(labels, nodes, split=split, seed=3)
+    again = make_shards(labels, nodes, split=split, seed=3)
+    other = make_shards(labels, nodes, split=split, seed=4)
 
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def test_iid_different_seed_gives_different_shards() -> None:
-    a = make_shards(_labels(10, 10), 4, split="iid", seed=3)
-    b = make_shards(_labels(10, 10), 4, split="iid", seed=4)
-
-    assert not all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, again))
+    assert not all(np.array_equal(x, y) for x, y in zip(a, other))
 
 
 # --- dirichlet -------------------------------------------------------------
@@ -75,9 +74,7 @@ def test_dirichlet_partitions_the_index_set() -> None:
 
 
 def test_dirichlet_gives_every_node_min_samples() -> None:
-    shards = make_shards(
-        _labels(10, 50), 5, split="dirichlet", seed=0, alpha=0.5, min_samples=20
-    )
+    shards = make_shards(_labels(10, 50), 5, split="dirichlet", seed=0, alpha=0.5, min_samples=20)
 
     assert min(len(s) for s in shards) >= 20
 
@@ -90,20 +87,6 @@ def test_dirichlet_small_alpha_is_more_skewed_than_large_alpha() -> None:
         return float(np.mean([len(np.unique(labels[s])) for s in shards]))
 
     assert classes_per_node(0.05) < classes_per_node(100.0) == 10.0
-
-
-def test_dirichlet_same_seed_gives_same_shards() -> None:
-    a = make_shards(_labels(10, 50), 5, split="dirichlet", seed=2)
-    b = make_shards(_labels(10, 50), 5, split="dirichlet", seed=2)
-
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def test_dirichlet_different_seed_gives_different_shards() -> None:
-    a = make_shards(_labels(10, 50), 5, split="dirichlet", seed=2)
-    b = make_shards(_labels(10, 50), 5, split="dirichlet", seed=9)
-
-    assert not all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 @pytest.mark.parametrize("alpha", [0.0, -1.0, float("nan"), float("inf")])
@@ -145,20 +128,6 @@ def test_shards_node_sizes_are_shards_per_node_times_shard_size() -> None:
     shards = make_shards(_labels(10, 20), 5, split="shards", seed=0, shards_per_node=2)
 
     assert [len(s) for s in shards] == [40, 40, 40, 40, 40]
-
-
-def test_shards_same_seed_gives_same_shards() -> None:
-    a = make_shards(_labels(10, 20), 5, split="shards", seed=6)
-    b = make_shards(_labels(10, 20), 5, split="shards", seed=6)
-
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-def test_shards_different_seed_gives_different_shards() -> None:
-    a = make_shards(_labels(10, 20), 5, split="shards", seed=6)
-    b = make_shards(_labels(10, 20), 5, split="shards", seed=7)
-
-    assert not all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
 def test_shards_per_node_below_one_is_rejected() -> None:
@@ -277,9 +246,7 @@ def test_fltrust_p_one_gives_each_group_only_its_home_classes() -> None:
     labels = _labels(10, 50)
     shards = make_shards(labels, 4, split="fltrust", seed=1, p=1.0)
 
-    assert [sorted(set(labels[s].tolist())) for s in shards] == [
-        [0, 4, 8], [1, 5, 9], [2, 6], [3, 7]
-    ]
+    assert [sorted(set(labels[s].tolist())) for s in shards] == [[0, 4, 8], [1, 5, 9], [2, 6], [3, 7]]
 
 
 def test_fltrust_two_nodes_per_group_share_the_home_classes() -> None:

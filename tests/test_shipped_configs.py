@@ -37,6 +37,4 @@ def test_quickstart_is_the_documented_setup() -> None:
     cfg = config_mod.load(CONFIGS / "quickstart.toml")
 
     assert (cfg.nodes, cfg.topology.kind, cfg.topology.degree) == (16, "regular", 3)
-    assert (cfg.data.dataset, cfg.data.split, cfg.model.name, cfg.defense.name) == (
-        "mnist", "iid", "lenet", "cdl"
-    )
+    assert (cfg.data.dataset, cfg.data.split, cfg.model.name, cfg.defense.name) == ("mnist", "iid", "lenet", "cdl")

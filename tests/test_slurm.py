@@ -24,8 +24,7 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,11 +34,17 @@ from click.testing import CliRunner, Result
 from launch.cli import main
 from launch.run.reference import run_reference
 from launch.sweeps.sweepfile import load_sweep
+from tests.support.harness import read_rounds
 from tests.support.runs import small_config
+from tests.support.waiting import wait_until
 
 NODES, ROUNDS = 4, 3
 CONFIG = small_config(
-    "slurm-test", seed=21, nodes=NODES, rounds=ROUNDS, train={"local_steps": 2, "batch_size": 16},
+    "slurm-test",
+    seed=21,
+    nodes=NODES,
+    rounds=ROUNDS,
+    train={"local_steps": 2, "batch_size": 16},
     byzantine={"count": 1, "attack": "gaussian", "params": {"sigma": 0.5}},
     runtime={"register_timeout": 120.0, "round_timeout": 60.0, "chunk_timeout": 30.0},
 )
@@ -82,21 +87,44 @@ def test_peers_are_split_evenly_first_hosts_one_more() -> None:
 def test_dry_run_prints_the_script_and_writes_nothing(files: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
 
-    res = _cli("launch", str(files / "base.toml"), "--on", "slurm", "--nodes", "2", "--partition", "short",
-               "--time", "0:10:00", "--sbatch-arg=--mem=2G", "--dry-run", "--out", str(out))
+    res = _cli(
+        "launch",
+        str(files / "base.toml"),
+        "--on",
+        "slurm",
+        "--nodes",
+        "2",
+        "--partition",
+        "short",
+        "--time",
+        "0:10:00",
+        "--sbatch-arg=--mem=2G",
+        "--dry-run",
+        "--out",
+        str(out),
+    )
 
     assert res.exit_code == 0, res.output
     script = res.output
-    for line in ["#SBATCH --nodes=2", "#SBATCH --ntasks-per-node=1", "#SBATCH --cpus-per-task=2",
-                 "#SBATCH --partition=short", "#SBATCH --time=0:10:00", "#SBATCH --mem=2G",
-                 f"#SBATCH --output={out}/slurm-%j.out", f"export BYZEMU_RUN_DIR={out}"]:
+    for line in [
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=1",
+        "#SBATCH --cpus-per-task=2",
+        "#SBATCH --partition=short",
+        "#SBATCH --time=0:10:00",
+        "#SBATCH --mem=2G",
+        f"#SBATCH --output={out}/slurm-%j.out",
+        f"export BYZEMU_RUN_DIR={out}",
+    ]:
         assert line in script.splitlines(), line
     assert script.rstrip().endswith('slurm-job "$BYZEMU_RUN_DIR"')
     assert not out.exists()
 
 
 def test_sweep_dry_run_is_one_array_task_per_run_at_most_jobs_at_once(files: Path, tmp_path: Path) -> None:
-    res = _cli("sweep", str(files / "grid.toml"), "--on", "slurm", "--jobs", "2", "--dry-run", "--out", str(tmp_path / "sw"))
+    res = _cli(
+        "sweep", str(files / "grid.toml"), "--on", "slurm", "--jobs", "2", "--dry-run", "--out", str(tmp_path / "sw")
+    )
 
     assert res.exit_code == 0, res.output
     assert "#SBATCH --array=0-1%2" in res.output.splitlines()
@@ -107,8 +135,20 @@ def test_sweep_dry_run_is_one_array_task_per_run_at_most_jobs_at_once(files: Pat
 def test_missing_data_root_is_refused_at_submit_time(files: Path, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-data"
 
-    res = CliRunner().invoke(main, ["launch", str(files / "base.toml"), "--on", "slurm", "--dry-run",
-                                    "--set", "data.dataset=mnist", "--set", f"data.root={missing}"])
+    res = CliRunner().invoke(
+        main,
+        [
+            "launch",
+            str(files / "base.toml"),
+            "--on",
+            "slurm",
+            "--dry-run",
+            "--set",
+            "data.dataset=mnist",
+            "--set",
+            f"data.root={missing}",
+        ],
+    )
 
     assert res.exit_code == 2
     assert res.output.startswith(f"error: data.root {missing}: no such folder on this host"), res.output
@@ -118,21 +158,36 @@ def test_host_that_cannot_read_the_data_says_so_in_one_line(tmp_path: Path, monk
     from launch.cluster.slurm_job import run_host
 
     missing = tmp_path / "no-such-data"
-    (tmp_path / "config.toml").write_text(CONFIG.replace('dataset = "synthetic"', 'dataset = "mnist"').replace('root = ""', f'root = "{missing}"'))
-    for key, value in {"BYZEMU_RUN_DIR": str(tmp_path), "BYZEMU_COORDINATOR": "tcp://127.0.0.1:1",
-                       "BYZEMU_PEERS_PER_HOST": "2 2", "SLURM_NODEID": "1", "SLURMD_NODENAME": "n2"}.items():
+    (tmp_path / "config.toml").write_text(
+        CONFIG.replace('dataset = "synthetic"', 'dataset = "mnist"').replace('root = ""', f'root = "{missing}"')
+    )
+    for key, value in {
+        "BYZEMU_RUN_DIR": str(tmp_path),
+        "BYZEMU_COORDINATOR": "tcp://127.0.0.1:1",
+        "BYZEMU_PEERS_PER_HOST": "2 2",
+        "SLURM_NODEID": "1",
+        "SLURMD_NODENAME": "n2",
+    }.items():
         monkeypatch.setenv(key, value)
     lines: list[str] = []
 
     code = run_host(echo=lines.append)
 
     assert code == 2
-    assert len(lines) == 1 and lines[0].startswith(f"error: host n2: cannot read the mnist data at data.root {missing}"), lines
+    assert len(lines) == 1 and lines[0].startswith(
+        f"error: host n2: cannot read the mnist data at data.root {missing}"
+    ), lines
 
 
 def test_status_shows_rounds_done_and_the_last_evaluated_accuracy(tmp_path: Path) -> None:
     (tmp_path / "config.toml").write_text(CONFIG)
-    evaluated = {"round": 1, "elapsed_s": 0.5, "failed": [], "honest": {"test_accuracy": {"mean": 0.5, "worst": 0.25}}, "peers": {}}
+    evaluated = {
+        "round": 1,
+        "elapsed_s": 0.5,
+        "failed": [],
+        "honest": {"test_accuracy": {"mean": 0.5, "worst": 0.25}},
+        "peers": {},
+    }
     later = {"round": 2, "elapsed_s": 1.25, "failed": [3], "honest": {}, "peers": {}}
     (tmp_path / "rounds.jsonl").write_text(json.dumps(evaluated) + "\n" + json.dumps(later) + "\n")
 
@@ -159,7 +214,9 @@ class Slurm:
         return proc.stdout
 
     def logs(self) -> str:
-        return "\n".join(f"----- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted((self.root / "log").glob("*")))
+        return "\n".join(
+            f"----- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted((self.root / "log").glob("*"))
+        )
 
 
 def _free_ports(n: int) -> list[int]:
@@ -170,15 +227,6 @@ def _free_ports(n: int) -> list[int]:
     for s in socks:
         s.close()
     return ports
-
-
-def _wait_until(check, timeout: float, what: str, on_fail) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    on_fail(f"{what} not within {timeout:g} s")
 
 
 SLURM_CONF = """\
@@ -221,7 +269,9 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
         pytest.skip("a test Slurm cluster needs root (slurmd runs jobs as their user); CI runs as root")
     missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue") if shutil.which(b) is None]
     if missing:
-        pytest.skip(f"Slurm is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge (.ci/run does)")
+        pytest.skip(
+            f"Slurm is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge (.ci/run does)"
+        )
     root = tmp_path_factory.mktemp("slurm")
     for sub in ("munge", "state", "spool/n1", "spool/n2", "log"):
         (root / sub).mkdir(parents=True)
@@ -232,8 +282,11 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
     ctld_port, slurmd_port, n1_port, n2_port = _free_ports(4)
     host = socket.gethostname().split(".")[0]
     conf = root / "slurm.conf"
-    conf.write_text(SLURM_CONF.format(host=host, root=root, ctld_port=ctld_port, slurmd_port=slurmd_port,
-                                      n1_port=n1_port, n2_port=n2_port))
+    conf.write_text(
+        SLURM_CONF.format(
+            host=host, root=root, ctld_port=ctld_port, slurmd_port=slurmd_port, n1_port=n1_port, n2_port=n2_port
+        )
+    )
     cluster = Slurm(root, {**os.environ, "SLURM_CONF": str(conf)})
     try:  # the job's peers reach the coordinator by its hostname, as on a real cluster
         socket.gethostbyname(socket.gethostname())
@@ -242,22 +295,45 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
 
     def start(*argv: str) -> None:
         with (root / "log" / f"{Path(argv[0]).name}-{len(cluster.procs)}.stderr").open("wb") as fh:
-            cluster.procs.append(subprocess.Popen(list(argv), env=cluster.env, stdout=fh, stderr=subprocess.STDOUT,
-                                                  stdin=subprocess.DEVNULL, start_new_session=True))
+            cluster.procs.append(
+                subprocess.Popen(
+                    list(argv),
+                    env=cluster.env,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
 
     def give_up(why: str) -> None:
         _stop(cluster)
         pytest.skip(f"cannot start a test Slurm cluster here: {why}\n{cluster.logs()}")
 
     m = root / "munge"
-    start("munged", "-F", "--force", f"--key-file={key}", f"--socket={m / 'munge.socket'}", f"--pid-file={m / 'munged.pid'}",
-          f"--log-file={root / 'log' / 'munged.log'}", f"--seed-file={m / 'munged.seed'}")
-    _wait_until(lambda: (m / "munge.socket").exists(), 30, "munged's socket", give_up)
-    start("slurmctld", "-D", "-f", str(conf))
-    start("slurmd", "-D", "-f", str(conf), "-N", "n1")
-    start("slurmd", "-D", "-f", str(conf), "-N", "n2")
-    _wait_until(lambda: cluster.run("sinfo", "-h", "-N", "-o", "%N %T").split() == ["n1", "idle", "n2", "idle"],
-                60, "both nodes idle (sinfo)", give_up)
+    start(
+        "munged",
+        "-F",
+        "--force",
+        f"--key-file={key}",
+        f"--socket={m / 'munge.socket'}",
+        f"--pid-file={m / 'munged.pid'}",
+        f"--log-file={root / 'log' / 'munged.log'}",
+        f"--seed-file={m / 'munged.seed'}",
+    )
+    try:
+        wait_until(lambda: (m / "munge.socket").exists(), timeout=30, what="munged's socket", interval=0.2)
+        start("slurmctld", "-D", "-f", str(conf))
+        start("slurmd", "-D", "-f", str(conf), "-N", "n1")
+        start("slurmd", "-D", "-f", str(conf), "-N", "n2")
+        wait_until(
+            lambda: cluster.run("sinfo", "-h", "-N", "-o", "%N %T").split() == ["n1", "idle", "n2", "idle"],
+            timeout=60,
+            what="both nodes idle (sinfo)",
+            interval=0.2,
+        )
+    except TimeoutError as exc:
+        give_up(str(exc))
     try:
         yield cluster
     finally:
@@ -283,7 +359,7 @@ def _job_state(cluster: Slurm, job: str) -> str:
     return next((x.split("=", 1)[1] for x in line if x.startswith("JobState=")), "UNKNOWN")
 
 
-def _wait_jobs(cluster: Slurm, job: str, run_dirs: list[Path], on_first=None) -> None:  # type: ignore[no-untyped-def]
+def _wait_jobs(cluster: Slurm, job: str, run_dirs: list[Path], on_first: Callable[[], object] | None = None) -> None:
     """Until Slurm has no queued or running task of ``job`` left (squeue); ``on_first`` is
     called once, as soon as the first run has its summary.json."""
     called = [on_first is None]
@@ -291,22 +367,24 @@ def _wait_jobs(cluster: Slurm, job: str, run_dirs: list[Path], on_first=None) ->
     def done() -> bool:
         if not called[0] and any((d / "summary.json").is_file() for d in run_dirs):
             called[0] = True
+            assert on_first is not None
             on_first()
         return cluster.run("squeue", "-h", "-r", "-j", job, "-o", "%i").strip() == ""
 
     def fail(why: str) -> None:
-        logs = "\n".join(f"----- {p}\n{p.read_text(errors='replace')[-3000:]}" for d in run_dirs for p in d.glob("slurm-*.out"))
+        logs = "\n".join(
+            f"----- {p}\n{p.read_text(errors='replace')[-3000:]}" for d in run_dirs for p in d.glob("slurm-*.out")
+        )
         pytest.fail(f"{why}\n{logs}\n{cluster.logs()}")
 
-    _wait_until(done, JOB_TIMEOUT, f"the end of Slurm job {job}", fail)
-
-
-def _rounds(run_dir: Path) -> list[dict]:
-    return [json.loads(x) for x in (run_dir / "rounds.jsonl").read_text().splitlines() if x.strip()]
+    try:
+        wait_until(done, timeout=JOB_TIMEOUT, what=f"the end of Slurm job {job}", interval=0.2)
+    except TimeoutError as exc:
+        fail(str(exc))
 
 
 def _assert_same_results(run: Path, local: Path) -> None:
-    a, b = _rounds(run), _rounds(local)
+    a, b = read_rounds(run), read_rounds(local)
     assert [r["round"] for r in a] == [r["round"] for r in b] == list(range(1, ROUNDS + 1)), run
     for ra, rb in zip(a, b):
         for node in map(str, range(NODES)):
@@ -349,6 +427,7 @@ def submitted(slurm: Slurm, files: Path, tmp_path_factory: pytest.TempPathFactor
     return Submitted(run, run_job, sweep, sweep_job, local)
 
 
+@pytest.mark.cluster
 def test_run_across_two_slurm_nodes_equals_local_launch(slurm: Slurm, submitted: Submitted) -> None:
     out, job = submitted.run, submitted.run_job
 
@@ -364,10 +443,13 @@ def test_run_across_two_slurm_nodes_equals_local_launch(slurm: Slurm, submitted:
     assert status.stdout.startswith(f"slurm-test: finished    | round    {ROUNDS}/{ROUNDS} | honest acc"), status.output
 
 
+@pytest.mark.cluster
 def test_sweep_as_job_array_equals_local_sweep(slurm: Slurm, submitted: Submitted) -> None:
     out, runs = submitted.sweep, submitted.sweep_runs
 
-    _wait_jobs(slurm, submitted.sweep_job, runs, on_first=lambda: submitted.early_report.append(_cli("report", str(out))))
+    _wait_jobs(
+        slurm, submitted.sweep_job, runs, on_first=lambda: submitted.early_report.append(_cli("report", str(out)))
+    )
 
     early = submitted.early_report
     assert early and early[0].exit_code == 0, early  # the report works while the folder fills
@@ -378,6 +460,7 @@ def test_sweep_as_job_array_equals_local_sweep(slurm: Slurm, submitted: Submitte
     assert status.stdout.splitlines()[-1] == "2 runs: 2 finished", status.output
 
 
+@pytest.mark.cluster
 def test_resubmitted_sweep_skips_finished_runs(slurm: Slurm, submitted: Submitted, files: Path) -> None:
     out, runs = submitted.sweep, submitted.sweep_runs
     _wait_jobs(slurm, submitted.sweep_job, runs)

@@ -48,6 +48,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return d, out
 
 
+@pytest.mark.cluster
 def test_sweep_runs_every_cell(swept: tuple[Path, Path]) -> None:
     _, out = swept
     assert len(list(out.glob("*/rep0/summary.json"))) == 4
@@ -63,6 +64,7 @@ def test_sweep_runs_every_cell(swept: tuple[Path, Path]) -> None:
         assert cfg["byzantine"]["count"] == 1
 
 
+@pytest.mark.cluster
 def test_resume_redoes_only_the_interrupted_run(swept: tuple[Path, Path]) -> None:
     d, out = swept
     summaries = sorted(out.glob("*/rep0/summary.json"))
@@ -77,6 +79,7 @@ def test_resume_redoes_only_the_interrupted_run(swept: tuple[Path, Path]) -> Non
     assert {p: p.stat().st_mtime_ns for p in before} == before
 
 
+@pytest.mark.cluster
 def test_report(swept: tuple[Path, Path], tmp_path: Path) -> None:
     _, out = swept
     rep = tmp_path / "rep"
@@ -90,7 +93,7 @@ def test_report(swept: tuple[Path, Path], tmp_path: Path) -> None:
         summary = json.loads((out / cell["runs"][0]["dir"] / "summary.json").read_text())
         acc = statistics.fmean([summary["final_accuracy"]["mean"]])
         attack, defense = cell["values"]["byzantine.attack"], cell["values"]["defense.name"]
-        line = next(l for l in md.splitlines() if l.startswith(f"| {attack} | {defense} |"))
+        line = next(row for row in md.splitlines() if row.startswith(f"| {attack} | {defense} |"))
         assert f"{acc:.4f} ± 0.0000" in line
         row = next(r for r in rows if r["byzantine.attack"] == attack and r["defense.name"] == defense)
         assert float(row["accuracy_mean"]) == pytest.approx(acc)
@@ -112,8 +115,7 @@ def test_report(swept: tuple[Path, Path], tmp_path: Path) -> None:
         ('extends = "grid.toml"\n', "makes a loop"),
         ('extends = "nowhere.toml"\n', "no such file"),
     ],
-    ids=["unknown_axis_field", "empty_axis", "missing_base", "bad_cell_value", "extends_loop",
-         "extends_missing"],
+    ids=["unknown_axis_field", "empty_axis", "missing_base", "bad_cell_value", "extends_loop", "extends_missing"],
 )
 def test_bad_sweep_file(tmp_path: Path, sweep_text: str, message: str) -> None:
     (tmp_path / "base.toml").write_text(BASE)
@@ -126,6 +128,7 @@ def test_bad_sweep_file(tmp_path: Path, sweep_text: str, message: str) -> None:
     assert not out.exists()  # nothing ran, no folder
 
 
+@pytest.mark.cluster
 def test_resume_refuses_runs_made_with_another_config(swept: tuple[Path, Path]) -> None:
     d, out = swept
     (d / "edited.toml").write_text(SWEEP.replace('"byzantine.count" = 1', '"byzantine.count" = 1\nrounds = 3'))
@@ -140,8 +143,7 @@ def test_extends_merges_set_and_replaces_axes(tmp_path: Path) -> None:
     (tmp_path / "base.toml").write_text(BASE)
     (tmp_path / "grid.toml").write_text(SWEEP)
     (tmp_path / "small.toml").write_text(
-        'extends = "grid.toml"\nrepeats = 2\n\n[set]\nrounds = 1\n\n'
-        '[axes]\n"defense.name" = ["median"]\n'
+        'extends = "grid.toml"\nrepeats = 2\n\n[set]\nrounds = 1\n\n[axes]\n"defense.name" = ["median"]\n'
     )
     sweep = load_sweep(tmp_path / "small.toml")
 
@@ -157,12 +159,13 @@ def test_extends_merges_set_and_replaces_axes(tmp_path: Path) -> None:
 def test_extra_set_wins_over_set_and_axes(tmp_path: Path) -> None:
     (tmp_path / "base.toml").write_text(BASE)
     (tmp_path / "grid.toml").write_text(SWEEP)
-    sweep = load_sweep(tmp_path / "grid.toml", ["byzantine.count=2", "defense.name=\"median\""])
+    sweep = load_sweep(tmp_path / "grid.toml", ["byzantine.count=2", 'defense.name="median"'])
 
     assert {(r.cfg.byzantine.count, r.cfg.defense.name) for r in sweep.runs} == {(2, "median")}
     assert len(sweep.cells) == 4  # cell names still follow the axes
 
 
+@pytest.mark.cluster
 def test_kept_run_from_an_older_schema_is_kept(swept: tuple[Path, Path]) -> None:
     # A config.json written before a field existed (here: data.p removed) still matches.
     d, out = swept

@@ -7,6 +7,7 @@ to the cluster, tests/test_reference_equivalence.py)."""
 from __future__ import annotations
 
 import importlib.metadata
+import io
 import json
 import shutil
 import statistics
@@ -22,6 +23,7 @@ from launch.run.progress import Progress
 from launch.run.reference import run_reference
 from protocol import config as config_mod
 from protocol.rundir import is_finished, unfinished_reason
+from tests.support.harness import read_rounds
 from tests.support.runs import small_config
 
 pd = pytest.importorskip("pandas")
@@ -43,10 +45,6 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def test_peer_rounds_has_one_row_per_run_round_peer(runs_dir: Path) -> None:
     from launch.analysis.tables import peer_rounds
 
@@ -54,7 +52,7 @@ def test_peer_rounds_has_one_row_per_run_round_peer(runs_dir: Path) -> None:
 
     assert len(df) == 2 * 2 * 4  # runs x rounds x peers
     assert set(df["run"]) == {"cdl", "clip"}
-    peers = _jsonl(runs_dir / "clip" / "rounds.jsonl")[1]["peers"]
+    peers = read_rounds(runs_dir / "clip")[1]["peers"]
     honest = min(int(p) for p, v in peers.items() if v["role"] == "honest")  # Byzantine peers do not evaluate
     row = df[(df["run"] == "clip") & (df["round"] == 2) & (df["peer"] == honest)].iloc[0]
     want = peers[str(honest)]
@@ -129,7 +127,10 @@ def test_only_a_run_of_every_round_is_finished(tmp_path: Path) -> None:
     assert unfinished_reason(tmp_path / "cut") == "interrupted at round 1 of 2 (interrupted (SIGINT))"
     assert state["resume"] is None  # checkpoints off
     assert "checkpoints are off" in state["message"]
-    assert unfinished_reason(old) == "its summary.json records 1 of 2 rounds (left by an interrupted run of an older byzemu)"
+    assert (
+        unfinished_reason(old)
+        == "its summary.json records 1 of 2 rounds (left by an interrupted run of an older byzemu)"
+    )
     assert not is_finished(tmp_path / "nothing-here")
 
 
@@ -145,7 +146,7 @@ def test_tensorboard_scalars_read_back(tmp_path: Path) -> None:
     events = EventAccumulator(str(tmp_path / "tb"))
     events.Reload()
 
-    want = _jsonl(tmp_path / "run" / "rounds.jsonl")
+    want = read_rounds(tmp_path / "run")
     acc = events.Scalars("honest/test_accuracy_mean")
     asr = events.Scalars("honest/attack_success_rate_worst")
     assert [e.step for e in acc] == [1, 2]
@@ -153,15 +154,15 @@ def test_tensorboard_scalars_read_back(tmp_path: Path) -> None:
     assert [e.value for e in asr] == pytest.approx([r["honest"]["attack_success_rate"]["worst"] for r in want])
 
 
-class _Stream:
-    def __init__(self) -> None:
-        self.text = ""
+class _Stream(io.StringIO):
+    """A stream that is not a terminal and keeps what was written (``text``)."""
+
+    @property
+    def text(self) -> str:
+        return self.getvalue()
 
     def isatty(self) -> bool:
         return False
-
-    def write(self, s: str) -> None:
-        self.text += s
 
     def flush(self) -> None:
         pass
@@ -173,8 +174,15 @@ def test_progress_line_shows_asr_and_eta() -> None:
     stat = {"mean": 0.5, "worst": 0.25}
 
     progress({"round": 1, "elapsed_s": 2.0, "round_s": 2.0, "failed": [], "honest": {}})
-    progress({"round": 2, "elapsed_s": 4.0, "round_s": 2.0, "failed": [],
-              "honest": {"test_accuracy": stat, "attack_success_rate": {"mean": 0.125, "worst": 0.75}}})
+    progress(
+        {
+            "round": 2,
+            "elapsed_s": 4.0,
+            "round_s": 2.0,
+            "failed": [],
+            "honest": {"test_accuracy": stat, "attack_success_rate": {"mean": 0.125, "worst": 0.75}},
+        }
+    )
 
     first, second = stream.text.splitlines()
     assert "ASR" not in first and first.endswith("ETA 18s")  # 2 s a round, 9 rounds left
@@ -185,8 +193,9 @@ def test_progress_line_shows_asr_and_eta() -> None:
 def test_run_folder_is_named_after_what_set_changed(tmp_path: Path) -> None:
     cfg = _cfg(tmp_path)
 
-    name = default_out_dir(cfg, ["byzantine.attack=backdoor", "defense.name=norm_clip", "train.lr=0.1",
-                                 "runtime.round_timeout=9"]).name
+    name = default_out_dir(
+        cfg, ["byzantine.attack=backdoor", "defense.name=norm_clip", "train.lr=0.1", "runtime.round_timeout=9"]
+    ).name
 
     assert name.startswith("tables-backdoor-norm_clip-lr=0.1-")
     assert default_out_dir(cfg).name.startswith("tables-2")  # tables-<timestamp>
@@ -214,7 +223,7 @@ def test_every_list_kind_prints_its_names(kind: str) -> None:
 
     assert result.exit_code == 0, result.output
     names = [e.name for e in entries(kind)]
-    assert len(names) >= 3 and all(f'{n}  (' in result.output for n in names)
+    assert len(names) >= 3 and all(f"{n}  (" in result.output for n in names)
     if kind == "datasets":
         assert 'mnist  (data.dataset = "mnist")\n    10 classes, images 1x28x28' in result.output
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import networkx as nx
 import pytest
@@ -80,18 +81,14 @@ def test_regular_degree_two_comes_out_as_one_cycle() -> None:
     assert nx.is_connected(g) and g.number_of_edges() == 12
 
 
-def test_regular_same_seed_gives_same_graph() -> None:
-    a = build_topology("regular", 16, seed=7, degree=3)
-    b = build_topology("regular", 16, seed=7, degree=3)
+@pytest.mark.parametrize(("kind", "nodes", "params"), [("regular", 16, {"degree": 3}), ("erdos_renyi", 20, {"p": 0.3})])
+def test_same_seed_gives_same_graph_and_another_seed_another(kind: str, nodes: int, params: dict[str, Any]) -> None:
+    a = build_topology(kind, nodes, seed=7, **params)
+    again = build_topology(kind, nodes, seed=7, **params)
+    other = build_topology(kind, nodes, seed=8, **params)
 
-    assert _edges(a) == _edges(b)
-
-
-def test_regular_different_seed_gives_different_graph() -> None:
-    a = build_topology("regular", 16, seed=7, degree=3)
-    b = build_topology("regular", 16, seed=8, degree=3)
-
-    assert _edges(a) != _edges(b)
+    assert _edges(a) == _edges(again)
+    assert _edges(a) != _edges(other)
 
 
 def test_regular_with_odd_degree_sum_is_rejected() -> None:
@@ -133,20 +130,6 @@ def test_erdos_renyi_with_p_one_is_complete() -> None:
     g = build_topology("erdos_renyi", 5, seed=2, p=1.0)
 
     assert g.number_of_edges() == 10
-
-
-def test_erdos_renyi_same_seed_gives_same_graph() -> None:
-    a = build_topology("erdos_renyi", 20, seed=4, p=0.3)
-    b = build_topology("erdos_renyi", 20, seed=4, p=0.3)
-
-    assert _edges(a) == _edges(b)
-
-
-def test_erdos_renyi_different_seed_gives_different_graph() -> None:
-    a = build_topology("erdos_renyi", 20, seed=4, p=0.3)
-    b = build_topology("erdos_renyi", 20, seed=5, p=0.3)
-
-    assert _edges(a) != _edges(b)
 
 
 @pytest.mark.parametrize("p", [0.0, -0.1, 1.5])
@@ -230,46 +213,23 @@ def test_edge_list_missing_file_is_rejected(tmp_path: Path) -> None:
         build_topology("edge_list", 4, seed=0, edge_list=tmp_path / "nope.txt")
 
 
-def test_edge_list_bad_line_names_file_and_line(tmp_path: Path) -> None:
-    path = _write(tmp_path, "0 1\n1 two\n")
+@pytest.mark.parametrize(
+    ("text", "nodes", "message"),
+    [
+        ("0 1\n1 two\n", 3, r"{name}:2: expected two node ids"),
+        ("0 1 2\n", 3, r"{name}:1: expected two node ids"),
+        ("0 1\n1 2\n2 3\n", 3, r"{name}:3: node id 3 is outside 0\.\.2"),
+        ("0 1\n1 1\n", 2, r"{name}:2: self-loop 1-1"),
+        ("0 1\n1 2\n", 4, r"nodes \[3\] appear in no edge"),
+        ("0 1\n2 3\n", 4, "2 disconnected parts"),
+    ],
+    ids=["bad-line", "three-fields", "node-out-of-range", "self-loop", "isolated-node", "disconnected"],
+)
+def test_edge_list_error_names_the_problem(tmp_path: Path, text: str, nodes: int, message: str) -> None:
+    path = _write(tmp_path, text)
 
-    with pytest.raises(TopologyError, match=rf"{path.name}:2: expected two node ids"):
-        build_topology("edge_list", 3, seed=0, edge_list=path)
-
-
-def test_edge_list_line_with_three_fields_is_rejected(tmp_path: Path) -> None:
-    path = _write(tmp_path, "0 1 2\n")
-
-    with pytest.raises(TopologyError, match=rf"{path.name}:1: expected two node ids"):
-        build_topology("edge_list", 3, seed=0, edge_list=path)
-
-
-def test_edge_list_node_out_of_range_is_rejected(tmp_path: Path) -> None:
-    path = _write(tmp_path, "0 1\n1 2\n2 3\n")
-
-    with pytest.raises(TopologyError, match=rf"{path.name}:3: node id 3 is outside 0\.\.2"):
-        build_topology("edge_list", 3, seed=0, edge_list=path)
-
-
-def test_edge_list_self_loop_is_rejected(tmp_path: Path) -> None:
-    path = _write(tmp_path, "0 1\n1 1\n")
-
-    with pytest.raises(TopologyError, match=rf"{path.name}:2: self-loop 1-1"):
-        build_topology("edge_list", 2, seed=0, edge_list=path)
-
-
-def test_edge_list_isolated_node_is_rejected(tmp_path: Path) -> None:
-    path = _write(tmp_path, "0 1\n1 2\n")
-
-    with pytest.raises(TopologyError, match=r"nodes \[3\] appear in no edge"):
-        build_topology("edge_list", 4, seed=0, edge_list=path)
-
-
-def test_edge_list_disconnected_graph_is_rejected(tmp_path: Path) -> None:
-    path = _write(tmp_path, "0 1\n2 3\n")
-
-    with pytest.raises(TopologyError, match="2 disconnected parts"):
-        build_topology("edge_list", 4, seed=0, edge_list=path)
+    with pytest.raises(TopologyError, match=message.format(name=path.name)):
+        build_topology("edge_list", nodes, seed=0, edge_list=path)
 
 
 # --- general errors --------------------------------------------------------

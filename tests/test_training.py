@@ -3,6 +3,8 @@ torch optimizers: that imports torch._dynamo, ~2 s per process; BENCHMARKS.md)."
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -19,9 +21,7 @@ def _models(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     return a, b
 
 
-@pytest.mark.parametrize(
-    "momentum, weight_decay", [(0.9, 5e-4), (0.0, 0.0), (0.5, 0.0), (0.0, 1e-3)]
-)
+@pytest.mark.parametrize("momentum, weight_decay", [(0.9, 5e-4), (0.0, 0.0), (0.5, 0.0), (0.0, 1e-3)])
 def test_sgd_equals_torch_optim_sgd_bit_for_bit(momentum: float, weight_decay: float) -> None:
     ours_model, torch_model = _models("lenet")
     ours = SGD(ours_model.parameters(), lr=0.05, momentum=momentum, weight_decay=weight_decay)
@@ -39,14 +39,18 @@ def test_sgd_equals_torch_optim_sgd_bit_for_bit(momentum: float, weight_decay: f
     initial = _models("lenet")[0]
     assert all(not torch.equal(p, q) for p, q in zip(ours_model.parameters(), initial.parameters(), strict=True))
     if momentum:
-        assert all(torch.equal(b, theirs.state[q]["momentum_buffer"])
-                   for b, q in zip(ours.buffers, torch_model.parameters(), strict=True))
+        assert all(
+            b is not None and torch.equal(b, theirs.state[q]["momentum_buffer"])
+            for b, q in zip(ours.buffers, torch_model.parameters(), strict=True)
+        )
 
 
 def test_trainer_state_round_trip_continues_identically() -> None:
     a, b = _models("mlp")
     images, labels = torch.randn(64, 1, 28, 28), torch.arange(64) % 10
-    kw = dict(images=images, labels=labels, batch_size=8, lr=0.1, momentum=0.9, weight_decay=1e-4, seed=3)
+    kw: dict[str, Any] = dict(
+        images=images, labels=labels, batch_size=8, lr=0.1, momentum=0.9, weight_decay=1e-4, seed=3
+    )
     first, second = LocalTrainer(model=a, **kw), LocalTrainer(model=b, **kw)
     first.train(3)
     second.model.load_state_dict(first.model.state_dict())
@@ -105,8 +109,9 @@ def test_evaluate_leaves_the_model_in_eval_mode_and_training_restores_it() -> No
     model, _ = _models("logreg")
     gen = torch.Generator().manual_seed(2)
     images, labels = torch.randn(40, 1, 28, 28, generator=gen), torch.randint(0, 10, (40,), generator=gen)
-    trainer = LocalTrainer(model=model, images=images, labels=labels, batch_size=8, lr=0.1,
-                           momentum=0.0, weight_decay=0.0, seed=1)
+    trainer = LocalTrainer(
+        model=model, images=images, labels=labels, batch_size=8, lr=0.1, momentum=0.0, weight_decay=0.0, seed=1
+    )
 
     evaluate(model, images, labels, batch_size=16)
     after_eval = model.training

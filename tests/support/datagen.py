@@ -11,6 +11,7 @@ import json
 import pickle
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +19,16 @@ from launch.sweeps.sweepfile import read_sweep_file
 from protocol import config as config_mod
 
 __all__ = [
-    "N_PER_BATCH", "TRAIN_FILES", "cifar_batch", "dataset_of", "idx_images", "idx_labels",
-    "overrides_for", "py2_pickle", "write_cifar10", "write_idx_dataset",
+    "N_PER_BATCH",
+    "TRAIN_FILES",
+    "cifar_batch",
+    "dataset_of",
+    "idx_images",
+    "idx_labels",
+    "overrides_for",
+    "py2_pickle",
+    "write_cifar10",
+    "write_idx_dataset",
 ]
 
 
@@ -53,12 +62,17 @@ N_PER_BATCH = 20
 TRAIN_FILES = [f"data_batch_{i}" for i in range(1, 6)]
 
 
-class Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
+#: the pure-Python pickler: its dispatch table and its write and memoize steps, which
+#: Py2Pickler extends, are internals that typeshed does not describe
+_PurePickler: Any = pickle._Pickler
+
+
+class Py2Pickler(_PurePickler):
     """Pickles ``bytes`` as Python 2 ``str`` opcodes, as cPickle wrote the CIFAR-10 files:
     read back with ``encoding="latin1"`` (torchvision) they are ``str``, with
     ``encoding="bytes"`` (the CIFAR-10 page's recipe) ``bytes``."""
 
-    dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
+    dispatch = dict(_PurePickler.dispatch)
 
     def save_bytes(self, obj: bytes) -> None:
         if len(obj) < 256:
@@ -77,12 +91,14 @@ def py2_pickle(obj: object) -> bytes:
 
 
 def cifar_batch(label: bytes, data: np.ndarray, labels: list[int]) -> bytes:
-    return py2_pickle({
-        b"batch_label": label,
-        b"labels": labels,
-        b"data": data,
-        b"filenames": [b"img_%04d.png" % i for i in range(len(labels))],
-    })
+    return py2_pickle(
+        {
+            b"batch_label": label,
+            b"labels": labels,
+            b"data": data,
+            b"filenames": [b"img_%04d.png" % i for i in range(len(labels))],
+        }
+    )
 
 
 def write_cifar10(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:

@@ -62,9 +62,12 @@ def main() -> int:
             for pos, j in enumerate(sp.neighbor_ids):
                 if j in sp.failed:
                     continue
-                idx = range(len(sizes)) if args.broken == "all-chunks" else {
-                    (t + pos * per_neighbor + m) % len(sizes) for m in range(per_neighbor)}
-                sp.send_chunks(t, j, {c: vector[starts[c]:starts[c + 1]] for c in sorted(idx)})
+                idx = (
+                    range(len(sizes))
+                    if args.broken == "all-chunks"
+                    else {(t + pos * per_neighbor + m) % len(sizes) for m in range(per_neighbor)}
+                )
+                sp.send_chunks(t, j, {c: vector[starts[c] : starts[c + 1]] for c in sorted(idx)})
             deadline = time.monotonic() + msg["deadline"]
             while not (set(sp.neighbors) - sp.failed) <= set(sp.inbox[t]) and time.monotonic() < deadline:
                 if any(m.kind == "stop" for m in sp._pending):
@@ -77,9 +80,9 @@ def main() -> int:
             for c in range(len(sizes)):
                 parts = [m.arrays[m["chunks"].index(c)] for m in received.values() if c in m["chunks"]]
                 if parts:
-                    seg = sums[starts[c]:starts[c + 1]] + np.sum(parts, axis=0)
+                    seg = sums[starts[c] : starts[c + 1]] + np.sum(parts, axis=0)
                     counts[c] += len(parts)
-                    new[starts[c]:starts[c + 1]] = (seg / counts[c]).astype("<f4")
+                    new[starts[c] : starts[c + 1]] = (seg / counts[c]).astype("<f4")
             vector = new
             digest = _digest(vector)
             chunks = sum(len(m["chunks"]) for m in received.values())

@@ -53,15 +53,17 @@ import subprocess
 import time
 import tomllib
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import msgpack
 import numpy as np
 import zmq
 
 from tests.support import BYZEMU
+from tests.support.waiting import wait_until
 
 VERSION = 1
 #: dtypes allowed in array frames (PROTOCOL.md, *Array frames*)
@@ -69,7 +71,6 @@ DTYPES = ("<f4", "<f8", "<i8")
 #: message kinds of version 1
 KINDS = ("register", "assign", "ready", "round_start", "round_done", "peer_failed", "stop", "chunk")
 COORDINATOR_ID = -1
-
 
 
 class ProtocolViolation(AssertionError):
@@ -218,7 +219,7 @@ class ScriptedPeer:
 
     # -- context manager -----------------------------------------------------------
 
-    def __enter__(self) -> "ScriptedPeer":
+    def __enter__(self) -> ScriptedPeer:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -271,7 +272,9 @@ class ScriptedPeer:
                 raise ProtocolViolation(f"no {kind} (round {round_}) within {timeout:g} s")
             self.pump(min(left, 0.2))
 
-    def recv_chunks(self, round_: int, *, timeout: float = 15.0, senders: Iterable[int] | None = None) -> dict[int, Message]:
+    def recv_chunks(
+        self, round_: int, *, timeout: float = 15.0, senders: Iterable[int] | None = None
+    ) -> dict[int, Message]:
         """Wait until a round-``round_`` chunk message from each of ``senders`` arrived.
 
         ``senders`` defaults to every live neighbor. Returns ``{sender: Message}``.
@@ -299,8 +302,14 @@ class ScriptedPeer:
         if want_init:
             extra["want_init"] = 1
         self.send_control(
-            header("register", -1, data_addr=data_addr or self.data_addr, host=host,
-                   pid=os.getpid() if pid is None else pid, **extra)
+            header(
+                "register",
+                -1,
+                data_addr=data_addr or self.data_addr,
+                host=host,
+                pid=os.getpid() if pid is None else pid,
+                **extra,
+            )
         )
 
     def accept_assignment(self, *, timeout: float = 30.0) -> Message:
@@ -370,17 +379,30 @@ class ScriptedPeer:
     ) -> None:
         """Report a round; ``traffic`` defaults to this peer's counters since the last report."""
         if traffic is None:
-            traffic = {"sent_msgs": self.sent_msgs, "sent_bytes": self.sent_bytes,
-                       "recv_msgs": len(self.inbox[round_]), "recv_bytes": 0, "dropped": 0,
-                       "drops_total": {}}
+            traffic = {
+                "sent_msgs": self.sent_msgs,
+                "sent_bytes": self.sent_bytes,
+                "recv_msgs": len(self.inbox[round_]),
+                "recv_bytes": 0,
+                "dropped": 0,
+                "drops_total": {},
+            }
             self.sent_msgs = self.sent_bytes = 0
         timing = timing or {"train_s": 0.0, "aggregate_s": 0.0, "exchange_s": 0.0, "round_s": 0.0}
         self.send_control(
-            header("round_done", self._id() if src is None else src, round_,
-                   metrics=dict(metrics), traffic=dict(traffic), timing=dict(timing))
+            header(
+                "round_done",
+                self._id() if src is None else src,
+                round_,
+                metrics=dict(metrics),
+                traffic=dict(traffic),
+                timing=dict(timing),
+            )
         )
 
-    def dealer(self, addr: str, routing_id: bytes | None = None, *, curve: Mapping[str, bytes] | None = None) -> zmq.Socket:
+    def dealer(
+        self, addr: str, routing_id: bytes | None = None, *, curve: Mapping[str, bytes] | None = None
+    ) -> zmq.Socket:
         """An extra raw DEALER connected to ``addr`` (e.g. a neighbor's data address, or
         the coordinator), optionally with a chosen routing id and as a CURVE client
         (``curve``: ``public``, ``secret``, ``server`` keys, see :meth:`curve_client`);
@@ -428,7 +450,7 @@ class Cluster:
         #: runs call :meth:`start_peers` after it (not :meth:`start`)
         self.coordinator_key: str | None = None
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -438,8 +460,12 @@ class Cluster:
         log = open(self.log_dir / log_name, "ab")
         try:
             return subprocess.Popen(
-                [str(BYZEMU), *args], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, env=None if env is None else {**os.environ, **env},
+                [str(BYZEMU), *args],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                env=None if env is None else {**os.environ, **env},
             )
         finally:
             log.close()
@@ -449,8 +475,7 @@ class Cluster:
         tests running side by side never race for one); :meth:`wait_listening` reads the
         address it bound from its log."""
         self.coordinator = self._spawn(
-            ["coordinator", str(self.config), "--bind", "tcp://127.0.0.1:*", "--out", str(self.run_dir),
-             "--quiet"],
+            ["coordinator", str(self.config), "--bind", "tcp://127.0.0.1:*", "--out", str(self.run_dir), "--quiet"],
             "coordinator.log",
         )
 
@@ -460,9 +485,17 @@ class Cluster:
         table = tomllib.loads(self.config.read_text())
         limit = table.get("runtime", {}).get("max_message_bytes")
         self.peers = self._spawn(
-            ["peer", "--coordinator", self.address, "--count", str(count or self.peer_count),
-             "--bind-host", "127.0.0.1", *(["--max-message-bytes", str(limit)] if limit else []),
-             *(["--coordinator-key", self.coordinator_key] if self.coordinator_key else [])],
+            [
+                "peer",
+                "--coordinator",
+                self.address,
+                "--count",
+                str(count or self.peer_count),
+                "--bind-host",
+                "127.0.0.1",
+                *(["--max-message-bytes", str(limit)] if limit else []),
+                *(["--coordinator-key", self.coordinator_key] if self.coordinator_key else []),
+            ],
             "peers.log",
             env=self._preload_hint(table),
         )
@@ -476,9 +509,14 @@ class Cluster:
         root = data.get("root") or ""
         if root and not Path(root).is_absolute():
             root = str((self.config.parent / root).resolve())  # relative to the config file
-        hint = {"dataset": data.get("dataset", "mnist"), "root": root, "seed": table.get("seed", 0),
-                "synthetic_size": data.get("synthetic_size", 2000), "test_samples": data.get("test_samples", 0),
-                "model": model.get("name", "lenet")}
+        hint = {
+            "dataset": data.get("dataset", "mnist"),
+            "root": root,
+            "seed": table.get("seed", 0),
+            "synthetic_size": data.get("synthetic_size", 2000),
+            "test_samples": data.get("test_samples", 0),
+            "model": model.get("name", "lenet"),
+        }
         return {"BYZEMU_PRELOAD_DATA": json.dumps(hint)}
 
     def start(self) -> None:
@@ -490,20 +528,21 @@ class Cluster:
 
     def wait_listening(self, timeout: float = 180.0) -> None:
         """Block until the coordinator has bound its control socket."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log("coordinator.log")
-            listening = re.search(r"coordinator listening on (tcp://127\.0\.0\.1:(\d+));", text)
-            if listening:
-                self.address, self.port = listening.group(1), int(listening.group(2))
-                key = re.search(r"coordinator public key (\S{40})", text)
-                self.coordinator_key = key.group(1) if key else None
-                return
-            assert self.coordinator is not None
-            if self.coordinator.poll() is not None:
-                raise RuntimeError(f"coordinator exited with {self.coordinator.returncode}:\n{self.logs()}")
-            time.sleep(0.05)
-        raise TimeoutError(f"coordinator not listening within {timeout:g} s:\n{self.logs()}")
+
+        def listening() -> re.Match[str] | None:
+            return re.search(r"coordinator listening on (tcp://127\.0\.0\.1:(\d+));", self.log("coordinator.log"))
+
+        found = wait_until(
+            listening,
+            timeout=timeout,
+            what="coordinator listening",
+            alive=lambda: self.coordinator is not None and self.coordinator.poll() is None,
+            details=self.logs,
+            interval=0.05,
+        )
+        self.address, self.port = found.group(1), int(found.group(2))
+        key = re.search(r"coordinator public key (\S{40})", self.log("coordinator.log"))
+        self.coordinator_key = key.group(1) if key else None
 
     def alive(self) -> bool:
         return all(p is not None and p.poll() is None for p in (self.coordinator, self.peers))
@@ -511,7 +550,7 @@ class Cluster:
     def wait(self, timeout: float = 180.0) -> tuple[int | None, int | None]:
         """Wait for both processes to exit; their return codes (None if still running)."""
         deadline = time.monotonic() + timeout
-        codes = []
+        codes: list[int | None] = []
         for p in (self.coordinator, self.peers):
             if p is None:
                 codes.append(None)
@@ -545,18 +584,19 @@ class Cluster:
     def wait_log(self, name: str, needles: Iterable[str], timeout: float = 120.0) -> None:
         """Wait until log ``name`` holds every string of ``needles`` (an event, e.g. a drop
         the system under test logged), while the processes stay alive."""
-        missing = list(needles)
-        deadline = time.monotonic() + timeout
-        while True:
+        needles = list(needles)
+
+        def missing() -> list[str]:
             text = self.log(name)
-            missing = [n for n in missing if n not in text]
-            if not missing:
-                return
-            if not self.alive():
-                raise RuntimeError(f"a process exited before {name} had {missing}:\n{self.logs()}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{name} lacks {missing} after {timeout:g} s:\n{self.logs()}")
-            time.sleep(0.02)
+            return [n for n in needles if n not in text]
+
+        wait_until(
+            lambda: not missing(),
+            timeout=timeout,
+            what=f"{needles} in {name}",
+            alive=self.alive,
+            details=lambda: f"missing {missing()}\n{self.logs()}",
+        )
 
 
 @dataclass
@@ -572,12 +612,21 @@ class Results:
         return self.rounds[round_ - 1]["peers"][str(node)]
 
 
+def read_rounds(run_dir: Path) -> list[dict[str, Any]]:
+    """The records of ``rounds.jsonl`` in ``run_dir``, one per round, in order; ``[]`` before
+    the file exists. Only complete (newline-terminated) lines count, so a test may read the
+    file of a run that is writing its next line."""
+    path = Path(run_dir) / "rounds.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line.strip()]
+
+
 def read_results(run_dir: Path) -> Results:
     run_dir = Path(run_dir)
-    lines = (run_dir / "rounds.jsonl").read_text().splitlines() if (run_dir / "rounds.jsonl").exists() else []
 
     def load(name: str) -> dict[str, Any] | None:
         path = run_dir / name
         return json.loads(path.read_text()) if path.exists() else None
 
-    return Results([json.loads(x) for x in lines if x.strip()], load("summary.json"), load("topology.json"))
+    return Results(read_rounds(run_dir), load("summary.json"), load("topology.json"))

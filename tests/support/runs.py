@@ -26,9 +26,7 @@ SMALL: dict[str, dict[str, Any]] = {
 }
 
 
-def small_config(
-    name: str, *, seed: int, nodes: int = 4, rounds: int = 2, **tables: dict[str, Any] | None
-) -> str:
+def small_config(name: str, *, seed: int, nodes: int = 4, rounds: int = 2, **tables: dict[str, Any] | None) -> str:
     """The TOML text of a small run named ``name`` (see the module docstring)."""
     merged = {key: dict(table) for key, table in SMALL.items()}
     for key, table in tables.items():
