@@ -7,7 +7,7 @@ closed; it builds the record (:func:`coordinator.results.round_record`: per-peer
 honest statistics), adds what only the caller knows (the coordinator's drops, checkpoint
 completeness, refused registrations), appends it flushed and reports progress. Both
 drivers' peers count traffic with :class:`peer.traffic.Traffic`, so a record has one
-format whichever driver ran it; README.md, *Results*, lists its fields.
+format whichever driver ran it; docs/RESULTS.md lists its fields.
 """
 
 from __future__ import annotations

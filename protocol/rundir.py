@@ -1,6 +1,6 @@
 """The run folder: one owner for its file names, paths, state, readers and writer.
 
-Every results folder that byzemu writes (one run) looks like this (README.md, *Results*,
+Every results folder that byzemu writes (one run) looks like this (docs/RESULTS.md
 has every field)::
 
     RUN_DIR/config.toml          resolved config (reload it to repeat the run)
@@ -10,6 +10,7 @@ has every field)::
     RUN_DIR/summary.json         final/best honest accuracy, convergence, time; written only
                                  when every round ran (the run is *finished*)
     RUN_DIR/interrupted.json     instead of summary.json when the run stopped early
+    RUN_DIR/provenance.json      commit, software, machine and times (protocol/provenance.py)
     RUN_DIR/checkpoints/         the peers' checkpoints (``peer/checkpoint.py`` owns inside)
     RUN_DIR/coordinator.address  where the coordinator listens (Slurm jobs)
     RUN_DIR/coordinator.key      the coordinator's CURVE public key, when CURVE is on

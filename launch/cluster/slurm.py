@@ -14,7 +14,7 @@ be on a filesystem that every host mounts at the same path.
 (:func:`coordinator.results.is_finished`), at most ``--jobs N`` at once (``--array=0-M%N``);
 each task is the same job as above for its run folder, on an allocation of its own.
 
-Choices the issue left open (also in README.md, *Running on a cluster*): peers are split
+Choices made here (also in docs/CLUSTER.md): peers are split
 over the hosts as evenly as possible, the first hosts taking one more
 (:func:`shares`); each host's task asks for as many CPUs as it runs peers (one torch
 thread each); the default is one host; ``--dry-run`` prints the script and writes

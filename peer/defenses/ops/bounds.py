@@ -21,13 +21,13 @@ def byzantine_bound(degree: int, received: int = 0) -> int:
 
 
 def eq13_bound(degree: int, received: int = 0, *, rho: float = 0.4, rho_central: float = 0.5) -> int:
-    r"""Per-node Byzantine bound of Guo et al. (002_b98f58265f12497c.txt, Eq. (13)):
+    r"""Per-node Byzantine bound of Guo et al. 2022 (UBAR, Eq. (13); docs/REFERENCES.md):
     :math:`\hat n_i = \lceil |N_i| \cdot \min\{1 - \rho_i, \rho_{central}\}\rceil`, the number
     of Byzantine *neighbors* node i assumes (|N_i| counts neighbors only, not i itself).
 
-    ``rho`` is :math:`\rho_i`, the assumed ratio of benign neighbors (002 sets 0.4 for every
+    ``rho`` is :math:`\rho_i`, the assumed ratio of benign neighbors (Guo et al. set 0.4 for every
     benign node, Sec. VI-A); ``rho_central`` the largest Byzantine ratio the centralized
-    rule tolerates (002 names it without a value). ``degree`` is |N_i|; when unknown (0)
+    rule tolerates (Guo et al. name it without a value). ``degree`` is |N_i|; when unknown (0)
     or below the number of payloads received, that number is used. A 1e-9 slack keeps
     products such as 10 * 0.6 = 6.000000000000001 from rounding up.
     """
