@@ -63,7 +63,18 @@ def _python_prose(path: Path) -> list[tuple[int, str]]:
 
 
 def _text_lines(path: Path) -> list[tuple[int, str]]:
-    return list(enumerate(path.read_text().splitlines(), start=1))
+    """The lines of a text file, less the tables rendered between ``<!-- byzemu:table ...
+    -->`` and ``<!-- byzemu:end -->``: their provenance line carries the date a number was
+    measured on purpose (docs/EXPERIMENTS.md, *Results as code*)."""
+    out, rendered = [], False
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.startswith("<!-- byzemu:table "):
+            rendered = True
+        elif line.startswith("<!-- byzemu:end -->"):
+            rendered = False
+        elif not rendered:
+            out.append((number, line))
+    return out
 
 
 def _scanned() -> list[tuple[str, list[tuple[int, str]]]]:
