@@ -54,7 +54,7 @@ RUN_FIELDS = (
 #: several sweeps collected together can be told apart (e.g. one sweep per Byzantine ratio)
 CONFIG_FIELDS = (
     "nodes", "data.dataset", "data.split", "model.name", "byzantine.count", "byzantine.fraction",
-    "byzantine.attack", "byzantine.params", "defense.name",
+    "byzantine.attack", "byzantine.params", "defense.name", "defense.params", "chunks.count", "chunks.per_neighbor",
 )
 CURVE_FIELDS = ("cell", "rep", "round", "acc_mean", "acc_worst", "asr_mean", "asr_worst", "loss_mean")
 
