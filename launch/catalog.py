@@ -55,8 +55,11 @@ def entries(kind: str) -> list[Entry]:
         from peer import data
 
         return [
-            Entry(name, "data.dataset",
-                  f"{data.num_classes(name)} classes, images {'x'.join(map(str, data.image_shape(name)))}")
+            Entry(
+                name,
+                "data.dataset",
+                f"{data.num_classes(name)} classes, images {'x'.join(map(str, data.image_shape(name)))}",
+            )
             for name in sorted(data.names())
         ]
     if kind == "models":
@@ -70,7 +73,7 @@ def render(kind: str) -> str:
     """The text ``byzemu list KIND`` prints."""
     lines = []
     for e in entries(kind):
-        lines.append(f"{e.name}  ({e.field} = \"{e.name}\")")
+        lines.append(f'{e.name}  ({e.field} = "{e.name}")')
         if e.summary:
             lines.append(f"    {e.summary}")
         if e.params:

@@ -70,9 +70,7 @@ class ControlChannel:
     ``coordinator_key`` when given), with its connection watch; drops are counted in
     ``traffic``."""
 
-    def __init__(
-        self, ctx: zmq.Context, coordinator: str, *, coordinator_key: str | None, traffic: Traffic
-    ) -> None:
+    def __init__(self, ctx: zmq.Context, coordinator: str, *, coordinator_key: str | None, traffic: Traffic) -> None:
         self.coordinator, self.coordinator_key = coordinator, coordinator_key
         self.traffic = traffic
         self.sock = ctx.socket(zmq.DEALER)
@@ -141,7 +139,9 @@ class ControlChannel:
                     log.warning(
                         "peer %d: control connection to the coordinator at %s closed; exiting in %g s "
                         "unless it comes back (runtime.coordinator_timeout)",
-                        self.traffic.node, self.coordinator, self.timeout,
+                        self.traffic.node,
+                        self.coordinator,
+                        self.timeout,
                     )
             elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:  # (re)connected, and it speaks
                 self._handshaken = True
@@ -215,8 +215,9 @@ def await_assignment(channel: ControlChannel, register: m.Message, *, timeout: f
             assignment, addresses = assignment_mod.from_message(msg)
             peer_keys = assignment_mod.curve_peers(msg)
             if (peer_keys is None) == curve:
-                raise ProtocolError("bad_assignment", "curve keys in a run without CURVE on the control plane, "
-                                    "or none in a run with it")
+                raise ProtocolError(
+                    "bad_assignment", "curve keys in a run without CURVE on the control plane, or none in a run with it"
+                )
         except ProtocolError as exc:
             channel.traffic.drop(exc.reason, exc.detail)
             continue

@@ -42,9 +42,7 @@ def check_finite(name: str, value: float) -> float:
     return v
 
 
-def check_range(
-    name: str, value: float, lo: float, hi: float, *, lo_open: bool, hi_open: bool
-) -> float:
+def check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> float:
     """``value`` as a float if it lies in the interval (brackets as given), else ValueError."""
     v = _number(name, value)
     ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)

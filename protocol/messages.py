@@ -118,7 +118,9 @@ def register(
     the largest data message its data socket, bound before registering, accepts;
     ``want_init``: send the initial model's vector with the assignment."""
     fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid}
-    fields.update(_optional(curve_key=curve_key, max_message_bytes=max_message_bytes, want_init=1 if want_init else None))
+    fields.update(
+        _optional(curve_key=curve_key, max_message_bytes=max_message_bytes, want_init=1 if want_init else None)
+    )
     return Message(REGISTER, UNASSIGNED_ID, 0, fields)
 
 

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launch.sweeps.sweepfile import Run, Sweep
-from protocol.rundir import RunDir
 from protocol.config import RunConfig
+from protocol.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,9 @@ def probe(cfg: RunConfig) -> Probe:
     from launch.run.reference import run_reference
 
     short = dataclasses.replace(
-        cfg, rounds=2, eval=dataclasses.replace(cfg.eval, every=2),
+        cfg,
+        rounds=2,
+        eval=dataclasses.replace(cfg.eval, every=2),
         runtime=dataclasses.replace(cfg.runtime, checkpoint_every=0),
     )
     with tempfile.TemporaryDirectory(prefix="byzemu-plan-") as tmp:

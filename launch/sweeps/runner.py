@@ -154,10 +154,7 @@ def run_sweep(
         nonlocal done
         done += 1
         failed = f", failed peers {summary['failed_peers']}" if summary.get("failed_peers") else ""
-        echo(
-            f"[{done}/{total}] {run.rel_dir}: {summary_text(summary)} "
-            f"({summary.get('wall_s', 0.0):.1f} s{failed})"
-        )
+        echo(f"[{done}/{total}] {run.rel_dir}: {summary_text(summary)} ({summary.get('wall_s', 0.0):.1f} s{failed})")
 
     def interrupted(running: list[Run]) -> SweepInterrupted:
         where = ", ".join(r.rel_dir for r in running) or "none"
@@ -202,5 +199,3 @@ def run_sweep(
             raise interrupted([r for r in running if (out / r.rel_dir).exists()]) from None
         pool.shutdown(wait=True)
     return {"total": total, "ran": len(todo), "skipped": total - len(todo)}
-
-

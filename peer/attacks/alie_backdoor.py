@@ -129,8 +129,10 @@ class ALIEBackdoorAttack(TriggerAttack):
     def start_vector(self, ctx: AttackContext) -> np.ndarray:
         """The own model with every chunk replaced by mu_c, the mean of the benign chunks
         of index c known this round (the own chunk where none is known)."""
-        mu = [ops.coord_mean(ops.reference_stack(ctx, c, ops.chunk(ctx.own_vector, ctx.bounds, c)))
-              for c in range(len(ctx.bounds))]
+        mu = [
+            ops.coord_mean(ops.reference_stack(ctx, c, ops.chunk(ctx.own_vector, ctx.bounds, c)))
+            for c in range(len(ctx.bounds))
+        ]
         return np.concatenate(mu).astype(np.float32)
 
     def trained_vector(self, ctx: AttackContext, own: OwnTraining) -> np.ndarray:
@@ -140,9 +142,14 @@ class ALIEBackdoorAttack(TriggerAttack):
             generator = own.generator(_SALT)
             data = self.backdoor_set(own, generator)
             v, before, after = train_from(
-                own.model, self.start_vector(ctx), data, alpha=self.alpha,
+                own.model,
+                self.start_vector(ctx),
+                data,
+                alpha=self.alpha,
                 lr=self.lr if self.lr is not None else own.lr,
-                epochs=self.epochs, batch_size=self.batch_size or own.batch_size, generator=generator,
+                epochs=self.epochs,
+                batch_size=self.batch_size or own.batch_size,
+                generator=generator,
             )
             self._trained, self._loss = (ctx.round, v), [before, after]
         return self._trained[1]

@@ -120,9 +120,7 @@ class Defense(ABC):
         vars(self).update(state)
 
     @abstractmethod
-    def aggregate(
-        self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext
-    ) -> torch.Tensor:
+    def aggregate(self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext) -> torch.Tensor:
         """New value of the chunk from the own chunk and the received payloads."""
 
 
@@ -194,9 +192,7 @@ class RobustDefense(Defense):
     #: for input i, row 0 for the own chunk) or "any" (also fewer, pooled rows)
     accepts_pre: ClassVar[str] = "none"
 
-    def aggregate(
-        self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext
-    ) -> torch.Tensor:
+    def aggregate(self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext) -> torch.Tensor:
         finite, senders = ops.finite_only(received, ctx.senders)
         if not finite:
             return ops.unchanged(own)
