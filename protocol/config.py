@@ -148,7 +148,8 @@ class ByzantineConfig:
     fraction: float = 0.0  #: fraction of peers that are Byzantine, rounded half up
     #: where the Byzantine peers sit: random (seeded); explicit (the ids in nodes);
     #: dominating (a majority of target's neighbors, adding edges when its degree is too
-    #: small; too few Byzantine peers for a majority is an error naming the count needed); added (the graph is built over the benign peers, then each Byzantine peer is
+    #: small; too few Byzantine peers for a majority is an error naming the count needed);
+    #: added (the graph is built over the benign peers, then each Byzantine peer is
     #: linked to each benign peer with probability topology.p, at least once; Guo et al.
     #: 2022, Sec. VI-A); coordinator/roles.py
     placement: str = "random"

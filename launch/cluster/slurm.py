@@ -78,7 +78,8 @@ class SlurmOptions:
         for cfg in runs:
             if cfg.nodes < self.nodes:
                 raise SlurmError(
-                    f"--nodes {self.nodes}: run {cfg.name!r} has only {cfg.nodes} peers; use --nodes {cfg.nodes} or fewer"
+                    f"--nodes {self.nodes}: run {cfg.name!r} has only {cfg.nodes} peers; "
+                    f"use --nodes {cfg.nodes} or fewer"
                 )
 
 
@@ -154,7 +155,8 @@ def sweep_script(out: Path, runs: list[tuple[str, RunConfig]], opts: SlurmOption
     listed = "".join(f"  {shlex.quote(rel)}\n" for rel, _ in runs)
     return (
         f"{head}#\n# byzemu sweep {name!r}: {len(runs)} run(s), one array task each, on {opts.nodes} host(s) per run.\n"
-        f"# Written by `byzemu sweep SWEEP.toml --on slurm`; rerun that command to resume (finished runs are skipped).\n"
+        "# Written by `byzemu sweep SWEEP.toml --on slurm`; "
+        "rerun that command to resume (finished runs are skipped).\n"
         + _HOW.format(follow=shlex.quote(str(out)))
         + f"runs=(\n{listed})\n"
         + f'export {RUN_DIR_ENV}={shlex.quote(str(out))}/"${{runs[$SLURM_ARRAY_TASK_ID]}}"\n'

@@ -129,7 +129,8 @@ def plan_lines(planned: list[PlannedRun], *, jobs: int, cores: int | None = None
         cfg = runs[0].run.cfg
         each = sum(r.wall_s for r in runs) / len(runs)
         lines.append(
-            f"{cell} | {len(runs)} | {cfg.nodes} | {cfg.rounds} | {cfg.data.dataset} + {cfg.model.name} | {_duration(each)}"
+            f"{cell} | {len(runs)} | {cfg.nodes} | {cfg.rounds} | "
+            f"{cfg.data.dataset} + {cfg.model.name} | {_duration(each)}"
         )
     total = sum(p.wall_s for p in planned) / max(1, jobs)
     lines.append(

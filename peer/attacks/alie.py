@@ -142,7 +142,8 @@ def z_warnings(
             []
             if attack.z > 0
             else [
-                f"{name}: fixed z={attack.z} <= 0: the attack sends the benign mean (z = 0) or shifts it by |z| sigma the other way"
+                f"{name}: fixed z={attack.z} <= 0: the attack sends the benign mean (z = 0) "
+                "or shifts it by |z| sigma the other way"
             ]
         )
     if attack.z_rule == "network":
@@ -152,7 +153,8 @@ def z_warnings(
             if z > 0
             else [
                 f"{name}: z_rule='network' gives z={z:.3f} <= 0 for n={nodes}, B={len(byzantine)} "
-                "(Masuda & Shudo Eq. 10): the benign mean shifted by |z| sigma the other way (z = 0: the mean itself); set z to choose"
+                "(Masuda & Shudo Eq. 10): the benign mean shifted by |z| sigma the other way "
+                "(z = 0: the mean itself); set z to choose"
             ]
         )
     bad = sorted({(d, f, alie_z(d + 1, f)) for d, f in neighborhoods.values() if alie_z(d + 1, f) <= 0})
