@@ -107,7 +107,7 @@ class Coordinator:
         self.cfg = plan.config
         self.results = results
         self.progress = progress
-        self.ctx = zmq.Context.instance()
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         #: CURVE on both planes (runtime.curve); the control socket is then a CURVE server
         #: with this run's key pair, and peers need its public key (``--coordinator-key``)
         self.curve = self.cfg.runtime.curve_on(bind)

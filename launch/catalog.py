@@ -4,8 +4,9 @@ registries themselves (so an attack or defense added with ``@ATTACKS.register`` 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("attacks", "defenses", "datasets", "models")
@@ -19,7 +20,7 @@ class Entry:
     name: str
     field: str
     summary: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # the attribute `field` shadows the name
 
 
 def _first_line(obj: Any) -> str:

@@ -117,7 +117,7 @@ class ZapHandler:
 def user_id(frame: zmq.Frame) -> str | None:
     """The ``User-Id`` the ZAP handler gave the connection ``frame`` arrived on (None if none)."""
     try:
-        return frame.get("User-Id")
+        return str(frame.get("User-Id"))  # a string option (pyzmq types Frame.get as int | str)
     except zmq.ZMQError:
         return None
 

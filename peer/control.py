@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,7 +165,7 @@ class ControlChannel:
             self._handshake_failed({"event": zmq.EVENT_DISCONNECTED, "value": 0})
         raise CoordinatorLost(detail)
 
-    def _handshake_failed(self, event: dict[str, Any]) -> None:
+    def _handshake_failed(self, event: Mapping[str, Any]) -> None:
         if self.coordinator_key:
             why = "this peer uses CURVE (--coordinator-key): the coordinator runs without CURVE or has another key"
         else:

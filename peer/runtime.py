@@ -25,6 +25,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -92,7 +93,7 @@ class PeerRuntime:
         self.core: NodeCore | None = None
         self.inbox: Inbox | None = None
         self.addresses: dict[int, str] = {}
-        self.resume: dict[str, object] | None = None  # assign -> resume: {round, digest}
+        self.resume: dict[str, Any] | None = None  # assign -> resume: {round, digest}
 
     # ------------------------------------------------------------------ joining
 

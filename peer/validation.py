@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import overload
 
 
 def _number(name: str, value: object) -> float:
@@ -61,6 +62,12 @@ def check_int(name: str, value: object, *, minimum: int = 0) -> int:
     return int(value)
 
 
+@overload
+def check_count(name: str, value: None, *, minimum: int = 0) -> None: ...
+@overload
+def check_count(name: str, value: int, *, minimum: int = 0) -> int: ...
+@overload
+def check_count(name: str, value: object, *, minimum: int = 0) -> int | None: ...
 def check_count(name: str, value: object, *, minimum: int = 0) -> int | None:
     """:func:`check_int`, or None when ``value`` is None (an optional count that a rule
     derives when it is not given, e.g. Krum's f from the node's degree)."""

@@ -181,7 +181,8 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
     shard = msg.arrays[0]
     if shard.ndim != 1 or shard.dtype != np.dtype("<i8"):
         raise ProtocolError("bad_assignment", "shard must be a 1-D int64 array")
-    colluders, oracle_targets = [], []
+    colluders: list[int] = []
+    oracle_targets: list[int] = []
     for entry in msg.fields.get("links", []):
         if not (
             isinstance(entry, dict)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import msgpack
 import numpy as np
@@ -57,7 +57,7 @@ def encode(msg: m.Message) -> list[Any]:
         **msg.fields,
     }
     packed = msgpack.packb(header, use_bin_type=True)
-    return [packed, *(memoryview(a).cast("B") for a in arrays)]
+    return [packed, *(a.data.cast("B") for a in arrays)]
 
 
 def _buffer(frame: Any) -> memoryview:
@@ -213,7 +213,7 @@ class ChunkCheck:
 _F4 = np.dtype("<f4")
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """An int that is not a bool (msgpack decodes both; protocol fields want the int)."""
     return isinstance(value, int) and not isinstance(value, bool)
 

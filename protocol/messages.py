@@ -17,7 +17,7 @@ COORDINATOR_ID = -1  #: ``src`` of messages sent by the coordinator
 UNASSIGNED_ID = -1  #: ``src`` of a peer's ``register`` (it has no id yet)
 
 #: dtypes allowed in array frames, as numpy little-endian type strings
-DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
+DTYPES: dict[str, np.dtype[Any]] = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
 
 # Kinds by plane and direction.
 REGISTER = "register"

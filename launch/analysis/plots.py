@@ -16,7 +16,6 @@ Series beyond 10 get a new line style as well as a colour; round ticks are integ
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from pathlib import Path
 from typing import Any
@@ -121,10 +120,12 @@ def curves_figure(cells: list[CellResult], axes: list[str], metric: str, stat: s
     fig, grid = plt.subplots(
         rows, cols, figsize=(3.6 * cols + 2.6, 2.8 * rows + 0.6), squeeze=False, sharex=True, sharey=True
     )
-    for ax, (title, members) in itertools.zip_longest(grid.flat, panels.items(), fillvalue=(None, None)):
-        if title is None:
+    filled = list(panels.items())
+    for i, ax in enumerate(grid.flat):  # rows * cols >= len(panels): the last axes may be spare
+        if i >= len(filled):
             ax.set_visible(False)
             continue
+        title, members = filled[i]
         for cell, xs, ys, sd in members:
             key = label({k: cell.values.get(k) for k in line_axes}, bare=True)
             st = style(line_keys.index(key))
@@ -246,7 +247,7 @@ def topology_figure(cell: CellResult, path: Path) -> bool:
     """The cell's graph (first run with a topology), peers coloured by final accuracy and
     ASR, Byzantine peers as red diamonds; False without a topology."""
     run = next((r for r in cell.runs if r.topology), None)
-    if run is None:
+    if run is None or run.topology is None:
         return False
     plt = _plt()
     import networkx as nx

@@ -399,11 +399,11 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
                 f"{path}: a curves figure needs [figure] metric (a curves.csv column), lines (an axis), out "
                 f"(the PNG, relative to the project), and may give panels (axes), label, title"
             )
-        metrics = ()
+        metrics: tuple[Metric, ...] = ()
     elif layout == "grid":
         if not isinstance(data.get("columns"), str) or "metric" not in data or not rows:
             raise PublishError(f"{path}: a grid has 'rows' (one axis or a list), one 'columns' axis and one [metric]")
-        metrics: tuple[Metric, ...] = (_metric(data["metric"], f"{path} [metric]"),)
+        metrics = (_metric(data["metric"], f"{path} [metric]"),)
     elif layout == "list":
         if not data.get("metrics"):
             raise PublishError(f"{path}: a list table needs [[metrics]]")
@@ -553,8 +553,8 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
             cells = [_label(spec, k) for k in key]
             found = []
             for c in cols:
-                vals = [_number(r[metric.name]) for r in rows if _key(r, spec.rows) == key and r.get(col_axis) == c]
-                vals = [v for v in vals if v is not None]
+                raw = [_number(r[metric.name]) for r in rows if _key(r, spec.rows) == key and r.get(col_axis) == c]
+                vals = [v for v in raw if v is not None]
                 cells.append(_reduce(vals, metric))
                 if vals:
                     found.append(_reduced_value(vals, metric))
@@ -574,8 +574,8 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
             group = [r for r in rows if _key(r, spec.rows) == key]
             cells = [_label(spec, k) for k in key] + [str(len(group))]
             for m in spec.metrics:
-                vals = [_number(r[m.name]) for r in group]
-                cells.append(_reduce([v for v in vals if v is not None], m))
+                raw = [_number(r[m.name]) for r in group]
+                cells.append(_reduce([v for v in raw if v is not None], m))
             pub = spec.published.get("/".join(key), {})
             cells += [_paper(spec, pub.get(c)) for c in paper_cols]
             lines.append("| " + " | ".join(cells) + " |")
@@ -831,9 +831,11 @@ class Drift:
                     out.append(f"{key}: recorded {rec}, now {now}")
         else:
             for key in fields:
-                rec, now = _number(self.recorded.get(key, "")), self.now.get(key)
-                if (rec is None) != (now is None) or (rec is not None and abs(rec - now) > tolerance):
-                    out.append(f"{key}: recorded {rec}, now {now} (tolerance {tolerance} across platforms)")
+                was, value = _number(self.recorded.get(key, "")), self.now.get(key)
+                if (was is None) != (value is None) or (
+                    was is not None and value is not None and abs(was - value) > tolerance
+                ):
+                    out.append(f"{key}: recorded {was}, now {value} (tolerance {tolerance} across platforms)")
         return out
 
 

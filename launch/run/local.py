@@ -114,7 +114,7 @@ def launch_local(
                 max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
             )
             procs = start_peers(cfg.nodes, options, preload=preload)
-            by_pid.update((p.pid, p) for p in procs)
+            by_pid.update((p.pid, p) for p in procs if p.pid is not None)  # started: all have one
             return coord.run()
         finally:
             stop_peers(procs, grace=3.0)

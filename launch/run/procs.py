@@ -172,7 +172,7 @@ def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> li
     _single_threaded_env()
     if preload:
         start_forkserver()
-        ctx = mp.get_context("forkserver")
+        ctx: mp.context.ForkServerContext | mp.context.SpawnContext = mp.get_context("forkserver")
     else:
         ctx = mp.get_context("spawn")
     procs: list[mp.process.BaseProcess] = []

@@ -169,7 +169,8 @@ def run_sweep(
                 summary = _execute(run.cfg, str(out / run.rel_dir), point)
             except KeyboardInterrupt:
                 raise interrupted([run]) from None
-            report(run, summary)
+            if summary is not None:  # None only in a pool worker after an interrupt
+                report(run, summary)
     else:
         ctx = multiprocessing.get_context("spawn")
         stop, pids = ctx.Event(), ctx.SimpleQueue()
