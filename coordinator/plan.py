@@ -31,10 +31,10 @@ from coordinator.topology import build_topology, graph_to_json, neighbors_of
 from peer import data
 from peer.attacks import ATTACKS, build_attack
 from peer.attacks.base import DataInfo
-from peer.registry import RegistryError
-from peer.defenses import build_defense
 from peer.chunking import chunk_bounds
+from peer.defenses import build_defense
 from peer.models import MODELS, ModelError, build_model, check_input, param_count
+from peer.registry import RegistryError
 from protocol.assignment import Assignment, Role
 from protocol.config import RunConfig
 
@@ -80,9 +80,7 @@ class Plan:
             colluders=[b for b in self.byzantine if b != node] if byzantine else [],
             oracle_targets=list(self.byzantine) if (self.oracle and not byzantine) else [],
             neighborhoods={
-                j: (len(nb), len(bset.intersection(nb)))
-                for j in neighbors
-                for nb in [neighbors_of(self.graph, j)]
+                j: (len(nb), len(bset.intersection(nb))) for j in neighbors for nb in [neighbors_of(self.graph, j)]
             }
             if byzantine
             else {},
@@ -135,9 +133,7 @@ def build_plan(cfg: RunConfig, *, labels: LabelReader = read_train_labels) -> Pl
         graph.add_nodes_from(range(cfg.nodes - added, cfg.nodes))
         graph.add_edges_from(attach_added(cfg.nodes, added, seed=cfg.seed, p=t.p))
     if b.placement == "dominating" and not b.nodes:
-        byzantine, attached = dominate(
-            graph, seed=cfg.seed, count=b.count, fraction=b.fraction, target=b.target
-        )
+        byzantine, attached = dominate(graph, seed=cfg.seed, count=b.count, fraction=b.fraction, target=b.target)
         graph.add_edges_from(attached)  # Byzantine peers attached around the target
     else:
         byzantine = choose_byzantine(
@@ -232,8 +228,9 @@ def initial_model(cfg: RunConfig) -> tuple[list[dict[str, Any]], np.ndarray]:
     shape = data.image_shape(cfg.data.dataset)
     with torch.random.fork_rng(devices=[]):  # leaves this process's own generator alone
         torch.manual_seed(cfg.seed)
-        model = build_model(cfg.model.name, in_channels=shape[0], image_size=shape[1],
-                            num_classes=data.num_classes(cfg.data.dataset))
+        model = build_model(
+            cfg.model.name, in_channels=shape[0], image_size=shape[1], num_classes=data.num_classes(cfg.data.dataset)
+        )
     layout = [{"name": name, "shape": list(p.shape)} for name, p in model.named_parameters()]
     return layout, flatten(model)
 

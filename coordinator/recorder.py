@@ -52,8 +52,12 @@ class RoundRecorder:
         it started and closed (monotonic); ``coordinator_drops`` the coordinator's drop
         counters so far (the reference has none); ``extra`` further top-level fields."""
         record = round_record(
-            round_=round_, roles=self.roles, reports=dict(reports), failed=failed,
-            elapsed_s=t1 - self.started, round_s=t1 - t0,
+            round_=round_,
+            roles=self.roles,
+            reports=dict(reports),
+            failed=failed,
+            elapsed_s=t1 - self.started,
+            round_s=t1 - t0,
         )
         record.update(extra or {})
         record["coordinator_drops"] = dict(coordinator_drops)

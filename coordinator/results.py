@@ -89,9 +89,7 @@ def round_record(
     }
 
 
-def summarize(
-    records: list[dict[str, Any]], cfg: RunConfig, *, wall_s: float, mode: str
-) -> dict[str, Any]:
+def summarize(records: list[dict[str, Any]], cfg: RunConfig, *, wall_s: float, mode: str) -> dict[str, Any]:
     """summary.json: final and best honest accuracy, convergence round, wall time.
 
     Convergence round: the first evaluation round whose honest mean test accuracy reaches
@@ -103,9 +101,7 @@ def summarize(
     convergence = None
     if best is not None:
         target = cfg.eval.convergence_fraction * best["honest"]["test_accuracy"]["mean"]
-        convergence = next(
-            r["round"] for r in evals if r["honest"]["test_accuracy"]["mean"] >= target
-        )
+        convergence = next(r["round"] for r in evals if r["honest"]["test_accuracy"]["mean"] >= target)
     failed = sorted({n for r in records for n in r["failed"]})
     return {
         "name": cfg.name,
@@ -130,9 +126,7 @@ def summarize(
 class ResultsWriter:
     """Writes one run's folder; ``append_round`` writes and flushes one line per round."""
 
-    def __init__(
-        self, out_dir: str | Path, cfg: RunConfig, *, mode: str, resume: ResumePoint | None = None
-    ) -> None:
+    def __init__(self, out_dir: str | Path, cfg: RunConfig, *, mode: str, resume: ResumePoint | None = None) -> None:
         self.dir = Path(out_dir)
         self.run = RunDir(self.dir)
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -146,8 +146,7 @@ def dominate(
     number = _number(n, count=count, fraction=fraction)
     if number == 0:
         raise RolesError(
-            "byzantine.placement=dominating needs Byzantine peers; "
-            "set byzantine.count or byzantine.fraction"
+            "byzantine.placement=dominating needs Byzantine peers; set byzantine.count or byzantine.fraction"
         )
     rng = np.random.default_rng(seed)
     neighbors = sorted(int(v) for v in graph.neighbors(target))
@@ -169,21 +168,16 @@ def dominate(
 def _check_common(n: int, *, count: int, fraction: float, placement: str) -> None:
     """Validate the settings shared by both placements."""
     if placement not in PLACEMENTS:
-        raise RolesError(
-            f"unknown byzantine.placement={placement!r}; choose one of {', '.join(PLACEMENTS)}"
-        )
+        raise RolesError(f"unknown byzantine.placement={placement!r}; choose one of {', '.join(PLACEMENTS)}")
     if n < 1:
         raise RolesError(f"nodes={n} must be at least 1; raise nodes")
     if count < 0:
         raise RolesError(f"byzantine.count={count} must be >= 0; fix byzantine.count")
     if not 0.0 <= fraction < 1.0:
-        raise RolesError(
-            f"byzantine.fraction={fraction} must be in [0, 1); fix byzantine.fraction"
-        )
+        raise RolesError(f"byzantine.fraction={fraction} must be in [0, 1); fix byzantine.fraction")
     if count > 0 and fraction > 0.0:
         raise RolesError(
-            f"byzantine.count={count} and byzantine.fraction={fraction} are both set; "
-            "set only one of them"
+            f"byzantine.count={count} and byzantine.fraction={fraction} are both set; set only one of them"
         )
 
 
@@ -191,10 +185,7 @@ def _number(n: int, *, count: int, fraction: float) -> int:
     """How many Byzantine peers: ``count``, else fraction*n rounded half up."""
     if count > 0:
         if count >= n:
-            raise RolesError(
-                f"byzantine.count={count} must be less than nodes={n}: "
-                "at least one honest peer is needed"
-            )
+            raise RolesError(f"byzantine.count={count} must be less than nodes={n}: at least one honest peer is needed")
         return count
     number = int(math.floor(fraction * n + 0.5))
     if number >= n:
@@ -210,13 +201,10 @@ def _explicit(n: int, *, nodes: Sequence[int], count: int, fraction: float) -> l
     ids = [_check_id(v, n) for v in nodes]
     duplicates = sorted({v for v in ids if ids.count(v) > 1})
     if duplicates:
-        raise RolesError(
-            f"byzantine.nodes lists {duplicates} more than once; list each id once"
-        )
+        raise RolesError(f"byzantine.nodes lists {duplicates} more than once; list each id once")
     if len(ids) >= n:
         raise RolesError(
-            f"byzantine.nodes has {len(ids)} ids but nodes={n}: "
-            "at least one honest peer is needed; remove some ids"
+            f"byzantine.nodes has {len(ids)} ids but nodes={n}: at least one honest peer is needed; remove some ids"
         )
     if count > 0 and count != len(ids):
         raise RolesError(
@@ -234,12 +222,7 @@ def _explicit(n: int, *, nodes: Sequence[int], count: int, fraction: float) -> l
 def _check_id(value: object, n: int, *, field: str = "byzantine.nodes entry") -> int:
     """Return ``value`` as an int if it is an integer node id in 0..n-1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise RolesError(
-            f"{field} {value!r} is not an integer node id; use ints in 0..{n - 1}"
-        )
+        raise RolesError(f"{field} {value!r} is not an integer node id; use ints in 0..{n - 1}")
     if not 0 <= int(value) < n:
-        raise RolesError(
-            f"{field} {value} is outside 0..{n - 1} (nodes={n}); "
-            f"fix {field.split()[0]} or raise nodes"
-        )
+        raise RolesError(f"{field} {value} is outside 0..{n - 1} (nodes={n}); fix {field.split()[0]} or raise nodes")
     return int(value)

@@ -94,10 +94,7 @@ def label_histogram(labels: np.ndarray, shard: np.ndarray, num_classes: int) -> 
     """Return per-class sample counts of ``shard`` (length ``num_classes``)."""
     picked = np.asarray(labels)[np.asarray(shard, dtype=np.int64)]
     if picked.size and (picked.min() < 0 or picked.max() >= num_classes):
-        raise ShardingError(
-            f"shard has labels outside 0..{num_classes - 1}; "
-            "raise num_classes to cover every label"
-        )
+        raise ShardingError(f"shard has labels outside 0..{num_classes - 1}; raise num_classes to cover every label")
     return [int(c) for c in np.bincount(picked.astype(np.int64), minlength=num_classes)]
 
 
@@ -119,13 +116,10 @@ def _check_common(labels: np.ndarray, n: int, *, split: str, samples_per_node: i
     if n < 1:
         raise ShardingError(f"nodes={n} must be at least 1; raise nodes")
     if n > len(labels):
-        raise ShardingError(
-            f"nodes={n} exceeds the {len(labels)} training samples; lower nodes"
-        )
+        raise ShardingError(f"nodes={n} exceeds the {len(labels)} training samples; lower nodes")
     if samples_per_node < 0:
         raise ShardingError(
-            f"data.samples_per_node={samples_per_node} must be >= 0 (0 means no limit); "
-            "fix data.samples_per_node"
+            f"data.samples_per_node={samples_per_node} must be >= 0 (0 means no limit); fix data.samples_per_node"
         )
 
 
@@ -156,9 +150,7 @@ def _dirichlet(
     )
 
 
-def _dirichlet_draw(
-    classes: list[np.ndarray], n: int, *, rng: np.random.Generator, alpha: float
-) -> list[np.ndarray]:
+def _dirichlet_draw(classes: list[np.ndarray], n: int, *, rng: np.random.Generator, alpha: float) -> list[np.ndarray]:
     """One Dirichlet draw: split each class's shuffled indices by proportions."""
     buckets: list[list[np.ndarray]] = [[] for _ in range(n)]
     for idx in classes:
@@ -170,15 +162,12 @@ def _dirichlet_draw(
     return [np.concatenate(b) for b in buckets]
 
 
-def _pathological(
-    labels: np.ndarray, n: int, *, rng: np.random.Generator, shards_per_node: int
-) -> list[np.ndarray]:
+def _pathological(labels: np.ndarray, n: int, *, rng: np.random.Generator, shards_per_node: int) -> list[np.ndarray]:
     """McMahan et al. (2017) label-sorted shards, shards_per_node per node."""
     num_shards = n * shards_per_node
     if shards_per_node < 1:
         raise ShardingError(
-            f"data.shards_per_node={shards_per_node} must be at least 1; "
-            "set data.shards_per_node to e.g. 2"
+            f"data.shards_per_node={shards_per_node} must be at least 1; set data.shards_per_node to e.g. 2"
         )
     if num_shards > len(labels):
         raise ShardingError(

@@ -73,15 +73,11 @@ def build_topology(
     resampling of random kinds until a connected graph comes out.
     """
     if kind not in TOPOLOGIES:
-        raise TopologyError(
-            f"unknown topology.kind={kind!r}; choose one of {', '.join(TOPOLOGIES)}"
-        )
+        raise TopologyError(f"unknown topology.kind={kind!r}; choose one of {', '.join(TOPOLOGIES)}")
     if n < 2:
         raise TopologyError(f"nodes={n} is too few for a topology; set nodes to at least 2")
     if max_tries < 1:
-        raise TopologyError(
-            f"topology.max_tries={max_tries} must be at least 1; raise topology.max_tries"
-        )
+        raise TopologyError(f"topology.max_tries={max_tries} must be at least 1; raise topology.max_tries")
     if kind == "regular":
         g = _regular(n, seed=seed, degree=degree, max_tries=max_tries)
     elif kind == "erdos_renyi":
@@ -108,8 +104,7 @@ def neighbors_of(g: nx.Graph, node: int) -> list[int]:
     """Return the neighbours of ``node`` in ``g`` as a sorted list of ints."""
     if node not in g:
         raise TopologyError(
-            f"node {node} is not in the topology (nodes 0..{g.number_of_nodes() - 1}); "
-            "use a node id inside that range"
+            f"node {node} is not in the topology (nodes 0..{g.number_of_nodes() - 1}); use a node id inside that range"
         )
     return sorted(int(v) for v in g.neighbors(node))
 
@@ -129,9 +124,7 @@ def _derived_seeds(seed: int, count: int) -> Iterable[int]:
         yield int(rng.integers(0, 2**32))
 
 
-def _first_connected(
-    sample: Callable[[int], nx.Graph], *, seed: int, max_tries: int
-) -> nx.Graph | None:
+def _first_connected(sample: Callable[[int], nx.Graph], *, seed: int, max_tries: int) -> nx.Graph | None:
     """Return the first connected graph ``sample`` yields, or None after max_tries."""
     for derived in _derived_seeds(seed, max_tries):
         g = sample(derived)
@@ -152,9 +145,7 @@ def _regular(n: int, *, seed: int, degree: int, max_tries: int) -> nx.Graph:
             f"topology.degree=1 with nodes={n} can never be connected (it is a matching); "
             "set topology.degree to at least 2"
         )
-    g = _first_connected(
-        lambda s: nx.random_regular_graph(degree, n, seed=s), seed=seed, max_tries=max_tries
-    )
+    g = _first_connected(lambda s: nx.random_regular_graph(degree, n, seed=s), seed=seed, max_tries=max_tries)
     if g is None:
         raise TopologyError(
             f"topology.kind=regular with degree={degree} and nodes={n} was never connected "
@@ -167,9 +158,7 @@ def _erdos_renyi(n: int, *, seed: int, p: float, max_tries: int) -> nx.Graph:
     """Connected G(n, p) graph."""
     if not 0.0 < p <= 1.0:
         raise TopologyError(f"topology.p={p} must be in (0, 1]; set topology.p to e.g. 0.4")
-    g = _first_connected(
-        lambda s: nx.gnp_random_graph(n, p, seed=s), seed=seed, max_tries=max_tries
-    )
+    g = _first_connected(lambda s: nx.gnp_random_graph(n, p, seed=s), seed=seed, max_tries=max_tries)
     if g is None:
         raise TopologyError(
             f"topology.kind=erdos_renyi with p={p} and nodes={n} was never connected "
@@ -193,9 +182,7 @@ def _small_world(n: int, *, seed: int, k: int, rewire: float, max_tries: int) ->
             "with 2 <= k < nodes; change topology.k or nodes"
         )
     if not 0.0 <= rewire <= 1.0:
-        raise TopologyError(
-            f"topology.rewire={rewire} must be in [0, 1]; set topology.rewire to e.g. 0.1"
-        )
+        raise TopologyError(f"topology.rewire={rewire} must be in [0, 1]; set topology.rewire to e.g. 0.1")
     try:
         return nx.connected_watts_strogatz_graph(n, k, rewire, tries=max_tries, seed=seed)
     except nx.NetworkXError:
@@ -208,30 +195,20 @@ def _small_world(n: int, *, seed: int, k: int, rewire: float, max_tries: int) ->
 def _from_edge_list(n: int, *, edge_list: str | Path | None) -> nx.Graph:
     """Graph read from an edge-list file; must cover all nodes and be connected."""
     if edge_list is None:
-        raise TopologyError(
-            "topology.kind=edge_list needs a file; set topology.edge_list to its path"
-        )
+        raise TopologyError("topology.kind=edge_list needs a file; set topology.edge_list to its path")
     path = Path(edge_list)
     try:
         text = path.read_text()
     except OSError as exc:
-        raise TopologyError(
-            f"cannot read topology.edge_list={str(path)!r} ({exc.strerror}); fix the path"
-        ) from None
-    edges = [_parse_edge_line(line, n=n, where=f"{path}:{i}")
-             for i, line in enumerate(text.splitlines(), start=1)]
+        raise TopologyError(f"cannot read topology.edge_list={str(path)!r} ({exc.strerror}); fix the path") from None
+    edges = [_parse_edge_line(line, n=n, where=f"{path}:{i}") for i, line in enumerate(text.splitlines(), start=1)]
     g = _canonical(n, (e for e in edges if e is not None))
     isolated = sorted(v for v in g.nodes() if g.degree(v) == 0)
     if isolated:
-        raise TopologyError(
-            f"{path}: nodes {isolated} appear in no edge; add an edge for each of "
-            f"nodes 0..{n - 1}"
-        )
+        raise TopologyError(f"{path}: nodes {isolated} appear in no edge; add an edge for each of nodes 0..{n - 1}")
     if not nx.is_connected(g):
         parts = nx.number_connected_components(g)
-        raise TopologyError(
-            f"{path}: the graph has {parts} disconnected parts; add edges joining them"
-        )
+        raise TopologyError(f"{path}: the graph has {parts} disconnected parts; add edges joining them")
     return g
 
 
@@ -242,15 +219,12 @@ def _parse_edge_line(line: str, *, n: int, where: str) -> tuple[int, int] | None
         return None
     fields = content.split()
     if len(fields) != 2 or not all(_is_int(f) for f in fields):
-        raise TopologyError(
-            f"{where}: expected two node ids 'u v', got {content!r}; fix that line"
-        )
+        raise TopologyError(f"{where}: expected two node ids 'u v', got {content!r}; fix that line")
     u, v = int(fields[0]), int(fields[1])
     for node in (u, v):
         if not 0 <= node < n:
             raise TopologyError(
-                f"{where}: node id {node} is outside 0..{n - 1} (nodes={n}); "
-                "fix that line or change nodes"
+                f"{where}: node id {node} is outside 0..{n - 1} (nodes={n}); fix that line or change nodes"
             )
     if u == v:
         raise TopologyError(f"{where}: self-loop {u}-{v} is not allowed; remove that line")

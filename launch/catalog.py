@@ -4,8 +4,9 @@ registries themselves (so an attack or defense added with ``@ATTACKS.register`` 
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("attacks", "defenses", "datasets", "models")
@@ -19,7 +20,7 @@ class Entry:
     name: str
     field: str
     summary: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)  # the attribute `field` shadows the name
 
 
 def _first_line(obj: Any) -> str:
@@ -55,8 +56,11 @@ def entries(kind: str) -> list[Entry]:
         from peer import data
 
         return [
-            Entry(name, "data.dataset",
-                  f"{data.num_classes(name)} classes, images {'x'.join(map(str, data.image_shape(name)))}")
+            Entry(
+                name,
+                "data.dataset",
+                f"{data.num_classes(name)} classes, images {'x'.join(map(str, data.image_shape(name)))}",
+            )
             for name in sorted(data.names())
         ]
     if kind == "models":
@@ -70,7 +74,7 @@ def render(kind: str) -> str:
     """The text ``byzemu list KIND`` prints."""
     lines = []
     for e in entries(kind):
-        lines.append(f"{e.name}  ({e.field} = \"{e.name}\")")
+        lines.append(f'{e.name}  ({e.field} = "{e.name}")')
         if e.summary:
             lines.append(f"    {e.summary}")
         if e.params:

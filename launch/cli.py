@@ -62,8 +62,22 @@ def main() -> None:
     logging.basicConfig(format=LOG_FORMAT)  # WARNING and up, unless -v said INFO
 
 
-for _command in (launch, reference, coordinator, peer, conformance, validate, sweep, status,
-                 slurm_job, slurm_host, report, export, publish, list_):
+for _command in (
+    launch,
+    reference,
+    coordinator,
+    peer,
+    conformance,
+    validate,
+    sweep,
+    status,
+    slurm_job,
+    slurm_host,
+    report,
+    export,
+    publish,
+    list_,
+):
     main.add_command(_command)
 
 

@@ -99,10 +99,15 @@ class ZapHandler:
         if node is None:
             self.refused += 1
             if self.refused <= 10 or self.refused % 100 == 0:
-                key = z85.encode(credentials[0]).decode() if len(credentials) == 1 and len(credentials[0]) == 32 else "-"
+                key = (
+                    z85.encode(credentials[0]).decode() if len(credentials) == 1 and len(credentials[0]) == 32 else "-"
+                )
                 log.warning(
                     "peer %d refused a connection (unknown_key, #%d): %s client %s from %s",
-                    self.owner, self.refused, mechanism.decode(errors="replace"), key,
+                    self.owner,
+                    self.refused,
+                    mechanism.decode(errors="replace"),
+                    key,
                     address.decode(errors="replace"),
                 )
             return [b"1.0", request_id, b"400", b"unknown key", b"", b""]
@@ -112,7 +117,7 @@ class ZapHandler:
 def user_id(frame: zmq.Frame) -> str | None:
     """The ``User-Id`` the ZAP handler gave the connection ``frame`` arrived on (None if none)."""
     try:
-        return frame.get("User-Id")
+        return str(frame.get("User-Id"))  # a string option (pyzmq types Frame.get as int | str)
     except zmq.ZMQError:
         return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,9 +71,7 @@ class ControlChannel:
     ``coordinator_key`` when given), with its connection watch; drops are counted in
     ``traffic``."""
 
-    def __init__(
-        self, ctx: zmq.Context, coordinator: str, *, coordinator_key: str | None, traffic: Traffic
-    ) -> None:
+    def __init__(self, ctx: zmq.Context, coordinator: str, *, coordinator_key: str | None, traffic: Traffic) -> None:
         self.coordinator, self.coordinator_key = coordinator, coordinator_key
         self.traffic = traffic
         self.sock = ctx.socket(zmq.DEALER)
@@ -141,7 +140,9 @@ class ControlChannel:
                     log.warning(
                         "peer %d: control connection to the coordinator at %s closed; exiting in %g s "
                         "unless it comes back (runtime.coordinator_timeout)",
-                        self.traffic.node, self.coordinator, self.timeout,
+                        self.traffic.node,
+                        self.coordinator,
+                        self.timeout,
                     )
             elif event["event"] == zmq.EVENT_HANDSHAKE_SUCCEEDED:  # (re)connected, and it speaks
                 self._handshaken = True
@@ -164,7 +165,7 @@ class ControlChannel:
             self._handshake_failed({"event": zmq.EVENT_DISCONNECTED, "value": 0})
         raise CoordinatorLost(detail)
 
-    def _handshake_failed(self, event: dict[str, Any]) -> None:
+    def _handshake_failed(self, event: Mapping[str, Any]) -> None:
         if self.coordinator_key:
             why = "this peer uses CURVE (--coordinator-key): the coordinator runs without CURVE or has another key"
         else:
@@ -215,8 +216,9 @@ def await_assignment(channel: ControlChannel, register: m.Message, *, timeout: f
             assignment, addresses = assignment_mod.from_message(msg)
             peer_keys = assignment_mod.curve_peers(msg)
             if (peer_keys is None) == curve:
-                raise ProtocolError("bad_assignment", "curve keys in a run without CURVE on the control plane, "
-                                    "or none in a run with it")
+                raise ProtocolError(
+                    "bad_assignment", "curve keys in a run without CURVE on the control plane, or none in a run with it"
+                )
         except ProtocolError as exc:
             channel.traffic.drop(exc.reason, exc.detail)
             continue

@@ -27,8 +27,8 @@ from peer.attacks import Attack, AttackContext, build_attack
 from peer.attacks.base import DataInfo, Knowledge, Neighborhood, OwnTraining
 from peer.data import ImageData
 from peer.defenses import ChunkContext, Defense, ModelProbe, build_defense
-from peer.schedule import lr_schedule
 from peer.models import build_model
+from peer.schedule import lr_schedule
 from peer.training import LocalTrainer, evaluate
 from protocol.assignment import Assignment
 from protocol.codec import ChunkCheck
@@ -115,8 +115,11 @@ class NodeCore:
             weight_decay=cfg.train.weight_decay,
             seed=_derive_seed(cfg.seed, self.node),
             lr_at=lr_schedule(
-                cfg.train.lr_schedule, cfg.train.lr, fading=cfg.train.lr_fading,
-                step_epochs=cfg.train.lr_step_epochs, step_gamma=cfg.train.lr_step_gamma,
+                cfg.train.lr_schedule,
+                cfg.train.lr,
+                fading=cfg.train.lr_fading,
+                step_epochs=cfg.train.lr_step_epochs,
+                step_gamma=cfg.train.lr_step_gamma,
             ),
         )
         self._poison_hook = self.attack.batch_hook() if self.attack else None
@@ -146,8 +149,12 @@ class NodeCore:
         self.chunk_check = ChunkCheck(senders=self.neighbors, sizes=sizes, max_bytes=cfg.runtime.max_message_bytes)
         #: the checks of a decoded payload against this peer's model and graph
         self.payload_check = PayloadCheck(
-            node=self.node, neighbors=self.neighbors, colluders=self.colluders,
-            num_nodes=assignment.num_nodes, bounds=self.bounds, oracle=self.oracle_mode,
+            node=self.node,
+            neighbors=self.neighbors,
+            colluders=self.colluders,
+            num_nodes=assignment.num_nodes,
+            bounds=self.bounds,
+            oracle=self.oracle_mode,
         )
         #: per chunk index, what end_round hands the defense besides the chunks (built once)
         self._hooks = [self._chunk_hooks(c) for c in range(len(self.bounds))]
@@ -272,11 +279,7 @@ class NodeCore:
     @property
     def oracle_mode(self) -> bool:
         """This Byzantine peer receives the honest models (byzantine.knowledge = oracle)."""
-        return (
-            self.attack is not None
-            and self.attack.needs_knowledge
-            and self.config.byzantine.knowledge == "oracle"
-        )
+        return self.attack is not None and self.attack.needs_knowledge and self.config.byzantine.knowledge == "oracle"
 
     def check_collusion(self, sender: int, items: list[Any], arrays: list[np.ndarray]) -> Payloads:
         """A colluder's view as ``{sender: {chunk: vector}}``; ProtocolError if anything is
@@ -350,9 +353,7 @@ class NodeCore:
             timing.update(craft_s=self._craft_s, craft_cpu_s=self._craft_cpu_s)
         if self.config.eval_round(round_) and self._evaluates:
             start, cpu = time.perf_counter(), time.process_time()
-            acc, loss = evaluate(
-                self.model, self.test_images, self.test_labels, batch_size=self.config.eval.batch_size
-            )
+            acc, loss = evaluate(self.model, self.test_images, self.test_labels, batch_size=self.config.eval.batch_size)
             metrics.update(test_accuracy=acc, test_loss=loss)
             if self._triggered is not None:
                 asr, _ = evaluate(self.model, *self._triggered, batch_size=self.config.eval.batch_size)

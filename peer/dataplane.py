@@ -60,7 +60,9 @@ class DataPlane:
         self.zap = auth.ZapHandler(ctx, None, owner=m.UNASSIGNED_ID) if curve is not None else None
         self._zap_counted = 0  # refusals of self.zap already counted as drops
         self.sock = sockets.bind_router(
-            ctx, f"tcp://{bind_host}:*", max_frame=sockets.frame_limit(max_message_bytes),
+            ctx,
+            f"tcp://{bind_host}:*",
+            max_frame=sockets.frame_limit(max_message_bytes),
             curve_secret=curve.secret if curve is not None else None,
         )
         port = self.sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1]
@@ -93,8 +95,13 @@ class DataPlane:
                 s.connect(addresses[j])
             except (zmq.ZMQError, KeyError) as exc:
                 s.close(linger=0)
-                log.error("peer %d: cannot connect to neighbor %d at %r (%s); treating it as failed",
-                          node, j, addresses.get(j), exc)
+                log.error(
+                    "peer %d: cannot connect to neighbor %d at %r (%s); treating it as failed",
+                    node,
+                    j,
+                    addresses.get(j),
+                    exc,
+                )
                 self.failed.add(j)
                 continue
             self.out[j] = s
@@ -122,7 +129,9 @@ class DataPlane:
             if self.curve is not None:
                 key_owner = auth.user_id(body[0])
                 if key_owner != str(msg.src):
-                    raise ProtocolError("key_mismatch", f"connection with the key of node {key_owner} claims src {msg.src}")
+                    raise ProtocolError(
+                        "key_mismatch", f"connection with the key of node {key_owner} claims src {msg.src}"
+                    )
             elif identity != str(msg.src).encode():
                 raise ProtocolError("sender_mismatch", f"connection {identity!r} claims src {msg.src}")
             inbox.accept(msg)
@@ -143,6 +152,8 @@ class DataPlane:
             refused, self._zap_counted = self.zap.refused - self._zap_counted, self.zap.refused
             self.traffic.drop("unknown_key", "", refused, logged=False)
         for _ in range(self._watch.new_drops()):
-            self.traffic.drop("connection_dropped", "an inbound data connection closed: a frame over "
-                              f"{sockets.frame_limit(self.max_bytes)} bytes, a malformed stream or a dead sender")
-
+            self.traffic.drop(
+                "connection_dropped",
+                "an inbound data connection closed: a frame over "
+                f"{sockets.frame_limit(self.max_bytes)} bytes, a malformed stream or a dead sender",
+            )

@@ -26,7 +26,7 @@ logreg     7,850        30,730
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -68,8 +68,7 @@ class LeNet5(nn.Module):
         f = ((image_size + 2 * pad - 4) // 2 - 4) // 2
         if f < 1:
             raise ModelError(
-                f"image_size={image_size} is too small for lenet; use image_size >= 12 "
-                "or a flat model (mlp, logreg)"
+                f"image_size={image_size} is too small for lenet; use image_size >= 12 or a flat model (mlp, logreg)"
             )
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 6, kernel_size=5, padding=pad),
@@ -99,8 +98,7 @@ def _two_pool_size(name: str, image_size: int) -> int:
     f = image_size // 2 // 2
     if f < 1:
         raise ModelError(
-            f"image_size={image_size} is too small for {name}; use image_size >= 4 "
-            "or a flat model (mlp, logreg)"
+            f"image_size={image_size} is too small for {name}; use image_size >= 4 or a flat model (mlp, logreg)"
         )
     return f
 
@@ -111,8 +109,14 @@ class _TwoConvCNN(nn.Module):
     the shape shared by :class:`CNNMasuda` and :class:`CNNGuo`."""
 
     def __init__(
-        self, name: str, channels: tuple[int, int], hidden: tuple[int, ...], *,
-        in_channels: int, image_size: int, num_classes: int,
+        self,
+        name: str,
+        channels: tuple[int, int],
+        hidden: tuple[int, ...],
+        *,
+        in_channels: int,
+        image_size: int,
+        num_classes: int,
     ) -> None:
         super().__init__()
         f = _two_pool_size(name, image_size)
@@ -155,8 +159,12 @@ class CNNMasuda(_TwoConvCNN):
 
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int) -> None:
         super().__init__(
-            "cnn_masuda", (32, 64), (512,),
-            in_channels=in_channels, image_size=image_size, num_classes=num_classes,
+            "cnn_masuda",
+            (32, 64),
+            (512,),
+            in_channels=in_channels,
+            image_size=image_size,
+            num_classes=num_classes,
         )
 
 
@@ -178,8 +186,12 @@ class CNNGuo(_TwoConvCNN):
 
     def __init__(self, *, in_channels: int, image_size: int, num_classes: int) -> None:
         super().__init__(
-            "cnn_guo", (64, 64), (384, 192),
-            in_channels=in_channels, image_size=image_size, num_classes=num_classes,
+            "cnn_guo",
+            (64, 64),
+            (384, 192),
+            in_channels=in_channels,
+            image_size=image_size,
+            num_classes=num_classes,
         )
 
 
@@ -277,9 +289,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
 }
 
 
-def build_model(
-    name: str, *, in_channels: int = 1, image_size: int = 28, num_classes: int = 10
-) -> nn.Module:
+def build_model(name: str, *, in_channels: int = 1, image_size: int = 28, num_classes: int = 10) -> nn.Module:
     """Build model ``name`` from :data:`MODELS` for square ``in_channels`` x s x s images.
 
     Weights come from the layers' initialisation (PyTorch's default; torchvision's for

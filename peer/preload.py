@@ -13,9 +13,10 @@ peer then loads the data itself and reports the error.
 
 With that variable, torchvision is imported only when the run needs it (CIFAR-10 is read
 through it, ResNet-18 is its model): its package import is slow, most of it
-``torch._dynamo`` pulled in by ``torchvision.ops`` (BENCHMARKS.md, *Start-up and memory*), and MNIST and Fashion-MNIST are read
-without it. Without it (``byzemu peer``, whose runs are known only at the assignment, or
-``launch_local`` called from Python) torchvision is imported here, once for all peers.
+``torch._dynamo`` pulled in by ``torchvision.ops`` (BENCHMARKS.md, *Start-up and memory*),
+and MNIST and Fashion-MNIST are read without it. Without it (``byzemu peer``, whose runs
+are known only at the assignment, or ``launch_local`` called from Python) torchvision is
+imported here, once for all peers.
 """
 
 import gc

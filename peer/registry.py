@@ -60,9 +60,7 @@ class Registry(Generic[T]):
         unknown = sorted(set(params) - accepted)
         if unknown:
             valid = ", ".join(sorted(accepted)) or "none"
-            raise RegistryError(
-                f"{self.field}={name!r}: unknown parameter {unknown[0]!r}; valid parameters: {valid}"
-            )
+            raise RegistryError(f"{self.field}={name!r}: unknown parameter {unknown[0]!r}; valid parameters: {valid}")
         try:
             return cls(**params)
         except (TypeError, ValueError) as exc:

@@ -25,6 +25,7 @@ import os
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import zmq
 
@@ -78,8 +79,12 @@ class PeerRuntime:
             public, secret = (k.decode() for k in zmq.curve_keypair())
             curve = assignment_mod.CurveKeys(public, secret)
         self.data = DataPlane(
-            self.ctx, bind_host=options.bind_host, advertise_host=options.data_host,
-            max_message_bytes=options.max_message_bytes, curve=curve, traffic=self.traffic,
+            self.ctx,
+            bind_host=options.bind_host,
+            advertise_host=options.data_host,
+            max_message_bytes=options.max_message_bytes,
+            curve=curve,
+            traffic=self.traffic,
         )
         self.poller = zmq.Poller()
         self.poller.register(self.control.sock, zmq.POLLIN)
@@ -88,7 +93,7 @@ class PeerRuntime:
         self.core: NodeCore | None = None
         self.inbox: Inbox | None = None
         self.addresses: dict[int, str] = {}
-        self.resume: dict[str, object] | None = None  # assign -> resume: {round, digest}
+        self.resume: dict[str, Any] | None = None  # assign -> resume: {round, digest}
 
     # ------------------------------------------------------------------ joining
 
@@ -98,7 +103,9 @@ class PeerRuntime:
         reg = await_assignment(
             self.control,
             m.register(
-                data_addr=data.address, host=socket.gethostname(), pid=os.getpid(),
+                data_addr=data.address,
+                host=socket.gethostname(),
+                pid=os.getpid(),
                 curve_key=data.curve.public if data.curve is not None else None,
                 max_message_bytes=data.socket_max_bytes,
             ),
@@ -133,8 +140,12 @@ class PeerRuntime:
         if self.resume is not None:
             started = self._load_checkpoint(int(self.resume["round"]), str(self.resume["digest"]))
         elif cfg.runtime.checkpoint_every and self.options.checkpoint_dir is None:
-            log.warning("peer %d: runtime.checkpoint_every=%d but no checkpoint folder (byzemu peer "
-                        "--checkpoint-dir): this peer writes no checkpoints", self.node, cfg.runtime.checkpoint_every)
+            log.warning(
+                "peer %d: runtime.checkpoint_every=%d but no checkpoint folder (byzemu peer "
+                "--checkpoint-dir): this peer writes no checkpoints",
+                self.node,
+                cfg.runtime.checkpoint_every,
+            )
         self.inbox = Inbox(self.core, started=started)
         self.data.connect(self.node, self.addresses, assignment.linked())  # before ready: round 1 may start at once
         # everything built so far (torch's modules, the data, the model) lives for the whole
@@ -219,8 +230,13 @@ class PeerRuntime:
             self.control.check()
             left = deadline - time.monotonic()
             if left <= 0:
-                log.warning("peer %d round %d: no %s message from %s by the deadline (runtime.chunk_timeout)",
-                            self.node, round_, step.kind, sorted(waiting))
+                log.warning(
+                    "peer %d round %d: no %s message from %s by the deadline (runtime.chunk_timeout)",
+                    self.node,
+                    round_,
+                    step.kind,
+                    sorted(waiting),
+                )
                 return
             self._poll_once(min(_POLL_MS * 10, int(left * 1000) + 1))
 
@@ -259,10 +275,16 @@ class PeerRuntime:
         saved = self._save_checkpoint(round_)
         if saved:
             result.timing["checkpoint_s"] = time.perf_counter() - t_ckpt
-        self.control.send(m.round_done(
-            src=self.node, round_=round_, metrics=result.metrics, traffic=self.traffic.take(),
-            timing=result.timing, checkpoint=round_ if saved else None,
-        ))
+        self.control.send(
+            m.round_done(
+                src=self.node,
+                round_=round_,
+                metrics=result.metrics,
+                traffic=self.traffic.take(),
+                timing=result.timing,
+                checkpoint=round_ if saved else None,
+            )
+        )
 
     def serve(self) -> None:
         """Wait for round starts until ``stop``; exits if the coordinator goes silent."""

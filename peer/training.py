@@ -161,9 +161,7 @@ class LocalTrainer:
 FORWARD_BATCH = 128
 
 
-def evaluate(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int
-) -> tuple[float, float]:
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int) -> tuple[float, float]:
     """(accuracy, mean cross-entropy loss) of ``model`` on the given set.
 
     The loss is summed per ``batch_size`` items (``eval.batch_size``), as it always was;
@@ -180,9 +178,7 @@ def evaluate(
         for start in range(0, len(labels), batch_size):
             stop = min(start + batch_size, len(labels))
             y = labels[start:stop]
-            pieces = [
-                model(images[lo : min(lo + FORWARD_BATCH, stop)]) for lo in range(start, stop, FORWARD_BATCH)
-            ]
+            pieces = [model(images[lo : min(lo + FORWARD_BATCH, stop)]) for lo in range(start, stop, FORWARD_BATCH)]
             out = pieces[0] if len(pieces) == 1 else torch.cat(pieces)
             loss_sum += float(F.cross_entropy(out, y, reduction="sum").item())
             correct += int((out.argmax(1) == y).sum().item())

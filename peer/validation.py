@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import overload
 
 
 def _number(name: str, value: object) -> float:
@@ -42,9 +43,7 @@ def check_finite(name: str, value: float) -> float:
     return v
 
 
-def check_range(
-    name: str, value: float, lo: float, hi: float, *, lo_open: bool, hi_open: bool
-) -> float:
+def check_range(name: str, value: float, lo: float, hi: float, *, lo_open: bool, hi_open: bool) -> float:
     """``value`` as a float if it lies in the interval (brackets as given), else ValueError."""
     v = _number(name, value)
     ok = math.isfinite(v) and (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
@@ -63,6 +62,12 @@ def check_int(name: str, value: object, *, minimum: int = 0) -> int:
     return int(value)
 
 
+@overload
+def check_count(name: str, value: None, *, minimum: int = 0) -> None: ...
+@overload
+def check_count(name: str, value: int, *, minimum: int = 0) -> int: ...
+@overload
+def check_count(name: str, value: object, *, minimum: int = 0) -> int | None: ...
 def check_count(name: str, value: object, *, minimum: int = 0) -> int | None:
     """:func:`check_int`, or None when ``value`` is None (an optional count that a rule
     derives when it is not given, e.g. Krum's f from the node's degree)."""

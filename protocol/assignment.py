@@ -175,11 +175,14 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
     if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise ProtocolError("bad_assignment", "chunk_sizes must be positive integers")
     if len(msg.arrays) not in (1, 2):
-        raise ProtocolError("bad_assignment", f"{len(msg.arrays)} array frames: the shard, then optionally the initial model")
+        raise ProtocolError(
+            "bad_assignment", f"{len(msg.arrays)} array frames: the shard, then optionally the initial model"
+        )
     shard = msg.arrays[0]
     if shard.ndim != 1 or shard.dtype != np.dtype("<i8"):
         raise ProtocolError("bad_assignment", "shard must be a 1-D int64 array")
-    colluders, oracle_targets = [], []
+    colluders: list[int] = []
+    oracle_targets: list[int] = []
     for entry in msg.fields.get("links", []):
         if not (
             isinstance(entry, dict)

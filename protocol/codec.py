@@ -18,7 +18,8 @@ reason of the drop.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, TypeGuard
 
 import msgpack
 import numpy as np
@@ -56,7 +57,7 @@ def encode(msg: m.Message) -> list[Any]:
         **msg.fields,
     }
     packed = msgpack.packb(header, use_bin_type=True)
-    return [packed, *(memoryview(a).cast("B") for a in arrays)]
+    return [packed, *(a.data.cast("B") for a in arrays)]
 
 
 def _buffer(frame: Any) -> memoryview:
@@ -120,9 +121,7 @@ def decode(
         raise ProtocolError("bad_frames", "frames must be a list")
     expected = m.FRAME_COUNT[kind]
     if len(specs) != len(buffers) - 1 or (expected is not None and len(specs) != expected):
-        raise ProtocolError(
-            "bad_frames", f"{len(buffers) - 1} array frames, header lists {len(specs)}"
-        )
+        raise ProtocolError("bad_frames", f"{len(buffers) - 1} array frames, header lists {len(specs)}")
     arrays = [_array(spec, buf) for spec, buf in zip(specs, buffers[1:])]
     return m.Message(kind, src, round_, fields, arrays)
 
@@ -181,19 +180,28 @@ class ChunkCheck:
         v, src, round_ = header["v"], header["src"], header["round"]
         chunks, specs = header["chunks"], header["frames"]
         if (
-            header["kind"] != m.CHUNK or type(v) is not int or v != m.VERSION
-            or type(src) is not int or src not in self._senders
-            or type(round_) is not int or round_ < 0
-            or type(chunks) is not list or type(specs) is not list
-            or len(chunks) != n or len(specs) != n
+            header["kind"] != m.CHUNK
+            or type(v) is not int
+            or v != m.VERSION
+            or type(src) is not int
+            or src not in self._senders
+            or type(round_) is not int
+            or round_ < 0
+            or type(chunks) is not list
+            or type(specs) is not list
+            or len(chunks) != n
+            or len(specs) != n
         ):
             return None
         expected, nbytes, count = self._specs, self._nbytes, self._count
         arrays = []
         for c, spec, buf in zip(chunks, specs, buffers[1:]):
             if (
-                type(c) is not int or not 0 <= c < count or spec != expected[c]
-                or type(spec["shape"][0]) is not int or buf.nbytes != nbytes[c]
+                type(c) is not int
+                or not 0 <= c < count
+                or spec != expected[c]
+                or type(spec["shape"][0]) is not int
+                or buf.nbytes != nbytes[c]
             ):
                 return None
             arrays.append(np.frombuffer(buf, dtype=_F4))
@@ -205,7 +213,7 @@ class ChunkCheck:
 _F4 = np.dtype("<f4")
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: Any) -> TypeGuard[int]:
     """An int that is not a bool (msgpack decodes both; protocol fields want the int)."""
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -222,9 +230,7 @@ def _array(spec: Any, buf: memoryview) -> np.ndarray:
         raise ProtocolError("bad_frames", "shape must be a list of non-negative integers")
     count = math.prod(shape)  # exact (Python ints): a hostile shape cannot overflow
     if count * dtype.itemsize != buf.nbytes:
-        raise ProtocolError(
-            "bad_frames", f"frame has {buf.nbytes} bytes, spec needs {count * dtype.itemsize}"
-        )
+        raise ProtocolError("bad_frames", f"frame has {buf.nbytes} bytes, spec needs {count * dtype.itemsize}")
     try:
         return np.frombuffer(buf, dtype=dtype).reshape(shape)
     except ValueError:  # e.g. a dimension beyond numpy's limits next to a zero, > 64 dims

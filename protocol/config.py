@@ -148,7 +148,8 @@ class ByzantineConfig:
     fraction: float = 0.0  #: fraction of peers that are Byzantine, rounded half up
     #: where the Byzantine peers sit: random (seeded); explicit (the ids in nodes);
     #: dominating (a majority of target's neighbors, adding edges when its degree is too
-    #: small; too few Byzantine peers for a majority is an error naming the count needed); added (the graph is built over the benign peers, then each Byzantine peer is
+    #: small; too few Byzantine peers for a majority is an error naming the count needed);
+    #: added (the graph is built over the benign peers, then each Byzantine peer is
     #: linked to each benign peer with probability topology.p, at least once; Guo et al.
     #: 2022, Sec. VI-A); coordinator/roles.py
     placement: str = "random"
@@ -259,7 +260,7 @@ def config_fingerprint(cfg: RunConfig) -> str:
 def _coerce(path: str, tp: Any, value: Any) -> Any:
     """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
     origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{path}: expected a table, got {value!r}")
         return _build(tp, value, path)
@@ -297,9 +298,7 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     for key in data:
         if key not in names:
             where = f"{prefix}.{key}" if prefix else key
-            raise ConfigError(
-                f"{where}: unknown field; valid fields here are {', '.join(sorted(names))}"
-            )
+            raise ConfigError(f"{where}: unknown field; valid fields here are {', '.join(sorted(names))}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
@@ -339,9 +338,7 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return cfg
 
 
-def load(
-    path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_paths: bool = True
-) -> RunConfig:
+def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_paths: bool = True) -> RunConfig:
     """Load a TOML config file, apply ``--set`` overrides and check it.
 
     Relative ``data.root`` and ``topology.edge_list`` in the file are taken relative to the
@@ -449,9 +446,7 @@ def check(cfg: RunConfig) -> None:
     )
     _require(r.max_message_bytes >= 1024, "runtime.max_message_bytes: must be >= 1024")
     _require(r.checkpoint_every >= 0, f"runtime.checkpoint_every={r.checkpoint_every}: must be >= 0 (0 = off)")
-    _require(
-        r.coordinator_timeout > 0, f"runtime.coordinator_timeout={r.coordinator_timeout}: must be > 0 seconds"
-    )
+    _require(r.coordinator_timeout > 0, f"runtime.coordinator_timeout={r.coordinator_timeout}: must be > 0 seconds")
     _require(
         r.curve in CURVE_MODES,
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
@@ -496,4 +491,3 @@ def to_toml(data: dict[str, Any]) -> str:
         for key, value in table.items():
             lines.append(f"{key} = {scalar(value)}")
     return "\n".join(lines) + "\n"
-

@@ -17,7 +17,7 @@ COORDINATOR_ID = -1  #: ``src`` of messages sent by the coordinator
 UNASSIGNED_ID = -1  #: ``src`` of a peer's ``register`` (it has no id yet)
 
 #: dtypes allowed in array frames, as numpy little-endian type strings
-DTYPES = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
+DTYPES: dict[str, np.dtype[Any]] = {"<f4": np.dtype("<f4"), "<f8": np.dtype("<f8"), "<i8": np.dtype("<i8")}
 
 # Kinds by plane and direction.
 REGISTER = "register"
@@ -118,7 +118,9 @@ def register(
     the largest data message its data socket, bound before registering, accepts;
     ``want_init``: send the initial model's vector with the assignment."""
     fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid}
-    fields.update(_optional(curve_key=curve_key, max_message_bytes=max_message_bytes, want_init=1 if want_init else None))
+    fields.update(
+        _optional(curve_key=curve_key, max_message_bytes=max_message_bytes, want_init=1 if want_init else None)
+    )
     return Message(REGISTER, UNASSIGNED_ID, 0, fields)
 
 

@@ -50,11 +50,12 @@ def bind_router(
 ) -> zmq.Socket:
     """A ROUTER bound on ``endpoint`` with ``ZMQ_MAXMSGSIZE = max_frame`` (and as a CURVE
     server with ``curve_secret``; with ``handover`` a connection that comes back with a
-    routing id already known takes it over: the coordinator's control socket). libzmq fixes a listener's options when it binds, so the
-    options are set first, and a peer binds its data socket this way once, before it
-    registers, and never replaces it (a replaced listener loses what was sent to the old
-    one). ``endpoint`` may end in ``:*`` (a free port). ``EADDRINUSE`` is retried for
-    ``timeout`` seconds (a fixed port whose previous owner is still closing)."""
+    routing id already known takes it over: the coordinator's control socket). libzmq fixes
+    a listener's options when it binds, so the options are set first, and a peer binds its
+    data socket this way once, before it registers, and never replaces it (a replaced
+    listener loses what was sent to the old one). ``endpoint`` may end in ``:*`` (a free
+    port). ``EADDRINUSE`` is retried for ``timeout`` seconds (a fixed port whose previous
+    owner is still closing)."""
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.LINGER, linger)
     sock.setsockopt(zmq.MAXMSGSIZE, max_frame)

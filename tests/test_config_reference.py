@@ -44,7 +44,7 @@ def test_every_schema_field_has_one_row_with_a_description() -> None:
 
 
 def test_a_row_renders_name_type_default_and_choices() -> None:
-    row = "| `runtime.curve` | string | `\"auto\"` | `auto`, `on`, `off` |"
+    row = '| `runtime.curve` | string | `"auto"` | `auto`, `on`, `off` |'
     assert row in PAGE.read_text()
     assert "| `byzantine.nodes` | list of integer | `[]` |  | explicit Byzantine ids |" in PAGE.read_text()
 

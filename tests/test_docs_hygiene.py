@@ -127,9 +127,15 @@ def test_each_rule_catches_its_example(text: str, rule: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["accuracy 0.004", "1,004 images", "Eq. 13 of Guo et al. 2022", "python -m pytest -q",
-     "C = 8 chunks, 1000 images", "runs/quickstart-20261130-101500",
-     "/usr/share/datasets/fashion-mnist"],
+    [
+        "accuracy 0.004",
+        "1,004 images",
+        "Eq. 13 of Guo et al. 2022",
+        "python -m pytest -q",
+        "C = 8 chunks, 1000 images",
+        "runs/quickstart-20261130-101500",
+        "/usr/share/datasets/fashion-mnist",
+    ],
 )
 def test_ordinary_prose_passes(text: str) -> None:
     assert [name for name, pattern in RULES if pattern.search(text)] == []
@@ -138,7 +144,9 @@ def test_ordinary_prose_passes(text: str) -> None:
 def test_readme_is_a_short_front_page_whose_links_resolve() -> None:
     text = (ROOT / "README.md").read_text()
     assert len(text.splitlines()) <= 200
-    linked = set(re.findall(r"\]\(([^)#]+)\)", text)) | set(re.findall(r"`((?:docs|tests|configs)/[\w./-]+\.(?:md|toml|py))`", text))
+    linked = set(re.findall(r"\]\(([^)#]+)\)", text)) | set(
+        re.findall(r"`((?:docs|tests|configs)/[\w./-]+\.(?:md|toml|py))`", text)
+    )
     assert "docs/CONFIGURATION.md" in linked and "docs/REFERENCES.md" in linked
     assert sorted(p for p in linked if not (ROOT / p).exists()) == []
     for name in ("LICENSE", "CITATION.cff", "CHANGELOG.md", "docs/REFERENCES.md"):

@@ -211,7 +211,7 @@ def test_import_graph_sees_type_checking_and_function_level_imports() -> None:
     pkg = ROOT / "launch" / "probe"
     sources = {
         pkg / "plots.py": "from typing import TYPE_CHECKING\n"
-                          "if TYPE_CHECKING:\n    from launch.probe.report import Cell\n",
+        "if TYPE_CHECKING:\n    from launch.probe.report import Cell\n",
         pkg / "report.py": "def write():\n    from launch.probe import plots\n    return plots\n",
     }
 
@@ -288,8 +288,14 @@ def private_imports(source: str, path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.Import):
             modules.update(a.asname or a.name.split(".")[0] for a in node.names if a.name.split(".")[0] in LAYERS)
     for node in ast.walk(tree):
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules
-                and node.attr.startswith("_") and not node.attr.startswith("__") and node.value.id[:1].islower()):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and node.value.id[:1].islower()
+        ):
             found.append((node.lineno, f"{node.value.id}.{node.attr}"))
     return sorted(found)
 

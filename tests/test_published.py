@@ -78,7 +78,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "sweeps").mkdir()
     (root / "sweeps" / "base.toml").write_text(
         small_config(
-            "tiny", seed=3, nodes=5, rounds=2,
+            "tiny",
+            seed=3,
+            nodes=5,
+            rounds=2,
             byzantine={"count": 1, "attack": "label_flip", "placement": "random"},
             data={"synthetic_size": 120},
         )
@@ -110,13 +113,18 @@ def test_collect_writes_one_row_per_run_with_axes_and_provenance(tiny: Path) -> 
 
     # Assert: 2 cells x 2 repeats, seeds 3 and 4, the final accuracy exactly as recorded
     assert [(r["defense.name"], r["rep"], r["seed"]) for r in rows] == [
-        ("cdl", "0", "3"), ("cdl", "1", "4"), ("median", "0", "3"), ("median", "1", "4")
+        ("cdl", "0", "3"),
+        ("cdl", "1", "4"),
+        ("median", "0", "3"),
+        ("median", "1", "4"),
     ]
     cdl = _summaries(tiny, "cdl")
     assert float(rows[0]["acc_mean"]) == cdl[0]["final_accuracy"]["mean"]
     assert float(rows[1]["acc_worst"]) == cdl[1]["final_accuracy"]["worst"]
     assert len(rows[0]["digest"]) == 16 and rows[0]["digest"] != rows[1]["digest"]
-    assert prov["runs"] == 4 and prov["sweep"] == "sweeps/tiny.toml" and prov["axes"] == []  # both axes are among CONFIG_FIELDS
+    assert (
+        prov["runs"] == 4 and prov["sweep"] == "sweeps/tiny.toml" and prov["axes"] == []
+    )  # both axes are among CONFIG_FIELDS
     assert list(prov["platforms"].values()) == [4]
     with open(tiny / "results" / "tiny" / "curves.csv", newline="") as fh:
         curves = list(csv.DictReader(fh))
@@ -185,8 +193,14 @@ def test_render_replaces_a_block_and_finds_a_stale_one(tiny: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('results = "r"\nsweep = "s"\nlayout = "pie"\nrows = "a"\n', "layout must be 'grid', 'list', 'curves' or 'index'"),
-        ('results = "r"\nsweep = "s"\nlayout = "list"\nrows = "a"\n[[metrics]]\nname = "accuracy"\n', "metric name must be one of"),
+        (
+            'results = "r"\nsweep = "s"\nlayout = "pie"\nrows = "a"\n',
+            "layout must be 'grid', 'list', 'curves' or 'index'",
+        ),
+        (
+            'results = "r"\nsweep = "s"\nlayout = "list"\nrows = "a"\n[[metrics]]\nname = "accuracy"\n',
+            "metric name must be one of",
+        ),
         ('results = "r"\nlayout = "list"\nrows = "a"\n', "missing 'sweep'"),
         ('results = "r"\nsweep = "s"\nlayout = "grid"\nrows = "a"\ncolour = 1\n', "unknown key(s) ['colour']"),
     ],

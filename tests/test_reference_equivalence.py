@@ -1,5 +1,6 @@
-"""The emulator's correctness test (docs/ARCHITECTURE.md, *Two drivers, one node*): the multi-process run over real ZeroMQ
-sockets and the in-process reference give bit-identical models and metrics."""
+"""The emulator's correctness test (docs/ARCHITECTURE.md, *Two drivers, one node*): the
+multi-process run over real ZeroMQ sockets and the in-process reference give bit-identical
+models and metrics."""
 
 from __future__ import annotations
 

@@ -23,8 +23,13 @@ def test_flatten_config_makes_dotted_keys_all_the_way_down_and_keeps_lists() -> 
     flat = flatten_config(config)
 
     # Assert
-    assert flat == {"seed": 1, "train.lr": 0.1, "defense.name": "cdl", "defense.params.tau": 2.0,
-                    "defense.params.k": [1, 2]}
+    assert flat == {
+        "seed": 1,
+        "train.lr": 0.1,
+        "defense.name": "cdl",
+        "defense.params.tau": 2.0,
+        "defense.params.k": [1, 2],
+    }
 
 
 def test_flatten_config_keeps_a_whole_table_when_asked() -> None:
@@ -91,16 +96,26 @@ def test_started_runs_need_config_json_and_prepared_runs_config_toml(tmp_path: P
 
 def _finished_run(root: Path, name: str, tau: float) -> None:
     """A finished run folder written by hand: norm_clip with ``defense.params.tau``."""
-    cfg = config_mod.from_dict(tomllib.loads(
-        small_config("flat", seed=1, defense={"name": "norm_clip", "params": {"tau": tau}})
-    ))
+    cfg = config_mod.from_dict(
+        tomllib.loads(small_config("flat", seed=1, defense={"name": "norm_clip", "params": {"tau": tau}}))
+    )
     run = RunDir(root / name)
     run.path.mkdir(parents=True)
     write_json(run.config_json, {"mode": "reference", "config": cfg.to_dict()})
     run.rounds.write_text("")
     acc = {"mean": 0.5, "std": 0.0, "worst": 0.5, "n": 3}
-    write_json(run.summary, {"rounds_completed": 2, "rounds": 2, "final_accuracy": acc, "wall_s": 1.0,
-                             "final_round": 2, "convergence_round": 1, "failed_peers": []})
+    write_json(
+        run.summary,
+        {
+            "rounds_completed": 2,
+            "rounds": 2,
+            "final_accuracy": acc,
+            "wall_s": 1.0,
+            "final_round": 2,
+            "convergence_round": 1,
+            "failed_peers": [],
+        },
+    )
 
 
 def test_report_csv_and_the_runs_table_name_a_params_field_alike(tmp_path: Path) -> None:

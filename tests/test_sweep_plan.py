@@ -43,13 +43,18 @@ def test_plan_probes_each_configuration_once_and_applies_the_formula(sweep_file:
     # Assert: two configurations (repeats share a probe), four runs
     assert probed == ["cdl", "median"]
     assert [(p.run.cell, p.run.rep) for p in planned] == [
-        ("defense.name=cdl", 0), ("defense.name=cdl", 1), ("defense.name=median", 0), ("defense.name=median", 1)
+        ("defense.name=cdl", 0),
+        ("defense.name=cdl", 1),
+        ("defense.name=median", 0),
+        ("defense.name=median", 1),
     ]
     first = planned[0]
     assert first.cpu_s > 0 and planned[1].cpu_s == first.cpu_s
     # 6 rounds, evaluations in rounds 3 and 6; 4 peers on 2 cores
     p = estimate.probe(sweep.runs[0].cfg)
-    assert p.cpu_s(sweep.runs[0].cfg) == pytest.approx(6 * p.train_round_s + 2 * max(0.0, p.eval_round_s - p.train_round_s))
+    assert p.cpu_s(sweep.runs[0].cfg) == pytest.approx(
+        6 * p.train_round_s + 2 * max(0.0, p.eval_round_s - p.train_round_s)
+    )
     lines = estimate.plan_lines(planned, jobs=1, cores=2)
     assert lines[1].startswith("defense.name=cdl | 2 | 4 | 6 | synthetic + logreg | ")
     assert lines[-1].startswith("total: 4 runs, 1 at once on 2 cores: about ")
@@ -59,7 +64,10 @@ def test_cli_plan_prints_the_runs_and_runs_nothing(sweep_file: Path, tmp_path: P
     out = tmp_path / "out"
 
     result = subprocess.run(
-        [BYZEMU, "sweep", str(sweep_file), "--plan", "--jobs", "1", "--out", str(out)], capture_output=True, text=True, timeout=300
+        [BYZEMU, "sweep", str(sweep_file), "--plan", "--jobs", "1", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
     assert result.returncode == 0, result.stderr

@@ -16,7 +16,6 @@ Series beyond 10 get a new line style as well as a colour; round ticks are integ
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from pathlib import Path
 from typing import Any
@@ -118,20 +117,29 @@ def curves_figure(cells: list[CellResult], axes: list[str], metric: str, stat: s
         panels.setdefault(label({k: s[0].values.get(k) for k in panel_axes}), []).append(s)
     line_keys = list(dict.fromkeys(label({k: s[0].values.get(k) for k in line_axes}, bare=True) for s in series))
     rows, cols = _grid(len(panels))
-    fig, grid = plt.subplots(rows, cols, figsize=(3.6 * cols + 2.6, 2.8 * rows + 0.6), squeeze=False,
-                             sharex=True, sharey=True)
-    for ax, (title, members) in itertools.zip_longest(grid.flat, panels.items(), fillvalue=(None, None)):
-        if title is None:
+    fig, grid = plt.subplots(
+        rows, cols, figsize=(3.6 * cols + 2.6, 2.8 * rows + 0.6), squeeze=False, sharex=True, sharey=True
+    )
+    filled = list(panels.items())
+    for i, ax in enumerate(grid.flat):  # rows * cols >= len(panels): the last axes may be spare
+        if i >= len(filled):
             ax.set_visible(False)
             continue
+        title, members = filled[i]
         for cell, xs, ys, sd in members:
             key = label({k: cell.values.get(k) for k in line_axes}, bare=True)
             st = style(line_keys.index(key))
             ax.plot(xs, ys, label=key, **st)
             if len(cell.runs) > 1:
                 # accuracy and ASR are rates: the band stays within [0, 1]
-                ax.fill_between(xs, [max(0.0, y - d) for y, d in zip(ys, sd)], [min(1.0, y + d) for y, d in zip(ys, sd)],
-                                color=st["color"], alpha=0.15, linewidth=0)
+                ax.fill_between(
+                    xs,
+                    [max(0.0, y - d) for y, d in zip(ys, sd)],
+                    [min(1.0, y + d) for y, d in zip(ys, sd)],
+                    color=st["color"],
+                    alpha=0.15,
+                    linewidth=0,
+                )
         if panel_axes:
             ax.set_title(title, fontsize=9)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -149,8 +157,16 @@ def curves_figure(cells: list[CellResult], axes: list[str], metric: str, stat: s
     repeats = max(len(s[0].runs) for s in series)
     title = f"{ylabel}, mean ± std over {repeats} repeats" if repeats > 1 else ylabel
     fig.suptitle(title, fontsize=10)
-    fig.legend(seen.values(), seen.keys(), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
-               title=", ".join(short(k) for k in line_axes) or None, title_fontsize=8, frameon=False)
+    fig.legend(
+        seen.values(),
+        seen.keys(),
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        fontsize=8,
+        title=", ".join(short(k) for k in line_axes) or None,
+        title_fontsize=8,
+        frameon=False,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=150, bbox_inches="tight")
     plt.close(fig)
@@ -174,7 +190,9 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
     rest = [a for a in axes if a not in (row_axis, col_axis)]
     panels: dict[str, dict[tuple[Any, Any], float | None]] = {}
     for c in cells:
-        panels.setdefault(label({k: c.values.get(k) for k in rest}), {})[(c.values[row_axis], c.values[col_axis])] = _final(c, key)
+        panels.setdefault(label({k: c.values.get(k) for k in rest}), {})[(c.values[row_axis], c.values[col_axis])] = (
+            _final(c, key)
+        )
     # rows and columns with no value anywhere (e.g. ASR of attack "none") are left out
     all_rows = list(dict.fromkeys(c.values[row_axis] for c in cells))
     all_cols = list(dict.fromkeys(c.values[col_axis] for c in cells))
@@ -185,8 +203,9 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
     row_vals = [r for r in all_rows if any(has(r, c) for c in all_cols)]
     col_vals = [c for c in all_cols if any(has(r, c) for r in row_vals)]
     n = len(panels)
-    fig, grid = plt.subplots(1, n, figsize=(1.25 * len(col_vals) * n + 1.8, 0.55 * len(row_vals) + 2.4),
-                             squeeze=False, layout="constrained")
+    fig, grid = plt.subplots(
+        1, n, figsize=(1.25 * len(col_vals) * n + 1.8, 0.55 * len(row_vals) + 2.4), squeeze=False, layout="constrained"
+    )
     image = None
     for ax, (name, table) in zip(grid.flat, panels.items()):
         data = [[table.get((r, c)) for c in col_vals] for r in row_vals]
@@ -197,8 +216,9 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
                 if v is None:
                     ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="grey")
                 else:
-                    ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                            color="white" if v < 0.6 else "black")
+                    ax.text(
+                        j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v < 0.6 else "black"
+                    )
         ax.set_xticks(range(len(col_vals)), [str(v) for v in col_vals], rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(row_vals)), [str(v) for v in row_vals], fontsize=8)
         ax.set_xlabel(short(col_axis), fontsize=9)
@@ -227,7 +247,7 @@ def topology_figure(cell: CellResult, path: Path) -> bool:
     """The cell's graph (first run with a topology), peers coloured by final accuracy and
     ASR, Byzantine peers as red diamonds; False without a topology."""
     run = next((r for r in cell.runs if r.topology), None)
-    if run is None:
+    if run is None or run.topology is None:
         return False
     plt = _plt()
     import networkx as nx
@@ -247,11 +267,32 @@ def topology_figure(cell: CellResult, path: Path) -> bool:
     for ax, (metric, title) in zip(grid.flat, metrics):
         nx.draw_networkx_edges(g, pos, ax=ax, alpha=0.35)
         values = [final.get(n, {}).get(metric, float("nan")) for n in honest]
-        drawn = nx.draw_networkx_nodes(g, pos, nodelist=honest, node_color=values, cmap="viridis",
-                                       vmin=0.0, vmax=1.0, node_size=260, ax=ax, edgecolors="black", linewidths=0.5)
+        drawn = nx.draw_networkx_nodes(
+            g,
+            pos,
+            nodelist=honest,
+            node_color=values,
+            cmap="viridis",
+            vmin=0.0,
+            vmax=1.0,
+            node_size=260,
+            ax=ax,
+            edgecolors="black",
+            linewidths=0.5,
+        )
         if byz:
-            nx.draw_networkx_nodes(g, pos, nodelist=byz, node_color="tab:red", node_shape="D", node_size=260,
-                                   ax=ax, edgecolors="black", linewidths=0.8, label="Byzantine peer")
+            nx.draw_networkx_nodes(
+                g,
+                pos,
+                nodelist=byz,
+                node_color="tab:red",
+                node_shape="D",
+                node_size=260,
+                ax=ax,
+                edgecolors="black",
+                linewidths=0.8,
+                label="Byzantine peer",
+            )
             ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=8, frameon=False, markerscale=0.5)
         # dark numbers on the bright end of the colour map, white ones elsewhere
         for nodes, colour in (

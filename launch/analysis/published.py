@@ -37,24 +37,49 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol import rundir
-from protocol.rundir import RunDir, read_json
 from protocol import provenance as prov_mod
+from protocol import rundir
 from protocol.errors import UserError
+from protocol.rundir import RunDir, read_json
 
 #: the folder that holds pyproject.toml: table specs and results paths are relative to it
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 RUN_FIELDS = (
-    "cell", "rep", "seed", "rounds", "rounds_completed", "acc_mean", "acc_std", "acc_worst",
-    "asr_mean", "asr_worst", "loss_mean", "best_acc_mean", "best_round", "convergence_round",
-    "failed_peers", "wall_s", "digest", "platform",
+    "cell",
+    "rep",
+    "seed",
+    "rounds",
+    "rounds_completed",
+    "acc_mean",
+    "acc_std",
+    "acc_worst",
+    "asr_mean",
+    "asr_worst",
+    "loss_mean",
+    "best_acc_mean",
+    "best_round",
+    "convergence_round",
+    "failed_peers",
+    "wall_s",
+    "digest",
+    "platform",
 )
 #: config fields every runs.csv row carries (besides the sweep's axes), so that results of
 #: several sweeps collected together can be told apart (e.g. one sweep per Byzantine ratio)
 CONFIG_FIELDS = (
-    "nodes", "data.dataset", "data.split", "model.name", "byzantine.count", "byzantine.fraction",
-    "byzantine.attack", "byzantine.params", "defense.name", "defense.params", "chunks.count", "chunks.per_neighbor",
+    "nodes",
+    "data.dataset",
+    "data.split",
+    "model.name",
+    "byzantine.count",
+    "byzantine.fraction",
+    "byzantine.attack",
+    "byzantine.params",
+    "defense.name",
+    "defense.params",
+    "chunks.count",
+    "chunks.per_neighbor",
 )
 CURVE_FIELDS = ("cell", "rep", "round", "acc_mean", "acc_worst", "asr_mean", "asr_worst", "loss_mean")
 
@@ -81,7 +106,9 @@ def final_digest(records: list[dict[str, Any]]) -> str:
     if not records:
         return ""
     peers = records[-1].get("peers", {})
-    joined = ";".join(f"{n}:{p.get('metrics', {}).get('digest', '')}" for n, p in sorted(peers.items(), key=lambda x: int(x[0])))
+    joined = ";".join(
+        f"{n}:{p.get('metrics', {}).get('digest', '')}" for n, p in sorted(peers.items(), key=lambda x: int(x[0]))
+    )
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
@@ -92,7 +119,9 @@ def _field(config: dict[str, Any], dotted: str) -> Any:
     return value
 
 
-def _run_row(run_dir: Path, cell: str, values: dict[str, Any], rep: int) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+def _run_row(
+    run_dir: Path, cell: str, values: dict[str, Any], rep: int
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
     run = RunDir(run_dir)
     summary = run.read_summary()
     if summary is None or not run.is_finished():
@@ -107,7 +136,10 @@ def _run_row(run_dir: Path, cell: str, values: dict[str, Any], rep: int) -> tupl
     evals = [r for r in records if "test_accuracy" in r.get("honest", {})]
     last_eval = evals[-1]["honest"] if evals else {}
     row: dict[str, Any] = {
-        "cell": cell, "rep": rep, "seed": config.get("seed"), "rounds": summary["rounds"],
+        "cell": cell,
+        "rep": rep,
+        "seed": config.get("seed"),
+        "rounds": summary["rounds"],
         "rounds_completed": summary["rounds_completed"],
         "acc_mean": _stat(summary.get("final_accuracy"), "mean"),
         "acc_std": _stat(summary.get("final_accuracy"), "std"),
@@ -127,7 +159,9 @@ def _run_row(run_dir: Path, cell: str, values: dict[str, Any], rep: int) -> tupl
     }
     curves = [
         {
-            "cell": cell, "rep": rep, "round": r["round"],
+            "cell": cell,
+            "rep": rep,
+            "round": r["round"],
             "acc_mean": _stat(r["honest"].get("test_accuracy"), "mean"),
             "acc_worst": _stat(r["honest"].get("test_accuracy"), "worst"),
             "asr_mean": _stat(r["honest"].get("attack_success_rate"), "mean"),
@@ -144,7 +178,9 @@ def _runs_of(root: Path) -> list[tuple[Path, str, dict[str, Any], int]]:
     sweep = read_json(root / rundir.SWEEP)
     if sweep is None:
         if not RunDir(root).config_json.is_file():
-            raise PublishError(f"{root}: neither a sweep folder ({rundir.SWEEP}) nor a run folder ({rundir.CONFIG_JSON})")
+            raise PublishError(
+                f"{root}: neither a sweep folder ({rundir.SWEEP}) nor a run folder ({rundir.CONFIG_JSON})"
+            )
         return [(root, "base", {}, 0)]
     return [
         (root / run["dir"], cell["name"], dict(cell.get("values") or {}), int(run["rep"]))
@@ -309,8 +345,12 @@ def _metric(data: dict[str, Any], where: str) -> Metric:
     if data.get("reduce", "mean") not in ("mean", "min", "max"):
         raise PublishError(f"{where}: reduce must be mean, min or max")
     return Metric(
-        name=data["name"], label=str(data.get("label", data["name"])), digits=int(data.get("digits", 4)),
-        scale=float(data.get("scale", 1.0)), reduce=str(data.get("reduce", "mean")), std=bool(data.get("std", False)),
+        name=data["name"],
+        label=str(data.get("label", data["name"])),
+        digits=int(data.get("digits", 4)),
+        scale=float(data.get("scale", 1.0)),
+        reduce=str(data.get("reduce", "mean")),
+        std=bool(data.get("std", False)),
     )
 
 
@@ -327,8 +367,21 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
     if data.get("layout") == "index":
         return _load_index(path, data, root)
     allowed = {
-        "results", "sweep", "launch", "commands", "layout", "rows", "columns", "metric", "metrics", "labels",
-        "published", "note", "filter", "spread", "figure",
+        "results",
+        "sweep",
+        "launch",
+        "commands",
+        "layout",
+        "rows",
+        "columns",
+        "metric",
+        "metrics",
+        "labels",
+        "published",
+        "note",
+        "filter",
+        "spread",
+        "figure",
     }
     unknown = set(data) - allowed
     if unknown:
@@ -349,11 +402,11 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
                 f"{path}: a curves figure needs [figure] metric (a curves.csv column), lines (an axis), out "
                 f"(the PNG, relative to the project), and may give panels (axes), label, title"
             )
-        metrics = ()
+        metrics: tuple[Metric, ...] = ()
     elif layout == "grid":
         if not isinstance(data.get("columns"), str) or "metric" not in data or not rows:
             raise PublishError(f"{path}: a grid has 'rows' (one axis or a list), one 'columns' axis and one [metric]")
-        metrics: tuple[Metric, ...] = (_metric(data["metric"], f"{path} [metric]"),)
+        metrics = (_metric(data["metric"], f"{path} [metric]"),)
     elif layout == "list":
         if not data.get("metrics"):
             raise PublishError(f"{path}: a list table needs [[metrics]]")
@@ -362,12 +415,23 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
         raise PublishError(f"{path}: layout must be 'grid', 'list', 'curves' or 'index', not {layout!r}")
     published = data.get("published") or {}
     return TableSpec(
-        path=path, results=root / data["results"], root=root, sweep=str(data.get("sweep") or data["launch"]),
-        launch="launch" in data, commands=tuple(str(c) for c in data.get("commands", ())), layout=layout, rows=rows,
-        columns=data.get("columns"), metrics=metrics, labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
+        path=path,
+        results=root / data["results"],
+        root=root,
+        sweep=str(data.get("sweep") or data["launch"]),
+        launch="launch" in data,
+        commands=tuple(str(c) for c in data.get("commands", ())),
+        layout=layout,
+        rows=rows,
+        columns=data.get("columns"),
+        metrics=metrics,
+        labels={str(k): str(v) for k, v in (data.get("labels") or {}).items()},
         published={str(k): dict(v) for k, v in (published.get("values") or {}).items()},
-        published_label=str(published.get("label", "paper")), note=str(data.get("note", "")),
-        published_digits=published.get("digits"), spread=bool(data.get("spread", False)), figure=figure,
+        published_label=str(published.get("label", "paper")),
+        note=str(data.get("note", "")),
+        published_digits=published.get("digits"),
+        spread=bool(data.get("spread", False)),
+        figure=figure,
         filters={str(k): [str(x) for x in v] for k, v in (data.get("filter") or {}).items()},
     )
 
@@ -384,7 +448,14 @@ def _load_index(path: Path, data: dict[str, Any], root: Path) -> TableSpec:
     if not entries:
         raise PublishError(f"{path}: an index needs [[paper]] entries")
     return TableSpec(
-        path=path, results=root, sweep="", layout="index", rows=(), columns=None, metrics=(), root=root,
+        path=path,
+        results=root,
+        sweep="",
+        layout="index",
+        rows=(),
+        columns=None,
+        metrics=(),
+        root=root,
         entries=tuple(entries),
     )
 
@@ -485,8 +556,8 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
             cells = [_label(spec, k) for k in key]
             found = []
             for c in cols:
-                vals = [_number(r[metric.name]) for r in rows if _key(r, spec.rows) == key and r.get(col_axis) == c]
-                vals = [v for v in vals if v is not None]
+                raw = [_number(r[metric.name]) for r in rows if _key(r, spec.rows) == key and r.get(col_axis) == c]
+                vals = [v for v in raw if v is not None]
                 cells.append(_reduce(vals, metric))
                 if vals:
                     found.append(_reduced_value(vals, metric))
@@ -506,8 +577,8 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
             group = [r for r in rows if _key(r, spec.rows) == key]
             cells = [_label(spec, k) for k in key] + [str(len(group))]
             for m in spec.metrics:
-                vals = [_number(r[m.name]) for r in group]
-                cells.append(_reduce([v for v in vals if v is not None], m))
+                raw = [_number(r[m.name]) for r in group]
+                cells.append(_reduce([v for v in raw if v is not None], m))
             pub = spec.published.get("/".join(key), {})
             cells += [_paper(spec, pub.get(c)) for c in paper_cols]
             lines.append("| " + " | ".join(cells) + " |")
@@ -572,8 +643,12 @@ def _draw_curves(spec: TableSpec, out: Path) -> None:
         row[0].set_ylabel(fig_spec.get("label", metric))
     fig.tight_layout()
     fig.legend(
-        list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-        ncol=min(7, len(handles)), frameon=False,
+        list(handles.values()),
+        list(handles),
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncol=min(7, len(handles)),
+        frameon=False,
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=150, bbox_inches="tight", metadata={"Software": None})
@@ -606,7 +681,10 @@ def render_index(spec: TableSpec) -> str:
         for sweep in entry["sweeps"]:
             runs = _sweep_runs(spec.root / sweep)
             tables = [t for t in entry.get("tables", []) if load_spec(spec.root / t, root=spec.root).sweep == sweep]
-            measured, command = "not run here: `byzemu sweep " + sweep + " --plan` estimates it", f"`byzemu sweep {sweep}`"
+            measured, command = (
+                "not run here: `byzemu sweep " + sweep + " --plan` estimates it",
+                f"`byzemu sweep {sweep}`",
+            )
             if tables:
                 table = load_spec(spec.root / tables[0], root=spec.root)
                 prov = read_json(table.results / rundir.PROVENANCE)
@@ -668,9 +746,7 @@ def doc_pages(root: Path = PROJECT_ROOT) -> list[Path]:
     return [p for p in pages if p.is_file()]
 
 
-def render_docs(
-    pages: Iterable[Path] | None = None, *, write: bool = True, root: Path = PROJECT_ROOT
-) -> list[Path]:
+def render_docs(pages: Iterable[Path] | None = None, *, write: bool = True, root: Path = PROJECT_ROOT) -> list[Path]:
     """Re-render every table block in ``pages`` (default: :func:`doc_pages`); returns the
     pages whose text changed (written back when ``write``)."""
     changed = []
@@ -686,7 +762,11 @@ def render_docs(
 
 def specs_in_docs(pages: Iterable[Path] | None = None) -> list[str]:
     """The spec paths named by table blocks in ``pages`` (in order, with repeats)."""
-    return [m.group("spec") for page in (pages if pages is not None else doc_pages()) for m in BEGIN.finditer(page.read_text())]
+    return [
+        m.group("spec")
+        for page in (pages if pages is not None else doc_pages())
+        for m in BEGIN.finditer(page.read_text())
+    ]
 
 
 def regenerate_commands(spec: TableSpec) -> list[str]:
@@ -754,9 +834,11 @@ class Drift:
                     out.append(f"{key}: recorded {rec}, now {now}")
         else:
             for key in fields:
-                rec, now = _number(self.recorded.get(key, "")), self.now.get(key)
-                if (rec is None) != (now is None) or (rec is not None and abs(rec - now) > tolerance):
-                    out.append(f"{key}: recorded {rec}, now {now} (tolerance {tolerance} across platforms)")
+                was, value = _number(self.recorded.get(key, "")), self.now.get(key)
+                if (was is None) != (value is None) or (
+                    was is not None and value is not None and abs(was - value) > tolerance
+                ):
+                    out.append(f"{key}: recorded {was}, now {value} (tolerance {tolerance} across platforms)")
         return out
 
 

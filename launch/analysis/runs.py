@@ -112,6 +112,8 @@ def sweep_order(root: Path, runs: list[RunResult]) -> list[str]:
     Only the order of rows and columns comes from it; the values come from the runs.
     """
     grid = read_json(root / SWEEP)
+    if grid is None:
+        return []
     try:
         order = {str((root / r["dir"]).resolve()): i for i, c in enumerate(grid["cells"]) for r in c["runs"]}
         axes = list(grid.get("axes", {}))

@@ -61,9 +61,13 @@ def peer_rounds(root: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
         for rec in d.records():
             for node, entry in rec["peers"].items():
                 row: dict[str, Any] = {
-                    "run": run, "round": rec["round"], "peer": int(node),
-                    "role": entry.get("role"), "status": entry.get("status"),
-                    "elapsed_s": rec.get("elapsed_s"), "round_s": rec.get("round_s"),
+                    "run": run,
+                    "round": rec["round"],
+                    "peer": int(node),
+                    "role": entry.get("role"),
+                    "status": entry.get("status"),
+                    "elapsed_s": rec.get("elapsed_s"),
+                    "round_s": rec.get("round_s"),
                 }
                 row.update(entry.get("metrics") or {})
                 row.update(flatten_config(entry.get("traffic") or {}, "traffic"))
@@ -78,8 +82,11 @@ def rounds(root: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
     for run, d in _runs(root, unfinished):
         for rec in d.records():
             row: dict[str, Any] = {
-                "run": run, "round": rec["round"], "elapsed_s": rec.get("elapsed_s"),
-                "round_s": rec.get("round_s"), "failed_peers": len(rec.get("failed") or []),
+                "run": run,
+                "round": rec["round"],
+                "elapsed_s": rec.get("elapsed_s"),
+                "round_s": rec.get("round_s"),
+                "failed_peers": len(rec.get("failed") or []),
             }
             for metric, stat in (rec.get("honest") or {}).items():
                 row.update({f"{metric}_{k}": v for k, v in (stat or {}).items()})

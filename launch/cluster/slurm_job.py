@@ -107,8 +107,13 @@ def run_job(run_dir: Path, *, echo: Callable[[str], None]) -> dict[str, Any]:
     # one CPU per peer unless the job asked for another count (--sbatch-arg=--cpus-per-task=N)
     cpus = os.environ.get("SLURM_CPUS_PER_TASK") or str(max(per_host))
     cmd = [
-        "srun", f"--nodes={hosts}", f"--ntasks={hosts}", "--ntasks-per-node=1", f"--cpus-per-task={cpus}",
-        *slurm.byzemu_argv(), "slurm-host",
+        "srun",
+        f"--nodes={hosts}",
+        f"--ntasks={hosts}",
+        "--ntasks-per-node=1",
+        f"--cpus-per-task={cpus}",
+        *slurm.byzemu_argv(),
+        "slurm-host",
     ]
     echo(
         f"byzemu run {cfg.name!r}: coordinator on {_this_host()} at {address}, CURVE "
@@ -198,11 +203,16 @@ def run_host(*, echo: Callable[[str], None]) -> int:
     if count == 0:
         return 0
     preload_data(cfg)
-    procs = start_peers(count, PeerOptions(
-        coordinator=address, bind_host="0.0.0.0", advertise_host=advertise,
-        coordinator_key=os.environ.get(slurm.KEY_ENV) or None,
-        checkpoint_dir=str(RunDir(run_dir).checkpoints),
-    ))
+    procs = start_peers(
+        count,
+        PeerOptions(
+            coordinator=address,
+            bind_host="0.0.0.0",
+            advertise_host=advertise,
+            coordinator_key=os.environ.get(slurm.KEY_ENV) or None,
+            checkpoint_dir=str(RunDir(run_dir).checkpoints),
+        ),
+    )
     echo(f"host {name}: {count} peer(s) started, data sockets advertised on {advertise}")
     try:
         for p in procs:

@@ -81,7 +81,7 @@ def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
         state = "interrupted"
     elif job is not None and slurm_states is None:
         state = "submitted"  # no squeue here: the job's state is unknown
-    elif job is not None:
+    elif job is not None and slurm_states is not None:
         state = slurm_states.get(job, "STOPPED").lower()
         state = {"pending": "queued", "configuring": "queued", "completing": "running"}.get(state, state)
     else:  # a local or manual run: no process to ask

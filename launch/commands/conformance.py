@@ -14,16 +14,31 @@ from launch.commands.common import fail, set_opt, user_errors
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--config", "config", default=None, type=click.Path(dir_okay=False),
-              help="Run config (complete topology, >= 3 nodes, > 2 rounds); default: a small built-in one.")
+@click.option(
+    "--config",
+    "config",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Run config (complete topology, >= 3 nodes, > 2 rounds); default: a small built-in one.",
+)
 @set_opt
-@click.option("--curve", type=click.Choice(["both", "off", "on"]), default="both", show_default=True,
-              help="Run the checks without CURVE, with it, or both.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder for the runs and your peer's output (default runs/conformance-TIMESTAMP).")
+@click.option(
+    "--curve",
+    type=click.Choice(["both", "off", "on"]),
+    default="both",
+    show_default=True,
+    help="Run the checks without CURVE, with it, or both.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for the runs and your peer's output (default runs/conformance-TIMESTAMP).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def conformance(config: str | None, overrides: tuple[str, ...], curve: str, out: str | None,
-                command: tuple[str, ...]) -> None:
+def conformance(
+    config: str | None, overrides: tuple[str, ...], curve: str, out: str | None, command: tuple[str, ...]
+) -> None:
     """Run COMMAND as one peer among byzemu peers and check it against docs/PROTOCOL.md.
 
     COMMAND gets the coordinator's address as {coordinator} in its arguments or

@@ -26,8 +26,14 @@ from protocol.config import ConfigError
 
 
 def run_config(
-    config: str | None, overrides: tuple[str, ...], out: str | None, *, quiet: bool, in_process: bool,
-    resume: str | None = None, tensorboard: str | None = None,
+    config: str | None,
+    overrides: tuple[str, ...],
+    out: str | None,
+    *,
+    quiet: bool,
+    in_process: bool,
+    resume: str | None = None,
+    tensorboard: str | None = None,
 ) -> None:
     """Load CONFIG (or the run to resume), run it with :func:`launch.api.launch`, print its
     summary: what ``byzemu launch`` and ``byzemu reference`` do."""
@@ -64,15 +70,27 @@ def run_config(
 @quiet_opt
 @tensorboard_opt
 @click.option(
-    "--resume", "resume", default=None, metavar="RUN_DIR",
+    "--resume",
+    "resume",
+    default=None,
+    metavar="RUN_DIR",
     help="Go on with the killed run in RUN_DIR from its last complete checkpoint (its own config; "
     "--set may change runtime.* only; a CONFIG given must match).",
 )
 @slurm_options
 def launch(
-    config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None,
-    resume: str | None, on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
-    sbatch_args: tuple[str, ...], dry_run: bool,
+    config: str | None,
+    overrides: tuple[str, ...],
+    out: str | None,
+    quiet: bool,
+    tensorboard: str | None,
+    resume: str | None,
+    on: str,
+    slurm_nodes: int | None,
+    partition: str | None,
+    time_limit: str | None,
+    sbatch_args: tuple[str, ...],
+    dry_run: bool,
 ) -> None:
     """Run CONFIG on this machine (a coordinator and one OS process per peer), or across
     a Slurm allocation with --on slurm."""
@@ -89,8 +107,9 @@ def launch(
     run_config(config, overrides, out, quiet=quiet, in_process=False, resume=resume, tensorboard=tensorboard)
 
 
-def _submit_run(config: str | None, overrides: tuple[str, ...], out: str | None, resume: str | None,
-                opts: Any, dry_run: bool) -> None:
+def _submit_run(
+    config: str | None, overrides: tuple[str, ...], out: str | None, resume: str | None, opts: Any, dry_run: bool
+) -> None:
     if resume is not None:
         fail("--resume with --on slurm: resume on the machine that holds the checkpoints (byzemu launch --resume)")
     if config is None:

@@ -24,20 +24,48 @@ def host_ip() -> str:
 @click.option("--coordinator", "address", required=True, help="tcp://HOST:PORT of the coordinator.")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(min=1), help="Peers to start on this host.")
 @click.option("--bind-host", default="0.0.0.0", show_default=True, help="Interface the data sockets bind on.")
-@click.option("--advertise-host", default=None, help="Address other peers use to reach this host (default: this host's IP).")
-@click.option("--data-root", default=None, type=click.Path(file_okay=False), help="Dataset folder on this host (overrides data.root).")
-@click.option("--coordinator-key", "coordinator_key", default=None, metavar="KEY",
-              help="The coordinator's CURVE public key (40 Z85 characters, printed by `byzemu coordinator` "
-              "when runtime.curve is on); leave out when CURVE is off.")
-@click.option("--checkpoint-dir", "checkpoint_dir", default=None, type=click.Path(file_okay=False),
-              help="Folder on this host where the peers write their checkpoints (runtime.checkpoint_every); "
-              "without it they write none.")
-@click.option("--max-message-bytes", "max_message_bytes", default=None, type=click.IntRange(min=1024),
-              help="Largest data message the peers' data sockets accept, fixed before they register; a run with "
-              "a larger runtime.max_message_bytes refuses them. [default: 67108864, runtime.max_message_bytes's default]")
+@click.option(
+    "--advertise-host", default=None, help="Address other peers use to reach this host (default: this host's IP)."
+)
+@click.option(
+    "--data-root",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Dataset folder on this host (overrides data.root).",
+)
+@click.option(
+    "--coordinator-key",
+    "coordinator_key",
+    default=None,
+    metavar="KEY",
+    help="The coordinator's CURVE public key (40 Z85 characters, printed by `byzemu coordinator` "
+    "when runtime.curve is on); leave out when CURVE is off.",
+)
+@click.option(
+    "--checkpoint-dir",
+    "checkpoint_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder on this host where the peers write their checkpoints (runtime.checkpoint_every); "
+    "without it they write none.",
+)
+@click.option(
+    "--max-message-bytes",
+    "max_message_bytes",
+    default=None,
+    type=click.IntRange(min=1024),
+    help="Largest data message the peers' data sockets accept, fixed before they register; a run with "
+    "a larger runtime.max_message_bytes refuses them. [default: 67108864, runtime.max_message_bytes's default]",
+)
 def peer(
-    address: str, count: int, bind_host: str, advertise_host: str | None, data_root: str | None,
-    coordinator_key: str | None, checkpoint_dir: str | None, max_message_bytes: int | None,
+    address: str,
+    count: int,
+    bind_host: str,
+    advertise_host: str | None,
+    data_root: str | None,
+    coordinator_key: str | None,
+    checkpoint_dir: str | None,
+    max_message_bytes: int | None,
 ) -> None:
     """Start COUNT peers on this host that join the coordinator at ADDRESS."""
     if not address.startswith("tcp://"):
@@ -53,7 +81,9 @@ def peer(
     from peer.options import PeerOptions
 
     options = PeerOptions(
-        coordinator=address, bind_host=bind_host, advertise_host=advertise,
+        coordinator=address,
+        bind_host=bind_host,
+        advertise_host=advertise,
         data_root=str(Path(data_root).resolve()) if data_root else None,
         coordinator_key=coordinator_key,
         checkpoint_dir=str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,

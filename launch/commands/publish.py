@@ -25,7 +25,12 @@ def publish() -> None:
 @publish.command()
 @click.argument("runs_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.argument("results_dir", type=click.Path(file_okay=False))
-@click.option("--sweep", "sweep_file", default=None, help="The sweep file to record (default: the one the sweep folder names, relative to the project).")
+@click.option(
+    "--sweep",
+    "sweep_file",
+    default=None,
+    help="The sweep file to record (default: the one the sweep folder names, relative to the project).",
+)
 def collect(runs_dirs: tuple[str, ...], results_dir: str, sweep_file: str | None) -> None:
     """Summarise the finished runs under RUNS_DIRS (sweep or run folders) into RESULTS_DIR
     (runs.csv, curves.csv, provenance.json), small enough to commit."""

@@ -14,8 +14,12 @@ from protocol.rundir import REPORT_CSV, REPORT_MD
 
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help=f"Where {REPORT_MD}, {REPORT_CSV} and the plots go (default DIRECTORY).")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help=f"Where {REPORT_MD}, {REPORT_CSV} and the plots go (default DIRECTORY).",
+)
 def report(directory: str, out: str | None) -> None:
     """Summarize the results folders under DIRECTORY: report.md, report.csv, PNG plots."""
     try:

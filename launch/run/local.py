@@ -107,12 +107,14 @@ def launch_local(
     with interrupt_once():
         try:
             options = PeerOptions(
-                coordinator=coord.address, bind_host=cfg.runtime.bind_host,
-                coordinator_key=coord.public_key, checkpoint_dir=str(ckpt_dir.resolve()),
+                coordinator=coord.address,
+                bind_host=cfg.runtime.bind_host,
+                coordinator_key=coord.public_key,
+                checkpoint_dir=str(ckpt_dir.resolve()),
                 max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
             )
             procs = start_peers(cfg.nodes, options, preload=preload)
-            by_pid.update((p.pid, p) for p in procs)
+            by_pid.update((p.pid, p) for p in procs if p.pid is not None)  # started: all have one
             return coord.run()
         finally:
             stop_peers(procs, grace=3.0)

@@ -30,11 +30,16 @@ def preload_data(cfg: object) -> None:
     """Have the forkserver load the run's dataset and evaluation set once for all peers
     (``peer/preload.py``): set before :func:`start_forkserver`. ``cfg`` is a RunConfig."""
     d = cfg.data  # type: ignore[attr-defined]
-    os.environ["BYZEMU_PRELOAD_DATA"] = json.dumps({
-        "dataset": d.dataset, "root": str(d.root) if d.root else "",
-        "synthetic_size": d.synthetic_size, "seed": cfg.seed,  # type: ignore[attr-defined]
-        "test_samples": d.test_samples, "model": cfg.model.name,  # type: ignore[attr-defined]
-    })
+    os.environ["BYZEMU_PRELOAD_DATA"] = json.dumps(
+        {
+            "dataset": d.dataset,
+            "root": str(d.root) if d.root else "",
+            "synthetic_size": d.synthetic_size,
+            "seed": cfg.seed,  # type: ignore[attr-defined]
+            "test_samples": d.test_samples,
+            "model": cfg.model.name,  # type: ignore[attr-defined]
+        }
+    )
 
 
 def prepare_forkserver(cfg: object) -> None:
@@ -167,7 +172,7 @@ def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> li
     _single_threaded_env()
     if preload:
         start_forkserver()
-        ctx = mp.get_context("forkserver")
+        ctx: mp.context.ForkServerContext | mp.context.SpawnContext = mp.get_context("forkserver")
     else:
         ctx = mp.get_context("spawn")
     procs: list[mp.process.BaseProcess] = []

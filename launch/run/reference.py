@@ -58,7 +58,9 @@ class MemoryNetwork:
                 moved = True
                 waiting[node] = self._advance(node, round_, gens[node], results)
             if not moved:
-                stuck = {n: (w.kind, sorted(w.senders)) for n, w in waiting.items() if w is not None and n not in results}
+                stuck = {
+                    n: (w.kind, sorted(w.senders)) for n, w in waiting.items() if w is not None and n not in results
+                }
                 raise RuntimeError(f"round {round_}: the round schedule waits for messages never sent: {stuck}")
         for inbox in self.inboxes.values():
             inbox.close(round_)

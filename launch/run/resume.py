@@ -37,4 +37,3 @@ def load_resume(
                 f"in fields that change results (all but runtime.*)"
             )
     return cfg, resume_point(run, cfg)
-

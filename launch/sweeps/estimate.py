@@ -33,8 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from launch.sweeps.sweepfile import Run, Sweep
-from protocol.rundir import RunDir
 from protocol.config import RunConfig
+from protocol.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,9 @@ def probe(cfg: RunConfig) -> Probe:
     from launch.run.reference import run_reference
 
     short = dataclasses.replace(
-        cfg, rounds=2, eval=dataclasses.replace(cfg.eval, every=2),
+        cfg,
+        rounds=2,
+        eval=dataclasses.replace(cfg.eval, every=2),
         runtime=dataclasses.replace(cfg.runtime, checkpoint_every=0),
     )
     with tempfile.TemporaryDirectory(prefix="byzemu-plan-") as tmp:
@@ -127,7 +129,8 @@ def plan_lines(planned: list[PlannedRun], *, jobs: int, cores: int | None = None
         cfg = runs[0].run.cfg
         each = sum(r.wall_s for r in runs) / len(runs)
         lines.append(
-            f"{cell} | {len(runs)} | {cfg.nodes} | {cfg.rounds} | {cfg.data.dataset} + {cfg.model.name} | {_duration(each)}"
+            f"{cell} | {len(runs)} | {cfg.nodes} | {cfg.rounds} | "
+            f"{cfg.data.dataset} + {cfg.model.name} | {_duration(each)}"
         )
     total = sum(p.wall_s for p in planned) / max(1, jobs)
     lines.append(

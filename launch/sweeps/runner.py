@@ -154,10 +154,7 @@ def run_sweep(
         nonlocal done
         done += 1
         failed = f", failed peers {summary['failed_peers']}" if summary.get("failed_peers") else ""
-        echo(
-            f"[{done}/{total}] {run.rel_dir}: {summary_text(summary)} "
-            f"({summary.get('wall_s', 0.0):.1f} s{failed})"
-        )
+        echo(f"[{done}/{total}] {run.rel_dir}: {summary_text(summary)} ({summary.get('wall_s', 0.0):.1f} s{failed})")
 
     def interrupted(running: list[Run]) -> SweepInterrupted:
         where = ", ".join(r.rel_dir for r in running) or "none"
@@ -172,7 +169,8 @@ def run_sweep(
                 summary = _execute(run.cfg, str(out / run.rel_dir), point)
             except KeyboardInterrupt:
                 raise interrupted([run]) from None
-            report(run, summary)
+            if summary is not None:  # None only in a pool worker after an interrupt
+                report(run, summary)
     else:
         ctx = multiprocessing.get_context("spawn")
         stop, pids = ctx.Event(), ctx.SimpleQueue()
@@ -202,5 +200,3 @@ def run_sweep(
             raise interrupted([r for r in running if (out / r.rel_dir).exists()]) from None
         pool.shutdown(wait=True)
     return {"total": total, "ran": len(todo), "skipped": total - len(todo)}
-
-

@@ -98,9 +98,7 @@ def read_sweep_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
     unknown = sorted(set(data) - set(SWEEP_KEYS))
     if unknown:
-        raise ConfigError(
-            f"{path}: unknown key {unknown[0]!r}; a sweep file has {', '.join(SWEEP_KEYS)}"
-        )
+        raise ConfigError(f"{path}: unknown key {unknown[0]!r}; a sweep file has {', '.join(SWEEP_KEYS)}")
     for key in ("set", "axes"):
         if key in data and not isinstance(data[key], dict):
             raise ConfigError(f"{path}: {key}: expected a table of dotted field = value")
@@ -134,7 +132,7 @@ def load_sweep(path: str | Path, extra: list[str] | tuple[str, ...] = ()) -> Swe
     path = Path(path)
     data = read_sweep_file(path)
     if not isinstance(data.get("base"), str) or not data["base"]:
-        raise ConfigError(f"{path}: missing base = \"path/to/{CONFIG_TOML}\" (relative to the sweep file)")
+        raise ConfigError(f'{path}: missing base = "path/to/{CONFIG_TOML}" (relative to the sweep file)')
     base = Path(data["base"])
     if not base.is_file():
         raise ConfigError(f"{path}: base={str(base)!r}: no such file")

@@ -226,7 +226,9 @@ def rows(cls: type = config.RunConfig, prefix: str = "") -> Iterator[tuple[str, 
 def tables(cls: type = config.RunConfig) -> list[tuple[str, type]]:
     """(table name, dataclass) of the top level ("" for the run itself) and each table."""
     hints = typing.get_type_hints(cls)
-    return [("", cls)] + [(f.name, hints[f.name]) for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])]
+    return [("", cls)] + [
+        (f.name, hints[f.name]) for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])
+    ]
 
 
 def render() -> str:

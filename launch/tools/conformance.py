@@ -25,9 +25,10 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, cast
+from typing import Any, cast
 
 from coordinator.results import ResultsWriter
 from coordinator.server import Coordinator
@@ -152,17 +153,28 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
             victim.kill()  # a byzemu neighbor of the user's peer dies before round FAIL_AFTER + 1 starts
             victim.join(30)
 
-    coord = cast(_WatchedCoordinator, start_coordinator(
-        cfg, out_dir, bind="tcp://127.0.0.1:*", mode="multiprocess", factory=_WatchedCoordinator,
-    ))
+    coord = cast(
+        _WatchedCoordinator,
+        start_coordinator(
+            cfg,
+            out_dir,
+            bind="tcp://127.0.0.1:*",
+            mode="multiprocess",
+            factory=_WatchedCoordinator,
+        ),
+    )
     results = coord.results
     coord.before_round = before_round
     key = coord.public_key or ""
     env = {**os.environ, "BYZEMU_COORDINATOR": coord.address, "BYZEMU_COORDINATOR_KEY": key}
     log = open(out_dir / "peer.log", "wb")
     foreign = subprocess.Popen(
-        _command(command, coord.address, key), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=env, start_new_session=True,
+        _command(command, coord.address, key),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,
     )
     outcome: dict[str, Any] = {}
 
@@ -181,19 +193,34 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
     thread.start()
     checks: list[Check] = []
     try:
-        registered = _wait(lambda: FOREIGN in coord.peers or foreign.poll() is not None,
-                           cfg.runtime.register_timeout / 2) and FOREIGN in coord.peers
+        registered = (
+            _wait(lambda: FOREIGN in coord.peers or foreign.poll() is not None, cfg.runtime.register_timeout / 2)
+            and FOREIGN in coord.peers
+        )
         if registered:
             info = coord.peers[FOREIGN]
-            checks.append(Check("registered", True, f"node {FOREIGN}, pid {info.pid} on {info.host}, "
-                                f"data socket {info.data_addr}"))
+            checks.append(
+                Check(
+                    "registered", True, f"node {FOREIGN}, pid {info.pid} on {info.host}, data socket {info.data_addr}"
+                )
+            )
         else:
-            checks.append(Check("registered", False, "no valid register from your peer "
-                                f"(exit status {foreign.poll()}; coordinator drops {dict(coord.drops)})"))
-        procs = start_peers(cfg.nodes - 1, PeerOptions(
-            coordinator=coord.address, coordinator_key=coord.public_key,
-            max_message_bytes=cfg.runtime.max_message_bytes,
-        ))
+            checks.append(
+                Check(
+                    "registered",
+                    False,
+                    "no valid register from your peer "
+                    f"(exit status {foreign.poll()}; coordinator drops {dict(coord.drops)})",
+                )
+            )
+        procs = start_peers(
+            cfg.nodes - 1,
+            PeerOptions(
+                coordinator=coord.address,
+                coordinator_key=coord.public_key,
+                max_message_bytes=cfg.runtime.max_message_bytes,
+            ),
+        )
         by_pid = {p.pid: p for p in procs}
         _wait(lambda: len(coord.peers) == cfg.nodes, cfg.runtime.register_timeout)
         by_node.update({n: by_pid[i.pid] for n, i in coord.peers.items() if i.pid in by_pid})
@@ -205,10 +232,15 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
         elif registered:
             checks += _round_checks(coord, results, cfg)
             code = foreign.poll()
-            checks.append(Check(
-                "stop", stopped and code == 0,
-                f"exited with status {code} after stop" if stopped else f"still running {STOP_GRACE_S:g} s after stop",
-            ))
+            checks.append(
+                Check(
+                    "stop",
+                    stopped and code == 0,
+                    f"exited with status {code} after stop"
+                    if stopped
+                    else f"still running {STOP_GRACE_S:g} s after stop",
+                )
+            )
     finally:
         if foreign.poll() is None:
             os.killpg(foreign.pid, signal.SIGKILL)
@@ -223,8 +255,10 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path) -> list[Check]:
 def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunConfig) -> list[Check]:
     checks = []
     fail = coord.failures.get(FOREIGN)
-    not_ready = fail is not None and fail[0] == 0
-    checks.append(Check("ready", not not_ready, f"marked failed: {fail[1]}" if not_ready else "answered ready in time"))
+    if fail is not None and fail[0] == 0:
+        checks.append(Check("ready", False, f"marked failed: {fail[1]}"))
+    else:
+        checks.append(Check("ready", True, "answered ready in time"))
     killed = cfg.nodes - 1
     neighbors = {n: set(range(cfg.nodes)) - {n} for n in range(cfg.nodes)}  # complete graph
     k = cfg.chunks.per_neighbor
@@ -242,8 +276,13 @@ def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunCo
         got = me["metrics"]
         want = {"senders": len(live), "chunks_received": k * len(live)}
         seen = {key: got.get(key) for key in want}
-        checks.append(Check(f"round {t}: chunks to your peer", seen == want,
-                            f"reported {seen}, byzemu neighbors {sorted(live)} sent {want}"))
+        checks.append(
+            Check(
+                f"round {t}: chunks to your peer",
+                seen == want,
+                f"reported {seen}, byzemu neighbors {sorted(live)} sent {want}",
+            )
+        )
         short = {
             j: peers[str(j)]["metrics"]["senders"]
             for j in sorted(live)
@@ -251,15 +290,22 @@ def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunCo
         }
         if short:
             short_rounds.add(t)
-        checks.append(Check(f"round {t}: chunks from your peer", not short,
-                            f"byzemu peers {sorted(short)} missed a chunk message (senders {short})" if short
-                            else f"byzemu neighbors {sorted(live)} each accepted its chunk message"))
+        checks.append(
+            Check(
+                f"round {t}: chunks from your peer",
+                not short,
+                f"byzemu peers {sorted(short)} missed a chunk message (senders {short})"
+                if short
+                else f"byzemu neighbors {sorted(live)} each accepted its chunk message",
+            )
+        )
     if not results.records:
         return checks
     last = results.records[-1]
     mine = last["peers"][str(FOREIGN)].get("traffic", {}).get("drops_total", {})
     theirs = {
-        j: e["traffic"]["drops_total"] for j, e in last["peers"].items()
+        j: e["traffic"]["drops_total"]
+        for j, e in last["peers"].items()
         if int(j) != FOREIGN and e["status"] == "ok" and e["traffic"]["drops_total"]
     }
     # a killed sender's connection closing is one connection_dropped at each of its neighbors
@@ -267,24 +313,36 @@ def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunCo
     bad_theirs = {j: d for j, d in theirs.items() if d not in ({}, expected)}
     bad_mine = {r: c for r, c in mine.items() if r != "connection_dropped" or c > 1}
     coordinator = {r: c for r, c in last.get("coordinator_drops", {}).items() if {r: c} != expected}
-    checks.append(Check(
-        "drops", not bad_theirs and not bad_mine and not coordinator,
-        f"at byzemu peers {bad_theirs or 'none'}, at your peer {bad_mine or 'none'}, at the coordinator "
-        f"{coordinator or 'none'} (beyond the killed peer's closed connections)",
-    ))
+    checks.append(
+        Check(
+            "drops",
+            not bad_theirs and not bad_mine and not coordinator,
+            f"at byzemu peers {bad_theirs or 'none'}, at your peer {bad_mine or 'none'}, at the coordinator "
+            f"{coordinator or 'none'} (beyond the killed peer's closed connections)",
+        )
+    )
     if len(results.records) > FAIL_AFTER:
         after = results.records[FAIL_AFTER:]
         reported = all(r["peers"][str(FOREIGN)]["status"] == "ok" for r in after)
         # a byzemu peer waits until the chunk deadline for chunks it misses from your peer:
         # only a slow round without that is your peer waiting for the failed one
-        slow = [r["round"] for r in after if r["round_s"] >= cfg.runtime.chunk_timeout and r["round"] not in short_rounds]
-        checks.append(Check(
-            "peer_failed", reported and not slow,
-            f"node {killed} killed after round {FAIL_AFTER}: your peer "
-            + ("missed a later round" if not reported
-               else f"waited for the failed peer's chunks until the chunk deadline in rounds {slow}" if slow
-               else "went on without it in every later round"),
-        ))
+        slow = [
+            r["round"] for r in after if r["round_s"] >= cfg.runtime.chunk_timeout and r["round"] not in short_rounds
+        ]
+        checks.append(
+            Check(
+                "peer_failed",
+                reported and not slow,
+                f"node {killed} killed after round {FAIL_AFTER}: your peer "
+                + (
+                    "missed a later round"
+                    if not reported
+                    else f"waited for the failed peer's chunks until the chunk deadline in rounds {slow}"
+                    if slow
+                    else "went on without it in every later round"
+                ),
+            )
+        )
     return checks
 
 
@@ -293,8 +351,10 @@ def run_conformance(
 ) -> int:
     """Every mode's checks, printed as they finish; 0 if all passed, else 1."""
     failed: list[str] = []
-    echo(f"byzemu conformance: {' '.join(command)}  ({cfg.nodes} nodes, {cfg.rounds} rounds; your peer is node "
-         f"{FOREIGN}; logs in {out_dir})")
+    echo(
+        f"byzemu conformance: {' '.join(command)}  ({cfg.nodes} nodes, {cfg.rounds} rounds; your peer is node "
+        f"{FOREIGN}; logs in {out_dir})"
+    )
     for mode in curve_modes:
         data = cfg.to_dict()
         data["runtime"]["curve"] = mode
@@ -324,7 +384,7 @@ def conformance_config(path: str | None, overrides: tuple[str, ...]) -> RunConfi
         cfg = config_mod.from_dict(data)
     if cfg.topology.kind != "complete" or cfg.nodes < 3 or cfg.rounds <= FAIL_AFTER:
         raise config_mod.ConfigError(
-            f"conformance needs topology.kind = \"complete\", nodes >= 3 and rounds > {FAIL_AFTER} "
+            f'conformance needs topology.kind = "complete", nodes >= 3 and rounds > {FAIL_AFTER} '
             f"(got {cfg.topology.kind}, {cfg.nodes}, {cfg.rounds})"
         )
     if cfg.byzantine.present:

@@ -101,8 +101,10 @@ class ALIEAttack(Attack):
             z = self.z
         elif self.z_rule == "network":
             k = ctx.knowledge
-            honest = len(k.oracle) if k.oracle is not None else len(
-                {s for view in [k.observed, *k.shared.values()] for s in view}
+            honest = (
+                len(k.oracle)
+                if k.oracle is not None
+                else len({s for view in [k.observed, *k.shared.values()] for s in view})
             )
             z = alie_z_network(honest + self._byzantine, self._byzantine)
         else:
@@ -136,13 +138,25 @@ def z_warnings(
     Byzantine neighbors). Empty when z is fixed and positive."""
     name = type(attack).__name__
     if attack.z is not None:
-        return [] if attack.z > 0 else [f"{name}: fixed z={attack.z} <= 0: the attack sends the benign mean (z = 0) or shifts it by |z| sigma the other way"]
+        return (
+            []
+            if attack.z > 0
+            else [
+                f"{name}: fixed z={attack.z} <= 0: the attack sends the benign mean (z = 0) "
+                "or shifts it by |z| sigma the other way"
+            ]
+        )
     if attack.z_rule == "network":
         z = alie_z_network(nodes, len(byzantine))
-        return [] if z > 0 else [
-            f"{name}: z_rule='network' gives z={z:.3f} <= 0 for n={nodes}, B={len(byzantine)} "
-            "(Masuda & Shudo Eq. 10): the benign mean shifted by |z| sigma the other way (z = 0: the mean itself); set z to choose"
-        ]
+        return (
+            []
+            if z > 0
+            else [
+                f"{name}: z_rule='network' gives z={z:.3f} <= 0 for n={nodes}, B={len(byzantine)} "
+                "(Masuda & Shudo Eq. 10): the benign mean shifted by |z| sigma the other way "
+                "(z = 0: the mean itself); set z to choose"
+            ]
+        )
     bad = sorted({(d, f, alie_z(d + 1, f)) for d, f in neighborhoods.values() if alie_z(d + 1, f) <= 0})
     return [
         f"{name}: z={z:.3f} <= 0 for {sum(1 for v in neighborhoods.values() if v == (d, f))} "

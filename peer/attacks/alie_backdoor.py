@@ -93,7 +93,7 @@ class ALIEBackdoorAttack(TriggerAttack):
         super().__init__(trigger_size=trigger_size, trigger_position=trigger_position, **kwargs)
         if z is None and z_rule is None:
             z = PAPER_Z  # Baruch et al. 2019 Sec. 4.2; set z_rule to compute z as alie does instead
-        self._init_z(z, z_rule or "neighbourhood")
+        self._init_z(z, z_rule or "neighbourhood")  # type: ignore[misc]  # borrowed, see _init_z
         self.alpha = ops.check_range("alpha", alpha, 0.0, 1.0, lo_open=False, hi_open=False)
         self.samples = ops.check_int("samples", samples, minimum=1)
         self.epochs = ops.check_int("epochs", epochs, minimum=0)
@@ -110,12 +110,14 @@ class ALIEBackdoorAttack(TriggerAttack):
         super().bind(data, colluder_rank=colluder_rank, colluders=colluders)
         self._byzantine = max(int(colluders), 1)
 
+    # ALIEAttack's z rule, borrowed: it uses only z, z_rule, _byzantine and _z_used, which
+    # _init_z sets here too (mypy checks the self type of a borrowed function: ignored below)
     _init_z = ALIEAttack._init_z
     z_for = ALIEAttack.z_for
     plan_warnings = ALIEAttack.plan_warnings
 
     def round_metrics(self) -> dict[str, Any]:
-        metrics = ALIEAttack.round_metrics(self)
+        metrics = ALIEAttack.round_metrics(self)  # type: ignore[arg-type]  # borrowed, see _init_z
         if self._loss is not None:
             metrics["alie_backdoor_loss"], self._loss = self._loss, None
         return metrics
@@ -129,8 +131,10 @@ class ALIEBackdoorAttack(TriggerAttack):
     def start_vector(self, ctx: AttackContext) -> np.ndarray:
         """The own model with every chunk replaced by mu_c, the mean of the benign chunks
         of index c known this round (the own chunk where none is known)."""
-        mu = [ops.coord_mean(ops.reference_stack(ctx, c, ops.chunk(ctx.own_vector, ctx.bounds, c)))
-              for c in range(len(ctx.bounds))]
+        mu = [
+            ops.coord_mean(ops.reference_stack(ctx, c, ops.chunk(ctx.own_vector, ctx.bounds, c)))
+            for c in range(len(ctx.bounds))
+        ]
         return np.concatenate(mu).astype(np.float32)
 
     def trained_vector(self, ctx: AttackContext, own: OwnTraining) -> np.ndarray:
@@ -140,15 +144,20 @@ class ALIEBackdoorAttack(TriggerAttack):
             generator = own.generator(_SALT)
             data = self.backdoor_set(own, generator)
             v, before, after = train_from(
-                own.model, self.start_vector(ctx), data, alpha=self.alpha,
+                own.model,
+                self.start_vector(ctx),
+                data,
+                alpha=self.alpha,
                 lr=self.lr if self.lr is not None else own.lr,
-                epochs=self.epochs, batch_size=self.batch_size or own.batch_size, generator=generator,
+                epochs=self.epochs,
+                batch_size=self.batch_size or own.batch_size,
+                generator=generator,
             )
             self._trained, self._loss = (ctx.round, v), [before, after]
         return self._trained[1]
 
     def craft(self, payload: dict[int, np.ndarray], ctx: AttackContext) -> dict[int, np.ndarray]:
-        width = abs(self.z_for(ctx))
+        width = abs(self.z_for(ctx))  # type: ignore[misc]  # borrowed, see _init_z
         trained = self.trained_vector(ctx, ctx.own) if self.from_mu and ctx.own is not None else None
         out = {}
         for c, v in sorted(payload.items()):

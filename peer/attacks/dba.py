@@ -41,10 +41,7 @@ class DistributedBackdoorAttack(BoostedTriggerAttack):
     def bind(self, data: DataInfo, *, colluder_rank: int = 0, colluders: int = 1) -> None:
         pixels = self.trigger_size**2
         if self.parts is not None and self.parts > pixels:
-            raise ValueError(
-                f"parts={self.parts} exceeds the {pixels} pixels of a trigger of size "
-                f"{self.trigger_size}"
-            )
+            raise ValueError(f"parts={self.parts} exceeds the {pixels} pixels of a trigger of size {self.trigger_size}")
         super().bind(data, colluder_rank=colluder_rank, colluders=colluders)
 
     def part_count(self, colluders: int) -> int:

@@ -19,9 +19,7 @@ class GaussianAttack(Attack):
     used as the Gaussian attack in UBAR (Guo et al. 2022).
     """
 
-    def __init__(
-        self, *, sigma: float = 1.0, mean: float = 0.0, start_round: int = 1, interval: int = 1
-    ) -> None:
+    def __init__(self, *, sigma: float = 1.0, mean: float = 0.0, start_round: int = 1, interval: int = 1) -> None:
         super().__init__(start_round=start_round, interval=interval)
         if not sigma >= 0:
             raise ValueError(f"sigma={sigma} must be >= 0")

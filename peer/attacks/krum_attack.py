@@ -78,9 +78,7 @@ class KrumAttack(Attack):
             out[c] = ops.to_f32(reference - lam * direction, v)
         return out
 
-    def search_lambda(
-        self, benign: np.ndarray, reference: np.ndarray, direction: np.ndarray, f: int
-    ) -> float:
+    def search_lambda(self, benign: np.ndarray, reference: np.ndarray, direction: np.ndarray, f: int) -> float:
         """The first lambda, halving from the upper bound, for which local Krum selects the
         crafted chunk (the bound itself if local Krum is impossible; 0 if none)."""
         upper = lambda_upper_bound(benign, reference, f)

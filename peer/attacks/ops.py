@@ -201,9 +201,7 @@ def trigger_origin(position: str | Sequence[int], size: int, height: int, width:
         row, col = int(position[0]), int(position[1])
         where = f"[{row}, {col}]"
     if row < 0 or col < 0 or row + size > height or col + size > width:
-        raise ValueError(
-            f"trigger of size {size} at {where} does not fit the {height}x{width} image"
-        )
+        raise ValueError(f"trigger of size {size} at {where} does not fit the {height}x{width} image")
     return row, col
 
 
@@ -283,9 +281,7 @@ def flip_bits(vec: np.ndarray, bits: Sequence[int], where: np.ndarray | None = N
 def check_class(name: str, value: int, num_classes: int) -> int:
     """``value`` if it is a class of a dataset with ``num_classes`` classes."""
     if not 0 <= value < num_classes:
-        raise ValueError(
-            f"{name}={value} is not a class of this dataset (0..{num_classes - 1})"
-        )
+        raise ValueError(f"{name}={value} is not a class of this dataset (0..{num_classes - 1})")
     return value
 
 
@@ -295,10 +291,10 @@ def check_position(value: object) -> str | tuple[int, int]:
         return check_choice("trigger_position", value, CORNERS)
     if isinstance(value, (list, tuple)) and len(value) == 2:
         try:
-            return (check_int("trigger_position[0]", value[0], minimum=-(2**31)),
-                    check_int("trigger_position[1]", value[1], minimum=-(2**31)))
+            return (
+                check_int("trigger_position[0]", value[0], minimum=-(2**31)),
+                check_int("trigger_position[1]", value[1], minimum=-(2**31)),
+            )
         except ValueError:
             pass
-    raise ValueError(
-        f"trigger_position={value!r} must be one of {', '.join(CORNERS)} or [row, col]"
-    )
+    raise ValueError(f"trigger_position={value!r} must be one of {', '.join(CORNERS)} or [row, col]")

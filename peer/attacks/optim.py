@@ -32,9 +32,7 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 # ----------------------------------------------------------------------------- training from a start
 
 
-def mixed_loss(
-    model: nn.Module, anchor: Sequence[torch.Tensor], batch: Batch, *, alpha: float
-) -> torch.Tensor:
+def mixed_loss(model: nn.Module, anchor: Sequence[torch.Tensor], batch: Batch, *, alpha: float) -> torch.Tensor:
     r""":math:`\alpha\,\ell_{CE}(x, y) + (1 - \alpha)\,\ell_\Delta`, with
     :math:`\ell_\Delta = \frac{1}{d}\sum_{i=1}^{d} (w_i - a_i)^2` the MSE between the
     model's d parameters w and the ``anchor`` a (one tensor per parameter, model order):

@@ -28,9 +28,7 @@ class SignFlipAttack(Attack):
     its own progress) adapted to models. Needs only the own model.
     """
 
-    def __init__(
-        self, *, of: str = "model", scale: float = 1.0, start_round: int = 1, interval: int = 1
-    ) -> None:
+    def __init__(self, *, of: str = "model", scale: float = 1.0, start_round: int = 1, interval: int = 1) -> None:
         super().__init__(start_round=start_round, interval=interval)
         self.of = ops.check_choice("of", of, OF)
         self.scale = ops.check_positive("scale", scale)

@@ -52,9 +52,7 @@ class TriggerAttack(Attack):
         self.target = ops.check_int("target", target)
         self.fraction = ops.check_range("fraction", fraction, 0.0, 1.0, lo_open=True, hi_open=False)
         self.trigger_size = ops.check_int("trigger_size", trigger_size, minimum=1)
-        self.trigger_value = ops.check_range(
-            "trigger_value", trigger_value, 0.0, 255.0, lo_open=False, hi_open=False
-        )
+        self.trigger_value = ops.check_range("trigger_value", trigger_value, 0.0, 255.0, lo_open=False, hi_open=False)
         self.trigger_position = ops.check_position(trigger_position)
         self.boost = 1.0  #: the sent chunks are the trained ones (BoostedTriggerAttack: a parameter)
 
@@ -101,9 +99,7 @@ class TriggerAttack(Attack):
             out[c] = ops.to_f32(before + self.boost * ops.update(ops.own_chunk(payload, c), before), v)
         return out
 
-    def triggered_test_set(
-        self, images: torch.Tensor, labels: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def triggered_test_set(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if not hasattr(self, "mask"):
             raise RuntimeError(f"{self.name}: bind() must be called before triggered_test_set()")
         keep = labels != self.target

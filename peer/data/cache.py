@@ -80,4 +80,4 @@ def share_test_subset(test: ImageData, samples: int) -> None:
     _TEST_SUBSETS[(key, n)] = test.tensors(np.arange(n))
 
 
-test_subset.__test__ = False  # type: ignore[attr-defined]  (a helper, not a pytest test)
+test_subset.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test

@@ -259,8 +259,8 @@ class IdxDataset(DatasetSpec):
 
     def __init__(self, *, subdir: str, mean: float, std: float) -> None:
         self.subdir = subdir  #: torchvision's class folder and class name (``MNIST``)
-        self.mean = mean
-        self.std = std
+        self.mean: float = mean  # always given here (optional on DatasetSpec)
+        self.std: float = std
 
     def prepare(self, source: Source) -> Path:
         return prepare_torchvision_layout(

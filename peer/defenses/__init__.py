@@ -24,9 +24,7 @@ import_submodules(__name__, __path__)  # importing a module registers its defens
 from peer.defenses.compose import attach_pre, check_rule_name  # noqa: E402  (after the rules registered)
 
 
-def build_defense(
-    name: str, params: dict, pre: list[str] | None = None, pre_params: dict | None = None
-) -> Defense:
+def build_defense(name: str, params: dict, pre: list[str] | None = None, pre_params: dict | None = None) -> Defense:
     """Instantiate the defense ``name`` with keyword parameters, preceded by the
     pre-aggregation steps ``pre`` (``pre_params``: their parameters by step name);
     RegistryError if bad (see :mod:`peer.defenses.compose`)."""

@@ -33,12 +33,13 @@ class ChunkContext:
     ``senders`` lists who sent each received payload (same order as the payloads, sorted
     by id). ``degree`` is the peer's number of graph neighbors (the |N_i| of per-node
     Byzantine bounds); ``model_size`` the length P of the whole flattened model (to scale
-    whole-model thresholds to a chunk of length d_c, e.g. by sqrt(d_c / P)). ``own_before`` is the own chunk at the start of the round, before
-    local training, so that ``own - own_before`` is the own update and
-    ``received[j] - own_before`` a neighbor's update relative to this peer. ``loss_with``
-    evaluates the peer's own model with a payload substituted for its own chunk ``index``
-    on a fixed batch of local data: the hook loss-based defenses use (chunk-level
-    adaptation of Sentinel, UBAR, Zeno and loss-threshold filtering).
+    whole-model thresholds to a chunk of length d_c, e.g. by sqrt(d_c / P)). ``own_before``
+    is the own chunk at the start of the round, before local training, so that
+    ``own - own_before`` is the own update and ``received[j] - own_before`` a neighbor's
+    update relative to this peer. ``loss_with`` evaluates the peer's own model with a
+    payload substituted for its own chunk ``index`` on a fixed batch of local data: the hook
+    loss-based defenses use (chunk-level adaptation of Sentinel, UBAR, Zeno and
+    loss-threshold filtering).
     ``sample_loss_with`` is the same on the mini-batch the peer trained on last this round
     (the "current iteration's sample" xi_k,i of UBAR, Guo et al. 2022, Definition 3);
     None where the driver has none (then rules fall back to ``loss_with``).
@@ -120,9 +121,7 @@ class Defense(ABC):
         vars(self).update(state)
 
     @abstractmethod
-    def aggregate(
-        self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext
-    ) -> torch.Tensor:
+    def aggregate(self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext) -> torch.Tensor:
         """New value of the chunk from the own chunk and the received payloads."""
 
 
@@ -194,9 +193,7 @@ class RobustDefense(Defense):
     #: for input i, row 0 for the own chunk) or "any" (also fewer, pooled rows)
     accepts_pre: ClassVar[str] = "none"
 
-    def aggregate(
-        self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext
-    ) -> torch.Tensor:
+    def aggregate(self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext) -> torch.Tensor:
         finite, senders = ops.finite_only(received, ctx.senders)
         if not finite:
             return ops.unchanged(own)

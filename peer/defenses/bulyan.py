@@ -59,7 +59,9 @@ class DBulyan(Bulyan):
     neighbors' chunks (``own_candidate = false``), f = Eq. (13)'s bound, then the GUF
     mixing x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``)."""
 
-    accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+    accepts_pre = (
+        "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+    )
 
     own_candidate = False
     guf_alpha = 0.5

@@ -31,9 +31,7 @@ class ChunkedAverage(Defense):
             raise ValueError(f"own_weight={own_weight} must be in [0, 1]")
         self.own_weight = None if own_weight is None else float(own_weight)
 
-    def aggregate(
-        self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext
-    ) -> torch.Tensor:
+    def aggregate(self, own: torch.Tensor, received: Sequence[torch.Tensor], ctx: ChunkContext) -> torch.Tensor:
         if not received:
             return own.clone()
         if self.own_weight is None:

@@ -25,6 +25,7 @@ from peer.defenses.base import Defense, RobustDefense
 from peer.defenses.registry import DEFENSES, PRE_STEPS
 from peer.registry import RegistryError
 
+
 def check_rule_name(name: str) -> None:
     """Reject a pre step named as the rule, with the fix."""
     if name in PRE_STEPS.names():
@@ -34,9 +35,7 @@ def check_rule_name(name: str) -> None:
         )
 
 
-def attach_pre(
-    name: str, defense: Defense, pre: Sequence[str], pre_params: Mapping[str, Any] | None
-) -> Defense:
+def attach_pre(name: str, defense: Defense, pre: Sequence[str], pre_params: Mapping[str, Any] | None) -> Defense:
     """Build the steps of ``pre`` and attach them to ``defense`` (RegistryError if the
     chain makes no sense)."""
     pre_params = dict(pre_params or {})

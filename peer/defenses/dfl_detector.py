@@ -61,13 +61,13 @@ class DFLDetector(RobustDefense):
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         if ctx.own_before is not None:
-            self._observe(x, ctx, kept)
+            self._observe(x, ctx.own_before, ctx, kept)
         rows = [0, *(j + 1 for j, s in enumerate(kept.senders) if s not in self.flagged)]
         return ops.mean_rows(x, rows)
 
-    def _observe(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> None:
+    def _observe(self, x: torch.Tensor, own_before: torch.Tensor, ctx: ChunkContext, kept: Kept) -> None:
         c, t = ctx.index, ctx.round
-        before = ops.flat(ctx.own_before)
+        before = ops.flat(own_before)
         g0 = x[0] - before
         pairs = self._pairs.setdefault(c, deque(maxlen=self.window))
         last_own = self._own.get(c)

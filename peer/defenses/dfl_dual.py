@@ -110,18 +110,14 @@ class DFLDual(RobustDefense):
         dummies = []
         for cand in (kept.own, *kept.received):
             target = factor * (ops.flat(cand) - before)
-            xs = inversion.invert(
-                probe, cand, target, start, labels, steps=self.inversion_steps, lr=self.inversion_lr
-            )
+            xs = inversion.invert(probe, cand, target, start, labels, steps=self.inversion_steps, lr=self.inversion_lr)
             # per class: (samples, features)
             dummies.append(xs.reshape(probe.num_classes, self.samples_per_class, -1).double())
         n = len(dummies)
         w = torch.zeros(n, n, dtype=torch.float64)
         for k in range(n):
             for j in range(k + 1, n):
-                total = sum(
-                    ops.wasserstein_1d_sum(dummies[k][c], dummies[j][c]) for c in range(probe.num_classes)
-                )
+                total = sum(ops.wasserstein_1d_sum(dummies[k][c], dummies[j][c]) for c in range(probe.num_classes))
                 w[k, j] = w[j, k] = total
         return w
 

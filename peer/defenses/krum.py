@@ -110,7 +110,9 @@ class DKrum(Krum):
     ``krum`` can still be set.
     """
 
-    accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+    accepts_pre = (
+        "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+    )
 
     own_candidate = False
     guf_alpha = 0.5

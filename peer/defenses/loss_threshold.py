@@ -121,11 +121,7 @@ class LossThreshold(RobustDefense):
             loss_own = float(ctx.loss_with(kept.own))
             losses = [float(ctx.loss_with(r)) for r in kept.received]
             theta = self.theta
-            accepted = [
-                j
-                for j, loss in enumerate(losses)
-                if math.isfinite(loss) and loss_own - loss >= theta
-            ]
+            accepted = [j for j, loss in enumerate(losses) if math.isfinite(loss) and loss_own - loss >= theta]
             self._accepted += len(accepted)
             self._payloads += len(losses)
             if not accepted and not self._overfit:

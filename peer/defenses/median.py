@@ -41,7 +41,9 @@ class DMedian(CoordinateMedian):
     the neighbors' chunks (``own_candidate = false``), then the GUF mixing
     x <- 0.5 own + 0.5 R (Eq. (2), ``guf_alpha = 0.5``)."""
 
-    accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+    accepts_pre = (
+        "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+    )
 
     own_candidate = False
     guf_alpha = 0.5

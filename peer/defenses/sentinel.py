@@ -58,12 +58,8 @@ class Sentinel(RobustDefense):
     """
 
     def __init__(self, *, cos_threshold: float = 0.5, weight_cutoff: float = 0.1) -> None:
-        self.cos_threshold = ops.check_range(
-            "cos_threshold", cos_threshold, -1.0, 1.0, lo_open=False, hi_open=False
-        )
-        self.weight_cutoff = ops.check_range(
-            "weight_cutoff", weight_cutoff, 0.0, 1.0, lo_open=False, hi_open=False
-        )
+        self.cos_threshold = ops.check_range("cos_threshold", cos_threshold, -1.0, 1.0, lo_open=False, hi_open=False)
+        self.weight_cutoff = ops.check_range("weight_cutoff", weight_cutoff, 0.0, 1.0, lo_open=False, hi_open=False)
         self._history: dict[tuple[int, int], tuple[float, int]] = {}
         #: own-loss history: (sum, count, last round recorded)
         self._own: tuple[float, int, int] = (0.0, 0, -1)
@@ -89,11 +85,7 @@ class Sentinel(RobustDefense):
         # the own loss enters the history every round, filtered neighbors or not (as in
         # the authors' code, where the own model is evaluated with the others)
         own_mean = self._own_mean(ctx, float(ctx.loss_with(kept.own))) if ctx.loss_with else None
-        passed = [
-            j
-            for j, r in enumerate(kept.received)
-            if ops.cosine_similarity(r, kept.own) >= self.cos_threshold
-        ]
+        passed = [j for j, r in enumerate(kept.received) if ops.cosine_similarity(r, kept.own) >= self.cos_threshold]
         weights = self._weights(kept, passed, ctx, own_mean) if passed else []
         given = dict(zip(passed, weights))
         for j, sender in enumerate(kept.senders):
@@ -118,9 +110,7 @@ class Sentinel(RobustDefense):
             self._own = (total, count, last)
         return total / count if count else None
 
-    def _weights(
-        self, kept: Kept, passed: list[int], ctx: ChunkContext, own_mean: float | None
-    ) -> list[float]:
+    def _weights(self, kept: Kept, passed: list[int], ctx: ChunkContext, own_mean: float | None) -> list[float]:
         """Step 2: the weight of each passed payload (positions in ``kept.received``)."""
         if ctx.loss_with is None:
             return [1.0] * len(passed)

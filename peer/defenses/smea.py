@@ -40,7 +40,8 @@ class SmallestMaxEigenvalueAveraging(BoundedRule):
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         n = x.shape[0]
         f = self.f_for(ctx, kept.m, n)
-        best, best_value = (0,), float("inf")
+        best: tuple[int, ...] = (0,)
+        best_value = float("inf")
         for subset in itertools.combinations(range(n), n - f):
             rows = x[list(subset)]
             value, _ = ops.top_eigen(rows - rows.mean(dim=0))

@@ -48,7 +48,9 @@ class DBridge(TrimmedMean):
     ``guf_alpha = 0.5``). Guo et al. 2022 only cites BRIDGE [44] and the alpha; taking BRIDGE's
     screening as R of the GUF is our reading."""
 
-    accepts_pre = "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+    accepts_pre = (
+        "rows"  # only pre steps that keep the rows: the neighbours' rows are the candidates, row 0 is left out
+    )
 
     own_candidate = False
     guf_alpha = 0.5
@@ -83,7 +85,11 @@ class BridgeT(RobustDefense):
     accepts_pre = "rows"  # only pre steps that keep the rows: row 0 is the own chunk
 
     def __init__(
-        self, *, b: int | None = None, rho: float = 0.4, rho_central: float = 0.5,
+        self,
+        *,
+        b: int | None = None,
+        rho: float = 0.4,
+        rho_central: float = 0.5,
         guf_alpha: float | None = None,
     ) -> None:
         super().__init__(guf_alpha=guf_alpha)
@@ -93,9 +99,7 @@ class BridgeT(RobustDefense):
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         m = kept.m
-        b = ops.default_bound(
-            self.b, ctx.degree, m, rho=self.rho, rho_central=self.rho_central, cap=(m - 1) // 2
-        )
+        b = ops.default_bound(self.b, ctx.degree, m, rho=self.rho, rho_central=self.rho_central, cap=(m - 1) // 2)
         if 2 * b >= m:
             return ops.median(x)
         middle = ops.trimmed_mean(x[1:], b) * (m - 2 * b)  # sum of the m - 2b middle values

@@ -47,9 +47,7 @@ class Ubar(RobustDefense):
     are discarded first.
     """
 
-    def __init__(
-        self, *, rho: float = 0.4, alpha: float = 0.5, loss_sample: str = "current"
-    ) -> None:
+    def __init__(self, *, rho: float = 0.4, alpha: float = 0.5, loss_sample: str = "current") -> None:
         self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=True, hi_open=False)
         self.alpha = ops.check_range("alpha", alpha, 0.0, 1.0, lo_open=False, hi_open=False)
         self.loss_sample = ops.check_choice("loss_sample", loss_sample, ("current", "fixed"))

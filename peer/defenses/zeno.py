@@ -40,9 +40,7 @@ class Zeno(RobustDefense):
     non-finite loss scores :math:`-\infty`. Payloads holding NaN/Inf are discarded first.
     """
 
-    def __init__(
-        self, *, rho: float = 0.0005, keep: int | None = None, f: int | None = None
-    ) -> None:
+    def __init__(self, *, rho: float = 0.0005, keep: int | None = None, f: int | None = None) -> None:
         self.rho = ops.check_nonnegative("rho", rho)
         self.keep = ops.check_count("keep", keep, minimum=1)
         self.f = ops.check_count("f", f)

@@ -35,9 +35,7 @@ def eq13_bound(degree: int, received: int = 0, *, rho: float = 0.4, rho_central:
     return max(0, math.ceil(n_neighbors * min(1.0 - rho, rho_central) - 1e-9))
 
 
-def default_bound(
-    f: int | None, ctx_degree: int, received: int, *, rho: float, rho_central: float, cap: int
-) -> int:
+def default_bound(f: int | None, ctx_degree: int, received: int, *, rho: float, rho_central: float, cap: int) -> int:
     """``f`` when given, else Eq. (13)'s bound (:func:`eq13_bound`) capped at ``cap``, the
     largest bound the rule can apply to the candidates at hand (never below 0)."""
     if f is not None:

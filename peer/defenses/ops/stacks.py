@@ -31,9 +31,7 @@ def unchanged(own: torch.Tensor) -> torch.Tensor:
     return to_output(flat(own), own)
 
 
-def finite_only(
-    received: Sequence[torch.Tensor], senders: Sequence[int]
-) -> tuple[list[torch.Tensor], tuple[int, ...]]:
+def finite_only(received: Sequence[torch.Tensor], senders: Sequence[int]) -> tuple[list[torch.Tensor], tuple[int, ...]]:
     """Drop payloads holding NaN or +-Inf (no model chunk can), keeping senders aligned.
 
     ``senders`` may be shorter than ``received`` (e.g. a context built without ids); the
