@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from protocol import config
+from protocol import config, rundir
 
 #: dotted field -> the values it allows, read from the code that checks the field
 CHOICES: dict[str, Callable[[], list[str]]] = {}
@@ -147,7 +147,7 @@ NOTES = """\
   A Byzantine peer knows, for each neighbor j, j's degree and how many of j's neighbors
   are Byzantine (ALIE's n and f are taken from the receiving neighbor's neighborhood).
   On sparse graphs that formula gives z <= 0; the plan then prints a `warning:` line and
-  each Byzantine peer records the z it used per neighbor (`alie_z` in `rounds.jsonl`);
+  each Byzantine peer records the z it used per neighbor (`alie_z` in `ROUNDS_FILE`);
   the ALIE paper's own experiments fix z = 1.5 (`params = { z = 1.5 }`).
 * Rules with a Byzantine bound (`krum`, `trimmed_mean`, `bridge`, `bulyan`, ...) default
   to the per-node bound of Guo et al. 2022, Eq. 13; the papers' decentralized baselines
@@ -161,6 +161,7 @@ NOTES = """\
 
 Works cited here are listed in full in `docs/REFERENCES.md`.
 """
+NOTES = NOTES.replace("ROUNDS_FILE", rundir.ROUNDS)  # the run folder's file names live in protocol.rundir
 
 _FIELD_LINE = re.compile(r"^\s+(\w+)\s*:\s*[^=]+=")
 
