@@ -59,6 +59,8 @@ _POLL_MS = 20
 #: them as lost (the control channel has its own I/O thread, which a loaded machine may
 #: run later than the data plane's)
 _STOP_WAIT_S = 1.0
+#: the data planes of closed runtimes, held until the process exits (PeerRuntime.close)
+_LEFT_TO_EXIT: list[DataPlane] = []
 
 
 class PeerRuntime:
@@ -329,7 +331,14 @@ class PeerRuntime:
         would drain is already terminating: "Resource temporarily unavailable
         (src/session_base.cpp:233)") and aborts the process, printing a stray line on
         the terminal. The kernel closes an exiting process's sockets all the same, and
-        nothing sent on them is awaited at this point."""
+        nothing sent on them is awaited at this point.
+
+        Leaving them takes a reference that outlives this object: without one, the last
+        reference goes when ``run_peer`` returns, and pyzmq's ``Socket.__del__`` and
+        ``Context.__del__`` close them there (LINGER 0) while the neighbours exit, which
+        is the abort above (bench/interrupt_abort.py). A peer process ends in ``os._exit``
+        (``launch.run.procs.peer_process``), which runs no destructor."""
+        _LEFT_TO_EXIT.append(self.data)
         self.control.close()
         self.control_ctx.term()
 

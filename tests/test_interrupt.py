@@ -171,3 +171,30 @@ def test_a_sigint_inside_a_peer_start_is_held_until_the_peer_is_recorded() -> No
     with sigint_deferred():  # no SIGINT: nothing raised, handler restored
         steps.append("quiet")
     assert steps[-1] == "quiet" and signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_closed_peer_runtime_leaves_its_data_sockets_open_for_the_process_exit() -> None:
+    """Every peer stops at once; a data DEALER closed (LINGER 0) while its connection is
+    part-way through a chunk message and the neighbour's end closes aborts the process in
+    libzmq ("Resource temporarily unavailable (src/session_base.cpp:233)", once in a
+    Ctrl-C'd launch under load; bench/interrupt_abort.py). So PeerRuntime.close leaves the
+    data sockets to the process's exit, and dropping the runtime (``run_peer`` returning)
+    must not close them through pyzmq's ``__del__`` either."""
+    import gc
+    import weakref
+
+    from peer.options import PeerOptions
+    from peer.runtime import PeerRuntime
+
+    rt = PeerRuntime(PeerOptions(coordinator="tcp://127.0.0.1:9"))
+    rt.data.connect(0, {1: "tcp://127.0.0.1:9"}, [1])
+    data = [weakref.ref(s) for s in (rt.data.sock, rt.data.out[1], rt.ctx)]
+    control, control_ctx = rt.control.sock, rt.control_ctx
+
+    rt.close()
+    del rt
+    gc.collect()
+
+    left = [ref() for ref in data]  # the data ROUTER, the DEALER, their context
+    assert [s is not None and not s.closed for s in left] == [True, True, True]
+    assert control.closed and control_ctx.closed  # the control channel is closed as before

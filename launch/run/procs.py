@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import multiprocessing as mp
 import multiprocessing.forkserver
 import os
@@ -89,7 +90,11 @@ def peer_process(options: PeerOptions, index: int = 0) -> None:
     point (inside a zmq call, a ``__del__``) would print a traceback per peer. The
     launcher alone handles it: it sends ``stop`` (peers exit quietly), terminates any peer
     still running after a grace period, and says what was kept (``byzemu peer`` terminates
-    its peers at once)."""
+    its peers at once).
+
+    The process ends in ``os._exit``, as a forkserver's child does anyway: a ``spawn``
+    child would otherwise finalize its interpreter, and pyzmq's ``__del__`` would close
+    the data sockets the peer leaves to the process's exit (``PeerRuntime.close``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if index > 0:
         _log_shared_failures_once()
@@ -99,7 +104,10 @@ def peer_process(options: PeerOptions, index: int = 0) -> None:
         code = run_peer(options)
     except KeyboardInterrupt:  # a SIGINT that came before the line above
         code = INTERRUPTED_EXIT
-    sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 #: log lines every peer of one command would print alike (first words of the message)
@@ -107,8 +115,6 @@ _SHARED_FAILURES = ("peer cannot join",)
 
 
 def _log_shared_failures_once() -> None:
-    import logging
-
     class _Drop(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
             return not str(record.msg).startswith(_SHARED_FAILURES)
