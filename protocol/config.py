@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import UserError
+from protocol.names import closest, unknown_in
 
 
 class ConfigError(UserError):
@@ -297,9 +298,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     for key in data:
         if key not in names:
             where = f"{prefix}.{key}" if prefix else key
-            raise ConfigError(
-                f"{where}: unknown field; valid fields here are {', '.join(sorted(names))}"
-            )
+            near = closest(key, names)
+            hint = f" (did you mean {f'{prefix}.{near}' if prefix else near}?)" if near else ""
+            raise ConfigError(f"{where}: unknown field{hint}; valid fields here are {', '.join(sorted(names))}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
@@ -339,9 +340,7 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return cfg
 
 
-def load(
-    path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_paths: bool = True
-) -> RunConfig:
+def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_paths: bool = True) -> RunConfig:
     """Load a TOML config file, apply ``--set`` overrides and check it.
 
     Relative ``data.root`` and ``topology.edge_list`` in the file are taken relative to the
@@ -398,7 +397,8 @@ def _require(ok: bool, message: str) -> None:
 
 
 def check(cfg: RunConfig) -> None:
-    """Field-level range checks; cross-checks that need the graph, the data or the
+    """Field-level range checks and the attack's and defense's names and parameter names
+    (:mod:`protocol.names`, no torch); cross-checks that need the graph, the data or the
     registries live in ``coordinator/plan.py`` (``build_plan``)."""
     _require(cfg.nodes >= 2, f"nodes={cfg.nodes}: need at least 2 peers")
     _require(cfg.rounds >= 1, f"rounds={cfg.rounds}: need at least 1 round")
@@ -449,13 +449,14 @@ def check(cfg: RunConfig) -> None:
     )
     _require(r.max_message_bytes >= 1024, "runtime.max_message_bytes: must be >= 1024")
     _require(r.checkpoint_every >= 0, f"runtime.checkpoint_every={r.checkpoint_every}: must be >= 0 (0 = off)")
-    _require(
-        r.coordinator_timeout > 0, f"runtime.coordinator_timeout={r.coordinator_timeout}: must be > 0 seconds"
-    )
+    _require(r.coordinator_timeout > 0, f"runtime.coordinator_timeout={r.coordinator_timeout}: must be > 0 seconds")
     _require(
         r.curve in CURVE_MODES,
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
     )
+    d_, b = cfg.defense, cfg.byzantine
+    unknown = unknown_in(d_.name, d_.params, d_.pre, d_.pre_params, b.attack, b.params)
+    _require(unknown is None, unknown or "")
 
 
 def _toml_char(ch: str) -> str:
@@ -496,4 +497,3 @@ def to_toml(data: dict[str, Any]) -> str:
         for key, value in table.items():
             lines.append(f"{key} = {scalar(value)}")
     return "\n".join(lines) + "\n"
-
