@@ -16,6 +16,7 @@ starts after the last of them). A ``register`` after the assignment is refused w
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -122,8 +123,12 @@ class Coordinator:
         # control connection closed and came back (same routing id, set by the peer) takes
         # its identity over, so its next messages are not from an "unregistered" id
         self.sock = sockets.bind_router(
-            self.ctx, bind, max_frame=sockets.frame_limit(MAX_CONTROL_BYTES), curve_secret=secret,
-            linger=1000, handover=True,
+            self.ctx,
+            bind,
+            max_frame=sockets.frame_limit(MAX_CONTROL_BYTES),
+            curve_secret=secret,
+            linger=1000,
+            handover=True,
         )
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.connection_drops = sockets.DropWatch(self.sock)
@@ -149,8 +154,11 @@ class Coordinator:
         each round record, so connections that close after the last round (peers exiting
         on ``stop``) are not counted."""
         for _ in range(self.connection_drops.new_drops()):
-            self._drop("connection_dropped", "a control connection closed: a frame over "
-                       f"{sockets.frame_limit(MAX_CONTROL_BYTES)} bytes, a malformed stream or a dead peer")
+            self._drop(
+                "connection_dropped",
+                "a control connection closed: a frame over "
+                f"{sockets.frame_limit(MAX_CONTROL_BYTES)} bytes, a malformed stream or a dead peer",
+            )
 
     def _receive(self, timeout_ms: int) -> tuple[bytes, m.Message] | None:
         """One valid message (identity, message) or None on timeout / dropped message."""
@@ -186,7 +194,8 @@ class Coordinator:
         while len(self.peers) < n:
             left = deadline - time.monotonic()
             if left <= 0:
-                hint = f"; CURVE is on: peers need --coordinator-key {self.public_key}" if self.curve else ""
+                key = shlex.quote(self.public_key or "")
+                hint = f"; CURVE is on: peers need --coordinator-key {key}" if self.curve else ""
                 raise CoordinatorError(
                     f"only {len(self.peers)} of {n} peers registered within {timeout:g} s at "
                     f"{self.address}; start the missing peers or raise runtime.register_timeout{hint}"
@@ -208,7 +217,12 @@ class Coordinator:
                 continue
             node = len(self.peers)
             self.peers[node] = PeerInfo(
-                identity, node, msg["data_addr"], msg["host"], msg["pid"], msg.fields.get("curve_key"),
+                identity,
+                node,
+                msg["data_addr"],
+                msg["host"],
+                msg["pid"],
+                msg.fields.get("curve_key"),
                 msg.fields.get("want_init") == 1,
             )
             self._by_identity[identity] = node
@@ -232,19 +246,24 @@ class Coordinator:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
         addresses = {i: p.data_addr for i, p in self.peers.items()}
         plans = {node: self.plan.assignment(node) for node in sorted(self.peers)}
-        keys = assignment_mod.curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()}) if self.curve else {}
+        keys = (
+            assignment_mod.curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()})
+            if self.curve
+            else {}
+        )
         layout, init = initial_model(self.cfg)
         model = {"layout": layout, "init_digest": model_digest(init)}
         for node, a in plans.items():
             msg = assignment_mod.to_message(
-                a, {j: addresses[j] for j in a.linked()}, keys.get(node),
+                a,
+                {j: addresses[j] for j in a.linked()},
+                keys.get(node),
                 resume={"round": self.resume.round, "digest": self.resume.digests[node]} if self.resume else None,
-                model=model, init=init if self.peers[node].want_init else None,
+                model=model,
+                init=init if self.peers[node].want_init else None,
             )
             self._send(self.peers[node].identity, msg)
-        self.results.write_topology(
-            self.plan.topology_json({i: p.to_json() for i, p in self.peers.items()})
-        )
+        self.results.write_topology(self.plan.topology_json({i: p.to_json() for i, p in self.peers.items()}))
         ready: set[int] = set()
         deadline = time.monotonic() + self.cfg.runtime.register_timeout
         while len(ready) < len(self.peers) and time.monotonic() < deadline:
@@ -279,7 +298,9 @@ class Coordinator:
         )
         self._send(identity, m.stop(reason=reason))
         self.refused.append({"round": round_, "pid": msg["pid"], "host": msg["host"], "data_addr": msg["data_addr"]})
-        log.warning("refused a registration from pid %d on %s in round %d: run in progress", msg["pid"], msg["host"], round_)
+        log.warning(
+            "refused a registration from pid %d on %s in round %d: run in progress", msg["pid"], msg["host"], round_
+        )
 
     def _mark_failed(self, node: int, round_: int, reason: str) -> None:
         if node in self.failed:
@@ -299,7 +320,9 @@ class Coordinator:
         """Send ``round_start`` to every live peer."""
         round_state = _Round(number=round_, t0=time.monotonic(), refused_before=len(self.refused))
         start = m.round_start(
-            round_=round_, failed=sorted(self.failed), deadline=self.cfg.runtime.round_timeout,
+            round_=round_,
+            failed=sorted(self.failed),
+            deadline=self.cfg.runtime.round_timeout,
             checkpoint=self.last_checkpoint or None,
         )
         self._broadcast(start, sorted(set(self.peers) - self.failed))
@@ -366,8 +389,13 @@ class Coordinator:
             extra["refused_registrations"] = self.refused[rnd.refused_before : rnd.refused_after]
         self._count_dropped_connections()
         return recorder.record(
-            round_=rnd.number, reports=rnd.reports, failed=rnd.failed if rnd.failed is not None else self.failed,
-            t0=rnd.t0, t1=rnd.t1, coordinator_drops=self.drops, extra=extra,
+            round_=rnd.number,
+            reports=rnd.reports,
+            failed=rnd.failed if rnd.failed is not None else self.failed,
+            t0=rnd.t0,
+            t1=rnd.t1,
+            coordinator_drops=self.drops,
+            extra=extra,
         )
 
     def stop(self, reason: str) -> None:
@@ -382,7 +410,9 @@ class Coordinator:
             self.wait_registrations()
             self.assign()
             recorder = RoundRecorder(
-                plan=self.plan, results=self.results, progress=self.progress,
+                plan=self.plan,
+                results=self.results,
+                progress=self.progress,
                 started=time.monotonic() - self.results.elapsed_offset,
             )
             first = self.resume.round + 1 if self.resume is not None else 1

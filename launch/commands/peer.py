@@ -20,28 +20,83 @@ def host_ip() -> str:
         return "127.0.0.1"
 
 
+def read_key_file(path: str, given: str | None) -> str:
+    """The key in the file at ``path`` (surrounding whitespace dropped); exits with one
+    error line when it cannot be read, is not a key, or ``--coordinator-key`` was given too."""
+    from protocol.assignment import is_z85_key
+
+    if given is not None:
+        fail("--coordinator-key and --coordinator-key-file: give one of them")
+    try:
+        key = Path(path).read_text().strip()
+    except OSError as exc:
+        fail(f"--coordinator-key-file {path}: cannot read it ({exc.strerror})")
+    if not is_z85_key(key):
+        fail(f"--coordinator-key-file {path}: expected the 40-character Z85 public key the coordinator wrote")
+    return key
+
+
 @click.command()
 @click.option("--coordinator", "address", required=True, help="tcp://HOST:PORT of the coordinator.")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(min=1), help="Peers to start on this host.")
 @click.option("--bind-host", default="0.0.0.0", show_default=True, help="Interface the data sockets bind on.")
-@click.option("--advertise-host", default=None, help="Address other peers use to reach this host (default: this host's IP).")
-@click.option("--data-root", default=None, type=click.Path(file_okay=False), help="Dataset folder on this host (overrides data.root).")
-@click.option("--coordinator-key", "coordinator_key", default=None, metavar="KEY",
-              help="The coordinator's CURVE public key (40 Z85 characters, printed by `byzemu coordinator` "
-              "when runtime.curve is on); leave out when CURVE is off.")
-@click.option("--checkpoint-dir", "checkpoint_dir", default=None, type=click.Path(file_okay=False),
-              help="Folder on this host where the peers write their checkpoints (runtime.checkpoint_every); "
-              "without it they write none.")
-@click.option("--max-message-bytes", "max_message_bytes", default=None, type=click.IntRange(min=1024),
-              help="Largest data message the peers' data sockets accept, fixed before they register; a run with "
-              "a larger runtime.max_message_bytes refuses them. [default: 67108864, runtime.max_message_bytes's default]")
+@click.option(
+    "--advertise-host", default=None, help="Address other peers use to reach this host (default: this host's IP)."
+)
+@click.option(
+    "--data-root",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Dataset folder on this host (overrides data.root).",
+)
+@click.option(
+    "--coordinator-key",
+    "coordinator_key",
+    default=None,
+    metavar="KEY",
+    help="The coordinator's CURVE public key (40 Z85 characters, printed by `byzemu coordinator` "
+    "when runtime.curve is on); leave out when CURVE is off.",
+)
+@click.option(
+    "--coordinator-key-file",
+    "coordinator_key_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A file holding the coordinator's CURVE public key (its coordinator.key, copied to this host); "
+    "instead of --coordinator-key.",
+)
+@click.option(
+    "--checkpoint-dir",
+    "checkpoint_dir",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Folder on this host where the peers write their checkpoints (runtime.checkpoint_every); "
+    "without it they write none.",
+)
+@click.option(
+    "--max-message-bytes",
+    "max_message_bytes",
+    default=None,
+    type=click.IntRange(min=1024),
+    help="Largest data message the peers' data sockets accept, fixed before they register; a run with "
+    "a larger runtime.max_message_bytes refuses them. [default: 67108864, runtime.max_message_bytes's default]",
+)
 def peer(
-    address: str, count: int, bind_host: str, advertise_host: str | None, data_root: str | None,
-    coordinator_key: str | None, checkpoint_dir: str | None, max_message_bytes: int | None,
+    address: str,
+    count: int,
+    bind_host: str,
+    advertise_host: str | None,
+    data_root: str | None,
+    coordinator_key: str | None,
+    coordinator_key_file: str | None,
+    checkpoint_dir: str | None,
+    max_message_bytes: int | None,
 ) -> None:
     """Start COUNT peers on this host that join the coordinator at ADDRESS."""
     if not address.startswith("tcp://"):
         fail(f"--coordinator {address}: expected tcp://HOST:PORT")
+    if coordinator_key_file is not None:
+        coordinator_key = read_key_file(coordinator_key_file, coordinator_key)
     from protocol.assignment import is_z85_key
 
     if coordinator_key is not None and not is_z85_key(coordinator_key):
@@ -53,7 +108,9 @@ def peer(
     from peer.options import PeerOptions
 
     options = PeerOptions(
-        coordinator=address, bind_host=bind_host, advertise_host=advertise,
+        coordinator=address,
+        bind_host=bind_host,
+        advertise_host=advertise,
         data_root=str(Path(data_root).resolve()) if data_root else None,
         coordinator_key=coordinator_key,
         checkpoint_dir=str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,
