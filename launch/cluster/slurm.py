@@ -133,14 +133,16 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 def run_script(cfg: RunConfig, run_dir: Path, opts: SlurmOptions) -> str:
     """The sbatch script of one run whose results folder is ``run_dir`` (absolute)."""
     per_host = shares(cfg.nodes, opts.nodes)
-    head = _header(opts, name=cfg.name, cpus=max(per_host), output=run_dir / "slurm-%j.out", workdir=run_dir, array=None)
+    head = _header(
+        opts, name=cfg.name, cpus=max(per_host), output=run_dir / "slurm-%j.out", workdir=run_dir, array=None
+    )
     return (
         f"{head}#\n# byzemu run {cfg.name!r}: {cfg.nodes} peers on {opts.nodes} host(s) {per_host}, "
         f"{cfg.rounds} rounds.\n# Written by `byzemu launch CONFIG --on slurm`; submit it again with "
         f"`sbatch {RunDir(run_dir).job_script}`.\n"
         + _HOW.format(follow=shlex.quote(str(run_dir)))
         + f"export {RUN_DIR_ENV}={shlex.quote(str(run_dir))}\n"
-        + f"exec {shlex.join(byzemu_argv())} slurm-job \"${RUN_DIR_ENV}\"\n"
+        + f'exec {shlex.join(byzemu_argv())} slurm-job "${RUN_DIR_ENV}"\n'
     )
 
 
@@ -148,18 +150,16 @@ def sweep_script(out: Path, runs: list[tuple[str, RunConfig]], opts: SlurmOption
     """The sbatch script of a job array: task i runs ``out / runs[i][0]``."""
     cpus = max(max(shares(cfg.nodes, opts.nodes)) for _, cfg in runs)
     array = f"0-{len(runs) - 1}" + (f"%{opts.jobs}" if opts.jobs else "")
-    head = _header(
-        opts, name=name, cpus=cpus, output=out / "slurm" / "array-%A_%a.out", workdir=out, array=array
-    )
+    head = _header(opts, name=name, cpus=cpus, output=out / "slurm" / "array-%A_%a.out", workdir=out, array=array)
     listed = "".join(f"  {shlex.quote(rel)}\n" for rel, _ in runs)
     return (
         f"{head}#\n# byzemu sweep {name!r}: {len(runs)} run(s), one array task each, on {opts.nodes} host(s) per run.\n"
         f"# Written by `byzemu sweep SWEEP.toml --on slurm`; rerun that command to resume (finished runs are skipped).\n"
         + _HOW.format(follow=shlex.quote(str(out)))
         + f"runs=(\n{listed})\n"
-        + f"export {RUN_DIR_ENV}={shlex.quote(str(out))}/\"${{runs[$SLURM_ARRAY_TASK_ID]}}\"\n"
-        + f"exec >\"${RUN_DIR_ENV}/slurm-${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}.out\" 2>&1\n"
-        + f"exec {shlex.join(byzemu_argv())} slurm-job \"${RUN_DIR_ENV}\"\n"
+        + f'export {RUN_DIR_ENV}={shlex.quote(str(out))}/"${{runs[$SLURM_ARRAY_TASK_ID]}}"\n'
+        + f'exec >"${RUN_DIR_ENV}/slurm-${{SLURM_ARRAY_JOB_ID}}_${{SLURM_ARRAY_TASK_ID}}.out" 2>&1\n'
+        + f'exec {shlex.join(byzemu_argv())} slurm-job "${RUN_DIR_ENV}"\n'
     )
 
 
@@ -205,7 +205,11 @@ def check_shared(cfgs: Iterable[RunConfig], results: Path, opts: SlurmOptions, w
         datasets.prepare(dataset, Path(root))  # DatasetError names the missing files; decompress once
     if opts.nodes < 2:
         return
-    for what, path in [("results folder", results), *(("data root", Path(r)) for r in roots), ("Python environment", Path(sys.prefix))]:
+    for what, path in [
+        ("results folder", results),
+        *(("data root", Path(r)) for r in roots),
+        ("Python environment", Path(sys.prefix)),
+    ]:
         kind = filesystem_of(path)
         if kind in LOCAL_FS:
             warn(
@@ -259,8 +263,12 @@ def _refuse_active(run_dirs: Iterable[Path]) -> None:
 def sbatch(script: Path) -> str:
     """Submit ``script``; return the job id."""
     if shutil.which("sbatch") is None:
-        raise SlurmError("sbatch not found on PATH: submit from a host of the Slurm cluster (--dry-run prints the script)")
-    proc = subprocess.run(["sbatch", "--parsable", str(script)], capture_output=True, text=True, timeout=120, check=False)
+        raise SlurmError(
+            "sbatch not found on PATH: submit from a host of the Slurm cluster (--dry-run prints the script)"
+        )
+    proc = subprocess.run(
+        ["sbatch", "--parsable", str(script)], capture_output=True, text=True, timeout=120, check=False
+    )
     if proc.returncode != 0:
         why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
         raise SlurmError(f"sbatch refused {script}: {why}")
@@ -275,18 +283,31 @@ def _prepare_folder(run_dir: Path, cfg: RunConfig) -> None:
     RunDir(run_dir).config_toml.write_text(to_toml(cfg.to_dict()))
 
 
+def _write_inputs(run_dir: Path, cfg: RunConfig) -> None:
+    """What a dry run leaves for a user to inspect and ``sbatch`` by hand: the run's
+    resolved config in ``run_dir`` (created), nothing else touched."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    RunDir(run_dir).config_toml.write_text(to_toml(cfg.to_dict()))
+
+
 def _record(run_dir: Path, job: str, script: Path, hosts: int) -> None:
-    write_json(RunDir(run_dir).slurm_job, {
-        "job_id": job, "script": str(script), "hosts": hosts,
-        "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    })
+    write_json(
+        RunDir(run_dir).slurm_job,
+        {
+            "job_id": job,
+            "script": str(script),
+            "hosts": hosts,
+            "submitted_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        },
+    )
 
 
 def submit_run(
     cfg: RunConfig, run_dir: Path, opts: SlurmOptions, *, dry_run: bool, echo: Callable[..., None]
 ) -> str | None:
     """Submit one run (``byzemu launch CONFIG --on slurm``); return the job id (None on a
-    dry run, which prints the script and writes nothing)."""
+    dry run, which writes the config and the script into ``run_dir``, prints the script
+    and submits nothing)."""
     from coordinator.plan import build_plan
 
     opts.check([cfg])
@@ -295,6 +316,14 @@ def submit_run(
     build_plan(cfg)  # every config error before anything is written or submitted
     script = run_script(cfg, run_dir, opts)
     if dry_run:
+        path = RunDir(run_dir).job_script
+        _write_inputs(run_dir, cfg)
+        path.write_text(script)
+        echo(
+            f"dry run: wrote {RunDir(run_dir).config_toml} and {path}; nothing submitted "
+            f"(submit by hand: sbatch {shlex.quote(str(path))})",
+            err=True,
+        )
         echo(script, nl=False)
         return None
     _refuse_active([run_dir])
@@ -306,7 +335,9 @@ def submit_run(
     return job
 
 
-def submit_sweep(sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, echo: Callable[..., None]) -> dict[str, Any]:
+def submit_sweep(
+    sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, echo: Callable[..., None]
+) -> dict[str, Any]:
     """Submit every run of ``sweep`` (``launch.sweeps.sweepfile.Sweep``) that is not finished as one
     job array; finished runs are kept (and must have the config the sweep asks for now)."""
     from launch.sweeps.runner import check_kept
@@ -320,11 +351,26 @@ def submit_sweep(sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, ec
             check_kept(run, out / run.rel_dir)
         else:
             todo.append(run)
-    counts: dict[str, Any] = {"total": len(sweep.runs), "submitted": len(todo), "skipped": len(sweep.runs) - len(todo), "job": None}
+    counts: dict[str, Any] = {
+        "total": len(sweep.runs),
+        "submitted": len(todo),
+        "skipped": len(sweep.runs) - len(todo),
+        "job": None,
+    }
     if not todo:
         return counts
     script = sweep_script(out, [(r.rel_dir, r.cfg) for r in todo], opts, name=sweep.path.stem)
+    path = out / "slurm" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
     if dry_run:
+        for run in todo:
+            _write_inputs(out / run.rel_dir, run.cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(script)
+        echo(
+            f"dry run: wrote {len(todo)} run folder(s) with their {RunDir(out).config_toml.name} under {out} "
+            f"and {path}; nothing submitted (submit by hand: sbatch {shlex.quote(str(path))})",
+            err=True,
+        )
         echo(script, nl=False)
         return counts
     _refuse_active(out / r.rel_dir for r in todo)
@@ -332,7 +378,6 @@ def submit_sweep(sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, ec
     write_json(out / SWEEP, sweep.to_json())
     for run in todo:  # an interrupted run starts again from scratch, as in a local sweep
         _prepare_folder(out / run.rel_dir, run.cfg)
-    path = out / "slurm" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
     path.parent.mkdir(exist_ok=True)
     path.write_text(script)
     job = sbatch(path)
@@ -340,4 +385,3 @@ def submit_sweep(sweep: Any, out: Path, opts: SlurmOptions, *, dry_run: bool, ec
         _record(out / run.rel_dir, f"{job}_{i}", path, opts.nodes)
     counts["job"] = job
     return counts
-

@@ -63,8 +63,10 @@ def interrupted(out_dir: Path | None) -> NoReturn:
     message = state.get("message") if state is not None else None
     if message is None:
         if run is not None and run.rounds.is_file():
-            message = (f"the rounds completed so far are in {run.rounds} "
-                       f"(no {SUMMARY}: the run is unfinished); rerun to start over")
+            message = (
+                f"the rounds completed so far are in {run.rounds} "
+                f"(no {SUMMARY}: the run is unfinished); rerun to start over"
+            )
         else:
             message = "stopped before the first round; nothing kept"
     lead = "\n" if sys.stderr.isatty() else ""  # after an in-place progress line
@@ -74,16 +76,24 @@ def interrupted(out_dir: Path | None) -> NoReturn:
 
 config_arg = click.argument("config", type=click.Path(dir_okay=False))
 set_opt = click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Override a config field, e.g. --set train.lr=0.1 (repeatable).",
 )
 tensorboard_opt = click.option(
-    "--tensorboard", type=click.Path(file_okay=False), default=None, metavar="DIR",
+    "--tensorboard",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
     help="Also log each round's honest statistics to TensorBoard under DIR/<run folder name> "
-    "(needs the tracking extra: pip install -e \".[tracking]\").",
+    '(needs the tracking extra: pip install -e ".[tracking]").',
 )
 out_opt = click.option(
-    "--out", type=click.Path(file_okay=False), default=None,
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Results folder (default runs/NAME-TIMESTAMP).",
 )
 quiet_opt = click.option("--quiet", is_flag=True, help="No progress line.")
@@ -91,34 +101,78 @@ quiet_opt = click.option("--quiet", is_flag=True, help="No progress line.")
 
 def slurm_options(func: Any) -> Any:
     """``--on slurm`` and what it asks of the allocation (launch/cluster/slurm.py)."""
-    for option in reversed([
-        click.option("--on", "on", type=click.Choice(["local", "slurm"]), default="local", show_default=True,
-                     help="Where the run(s) go: this machine, or a Slurm cluster (submitted with sbatch)."),
-        click.option("--nodes", "slurm_nodes", type=int, default=None,
-                     help="--on slurm: hosts per run (default 1); the peers are split evenly over them."),
-        click.option("--partition", default=None, help="--on slurm: the Slurm partition."),
-        click.option("--time", "time_limit", default=None, help="--on slurm: the job's time limit (e.g. 2:00:00)."),
-        click.option("--sbatch-arg", "sbatch_args", multiple=True, metavar="OPTION",
-                     help="--on slurm: one more sbatch option, e.g. --sbatch-arg=--mem=16G (repeatable)."),
-        click.option("--dry-run", is_flag=True, help="--on slurm: print the sbatch script; write and submit nothing."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--on",
+                "on",
+                type=click.Choice(["local", "slurm"]),
+                default="local",
+                show_default=True,
+                help="Where the run(s) go: this machine, or a Slurm cluster (submitted with sbatch).",
+            ),
+            click.option(
+                "--nodes",
+                "slurm_nodes",
+                type=int,
+                default=None,
+                help="--on slurm: hosts per run (default 1); the peers are split evenly over them.",
+            ),
+            click.option("--partition", default=None, help="--on slurm: the Slurm partition."),
+            click.option("--time", "time_limit", default=None, help="--on slurm: the job's time limit (e.g. 2:00:00)."),
+            click.option(
+                "--sbatch-arg",
+                "sbatch_args",
+                multiple=True,
+                metavar="OPTION",
+                help="--on slurm: one more sbatch option, e.g. --sbatch-arg=--mem=16G (repeatable).",
+            ),
+            click.option(
+                "--dry-run",
+                is_flag=True,
+                help="--on slurm: write the config(s) and the sbatch script into the results folder and "
+                "print the script; submit nothing.",
+            ),
+        ]
+    ):
         func = option(func)
     return func
 
 
-def slurm_opts(on: str, nodes: int | None, partition: str | None, time_limit: str | None,
-               sbatch_args: tuple[str, ...], dry_run: bool, jobs: int | None = None) -> Any:
+def slurm_opts(
+    on: str,
+    nodes: int | None,
+    partition: str | None,
+    time_limit: str | None,
+    sbatch_args: tuple[str, ...],
+    dry_run: bool,
+    jobs: int | None = None,
+) -> Any:
     """The SlurmOptions of ``--on slurm``; None for a local run (where they are an error)."""
-    given = [name for name, v in [("--nodes", nodes), ("--partition", partition), ("--time", time_limit),
-                                  ("--sbatch-arg", sbatch_args or None), ("--dry-run", dry_run or None)] if v is not None]
+    given = [
+        name
+        for name, v in [
+            ("--nodes", nodes),
+            ("--partition", partition),
+            ("--time", time_limit),
+            ("--sbatch-arg", sbatch_args or None),
+            ("--dry-run", dry_run or None),
+        ]
+        if v is not None
+    ]
     if on != "slurm":
         if given:
             fail(f"{given[0]} needs --on slurm")
         return None
     from launch.cluster.slurm import SlurmOptions
 
-    return SlurmOptions(nodes=1 if nodes is None else nodes, partition=partition, time=time_limit,
-                        sbatch_args=tuple(sbatch_args), jobs=jobs)
+    return SlurmOptions(
+        nodes=1 if nodes is None else nodes,
+        partition=partition,
+        time=time_limit,
+        sbatch_args=tuple(sbatch_args),
+        jobs=jobs,
+    )
 
 
 def set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -131,6 +185,10 @@ def set_verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None
 #: ``-v`` is accepted before and after the subcommand (``byzemu -v launch ...`` and
 #: ``byzemu launch ... -v``)
 verbose_opt = click.option(
-    "-v", "--verbose", is_flag=True, expose_value=False, callback=set_verbose,
+    "-v",
+    "--verbose",
+    is_flag=True,
+    expose_value=False,
+    callback=set_verbose,
     help="Log coordinator and peer events.",
 )
