@@ -21,26 +21,62 @@ def default_sweep_dir(sweep_file: str) -> Path:
 @click.command()
 @click.argument("sweep_file", type=click.Path(dir_okay=False))
 @click.option(
-    "--out", type=click.Path(file_okay=False), default=None,
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Sweep folder (default runs/sweep-<file name>); rerun with the same --out to resume.",
 )
 @click.option(
-    "--jobs", type=int, default=None,
+    "--jobs",
+    type=int,
+    default=None,
     help="Runs at once (default: cores // largest node count, at least 1).",
 )
 @click.option(
-    "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
     help="Override a config field in every run, after the file's [set] and axes "
     "(e.g. --set data.root=/data/cifar10); repeatable.",
 )
 @click.option(
-    "--plan", "show_plan", is_flag=True,
+    "--plan",
+    "show_plan",
+    is_flag=True,
     help="List the runs and estimate their time on this machine (2-round probes in process); run nothing.",
 )
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No live progress line; print only a line as each run ends.",
+)
+@click.option(
+    "--progress-every",
+    "progress_every",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When the output is not a terminal: print the progress line at most this often (on a terminal it is "
+    "rewritten in place every second).",
+)
 @slurm_options
-def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[str, ...],
-          show_plan: bool, on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
-          sbatch_args: tuple[str, ...], dry_run: bool) -> None:
+def sweep(
+    sweep_file: str,
+    out: str | None,
+    jobs: int | None,
+    overrides: tuple[str, ...],
+    show_plan: bool,
+    quiet: bool,
+    progress_every: float,
+    on: str,
+    slurm_nodes: int | None,
+    partition: str | None,
+    time_limit: str | None,
+    sbatch_args: tuple[str, ...],
+    dry_run: bool,
+) -> None:
     """Run every cell x repeat of SWEEP_FILE as a local cluster (or, with --on slurm, as
     one Slurm array task each, --jobs at once); skip runs already done."""
     if jobs is not None and jobs < 1:
@@ -67,7 +103,7 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
             from launch.run.procs import prepare_forkserver
 
             prepare_forkserver(sw.runs[0].cfg)
-        counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo)
+        counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo, progress_every=None if quiet else progress_every)
     except user_errors() as exc:
         fail(str(exc))
     except KeyboardInterrupt as exc:
@@ -75,8 +111,7 @@ def sweep(sweep_file: str, out: str | None, jobs: int | None, overrides: tuple[s
 
         click.echo(f"interrupted: {exc or 'rerun the same command to go on (finished runs are kept)'}", err=True)
         sys.exit(INTERRUPTED_EXIT)
-    click.echo(f"done: {counts['ran']} run(s) ran, {counts['skipped']} already done; "
-               f"byzemu report {out_dir}")
+    click.echo(f"done: {counts['ran']} run(s) ran, {counts['skipped']} already done; byzemu report {out_dir}")
 
 
 def _plan_sweep(sweep_file: str, overrides: tuple[str, ...], jobs: int | None) -> None:
