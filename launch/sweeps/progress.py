@@ -6,9 +6,9 @@ its last round and honest accuracy, read from its results folder::
 On a terminal the line is rewritten in place about once a second; elsewhere (a log file, a
 pipe) it is printed as a plain line at most every ``every`` seconds, and only when it
 changed (and not while no run is in progress). The runs' end lines go through
-:meth:`SweepProgress.echo`, which clears the line on a terminal first. A run counts as running once it has written its ``config.json``
-or a round since the sweep started (a run waiting in the pool has no folder yet; a run
-going on from a checkpoint has an older one).
+:meth:`SweepProgress.echo`, which clears the line on a terminal first. A run counts as
+running once it has written its ``config.json`` or a round since the sweep started (a run
+waiting in the pool has no folder yet; a run going on from a checkpoint has an older one).
 """
 
 from __future__ import annotations
