@@ -34,13 +34,14 @@ vectors = torch.tensor(
     ]
 )
 
-for name, params in [
+RULES: list[tuple[str, dict[str, float]]] = [
     ("mean", {}),
     ("median", {}),
     ("trimmed_mean", {"f": 1}),
     ("krum", {"f": 1}),
     ("norm_clip", {"tau": 2.0}),
-]:
+]
+for name, params in RULES:
     out = aggregate(name, vectors, **params)
     print(f"{name:<13} {params!s:<12} -> {[round(v, 4) for v in out.tolist()]}")
 
