@@ -31,9 +31,7 @@ def cell_row(cell: CellResult) -> dict[str, Any]:
     accs = [r.summary["final_accuracy"]["mean"] for r in cell.runs if r.summary.get("final_accuracy")]
     worst = [r.summary["final_accuracy"]["worst"] for r in cell.runs if r.summary.get("final_accuracy")]
     asrs = [
-        r.summary["final_attack_success_rate"]["mean"]
-        for r in cell.runs
-        if r.summary.get("final_attack_success_rate")
+        r.summary["final_attack_success_rate"]["mean"] for r in cell.runs if r.summary.get("final_attack_success_rate")
     ]
     conv = [r.summary["convergence_round"] for r in cell.runs if r.summary.get("convergence_round") is not None]
     acc_mean, acc_std = _ms(accs)
@@ -65,26 +63,48 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, Any]:
-    """Write report.md, report.csv and PNG plots to ``out`` (default ``root``)."""
+def write_report(root: str | Path, out: str | Path | None = None, fmt: str = "png") -> dict[str, Any]:
+    """Write report.md, report.csv and the plots (as ``fmt``: png, pdf or svg) to ``out``
+    (default ``root``)."""
     runs = read_runs(root)
     axes, cells = group_cells(runs, sweep_order(Path(root), runs))
     out = Path(out) if out is not None else Path(root)
     out.mkdir(parents=True, exist_ok=True)
     rows = [cell_row(c) for c in cells]
 
-    csv_cols = ["cell", *axes, "runs", "accuracy_mean", "accuracy_std", "accuracy_worst",
-                "asr_mean", "asr_std", "convergence_round_mean", "failed_peers", "wall_s_mean"]
+    csv_cols = [
+        "cell",
+        *axes,
+        "runs",
+        "accuracy_mean",
+        "accuracy_std",
+        "accuracy_worst",
+        "asr_mean",
+        "asr_std",
+        "convergence_round_mean",
+        "failed_peers",
+        "wall_s_mean",
+    ]
     with open(out / REPORT_CSV, "w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=csv_cols)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if row.get(k) is None else _show(row[k]) if k in axes else row[k]) for k in csv_cols})
+            writer.writerow(
+                {k: ("" if row.get(k) is None else _show(row[k]) if k in axes else row[k]) for k in csv_cols}
+            )
 
-    plots = all_figures(cells, axes, out)
+    plots = all_figures(cells, axes, out, fmt)
 
-    head = [*(axes or ["config"]), "runs", "honest accuracy (mean ± std)", "worst honest accuracy",
-            "ASR (mean ± std)", "convergence round (mean)", "failed peers", "wall s (mean)"]
+    head = [
+        *(axes or ["config"]),
+        "runs",
+        "honest accuracy (mean ± std)",
+        "worst honest accuracy",
+        "ASR (mean ± std)",
+        "convergence round (mean)",
+        "failed peers",
+        "wall s (mean)",
+    ]
     lines = [
         f"# byzemu report: {Path(root)}",
         "",
@@ -95,20 +115,38 @@ def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, A
     ]
     for row in rows:
         label = [_show(row[a]) for a in axes] if axes else [row["cell"]]
-        lines.append("| " + " | ".join([
-            *label, str(row["runs"]), _pm(row["accuracy_mean"], row["accuracy_std"]),
-            _f(row["accuracy_worst"]), _pm(row["asr_mean"], row["asr_std"]),
-            _f(row["convergence_round_mean"], 1), str(row["failed_peers"]), _f(row["wall_s_mean"], 1),
-        ]) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    *label,
+                    str(row["runs"]),
+                    _pm(row["accuracy_mean"], row["accuracy_std"]),
+                    _f(row["accuracy_worst"]),
+                    _pm(row["asr_mean"], row["asr_std"]),
+                    _f(row["convergence_round_mean"], 1),
+                    str(row["failed_peers"]),
+                    _f(row["wall_s_mean"], 1),
+                ]
+            )
+            + " |"
+        )
     unfinished = unfinished_runs(root)
     if unfinished:
-        lines += ["", f"**{len(unfinished)} unfinished run(s), left out of the table** (rerun the sweep, or "
-                  "`byzemu launch --resume DIR`, to finish them):", ""]
+        lines += [
+            "",
+            f"**{len(unfinished)} unfinished run(s), left out of the table** (rerun the sweep, or "
+            "`byzemu launch --resume DIR`, to finish them):",
+            "",
+        ]
         lines += [f"- `{d.relative_to(Path(root))}`: {why}" for d, why in unfinished]
     lines += ["", "## Plots", ""]
     lines += [f"![{p.stem}]({p.name})" for p in plots]
     (out / REPORT_MD).write_text("\n".join(lines) + "\n", encoding="utf-8")
     return {
-        "rows": rows, "axes": axes, "plots": [str(p) for p in plots], "out": str(out),
+        "rows": rows,
+        "axes": axes,
+        "plots": [str(p) for p in plots],
+        "out": str(out),
         "unfinished": [(str(d.relative_to(Path(root))), why) for d, why in unfinished],
     }

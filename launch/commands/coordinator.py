@@ -93,10 +93,10 @@ def coordinator(
     out_dir: Path | None = None
     try:
         cfg = config_mod.load(config, overrides)
-        from launch.run.local import default_out_dir
+        from launch.run.local import claim_out_dir, default_out_dir
         from launch.run.tracking import TensorBoardLogger
 
-        out_dir = Path(out) if out else default_out_dir(cfg, overrides)
+        out_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg, overrides))
         tracker = TensorBoardLogger(log_dir=Path(tensorboard) / out_dir.name) if tensorboard else None
         try:
             summary = run_coordinator(cfg, out_dir, quiet=quiet, bind=bind, on_round=tracker)
@@ -104,6 +104,10 @@ def coordinator(
             if tracker is not None:
                 tracker.close()
     except user_errors() as exc:
+        if not out:
+            from launch.run.local import release_out_dir
+
+            release_out_dir(out_dir)  # claimed above, still empty: nothing ran
         fail(str(exc))
     except KeyboardInterrupt:
         interrupted(out_dir)

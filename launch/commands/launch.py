@@ -25,13 +25,30 @@ from protocol import config as config_mod
 from protocol.config import ConfigError
 
 
+def resume_line(run_dir: Path, after: int, rounds: int) -> str:
+    """What ``launch --resume`` says before it goes on: which checkpoint, which rounds."""
+    from protocol.rundir import RunDir
+
+    return (
+        f"resuming {run_dir} from its round-{after} checkpoint ({RunDir(run_dir).checkpoints}): "
+        f"rounds 1-{after} kept, rounds {after + 1}-{rounds} to run"
+    )
+
+
 def run_config(
-    config: str | None, overrides: tuple[str, ...], out: str | None, *, quiet: bool, in_process: bool,
-    resume: str | None = None, tensorboard: str | None = None,
+    config: str | None,
+    overrides: tuple[str, ...],
+    out: str | None,
+    *,
+    quiet: bool,
+    in_process: bool,
+    resume: str | None = None,
+    tensorboard: str | None = None,
 ) -> None:
     """Load CONFIG (or the run to resume), run it with :func:`launch.api.launch`, print its
     summary: what ``byzemu launch`` and ``byzemu reference`` do."""
     out_dir: Path | None = None
+    claimed: Path | None = None  # an auto-named folder this launch created
     try:
         point = None
         if resume is not None:
@@ -39,16 +56,21 @@ def run_config(
 
             cfg, point = load_resume(resume, overrides, config)
             out = resume
+            click.echo(resume_line(Path(resume), point.round, cfg.rounds), err=True)
         elif config is None:
             raise ConfigError("missing CONFIG (or --resume RUN_DIR)")
         else:
             cfg = config_mod.load(config, overrides)
         from launch import api
-        from launch.run.local import default_out_dir
+        from launch.run.local import claim_out_dir, default_out_dir
 
-        out_dir = Path(out) if out else default_out_dir(cfg, overrides)
+        out_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg, overrides))
+        claimed = None if out else out_dir
         api.launch(cfg, out_dir, in_process=in_process, progress=not quiet, tensorboard=tensorboard, resume=point)
     except user_errors() as exc:
+        from launch.run.local import release_out_dir
+
+        release_out_dir(claimed)
         fail(str(exc))
     except KeyboardInterrupt:
         interrupted(out_dir)
@@ -64,15 +86,27 @@ def run_config(
 @quiet_opt
 @tensorboard_opt
 @click.option(
-    "--resume", "resume", default=None, metavar="RUN_DIR",
+    "--resume",
+    "resume",
+    default=None,
+    metavar="RUN_DIR",
     help="Go on with the killed run in RUN_DIR from its last complete checkpoint (its own config; "
     "--set may change runtime.* only; a CONFIG given must match).",
 )
 @slurm_options
 def launch(
-    config: str | None, overrides: tuple[str, ...], out: str | None, quiet: bool, tensorboard: str | None,
-    resume: str | None, on: str, slurm_nodes: int | None, partition: str | None, time_limit: str | None,
-    sbatch_args: tuple[str, ...], dry_run: bool,
+    config: str | None,
+    overrides: tuple[str, ...],
+    out: str | None,
+    quiet: bool,
+    tensorboard: str | None,
+    resume: str | None,
+    on: str,
+    slurm_nodes: int | None,
+    partition: str | None,
+    time_limit: str | None,
+    sbatch_args: tuple[str, ...],
+    dry_run: bool,
 ) -> None:
     """Run CONFIG on this machine (a coordinator and one OS process per peer), or across
     a Slurm allocation with --on slurm."""
@@ -89,20 +123,26 @@ def launch(
     run_config(config, overrides, out, quiet=quiet, in_process=False, resume=resume, tensorboard=tensorboard)
 
 
-def _submit_run(config: str | None, overrides: tuple[str, ...], out: str | None, resume: str | None,
-                opts: Any, dry_run: bool) -> None:
+def _submit_run(
+    config: str | None, overrides: tuple[str, ...], out: str | None, resume: str | None, opts: Any, dry_run: bool
+) -> None:
     if resume is not None:
         fail("--resume with --on slurm: resume on the machine that holds the checkpoints (byzemu launch --resume)")
     if config is None:
         fail("missing CONFIG")
+    claimed: Path | None = None
     try:
         from launch.cluster.slurm import submit_run
-        from launch.run.local import default_out_dir
+        from launch.run.local import claim_out_dir, default_out_dir
 
         cfg = config_mod.load(config, overrides)
-        run_dir = Path(out) if out else default_out_dir(cfg)
+        run_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg))
+        claimed = None if out else run_dir
         job = submit_run(cfg, run_dir, opts, dry_run=dry_run, echo=click.echo)
     except user_errors() as exc:
+        from launch.run.local import release_out_dir
+
+        release_out_dir(claimed)
         fail(str(exc))
     if job is not None:
         where = run_dir.resolve()
