@@ -72,7 +72,8 @@ def launch(
 
     if not in_process:  # before torch is imported below: the two imports then run at once
         prepare_forkserver(cfg)
-    from launch.run.local import claim_out_dir, default_out_dir, launch_local, release_out_dir
+    from launch.run.claim import claim_out_dir, release_out_dir
+    from launch.run.local import default_out_dir, launch_local
     from launch.run.progress import Progress
     from launch.run.tracking import TensorBoardLogger, fan_out
 

@@ -454,8 +454,8 @@ def check(cfg: RunConfig) -> None:
         r.curve in CURVE_MODES,
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
     )
-    d_, b = cfg.defense, cfg.byzantine
-    unknown = unknown_in(d_.name, d_.params, d_.pre, d_.pre_params, b.attack, b.params)
+    defense, byz = cfg.defense, cfg.byzantine
+    unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
     _require(unknown is None, unknown or "")
 
 

@@ -1,6 +1,6 @@
-"""Auto-named results folders stay one per launch (``launch/run/local.py``,
-``claim_out_dir``), and the progress line says when the accuracy it shows is carried
-over from an earlier evaluation round (``launch/run/progress.py``)."""
+"""Auto-named results folders stay one per launch (``launch/run/claim.py``), and the
+progress line says when the accuracy it shows is carried over from an earlier evaluation
+round (``launch/run/progress.py``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from launch.run.local import claim_out_dir, release_out_dir
+from launch.run.claim import claim_out_dir, release_out_dir
 from launch.run.progress import Progress
 from tests.support import BYZEMU
 from tests.support.runs import small_config

@@ -93,7 +93,8 @@ def coordinator(
     out_dir: Path | None = None
     try:
         cfg = config_mod.load(config, overrides)
-        from launch.run.local import claim_out_dir, default_out_dir
+        from launch.run.claim import claim_out_dir
+        from launch.run.local import default_out_dir
         from launch.run.tracking import TensorBoardLogger
 
         out_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg, overrides))
@@ -105,7 +106,7 @@ def coordinator(
                 tracker.close()
     except user_errors() as exc:
         if not out:
-            from launch.run.local import release_out_dir
+            from launch.run.claim import release_out_dir
 
             release_out_dir(out_dir)  # claimed above, still empty: nothing ran
         fail(str(exc))

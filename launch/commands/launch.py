@@ -62,13 +62,14 @@ def run_config(
         else:
             cfg = config_mod.load(config, overrides)
         from launch import api
-        from launch.run.local import claim_out_dir, default_out_dir
+        from launch.run.claim import claim_out_dir
+        from launch.run.local import default_out_dir
 
         out_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg, overrides))
         claimed = None if out else out_dir
         api.launch(cfg, out_dir, in_process=in_process, progress=not quiet, tensorboard=tensorboard, resume=point)
     except user_errors() as exc:
-        from launch.run.local import release_out_dir
+        from launch.run.claim import release_out_dir
 
         release_out_dir(claimed)
         fail(str(exc))
@@ -133,14 +134,15 @@ def _submit_run(
     claimed: Path | None = None
     try:
         from launch.cluster.slurm import submit_run
-        from launch.run.local import claim_out_dir, default_out_dir
+        from launch.run.claim import claim_out_dir
+        from launch.run.local import default_out_dir
 
         cfg = config_mod.load(config, overrides)
         run_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg))
         claimed = None if out else run_dir
         job = submit_run(cfg, run_dir, opts, dry_run=dry_run, echo=click.echo)
     except user_errors() as exc:
-        from launch.run.local import release_out_dir
+        from launch.run.claim import release_out_dir
 
         release_out_dir(claimed)
         fail(str(exc))

@@ -7,8 +7,6 @@ memory) that starts in milliseconds. Each peer runs with one torch/OpenMP thread
 
 from __future__ import annotations
 
-import contextlib
-import itertools
 import re
 import time
 from collections.abc import Callable
@@ -48,28 +46,6 @@ def default_out_dir(cfg: RunConfig, overrides: tuple[str, ...] | list[str] = ())
         parts.append(re.sub(r"[^A-Za-z0-9._=+-]+", "_", short).strip("_"))
     label = "-".join([cfg.name, *parts])[:80].rstrip("-_")
     return Path("runs") / f"{label}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def claim_out_dir(path: Path) -> Path:
-    """Create the auto-named results folder ``path`` for this run alone and return it: a
-    launch that got the same name (the same config in the same second) gets ``path-2``
-    (``-3``, ...). Creating a folder is atomic, so two launches never share one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for n in itertools.count(1):
-        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
-        try:
-            candidate.mkdir()
-        except FileExistsError:
-            continue
-        return candidate
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def release_out_dir(path: Path | None) -> None:
-    """Remove a claimed results folder that stayed empty (its run failed before it began)."""
-    if path is not None:
-        with contextlib.suppress(OSError):
-            path.rmdir()
 
 
 def launch_local(
