@@ -62,7 +62,7 @@ def read_key_file(path: str, given: str | None) -> str:
     "coordinator_key_file",
     default=None,
     type=click.Path(dir_okay=False),
-    help="A file holding the coordinator's CURVE public key (its coordinator.key, copied to this host); "
+    help="A file holding the coordinator's CURVE public key (the key file in its results folder, copied here); "
     "instead of --coordinator-key.",
 )
 @click.option(
