@@ -16,6 +16,7 @@ starts after the last of them). A ``register`` after the assignment is refused w
 from __future__ import annotations
 
 import logging
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -193,7 +194,8 @@ class Coordinator:
         while len(self.peers) < n:
             left = deadline - time.monotonic()
             if left <= 0:
-                hint = f"; CURVE is on: peers need --coordinator-key {self.public_key}" if self.curve else ""
+                key = shlex.quote(self.public_key or "")
+                hint = f"; CURVE is on: peers need --coordinator-key {key}" if self.curve else ""
                 raise CoordinatorError(
                     f"only {len(self.peers)} of {n} peers registered within {timeout:g} s at "
                     f"{self.address}; start the missing peers or raise runtime.register_timeout{hint}"

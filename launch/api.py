@@ -57,7 +57,8 @@ def launch(
     tensorboard: str | Path | None = None,
     resume: ResumePoint | None = None,
 ) -> Path:
-    """Run ``cfg``; return its results folder (default ``runs/NAME-TIMESTAMP``).
+    """Run ``cfg``; return its results folder (default ``runs/NAME-TIMESTAMP``, with ``-2``,
+    ``-3``, ... when another launch took that name in the same second).
 
     By default a real local cluster (one OS process per peer, as ``byzemu launch``); with
     ``in_process=True`` the in-process reference run (as ``byzemu reference``), which gives
@@ -71,11 +72,12 @@ def launch(
 
     if not in_process:  # before torch is imported below: the two imports then run at once
         prepare_forkserver(cfg)
+    from launch.run.claim import claim_out_dir, release_out_dir
     from launch.run.local import default_out_dir, launch_local
     from launch.run.progress import Progress
     from launch.run.tracking import TensorBoardLogger, fan_out
 
-    out_dir = Path(out) if out is not None else default_out_dir(cfg)
+    out_dir = Path(out) if out is not None else claim_out_dir(default_out_dir(cfg))
     tracker = TensorBoardLogger(log_dir=Path(tensorboard) / out_dir.name) if tensorboard else None
     try:
         if in_process:
@@ -84,6 +86,10 @@ def launch(
             run_reference(cfg, out_dir, progress=fan_out(Progress(cfg.rounds) if progress else None, tracker))
         else:
             launch_local(cfg, out_dir, show_progress=progress, resume=resume, on_round=tracker)
+    except Exception:
+        if out is None:
+            release_out_dir(out_dir)  # a run that failed before it began leaves no empty folder
+        raise
     finally:
         if tracker is not None:
             tracker.close()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
 from protocol.errors import UserError
+from protocol.names import unknown_name, unknown_parameter
 
 T = TypeVar("T")
 
@@ -28,9 +29,13 @@ class RegistryError(UserError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, what: str, field: str) -> None:
+    def __init__(self, what: str, field: str, params_path: str | None = None) -> None:
         self.what = what  # e.g. "defense"
         self.field = field  # config field that names it, e.g. "defense.name"
+        #: where a config gives its parameters, e.g. "defense.params"; "{name}" stands
+        #: for the registered name ("defense.pre_params.{name}"); by default the params
+        #: beside the name field ("x.name" -> "x.params")
+        self.params_path = params_path or f"{field.rpartition('.')[0] or field}.params"
         self._classes: dict[str, type[T]] = {}
 
     def register(self, name: str) -> Callable[[type[T]], type[T]]:
@@ -50,17 +55,15 @@ class Registry(Generic[T]):
         try:
             return self._classes[name]
         except KeyError:
-            raise RegistryError(
-                f"{self.field}={name!r}: unknown {self.what}; choose one of {', '.join(self.names())}"
-            ) from None
+            raise RegistryError(unknown_name(self.field, self.what, name, self.names())) from None
 
     def build(self, name: str, params: Mapping[str, Any]) -> T:
         cls = self.get(name)
         accepted = set(keyword_parameters(cls))
         unknown = sorted(set(params) - accepted)
         if unknown:
-            valid = ", ".join(sorted(accepted)) or "none"
-            raise RegistryError(f"{self.field}={name!r}: unknown parameter {unknown[0]!r}; valid parameters: {valid}")
+            path = self.params_path.format(name=name)
+            raise RegistryError(unknown_parameter(path, self.what, name, unknown[0], accepted))
         try:
             return cls(**params)
         except (TypeError, ValueError) as exc:

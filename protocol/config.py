@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from protocol.errors import UserError
+from protocol.names import closest, unknown_in
 
 
 class ConfigError(UserError):
@@ -298,7 +299,9 @@ def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     for key in data:
         if key not in names:
             where = f"{prefix}.{key}" if prefix else key
-            raise ConfigError(f"{where}: unknown field; valid fields here are {', '.join(sorted(names))}")
+            near = closest(key, names)
+            hint = f" (did you mean {f'{prefix}.{near}' if prefix else near}?)" if near else ""
+            raise ConfigError(f"{where}: unknown field{hint}; valid fields here are {', '.join(sorted(names))}")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in data:
@@ -395,7 +398,8 @@ def _require(ok: bool, message: str) -> None:
 
 
 def check(cfg: RunConfig) -> None:
-    """Field-level range checks; cross-checks that need the graph, the data or the
+    """Field-level range checks and the attack's and defense's names and parameter names
+    (:mod:`protocol.names`, no torch); cross-checks that need the graph, the data or the
     registries live in ``coordinator/plan.py`` (``build_plan``)."""
     _require(cfg.nodes >= 2, f"nodes={cfg.nodes}: need at least 2 peers")
     _require(cfg.rounds >= 1, f"rounds={cfg.rounds}: need at least 1 round")
@@ -451,6 +455,9 @@ def check(cfg: RunConfig) -> None:
         r.curve in CURVE_MODES,
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
     )
+    defense, byz = cfg.defense, cfg.byzantine
+    unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
+    _require(unknown is None, unknown or "")
 
 
 def _toml_char(ch: str) -> str:

@@ -162,7 +162,8 @@ def test_unknown_attack_parameter_lists_the_valid_parameters() -> None:
         build_attack("gaussian", {"std": 1.0})
 
     assert str(exc.value) == (
-        "byzantine.attack='gaussian': unknown parameter 'std'; valid parameters: interval, mean, sigma, start_round"
+        "byzantine.params.std: unknown parameter 'std' of attack 'gaussian'; "
+        "valid parameters: interval, mean, sigma, start_round"
     )
 
 
@@ -265,7 +266,9 @@ def test_registry_reads_parameters_through_kwargs_only() -> None:
 
     # Assert: a reaches Base, the subclass's default for b wins; Other does not take a
     assert (child.a, child.b, child.c) == (5, 20, 3)
-    with pytest.raises(RegistryError, match=r"unknown parameter 'a'; valid parameters: c$"):
+    with pytest.raises(
+        RegistryError, match=r"x.params.a: unknown parameter 'a' of thing 'other'; valid parameters: c$"
+    ):
         reg.build("other", {"a": 5})
 
 

@@ -128,6 +128,10 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
     run_reference(config_mod.load(cfg), reference)
 
     assert resumed.exit_code == 0, resumed.output
+    assert resumed.stderr.splitlines()[0] == (  # it says which checkpoint it goes on from
+        f"resuming {out} from its round-{last_complete} checkpoint ({out / 'checkpoints'}): "
+        f"rounds 1-{last_complete} kept, rounds {last_complete + 1}-8 to run"
+    ), resumed.stderr
     final = _lines(out / "rounds.jsonl")
     assert final[:last_complete] == kept[:last_complete]  # recorded rounds up to the checkpoint stay
     got = [json.loads(line) for line in final]

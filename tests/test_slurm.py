@@ -34,6 +34,7 @@ from click.testing import CliRunner, Result
 from launch.cli import main
 from launch.run.reference import run_reference
 from launch.sweeps.sweepfile import load_sweep
+from protocol import config as config_mod
 from tests.support.harness import read_rounds
 from tests.support.runs import small_config
 from tests.support.waiting import wait_until
@@ -84,7 +85,7 @@ def test_peers_are_split_evenly_first_hosts_one_more() -> None:
     assert shares(4, 2) == [2, 2]
 
 
-def test_dry_run_prints_the_script_and_writes_nothing(files: Path, tmp_path: Path) -> None:
+def test_dry_run_prints_the_script_it_writes_with_the_config_and_submits_nothing(files: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
 
     res = _cli(
@@ -105,7 +106,7 @@ def test_dry_run_prints_the_script_and_writes_nothing(files: Path, tmp_path: Pat
     )
 
     assert res.exit_code == 0, res.output
-    script = res.output
+    script = res.stdout
     for line in [
         "#SBATCH --nodes=2",
         "#SBATCH --ntasks-per-node=1",
@@ -118,7 +119,14 @@ def test_dry_run_prints_the_script_and_writes_nothing(files: Path, tmp_path: Pat
     ]:
         assert line in script.splitlines(), line
     assert script.rstrip().endswith('slurm-job "$BYZEMU_RUN_DIR"')
-    assert not out.exists()
+    # the folder holds what the script needs, for a user to inspect and sbatch by hand
+    assert sorted(p.name for p in out.iterdir()) == ["config.toml", "job.sbatch"]
+    assert (out / "job.sbatch").read_text() == script
+    assert config_mod.load(out / "config.toml").nodes == config_mod.load(files / "base.toml").nodes
+    assert res.stderr.splitlines()[-1] == (
+        f"dry run: wrote {out}/config.toml and {out}/job.sbatch; nothing submitted "
+        f"(submit by hand: sbatch {out}/job.sbatch)"
+    )
 
 
 def test_sweep_dry_run_is_one_array_task_per_run_at_most_jobs_at_once(files: Path, tmp_path: Path) -> None:
@@ -130,6 +138,11 @@ def test_sweep_dry_run_is_one_array_task_per_run_at_most_jobs_at_once(files: Pat
     assert "#SBATCH --array=0-1%2" in res.output.splitlines()
     listed = res.output.split("runs=(\n", 1)[1].split(")", 1)[0].split()
     assert listed == ["defense.name=cdl/rep0", "defense.name=norm_clip/rep0"]
+    out = tmp_path / "sw"
+    scripts = list((out / "slurm").glob("sweep-*.sbatch"))
+    assert len(scripts) == 1 and scripts[0].read_text() == res.stdout
+    assert all((out / rel / "config.toml").is_file() for rel in listed)
+    assert f"submit by hand: sbatch {scripts[0]}" in res.stderr
 
 
 def test_missing_data_root_is_refused_at_submit_time(files: Path, tmp_path: Path) -> None:

@@ -180,3 +180,15 @@ def test_kept_run_from_an_older_schema_is_kept(swept: tuple[Path, Path]) -> None
         assert "4/4 runs already done" in result.output
     finally:
         path.write_text(original)
+
+
+@pytest.mark.cluster
+def test_report_format_pdf_writes_vector_figures_the_report_links(swept: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = swept
+    rep = tmp_path / "rep"
+
+    result = CliRunner().invoke(main, ["report", str(out), "--out", str(rep), "--format", "pdf"])
+
+    assert result.exit_code == 0, result.output
+    assert (rep / "accuracy.pdf").read_bytes()[:4] == b"%PDF" and not list(rep.glob("*.png"))
+    assert "![accuracy](accuracy.pdf)" in (rep / "report.md").read_text().splitlines()

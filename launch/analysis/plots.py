@@ -12,6 +12,10 @@
   their final test accuracy (and ASR), Byzantine peers marked.
 
 Series beyond 10 get a new line style as well as a colour; round ticks are integers.
+Every figure is drawn in :data:`PAPER_RC`'s style (small fonts, compact legends, fonts
+embedded as text in PDF and SVG) and written in one of :data:`FORMATS`: ``png`` (150 dpi),
+or ``pdf`` and ``svg`` (vector) for a paper. A heatmap's colour scale spans the range of
+the values it shows, with its colourbar as tall as the panels.
 """
 
 from __future__ import annotations
@@ -33,6 +37,33 @@ LINESTYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 #: at most this many series in one panel before the figure is split into facets
 SINGLE_PANEL_MAX = 6
+#: the file formats a report's figures can be written in (``byzemu report --format``)
+FORMATS = ("png", "pdf", "svg")
+#: matplotlib settings of every figure: font sizes for a two-column paper, compact
+#: legends, TrueType fonts in PDF (type 42, as publishers ask) and text kept as text in SVG
+PAPER_RC: dict[str, Any] = {
+    "font.size": 8,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8,
+    "legend.handlelength": 1.6,
+    "legend.handletextpad": 0.4,
+    "legend.labelspacing": 0.3,
+    "legend.borderaxespad": 0.3,
+    "legend.columnspacing": 0.8,
+    "legend.frameon": False,
+    "pdf.fonttype": 42,
+    "ps.fonttype": 42,
+    "svg.fonttype": "none",
+    "savefig.dpi": 150,
+    "savefig.bbox": "tight",
+    "savefig.pad_inches": 0.02,
+}
+#: entries of a curve figure's legend per column
+LEGEND_ROWS = 12
 
 
 def _plt() -> Any:
@@ -162,13 +193,11 @@ def curves_figure(cells: list[CellResult], axes: list[str], metric: str, stat: s
         seen.keys(),
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
-        fontsize=8,
+        ncols=-(-len(seen) // LEGEND_ROWS),
         title=", ".join(short(k) for k in line_axes) or None,
-        title_fontsize=8,
-        frameon=False,
     )
     fig.tight_layout()
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    fig.savefig(path)
     plt.close(fig)
     return True
 
@@ -176,6 +205,15 @@ def curves_figure(cells: list[CellResult], axes: list[str], metric: str, stat: s
 def _final(cell: CellResult, key: str) -> float | None:
     values = [r.summary[key]["mean"] for r in cell.runs if (r.summary.get(key) or {}).get("mean") is not None]
     return statistics.fmean(values) if values else None
+
+
+def color_range(values: list[float]) -> tuple[float, float]:
+    """The colour scale of a heatmap: the values' range (0.1 wide around a single value),
+    so that close values get distinct colours."""
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-9:
+        lo, hi = lo - 0.05, hi + 0.05
+    return lo, hi
 
 
 def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: str, path: Path) -> bool:
@@ -203,6 +241,7 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
     row_vals = [r for r in all_rows if any(has(r, c) for c in all_cols)]
     col_vals = [c for c in all_cols if any(has(r, c) for r in row_vals)]
     n = len(panels)
+    lo, hi = color_range([v for t in panels.values() for v in t.values() if v is not None])
     fig, grid = plt.subplots(
         1, n, figsize=(1.25 * len(col_vals) * n + 1.8, 0.55 * len(row_vals) + 2.4), squeeze=False, layout="constrained"
     )
@@ -210,14 +249,20 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
     for ax, (name, table) in zip(grid.flat, panels.items()):
         data = [[table.get((r, c)) for c in col_vals] for r in row_vals]
         masked = [[float("nan") if v is None else v for v in row] for row in data]
-        image = ax.imshow(masked, vmin=0.0, vmax=1.0, cmap="viridis", aspect="auto")
+        image = ax.imshow(masked, vmin=lo, vmax=hi, cmap="viridis", aspect="auto")
         for i, row in enumerate(data):
             for j, v in enumerate(row):
                 if v is None:
                     ax.text(j, i, "n/a", ha="center", va="center", fontsize=7, color="grey")
-                else:
+                else:  # white on the dark (low) end of viridis
                     ax.text(
-                        j, i, f"{v:.2f}", ha="center", va="center", fontsize=8, color="white" if v < 0.6 else "black"
+                        j,
+                        i,
+                        f"{v:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if (v - lo) / (hi - lo) < 0.6 else "black",
                     )
         ax.set_xticks(range(len(col_vals)), [str(v) for v in col_vals], rotation=30, ha="right", fontsize=8)
         ax.set_yticks(range(len(row_vals)), [str(v) for v in row_vals], fontsize=8)
@@ -227,9 +272,10 @@ def heatmap_figure(cells: list[CellResult], axes: list[str], key: str, title: st
         if rest:
             ax.set_title(name, fontsize=9)
     fig.suptitle(title, fontsize=10)
-    bar = fig.colorbar(image, ax=list(grid.flat), fraction=0.03, pad=0.02)
+    # constrained layout gives the bar the panels' height (shrink=1), next to the last one
+    bar = fig.colorbar(image, ax=list(grid.flat), shrink=1.0, fraction=0.05, pad=0.02, aspect=25)
     bar.ax.tick_params(labelsize=8)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    fig.savefig(path)
     plt.close(fig)
     return True
 
@@ -308,25 +354,34 @@ def topology_figure(cell: CellResult, path: Path) -> bool:
     where = ", ".join(f"{short(k)}={v}" for k, v in cell.values.items()) or cell.name
     fig.suptitle(f"{where}\n{topo.get('kind', '')} graph, Byzantine peers: {byz or 'none'}", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=150, bbox_inches="tight")
+    fig.savefig(path)
     plt.close(fig)
     return True
 
 
-def all_figures(cells: list[CellResult], axes: list[str], out: Path) -> list[Path]:
-    """Every figure of the report, written to ``out``; their paths."""
+def all_figures(cells: list[CellResult], axes: list[str], out: Path, fmt: str = "png") -> list[Path]:
+    """Every figure of the report, written to ``out`` as ``fmt`` (one of :data:`FORMATS`)
+    in the paper style (:data:`PAPER_RC`); their paths."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format {fmt}: choose one of {', '.join(FORMATS)}")
+    plt = _plt()
     paths = []
-    for metric, stem, ylabel, stat in CURVES:
-        if curves_figure(cells, axes, metric, stat, ylabel, out / f"{stem}.png"):
-            paths.append(out / f"{stem}.png")
-    for key, stem, title in (
-        ("final_accuracy", "heatmap_accuracy", "final honest test accuracy (mean over peers and repeats)"),
-        ("final_attack_success_rate", "heatmap_asr", "final attack success rate (mean over honest peers and repeats)"),
-    ):
-        if heatmap_figure(cells, axes, key, title, out / f"{stem}.png"):
-            paths.append(out / f"{stem}.png")
-    for cell in cells:
-        path = out / f"topology_{cell.name}.png"
-        if topology_figure(cell, path):
-            paths.append(path)
+    with plt.rc_context(PAPER_RC):
+        for metric, stem, ylabel, stat in CURVES:
+            if curves_figure(cells, axes, metric, stat, ylabel, out / f"{stem}.{fmt}"):
+                paths.append(out / f"{stem}.{fmt}")
+        for key, stem, title in (
+            ("final_accuracy", "heatmap_accuracy", "final honest test accuracy (mean over peers and repeats)"),
+            (
+                "final_attack_success_rate",
+                "heatmap_asr",
+                "final attack success rate (mean over honest peers and repeats)",
+            ),
+        ):
+            if heatmap_figure(cells, axes, key, title, out / f"{stem}.{fmt}"):
+                paths.append(out / f"{stem}.{fmt}")
+        for cell in cells:
+            path = out / f"topology_{cell.name}.{fmt}"
+            if topology_figure(cell, path):
+                paths.append(path)
     return paths

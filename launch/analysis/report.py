@@ -63,8 +63,9 @@ def _show(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, Any]:
-    """Write report.md, report.csv and PNG plots to ``out`` (default ``root``)."""
+def write_report(root: str | Path, out: str | Path | None = None, fmt: str = "png") -> dict[str, Any]:
+    """Write report.md, report.csv and the plots (as ``fmt``: png, pdf or svg) to ``out``
+    (default ``root``)."""
     runs = read_runs(root)
     axes, cells = group_cells(runs, sweep_order(Path(root), runs))
     out = Path(out) if out is not None else Path(root)
@@ -92,7 +93,7 @@ def write_report(root: str | Path, out: str | Path | None = None) -> dict[str, A
                 {k: ("" if row.get(k) is None else _show(row[k]) if k in axes else row[k]) for k in csv_cols}
             )
 
-    plots = all_figures(cells, axes, out)
+    plots = all_figures(cells, axes, out, fmt)
 
     head = [
         *(axes or ["config"]),

@@ -285,6 +285,13 @@ def _prepare_folder(run_dir: Path, cfg: RunConfig) -> None:
     RunDir(run_dir).config_toml.write_text(to_toml(cfg.to_dict()))
 
 
+def _write_inputs(run_dir: Path, cfg: RunConfig) -> None:
+    """What a dry run leaves for a user to inspect and ``sbatch`` by hand: the run's
+    resolved config in ``run_dir`` (created), nothing else touched."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    RunDir(run_dir).config_toml.write_text(to_toml(cfg.to_dict()))
+
+
 def _record(run_dir: Path, job: str, script: Path, hosts: int) -> None:
     write_json(
         RunDir(run_dir).slurm_job,
@@ -301,7 +308,8 @@ def submit_run(
     cfg: RunConfig, run_dir: Path, opts: SlurmOptions, *, dry_run: bool, echo: Callable[..., None]
 ) -> str | None:
     """Submit one run (``byzemu launch CONFIG --on slurm``); return the job id (None on a
-    dry run, which prints the script and writes nothing)."""
+    dry run, which writes the config and the script into ``run_dir``, prints the script
+    and submits nothing)."""
     from coordinator.plan import build_plan
 
     opts.check([cfg])
@@ -310,6 +318,14 @@ def submit_run(
     build_plan(cfg)  # every config error before anything is written or submitted
     script = run_script(cfg, run_dir, opts)
     if dry_run:
+        path = RunDir(run_dir).job_script
+        _write_inputs(run_dir, cfg)
+        path.write_text(script)
+        echo(
+            f"dry run: wrote {RunDir(run_dir).config_toml} and {path}; nothing submitted "
+            f"(submit by hand: sbatch {shlex.quote(str(path))})",
+            err=True,
+        )
         echo(script, nl=False)
         return None
     _refuse_active([run_dir])
@@ -346,7 +362,17 @@ def submit_sweep(
     if not todo:
         return counts
     script = sweep_script(out, [(r.rel_dir, r.cfg) for r in todo], opts, name=sweep.path.stem)
+    path = out / "slurm" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
     if dry_run:
+        for run in todo:
+            _write_inputs(out / run.rel_dir, run.cfg)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(script)
+        echo(
+            f"dry run: wrote {len(todo)} run folder(s) with their {RunDir(out).config_toml.name} under {out} "
+            f"and {path}; nothing submitted (submit by hand: sbatch {shlex.quote(str(path))})",
+            err=True,
+        )
         echo(script, nl=False)
         return counts
     _refuse_active(out / r.rel_dir for r in todo)
@@ -354,7 +380,6 @@ def submit_sweep(
     write_json(out / SWEEP, sweep.to_json())
     for run in todo:  # an interrupted run starts again from scratch, as in a local sweep
         _prepare_folder(out / run.rel_dir, run.cfg)
-    path = out / "slurm" / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}.sbatch"
     path.parent.mkdir(exist_ok=True)
     path.write_text(script)
     job = sbatch(path)

@@ -12,7 +12,9 @@ A run's state:
   rounds than the config asks for (the coordinator gave up);
 * ``interrupted``: ``interrupted.json`` is there (a run stopped before its last round);
 * ``queued`` / ``running``: Slurm says so for its job, or (without Slurm) rounds are
-  still coming;
+  still coming (``running``) or none has been written yet (``queued``); a run that a local
+  sweep (its ``sweep.json``) lists and has not started, so has no folder yet, is ``queued``
+  too;
 * ``stopped``: its Slurm job is gone and it did not finish (its log says why);
   ``submitted`` where ``squeue`` cannot be asked.
 """
@@ -26,7 +28,7 @@ from typing import Any
 
 from protocol import config as config_mod
 from protocol.config import ConfigError
-from protocol.rundir import CONFIG_TOML, RunDir, prepared_runs
+from protocol.rundir import CONFIG_TOML, SWEEP, RunDir, prepared_runs, read_json
 
 
 @dataclass
@@ -41,6 +43,8 @@ class RunStatus:
     age_s: float | None  #: seconds since rounds.jsonl last grew
 
     def line(self) -> str:
+        if self.last is None and not self.rounds:  # a sweep's run with no folder or config yet
+            return f"{self.state:<11} | not started"
         done = self.last["round"] if self.last else 0
         parts = [f"{self.state:<11}", f"round {done:>4}/{self.rounds}"]
         if self.last:
@@ -90,6 +94,17 @@ def run_status(run_dir: Path, slurm_states: dict[str, str] | None) -> RunStatus:
     return RunStatus(run_dir, name, rounds, records[-1] if records else None, evaluated, state, job, age)
 
 
+def not_started(root: Path, dirs: list[Path]) -> list[Path]:
+    """The run folders a sweep under ``root`` (its ``sweep.json``) lists that hold no
+    config yet: runs a local sweep has queued (it creates their folders as it starts them)."""
+    grid = read_json(root / SWEEP)
+    if not grid or root in dirs:
+        return []
+    listed = [root / run["dir"] for cell in grid.get("cells", []) for run in cell.get("runs", [])]
+    have = set(dirs)
+    return [d for d in listed if d not in have]
+
+
 def status_lines(root: str | Path) -> list[str]:
     """What ``byzemu status`` prints: one line per run, and a count over a sweep folder."""
     from launch.cluster.slurm import active_jobs
@@ -98,10 +113,13 @@ def status_lines(root: str | Path) -> list[str]:
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder")
     dirs = prepared_runs(root)
-    if not dirs:
+    waiting = not_started(root, dirs)
+    if not dirs and not waiting:
         raise ConfigError(f"{root}: no results folders (no {CONFIG_TOML}) under it")
     states = active_jobs() if any(RunDir(d).slurm_job.is_file() for d in dirs) else None
     runs = [run_status(d, states) for d in dirs]
+    runs += [RunStatus(d, d.name, 0, None, None, "queued", None, None) for d in waiting]
+    runs.sort(key=lambda r: str(r.dir))
     if len(runs) == 1 and runs[0].dir == root:
         r = runs[0]
         lines = [f"{r.name}: {r.line()}"]

@@ -128,7 +128,10 @@ def slurm_options(func: Any) -> Any:
                 help="--on slurm: one more sbatch option, e.g. --sbatch-arg=--mem=16G (repeatable).",
             ),
             click.option(
-                "--dry-run", is_flag=True, help="--on slurm: print the sbatch script; write and submit nothing."
+                "--dry-run",
+                is_flag=True,
+                help="--on slurm: write the config(s) and the sbatch script into the results folder and "
+                "print the script; submit nothing.",
             ),
         ]
     ):

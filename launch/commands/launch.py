@@ -25,6 +25,16 @@ from protocol import config as config_mod
 from protocol.config import ConfigError
 
 
+def resume_line(run_dir: Path, after: int, rounds: int) -> str:
+    """What ``launch --resume`` says before it goes on: which checkpoint, which rounds."""
+    from protocol.rundir import RunDir
+
+    return (
+        f"resuming {run_dir} from its round-{after} checkpoint ({RunDir(run_dir).checkpoints}): "
+        f"rounds 1-{after} kept, rounds {after + 1}-{rounds} to run"
+    )
+
+
 def run_config(
     config: str | None,
     overrides: tuple[str, ...],
@@ -38,6 +48,7 @@ def run_config(
     """Load CONFIG (or the run to resume), run it with :func:`launch.api.launch`, print its
     summary: what ``byzemu launch`` and ``byzemu reference`` do."""
     out_dir: Path | None = None
+    claimed: Path | None = None  # an auto-named folder this launch created
     try:
         point = None
         if resume is not None:
@@ -45,16 +56,22 @@ def run_config(
 
             cfg, point = load_resume(resume, overrides, config)
             out = resume
+            click.echo(resume_line(Path(resume), point.round, cfg.rounds), err=True)
         elif config is None:
             raise ConfigError("missing CONFIG (or --resume RUN_DIR)")
         else:
             cfg = config_mod.load(config, overrides)
         from launch import api
+        from launch.run.claim import claim_out_dir
         from launch.run.local import default_out_dir
 
-        out_dir = Path(out) if out else default_out_dir(cfg, overrides)
+        out_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg, overrides))
+        claimed = None if out else out_dir
         api.launch(cfg, out_dir, in_process=in_process, progress=not quiet, tensorboard=tensorboard, resume=point)
     except user_errors() as exc:
+        from launch.run.claim import release_out_dir
+
+        release_out_dir(claimed)
         fail(str(exc))
     except KeyboardInterrupt:
         interrupted(out_dir)
@@ -114,14 +131,20 @@ def _submit_run(
         fail("--resume with --on slurm: resume on the machine that holds the checkpoints (byzemu launch --resume)")
     if config is None:
         fail("missing CONFIG")
+    claimed: Path | None = None
     try:
         from launch.cluster.slurm import submit_run
+        from launch.run.claim import claim_out_dir
         from launch.run.local import default_out_dir
 
         cfg = config_mod.load(config, overrides)
-        run_dir = Path(out) if out else default_out_dir(cfg)
+        run_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg))
+        claimed = None if out else run_dir
         job = submit_run(cfg, run_dir, opts, dry_run=dry_run, echo=click.echo)
     except user_errors() as exc:
+        from launch.run.claim import release_out_dir
+
+        release_out_dir(claimed)
         fail(str(exc))
     if job is not None:
         where = run_dir.resolve()

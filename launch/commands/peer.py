@@ -20,6 +20,22 @@ def host_ip() -> str:
         return "127.0.0.1"
 
 
+def read_key_file(path: str, given: str | None) -> str:
+    """The key in the file at ``path`` (surrounding whitespace dropped); exits with one
+    error line when it cannot be read, is not a key, or ``--coordinator-key`` was given too."""
+    from protocol.assignment import is_z85_key
+
+    if given is not None:
+        fail("--coordinator-key and --coordinator-key-file: give one of them")
+    try:
+        key = Path(path).read_text().strip()
+    except OSError as exc:
+        fail(f"--coordinator-key-file {path}: cannot read it ({exc.strerror})")
+    if not is_z85_key(key):
+        fail(f"--coordinator-key-file {path}: expected the 40-character Z85 public key the coordinator wrote")
+    return key
+
+
 @click.command()
 @click.option("--coordinator", "address", required=True, help="tcp://HOST:PORT of the coordinator.")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(min=1), help="Peers to start on this host.")
@@ -40,6 +56,14 @@ def host_ip() -> str:
     metavar="KEY",
     help="The coordinator's CURVE public key (40 Z85 characters, printed by `byzemu coordinator` "
     "when runtime.curve is on); leave out when CURVE is off.",
+)
+@click.option(
+    "--coordinator-key-file",
+    "coordinator_key_file",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A file holding the coordinator's CURVE public key (the key file in its results folder, copied here); "
+    "instead of --coordinator-key.",
 )
 @click.option(
     "--checkpoint-dir",
@@ -64,12 +88,15 @@ def peer(
     advertise_host: str | None,
     data_root: str | None,
     coordinator_key: str | None,
+    coordinator_key_file: str | None,
     checkpoint_dir: str | None,
     max_message_bytes: int | None,
 ) -> None:
     """Start COUNT peers on this host that join the coordinator at ADDRESS."""
     if not address.startswith("tcp://"):
         fail(f"--coordinator {address}: expected tcp://HOST:PORT")
+    if coordinator_key_file is not None:
+        coordinator_key = read_key_file(coordinator_key_file, coordinator_key)
     from protocol.assignment import is_z85_key
 
     if coordinator_key is not None and not is_z85_key(coordinator_key):

@@ -20,12 +20,20 @@ from protocol.rundir import REPORT_CSV, REPORT_MD
     default=None,
     help=f"Where {REPORT_MD}, {REPORT_CSV} and the plots go (default DIRECTORY).",
 )
-def report(directory: str, out: str | None) -> None:
-    """Summarize the results folders under DIRECTORY: report.md, report.csv, PNG plots."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["png", "pdf", "svg"]),
+    default="png",
+    show_default=True,
+    help="File format of the plots: png, or pdf / svg (vector, fonts embedded) for a paper.",
+)
+def report(directory: str, out: str | None, fmt: str) -> None:
+    """Summarize the results folders under DIRECTORY: report.md, report.csv, plots."""
     try:
         from launch.analysis.report import write_report
 
-        res = write_report(directory, out)
+        res = write_report(directory, out, fmt)
     except UserError as exc:
         fail(str(exc))
     for where, why in res["unfinished"]:

@@ -46,6 +46,21 @@ def default_sweep_dir(sweep_file: str) -> Path:
     is_flag=True,
     help="List the runs and estimate their time on this machine (2-round probes in process); run nothing.",
 )
+@click.option(
+    "--quiet",
+    is_flag=True,
+    help="No live progress line; print only a line as each run ends.",
+)
+@click.option(
+    "--progress-every",
+    "progress_every",
+    type=click.FloatRange(min=0.1),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When the output is not a terminal: print the progress line at most this often (on a terminal it is "
+    "rewritten in place every second).",
+)
 @slurm_options
 def sweep(
     sweep_file: str,
@@ -53,6 +68,8 @@ def sweep(
     jobs: int | None,
     overrides: tuple[str, ...],
     show_plan: bool,
+    quiet: bool,
+    progress_every: float,
     on: str,
     slurm_nodes: int | None,
     partition: str | None,
@@ -86,7 +103,7 @@ def sweep(
             from launch.run.procs import prepare_forkserver
 
             prepare_forkserver(sw.runs[0].cfg)
-        counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo)
+        counts = run_sweep(sw, out_dir, jobs=n, echo=click.echo, progress_every=None if quiet else progress_every)
     except user_errors() as exc:
         fail(str(exc))
     except KeyboardInterrupt as exc:

@@ -1,5 +1,6 @@
-"""The live progress line of a run: round, honest accuracy, ASR when a backdoor-type attack
-runs, elapsed time and an estimate of the time left."""
+"""The live progress line of a run: round, honest accuracy (marked ``at round N`` when it is
+carried over from an earlier evaluation round), ASR when a backdoor-type attack runs,
+elapsed time and an estimate of the time left."""
 
 from __future__ import annotations
 
@@ -24,14 +25,17 @@ class Progress:
         self.label = label
         self.accuracy: str = "   -  "
         self.asr: str | None = None
+        self.evaluated_at: int | None = None  # round of the accuracy shown (carried between evaluations)
         self.first: int | None = None  # first round seen (a resumed run starts later)
         self.first_elapsed = 0.0
 
     def __call__(self, record: dict[str, Any]) -> None:
         honest = record["honest"]
-        self.accuracy = mean_worst(honest.get("test_accuracy")) or self.accuracy
-        self.asr = mean_worst(honest.get("attack_success_rate")) or self.asr
         round_, elapsed = record["round"], record["elapsed_s"]
+        evaluated = mean_worst(honest.get("test_accuracy"))
+        if evaluated is not None:
+            self.accuracy, self.evaluated_at = evaluated, round_
+        self.asr = mean_worst(honest.get("attack_success_rate")) or self.asr
         if self.first is None:
             self.first = round_
             self.first_elapsed = elapsed - record.get("round_s", 0.0)
@@ -39,8 +43,9 @@ class Progress:
         left = (elapsed - self.first_elapsed) / ran * (self.rounds - round_)
         failed = f" | failed {record['failed']}" if record["failed"] else ""
         asr = f" | ASR {self.asr}" if self.asr else ""
+        carried = f" at round {self.evaluated_at}" if self.evaluated_at not in (None, round_) else ""
         line = (
-            f"{self.label}round {round_:>4}/{self.rounds} | honest acc {self.accuracy}{asr}"
+            f"{self.label}round {round_:>4}/{self.rounds} | honest acc {self.accuracy}{carried}{asr}"
             f" | elapsed {elapsed:7.1f}s | ETA {_clock(left)}{failed}"
         )
         if self.tty:

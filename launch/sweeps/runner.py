@@ -27,6 +27,7 @@ from typing import Any
 from coordinator.results import ResumePoint, resume_point
 from launch.run.procs import interrupt_once
 from launch.sweeps.naming import summary_text
+from launch.sweeps.progress import SweepProgress
 from launch.sweeps.sweepfile import Run, Sweep
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
@@ -120,8 +121,11 @@ def run_sweep(
     *,
     jobs: int = 1,
     echo: Callable[[str], None] = print,
+    progress_every: float | None = None,
 ) -> dict[str, Any]:
-    """Run every missing run of ``sweep`` under ``out``; return counts (ran, skipped)."""
+    """Run every missing run of ``sweep`` under ``out``; return counts (ran, skipped).
+    With ``progress_every`` (seconds) a live line shows the runs in progress on stderr
+    (:mod:`launch.sweeps.progress`); without it only the runs' end lines are printed."""
     out = Path(out)
     for run in sweep.runs:  # before anything is written or deleted
         if RunDir(out / run.rel_dir).is_finished():
@@ -154,7 +158,11 @@ def run_sweep(
         nonlocal done
         done += 1
         failed = f", failed peers {summary['failed_peers']}" if summary.get("failed_peers") else ""
-        echo(f"[{done}/{total}] {run.rel_dir}: {summary_text(summary)} ({summary.get('wall_s', 0.0):.1f} s{failed})")
+        text = f"[{done}/{total}] {run.rel_dir}: {summary_text(summary)} ({summary.get('wall_s', 0.0):.1f} s{failed})"
+        if live is not None:
+            live.ended(run, text)
+        else:
+            echo(text)
 
     def interrupted(running: list[Run]) -> SweepInterrupted:
         where = ", ".join(r.rel_dir for r in running) or "none"
@@ -163,13 +171,33 @@ def run_sweep(
             f"unfinished, with {INTERRUPTED}); rerun the same command to go on"
         )
 
+    live = None
+    if progress_every is not None and todo:
+        live = SweepProgress(out, [r for r, _ in todo], total=total, done=done, every=progress_every, echo=echo)
+        live.start()
+    try:
+        _run_all(todo, out, jobs, report, interrupted)
+    finally:
+        if live is not None:
+            live.stop()
+    return {"total": total, "ran": len(todo), "skipped": total - len(todo)}
+
+
+def _run_all(
+    todo: list[tuple[Run, ResumePoint | None]],
+    out: Path,
+    jobs: int,
+    report: Callable[[Run, dict[str, Any]], None],
+    interrupted: Callable[[list[Run]], SweepInterrupted],
+) -> None:
+    """Run ``todo`` one by one, or ``jobs`` at once in a pool of worker processes."""
     if jobs <= 1 or len(todo) <= 1:
         for run, point in todo:
             try:
                 summary = _execute(run.cfg, str(out / run.rel_dir), point)
             except KeyboardInterrupt:
                 raise interrupted([run]) from None
-            if summary is not None:  # None only in a pool worker after an interrupt
+            if summary is not None:
                 report(run, summary)
     else:
         ctx = multiprocessing.get_context("spawn")
@@ -199,4 +227,3 @@ def run_sweep(
             pool.shutdown(wait=True)
             raise interrupted([r for r in running if (out / r.rel_dir).exists()]) from None
         pool.shutdown(wait=True)
-    return {"total": total, "ran": len(todo), "skipped": total - len(todo)}

@@ -5,4 +5,4 @@ from __future__ import annotations
 from peer.attacks.base import Attack
 from peer.registry import Registry
 
-ATTACKS: Registry[Attack] = Registry("attack", "byzantine.attack")
+ATTACKS: Registry[Attack] = Registry("attack", "byzantine.attack", "byzantine.params")

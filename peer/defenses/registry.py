@@ -6,5 +6,5 @@ from __future__ import annotations
 from peer.defenses.base import Defense, PreStep
 from peer.registry import Registry
 
-DEFENSES: Registry[Defense] = Registry("defense", "defense.name")
-PRE_STEPS: Registry[PreStep] = Registry("pre-aggregation step", "defense.pre")
+DEFENSES: Registry[Defense] = Registry("defense", "defense.name", "defense.params")
+PRE_STEPS: Registry[PreStep] = Registry("pre-aggregation step", "defense.pre", "defense.pre_params.{name}")

@@ -1,0 +1,91 @@
+"""The report's figures for a paper (``launch/analysis/plots.py``): PDF and SVG besides
+PNG, fonts embedded, a heatmap whose colour scale spans its data with a colourbar as tall
+as its panel; cells built by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from launch.analysis import plots
+from launch.analysis.runs import CellResult, RunResult
+
+pytest.importorskip("matplotlib")
+
+#: (attack, defense) -> final honest accuracy
+FINAL = {("none", "cdl"): 0.95, ("none", "median"): 0.93, ("backdoor", "cdl"): 0.81, ("backdoor", "median"): 0.88}
+AXES = ["byzantine.attack", "defense.name"]
+
+
+def _cells() -> list[CellResult]:
+    cells = []
+    for (attack, defense), final in FINAL.items():
+        rounds = [
+            {"round": r, "honest": {"test_accuracy": {"mean": final * r / 3, "worst": final * r / 4}}}
+            for r in (1, 2, 3)
+        ]
+        run = RunResult(Path(f"/{attack}/{defense}"), {}, {"final_accuracy": {"mean": final}}, rounds, None)
+        values = {"byzantine.attack": attack, "defense.name": defense}
+        cells.append(CellResult(f"{attack}-{defense}", values, [run]))
+    return cells
+
+
+@pytest.fixture()
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The figures the plotting functions close, kept for inspection."""
+    import matplotlib.pyplot as plt
+
+    kept: list[Any] = []
+    close = plt.close
+
+    def keep(fig: Any = None) -> None:
+        kept.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plt, "close", keep)
+    return kept
+
+
+def test_heatmap_colour_scale_spans_the_data_and_its_bar_is_as_tall_as_the_panel(
+    tmp_path: Path, drawn: list[Any]
+) -> None:
+    # Act
+    assert plots.heatmap_figure(_cells(), AXES, "final_accuracy", "final accuracy", tmp_path / "h.png")
+
+    # Assert: the scale runs from the lowest to the highest value, not over [0, 1]
+    fig = drawn[-1]
+    panel, bar = fig.axes
+    assert panel.images[0].get_clim() == (0.81, 0.95)
+    assert bar.get_ylim() == pytest.approx((0.81, 0.95))
+    fig.canvas.draw()
+    p, b = panel.get_position(), bar.get_position()
+    assert (b.y0, b.y1) == pytest.approx((p.y0, p.y1), abs=0.01)  # aligned with the panel
+    assert b.x0 > p.x1  # beside it
+
+
+def test_single_value_heatmap_gets_a_scale_around_it() -> None:
+    assert plots.color_range([0.5, 0.5]) == pytest.approx((0.45, 0.55))
+
+
+@pytest.mark.parametrize(("fmt", "magic"), [("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<?xml")])
+def test_every_figure_is_written_in_the_format_asked_for(tmp_path: Path, fmt: str, magic: bytes) -> None:
+    paths = plots.all_figures(_cells(), AXES, tmp_path, fmt)
+
+    names = sorted(p.name for p in paths)
+    assert names == sorted(f"{stem}.{fmt}" for stem in ("accuracy", "accuracy_worst", "heatmap_accuracy"))
+    assert all(p.read_bytes().startswith(magic) for p in paths)
+
+
+def test_pdf_embeds_truetype_fonts_and_svg_keeps_text_as_text(tmp_path: Path) -> None:
+    pdf = plots.all_figures(_cells(), AXES, tmp_path, "pdf")[0].read_bytes()
+    svg = plots.all_figures(_cells(), AXES, tmp_path, "svg")[0].read_text()
+
+    assert b"/FontFile2" in pdf and b"/Type3" not in pdf  # type 42 (TrueType), not type 3
+    assert "<text" in svg and "honest test accuracy" in svg
+
+
+def test_unknown_format_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="--format eps: choose one of png, pdf, svg"):
+        plots.all_figures(_cells(), AXES, tmp_path, "eps")
