@@ -1,0 +1,195 @@
+"""``byzemu publish collect``: a sweep's finished runs -> ``results/NAME/runs.csv``,
+``curves.csv`` and ``provenance.json``."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from launch.analysis.published.common import CONFIG_FIELDS, CURVE_FIELDS, PROJECT_ROOT, RUN_FIELDS, PublishError
+from protocol import provenance as prov_mod
+from protocol import rundir
+from protocol.rundir import RunDir, read_json
+
+
+def _stat(block: Any, key: str) -> float | None:
+    if isinstance(block, dict) and isinstance(block.get(key), (int, float)):
+        return float(block[key])
+    return None
+
+
+def final_digest(records: list[dict[str, Any]]) -> str:
+    """One hash of every peer's model digest in the last round (bit-identity in one value)."""
+    if not records:
+        return ""
+    peers = records[-1].get("peers", {})
+    joined = ";".join(
+        f"{n}:{p.get('metrics', {}).get('digest', '')}" for n, p in sorted(peers.items(), key=lambda x: int(x[0]))
+    )
+    return hashlib.sha256(joined.encode()).hexdigest()[:16]
+
+
+def _field(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def run_row(
+    run_dir: Path, cell: str, values: dict[str, Any], rep: int
+) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    run = RunDir(run_dir)
+    summary = run.read_summary()
+    if summary is None or not run.is_finished():
+        raise PublishError(f"{run_dir}: not a finished run ({run.unfinished_reason()}); finish the sweep first")
+    prov = run.read_provenance()
+    if prov is None:
+        raise PublishError(f"{run_dir}: no {rundir.PROVENANCE} (made by an older byzemu); rerun it")
+    config = (run.read_config() or {}).get("config", {})
+    records = run.records()
+    final = records[-1]["honest"] if records else {}
+    # the final evaluation round, which summary.json's final_* fields describe
+    evals = [r for r in records if "test_accuracy" in r.get("honest", {})]
+    last_eval = evals[-1]["honest"] if evals else {}
+    row: dict[str, Any] = {
+        "cell": cell,
+        "rep": rep,
+        "seed": config.get("seed"),
+        "rounds": summary["rounds"],
+        "rounds_completed": summary["rounds_completed"],
+        "acc_mean": _stat(summary.get("final_accuracy"), "mean"),
+        "acc_std": _stat(summary.get("final_accuracy"), "std"),
+        "acc_worst": _stat(summary.get("final_accuracy"), "worst"),
+        "asr_mean": _stat(summary.get("final_attack_success_rate"), "mean"),
+        "asr_worst": _stat(summary.get("final_attack_success_rate"), "worst"),
+        "loss_mean": _stat(last_eval.get("test_loss") or final.get("test_loss"), "mean"),
+        "best_acc_mean": _stat(summary.get("best_accuracy"), "mean"),
+        "best_round": summary.get("best_round"),
+        "convergence_round": summary.get("convergence_round"),
+        "failed_peers": len(summary.get("failed_peers") or []),
+        "wall_s": summary.get("wall_s"),
+        "digest": final_digest(records),
+        "platform": prov_mod.platform_key(prov),
+        **{k: _cell_value(_field(config, k)) for k in CONFIG_FIELDS},
+        **values,
+    }
+    curves = [
+        {
+            "cell": cell,
+            "rep": rep,
+            "round": r["round"],
+            "acc_mean": _stat(r["honest"].get("test_accuracy"), "mean"),
+            "acc_worst": _stat(r["honest"].get("test_accuracy"), "worst"),
+            "asr_mean": _stat(r["honest"].get("attack_success_rate"), "mean"),
+            "asr_worst": _stat(r["honest"].get("attack_success_rate"), "worst"),
+            "loss_mean": _stat(r["honest"].get("test_loss"), "mean"),
+        }
+        for r in evals
+    ]
+    return row, curves, prov
+
+
+def _runs_of(root: Path) -> list[tuple[Path, str, dict[str, Any], int]]:
+    """(run folder, cell name, axis values, repeat) of a sweep folder, or of one run folder."""
+    sweep = read_json(root / rundir.SWEEP)
+    if sweep is None:
+        if not RunDir(root).config_json.is_file():
+            raise PublishError(
+                f"{root}: neither a sweep folder ({rundir.SWEEP}) nor a run folder ({rundir.CONFIG_JSON})"
+            )
+        return [(root, "base", {}, 0)]
+    return [
+        (root / run["dir"], cell["name"], dict(cell.get("values") or {}), int(run["rep"]))
+        for cell in sweep["cells"]
+        for run in cell["runs"]
+    ]
+
+
+def _cell_value(value: Any) -> Any:
+    """An axis value as one CSV field (tables and dicts as compact JSON)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, (dict, list)) else value
+
+
+def combine_provenance(provs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The provenance of a set of runs: every platform and commit that made them, their
+    span in time and added wall time, and the first run's full record."""
+    platforms: dict[str, int] = {}
+    commits: dict[str, int] = {}
+    for p in provs:
+        key = prov_mod.platform_key(p)
+        platforms[key] = platforms.get(key, 0) + 1
+        code = p.get("byzemu") or {}
+        commit = (code.get("commit") or "unknown") + ("+dirty" if code.get("dirty") else "")
+        commits[commit] = commits.get(commit, 0) + 1
+    starts = [p["started"] for p in provs if p.get("started")]
+    ends = [p["finished"] for p in provs if p.get("finished")]
+    return {
+        "runs": len(provs),
+        "platforms": platforms,
+        "commits": commits,
+        "started": min(starts) if starts else None,
+        "finished": max(ends) if ends else None,
+        "wall_s": sum(float(p.get("wall_s") or 0.0) for p in provs),
+        "example": provs[0] if provs else {},
+    }
+
+
+def collect(
+    root: str | Path | Sequence[str | Path], dest: str | Path, *, sweep_file: str | None = None
+) -> dict[str, Any]:
+    """Write ``dest``/runs.csv, curves.csv and provenance.json from the finished runs under
+    ``root`` (a sweep folder or one run folder, or several of them: their runs one after
+    another, e.g. the same sweep on two platforms); returns the combined provenance."""
+    roots = [Path(r) for r in ([root] if isinstance(root, (str, Path)) else root)]
+    dest = Path(dest)
+    runs = [r for one in roots for r in _runs_of(one)]
+    root = roots[0]
+    rows, curves, provs = [], [], []
+    axes: list[str] = []
+    for run_dir, cell, values, rep in runs:
+        row, curve, prov = run_row(run_dir, cell, {k: _cell_value(v) for k, v in values.items()}, rep)
+        axes.extend(k for k in values if k not in axes and k not in CONFIG_FIELDS)
+        rows.append(row)
+        curves.extend(curve)
+        provs.append(prov)
+    dest.mkdir(parents=True, exist_ok=True)
+    _write_csv(dest / "runs.csv", [*RUN_FIELDS, *CONFIG_FIELDS, *axes], rows)
+    _write_csv(dest / "curves.csv", list(CURVE_FIELDS), curves)
+    combined = combine_provenance(provs)
+    sweep = read_json(root / rundir.SWEEP) or {}
+    combined["sweep"] = sweep_file or _project_relative(sweep.get("sweep_file"))
+    combined["axes"] = axes
+    (dest / rundir.PROVENANCE).write_text(json.dumps(combined, indent=2, sort_keys=True) + "\n")
+    return combined
+
+
+def _project_relative(path: str | None) -> str | None:
+    if not path:
+        return None
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return Path(path).name
+
+
+def csv_text(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip text: the exact value
+    return value
+
+
+def _write_csv(path: Path, fields: list[str], rows: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: csv_text(row.get(k)) for k in fields})
+    path.write_text(buf.getvalue())
