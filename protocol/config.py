@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from protocol.errors import UserError
-from protocol.names import closest, unknown_in
-
-
-class ConfigError(UserError):
-    """A configuration value is missing, unknown, mistyped or out of range."""
-
+from protocol.config_text import apply_override as apply_override  # re-exported: its old home
+from protocol.config_text import build, merge
+from protocol.config_text import parse_value as parse_value
+from protocol.config_text import to_toml as to_toml
+from protocol.errors import ConfigError as ConfigError  # re-exported: its old home
+from protocol.names import unknown_in
 
 CURVE_MODES = ("auto", "on", "off")  #: values of runtime.curve
 
@@ -258,85 +257,9 @@ def config_fingerprint(cfg: RunConfig) -> str:
 # ----------------------------------------------------------------------------- loading
 
 
-def _coerce(path: str, tp: Any, value: Any) -> Any:
-    """Check ``value`` against the annotation ``tp``; return it (ints widen to floats)."""
-    origin = typing.get_origin(tp)
-    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a table, got {value!r}")
-        return _build(tp, value, path)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
-        return [_coerce(f"{path}[{i}]", item_tp, v) for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{path}: expected a table, got {value!r}")
-        return dict(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{path}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
-        return value
-    raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - schema bug
-
-
-def _build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    for key in data:
-        if key not in names:
-            where = f"{prefix}.{key}" if prefix else key
-            near = closest(key, names)
-            hint = f" (did you mean {f'{prefix}.{near}' if prefix else near}?)" if near else ""
-            raise ConfigError(f"{where}: unknown field{hint}; valid fields here are {', '.join(sorted(names))}")
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name in data:
-            where = f"{prefix}.{f.name}" if prefix else f.name
-            kwargs[f.name] = _coerce(where, hints[f.name], data[f.name])
-    return cls(**kwargs)
-
-
-def parse_value(text: str) -> Any:
-    """Parse the right-hand side of ``--set key=value`` as a TOML value, else a bare string."""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Apply one ``key.sub=value`` override to the raw config dict in place."""
-    if "=" not in assignment:
-        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set train.lr=0.1")
-    key, _, text = assignment.partition("=")
-    parts = [p for p in key.strip().split(".")]
-    if not all(parts):
-        raise ConfigError(f"--set {assignment!r}: empty field name in {key!r}")
-    node = data
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"--set {assignment!r}: {part} is not a table")
-    node[parts[-1]] = parse_value(text.strip())
-
-
 def from_dict(data: dict[str, Any]) -> RunConfig:
     """Build and check a :class:`RunConfig` from a nested dict (e.g. parsed TOML)."""
-    cfg = _build(RunConfig, data)
+    cfg = build(RunConfig, data)
     check(cfg)
     return cfg
 
@@ -364,7 +287,7 @@ def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_path
         apply_override(override_data, item)
     if resolve_paths:
         _resolve_relative(override_data, Path.cwd())
-    _merge(data, override_data)
+    merge(data, override_data)
     if resolve_paths:
         table = data.setdefault("data", {})
         if isinstance(table, dict) and "root" not in table:  # a non-table fails in from_dict
@@ -377,16 +300,6 @@ def _resolve_relative(data: dict[str, Any], base: Path) -> None:
         value = data.get(table, {}).get(key) if isinstance(data.get(table), dict) else None
         if isinstance(value, str) and value and not Path(value).is_absolute():
             data[table][key] = str((base / value).resolve())
-
-
-def _merge(into: dict[str, Any], new: dict[str, Any]) -> None:
-    for key, value in new.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict) and key != "params":
-            _merge(into[key], value)
-        elif isinstance(value, dict) and isinstance(into.get(key), dict):
-            into[key].update(value)
-        else:
-            into[key] = value
 
 
 # ----------------------------------------------------------------------------- checks
@@ -458,43 +371,3 @@ def check(cfg: RunConfig) -> None:
     defense, byz = cfg.defense, cfg.byzantine
     unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
     _require(unknown is None, unknown or "")
-
-
-def _toml_char(ch: str) -> str:
-    """One character of a TOML basic string: escape quote, backslash and control chars."""
-    if ch in '"\\':
-        return "\\" + ch
-    if (ord(ch) < 0x20 and ch != "\t") or ord(ch) == 0x7F:
-        return f"\\u{ord(ch):04x}"
-    return ch
-
-
-def to_toml(data: dict[str, Any]) -> str:
-    """Render a nested dict of scalars/lists/tables as TOML (for the resolved config)."""
-    lines: list[str] = []
-    tables: list[tuple[str, dict[str, Any]]] = []
-
-    def scalar(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, (int, float)):
-            return repr(v)
-        if isinstance(v, str):
-            return '"' + "".join(_toml_char(ch) for ch in v) + '"'
-        if isinstance(v, list):
-            return "[" + ", ".join(scalar(x) for x in v) + "]"
-        if isinstance(v, dict):
-            return "{" + ", ".join(f"{k} = {scalar(x)}" for k, x in v.items()) + "}"
-        raise TypeError(f"cannot render {v!r} as TOML")
-
-    for key, value in data.items():
-        if isinstance(value, dict) and key not in ("params",):
-            tables.append((key, value))
-        else:
-            lines.append(f"{key} = {scalar(value)}")
-    for name, table in tables:
-        lines.append("")
-        lines.append(f"[{name}]")
-        for key, value in table.items():
-            lines.append(f"{key} = {scalar(value)}")
-    return "\n".join(lines) + "\n"

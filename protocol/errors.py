@@ -16,3 +16,7 @@ from __future__ import annotations
 
 class UserError(ValueError):
     """Bad user input; the message is one line saying what is wrong and how to fix it."""
+
+
+class ConfigError(UserError):
+    """A configuration value is missing, unknown, mistyped or out of range."""
