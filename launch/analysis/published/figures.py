@@ -35,6 +35,7 @@ def draw_curves(spec: TableSpec, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     fig_spec = spec.figure
     runs = {(r["cell"], r["rep"]): r for r in read_csv(spec.results / "runs.csv")}
@@ -63,6 +64,7 @@ def draw_curves(spec: TableSpec, out: Path) -> None:
             handles.setdefault(label(spec, line), handle)
         ax.set_title(" / ".join(label(spec, k) for k in key), fontsize=9)
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for j in range(len(panel_keys), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
     for ax in axes[-1]:

@@ -17,8 +17,11 @@ from launch.analysis.published.specs import Metric, TableSpec, first_seen, label
 from protocol import rundir
 from protocol.rundir import read_json
 
-BEGIN = re.compile(r"<!-- byzemu:table (?P<spec>\S+) -->")
+#: a block's markers stand alone on their lines, at the start (an indented or inline
+#: mention, e.g. in a code example, is text)
+BEGIN = re.compile(r"^<!-- byzemu:table (?P<spec>\S+) -->$", re.MULTILINE)
 END = "<!-- byzemu:end -->"
+END_LINE = re.compile(r"^<!-- byzemu:end -->$", re.MULTILINE)
 
 
 def reduced_value(values: list[float], metric: Metric) -> float:
@@ -167,7 +170,8 @@ def render_page(text: str, *, page: Path | None = None, root: Path = PROJECT_ROO
     for match in BEGIN.finditer(text):
         if match.start() < pos:
             continue
-        end = text.find(END, match.end())
+        found = END_LINE.search(text, match.end())
+        end = found.start() if found else -1
         if end < 0:
             raise PublishError(f"{page or 'page'}: {match.group(0)} has no {END}")
         spec = load_spec(root / match.group("spec"), root=root)
