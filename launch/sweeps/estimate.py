@@ -9,7 +9,8 @@ with evaluation, so that
     cpu(run) = rounds * t1 + evaluations * max(0, t2 - t1)
 
 where t1 and t2 are the probe's two round times (every peer of the run, one after another,
-on one core). A run of N peers on a machine with C cores, J runs at once, then takes about
+on one core), scaled by the share of a core the probe got (its CPU time over its wall
+time), so that a loaded machine does not inflate the estimate. A run of N peers on a machine with C cores, J runs at once, then takes about
 
     wall(run) = cpu(run) / min(N, max(1, C // J)) + setup
 
@@ -76,12 +77,15 @@ def probe(cfg: RunConfig) -> Probe:
         runtime=dataclasses.replace(cfg.runtime, checkpoint_every=0),
     )
     with tempfile.TemporaryDirectory(prefix="byzemu-plan-") as tmp:
-        start = time.monotonic()
+        start, cpu_start = time.monotonic(), time.process_time()
         run_reference(short, Path(tmp) / "probe")
-        total = time.monotonic() - start
+        total, cpu = time.monotonic() - start, time.process_time() - cpu_start
         records = RunDir(Path(tmp) / "probe").records()
     t1, t2 = (float(r["round_s"]) for r in records[:2])
-    return Probe(setup_s=max(0.0, total - t1 - t2), train_round_s=t1, eval_round_s=t2)
+    # the probe runs on one thread: its CPU time is the work, whatever else shares the
+    # machine; the rounds' wall times only split that work between set-up and rounds
+    share = min(1.0, cpu / total) if total > 0 else 1.0
+    return Probe(setup_s=max(0.0, total - t1 - t2) * share, train_round_s=t1 * share, eval_round_s=t2 * share)
 
 
 def plan(
