@@ -16,14 +16,13 @@ import dataclasses
 import hashlib
 import ipaddress
 import json
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from protocol.config_text import apply_override as apply_override  # re-exported: its old home
-from protocol.config_text import build, merge
+from protocol.config_text import build, merge, read_toml
 from protocol.config_text import parse_value as parse_value
 from protocol.config_text import to_toml as to_toml
 from protocol.errors import ConfigError as ConfigError  # re-exported: its old home
@@ -271,14 +270,7 @@ def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_path
     file's folder; those given by ``--set`` relative to the current directory.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "config")
     base = path.resolve().parent
     if resolve_paths:
         _resolve_relative(data, base)

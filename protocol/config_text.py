@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 import typing
+from pathlib import Path
 from typing import Any
 
-from protocol.errors import ConfigError
+from protocol.errors import ConfigError, UserError
 from protocol.names import closest
 
 
@@ -66,6 +67,19 @@ def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
             where = f"{prefix}.{f.name}" if prefix else f.name
             kwargs[f.name] = coerce(where, hints[f.name], data[f.name])
     return cls(**kwargs)
+
+
+def read_toml(path: Path, what: str = "", *, error: type[UserError] = ConfigError) -> dict[str, Any]:
+    """The table of the TOML file ``path``; ``error`` (one line naming the file) if it cannot
+    be read or is not valid TOML. ``what`` names the file's kind in the message."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise error(f"{path}: cannot read{' ' + what if what else ''} ({exc.strerror})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML ({exc})") from None
 
 
 def parse_value(text: str) -> Any:

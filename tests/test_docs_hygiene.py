@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from launch.analysis import published
+
 ROOT = Path(__file__).resolve().parent.parent
 
 #: files not yet cleaned because another branch owns them; the lead empties this list
@@ -68,9 +70,9 @@ def _text_lines(path: Path) -> list[tuple[int, str]]:
     measured on purpose (docs/EXPERIMENTS.md, *Results as code*)."""
     out, rendered = [], False
     for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if line.startswith("<!-- byzemu:table "):
+        if published.BEGIN.match(line):
             rendered = True
-        elif line.startswith("<!-- byzemu:end -->"):
+        elif line == published.END:
             rendered = False
         elif not rendered:
             out.append((number, line))

@@ -10,7 +10,8 @@ with evaluation, so that
 
 where t1 and t2 are the probe's two round times (every peer of the run, one after another,
 on one core), scaled by the share of a core the probe got (its CPU time over its wall
-time), so that a loaded machine does not inflate the estimate. A run of N peers on a machine with C cores, J runs at once, then takes about
+time), so that a loaded machine does not inflate the estimate. A run of N peers on a
+machine with C cores, J runs at once, then takes about
 
     wall(run) = cpu(run) / min(N, max(1, C // J)) + setup
 

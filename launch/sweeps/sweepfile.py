@@ -21,7 +21,6 @@ so a bad sweep file fails with one ``ConfigError`` line and nothing runs.
 from __future__ import annotations
 
 import itertools
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 from launch.sweeps.naming import cell_name, toml_value
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
+from protocol.config_text import read_toml
 from protocol.rundir import CONFIG_TOML, flatten_config
 
 SWEEP_KEYS = ("extends", "base", "repeats", "set", "axes")
@@ -90,12 +90,7 @@ def read_sweep_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
     this file's ``base`` and ``repeats`` replace its, ``[set]`` is merged over its
     ``[set]`` (dotted keys), and each axis given here replaces that axis.
     """
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read sweep file ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, "sweep file")
     unknown = sorted(set(data) - set(SWEEP_KEYS))
     if unknown:
         raise ConfigError(f"{path}: unknown key {unknown[0]!r}; a sweep file has {', '.join(SWEEP_KEYS)}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 from launch.analysis.published.collect import csv_text, run_row
 from launch.analysis.published.common import PROJECT_ROOT, PublishError, number, read_csv
 from protocol import rundir
+from protocol.config_text import read_toml
 
 #: the drift cells and the cross-platform tolerance (configs/drift.toml)
 DRIFT_FILE = PROJECT_ROOT / "configs" / "drift.toml"
@@ -32,7 +32,7 @@ class DriftCell:
 
 def drift_cells(path: Path = DRIFT_FILE) -> tuple[list[DriftCell], float]:
     """The cells of ``path`` and its ``tolerance`` (absolute, on honest accuracy)."""
-    data = tomllib.loads(path.read_text())
+    data = read_toml(path, error=PublishError)
     cells = [DriftCell(str(c["results"]), str(c["cell"]), int(c.get("rep", 0))) for c in data.get("cell", [])]
     return cells, float(data["tolerance"])
 
@@ -86,7 +86,7 @@ def rerun_cell(cell: DriftCell, out_dir: Path, *, root: Path = PROJECT_ROOT) -> 
     os.chdir(root)  # sweep files name data folders relative to the project, as documented
     try:
         source = root / prov["sweep"]
-        text = tomllib.loads(source.read_text())
+        text = read_toml(source, error=PublishError)
         if "base" in text or "extends" in text:  # a sweep file
             sweep = load_sweep(source)
             run = next((r for r in sweep.runs if r.cell == cell.cell and r.rep == cell.rep), None)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from launch.analysis.published.common import CURVE_FIELDS, PROJECT_ROOT, RUN_FIELDS, PublishError
+from protocol.config_text import read_toml
 
 
 @dataclass(frozen=True)
@@ -84,12 +84,7 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
     """Read and check a table spec file (format: module docstring and docs/EXPERIMENTS.md);
     its ``results`` path is relative to ``root`` (the project's folder)."""
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise PublishError(f"{path}: cannot read ({exc.strerror})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PublishError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, error=PublishError)
     if data.get("layout") == "index":
         return _load_index(path, data, root)
     allowed = {
