@@ -135,6 +135,22 @@ def test_collect_writes_one_row_per_run_with_axes_and_provenance(tiny: Path) -> 
     ]
 
 
+def test_cpu_per_round_is_the_mean_over_peer_rounds_of_one_role() -> None:
+    # Arrange: two rounds; peer 2 is Byzantine (its role carries the attack), peer 3 has no timing
+    def peer(role: str, cpu: float | None) -> dict:
+        return {"role": role, "timing": {} if cpu is None else {"round_cpu_s": cpu}}
+
+    records = [
+        {"peers": {"0": peer("honest", 0.1), "1": peer("honest", 0.3), "2": peer("byzantine:alie", 2.0)}},
+        {"peers": {"0": peer("honest", 0.2), "1": peer("honest", 0.2), "3": peer("honest", None)}},
+    ]
+
+    # Act / Assert: (0.1 + 0.3 + 0.2 + 0.2) / 4 and the one Byzantine peer-round
+    assert published.cpu_per_round(records, "honest") == pytest.approx(0.2)
+    assert published.cpu_per_round(records, "byzantine") == 2.0
+    assert published.cpu_per_round(records[1:], "byzantine") is None
+
+
 def test_grid_table_is_mean_over_repeats_beside_the_published_number(tiny: Path) -> None:
     # Arrange
     spec = published.load_spec(tiny / "tables" / "grid.toml", root=tiny)

@@ -20,7 +20,7 @@ The render step needs no training: a fresh clone regenerates every table from th
 ``results/`` folders. Spec format: docs/EXPERIMENTS.md, *Results as code*.
 """
 
-from launch.analysis.published.collect import collect, combine_provenance, final_digest, run_row
+from launch.analysis.published.collect import collect, combine_provenance, cpu_per_round, final_digest, run_row
 from launch.analysis.published.common import (
     CONFIG_FIELDS,
     CURVE_FIELDS,
@@ -60,6 +60,7 @@ __all__ = [
     "combine_provenance",
     "doc_pages",
     "drift_cells",
+    "cpu_per_round",
     "final_digest",
     "load_spec",
     "provenance_line",

@@ -34,6 +34,20 @@ def final_digest(records: list[dict[str, Any]]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
+def cpu_per_round(records: list[dict[str, Any]], role: str) -> float | None:
+    """Mean CPU seconds of one peer-round (the peers' own ``timing.round_cpu_s``: training,
+    crafting, aggregation, evaluation) over every peer whose record's role is ``role`` or
+    starts with ``role:`` ("honest"; "byzantine" covers "byzantine:ATTACK") and every round;
+    None when no such peer reported."""
+    values = [
+        float(p["timing"]["round_cpu_s"])
+        for r in records
+        for p in r.get("peers", {}).values()
+        if str(p.get("role", "")).split(":")[0] == role and isinstance(p.get("timing", {}).get("round_cpu_s"), (int, float))
+    ]
+    return sum(values) / len(values) if values else None
+
+
 def _field(config: dict[str, Any], dotted: str) -> Any:
     value: Any = config
     for part in dotted.split("."):
@@ -76,6 +90,8 @@ def run_row(
         "wall_s": summary.get("wall_s"),
         "digest": final_digest(records),
         "platform": prov_mod.platform_key(prov),
+        "byz_cpu_round_s": cpu_per_round(records, "byzantine"),
+        "honest_cpu_round_s": cpu_per_round(records, "honest"),
         **{k: _cell_value(_field(config, k)) for k in CONFIG_FIELDS},
         **values,
     }

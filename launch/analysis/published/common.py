@@ -31,6 +31,8 @@ RUN_FIELDS = (
     "wall_s",
     "digest",
     "platform",
+    "byz_cpu_round_s",
+    "honest_cpu_round_s",
 )
 #: config fields every runs.csv row carries (besides the sweep's axes), so that results of
 #: several sweeps collected together can be told apart (e.g. one sweep per Byzantine ratio)

@@ -64,6 +64,12 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
     for axis in (*spec.rows, *([spec.columns] if spec.columns else [])):
         if rows and axis not in rows[0]:
             raise PublishError(f"{spec.path}: {axis!r} is not an axis of {spec.results / 'runs.csv'}")
+    for m in spec.metrics:
+        if rows and m.name not in rows[0]:
+            raise PublishError(
+                f"{spec.path}: {spec.results / 'runs.csv'} has no column {m.name!r} (collected by an older "
+                "byzemu); run `byzemu publish collect` again"
+            )
     lines: list[str] = []
     if spec.layout == "grid":
         metric = spec.metrics[0]
