@@ -25,6 +25,7 @@ from typing import Any
 
 import zmq
 
+from coordinator import admission
 from coordinator.plan import Plan, initial_model
 from coordinator.recorder import RoundRecorder, recordable
 from coordinator.results import ResultsWriter, ResumePoint
@@ -210,7 +211,7 @@ class Coordinator:
             if identity in self._by_identity:
                 self._drop("duplicate", f"second register from {identity!r}")
                 continue
-            unfit = self._unfit(msg)
+            unfit = admission.refusal(msg, cfg=self.cfg, curve=self.curve)
             if unfit:
                 self._drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
                 self._send(identity, m.stop(reason=f"registration refused: {unfit}"))
@@ -227,20 +228,6 @@ class Coordinator:
             )
             self._by_identity[identity] = node
             log.info("peer %d registered (pid %d on %s)", node, msg["pid"], msg["host"])
-
-    def _unfit(self, msg: m.Message) -> str:
-        """Why a ``register`` cannot join this run ("" if it can): in a CURVE run it must
-        carry the peer's data-plane public key; a peer that states its data socket's limit
-        (``max_message_bytes``) must accept the run's ``runtime.max_message_bytes``."""
-        if self.curve and not assignment_mod.is_z85_key(msg.fields.get("curve_key")):
-            return "this run uses CURVE: register must carry curve_key, the peer's data-plane public key"
-        limit = msg.fields.get("max_message_bytes")
-        if limit is not None and limit < self.cfg.runtime.max_message_bytes:
-            return (
-                f"the run's runtime.max_message_bytes={self.cfg.runtime.max_message_bytes} exceeds the peer's "
-                f"data-socket limit {limit}: start it with --max-message-bytes {self.cfg.runtime.max_message_bytes}"
-            )
-        return ""
 
     def assign(self) -> None:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""

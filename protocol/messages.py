@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
-VERSION = 1
+VERSION = 1  #: ``v`` of every header: the framing (msgpack header map + raw array frames)
+#: the protocol revision a peer states in ``register`` (``revision``): which kinds, fields
+#: and rules it follows (docs/PROTOCOL.md, *Revisions*); the coordinator refuses another one
+REVISION = 2
 COORDINATOR_ID = -1  #: ``src`` of messages sent by the coordinator
 UNASSIGNED_ID = -1  #: ``src`` of a peer's ``register`` (it has no id yet)
 
@@ -65,7 +68,7 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
 
 #: optional kind-specific header fields (absent = empty) and their msgpack types
 OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
-    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT},
+    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT, "revision": _INT},
     ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP, "model": _MAP},
     ROUND_START: {"checkpoint": _INT},
     ROUND_DONE: {"checkpoint": _INT},
@@ -113,11 +116,13 @@ def register(
     curve_key: str | None = None,
     max_message_bytes: int | None = None,
     want_init: bool = False,
+    revision: int = REVISION,
 ) -> Message:
-    """``curve_key``: the peer's data-plane CURVE public key (CURVE runs); ``max_message_bytes``:
+    """``revision``: the protocol revision the peer speaks (absent on the wire = 1);
+    ``curve_key``: the peer's data-plane CURVE public key (CURVE runs); ``max_message_bytes``:
     the largest data message its data socket, bound before registering, accepts;
     ``want_init``: send the initial model's vector with the assignment."""
-    fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid}
+    fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid, "revision": revision}
     fields.update(
         _optional(curve_key=curve_key, max_message_bytes=max_message_bytes, want_init=1 if want_init else None)
     )

@@ -1,6 +1,6 @@
 """A raw-frame harness for byzemu's wire protocol, written from ``docs/PROTOCOL.md`` only.
 
-Nothing here imports byzemu: the harness speaks protocol version 1 with plain pyzmq,
+Nothing here imports byzemu: the harness speaks protocol version 1, revision 2, with plain pyzmq,
 msgpack and numpy, so it tests the protocol as specified rather than the project's own
 encoder, and it keeps working (or fails loudly) when the implementation changes.
 
@@ -66,6 +66,8 @@ from tests.support import BYZEMU
 from tests.support.waiting import wait_until
 
 VERSION = 1
+#: the protocol revision this harness speaks, stated in ``register`` (PROTOCOL.md, *Revisions*)
+REVISION = 2
 #: dtypes allowed in array frames (PROTOCOL.md, *Array frames*)
 DTYPES = ("<f4", "<f8", "<i8")
 #: message kinds of version 1
@@ -298,7 +300,9 @@ class ScriptedPeer:
         self, *, host: str = "scripted", pid: int | None = None, data_addr: str | None = None, want_init: bool = False
     ) -> None:
         """``register``; ``want_init``: ask for the initial model's vector in ``assign``."""
-        extra: dict[str, Any] = {"curve_key": self.data_keys[0].decode()} if self.data_keys is not None else {}
+        extra: dict[str, Any] = {"revision": REVISION}
+        if self.data_keys is not None:
+            extra["curve_key"] = self.data_keys[0].decode()
         if want_init:
             extra["want_init"] = 1
         self.send_control(
