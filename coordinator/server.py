@@ -31,8 +31,8 @@ from coordinator.recorder import RoundRecorder, recordable
 from coordinator.results import ResultsWriter, ResumePoint
 from peer.core import model_digest
 from protocol import assignment as assignment_mod
+from protocol import mac, sockets
 from protocol import messages as m
-from protocol import sockets
 from protocol.codec import ProtocolError, decode, encode
 from protocol.config import config_fingerprint
 from protocol.errors import UserError
@@ -238,6 +238,9 @@ class Coordinator:
             if self.curve
             else {}
         )
+        macs = (
+            mac.assignment_keys(mac.run_secret(), assignment_mod.partners(plans)) if self.cfg.runtime.sender_mac else {}
+        )
         layout, init = initial_model(self.cfg)
         model = {"layout": layout, "init_digest": model_digest(init)}
         for node, a in plans.items():
@@ -248,6 +251,7 @@ class Coordinator:
                 resume={"round": self.resume.round, "digest": self.resume.digests[node]} if self.resume else None,
                 model=model,
                 init=init if self.peers[node].want_init else None,
+                mac=macs.get(node),
             )
             self._send(self.peers[node].identity, msg)
         self.results.write_topology(self.plan.topology_json({i: p.to_json() for i, p in self.peers.items()}))

@@ -10,6 +10,10 @@ peer it sends to.
 * outgoing: one DEALER per linked peer, connected before the peer answers ``ready``
   (routing id ``str(node)``, or a CURVE client without one).
 
+With ``runtime.sender_mac`` every message sent ends with a tag under the link's key and
+every message received must carry a valid one for its claimed sender (``protocol/mac.py``);
+that check runs before the connection-identity checks.
+
 Nothing is read from the data socket before the assignment is set up: what neighbors
 send meanwhile waits in ZeroMQ's queues (docs/PROTOCOL.md, *No silent loss*). Every
 received message is decoded and its sender checked here, then filed by the node's
@@ -32,6 +36,7 @@ from protocol import assignment as assignment_mod
 from protocol import messages as m
 from protocol import sockets
 from protocol.codec import ProtocolError, encode
+from protocol.mac import LinkKeys
 
 log = logging.getLogger("byzemu.peer")
 
@@ -70,6 +75,8 @@ class DataPlane:
         self._watch = sockets.DropWatch(self.sock)
         self.out: dict[int, zmq.Socket] = {}
         self.failed: set[int] = set()  #: peers known failed: nothing is sent to them
+        #: runtime.sender_mac: the link keys from the assignment (set before anything is read)
+        self.mac: LinkKeys | None = None
 
     def admit(self, peer_keys: dict[int, str], *, node: int) -> None:
         """CURVE: the assignment names the peers' keys; answer the handshakes held."""
@@ -113,7 +120,8 @@ class DataPlane:
             return
         frames = encode(msg)
         try:
-            self.out[to].send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+            wire = frames if self.mac is None else self.mac.sign(to, frames)
+            self.out[to].send_multipart(wire, copy=False, flags=zmq.NOBLOCK)
         except zmq.Again:
             self.traffic.drop("send_blocked", f"peer {to} is not draining its queue")
             return
@@ -125,7 +133,11 @@ class DataPlane:
         identity, body = frames[0].bytes, frames[1:]
         try:
             # the run's compiled chunk check first; anything it declines: generic decode, named drop
-            msg = inbox.core.chunk_check.decode_data(body)
+            if self.mac is None:
+                msg = inbox.core.chunk_check.decode_data(body)
+            else:  # the tag first: it alone proves the sender (docs/PROTOCOL.md, Sender MAC)
+                msg = self.mac.open(body, inbox.core.chunk_check.decode_data)
+                body = body[:-1]  # the tag is not counted as traffic
             if self.curve is not None:
                 key_owner = auth.user_id(body[0])
                 if key_owner != str(msg.src):

@@ -115,6 +115,7 @@ class PeerRuntime:
             curve=data.curve is not None,
         )
         self.addresses, self.resume = reg.addresses, reg.resume
+        data.mac = reg.mac_keys
         if reg.peer_keys is not None:  # answer the neighbors' held handshakes before the (slow) setup
             data.admit(reg.peer_keys, node=reg.assignment.node)
         return reg.assignment

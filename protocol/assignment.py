@@ -71,15 +71,20 @@ def peers_to_dict(peers: dict[int, str]) -> dict[str, Any]:
     return {"peers": [{"id": j, "key": k} for j, k in sorted(peers.items())]}
 
 
-def curve_keys(plans: dict[int, Assignment], public: dict[int, str]) -> dict[int, dict[int, str]]:
-    """For each peer of ``plans``, the registered public keys (``public``) of everyone it
-    sends to (``linked()``) or receives from (those whose ``linked()`` holds it): its
-    ``assign`` → ``curve`` map."""
+def partners(plans: dict[int, Assignment]) -> dict[int, set[int]]:
+    """For each peer of ``plans``, everyone it sends to (``linked()``) or receives from
+    (those whose ``linked()`` holds it): the peers its ``curve`` and ``mac`` maps list."""
     talks = {node: set(a.linked()) for node, a in plans.items()}
     for node, a in plans.items():
         for j in a.linked():
             talks.setdefault(j, set()).add(node)
-    return {node: {j: public[j] for j in sorted(talks[node]) if j in public} for node in plans}
+    return {node: talks[node] for node in plans}
+
+
+def curve_keys(plans: dict[int, Assignment], public: dict[int, str]) -> dict[int, dict[int, str]]:
+    """For each peer of ``plans``, the registered public keys (``public``) of its
+    :func:`partners`: its ``assign`` → ``curve`` map."""
+    return {node: {j: public[j] for j in sorted(talks) if j in public} for node, talks in partners(plans).items()}
 
 
 def is_z85_key(value: Any) -> bool:
@@ -121,10 +126,11 @@ def to_message(
     resume: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
     init: np.ndarray | None = None,
+    mac: dict[str, Any] | None = None,
 ) -> m.Message:
     """The ``assign`` message for ``a``; ``addresses`` maps peer id -> data address;
     ``curve`` (CURVE runs only) maps peer id -> public key for the peers it talks to;
-    ``resume``, ``model`` and ``init`` as in :func:`protocol.messages.assign`."""
+    ``resume``, ``model``, ``init`` and ``mac`` as in :func:`protocol.messages.assign`."""
     links = [{"id": j, "addr": addresses[j], "kind": "collude"} for j in a.colluders]
     links += [{"id": j, "addr": addresses[j], "kind": "oracle"} for j in a.oracle_targets]
     return m.assign(
@@ -141,6 +147,7 @@ def to_message(
         resume=resume,
         model=model,
         init=init,
+        mac=mac,
     )
 
 

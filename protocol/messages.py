@@ -69,7 +69,14 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
 #: optional kind-specific header fields (absent = empty) and their msgpack types
 OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
     REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT, "revision": _INT},
-    ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP, "model": _MAP},
+    ASSIGN: {
+        "links": _LIST,
+        "neighborhoods": _LIST,
+        "curve": _MAP,
+        "resume": _MAP,
+        "model": _MAP,
+        "mac": _MAP,
+    },
     ROUND_START: {"checkpoint": _INT},
     ROUND_DONE: {"checkpoint": _INT},
 }
@@ -144,11 +151,13 @@ def assign(
     resume: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
     init: np.ndarray | None = None,
+    mac: dict[str, Any] | None = None,
 ) -> Message:
     """Optional: ``links`` (colluders, oracle targets), ``neighborhoods`` (each
     neighbor's degree and Byzantine count), ``curve`` (peers' public keys), ``resume``
     (``{round, digest}`` of the checkpoint to load), ``model`` (layout and initial
-    digest) and ``init``, the initial model's vector, as a second array frame."""
+    digest), ``mac`` (the link keys of ``runtime.sender_mac``, protocol/mac.py) and
+    ``init``, the initial model's vector, as a second array frame."""
     fields: dict[str, Any] = {
         "node": node,
         "num_nodes": num_nodes,
@@ -157,7 +166,7 @@ def assign(
         "config": config,
         "chunk_sizes": chunk_sizes,
     }
-    fields.update(_optional(links=links, neighborhoods=neighborhoods, curve=curve, resume=resume, model=model))
+    fields.update(_optional(links=links, neighborhoods=neighborhoods, curve=curve, resume=resume, model=model, mac=mac))
     arrays = [np.ascontiguousarray(shard, "<i8")]
     if init is not None:
         arrays.append(init)

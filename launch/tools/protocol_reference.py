@@ -91,8 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         PAGE.write_text(text.replace(old, render()))
         return 0
     if old != render():
-        print("error: the assign.config table of docs/PROTOCOL.md is stale: run "
-              "python -m launch.tools.protocol_reference --write", file=sys.stderr)
+        print(
+            "error: the assign.config table of docs/PROTOCOL.md is stale: run "
+            "python -m launch.tools.protocol_reference --write",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

@@ -45,6 +45,8 @@ implementation, and rerun ``tests/test_protocol_harness.py`` and
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -158,6 +160,15 @@ def decode(frames: Sequence[bytes], routing_id: bytes | None = None) -> Message:
     return Message(head, arrays, routing_id)
 
 
+def mac_tag(key: bytes, frames: Sequence[bytes]) -> bytes:
+    """The sender MAC of a data message (PROTOCOL.md, *Sender MAC*): HMAC-SHA256 under the
+    link key of ``u64le(len(f)) || f`` over the frames before the tag."""
+    h = hmac.new(key, digestmod=hashlib.sha256)
+    for f in frames:
+        h.update(len(f).to_bytes(8, "little") + bytes(f))
+    return h.digest()
+
+
 # ----------------------------------------------------------------------------- scripted peer
 
 
@@ -211,6 +222,9 @@ class ScriptedPeer:
         self.sent_bytes = 0
         self.curve: dict[str, Any] | None = None  # the assign's "curve" map, in CURVE runs
         self.peer_keys: dict[int, str] = {}  # peer id -> CURVE public key
+        #: sender MAC runs (assign -> mac): peer id -> key of the link to it / from it
+        self.mac_send: dict[int, bytes] = {}
+        self.mac_recv: dict[int, bytes] = {}
 
     def _socket(self, kind: int, routing_id: bytes | None = None) -> zmq.Socket:
         s = self.ctx.socket(kind)
@@ -245,6 +259,11 @@ class ScriptedPeer:
                 self._pending.append(msg)
             else:
                 routing_id, *frames = self.data.recv_multipart()
+                if self.mac_recv:
+                    *frames, got = frames
+                    src = msgpack.unpackb(frames[0], raw=False).get("src") if frames else None
+                    if src not in self.mac_recv or not hmac.compare_digest(mac_tag(self.mac_recv[src], frames), got):
+                        raise ProtocolViolation(f"a data message claiming src {src!r} without a valid MAC")
                 msg = decode(frames, routing_id)
                 self.data_log.append(msg)
                 if msg.kind != "chunk":
@@ -327,6 +346,8 @@ class ScriptedPeer:
         if "curve" in msg.header:
             self.curve = msg["curve"]
             self.peer_keys = {e["id"]: e["key"] for e in self.curve["peers"]}
+        for e in msg.header.get("mac", {}).get("peers", []):
+            self.mac_send[e["id"]], self.mac_recv[e["id"]] = bytes.fromhex(e["send"]), bytes.fromhex(e["recv"])
         for j, addr in self.neighbors.items():
             if self.curve is not None:
                 s = self.dealer(addr, curve=self.curve_client(j))
@@ -366,9 +387,13 @@ class ScriptedPeer:
         """Send one ``chunk`` message to ``neighbor`` over this peer's DEALER to it."""
         self.send_raw(neighbor, self.chunk_frames(round_, chunks, **kw))
 
-    def send_raw(self, neighbor: int, frames: Sequence[bytes]) -> None:
-        """Send arbitrary frames over this peer's own data DEALER to ``neighbor``."""
-        self.out[neighbor].send_multipart(list(frames))
+    def send_raw(self, neighbor: int, frames: Sequence[bytes], *, mac: bytes | None = None) -> None:
+        """Send arbitrary frames over this peer's own data DEALER to ``neighbor``; in a
+        sender-MAC run followed by their tag under this peer's key for that link (or under
+        ``mac``, a key of the test's choosing: ``b""`` sends no tag at all)."""
+        key = self.mac_send.get(neighbor) if mac is None else mac
+        tail = [mac_tag(key, frames)] if key else []
+        self.out[neighbor].send_multipart([*frames, *tail])
         self.sent_msgs += 1
         self.sent_bytes += sum(len(f) for f in frames)
 
