@@ -27,12 +27,13 @@ import zmq
 
 from coordinator import admission
 from coordinator.plan import Plan, initial_model
-from coordinator.recorder import RoundRecorder, recordable
+from coordinator.recorder import RoundRecorder
 from coordinator.results import ResultsWriter, ResumePoint
 from peer.core import model_digest
 from protocol import assignment as assignment_mod
 from protocol import mac, sockets
 from protocol import messages as m
+from protocol import reports as reports_mod
 from protocol.codec import ProtocolError, decode, encode
 from protocol.config import config_fingerprint
 from protocol.errors import UserError
@@ -343,9 +344,8 @@ class Coordinator:
                 self._drop("stale_round", f"round_done for {msg.round} during {round_}")
             elif msg.src in self.failed:
                 self._drop("failed_sender", f"round_done from failed peer {msg.src}")
-            elif not all(recordable(msg[k]) for k in ("metrics", "traffic", "timing")):
-                # rounds.jsonl must be able to record it verbatim
-                self._drop("bad_field", f"round_done from {msg.src} holds values JSON cannot record")
+            elif wrong := reports_mod.problems(msg["metrics"], msg["traffic"], msg["timing"]):
+                self._drop("bad_report", f"round_done from {msg.src}: {'; '.join(wrong)}")
             else:
                 reports[msg.src] = {
                     "metrics": msg["metrics"],

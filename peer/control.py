@@ -25,7 +25,7 @@ from peer import auth
 from peer.traffic import Traffic
 from protocol import assignment as assignment_mod
 from protocol import messages as m
-from protocol import rundir, sockets
+from protocol import reports, rundir, sockets
 from protocol.codec import ProtocolError, decode, encode, is_int
 from protocol.config import RuntimeConfig
 from protocol.mac import LinkKeys
@@ -193,6 +193,8 @@ class Registration:
     peer_keys: dict[int, str] | None  #: CURVE runs: public key of every peer it talks to
     resume: dict[str, Any] | None  #: a resumed run: {round, digest} of the checkpoint to load
     mac_keys: LinkKeys | None = None  #: runtime.sender_mac: the keys of its links
+    #: assign -> model -> init_digest: the digest of the initial model (None if not sent)
+    init_digest: str | None = None
 
 
 def await_assignment(channel: ControlChannel, register: m.Message, *, timeout: float, curve: bool) -> Registration:
@@ -227,6 +229,11 @@ def await_assignment(channel: ControlChannel, register: m.Message, *, timeout: f
         except ProtocolError as exc:
             channel.traffic.drop(exc.reason, exc.detail)
             continue
+        model = msg.fields.get("model", {})
+        init_digest = model.get("init_digest") if isinstance(model, dict) else None
+        if "model" in msg.fields and not (isinstance(init_digest, str) and reports.DIGEST.fullmatch(init_digest)):
+            channel.traffic.drop("bad_assignment", f"model.init_digest {init_digest!r} is not 16 lowercase hex digits")
+            continue
         resume = msg.fields.get("resume")
         if resume is not None and not (
             is_int(resume.get("round")) and resume["round"] >= 1 and isinstance(resume.get("digest"), str)
@@ -234,6 +241,11 @@ def await_assignment(channel: ControlChannel, register: m.Message, *, timeout: f
             channel.traffic.drop("bad_assignment", f"resume {resume!r}")
             continue
         return Registration(
-            assignment=assignment, addresses=addresses, peer_keys=peer_keys, resume=resume, mac_keys=mac_keys
+            assignment=assignment,
+            addresses=addresses,
+            peer_keys=peer_keys,
+            resume=resume,
+            mac_keys=mac_keys,
+            init_digest=init_digest,
         )
     raise PeerExit(f"no assignment within {timeout:g} s")

@@ -146,6 +146,8 @@ class DataPlane:
                     )
             elif identity != str(msg.src).encode():
                 raise ProtocolError("sender_mismatch", f"connection {identity!r} claims src {msg.src}")
+            if msg.src in self.failed:  # the coordinator (or this peer) counts it out of the run
+                raise ProtocolError("failed_sender", f"{msg.kind} from {msg.src}, known failed")
             inbox.accept(msg)
         except ProtocolError as exc:
             self.traffic.drop(exc.reason, f"data from {identity!r}: {exc.detail}")

@@ -39,7 +39,7 @@ from peer.control import (
     RegistrationRefused,
     await_assignment,
 )
-from peer.core import NodeCore, RoundResult
+from peer.core import NodeCore, RoundResult, model_digest
 from peer.data import test_subset
 from peer.dataplane import DataPlane
 from peer.inbox import Inbox
@@ -96,6 +96,7 @@ class PeerRuntime:
         self.inbox: Inbox | None = None
         self.addresses: dict[int, str] = {}
         self.resume: dict[str, Any] | None = None  # assign -> resume: {round, digest}
+        self.init_digest: str | None = None  # assign -> model -> init_digest
 
     # ------------------------------------------------------------------ joining
 
@@ -114,7 +115,7 @@ class PeerRuntime:
             timeout=self.options.assign_timeout,
             curve=data.curve is not None,
         )
-        self.addresses, self.resume = reg.addresses, reg.resume
+        self.addresses, self.resume, self.init_digest = reg.addresses, reg.resume, reg.init_digest
         data.mac = reg.mac_keys
         if reg.peer_keys is not None:  # answer the neighbors' held handshakes before the (slow) setup
             data.admit(reg.peer_keys, node=reg.assignment.node)
@@ -139,6 +140,12 @@ class PeerRuntime:
         train = datasets.load(d.dataset, root_path, train=True, synthetic_size=d.synthetic_size, seed=cfg.seed)
         test = datasets.load(d.dataset, root_path, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
         self.core = NodeCore(assignment, train_data=train, test_set=test_subset(test, d.test_samples))
+        if self.init_digest is not None and model_digest(self.core.vector) != self.init_digest:
+            raise ValueError(
+                f"this host builds an initial model with digest {model_digest(self.core.vector)}, the run's is "
+                f"{self.init_digest} (assign.model.init_digest): another torch version or build initialises "
+                f"models differently; run every peer on the coordinator's versions"
+            )
         started = 0
         if self.resume is not None:
             started = self._load_checkpoint(int(self.resume["round"]), str(self.resume["digest"]))
@@ -313,6 +320,9 @@ class PeerRuntime:
                 continue
             if msg.round <= self.inbox.started:
                 self.traffic.drop("stale_round", f"round_start {msg.round} after {self.inbox.started}")
+                continue
+            if msg.round > self.inbox.started + 1:  # rounds are started one by one (docs/PROTOCOL.md)
+                self.traffic.drop("future_round", f"round_start {msg.round} after {self.inbox.started}")
                 continue
             complete = msg.fields.get("checkpoint", 0)
             if complete and self.options.checkpoint_dir is not None:  # older ones are not needed

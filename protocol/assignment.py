@@ -178,9 +178,15 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
         cfg = config_mod.from_dict(msg["config"])
     except config_mod.ConfigError as exc:
         raise ProtocolError("bad_assignment", f"config: {exc}") from None
+    if cfg.nodes != num_nodes:
+        raise ProtocolError("bad_assignment", f"config.nodes={cfg.nodes} differs from num_nodes={num_nodes}")
     sizes = msg["chunk_sizes"]
     if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise ProtocolError("bad_assignment", "chunk_sizes must be positive integers")
+    if len(sizes) != cfg.chunks.count:
+        raise ProtocolError(
+            "bad_assignment", f"{len(sizes)} chunk_sizes for config.chunks.count={cfg.chunks.count} chunks"
+        )
     if len(msg.arrays) not in (1, 2):
         raise ProtocolError(
             "bad_assignment", f"{len(msg.arrays)} array frames: the shard, then optionally the initial model"
@@ -188,6 +194,8 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
     shard = msg.arrays[0]
     if shard.ndim != 1 or shard.dtype != np.dtype("<i8"):
         raise ProtocolError("bad_assignment", "shard must be a 1-D int64 array")
+    if shard.size and (shard[0] < 0 or bool(np.any(np.diff(shard) <= 0))):
+        raise ProtocolError("bad_assignment", "shard indices must be >= 0 and strictly ascending")
     colluders: list[int] = []
     oracle_targets: list[int] = []
     for entry in msg.fields.get("links", []):

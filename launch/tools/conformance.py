@@ -20,7 +20,6 @@ status is 1 if any check failed.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import threading
@@ -34,6 +33,7 @@ from coordinator.results import ResultsWriter
 from coordinator.server import Coordinator
 from launch.run.setup import start_coordinator
 from protocol import config as config_mod
+from protocol import reports
 from protocol.config import RunConfig
 
 FOREIGN = 0  #: the user's peer registers first
@@ -56,9 +56,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # instead of heeding peer_failed (byzemu peers do not)
     "runtime": {"register_timeout": 180.0, "round_timeout": 40.0, "chunk_timeout": 20.0},
 }
-
-_HEX16 = re.compile(r"[0-9a-f]{16}")
-_TRAFFIC_INTS = ("sent_msgs", "sent_bytes", "recv_msgs", "recv_bytes", "dropped")
 
 
 @dataclass
@@ -93,36 +90,13 @@ class _WatchedCoordinator(Coordinator):
         return super()._start_round(number)
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_count(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
-
-
 def round_done_problems(entry: dict[str, Any], *, eval_round: bool) -> list[str]:
-    """What is wrong with one recorded ``round_done`` (PROTOCOL.md, *round_done*); [] if nothing."""
-    problems = []
-    metrics, traffic, timing = entry.get("metrics", {}), entry.get("traffic", {}), entry.get("timing", {})
-    for key in ("chunks_received", "senders"):
-        if not _is_count(metrics.get(key)):
-            problems.append(f"metrics.{key} must be an int >= 0, is {metrics.get(key)!r}")
-    if not (isinstance(metrics.get("digest"), str) and _HEX16.fullmatch(metrics["digest"])):
-        problems.append(f"metrics.digest must be 16 lowercase hex digits, is {metrics.get('digest')!r}")
-    for key in ("train_loss", "test_accuracy", "test_loss", "attack_success_rate"):
-        if key in metrics and not _is_num(metrics[key]):
-            problems.append(f"metrics.{key} must be a number, is {metrics[key]!r}")
-    for key in _TRAFFIC_INTS:
-        if not _is_count(traffic.get(key)):
-            problems.append(f"traffic.{key} must be an int >= 0, is {traffic.get(key)!r}")
-    drops = traffic.get("drops_total")
-    if not (isinstance(drops, dict) and all(_is_count(v) for v in drops.values())):
-        problems.append(f"traffic.drops_total must map reasons to ints, is {drops!r}")
-    if not all(_is_num(v) for v in timing.values()):
-        problems.append("timing values must be numbers")
+    """What is wrong with one recorded ``round_done`` (PROTOCOL.md, *round_done*; the rules
+    of protocol/reports.py, which the coordinator enforces too); [] if nothing."""
     del eval_round  # evaluation fields are optional (a peer that omits them is left out of the statistics)
-    return problems
+    if "metrics" not in entry:
+        return ["no round_done recorded (the coordinator logs why it dropped one: bad_report)"]
+    return reports.problems(entry.get("metrics", {}), entry.get("traffic", {}), entry.get("timing", {}))
 
 
 def _command(template: list[str], address: str, key: str) -> list[str]:
