@@ -26,6 +26,7 @@ handler refused (``unknown_key``).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import zmq
 
@@ -75,8 +76,16 @@ class DataPlane:
         self._watch = sockets.DropWatch(self.sock)
         self.out: dict[int, zmq.Socket] = {}
         self.failed: set[int] = set()  #: peers known failed: nothing is sent to them
+        #: the failed peers the coordinator named: what they send is dropped (failed_sender)
+        self.failed_by_coordinator: set[int] = set()
         #: runtime.sender_mac: the link keys from the assignment (set before anything is read)
         self.mac: LinkKeys | None = None
+
+    def mark_failed(self, nodes: list[Any]) -> None:
+        """The coordinator names ``nodes`` failed (``round_start.failed``, ``peer_failed``)."""
+        named = {n for n in nodes if isinstance(n, int)}
+        self.failed |= named
+        self.failed_by_coordinator |= named
 
     def admit(self, peer_keys: dict[int, str], *, node: int) -> None:
         """CURVE: the assignment names the peers' keys; answer the handshakes held."""
@@ -146,7 +155,7 @@ class DataPlane:
                     )
             elif identity != str(msg.src).encode():
                 raise ProtocolError("sender_mismatch", f"connection {identity!r} claims src {msg.src}")
-            if msg.src in self.failed:  # the coordinator (or this peer) counts it out of the run
+            if msg.src in self.failed_by_coordinator:  # out of the run (docs/PROTOCOL.md, chunk)
                 raise ProtocolError("failed_sender", f"{msg.kind} from {msg.src}, known failed")
             inbox.accept(msg)
         except ProtocolError as exc:

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -203,7 +204,7 @@ class PeerRuntime:
         if msg.kind == m.STOP:
             raise PeerExit(msg["reason"])
         if msg.kind == m.PEER_FAILED:
-            self.data.failed.update(n for n in msg["nodes"] if isinstance(n, int))
+            self.data.mark_failed(msg["nodes"])
         else:
             started = self.inbox.started if self.inbox is not None else 0
             self.traffic.drop("unexpected_kind", f"{msg.kind} in round {started}")
@@ -271,7 +272,7 @@ class PeerRuntime:
     def run_round(self, round_: int, failed: list[int]) -> None:
         """Round ``round_``: the schedule, the checkpoint if due, ``round_done``."""
         assert self.inbox is not None
-        self.data.failed.update(n for n in failed if isinstance(n, int))
+        self.data.mark_failed(failed)
         self.inbox.start(round_)
         result = self._drive(round_)
         self.inbox.close(round_)
@@ -354,13 +355,14 @@ class PeerRuntime:
         self.control_ctx.term()
 
 
-def run_peer(options: PeerOptions) -> int:
-    """Entry point of one peer process; returns its exit code."""
+def run_peer(options: PeerOptions, runtime: Callable[[PeerOptions], PeerRuntime] = PeerRuntime) -> int:
+    """Entry point of one peer process; returns its exit code. ``runtime`` builds the
+    runtime (a subclass: the conformance kit's hostile peer, launch/tools/conformance_hostile.py)."""
     import torch
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    rt = PeerRuntime(options)
+    rt = runtime(options)
     try:
         assignment = rt.register()
         try:
