@@ -25,20 +25,15 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from coordinator.results import ResultsWriter
 from coordinator.server import Coordinator
 from launch.run.setup import start_coordinator
-from launch.tools.conformance_hostile import HOSTILE_ROUND, expected_drops
+from launch.tools.conformance_checks import FAIL_AFTER, FOREIGN, Check, round_checks
 from protocol import config as config_mod
-from protocol import reports
 from protocol.config import RunConfig
 
-FOREIGN = 0  #: the user's peer registers first
-FAIL_AFTER = 2  #: a byzemu neighbor of the user's peer is killed after this round, before the next starts
 STOP_GRACE_S = 15.0  #: how long the user's peer may take to exit after ``stop``
 
 #: the default run: small, synthetic, every byzemu peer a neighbor of node 0
@@ -58,16 +53,6 @@ DEFAULT_CONFIG: dict[str, Any] = {
     # 1 MiB: the hostile neighbor's oversized message is one byte over it
     "runtime": {"register_timeout": 180.0, "round_timeout": 40.0, "chunk_timeout": 20.0, "max_message_bytes": 1 << 20},
 }
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
-
-    def line(self) -> str:
-        return f"  {'PASS' if self.ok else 'FAIL'} {self.name}: {self.detail}"
 
 
 class _WatchedCoordinator(Coordinator):
@@ -90,15 +75,6 @@ class _WatchedCoordinator(Coordinator):
         if self.before_round is not None:
             self.before_round(number)
         return super()._start_round(number)
-
-
-def round_done_problems(entry: dict[str, Any], *, eval_round: bool) -> list[str]:
-    """What is wrong with one recorded ``round_done`` (PROTOCOL.md, *round_done*; the rules
-    of protocol/reports.py, which the coordinator enforces too); [] if nothing."""
-    del eval_round  # evaluation fields are optional (a peer that omits them is left out of the statistics)
-    if "metrics" not in entry:
-        return ["no round_done recorded (the coordinator logs why it dropped one: bad_report)"]
-    return reports.problems(entry.get("metrics", {}), entry.get("traffic", {}), entry.get("timing", {}))
 
 
 def _command(template: list[str], address: str, key: str) -> list[str]:
@@ -221,7 +197,7 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path, *, register_last
         if "summary" not in outcome:
             checks.append(Check("run", False, f"the run did not finish: {outcome.get('error', 'still running')}"))
         elif registered:
-            checks += _round_checks(coord, results, cfg, foreign)
+            checks += round_checks(results, cfg, foreign=foreign, failures=coord.failures, curve=coord.curve)
             code = user.poll()
             checks.append(
                 Check(
@@ -240,114 +216,6 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path, *, register_last
         stop_peers(procs, grace=3.0)
         thread.join(5)
         coord.close()
-    return checks
-
-
-def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunConfig, foreign: int) -> list[Check]:
-    checks = []
-    fail = coord.failures.get(foreign)
-    if fail is not None and fail[0] == 0:
-        checks.append(Check("ready", False, f"marked failed: {fail[1]}"))
-    else:
-        checks.append(Check("ready", True, "answered ready in time"))
-    killed = max(set(range(cfg.nodes)) - {foreign})
-    neighbors = {n: set(range(cfg.nodes)) - {n} for n in range(cfg.nodes)}  # complete graph
-    k = cfg.chunks.per_neighbor
-    short_rounds: set[int] = set()  # rounds in which a byzemu peer missed your peer's chunks
-    for record in results.records:
-        t, peers = record["round"], record["peers"]
-        me = peers[str(foreign)]
-        if me["status"] != "ok":
-            why = coord.failures.get(foreign, (t, me["status"]))[1]
-            checks.append(Check(f"round {t}", False, f"no round_done from your peer ({why})"))
-            continue
-        problems = round_done_problems(me, eval_round=cfg.eval_round(t))
-        checks.append(Check(f"round {t}: round_done fields", not problems, "; ".join(problems) or "valid"))
-        live = {j for j in neighbors[foreign] if peers[str(j)]["status"] == "ok"}
-        got = me["metrics"]
-        want = {"senders": len(live), "chunks_received": k * len(live)}
-        seen = {key: got.get(key) for key in want}
-        checks.append(
-            Check(
-                f"round {t}: chunks to your peer",
-                seen == want,
-                f"reported {seen}, byzemu neighbors {sorted(live)} sent {want}",
-            )
-        )
-        short = {
-            j: peers[str(j)]["metrics"]["senders"]
-            for j in sorted(live)
-            if peers[str(j)]["metrics"]["senders"] != len({i for i in neighbors[j] if peers[str(i)]["status"] == "ok"})
-        }
-        if short:
-            short_rounds.add(t)
-        checks.append(
-            Check(
-                f"round {t}: chunks from your peer",
-                not short,
-                f"byzemu peers {sorted(short)} missed a chunk message (senders {short})"
-                if short
-                else f"byzemu neighbors {sorted(live)} each accepted its chunk message",
-            )
-        )
-    if not results.records:
-        return checks
-    last = results.records[-1]
-    mine = last["peers"][str(foreign)].get("traffic", {}).get("drops_total", {})
-    theirs = {
-        j: e["traffic"]["drops_total"]
-        for j, e in last["peers"].items()
-        if int(j) != foreign and e["status"] == "ok" and e["traffic"]["drops_total"]
-    }
-    # a killed sender's connection closing is one connection_dropped at each of its neighbors
-    expected = {"connection_dropped": 1} if len(results.records) > FAIL_AFTER else {}
-    bad_theirs = {j: d for j, d in theirs.items() if d not in ({}, expected)}
-    # the hostile neighbor's messages (launch/tools/conformance_hostile.py), each counted once
-    hostile = expected_drops(curve=coord.curve, sender_mac=cfg.runtime.sender_mac)
-    if len(results.records) >= HOSTILE_ROUND:
-        counted = {r: mine.get(r, 0) for r in hostile}
-        wrong = {r: c for r, c in counted.items() if c != hostile[r]}
-        checks.append(
-            Check(
-                "hostile messages",
-                not wrong,
-                f"round {HOSTILE_ROUND}: a byzemu neighbor sent one message for each of {sorted(hostile)}; "
-                + (f"your peer counted {wrong} (each should be 1)" if wrong else "your peer counted each once"),
-            )
-        )
-    allowed = {**hostile, "connection_dropped": 1}
-    bad_mine = {r: c - allowed.get(r, 0) for r, c in mine.items() if c > allowed.get(r, 0)}
-    coordinator = {r: c for r, c in last.get("coordinator_drops", {}).items() if {r: c} != expected}
-    checks.append(
-        Check(
-            "drops",
-            not bad_theirs and not bad_mine and not coordinator,
-            f"at byzemu peers {bad_theirs or 'none'}, at your peer {bad_mine or 'none'}, at the coordinator "
-            f"{coordinator or 'none'} (beyond the killed peer's closed connections and the hostile messages)",
-        )
-    )
-    if len(results.records) > FAIL_AFTER:
-        after = results.records[FAIL_AFTER:]
-        reported = all(r["peers"][str(foreign)]["status"] == "ok" for r in after)
-        # a byzemu peer waits until the chunk deadline for chunks it misses from your peer:
-        # only a slow round without that is your peer waiting for the failed one
-        slow = [
-            r["round"] for r in after if r["round_s"] >= cfg.runtime.chunk_timeout and r["round"] not in short_rounds
-        ]
-        checks.append(
-            Check(
-                "peer_failed",
-                reported and not slow,
-                f"node {killed} killed after round {FAIL_AFTER}: your peer "
-                + (
-                    "missed a later round"
-                    if not reported
-                    else f"waited for the failed peer's chunks until the chunk deadline in rounds {slow}"
-                    if slow
-                    else "went on without it in every later round"
-                ),
-            )
-        )
     return checks
 
 

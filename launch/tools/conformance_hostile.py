@@ -28,12 +28,11 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from launch.tools.conformance_checks import HOSTILE_ROUND
 from peer.options import PeerOptions
 from peer.runtime import PeerRuntime
 
 log = logging.getLogger("byzemu.peer")
-
-HOSTILE_ROUND = 2  #: the round in which the hostile neighbor attacks (before the kit's kill)
 
 
 def _frames(head: dict[str, Any], arrays: list[np.ndarray]) -> list[bytes]:
@@ -44,8 +43,9 @@ def _frames(head: dict[str, Any], arrays: list[np.ndarray]) -> list[bytes]:
 def hostile_messages(
     *, src: int, forged: int, round_: int, sizes: list[int], max_bytes: int
 ) -> list[tuple[str, list[bytes]]]:
-    """(reason, frames) of each hostile message; reason ``"forged"`` depends on the run
-    (:func:`expected_drops`)."""
+    """(reason, frames) of each hostile message, in the order of
+    :data:`~launch.tools.conformance_checks.HOSTILE_REASONS`; reason ``"forged"`` depends on
+    the run (:func:`~launch.tools.conformance_checks.expected_drops`)."""
     head = {"v": 1, "kind": "chunk", "src": src, "round": round_}
     c0 = np.zeros(sizes[0], "<f4")
     every = [np.zeros(n, "<f4") for n in sizes]
@@ -62,25 +62,6 @@ def hostile_messages(
         ("future_round", _frames({**head, "round": round_ + 2, "chunks": [0]}, [c0])),
         ("oversized", [msgpack.packb({**head, "chunks": [0, 1], "frames": []}), *(b.tobytes() for b in big)]),
     ]
-
-
-def expected_drops(*, curve: bool, sender_mac: bool) -> dict[str, int]:
-    """What the tested peer must count for :func:`hostile_messages`."""
-    forged = "bad_mac" if sender_mac else "key_mismatch" if curve else "sender_mismatch"
-    return {reason if reason != "forged" else forged: 1 for reason in _REASONS}
-
-
-_REASONS = [
-    "undecodable",
-    "bad_version",
-    "bad_dtype",
-    "bad_chunk_index",
-    "bad_chunk_count",
-    "bad_chunk_size",
-    "forged",
-    "future_round",
-    "oversized",
-]
 
 
 class HostileRuntime(PeerRuntime):
