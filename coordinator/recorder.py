@@ -65,23 +65,3 @@ class RoundRecorder:
         if self.progress is not None:
             self.progress(record)
         return record
-
-
-def recordable(value: Any, max_depth: int = 32) -> bool:
-    """True if ``rounds.jsonl`` can record ``value`` verbatim: nil/bool/int/float/str and
-    lists/str-keyed maps of them, nested at most ``max_depth`` deep (msgpack also yields
-    bytes, ext types and bytes keys, which a peer's report must not hold)."""
-    stack = [(value, 0)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > max_depth:
-            return False
-        if isinstance(v, dict):
-            if not all(isinstance(k, str) for k in v):
-                return False
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
-        elif not (v is None or isinstance(v, (bool, int, float, str))):
-            return False
-    return True

@@ -25,13 +25,15 @@ from typing import Any
 
 import zmq
 
+from coordinator import admission
 from coordinator.plan import Plan, initial_model
-from coordinator.recorder import RoundRecorder, recordable
+from coordinator.recorder import RoundRecorder
 from coordinator.results import ResultsWriter, ResumePoint
 from peer.core import model_digest
 from protocol import assignment as assignment_mod
+from protocol import mac, sockets
 from protocol import messages as m
-from protocol import sockets
+from protocol import reports as reports_mod
 from protocol.codec import ProtocolError, decode, encode
 from protocol.config import config_fingerprint
 from protocol.errors import UserError
@@ -210,7 +212,7 @@ class Coordinator:
             if identity in self._by_identity:
                 self._drop("duplicate", f"second register from {identity!r}")
                 continue
-            unfit = self._unfit(msg)
+            unfit = admission.refusal(msg, cfg=self.cfg, curve=self.curve)
             if unfit:
                 self._drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
                 self._send(identity, m.stop(reason=f"registration refused: {unfit}"))
@@ -228,20 +230,6 @@ class Coordinator:
             self._by_identity[identity] = node
             log.info("peer %d registered (pid %d on %s)", node, msg["pid"], msg["host"])
 
-    def _unfit(self, msg: m.Message) -> str:
-        """Why a ``register`` cannot join this run ("" if it can): in a CURVE run it must
-        carry the peer's data-plane public key; a peer that states its data socket's limit
-        (``max_message_bytes``) must accept the run's ``runtime.max_message_bytes``."""
-        if self.curve and not assignment_mod.is_z85_key(msg.fields.get("curve_key")):
-            return "this run uses CURVE: register must carry curve_key, the peer's data-plane public key"
-        limit = msg.fields.get("max_message_bytes")
-        if limit is not None and limit < self.cfg.runtime.max_message_bytes:
-            return (
-                f"the run's runtime.max_message_bytes={self.cfg.runtime.max_message_bytes} exceeds the peer's "
-                f"data-socket limit {limit}: start it with --max-message-bytes {self.cfg.runtime.max_message_bytes}"
-            )
-        return ""
-
     def assign(self) -> None:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
         addresses = {i: p.data_addr for i, p in self.peers.items()}
@@ -250,6 +238,9 @@ class Coordinator:
             assignment_mod.curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()})
             if self.curve
             else {}
+        )
+        macs = (
+            mac.assignment_keys(mac.run_secret(), assignment_mod.partners(plans)) if self.cfg.runtime.sender_mac else {}
         )
         layout, init = initial_model(self.cfg)
         model = {"layout": layout, "init_digest": model_digest(init)}
@@ -261,6 +252,7 @@ class Coordinator:
                 resume={"round": self.resume.round, "digest": self.resume.digests[node]} if self.resume else None,
                 model=model,
                 init=init if self.peers[node].want_init else None,
+                mac=macs.get(node),
             )
             self._send(self.peers[node].identity, msg)
         self.results.write_topology(self.plan.topology_json({i: p.to_json() for i, p in self.peers.items()}))
@@ -352,9 +344,8 @@ class Coordinator:
                 self._drop("stale_round", f"round_done for {msg.round} during {round_}")
             elif msg.src in self.failed:
                 self._drop("failed_sender", f"round_done from failed peer {msg.src}")
-            elif not all(recordable(msg[k]) for k in ("metrics", "traffic", "timing")):
-                # rounds.jsonl must be able to record it verbatim
-                self._drop("bad_field", f"round_done from {msg.src} holds values JSON cannot record")
+            elif wrong := reports_mod.problems(msg["metrics"], msg["traffic"], msg["timing"]):
+                self._drop("bad_report", f"round_done from {msg.src}: {'; '.join(wrong)}")
             else:
                 reports[msg.src] = {
                     "metrics": msg["metrics"],

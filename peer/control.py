@@ -25,9 +25,10 @@ from peer import auth
 from peer.traffic import Traffic
 from protocol import assignment as assignment_mod
 from protocol import messages as m
-from protocol import rundir, sockets
+from protocol import reports, rundir, sockets
 from protocol.codec import ProtocolError, decode, encode, is_int
 from protocol.config import RuntimeConfig
+from protocol.mac import LinkKeys
 
 log = logging.getLogger("byzemu.peer")
 
@@ -191,6 +192,9 @@ class Registration:
     addresses: dict[int, str]  #: data address of every peer it sends to
     peer_keys: dict[int, str] | None  #: CURVE runs: public key of every peer it talks to
     resume: dict[str, Any] | None  #: a resumed run: {round, digest} of the checkpoint to load
+    mac_keys: LinkKeys | None = None  #: runtime.sender_mac: the keys of its links
+    #: assign -> model -> init_digest: the digest of the initial model (None if not sent)
+    init_digest: str | None = None
 
 
 def await_assignment(channel: ControlChannel, register: m.Message, *, timeout: float, curve: bool) -> Registration:
@@ -219,8 +223,16 @@ def await_assignment(channel: ControlChannel, register: m.Message, *, timeout: f
                 raise ProtocolError(
                     "bad_assignment", "curve keys in a run without CURVE on the control plane, or none in a run with it"
                 )
+            mac_keys = LinkKeys.from_assign(msg)
+            if (mac_keys is None) == assignment.config.runtime.sender_mac:
+                raise ProtocolError("bad_assignment", "mac keys present iff runtime.sender_mac, and they are not")
         except ProtocolError as exc:
             channel.traffic.drop(exc.reason, exc.detail)
+            continue
+        model = msg.fields.get("model", {})
+        init_digest = model.get("init_digest") if isinstance(model, dict) else None
+        if "model" in msg.fields and not (isinstance(init_digest, str) and reports.DIGEST.fullmatch(init_digest)):
+            channel.traffic.drop("bad_assignment", f"model.init_digest {init_digest!r} is not 16 lowercase hex digits")
             continue
         resume = msg.fields.get("resume")
         if resume is not None and not (
@@ -228,5 +240,12 @@ def await_assignment(channel: ControlChannel, register: m.Message, *, timeout: f
         ):
             channel.traffic.drop("bad_assignment", f"resume {resume!r}")
             continue
-        return Registration(assignment=assignment, addresses=addresses, peer_keys=peer_keys, resume=resume)
+        return Registration(
+            assignment=assignment,
+            addresses=addresses,
+            peer_keys=peer_keys,
+            resume=resume,
+            mac_keys=mac_keys,
+            init_digest=init_digest,
+        )
     raise PeerExit(f"no assignment within {timeout:g} s")

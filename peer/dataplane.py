@@ -10,6 +10,10 @@ peer it sends to.
 * outgoing: one DEALER per linked peer, connected before the peer answers ``ready``
   (routing id ``str(node)``, or a CURVE client without one).
 
+With ``runtime.sender_mac`` every message sent ends with a tag under the link's key and
+every message received must carry a valid one for its claimed sender (``protocol/mac.py``);
+that check runs before the connection-identity checks.
+
 Nothing is read from the data socket before the assignment is set up: what neighbors
 send meanwhile waits in ZeroMQ's queues (docs/PROTOCOL.md, *No silent loss*). Every
 received message is decoded and its sender checked here, then filed by the node's
@@ -22,6 +26,7 @@ handler refused (``unknown_key``).
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import zmq
 
@@ -32,6 +37,7 @@ from protocol import assignment as assignment_mod
 from protocol import messages as m
 from protocol import sockets
 from protocol.codec import ProtocolError, encode
+from protocol.mac import LinkKeys
 
 log = logging.getLogger("byzemu.peer")
 
@@ -70,6 +76,16 @@ class DataPlane:
         self._watch = sockets.DropWatch(self.sock)
         self.out: dict[int, zmq.Socket] = {}
         self.failed: set[int] = set()  #: peers known failed: nothing is sent to them
+        #: the failed peers the coordinator named: what they send is dropped (failed_sender)
+        self.failed_by_coordinator: set[int] = set()
+        #: runtime.sender_mac: the link keys from the assignment (set before anything is read)
+        self.mac: LinkKeys | None = None
+
+    def mark_failed(self, nodes: list[Any]) -> None:
+        """The coordinator names ``nodes`` failed (``round_start.failed``, ``peer_failed``)."""
+        named = {n for n in nodes if isinstance(n, int)}
+        self.failed |= named
+        self.failed_by_coordinator |= named
 
     def admit(self, peer_keys: dict[int, str], *, node: int) -> None:
         """CURVE: the assignment names the peers' keys; answer the handshakes held."""
@@ -113,7 +129,8 @@ class DataPlane:
             return
         frames = encode(msg)
         try:
-            self.out[to].send_multipart(frames, copy=False, flags=zmq.NOBLOCK)
+            wire = frames if self.mac is None else self.mac.sign(to, frames)
+            self.out[to].send_multipart(wire, copy=False, flags=zmq.NOBLOCK)
         except zmq.Again:
             self.traffic.drop("send_blocked", f"peer {to} is not draining its queue")
             return
@@ -125,7 +142,11 @@ class DataPlane:
         identity, body = frames[0].bytes, frames[1:]
         try:
             # the run's compiled chunk check first; anything it declines: generic decode, named drop
-            msg = inbox.core.chunk_check.decode_data(body)
+            if self.mac is None:
+                msg = inbox.core.chunk_check.decode_data(body)
+            else:  # the tag first: it alone proves the sender (docs/PROTOCOL.md, Sender MAC)
+                msg = self.mac.open(body, inbox.core.chunk_check.decode_data)
+                body = body[:-1]  # the tag is not counted as traffic
             if self.curve is not None:
                 key_owner = auth.user_id(body[0])
                 if key_owner != str(msg.src):
@@ -134,6 +155,8 @@ class DataPlane:
                     )
             elif identity != str(msg.src).encode():
                 raise ProtocolError("sender_mismatch", f"connection {identity!r} claims src {msg.src}")
+            if msg.src in self.failed_by_coordinator:  # out of the run (docs/PROTOCOL.md, chunk)
+                raise ProtocolError("failed_sender", f"{msg.kind} from {msg.src}, known failed")
             inbox.accept(msg)
         except ProtocolError as exc:
             self.traffic.drop(exc.reason, f"data from {identity!r}: {exc.detail}")

@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from peer.control import (
     RegistrationRefused,
     await_assignment,
 )
-from peer.core import NodeCore, RoundResult
+from peer.core import NodeCore, RoundResult, model_digest
 from peer.data import test_subset
 from peer.dataplane import DataPlane
 from peer.inbox import Inbox
@@ -96,6 +97,7 @@ class PeerRuntime:
         self.inbox: Inbox | None = None
         self.addresses: dict[int, str] = {}
         self.resume: dict[str, Any] | None = None  # assign -> resume: {round, digest}
+        self.init_digest: str | None = None  # assign -> model -> init_digest
 
     # ------------------------------------------------------------------ joining
 
@@ -114,7 +116,8 @@ class PeerRuntime:
             timeout=self.options.assign_timeout,
             curve=data.curve is not None,
         )
-        self.addresses, self.resume = reg.addresses, reg.resume
+        self.addresses, self.resume, self.init_digest = reg.addresses, reg.resume, reg.init_digest
+        data.mac = reg.mac_keys
         if reg.peer_keys is not None:  # answer the neighbors' held handshakes before the (slow) setup
             data.admit(reg.peer_keys, node=reg.assignment.node)
         return reg.assignment
@@ -138,6 +141,12 @@ class PeerRuntime:
         train = datasets.load(d.dataset, root_path, train=True, synthetic_size=d.synthetic_size, seed=cfg.seed)
         test = datasets.load(d.dataset, root_path, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
         self.core = NodeCore(assignment, train_data=train, test_set=test_subset(test, d.test_samples))
+        if self.init_digest is not None and model_digest(self.core.vector) != self.init_digest:
+            raise ValueError(
+                f"this host builds an initial model with digest {model_digest(self.core.vector)}, the run's is "
+                f"{self.init_digest} (assign.model.init_digest): another torch version or build initialises "
+                f"models differently; run every peer on the coordinator's versions"
+            )
         started = 0
         if self.resume is not None:
             started = self._load_checkpoint(int(self.resume["round"]), str(self.resume["digest"]))
@@ -195,7 +204,7 @@ class PeerRuntime:
         if msg.kind == m.STOP:
             raise PeerExit(msg["reason"])
         if msg.kind == m.PEER_FAILED:
-            self.data.failed.update(n for n in msg["nodes"] if isinstance(n, int))
+            self.data.mark_failed(msg["nodes"])
         else:
             started = self.inbox.started if self.inbox is not None else 0
             self.traffic.drop("unexpected_kind", f"{msg.kind} in round {started}")
@@ -263,7 +272,7 @@ class PeerRuntime:
     def run_round(self, round_: int, failed: list[int]) -> None:
         """Round ``round_``: the schedule, the checkpoint if due, ``round_done``."""
         assert self.inbox is not None
-        self.data.failed.update(n for n in failed if isinstance(n, int))
+        self.data.mark_failed(failed)
         self.inbox.start(round_)
         result = self._drive(round_)
         self.inbox.close(round_)
@@ -313,6 +322,9 @@ class PeerRuntime:
             if msg.round <= self.inbox.started:
                 self.traffic.drop("stale_round", f"round_start {msg.round} after {self.inbox.started}")
                 continue
+            if msg.round > self.inbox.started + 1:  # rounds are started one by one (docs/PROTOCOL.md)
+                self.traffic.drop("future_round", f"round_start {msg.round} after {self.inbox.started}")
+                continue
             complete = msg.fields.get("checkpoint", 0)
             if complete and self.options.checkpoint_dir is not None:  # older ones are not needed
                 checkpoint.prune(self.options.checkpoint_dir, self.node, before=complete)
@@ -343,13 +355,14 @@ class PeerRuntime:
         self.control_ctx.term()
 
 
-def run_peer(options: PeerOptions) -> int:
-    """Entry point of one peer process; returns its exit code."""
+def run_peer(options: PeerOptions, runtime: Callable[[PeerOptions], PeerRuntime] = PeerRuntime) -> int:
+    """Entry point of one peer process; returns its exit code. ``runtime`` builds the
+    runtime (a subclass: the conformance kit's hostile peer, launch/tools/conformance_hostile.py)."""
     import torch
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    rt = PeerRuntime(options)
+    rt = runtime(options)
     try:
         assignment = rt.register()
         try:

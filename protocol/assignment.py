@@ -71,15 +71,20 @@ def peers_to_dict(peers: dict[int, str]) -> dict[str, Any]:
     return {"peers": [{"id": j, "key": k} for j, k in sorted(peers.items())]}
 
 
-def curve_keys(plans: dict[int, Assignment], public: dict[int, str]) -> dict[int, dict[int, str]]:
-    """For each peer of ``plans``, the registered public keys (``public``) of everyone it
-    sends to (``linked()``) or receives from (those whose ``linked()`` holds it): its
-    ``assign`` → ``curve`` map."""
+def partners(plans: dict[int, Assignment]) -> dict[int, set[int]]:
+    """For each peer of ``plans``, everyone it sends to (``linked()``) or receives from
+    (those whose ``linked()`` holds it): the peers its ``curve`` and ``mac`` maps list."""
     talks = {node: set(a.linked()) for node, a in plans.items()}
     for node, a in plans.items():
         for j in a.linked():
             talks.setdefault(j, set()).add(node)
-    return {node: {j: public[j] for j in sorted(talks[node]) if j in public} for node in plans}
+    return {node: talks[node] for node in plans}
+
+
+def curve_keys(plans: dict[int, Assignment], public: dict[int, str]) -> dict[int, dict[int, str]]:
+    """For each peer of ``plans``, the registered public keys (``public``) of its
+    :func:`partners`: its ``assign`` → ``curve`` map."""
+    return {node: {j: public[j] for j in sorted(talks) if j in public} for node, talks in partners(plans).items()}
 
 
 def is_z85_key(value: Any) -> bool:
@@ -121,10 +126,11 @@ def to_message(
     resume: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
     init: np.ndarray | None = None,
+    mac: dict[str, Any] | None = None,
 ) -> m.Message:
     """The ``assign`` message for ``a``; ``addresses`` maps peer id -> data address;
     ``curve`` (CURVE runs only) maps peer id -> public key for the peers it talks to;
-    ``resume``, ``model`` and ``init`` as in :func:`protocol.messages.assign`."""
+    ``resume``, ``model``, ``init`` and ``mac`` as in :func:`protocol.messages.assign`."""
     links = [{"id": j, "addr": addresses[j], "kind": "collude"} for j in a.colluders]
     links += [{"id": j, "addr": addresses[j], "kind": "oracle"} for j in a.oracle_targets]
     return m.assign(
@@ -141,6 +147,7 @@ def to_message(
         resume=resume,
         model=model,
         init=init,
+        mac=mac,
     )
 
 
@@ -171,9 +178,15 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
         cfg = config_mod.from_dict(msg["config"])
     except config_mod.ConfigError as exc:
         raise ProtocolError("bad_assignment", f"config: {exc}") from None
+    if cfg.nodes != num_nodes:
+        raise ProtocolError("bad_assignment", f"config.nodes={cfg.nodes} differs from num_nodes={num_nodes}")
     sizes = msg["chunk_sizes"]
     if not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes):
         raise ProtocolError("bad_assignment", "chunk_sizes must be positive integers")
+    if len(sizes) != cfg.chunks.count:
+        raise ProtocolError(
+            "bad_assignment", f"{len(sizes)} chunk_sizes for config.chunks.count={cfg.chunks.count} chunks"
+        )
     if len(msg.arrays) not in (1, 2):
         raise ProtocolError(
             "bad_assignment", f"{len(msg.arrays)} array frames: the shard, then optionally the initial model"
@@ -181,6 +194,8 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
     shard = msg.arrays[0]
     if shard.ndim != 1 or shard.dtype != np.dtype("<i8"):
         raise ProtocolError("bad_assignment", "shard must be a 1-D int64 array")
+    if shard.size and (shard[0] < 0 or bool(np.any(np.diff(shard) <= 0))):
+        raise ProtocolError("bad_assignment", "shard indices must be >= 0 and strictly ascending")
     colluders: list[int] = []
     oracle_targets: list[int] = []
     for entry in msg.fields.get("links", []):

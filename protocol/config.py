@@ -203,6 +203,10 @@ class RuntimeConfig:
     checkpoint_every: int = 0
     #: seconds a peer goes on after losing its control connection before it exits (status 1)
     coordinator_timeout: float = 10.0
+    #: every data-plane message ends with an HMAC-SHA256 tag under a per-link key from the
+    #: assignment, and receivers drop one whose tag fails (bad_mac): sender identity for
+    #: implementations that cannot read CURVE's User-Id (docs/PROTOCOL.md, Sender MAC)
+    sender_mac: bool = False
 
     def curve_on(self, control_address: str) -> bool:
         """Whether a run whose coordinator binds ``control_address`` uses CURVE.

@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
-VERSION = 1
+VERSION = 1  #: ``v`` of every header: the framing (msgpack header map + raw array frames)
+#: the protocol revision a peer states in ``register`` (``revision``): which kinds, fields
+#: and rules it follows (docs/PROTOCOL.md, *Revisions*); the coordinator refuses another one
+REVISION = 2
 COORDINATOR_ID = -1  #: ``src`` of messages sent by the coordinator
 UNASSIGNED_ID = -1  #: ``src`` of a peer's ``register`` (it has no id yet)
 
@@ -65,8 +68,15 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
 
 #: optional kind-specific header fields (absent = empty) and their msgpack types
 OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
-    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT},
-    ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP, "model": _MAP},
+    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT, "revision": _INT},
+    ASSIGN: {
+        "links": _LIST,
+        "neighborhoods": _LIST,
+        "curve": _MAP,
+        "resume": _MAP,
+        "model": _MAP,
+        "mac": _MAP,
+    },
     ROUND_START: {"checkpoint": _INT},
     ROUND_DONE: {"checkpoint": _INT},
 }
@@ -113,11 +123,13 @@ def register(
     curve_key: str | None = None,
     max_message_bytes: int | None = None,
     want_init: bool = False,
+    revision: int = REVISION,
 ) -> Message:
-    """``curve_key``: the peer's data-plane CURVE public key (CURVE runs); ``max_message_bytes``:
+    """``revision``: the protocol revision the peer speaks (absent on the wire = 1);
+    ``curve_key``: the peer's data-plane CURVE public key (CURVE runs); ``max_message_bytes``:
     the largest data message its data socket, bound before registering, accepts;
     ``want_init``: send the initial model's vector with the assignment."""
-    fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid}
+    fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid, "revision": revision}
     fields.update(
         _optional(curve_key=curve_key, max_message_bytes=max_message_bytes, want_init=1 if want_init else None)
     )
@@ -139,11 +151,13 @@ def assign(
     resume: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
     init: np.ndarray | None = None,
+    mac: dict[str, Any] | None = None,
 ) -> Message:
     """Optional: ``links`` (colluders, oracle targets), ``neighborhoods`` (each
     neighbor's degree and Byzantine count), ``curve`` (peers' public keys), ``resume``
     (``{round, digest}`` of the checkpoint to load), ``model`` (layout and initial
-    digest) and ``init``, the initial model's vector, as a second array frame."""
+    digest), ``mac`` (the link keys of ``runtime.sender_mac``, protocol/mac.py) and
+    ``init``, the initial model's vector, as a second array frame."""
     fields: dict[str, Any] = {
         "node": node,
         "num_nodes": num_nodes,
@@ -152,7 +166,7 @@ def assign(
         "config": config,
         "chunk_sizes": chunk_sizes,
     }
-    fields.update(_optional(links=links, neighborhoods=neighborhoods, curve=curve, resume=resume, model=model))
+    fields.update(_optional(links=links, neighborhoods=neighborhoods, curve=curve, resume=resume, model=model, mac=mac))
     arrays = [np.ascontiguousarray(shard, "<i8")]
     if init is not None:
         arrays.append(init)

@@ -11,8 +11,10 @@ sender claims.
 A connection closed that way produces no message, only a socket event. :class:`DropWatch`
 follows a ROUTER's events and counts each established connection that closed as one
 ``connection_dropped``: a frame over the limit, a stream that broke ZMTP after its
-handshake, or a sender whose process died. A failed handshake also ends in a disconnect
-event; those are counted elsewhere (``unknown_key`` by the ZAP handler) and netted out here.
+handshake, or a sender whose process died. A connection that closes before its handshake
+completed (a refused CURVE key, a client of another mechanism, a TCP client that never
+speaks ZMTP) produces a failed-handshake event before its disconnect; those are netted out
+here (a refused key is counted as ``unknown_key`` by the ZAP handler).
 """
 
 from __future__ import annotations
@@ -104,6 +106,11 @@ class DropWatch:
             elif event & HANDSHAKE_FAILED:
                 self._failed += 1
         return max(0, self._disconnects - self._failed - self._counted)
+
+    @property
+    def seen(self) -> tuple[int, int]:
+        """(disconnect events, failed-handshake events) read so far."""
+        return self._disconnects, self._failed
 
     def new_drops(self) -> int:
         """Connections dropped since the last call (reads the pending events, no wait)."""

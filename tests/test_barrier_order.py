@@ -66,7 +66,7 @@ def test_next_round_starts_before_the_record_is_written(tmp_path: Path) -> None:
                 sp.expect("round_start", round_=t, timeout=30)
             started[t].set()
             for sp in (a, b):
-                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 0, "senders": 0})
+                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 0, "senders": 0, "digest": "0" * 16})
         for sp in (a, b):
             sp.expect("stop", timeout=30)
     thread.join(timeout=30)

@@ -319,14 +319,22 @@ def test_protocol_error_message_joins_reason_and_detail() -> None:
 
 
 def _assignment(**over: Any) -> Assignment:
-    cfg = from_dict({"nodes": 4, "seed": 3, "defense": {"params": {"own_weight": 0.5}}, "data": {"root": "/abs/root"}})
+    cfg = from_dict(
+        {
+            "nodes": 4,
+            "seed": 3,
+            "chunks": {"count": 3, "per_neighbor": 1},
+            "defense": {"params": {"own_weight": 0.5}},
+            "data": {"root": "/abs/root"},
+        }
+    )
     values: dict[str, Any] = dict(
         node=1,
         num_nodes=4,
         neighbors=[3, 0],
         role=Role(True, "gaussian", {"sigma": 2.0}),
         config=cfg,
-        shard=np.array([9, 4, 7], dtype=np.int64),
+        shard=np.array([4, 7, 9], dtype=np.int64),
         chunk_sizes=[4, 4, 3],
     )
     values.update(over)
@@ -353,7 +361,7 @@ def test_assignment_round_trip_role_config_shard_and_sizes() -> None:
 
     assert back.role == Role(True, "gaussian", {"sigma": 2.0})
     assert back.config == a.config
-    assert back.shard.dtype == np.int64 and back.shard.tolist() == [9, 4, 7]
+    assert back.shard.dtype == np.int64 and back.shard.tolist() == [4, 7, 9]
     assert back.chunk_sizes == [4, 4, 3]
 
 
@@ -409,6 +417,21 @@ def test_invalid_config_is_bad_assignment() -> None:
 
 def test_non_positive_chunk_size_is_bad_assignment() -> None:
     assert _bad_assignment_reason(_assign_msg(chunk_sizes=[4, 0])) == "bad_assignment"
+
+
+def test_chunk_sizes_other_than_the_configs_count_are_bad_assignment() -> None:
+    assert _bad_assignment_reason(_assign_msg(chunk_sizes=[4, 4])) == "bad_assignment"  # chunks.count = 3
+
+
+def test_num_nodes_other_than_the_configs_nodes_is_bad_assignment() -> None:
+    assert _bad_assignment_reason(_assign_msg(num_nodes=5)) == "bad_assignment"  # nodes = 4
+
+
+@pytest.mark.parametrize("shard", [[4, 4, 9], [9, 7, 4], [-1, 2, 3]])
+def test_a_shard_not_strictly_ascending_or_negative_is_bad_assignment(shard: list[int]) -> None:
+    msg = to_message(_assignment(shard=np.array(shard, dtype=np.int64)), {0: "x", 3: "y"})
+
+    assert _bad_assignment_reason(_through_wire(msg)) == "bad_assignment"
 
 
 def test_role_without_params_is_bad_assignment() -> None:

@@ -1,7 +1,8 @@
 """``byzemu conformance`` (launch/tools/conformance.py; docs/PROTOCOL.md, *Conformance kit*) with the
 raw-frame harness as the foreign peer (tests/support/foreign_peer.py): a conforming peer
-passes every check with CURVE off and on; a peer that breaks the chunk rule fails, and the
-report names the failing checks."""
+passes every check with CURVE off and on, and registering last with sender MACs (its
+receiving side counts each hostile message under the spec's reason); a peer that breaks
+the chunk rule fails, and the report names the failing checks."""
 
 from __future__ import annotations
 
@@ -43,10 +44,21 @@ def test_conforming_peer_passes_every_check(tmp_path: Path) -> None:
     per_mode = (
         ["PASS registered", "PASS ready"]
         + [f"PASS round {t}" for t in (1, 2, 3) for _ in ("round_done fields", "chunks to", "chunks from")]
-        + ["PASS drops", "PASS peer_failed", "PASS stop"]
+        + ["PASS hostile messages", "PASS drops", "PASS peer_failed", "PASS stop"]
     )
     assert names == per_mode * 2, proc.stdout
     assert lines[-1] == "all checks passed"
+
+
+def test_a_peer_registering_last_with_sender_macs_passes_every_check(tmp_path: Path) -> None:
+    args = ["--curve", "on", "--register-last", "--set", "runtime.sender_mac=true", *SHORT]
+
+    proc = conformance(tmp_path, *args, peer=FOREIGN)
+
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "your peer is node 3" in proc.stdout.splitlines()[0]
+    hostile = next(line for line in proc.stdout.splitlines() if "hostile messages" in line)
+    assert "'bad_mac'" in hostile and hostile.startswith("  PASS"), hostile
 
 
 def test_peer_sending_every_chunk_fails_naming_the_checks(tmp_path: Path) -> None:

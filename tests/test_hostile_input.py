@@ -99,7 +99,7 @@ COORDINATOR_DROPS = {
     "connection_dropped": 1,
     "sender_mismatch": 1,
     "stale_round": 1,
-    "bad_field": 1,
+    "bad_report": 4,
 }
 
 #: COORDINATOR_DROPS sent over a fresh connection, logged as they arrive
@@ -200,7 +200,10 @@ def attack_coordinator(sp: ScriptedPeer, address: str) -> list[zmq.Socket]:
     ok = {"train_loss": 0.0, "chunks_received": 0, "senders": 0, "digest": "0" * 16}
     sp.round_done(1, metrics=ok, src=TARGET)  # sender_mismatch
     sp.round_done(9, metrics=ok)  # stale_round
-    sp.round_done(1, metrics={**ok, "blob": b"\x00\x01"})  # bad_field: JSON cannot record bytes
+    sp.round_done(1, metrics={**ok, "blob": b"\x00\x01"})  # bad_report: JSON cannot record bytes
+    sp.round_done(1, metrics={**ok, "digest": "F" * 16})  # bad_report: upper-case digest
+    sp.round_done(1, metrics={**ok, "senders": -1})  # bad_report: a negative count
+    sp.round_done(1, metrics={**ok, "train_loss": "low"})  # bad_report: a loss that is no number
     return [fresh, huge]
 
 

@@ -1,5 +1,5 @@
 """What the coordinator checks in a ``register`` before it gives an id (docs/PROTOCOL.md,
-*register*): a peer whose data socket is limited below the run's
+*register*): a peer of another protocol revision, a peer whose data socket is limited below the run's
 ``runtime.max_message_bytes``, or a CURVE run's peer without a data-plane key, is answered
 with ``stop`` naming the fix and counted as ``registration_refused``. In-process: a real
 coordinator socket and raw frames from tests/support/harness.py."""
@@ -18,13 +18,17 @@ from coordinator.plan import build_plan
 from coordinator.results import ResultsWriter
 from coordinator.server import Coordinator, CoordinatorError
 from protocol import config as config_mod
-from tests.support.harness import encode, header
+from tests.support.harness import REVISION, encode, header
 
 LIMIT = 1 << 20
 
 
 def refusal(tmp: Path, *, curve: str, **register: Any) -> tuple[str, dict[str, int]]:
-    """Send one ``register`` to a fresh coordinator; its ``stop`` reason and drop counters."""
+    """Send one ``register`` (revision 2 unless ``register`` says otherwise, None = absent)
+    to a fresh coordinator; its ``stop`` reason and drop counters."""
+    register = {"revision": REVISION, **register}
+    if register["revision"] is None:
+        del register["revision"]
     cfg = config_mod.from_dict(
         {
             "nodes": 2,
@@ -74,5 +78,16 @@ def test_a_curve_run_refuses_a_register_without_a_data_key(tmp_path: Path) -> No
     assert (
         reason
         == "registration refused: this run uses CURVE: register must carry curve_key, the peer's data-plane public key"
+    )
+    assert drops == {"registration_refused": 1}
+
+
+@pytest.mark.parametrize(("revision", "stated"), [(None, 1), (1, 1), (3, 3)])
+def test_another_protocol_revision_is_refused_naming_both(tmp_path: Path, revision: int | None, stated: int) -> None:
+    reason, drops = refusal(tmp_path, curve="off", revision=revision, max_message_bytes=LIMIT)
+
+    assert reason == (
+        f"registration refused: this peer speaks protocol revision {stated}, the coordinator revision 2: "
+        "update the peer (docs/PROTOCOL.md, Revisions, lists the changes)"
     )
     assert drops == {"registration_refused": 1}

@@ -35,9 +35,20 @@ from launch.commands.common import fail, set_opt, user_errors
     default=None,
     help="Folder for the runs and your peer's output (default runs/conformance-TIMESTAMP).",
 )
+@click.option(
+    "--register-last",
+    is_flag=True,
+    help="Start the byzemu peers first: your peer registers last and is the last node (with CURVE its "
+    "ZAP handler must hold handshakes that arrive before its assign).",
+)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def conformance(
-    config: str | None, overrides: tuple[str, ...], curve: str, out: str | None, command: tuple[str, ...]
+    config: str | None,
+    overrides: tuple[str, ...],
+    curve: str,
+    out: str | None,
+    register_last: bool,
+    command: tuple[str, ...],
 ) -> None:
     """Run COMMAND as one peer among byzemu peers and check it against docs/PROTOCOL.md.
 
@@ -55,4 +66,8 @@ def conformance(
         fail(str(exc))
     out_dir = Path(out) if out else Path("runs") / f"conformance-{time.strftime('%Y%m%d-%H%M%S')}"
     modes = ["off", "on"] if curve == "both" else [curve]
-    sys.exit(run_conformance(list(command), cfg, curve_modes=modes, out_dir=out_dir, echo=click.echo))
+    sys.exit(
+        run_conformance(
+            list(command), cfg, curve_modes=modes, out_dir=out_dir, echo=click.echo, register_last=register_last
+        )
+    )

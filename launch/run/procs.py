@@ -12,7 +12,8 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from peer.options import PeerOptions
 
@@ -77,7 +78,7 @@ def _without_main_reimport() -> Iterator[None]:
             main.__spec__ = spec
 
 
-def peer_process(options: PeerOptions, index: int = 0) -> None:
+def peer_process(options: PeerOptions, index: int = 0, *extra: Any) -> None:
     """Target of each forked peer process (``index``: its place among the peers this
     command started).
 
@@ -94,14 +95,17 @@ def peer_process(options: PeerOptions, index: int = 0) -> None:
 
     The process ends in ``os._exit``, as a forkserver's child does anyway: a ``spawn``
     child would otherwise finalize its interpreter, and pyzmq's ``__del__`` would close
-    the data sockets the peer leaves to the process's exit (``PeerRuntime.close``)."""
+    the data sockets the peer leaves to the process's exit (``PeerRuntime.close``).
+
+    ``extra``: a runtime factory (``PeerOptions -> PeerRuntime``) to run instead of the
+    plain one, for :func:`start_peers`'s ``runtime``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if index > 0:
         _log_shared_failures_once()
     try:
         from peer.runtime import run_peer
 
-        code = run_peer(options)
+        code = run_peer(options, *extra)
     except KeyboardInterrupt:  # a SIGINT that came before the line above
         code = INTERRUPTED_EXIT
     logging.shutdown()
@@ -171,10 +175,13 @@ def sigint_deferred() -> Iterator[None]:
                 raise KeyboardInterrupt
 
 
-def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> list[mp.process.BaseProcess]:
+def start_peers(
+    count: int, options: PeerOptions, *, preload: bool = True, runtime: Callable[..., Any] | None = None
+) -> list[mp.process.BaseProcess]:
     """Start ``count`` peer processes with ``options``: forked from the torch-preloaded
     forkserver, or (with ``preload=False``) as plain fresh interpreters (``spawn``) for
-    comparison."""
+    comparison. ``runtime`` (picklable: a module-level class or a partial of one) builds
+    each process's runtime instead of ``PeerRuntime``."""
     _single_threaded_env()
     if preload:
         start_forkserver()
@@ -185,7 +192,8 @@ def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> li
     with _without_main_reimport():
         try:
             for index in range(count):
-                p = ctx.Process(target=peer_process, args=(options, index), daemon=False)
+                extra = () if runtime is None else (runtime,)
+                p = ctx.Process(target=peer_process, args=(options, index, *extra), daemon=False)
                 # A Ctrl-C inside start() could land after the fork and before the
                 # append: that peer would be left running, unknown to stop_peers.
                 with sigint_deferred():

@@ -10,6 +10,8 @@ window of policy ``rotate`` (neighbor at position p gets indices (t + p*k + m) m
 m < k), waits for one chunk message from every live neighbor (a ``peer_failed`` ends the
 wait for that one), averages every index over its own chunk and the received ones, and
 reports ``round_done`` with the required metrics only (it neither trains nor evaluates).
+It checks every data message as the spec's *Validation and drops* says (the sender by
+routing id, CURVE ``User-Id`` or sender MAC; the round window) and reports its drops.
 It asks for the initial model (``want_init``), checks it against ``model.init_digest``
 and starts from it. It exits 0 on ``stop``.
 
@@ -42,7 +44,7 @@ def main() -> int:
     if not args.coordinator:
         print("error: no coordinator address: pass --coordinator or set BYZEMU_COORDINATOR", file=sys.stderr)
         return 2
-    with ScriptedPeer(args.coordinator, coordinator_key=args.coordinator_key) as sp:
+    with ScriptedPeer(args.coordinator, coordinator_key=args.coordinator_key, count_drops=True) as sp:
         sp.register(host="foreign", want_init=True)
         assign = sp.accept_assignment(timeout=120)
         sizes = sp.chunk_sizes
@@ -58,6 +60,7 @@ def main() -> int:
             if msg is None:
                 break
             t = msg.round
+            sp.started = t
             sp.failed.update(msg["failed"])
             for pos, j in enumerate(sp.neighbor_ids):
                 if j in sp.failed:
@@ -84,6 +87,7 @@ def main() -> int:
                     counts[c] += len(parts)
                     new[starts[c] : starts[c + 1]] = (seg / counts[c]).astype("<f4")
             vector = new
+            sp.aggregated = t
             digest = _digest(vector)
             chunks = sum(len(m["chunks"]) for m in received.values())
             sp.round_done(t, metrics={"chunks_received": chunks, "senders": len(received), "digest": digest})

@@ -1,6 +1,6 @@
 """A raw-frame harness for byzemu's wire protocol, written from ``docs/PROTOCOL.md`` only.
 
-Nothing here imports byzemu: the harness speaks protocol version 1 with plain pyzmq,
+Nothing here imports byzemu: the harness speaks protocol version 1, revision 2, with plain pyzmq,
 msgpack and numpy, so it tests the protocol as specified rather than the project's own
 encoder, and it keeps working (or fails loudly) when the implementation changes.
 
@@ -45,6 +45,8 @@ implementation, and rerun ``tests/test_protocol_harness.py`` and
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -66,6 +68,8 @@ from tests.support import BYZEMU
 from tests.support.waiting import wait_until
 
 VERSION = 1
+#: the protocol revision this harness speaks, stated in ``register`` (PROTOCOL.md, *Revisions*)
+REVISION = 2
 #: dtypes allowed in array frames (PROTOCOL.md, *Array frames*)
 DTYPES = ("<f4", "<f8", "<i8")
 #: message kinds of version 1
@@ -156,6 +160,74 @@ def decode(frames: Sequence[bytes], routing_id: bytes | None = None) -> Message:
     return Message(head, arrays, routing_id)
 
 
+def mac_tag(key: bytes, frames: Sequence[bytes]) -> bytes:
+    """The sender MAC of a data message (PROTOCOL.md, *Sender MAC*): HMAC-SHA256 under the
+    link key of ``u64le(len(f)) || f`` over the frames before the tag."""
+    h = hmac.new(key, digestmod=hashlib.sha256)
+    for f in frames:
+        h.update(len(f).to_bytes(8, "little") + bytes(f))
+    return h.digest()
+
+
+#: kinds of the data plane (PROTOCOL.md, *Kinds*)
+DATA_KINDS = ("chunk", "collude", "oracle")
+ALL_KINDS = (*KINDS, "collude", "oracle")
+MAX_HEADER = 1 << 20
+
+
+class Dropped(Exception):
+    """A received data message fails a check of PROTOCOL.md, *Validation and drops*."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def check_structure(frames: Sequence[bytes], max_bytes: int) -> Message:
+    """The codec checks of a data message, in the spec's order; :class:`Dropped` names the
+    first that fails."""
+    if not frames:
+        raise Dropped("empty")
+    if sum(len(f) for f in frames) > max_bytes or len(frames[0]) > MAX_HEADER:
+        raise Dropped("oversized")
+    try:
+        head = msgpack.unpackb(frames[0], raw=False)
+    except Exception:
+        raise Dropped("undecodable") from None
+    if not isinstance(head, dict):
+        raise Dropped("bad_header")
+    if head.get("v") != VERSION or isinstance(head.get("v"), bool):
+        raise Dropped("bad_version")
+    kind = head.get("kind")
+    if not isinstance(kind, str) or kind not in ALL_KINDS:
+        raise Dropped("bad_kind")
+    if kind not in DATA_KINDS:
+        raise Dropped("unexpected_kind")
+    if not all(isinstance(head.get(k), int) and not isinstance(head.get(k), bool) for k in ("src", "round")):
+        raise Dropped("bad_field")
+    if head["round"] < 0 or (kind == "chunk" and not isinstance(head.get("chunks"), list)):
+        raise Dropped("bad_field")
+    if kind == "collude" and not isinstance(head.get("items"), list):
+        raise Dropped("bad_field")
+    specs = head.get("frames")
+    if not isinstance(specs, list) or len(specs) != len(frames) - 1 or (kind == "oracle" and len(specs) != 1):
+        raise Dropped("bad_frames")
+    arrays = []
+    for spec, raw in zip(specs, frames[1:]):
+        if not isinstance(spec, dict):
+            raise Dropped("bad_frames")
+        if spec.get("dtype") not in DTYPES:
+            raise Dropped("bad_dtype")
+        shape = spec.get("shape")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise Dropped("bad_frames")
+        dtype = np.dtype(spec["dtype"])
+        if int(np.prod(shape, dtype=object)) * dtype.itemsize != len(raw):
+            raise Dropped("bad_frames")
+        arrays.append(np.frombuffer(raw, dtype=dtype).reshape(shape))
+    return Message(head, arrays)
+
+
 # ----------------------------------------------------------------------------- scripted peer
 
 
@@ -175,8 +247,35 @@ class ScriptedPeer:
     The data ROUTER is bound once, before ``register``, and never replaced.
     """
 
-    def __init__(self, coordinator: str, *, bind_host: str = "127.0.0.1", coordinator_key: str | None = None) -> None:
+    def __init__(
+        self,
+        coordinator: str,
+        *,
+        bind_host: str = "127.0.0.1",
+        coordinator_key: str | None = None,
+        count_drops: bool = False,
+    ) -> None:
+        #: receiving side as the spec says: a bad data message is counted in ``drops`` by
+        #: reason (not raised), the sender is checked (routing id, CURVE User-Id, MAC), the
+        #: round window follows ``started``/``aggregated`` (set by the driver), and nothing
+        #: is read from the data socket before the assignment
+        self.count_drops = count_drops
+        self.drops: dict[str, int] = defaultdict(int)
+        self._reported_drops = 0  # sum of drops at the last round_done
+        self.started = 0  # S: last round started (count_drops)
+        self.aggregated = 0  # A: last round aggregated (count_drops)
+        self.max_bytes = 64 * 1024 * 1024  # the run's runtime.max_message_bytes, from assign
         self.ctx = zmq.Context()
+        self.authenticator: Any = None
+        if count_drops and coordinator_key is not None:
+            # a ZAP handler, so that every message carries its connection's User-Id (the
+            # client's Z85 key here); any key is admitted, the sender is checked per message
+            from zmq.auth import CURVE_ALLOW_ANY
+            from zmq.auth.thread import ThreadAuthenticator
+
+            self.authenticator = ThreadAuthenticator(self.ctx)
+            self.authenticator.start()
+            self.authenticator.configure_curve(domain="*", location=CURVE_ALLOW_ANY)
         self.ctrl = self._socket(zmq.DEALER)
         if coordinator_key is not None:
             public, secret = zmq.curve_keypair()
@@ -194,7 +293,8 @@ class ScriptedPeer:
         self.data_addr = f"tcp://{bind_host}:{port}"
         self.poller = zmq.Poller()
         self.poller.register(self.ctrl, zmq.POLLIN)
-        self.poller.register(self.data, zmq.POLLIN)
+        if not count_drops:
+            self.poller.register(self.data, zmq.POLLIN)
         self.node: int | None = None
         self.assignment: Message | None = None
         self.neighbors: dict[int, str] = {}  # id -> data address
@@ -209,6 +309,9 @@ class ScriptedPeer:
         self.sent_bytes = 0
         self.curve: dict[str, Any] | None = None  # the assign's "curve" map, in CURVE runs
         self.peer_keys: dict[int, str] = {}  # peer id -> CURVE public key
+        #: sender MAC runs (assign -> mac): peer id -> key of the link to it / from it
+        self.mac_send: dict[int, bytes] = {}
+        self.mac_recv: dict[int, bytes] = {}
 
     def _socket(self, kind: int, routing_id: bytes | None = None) -> zmq.Socket:
         s = self.ctx.socket(kind)
@@ -226,6 +329,8 @@ class ScriptedPeer:
         self.close()
 
     def close(self) -> None:
+        if self.authenticator is not None:
+            self.authenticator.stop()
         self.ctx.destroy(linger=500)
 
     # -- receiving -----------------------------------------------------------------
@@ -241,8 +346,15 @@ class ScriptedPeer:
                     self.failed.update(msg["nodes"])
                 self.control_log.append(msg)
                 self._pending.append(msg)
+            elif self.count_drops:
+                self._receive_counted()
             else:
                 routing_id, *frames = self.data.recv_multipart()
+                if self.mac_recv:
+                    *frames, got = frames
+                    src = msgpack.unpackb(frames[0], raw=False).get("src") if frames else None
+                    if src not in self.mac_recv or not hmac.compare_digest(mac_tag(self.mac_recv[src], frames), got):
+                        raise ProtocolViolation(f"a data message claiming src {src!r} without a valid MAC")
                 msg = decode(frames, routing_id)
                 self.data_log.append(msg)
                 if msg.kind != "chunk":
@@ -250,6 +362,63 @@ class ScriptedPeer:
                 if msg.src in self.inbox[msg.round]:
                     raise ProtocolViolation(f"two round-{msg.round} chunk messages from {msg.src}")
                 self.inbox[msg.round][msg.src] = msg
+
+    def _receive_counted(self) -> None:
+        """One data message, checked in the spec's order; filed in ``inbox`` or counted."""
+        parts = self.data.recv_multipart(copy=False)
+        routing_id, frames = parts[0].bytes, [f.bytes for f in parts[1:]]
+        user_id = str(parts[1].get("User-Id")) if self.curve is not None and len(parts) > 1 else None
+        try:
+            if self.mac_recv:
+                if len(frames) < 2 or len(frames[-1]) != 32:
+                    raise Dropped("bad_mac")
+                *frames, got = frames
+            msg = check_structure(frames, self.max_bytes)
+            if self.mac_recv:
+                key = self.mac_recv.get(msg.src)
+                if key is None or not hmac.compare_digest(mac_tag(key, frames), got):
+                    raise Dropped("bad_mac")
+            if self.curve is not None:
+                owners = {key: j for j, key in self.peer_keys.items()}
+                if owners.get(user_id or "") != msg.src:
+                    raise Dropped("key_mismatch")
+            elif routing_id != str(msg.src).encode():
+                raise Dropped("sender_mismatch")
+            if msg.src in self.failed:
+                raise Dropped("failed_sender")
+            self._check_content(msg)
+            if msg.round <= self.aggregated:
+                raise Dropped("stale_round")
+            if msg.round > self.started + 1:
+                raise Dropped("future_round")
+            if msg.src in self.inbox[msg.round]:
+                raise Dropped("duplicate")
+        except Dropped as drop:
+            self.drops[drop.reason] += 1
+            return
+        self.data_log.append(msg)
+        self.inbox[msg.round][msg.src] = msg
+
+    def _check_content(self, msg: Message) -> None:
+        """The kind's content checks (an honest peer without oracle mode)."""
+        if msg.kind == "collude":
+            raise Dropped("not_colluder")
+        if msg.kind == "oracle":
+            raise Dropped("unexpected_kind")
+        if msg.src not in self.neighbors:
+            raise Dropped("not_neighbor")
+        chunks, count = msg["chunks"], len(self.chunk_sizes)
+        if len(chunks) != len(msg.arrays):
+            raise Dropped("bad_chunks")
+        if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < count for c in chunks):
+            raise Dropped("bad_chunk_index")
+        if len(set(chunks)) != len(chunks):
+            raise Dropped("bad_chunks")
+        if not 1 <= len(chunks) < count:
+            raise Dropped("bad_chunk_count")
+        for c, a in zip(chunks, msg.arrays):
+            if a.dtype.str != "<f4" or a.shape != (self.chunk_sizes[c],):
+                raise Dropped("bad_chunk_size")
 
     def expect(
         self, kind: str, *, round_: int | None = None, timeout: float = 15.0, skip: Iterable[str] = ()
@@ -298,7 +467,9 @@ class ScriptedPeer:
         self, *, host: str = "scripted", pid: int | None = None, data_addr: str | None = None, want_init: bool = False
     ) -> None:
         """``register``; ``want_init``: ask for the initial model's vector in ``assign``."""
-        extra: dict[str, Any] = {"curve_key": self.data_keys[0].decode()} if self.data_keys is not None else {}
+        extra: dict[str, Any] = {"revision": REVISION}
+        if self.data_keys is not None:
+            extra["curve_key"] = self.data_keys[0].decode()
         if want_init:
             extra["want_init"] = 1
         self.send_control(
@@ -323,6 +494,9 @@ class ScriptedPeer:
         if "curve" in msg.header:
             self.curve = msg["curve"]
             self.peer_keys = {e["id"]: e["key"] for e in self.curve["peers"]}
+        for e in msg.header.get("mac", {}).get("peers", []):
+            self.mac_send[e["id"]], self.mac_recv[e["id"]] = bytes.fromhex(e["send"]), bytes.fromhex(e["recv"])
+        self.max_bytes = msg["config"]["runtime"]["max_message_bytes"]
         for j, addr in self.neighbors.items():
             if self.curve is not None:
                 s = self.dealer(addr, curve=self.curve_client(j))
@@ -330,6 +504,8 @@ class ScriptedPeer:
                 s = self._socket(zmq.DEALER, str(self.node).encode())
                 s.connect(addr)
             self.out[j] = s
+        if self.count_drops:  # set up: from now on read the data socket
+            self.poller.register(self.data, zmq.POLLIN)
         return msg
 
     def curve_client(self, key_of: int) -> dict[str, bytes]:
@@ -362,9 +538,13 @@ class ScriptedPeer:
         """Send one ``chunk`` message to ``neighbor`` over this peer's DEALER to it."""
         self.send_raw(neighbor, self.chunk_frames(round_, chunks, **kw))
 
-    def send_raw(self, neighbor: int, frames: Sequence[bytes]) -> None:
-        """Send arbitrary frames over this peer's own data DEALER to ``neighbor``."""
-        self.out[neighbor].send_multipart(list(frames))
+    def send_raw(self, neighbor: int, frames: Sequence[bytes], *, mac: bytes | None = None) -> None:
+        """Send arbitrary frames over this peer's own data DEALER to ``neighbor``; in a
+        sender-MAC run followed by their tag under this peer's key for that link (or under
+        ``mac``, a key of the test's choosing: ``b""`` sends no tag at all)."""
+        key = self.mac_send.get(neighbor) if mac is None else mac
+        tail = [mac_tag(key, frames)] if key else []
+        self.out[neighbor].send_multipart([*frames, *tail])
         self.sent_msgs += 1
         self.sent_bytes += sum(len(f) for f in frames)
 
@@ -379,15 +559,17 @@ class ScriptedPeer:
     ) -> None:
         """Report a round; ``traffic`` defaults to this peer's counters since the last report."""
         if traffic is None:
+            total = sum(self.drops.values())
             traffic = {
                 "sent_msgs": self.sent_msgs,
                 "sent_bytes": self.sent_bytes,
                 "recv_msgs": len(self.inbox[round_]),
                 "recv_bytes": 0,
-                "dropped": 0,
-                "drops_total": {},
+                "dropped": total - self._reported_drops,
+                "drops_total": dict(self.drops),
             }
             self.sent_msgs = self.sent_bytes = 0
+            self._reported_drops = total
         timing = timing or {"train_s": 0.0, "aggregate_s": 0.0, "exchange_s": 0.0, "round_s": 0.0}
         self.send_control(
             header(

@@ -1,0 +1,171 @@
+"""The checks of ``byzemu conformance`` (docs/PROTOCOL.md, *Conformance kit*): what the
+tested peer's recorded rounds, drop counters and failures must show. The run itself is
+``launch/tools/conformance.py``; the hostile neighbor ``launch/tools/conformance_hostile.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from coordinator.results import ResultsWriter
+from protocol import reports
+from protocol.config import RunConfig
+
+FOREIGN = 0  #: the user's peer registers first (unless --register-last)
+FAIL_AFTER = 2  #: a byzemu neighbor of the user's peer is killed after this round, before the next starts
+HOSTILE_ROUND = 2  #: the round in which the hostile neighbor sends its messages (before the kill)
+
+
+#: what the hostile neighbor's messages must be dropped as, in the order it sends them
+#: ("forged" depends on the run: :func:`expected_drops`)
+HOSTILE_REASONS = [
+    "undecodable",
+    "bad_version",
+    "bad_dtype",
+    "bad_chunk_index",
+    "bad_chunk_count",
+    "bad_chunk_size",
+    "forged",
+    "future_round",
+    "oversized",
+]
+
+
+def expected_drops(*, curve: bool, sender_mac: bool) -> dict[str, int]:
+    """What the tested peer must count for the hostile neighbor's messages
+    (``launch/tools/conformance_hostile.py``)."""
+    forged = "bad_mac" if sender_mac else "key_mismatch" if curve else "sender_mismatch"
+    return {reason if reason != "forged" else forged: 1 for reason in HOSTILE_REASONS}
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"  {'PASS' if self.ok else 'FAIL'} {self.name}: {self.detail}"
+
+
+def round_done_problems(entry: dict[str, Any], *, eval_round: bool) -> list[str]:
+    """What is wrong with one recorded ``round_done`` (PROTOCOL.md, *round_done*; the rules
+    of protocol/reports.py, which the coordinator enforces too); [] if nothing."""
+    del eval_round  # evaluation fields are optional (a peer that omits them is left out of the statistics)
+    if "metrics" not in entry:
+        return ["no round_done recorded (the coordinator logs why it dropped one: bad_report)"]
+    return reports.problems(entry.get("metrics", {}), entry.get("traffic", {}), entry.get("timing", {}))
+
+
+def round_checks(
+    results: ResultsWriter, cfg: RunConfig, *, foreign: int, failures: dict[int, tuple[int, str]], curve: bool
+) -> list[Check]:
+    """The checks of a finished run whose records are in ``results``: ``foreign`` is the
+    tested peer's node id, ``failures`` why the coordinator marked peers failed (node ->
+    (round, reason)), ``curve`` whether the run used CURVE."""
+    checks = []
+    fail = failures.get(foreign)
+    if fail is not None and fail[0] == 0:
+        checks.append(Check("ready", False, f"marked failed: {fail[1]}"))
+    else:
+        checks.append(Check("ready", True, "answered ready in time"))
+    killed = max(set(range(cfg.nodes)) - {foreign})
+    neighbors = {n: set(range(cfg.nodes)) - {n} for n in range(cfg.nodes)}  # complete graph
+    k = cfg.chunks.per_neighbor
+    short_rounds: set[int] = set()  # rounds in which a byzemu peer missed your peer's chunks
+    for record in results.records:
+        t, peers = record["round"], record["peers"]
+        me = peers[str(foreign)]
+        if me["status"] != "ok":
+            why = failures.get(foreign, (t, me["status"]))[1]
+            checks.append(Check(f"round {t}", False, f"no round_done from your peer ({why})"))
+            continue
+        problems = round_done_problems(me, eval_round=cfg.eval_round(t))
+        checks.append(Check(f"round {t}: round_done fields", not problems, "; ".join(problems) or "valid"))
+        live = {j for j in neighbors[foreign] if peers[str(j)]["status"] == "ok"}
+        got = me["metrics"]
+        want = {"senders": len(live), "chunks_received": k * len(live)}
+        seen = {key: got.get(key) for key in want}
+        checks.append(
+            Check(
+                f"round {t}: chunks to your peer",
+                seen == want,
+                f"reported {seen}, byzemu neighbors {sorted(live)} sent {want}",
+            )
+        )
+        short = {
+            j: peers[str(j)]["metrics"]["senders"]
+            for j in sorted(live)
+            if peers[str(j)]["metrics"]["senders"] != len({i for i in neighbors[j] if peers[str(i)]["status"] == "ok"})
+        }
+        if short:
+            short_rounds.add(t)
+        checks.append(
+            Check(
+                f"round {t}: chunks from your peer",
+                not short,
+                f"byzemu peers {sorted(short)} missed a chunk message (senders {short})"
+                if short
+                else f"byzemu neighbors {sorted(live)} each accepted its chunk message",
+            )
+        )
+    if not results.records:
+        return checks
+    last = results.records[-1]
+    mine = last["peers"][str(foreign)].get("traffic", {}).get("drops_total", {})
+    theirs = {
+        j: e["traffic"]["drops_total"]
+        for j, e in last["peers"].items()
+        if int(j) != foreign and e["status"] == "ok" and e["traffic"]["drops_total"]
+    }
+    # a killed sender's connection closing is one connection_dropped at each of its neighbors
+    expected = {"connection_dropped": 1} if len(results.records) > FAIL_AFTER else {}
+    bad_theirs = {j: d for j, d in theirs.items() if d not in ({}, expected)}
+    # the hostile neighbor's messages (launch/tools/conformance_hostile.py), each counted once
+    hostile = expected_drops(curve=curve, sender_mac=cfg.runtime.sender_mac)
+    if len(results.records) >= HOSTILE_ROUND:
+        counted = {r: mine.get(r, 0) for r in hostile}
+        wrong = {r: c for r, c in counted.items() if c != hostile[r]}
+        checks.append(
+            Check(
+                "hostile messages",
+                not wrong,
+                f"round {HOSTILE_ROUND}: a byzemu neighbor sent one message for each of {sorted(hostile)}; "
+                + (f"your peer counted {wrong} (each should be 1)" if wrong else "your peer counted each once"),
+            )
+        )
+    allowed = {**hostile, "connection_dropped": 1}
+    bad_mine = {r: c - allowed.get(r, 0) for r, c in mine.items() if c > allowed.get(r, 0)}
+    coordinator = {r: c for r, c in last.get("coordinator_drops", {}).items() if {r: c} != expected}
+    checks.append(
+        Check(
+            "drops",
+            not bad_theirs and not bad_mine and not coordinator,
+            f"at byzemu peers {bad_theirs or 'none'}, at your peer {bad_mine or 'none'}, at the coordinator "
+            f"{coordinator or 'none'} (beyond the killed peer's closed connections and the hostile messages)",
+        )
+    )
+    if len(results.records) > FAIL_AFTER:
+        after = results.records[FAIL_AFTER:]
+        reported = all(r["peers"][str(foreign)]["status"] == "ok" for r in after)
+        # a byzemu peer waits until the chunk deadline for chunks it misses from your peer:
+        # only a slow round without that is your peer waiting for the failed one
+        slow = [
+            r["round"] for r in after if r["round_s"] >= cfg.runtime.chunk_timeout and r["round"] not in short_rounds
+        ]
+        checks.append(
+            Check(
+                "peer_failed",
+                reported and not slow,
+                f"node {killed} killed after round {FAIL_AFTER}: your peer "
+                + (
+                    "missed a later round"
+                    if not reported
+                    else f"waited for the failed peer's chunks until the chunk deadline in rounds {slow}"
+                    if slow
+                    else "went on without it in every later round"
+                ),
+            )
+        )
+    return checks
