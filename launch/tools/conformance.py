@@ -263,7 +263,8 @@ def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunCo
     neighbors = {n: set(range(cfg.nodes)) - {n} for n in range(cfg.nodes)}  # complete graph
     k = cfg.chunks.per_neighbor
     short_rounds: set[int] = set()  # rounds in which a byzemu peer missed your peer's chunks
-    for record in results.records:
+    records = results.run.records()  # whole records, per-peer parts included
+    for record in records:
         t, peers = record["round"], record["peers"]
         me = peers[str(FOREIGN)]
         if me["status"] != "ok":
@@ -299,9 +300,9 @@ def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunCo
                 else f"byzemu neighbors {sorted(live)} each accepted its chunk message",
             )
         )
-    if not results.records:
+    if not records:
         return checks
-    last = results.records[-1]
+    last = records[-1]
     mine = last["peers"][str(FOREIGN)].get("traffic", {}).get("drops_total", {})
     theirs = {
         j: e["traffic"]["drops_total"]
@@ -309,7 +310,7 @@ def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunCo
         if int(j) != FOREIGN and e["status"] == "ok" and e["traffic"]["drops_total"]
     }
     # a killed sender's connection closing is one connection_dropped at each of its neighbors
-    expected = {"connection_dropped": 1} if len(results.records) > FAIL_AFTER else {}
+    expected = {"connection_dropped": 1} if len(records) > FAIL_AFTER else {}
     bad_theirs = {j: d for j, d in theirs.items() if d not in ({}, expected)}
     bad_mine = {r: c for r, c in mine.items() if r != "connection_dropped" or c > 1}
     coordinator = {r: c for r, c in last.get("coordinator_drops", {}).items() if {r: c} != expected}
@@ -321,8 +322,8 @@ def _round_checks(coord: _WatchedCoordinator, results: ResultsWriter, cfg: RunCo
             f"{coordinator or 'none'} (beyond the killed peer's closed connections)",
         )
     )
-    if len(results.records) > FAIL_AFTER:
-        after = results.records[FAIL_AFTER:]
+    if len(records) > FAIL_AFTER:
+        after = records[FAIL_AFTER:]
         reported = all(r["peers"][str(FOREIGN)]["status"] == "ok" for r in after)
         # a byzemu peer waits until the chunk deadline for chunks it misses from your peer:
         # only a slow round without that is your peer waiting for the failed one
