@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from procstat import smaps_rollup
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 QUICKSTART = ROOT / "configs" / "quickstart.toml"
@@ -148,16 +150,6 @@ def mean(values: Iterable[float]) -> float:
 
 
 # --------------------------------------------------------------------------- memory
-
-
-def smaps_rollup(pid: int) -> dict[str, int]:
-    """Rss, Pss, Shared_*, Private_* of ``pid`` in KiB (from /proc/PID/smaps_rollup)."""
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].endswith(":"):
-            out[parts[0][:-1]] = int(parts[1])
-    return out
 
 
 def ppid(pid: int) -> int:
