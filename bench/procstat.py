@@ -93,6 +93,12 @@ def peers(pids: list[int]) -> dict[str, Any]:
     return out
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (all its threads, /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def machine_used_mib() -> float:
     """MemTotal − MemAvailable (MiB): what the whole machine uses now."""
     info = {}
