@@ -8,7 +8,7 @@ prints the same estimate (:func:`describe`), and ``byzemu launch --ignore-capaci
 starts anyway.
 
 The estimate is arithmetic on measured costs (``bench/cost_curve.py`` and
-``bench/soak.py``; figures in BENCHMARKS.md, *Cost curve*), never a probe, so it takes
+``bench/soak.py``; figures in BENCHMARKS.md, section 8), never a probe, so it takes
 microseconds and imports neither torch nor the peer code:
 
 * **memory** = ``MARGIN`` x (N x (peer base + the model's figure + a trigger test set for
@@ -45,7 +45,9 @@ MIB = 1024 * 1024
 PEER_BASE_MIB = 14.5
 #: private memory (MiB) a peer adds for its model, beyond PEER_BASE_MIB and its shard: the
 #: parameters, gradients, momentum buffer, flattened vectors, received chunks and one
-#: batch's activations; measured (MNIST shapes; resnet18 on CIFAR-10). A model missing
+#: batch's activations (MNIST shapes; resnet18 on CIFAR-10): logreg and lenet measured by
+#: bench/cost_curve.py, the others BENCHMARKS.md section 4's PSS at 16 peers less the parts
+#: shared with the forkserver, rounded up. A model missing
 #: here (registered by a user) counts as UNKNOWN_MODEL_MIB; tests/test_capacity.py holds
 #: this table to the model registry.
 MODEL_MIB: dict[str, float] = {
