@@ -8,6 +8,7 @@ Every benchmark is one command run from the repository root, e.g.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -20,6 +21,8 @@ import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
+
+from procstat import smaps_rollup
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -150,16 +153,6 @@ def mean(values: Iterable[float]) -> float:
 # --------------------------------------------------------------------------- memory
 
 
-def smaps_rollup(pid: int) -> dict[str, int]:
-    """Rss, Pss, Shared_*, Private_* of ``pid`` in KiB (from /proc/PID/smaps_rollup)."""
-    out: dict[str, int] = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
-        parts = line.split()
-        if len(parts) >= 2 and parts[0].endswith(":"):
-            out[parts[0][:-1]] = int(parts[1])
-    return out
-
-
 def ppid(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])
@@ -258,6 +251,26 @@ def run_watched(cmd: list[str], out_dir: Path, on_lines: Any = None, *, timeout:
         "log_tail": stderr[-2000:],
         **read_run(out_dir),
     }
+
+
+def profile_args(doc: str, *, top: int) -> tuple[argparse.Namespace, dict[str, Any]]:
+    """The options of the profile scripts (``--nodes --rounds --top --out``) and the
+    exchange benchmark's workload for them: training off, evaluation only in the last
+    round on 100 test samples."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--nodes", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=300)
+    ap.add_argument("--top", type=int, default=top)
+    ap.add_argument("--out", default="", help="also write the pstats file here")
+    args = ap.parse_args()
+    overrides = {
+        "nodes": args.nodes,
+        "rounds": args.rounds,
+        "train.local_steps": 0,
+        "eval.every": args.rounds,
+        "data.test_samples": 100,
+    }
+    return args, overrides
 
 
 def launch_cmd(out_dir: Path, overrides: dict[str, Any], *, config: Path = QUICKSTART) -> list[str]:

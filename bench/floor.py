@@ -25,6 +25,7 @@ import time
 from typing import Any
 
 from common import median, save, table, warn_if_busy
+from procstat import cpu_seconds
 
 LENET_PARAMS = 61_706
 
@@ -69,7 +70,8 @@ def peer(i: int, n: int, addr: dict[str, Any], payload_bytes: int, rounds: int) 
     ctx.destroy(linger=1000)
 
 
-def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
+def run(n: int, rounds: int, transport: str, *, params: int = LENET_PARAMS) -> dict[str, Any]:
+    """One floor run of ``n`` peers; each message carries half of a ``params``-value float32 model."""
     import zmq
 
     tmp = tempfile.mkdtemp(prefix="byzemu-floor-")
@@ -82,7 +84,7 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
         probe.close(0)
         ctx0.term()
         addr = {"coordinator": f"tcp://127.0.0.1:{base}", "peer": lambda i: "tcp://127.0.0.1:*"}
-    payload = LENET_PARAMS * 4 // 2
+    payload = params * 4 // 2
     fork = mp.get_context("fork")  # before this process has a zmq context (peers connect and retry)
     procs = [fork.Process(target=peer, args=(i, n, addr, payload, rounds)) for i in range(n)]
     for p in procs:
@@ -100,7 +102,7 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
         coord.recv_multipart()  # "connected"
     times = []
     pids = [p.pid for p in procs if p.pid is not None]  # all: they were started above
-    cpu0 = {pid: _cpu(pid) for pid in pids}
+    cpu0 = {pid: cpu_seconds(pid) for pid in pids}
     for r in range(rounds):
         t = time.perf_counter()
         tag = r.to_bytes(4, "little")
@@ -109,7 +111,7 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
         for _ in range(n):
             coord.recv_multipart()
         times.append(time.perf_counter() - t)
-    cpu = sum(_cpu(pid) - cpu0[pid] for pid in pids)
+    cpu = sum(cpu_seconds(pid) - cpu0[pid] for pid in pids)
     for p in procs:
         p.join(10)
     ctx.destroy(linger=0)
@@ -123,12 +125,6 @@ def run(n: int, rounds: int, transport: str) -> dict[str, Any]:
         "peer_cpu_ms_per_round": 1000 * cpu / n / rounds,
         "payload_bytes_per_message": payload,
     }
-
-
-def _cpu(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (all its threads)."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:

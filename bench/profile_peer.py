@@ -12,7 +12,6 @@ Prints the functions with the most cumulative and own CPU inside ``run_round``.
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import pstats
 import socket
@@ -21,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BYZEMU, QUICKSTART, ROOT, sets
+from common import BYZEMU, QUICKSTART, ROOT, profile_args, sets
 
 
 def free_port() -> int:
@@ -31,19 +30,7 @@ def free_port() -> int:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--nodes", type=int, default=16)
-    ap.add_argument("--rounds", type=int, default=300)
-    ap.add_argument("--top", type=int, default=40)
-    ap.add_argument("--out", default="", help="also write the pstats file here")
-    args = ap.parse_args()
-    overrides = {
-        "nodes": args.nodes,
-        "rounds": args.rounds,
-        "train.local_steps": 0,
-        "eval.every": args.rounds,
-        "data.test_samples": 100,
-    }
+    args, overrides = profile_args(__doc__, top=40)
     addr = f"tcp://127.0.0.1:{free_port()}"
     tmp = Path(tempfile.mkdtemp(prefix="bench-profile-"))
     coord = subprocess.Popen(

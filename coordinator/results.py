@@ -89,6 +89,18 @@ def round_record(
     }
 
 
+def slim(record: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`summarize`, the resume hint and a resumed run's clock read of ``record``:
+    its round, failed peers, elapsed time, checkpoint and, on an evaluation round, the
+    honest statistics. The coordinator keeps these, not the whole records: a whole record
+    holds every peer's metrics, traffic and timing (~1.6 kB each as Python objects), so
+    1,024 peers over 2,000 rounds would keep ~3 GB (``bench/soak.py``)."""
+    out: dict[str, Any] = {k: record[k] for k in ("round", "failed", "elapsed_s", "checkpoint") if k in record}
+    honest = record.get("honest", {})
+    out["honest"] = honest if "test_accuracy" in honest else {}
+    return out
+
+
 def summarize(records: list[dict[str, Any]], cfg: RunConfig, *, wall_s: float, mode: str) -> dict[str, Any]:
     """summary.json: final and best honest accuracy, convergence round, wall time.
 
@@ -133,6 +145,8 @@ class ResultsWriter:
         self.cfg = cfg
         self.mode = mode
         self.curve = False  #: whether the run's sockets used CURVE (set by the coordinator)
+        #: every round's record so far without its per-peer part (:func:`slim`): what the
+        #: summary needs; the whole records are in rounds.jsonl
         self.records: list[dict[str, Any]] = []
         #: elapsed_s of the last kept round of a resumed run (later rounds count on from it)
         self.elapsed_offset = 0.0
@@ -143,7 +157,7 @@ class ResultsWriter:
         if resume is None:
             path.write_bytes(b"")
         else:  # keep the lines up to the checkpoint; later rounds are recomputed
-            self.records = list(resume.records)
+            self.records = [slim(r) for r in resume.records]
             self.elapsed_offset = float(self.records[-1].get("elapsed_s") or 0.0)
             tmp = path.with_suffix(".jsonl.tmp")
             with open(tmp, "wb") as fh:
@@ -182,7 +196,7 @@ class ResultsWriter:
         write_json(self.run.provenance, self.provenance)
 
     def append_round(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
+        self.records.append(slim(record))
         data = memoryview(round_line(record))
         while data:  # in the OS now: survives a crash of this process
             written = self._rounds.write(data)

@@ -184,8 +184,9 @@ class Coordinator:
         return identity, msg
 
     def _broadcast(self, msg: m.Message, nodes: list[int] | None = None) -> None:
+        frames = encode(msg)  # once for all: the same frames go to every peer
         for node in sorted(self.peers) if nodes is None else nodes:
-            self._send(self.peers[node].identity, msg)
+            self.sock.send_multipart([self.peers[node].identity, *frames], copy=False)
 
     # ------------------------------------------------------------------ phases
 
@@ -328,8 +329,13 @@ class Coordinator:
         live = sorted(set(self.peers) - self.failed)
         reports, checkpointed = rnd.reports, rnd.checkpointed
         deadline = rnd.t0 + timeout
+        # the live peers not yet in: updated per report, and from self.failed when it grows
+        # (testing every live peer after every message cost O(N^2) per round)
+        pending, n_failed = set(live) - set(reports) - self.failed, len(self.failed)
         while time.monotonic() < deadline:
-            if all(n in reports or n in self.failed for n in live):
+            if len(self.failed) != n_failed:
+                pending, n_failed = pending - self.failed, len(self.failed)
+            if not pending:
                 break
             got = self._receive(_POLL_MS)
             self._probe_dead(round_)
@@ -352,6 +358,7 @@ class Coordinator:
                     "traffic": msg["traffic"],
                     "timing": msg["timing"],
                 }
+                pending.discard(msg.src)
                 if msg.fields.get("checkpoint") == round_:
                     checkpointed.add(msg.src)
         for node in live:

@@ -56,6 +56,7 @@ def launch(
     progress: bool = False,
     tensorboard: str | Path | None = None,
     resume: ResumePoint | None = None,
+    check_capacity: bool = True,
 ) -> Path:
     """Run ``cfg``; return its results folder (default ``runs/NAME-TIMESTAMP``, with ``-2``,
     ``-3``, ... when another launch took that name in the same second).
@@ -66,12 +67,19 @@ def launch(
     also logs each round there (:mod:`launch.run.tracking`). ``resume`` (from
     :func:`launch.run.resume.load_resume`, as ``byzemu launch --resume``) goes on with the
     killed run in ``out`` after its last complete checkpoint. Ctrl-C raises
-    KeyboardInterrupt after writing ``interrupted.json``. ``byzemu launch`` and ``byzemu
-    reference`` run through this function."""
+    KeyboardInterrupt after writing ``interrupted.json``. A local cluster that does not
+    fit this machine (memory, threads, open files, ports: :mod:`launch.run.capacity`) is
+    refused with :class:`~launch.run.capacity.CapacityError` before anything is started,
+    unless ``check_capacity=False`` (``byzemu launch --ignore-capacity``). ``byzemu
+    launch`` and ``byzemu reference`` run through this function."""
     from launch.run.procs import prepare_forkserver
 
-    if not in_process:  # before torch is imported below: the two imports then run at once
-        prepare_forkserver(cfg)
+    if not in_process:
+        if check_capacity:
+            from launch.run.capacity import check
+
+            check(cfg)
+        prepare_forkserver(cfg)  # before torch is imported below: the two imports then run at once
     from launch.run.claim import claim_out_dir, release_out_dir
     from launch.run.local import default_out_dir, launch_local
     from launch.run.progress import Progress

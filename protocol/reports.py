@@ -46,22 +46,40 @@ def is_count(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 0
 
 
+#: the scalar types msgpack decodes that JSON records verbatim
+_SCALARS = frozenset({type(None), bool, int, float, str})
+
+
 def recordable(value: Any, max_depth: int = MAX_DEPTH) -> bool:
     """True if ``rounds.jsonl`` can record ``value`` verbatim: nil/bool/int/float/str and
-    lists/str-keyed maps of them, nested at most ``max_depth`` deep."""
+    lists/str-keyed maps of them, nested at most ``max_depth`` deep (msgpack also yields
+    bytes, ext types and bytes keys, which a peer's report must not hold).
+
+    Exact types, as msgpack decodes them (a subclass is refused), and only containers go
+    on the stack: the coordinator checks every ``round_done`` while the barrier waits
+    (BENCHMARKS.md, *Where the exchange's time goes*)."""
     stack = [(value, 0)]
     while stack:
         v, depth = stack.pop()
-        if depth > max_depth:
-            return False
-        if isinstance(v, dict):
-            if not all(isinstance(k, str) for k in v):
+        t = type(v)
+        if t is dict:
+            if not all(type(k) is str for k in v):
                 return False
-            stack.extend((x, depth + 1) for x in v.values())
-        elif isinstance(v, list):
-            stack.extend((x, depth + 1) for x in v)
-        elif not (v is None or isinstance(v, (bool, int, float, str))):
+            children: Any = v.values()
+        elif t is list:
+            children = v
+        else:
+            if t not in _SCALARS:
+                return False
+            continue
+        if children and depth >= max_depth:
             return False
+        for x in children:
+            tx = type(x)
+            if tx is dict or tx is list:
+                stack.append((x, depth + 1))
+            elif tx not in _SCALARS:
+                return False
     return True
 
 

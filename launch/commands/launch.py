@@ -44,6 +44,7 @@ def run_config(
     in_process: bool,
     resume: str | None = None,
     tensorboard: str | None = None,
+    ignore_capacity: bool = False,
 ) -> None:
     """Load CONFIG (or the run to resume), run it with :func:`launch.api.launch`, print its
     summary: what ``byzemu launch`` and ``byzemu reference`` do."""
@@ -61,13 +62,25 @@ def run_config(
             raise ConfigError("missing CONFIG (or --resume RUN_DIR)")
         else:
             cfg = config_mod.load(config, overrides)
+        if not in_process and not ignore_capacity:  # before the imports below pull in torch
+            from launch.run.capacity import check
+
+            check(cfg)
         from launch import api
         from launch.run.claim import claim_out_dir
         from launch.run.local import default_out_dir
 
         out_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg, overrides))
         claimed = None if out else out_dir
-        api.launch(cfg, out_dir, in_process=in_process, progress=not quiet, tensorboard=tensorboard, resume=point)
+        api.launch(
+            cfg,
+            out_dir,
+            in_process=in_process,
+            progress=not quiet,
+            tensorboard=tensorboard,
+            resume=point,
+            check_capacity=False,  # checked above
+        )
     except user_errors() as exc:
         from launch.run.claim import release_out_dir
 
@@ -94,6 +107,12 @@ def run_config(
     help="Go on with the killed run in RUN_DIR from its last complete checkpoint (its own config; "
     "--set may change runtime.* only; a CONFIG given must match).",
 )
+@click.option(
+    "--ignore-capacity",
+    is_flag=True,
+    help="Start the run even where the estimate (memory, threads, open files, ports; shown by "
+    "byzemu validate) says it does not fit this machine.",
+)
 @slurm_options
 def launch(
     config: str | None,
@@ -102,6 +121,7 @@ def launch(
     quiet: bool,
     tensorboard: str | None,
     resume: str | None,
+    ignore_capacity: bool,
     on: str,
     slurm_nodes: int | None,
     partition: str | None,
@@ -121,7 +141,16 @@ def launch(
             fail(f"--tensorboard with --on slurm: open the run's {ROUNDS} with byzemu export instead")
         _submit_run(config, overrides, out, resume, opts, dry_run)
         return
-    run_config(config, overrides, out, quiet=quiet, in_process=False, resume=resume, tensorboard=tensorboard)
+    run_config(
+        config,
+        overrides,
+        out,
+        quiet=quiet,
+        in_process=False,
+        resume=resume,
+        tensorboard=tensorboard,
+        ignore_capacity=ignore_capacity,
+    )
 
 
 def _submit_run(

@@ -12,7 +12,9 @@ from launch.commands.common import config_arg, fail, set_opt, user_errors
 @config_arg
 @set_opt
 def validate(config: str, overrides: tuple[str, ...]) -> None:
-    """Check CONFIG (fields, topology, roles, data, model, defense, attack); start nothing."""
+    """Check CONFIG (fields, topology, roles, data, model, defense, attack); start nothing.
+    Also print whether byzemu launch would start it on this machine (memory, threads, open
+    files, ports)."""
     try:
         from launch import api
 
@@ -25,3 +27,6 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
         f"ok: {cfg.nodes} peers, {cfg.topology.kind} topology (degrees {degrees}), "
         f"Byzantine {plan.byzantine or 'none'}, {cfg.rounds} rounds"
     )
+    from launch.run.capacity import describe
+
+    click.echo(describe(cfg))

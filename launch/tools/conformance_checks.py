@@ -74,7 +74,8 @@ def round_checks(
     neighbors = {n: set(range(cfg.nodes)) - {n} for n in range(cfg.nodes)}  # complete graph
     k = cfg.chunks.per_neighbor
     short_rounds: set[int] = set()  # rounds in which a byzemu peer missed your peer's chunks
-    for record in results.records:
+    records = results.run.records()  # whole records, per-peer parts included (the coordinator keeps slim ones)
+    for record in records:
         t, peers = record["round"], record["peers"]
         me = peers[str(foreign)]
         if me["status"] != "ok":
@@ -110,9 +111,9 @@ def round_checks(
                 else f"byzemu neighbors {sorted(live)} each accepted its chunk message",
             )
         )
-    if not results.records:
+    if not records:
         return checks
-    last = results.records[-1]
+    last = records[-1]
     mine = last["peers"][str(foreign)].get("traffic", {}).get("drops_total", {})
     theirs = {
         j: e["traffic"]["drops_total"]
@@ -120,11 +121,11 @@ def round_checks(
         if int(j) != foreign and e["status"] == "ok" and e["traffic"]["drops_total"]
     }
     # a killed sender's connection closing is one connection_dropped at each of its neighbors
-    expected = {"connection_dropped": 1} if len(results.records) > FAIL_AFTER else {}
+    expected = {"connection_dropped": 1} if len(records) > FAIL_AFTER else {}
     bad_theirs = {j: d for j, d in theirs.items() if d not in ({}, expected)}
     # the hostile neighbor's messages (launch/tools/conformance_hostile.py), each counted once
     hostile = expected_drops(curve=curve, sender_mac=cfg.runtime.sender_mac)
-    if len(results.records) >= HOSTILE_ROUND:
+    if len(records) >= HOSTILE_ROUND:
         counted = {r: mine.get(r, 0) for r in hostile}
         wrong = {r: c for r, c in counted.items() if c != hostile[r]}
         checks.append(
@@ -146,8 +147,8 @@ def round_checks(
             f"{coordinator or 'none'} (beyond the killed peer's closed connections and the hostile messages)",
         )
     )
-    if len(results.records) > FAIL_AFTER:
-        after = results.records[FAIL_AFTER:]
+    if len(records) > FAIL_AFTER:
+        after = records[FAIL_AFTER:]
         reported = all(r["peers"][str(foreign)]["status"] == "ok" for r in after)
         # a byzemu peer waits until the chunk deadline for chunks it misses from your peer:
         # only a slow round without that is your peer waiting for the failed one

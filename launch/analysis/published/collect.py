@@ -43,7 +43,8 @@ def cpu_per_round(records: list[dict[str, Any]], role: str) -> float | None:
         float(p["timing"]["round_cpu_s"])
         for r in records
         for p in r.get("peers", {}).values()
-        if str(p.get("role", "")).split(":")[0] == role and isinstance(p.get("timing", {}).get("round_cpu_s"), (int, float))
+        if str(p.get("role", "")).split(":")[0] == role
+        and isinstance(p.get("timing", {}).get("round_cpu_s"), (int, float))
     ]
     return sum(values) / len(values) if values else None
 
