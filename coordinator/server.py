@@ -352,14 +352,15 @@ class Coordinator:
                 self._drop("stale_round", f"round_done for {msg.round} during {round_}")
             elif msg.src in self.failed:
                 self._drop("failed_sender", f"round_done from failed peer {msg.src}")
-            elif not all(recordable(msg[k]) for k in ("metrics", "traffic", "timing")):
-                # rounds.jsonl must be able to record it verbatim
+            elif not all(recordable(msg.fields.get(k)) for k in ("metrics", "traffic", "timing", "delivery")):
+                # rounds.jsonl (and the delivery log) must be able to record it verbatim
                 self._drop("bad_field", f"round_done from {msg.src} holds values JSON cannot record")
             else:
                 reports[msg.src] = {
                     "metrics": msg["metrics"],
                     "traffic": msg["traffic"],
                     "timing": msg["timing"],
+                    "delivery": msg.fields.get("delivery"),
                 }
                 if msg.fields.get("checkpoint") == round_:
                     checkpointed.add(msg.src)

@@ -68,7 +68,7 @@ OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
     REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT},
     ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP, "model": _MAP},
     ROUND_START: {"checkpoint": _INT},
-    ROUND_DONE: {"checkpoint": _INT},
+    ROUND_DONE: {"checkpoint": _INT, "delivery": _MAP},
 }
 
 #: number of array frames a kind must carry (None = any number, checked per kind)
@@ -177,9 +177,16 @@ def round_done(
     traffic: dict[str, Any],
     timing: dict[str, Any],
     checkpoint: int | None = None,
+    delivery: dict[str, list[int]] | None = None,
 ) -> Message:
-    """``checkpoint``: ``round_`` when the peer wrote its checkpoint of it."""
-    fields = {"metrics": metrics, "traffic": traffic, "timing": timing, **_optional(checkpoint=checkpoint)}
+    """``checkpoint``: ``round_`` when the peer wrote its checkpoint of it; ``delivery``:
+    the senders each of its inbox reads found (the run's delivery log)."""
+    fields = {
+        "metrics": metrics,
+        "traffic": traffic,
+        "timing": timing,
+        **_optional(checkpoint=checkpoint, delivery=delivery),
+    }
     return Message(ROUND_DONE, src, round_, fields)
 
 

@@ -44,6 +44,7 @@ def run_config(
     in_process: bool,
     resume: str | None = None,
     tensorboard: str | None = None,
+    replay: str | None = None,
 ) -> None:
     """Load CONFIG (or the run to resume), run it with :func:`launch.api.launch`, print its
     summary: what ``byzemu launch`` and ``byzemu reference`` do."""
@@ -57,6 +58,12 @@ def run_config(
             cfg, point = load_resume(resume, overrides, config)
             out = resume
             click.echo(resume_line(Path(resume), point.round, cfg.rounds), err=True)
+        elif replay is not None:
+            from launch.run.reference import replay_config
+
+            if config is not None or overrides:
+                raise ConfigError("--replay RUN_DIR runs that run's own config: give no CONFIG and no --set")
+            cfg = replay_config(replay)
         elif config is None:
             raise ConfigError("missing CONFIG (or --resume RUN_DIR)")
         else:
@@ -67,7 +74,15 @@ def run_config(
 
         out_dir = Path(out) if out else claim_out_dir(default_out_dir(cfg, overrides))
         claimed = None if out else out_dir
-        api.launch(cfg, out_dir, in_process=in_process, progress=not quiet, tensorboard=tensorboard, resume=point)
+        api.launch(
+            cfg,
+            out_dir,
+            in_process=in_process,
+            progress=not quiet,
+            tensorboard=tensorboard,
+            resume=point,
+            replay=replay,
+        )
     except user_errors() as exc:
         from launch.run.claim import release_out_dir
 
