@@ -17,12 +17,10 @@ sent stays as it is); a chunk after the receiver's deadline is dropped and count
 keeps one message per kind, round and sender), which costs the receiver its decoding
 (bench/flood.py measures it).
 
-Omission and timing faults are the weaker fault classes below arbitrary (Byzantine)
-behaviour: Cristian, Aghili, Strong and Dolev, "Atomic Broadcast: From Simple Message
-Diffusion to Byzantine Agreement", FTCS 1985, Sec. 2 (omission, timing and Byzantine
-failures). The rushing adversary that waits for honest messages before it sends is
-Goldwasser and Lindell's, "Secure Multi-Party Computation without Agreement", J.
-Cryptology 2005, Sec. 2; docs/REFERENCES.md.
+Omission and timing failures are the fault classes below arbitrary (Byzantine)
+behaviour in the classification of Cristian, Aghili, Strong and Dolev, "Atomic
+Broadcast: From Simple Message Diffusion to Byzantine Agreement", FTCS-15, 1985 (its
+failure classes: omission, timing, Byzantine); docs/REFERENCES.md.
 """
 
 from __future__ import annotations
@@ -43,7 +41,7 @@ class WithholdAttack(Attack):
 
     In round t the peer withholds from :math:`\lceil f \cdot d \rceil` of its d
     neighbors, drawn uniformly with a generator seeded by (seed, node, t); ``fraction``
-    f = 1 sends nothing (an omission failure: Cristian et al., FTCS 1985, Sec. 2).
+    f = 1 sends nothing (an omission failure in the classes of Cristian et al., FTCS 1985).
     """
 
     def __init__(self, *, fraction: float = 1.0, start_round: int = 1, interval: int = 1) -> None:
@@ -67,7 +65,7 @@ class DeadlineEdgeAttack(Attack):
     from the end of *its* training, so with a just below 1 whether the chunk counts
     depends on the two peers' pace: the run's result depends on timing, which the
     delivery log records for replay. With a >= 1 the chunks always miss (a timing
-    failure: Cristian et al., FTCS 1985, Sec. 2). The in-process reference, an ideal
+    failure in the classes of Cristian et al., FTCS 1985). The in-process reference, an ideal
     network, delivers them at once.
     """
 
