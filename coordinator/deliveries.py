@@ -17,6 +17,17 @@ from typing import Any
 from protocol.rundir import RunDir
 
 
+def well_formed(delivery: Any) -> bool:
+    """Whether a peer's ``delivery`` is a map of labels to lists of sender ids (a report
+    with anything else gets no line of the log, and the run cannot be replayed)."""
+    return isinstance(delivery, Mapping) and all(
+        isinstance(label, str)
+        and isinstance(senders, list)
+        and all(isinstance(j, int) and not isinstance(j, bool) for j in senders)
+        for label, senders in delivery.items()
+    )
+
+
 class DeliveryLog:
     """Appends ``{"round": t, "peers": {"i": {label: [senders]}}}`` lines to the run's log
     (a fresh run starts it empty; a resumed one appends, later lines win)."""

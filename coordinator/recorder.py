@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from coordinator.deliveries import DeliveryLog
+from coordinator.deliveries import DeliveryLog, well_formed
 from coordinator.plan import Plan
 from coordinator.results import ResultsWriter, round_record
 
@@ -56,7 +56,7 @@ class RoundRecorder:
         it started and closed (monotonic); ``coordinator_drops`` the coordinator's drop
         counters so far (the reference has none); ``extra`` further top-level fields."""
         reports = {n: dict(r) for n, r in reports.items()}
-        delivery = {n: r.pop("delivery") for n, r in reports.items() if r.get("delivery") is not None}
+        delivery = {n: r["delivery"] for n, r in reports.items() if well_formed(r.get("delivery"))}
         self.deliveries.append(round_, delivery)
         for r in reports.values():
             r.pop("delivery", None)

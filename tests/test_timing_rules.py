@@ -152,3 +152,20 @@ def test_replay_of_a_folder_without_a_run_is_one_error_line(tmp_path: Path) -> N
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "no config.toml" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize(
+    ("delivery", "ok"),
+    [
+        ({"chunk": [0, 2], "observed": []}, True),
+        ({}, True),
+        ({"chunk": "0"}, False),
+        ({"chunk": [True]}, False),
+        ([0, 2], False),
+        (None, False),
+    ],
+)
+def test_the_delivery_log_keeps_only_maps_of_labels_to_sender_ids(delivery: object, ok: bool) -> None:
+    from coordinator.deliveries import well_formed
+
+    assert well_formed(delivery) is ok
