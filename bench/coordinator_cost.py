@@ -23,11 +23,11 @@ from typing import Any
 
 from common import machine, save, table, warn_if_busy
 
-from protocol.reports import recordable
 from coordinator.results import round_record
 from coordinator.server import MAX_CONTROL_BYTES
 from protocol import messages as m
 from protocol.codec import decode, encode
+from protocol.reports import recordable
 from protocol.rundir import round_line
 
 

@@ -5,7 +5,9 @@ The coordinator (``coordinator/server.py``) and the in-process reference
 ``timing``: the maps of ``round_done``, docs/PROTOCOL.md) and when the round started and
 closed; it builds the record (:func:`coordinator.results.round_record`: per-peer entries,
 honest statistics), adds what only the caller knows (the coordinator's drops, checkpoint
-completeness, refused registrations), appends it flushed and reports progress. Both
+completeness, refused registrations), appends it flushed and reports progress. Each
+report's ``delivery`` (the senders the peer's inbox reads found) goes to the delivery log
+(:class:`coordinator.deliveries.DeliveryLog`), not into the record. Both
 drivers' peers count traffic with :class:`peer.traffic.Traffic`, so a record has one
 format whichever driver ran it; docs/RESULTS.md lists its fields.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from coordinator.deliveries import DeliveryLog, well_formed
 from coordinator.plan import Plan
 from coordinator.results import ResultsWriter, round_record
 
@@ -35,6 +38,7 @@ class RoundRecorder:
         self.started = started
         self.progress = progress
         self.roles = {i: plan.role(i).label for i in range(plan.config.nodes)}
+        self.deliveries = DeliveryLog(results.run, fresh=not results.records)
 
     def record(
         self,
@@ -51,10 +55,15 @@ class RoundRecorder:
         ``timing``; ``failed`` the peers known failed when it closed; ``t0``/``t1`` when
         it started and closed (monotonic); ``coordinator_drops`` the coordinator's drop
         counters so far (the reference has none); ``extra`` further top-level fields."""
+        reports = {n: dict(r) for n, r in reports.items()}
+        delivery = {n: r["delivery"] for n, r in reports.items() if well_formed(r.get("delivery"))}
+        self.deliveries.append(round_, delivery)
+        for r in reports.values():
+            r.pop("delivery", None)
         record = round_record(
             round_=round_,
             roles=self.roles,
-            reports=dict(reports),
+            reports=reports,
             failed=failed,
             elapsed_s=t1 - self.started,
             round_s=t1 - t0,

@@ -352,11 +352,15 @@ class Coordinator:
                 self._drop("failed_sender", f"round_done from failed peer {msg.src}")
             elif wrong := reports_mod.problems(msg["metrics"], msg["traffic"], msg["timing"]):
                 self._drop("bad_report", f"round_done from {msg.src}: {'; '.join(wrong)}")
+            elif not reports_mod.recordable(msg.fields.get("delivery")):
+                # the delivery log must be able to record it verbatim
+                self._drop("bad_report", f"round_done from {msg.src}: delivery holds values JSON cannot record")
             else:
                 reports[msg.src] = {
                     "metrics": msg["metrics"],
                     "traffic": msg["traffic"],
                     "timing": msg["timing"],
+                    "delivery": msg.fields.get("delivery"),
                 }
                 pending.discard(msg.src)
                 if msg.fields.get("checkpoint") == round_:

@@ -57,6 +57,7 @@ def launch(
     tensorboard: str | Path | None = None,
     resume: ResumePoint | None = None,
     check_capacity: bool = True,
+    replay: str | Path | None = None,
 ) -> Path:
     """Run ``cfg``; return its results folder (default ``runs/NAME-TIMESTAMP``, with ``-2``,
     ``-3``, ... when another launch took that name in the same second).
@@ -71,7 +72,10 @@ def launch(
     fit this machine (memory, threads, open files, ports: :mod:`launch.run.capacity`) is
     refused with :class:`~launch.run.capacity.CapacityError` before anything is started,
     unless ``check_capacity=False`` (``byzemu launch --ignore-capacity``). ``byzemu
-    launch`` and ``byzemu reference`` run through this function."""
+    launch`` and ``byzemu reference`` run through this function. ``replay`` (with
+    ``in_process``): the results folder of a run whose delivery log the reference follows,
+    reproducing that run bit for bit (``byzemu reference --replay``; ``cfg`` from
+    :func:`launch.run.reference.replay_config`)."""
     from launch.run.procs import prepare_forkserver
 
     if not in_process:
@@ -90,8 +94,12 @@ def launch(
     try:
         if in_process:
             from launch.run.reference import run_reference
+            from protocol.rundir import RunDir, read_deliveries
 
-            run_reference(cfg, out_dir, progress=fan_out(Progress(cfg.rounds) if progress else None, tracker))
+            log = read_deliveries(RunDir(replay).deliveries) if replay is not None else None
+            run_reference(
+                cfg, out_dir, progress=fan_out(Progress(cfg.rounds) if progress else None, tracker), replay=log
+            )
         else:
             launch_local(cfg, out_dir, show_progress=progress, resume=resume, on_round=tracker)
     except Exception:

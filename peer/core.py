@@ -47,6 +47,8 @@ class RoundResult:
 
     metrics: dict[str, Any]
     timing: dict[str, float] = field(default_factory=dict)
+    #: the senders each inbox read found (peer/rounds.py): the run's delivery log
+    delivery: dict[str, list[int]] = field(default_factory=dict)
 
 
 def model_digest(vector: np.ndarray) -> str:

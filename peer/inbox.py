@@ -8,7 +8,9 @@ of what a node accepts exist once:
   (``NodeCore.check_payload`` / ``check_collusion`` / ``check_oracle``);
 * its round lies in the window (last aggregated round, last started round + 1]: a round
   t+1 message that arrives while t is running is kept, an older one is ``stale_round``,
-  a later one ``future_round``;
+  a later one ``future_round``; a chunk of the round the node aggregated last, from a
+  sender whose chunk it did not have then, missed the deadline: it is ``late``, and
+  counted per sender (``Traffic.late``, the ``late_from`` of the round report);
 * one message per kind, round and sender (a second is ``duplicate``).
 
 A message that breaks a rule raises :class:`~protocol.codec.ProtocolError`; the caller
@@ -22,6 +24,7 @@ from collections import defaultdict
 from typing import Any
 
 from peer.core import NodeCore
+from peer.traffic import Traffic
 from protocol import messages as m
 from protocol.codec import FittedChunk, ProtocolError
 
@@ -30,10 +33,12 @@ class Inbox:
     """Per-round buffers of one node's accepted ``chunk``, ``collude`` and ``oracle``
     messages, with the round window they are accepted in."""
 
-    def __init__(self, core: NodeCore, *, started: int = 0) -> None:
+    def __init__(self, core: NodeCore, *, started: int = 0, traffic: Traffic | None = None) -> None:
         self.core = core
         self.started = started  #: last round started
         self.aggregated = started  #: last round aggregated
+        self.traffic = traffic  #: counts late chunks per sender
+        self._closed_chunks: set[int] = set()  #: senders whose chunk of the last aggregated round was in
         self._buffers: dict[str, dict[int, dict[int, Any]]] = {kind: defaultdict(dict) for kind in m.DATA_PLANE}
 
     def start(self, round_: int) -> None:
@@ -56,6 +61,13 @@ class Inbox:
         else:
             raise ProtocolError("unexpected_kind", f"{msg.kind} on the data plane")
         r = msg.round
+        if msg.kind == m.CHUNK and r == self.aggregated >= 1:
+            if msg.src in self._closed_chunks:
+                raise ProtocolError("duplicate", f"second round-{r} chunk from {msg.src}")
+            self._closed_chunks.add(msg.src)
+            if self.traffic is not None:
+                self.traffic.late[msg.src] += 1
+            raise ProtocolError("late", f"chunk round {r} from {msg.src} after this peer's deadline")
         if r <= self.aggregated:
             raise ProtocolError("stale_round", f"{msg.kind} round {r} from {msg.src}, at {self.aggregated}")
         if r > self.started + 1:
@@ -79,6 +91,7 @@ class Inbox:
         """Round ``round_`` is aggregated: forget its messages (and any older); later
         messages of it are stale."""
         self.aggregated = round_
+        self._closed_chunks = set(self._buffers[m.CHUNK].get(round_, {}))
         for buffers in self._buffers.values():
             for old in [r for r in buffers if r <= round_]:
                 del buffers[old]

@@ -28,13 +28,29 @@ docs/PROTOCOL.md (*Round order with a rushing attacker*) specifies:
 
 Timing (``exchange_s``: from the end of training to the last chunk in; ``round_s`` and
 ``round_cpu_s``: the whole round) is measured here, the same for both drivers.
+
+A Byzantine peer's timing behaviour (docs/ATTACKS.md, *Timing behaviours*) is part of the
+schedule too: its attack may send to some neighbors only (:meth:`Attack.recipients`),
+hold its chunks until a fraction of the deadline has passed (a :class:`Hold` step, which
+the ZeroMQ runtime waits out and the in-process reference, an ideal network, skips) and
+send every chunk message several times (``Attack.copies``).
+
+What the node read (*delivery*). Each read of the inbox is labelled (``observed``:
+the honest chunks a rushing peer crafts from; ``oracle``; ``collude``; ``chunk``: the
+chunks it aggregates) and the senders it found go into ``RoundResult.delivery``, which
+the run folder's delivery log keeps (docs/RESULTS.md). Given that log (``replay``), the
+schedule waits for and reads exactly those senders, so the in-process reference
+reproduces a run whose deadlines dropped chunks (``byzemu reference --replay``). The
+round's metrics say what the deadline did: ``candidates`` (received payloads per chunk
+index) and ``missed`` (neighbors whose chunks were not in when the node aggregated).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,14 +76,51 @@ class Await:
     senders: frozenset[int]
 
 
-Step = Send | Await
+@dataclass(frozen=True)
+class Hold:
+    """Send nothing until fraction ``at`` of ``runtime.chunk_timeout`` has passed since
+    the end of local training (an attack's timing; the reference does not wait)."""
+
+    at: float
 
 
-def round_steps(core: NodeCore, inbox: Inbox, round_: int) -> Generator[Step, None, RoundResult]:
+Step = Send | Await | Hold
+
+#: the labels of a node's inbox reads, in the order a round makes them
+READS = ("observed", "oracle", "collude", "chunk")
+
+_WITHHOLD_SALT = 0x574844  # "WHD"
+
+
+class _Reads:
+    """The node's reads of its inbox in one round: what it found (``delivered``) and, when
+    replaying a delivery log, only what the logged run found."""
+
+    def __init__(self, inbox: Inbox, round_: int, replay: Mapping[str, Sequence[int]] | None) -> None:
+        self.inbox, self.round, self.replay = inbox, round_, replay
+        self.delivered: dict[str, list[int]] = {}
+
+    def expect(self, label: str, senders: frozenset[int]) -> frozenset[int]:
+        """The senders to wait for under ``label``: ``senders``, or those the log names."""
+        return senders if self.replay is None else senders & frozenset(self.replay.get(label, ()))
+
+    def read(self, label: str, kind: str, senders: frozenset[int]) -> dict[int, Any]:
+        found = self.inbox.arrived(kind, self.round)
+        allowed = self.expect(label, senders)
+        got = {j: v for j, v in found.items() if j in allowed}
+        self.delivered[label] = sorted(got)
+        return got
+
+
+def round_steps(
+    core: NodeCore, inbox: Inbox, round_: int, *, replay: Mapping[str, Sequence[int]] | None = None
+) -> Generator[Step, None, RoundResult]:
     """One node's round ``round_`` (see the module docstring); the driver calls
-    ``inbox.start(round_)`` before and ``inbox.close(round_)`` after."""
+    ``inbox.start(round_)`` before and ``inbox.close(round_)`` after. ``replay``: this
+    node's entry of a delivery log for the round (the senders each read found)."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     node = core.node
+    reads = _Reads(inbox, round_, replay)
     core.train(round_)
     t_send = time.perf_counter()
     for j in core.assignment.oracle_targets:
@@ -75,24 +128,47 @@ def round_steps(core: NodeCore, inbox: Inbox, round_: int) -> Generator[Step, No
     knowledge = None
     if core.needs_knowledge(round_):
         honest = frozenset(core.honest_neighbors())
-        yield Await(m.CHUNK, honest)
-        observed = {j: v for j, v in inbox.arrived(m.CHUNK, round_).items() if j in honest}
+        yield Await(m.CHUNK, reads.expect("observed", honest))
+        observed = reads.read("observed", m.CHUNK, honest)
         oracle: dict[int, np.ndarray] | None = None
         if core.oracle_mode:
             everyone = frozenset(range(core.assignment.num_nodes)) - set(core.colluders) - {node}
-            yield Await(m.ORACLE, everyone)
-            oracle = inbox.arrived(m.ORACLE, round_)
+            yield Await(m.ORACLE, reads.expect("oracle", everyone))
+            oracle = reads.read("oracle", m.ORACLE, everyone)
         for c in core.colluders:
             yield Send(c, m.collude(src=node, round_=round_, observed=observed))
-        yield Await(m.COLLUDE, frozenset(core.colluders))
-        knowledge = Knowledge(observed=observed, shared=inbox.arrived(m.COLLUDE, round_), oracle=oracle)
+        colluders = frozenset(core.colluders)
+        yield Await(m.COLLUDE, reads.expect("collude", colluders))
+        knowledge = Knowledge(observed=observed, shared=reads.read("collude", m.COLLUDE, colluders), oracle=oracle)
     outgoing = core.outgoing(round_, knowledge)
-    for j in sorted(outgoing):
-        yield Send(j, m.chunk(src=node, round_=round_, chunks=outgoing[j]))
-    yield Await(m.CHUNK, frozenset(core.neighbors))
+    yield from _send_chunks(core, round_, outgoing)
+    neighbors = frozenset(core.neighbors)
+    yield Await(m.CHUNK, reads.expect("chunk", neighbors))
     t_wait = time.perf_counter()
-    result = core.end_round(round_, inbox.arrived(m.CHUNK, round_))
+    received = reads.read("chunk", m.CHUNK, neighbors)
+    result = core.end_round(round_, received)
+    result.metrics["candidates"] = [sum(c in payload for payload in received.values()) for c in range(len(core.bounds))]
+    result.metrics["missed"] = sorted(neighbors - set(received))
+    result.delivery = reads.delivered
     result.timing.update(
         exchange_s=t_wait - t_send, round_s=time.perf_counter() - t0, round_cpu_s=time.process_time() - cpu0
     )
     return result
+
+
+def _send_chunks(core: NodeCore, round_: int, outgoing: Mapping[int, Any]) -> Generator[Step, None, None]:
+    """The chunk messages of ``outgoing``, in neighbor order; an active attack's timing
+    behaviour decides to whom (``recipients``), when (``hold``) and how often (``copies``)."""
+    attack = core.attack if core.attacking(round_) else None
+    targets = sorted(outgoing)
+    copies = 1
+    if attack is not None:
+        rng = np.random.default_rng([core.config.seed, core.node, round_, _WITHHOLD_SALT])
+        targets = attack.recipients(targets, rng)
+        copies = attack.copies
+        if attack.hold > 0:
+            yield Hold(attack.hold)
+    for j in targets:
+        message = m.chunk(src=core.node, round_=round_, chunks=outgoing[j])
+        for _ in range(copies):
+            yield Send(j, message)

@@ -13,7 +13,9 @@ What a round sends and waits for is the round schedule (``peer/rounds.py``), whi
 in-process reference runs too; this module only delivers its steps: a ``Send`` goes out
 over the data plane, an ``Await`` polls both sockets until the expected live senders'
 messages are in the inbox or the round's ``runtime.chunk_timeout`` (counted from the end
-of local training) passes. Around the schedule it writes checkpoints and reports
+of local training) passes, and a ``Hold`` waits (polling) until its fraction of that
+deadline. A straggler (``peer/stragglers.py``) waits out its slowdown after training,
+before its deadline starts. Around the schedule it writes checkpoints and reports
 ``round_done`` with the round's metrics, traffic and timing.
 """
 
@@ -45,7 +47,8 @@ from peer.data import test_subset
 from peer.dataplane import DataPlane
 from peer.inbox import Inbox
 from peer.options import PeerOptions
-from peer.rounds import Await, Send, round_steps
+from peer.rounds import Await, Hold, Send, round_steps
+from peer.stragglers import slowdown
 from peer.traffic import Traffic
 from protocol import assignment as assignment_mod
 from protocol import messages as m
@@ -157,7 +160,8 @@ class PeerRuntime:
                 self.node,
                 cfg.runtime.checkpoint_every,
             )
-        self.inbox = Inbox(self.core, started=started)
+        self.inbox = Inbox(self.core, started=started, traffic=self.traffic)
+        self.slowdown = slowdown(cfg, self.node)
         self.data.connect(self.node, self.addresses, assignment.linked())  # before ready: round 1 may start at once
         # everything built so far (torch's modules, the data, the model) lives for the whole
         # run: move it out of the cyclic collector's reach, so a full collection scans only
@@ -251,23 +255,39 @@ class PeerRuntime:
                 return
             self._poll_once(min(_POLL_MS * 10, int(left * 1000) + 1))
 
+    def _idle_until(self, until: float) -> None:
+        """Receive what arrives (and handle control messages) until ``until`` (monotonic)."""
+        while (left := until - time.monotonic()) > 0:
+            self.control.check()
+            self._poll_once(min(_POLL_MS * 10, int(left * 1000) + 1))
+
     def _drive(self, round_: int) -> RoundResult:
         """Deliver the round schedule's steps; return its result."""
         assert self.core is not None and self.inbox is not None
         schedule = round_steps(self.core, self.inbox, round_)
-        deadline: float | None = None
+        timeout = self.core.config.runtime.chunk_timeout
+        straggle_s = 0.0
         try:
-            step = next(schedule)
+            t_train = time.monotonic()
+            step = next(schedule)  # the first step comes when local training is done
+            if self.slowdown > 1:  # a straggler: training took slowdown times as long
+                straggle_s = (self.slowdown - 1) * (time.monotonic() - t_train)
+                self._idle_until(time.monotonic() + straggle_s)
+            start = time.monotonic()
+            deadline = start + timeout
             while True:
-                if deadline is None:  # the first step comes when local training is done
-                    deadline = time.monotonic() + self.core.config.runtime.chunk_timeout
                 if isinstance(step, Send):
                     self.data.send(step.to, step.message)
+                elif isinstance(step, Hold):
+                    self._idle_until(start + step.at * timeout)
                 else:
                     self._wait(round_, step, deadline)
                 step = next(schedule)
         except StopIteration as end:
-            return end.value
+            result: RoundResult = end.value
+            if straggle_s:
+                result.timing["straggle_s"] = straggle_s
+            return result
 
     def run_round(self, round_: int, failed: list[int]) -> None:
         """Round ``round_``: the schedule, the checkpoint if due, ``round_done``."""
@@ -293,6 +313,7 @@ class PeerRuntime:
                 metrics=result.metrics,
                 traffic=self.traffic.take(),
                 timing=result.timing,
+                delivery=result.delivery,
                 checkpoint=round_ if saved else None,
             )
         )

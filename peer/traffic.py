@@ -8,7 +8,9 @@ so both report one ``traffic`` format in ``round_done`` and ``rounds.jsonl``
 * ``sent_msgs``, ``sent_bytes`` (whole messages: msgpack header + array frames),
   ``sent_payload_bytes`` (array frames only), ``recv_msgs``, ``recv_bytes`` and
   ``dropped``: since the previous report;
-* ``drops_total``: reason -> count since the start.
+* ``drops_total``: reason -> count since the start;
+* ``late_from``: sender -> chunks that arrived after this peer's deadline for them (the
+  round it aggregated last), since the previous report (``late`` drops, per sender).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Traffic:
     recv_bytes: int = 0
     dropped: int = 0
     drops: Counter[str] = field(default_factory=Counter)
+    late: Counter[int] = field(default_factory=Counter)  #: late chunks per sender (the inbox counts them)
 
     def count_sent(self, frames: Sequence[Any]) -> None:
         """One message of ``frames`` (header first) handed to a socket."""
@@ -72,7 +75,9 @@ class Traffic:
             "recv_bytes": self.recv_bytes,
             "dropped": self.dropped,
             "drops_total": dict(self.drops),
+            "late_from": {str(j): n for j, n in sorted(self.late.items())},
         }
+        self.late.clear()
         self.sent_msgs = self.sent_bytes = self.sent_payload_bytes = 0
         self.recv_msgs = self.recv_bytes = self.dropped = 0
         return out

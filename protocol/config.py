@@ -221,6 +221,22 @@ class RuntimeConfig:
 
 
 @dataclass
+class StragglersConfig:
+    """Peers that compute slower: their local training costs ``factor`` times its measured
+    wall time (the peer sleeps the difference after training), so a straggler's chunks
+    leave later while every number it computes stays the same (peer/stragglers.py)."""
+
+    #: slowdown of a straggler, >= 1 (1 = no stragglers); with distribution = uniform, the
+    #: largest slowdown
+    factor: float = 1.0
+    #: how each straggler's slowdown is set: fixed (every straggler takes factor) or
+    #: uniform (each draws its own from U[1, factor], seeded by the run seed and its id)
+    distribution: str = "fixed"
+    fraction: float = 0.0  #: fraction of peers that straggle, chosen with the run seed, rounded half up
+    nodes: list[int] = field(default_factory=list)  #: explicit straggler ids (instead of fraction)
+
+
+@dataclass
 class RunConfig:
     """A whole experiment."""
 
@@ -238,6 +254,7 @@ class RunConfig:
     byzantine: ByzantineConfig = field(default_factory=ByzantineConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    stragglers: StragglersConfig = field(default_factory=StragglersConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (TOML/JSON/msgpack friendly)."""
@@ -249,10 +266,12 @@ class RunConfig:
 
 
 def config_fingerprint(cfg: RunConfig) -> str:
-    """Short SHA-256 of every field that affects a run's results (all but ``runtime.*``):
-    checkpoints carry it, and ``byzemu launch --resume`` refuses a config that differs."""
+    """Short SHA-256 of every field that affects a run's results (all but ``runtime.*`` and
+    ``stragglers.*``, which change only when things happen): checkpoints carry it, and
+    ``byzemu launch --resume`` refuses a config that differs."""
     data = cfg.to_dict()
     data.pop("runtime", None)
+    data.pop("stragglers", None)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -364,6 +383,23 @@ def check(cfg: RunConfig) -> None:
         r.curve in CURVE_MODES,
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
     )
+    _check_stragglers(cfg)
     defense, byz = cfg.defense, cfg.byzantine
     unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
     _require(unknown is None, unknown or "")
+
+
+STRAGGLER_DISTRIBUTIONS = ("fixed", "uniform")  #: values of stragglers.distribution
+
+
+def _check_stragglers(cfg: RunConfig) -> None:
+    s = cfg.stragglers
+    _require(s.factor >= 1, f"stragglers.factor={s.factor}: must be >= 1 (1 = no slowdown)")
+    _require(
+        s.distribution in STRAGGLER_DISTRIBUTIONS,
+        f"stragglers.distribution={s.distribution!r}: valid values are {', '.join(STRAGGLER_DISTRIBUTIONS)}",
+    )
+    _require(0 <= s.fraction <= 1, f"stragglers.fraction={s.fraction}: must be in [0, 1]")
+    _require(not (s.fraction and s.nodes), "stragglers: give fraction or nodes, not both (nodes lists the stragglers)")
+    bad = [n for n in s.nodes if not 0 <= n < cfg.nodes]
+    _require(not bad, f"stragglers.nodes={s.nodes}: ids must be in 0..{cfg.nodes - 1} (nodes={cfg.nodes})")

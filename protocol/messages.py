@@ -78,7 +78,7 @@ OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
         "mac": _MAP,
     },
     ROUND_START: {"checkpoint": _INT},
-    ROUND_DONE: {"checkpoint": _INT},
+    ROUND_DONE: {"checkpoint": _INT, "delivery": _MAP},
 }
 
 #: number of array frames a kind must carry (None = any number, checked per kind)
@@ -191,9 +191,16 @@ def round_done(
     traffic: dict[str, Any],
     timing: dict[str, Any],
     checkpoint: int | None = None,
+    delivery: dict[str, list[int]] | None = None,
 ) -> Message:
-    """``checkpoint``: ``round_`` when the peer wrote its checkpoint of it."""
-    fields = {"metrics": metrics, "traffic": traffic, "timing": timing, **_optional(checkpoint=checkpoint)}
+    """``checkpoint``: ``round_`` when the peer wrote its checkpoint of it; ``delivery``:
+    the senders each of its inbox reads found (the run's delivery log)."""
+    fields = {
+        "metrics": metrics,
+        "traffic": traffic,
+        "timing": timing,
+        **_optional(checkpoint=checkpoint, delivery=delivery),
+    }
     return Message(ROUND_DONE, src, round_, fields)
 
 

@@ -113,6 +113,8 @@ ATTACK_PARAMS: dict[str, tuple[str, ...]] = {
         "trigger_size",
         "trigger_value",
     ),
+    "deadline_edge": ("at", "interval", "start_round"),
+    "flood": ("copies", "interval", "start_round"),
     "gaussian": ("interval", "mean", "sigma", "start_round"),
     "inf": ("interval", "start_round", "value"),
     "ipm": ("epsilon", "interval", "start_round"),
@@ -134,6 +136,7 @@ ATTACK_PARAMS: dict[str, tuple[str, ...]] = {
         "trigger_value",
     ),
     "sign_flip": ("interval", "of", "scale", "start_round"),
+    "withhold": ("fraction", "interval", "start_round"),
 }
 
 

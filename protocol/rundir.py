@@ -7,6 +7,8 @@ has every field)::
     RUN_DIR/config.json          same, as JSON, with the mode the run ran in
     RUN_DIR/topology.json        graph, roles, shard sizes, each peer's pid/host/address
     RUN_DIR/rounds.jsonl         one JSON line per round, appended and flushed as it ends
+    RUN_DIR/deliveries.jsonl     the delivery log: per round, the senders each peer's inbox
+                                 reads found (byzemu reference --replay reproduces the run)
     RUN_DIR/summary.json         final/best honest accuracy, convergence, time; written only
                                  when every round ran (the run is *finished*)
     RUN_DIR/interrupted.json     instead of summary.json when the run stopped early
@@ -48,6 +50,7 @@ CONFIG_TOML = "config.toml"
 CONFIG_JSON = "config.json"
 TOPOLOGY = "topology.json"
 ROUNDS = "rounds.jsonl"
+DELIVERIES = "deliveries.jsonl"
 SUMMARY = "summary.json"
 INTERRUPTED = "interrupted.json"
 PROVENANCE = "provenance.json"
@@ -66,6 +69,7 @@ FILE_NAMES = (
     CONFIG_JSON,
     TOPOLOGY,
     ROUNDS,
+    DELIVERIES,
     SUMMARY,
     INTERRUPTED,
     CHECKPOINTS,
@@ -134,6 +138,30 @@ def read_rounds(path: Path) -> tuple[list[bytes], list[dict[str, Any]]]:
     return lines, records
 
 
+#: a delivery log read back: {round: {node: {read label: [senders]}}}
+Deliveries = dict[int, dict[int, dict[str, list[int]]]]
+
+
+def read_deliveries(path: Path) -> Deliveries:
+    """The delivery log at ``path`` (one JSON line per round: ``{"round": t, "peers":
+    {"i": {label: [senders]}}}``); a later line of a round replaces an earlier one (a
+    resumed run writes its rounds again), a torn last line is left out."""
+    out: Deliveries = {}
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        return out
+    for line in raw.split(b"\n"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("round"), int):
+            peers = record.get("peers") or {}
+            out[record["round"]] = {int(node): dict(reads) for node, reads in peers.items()}
+    return out
+
+
 def flatten_config(data: Mapping[str, Any], prefix: str = "", *, whole: tuple[str, ...] = ()) -> dict[str, Any]:
     """``{"train": {"lr": 0.1}, "defense": {"params": {"tau": 1}}}`` ->
     ``{"train.lr": 0.1, "defense.params.tau": 1}``: nested tables become dotted keys, leaf
@@ -175,6 +203,10 @@ class RunDir:
     @property
     def rounds(self) -> Path:
         return self.path / ROUNDS
+
+    @property
+    def deliveries(self) -> Path:
+        return self.path / DELIVERIES
 
     @property
     def summary(self) -> Path:

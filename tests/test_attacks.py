@@ -708,8 +708,9 @@ def test_bind_rejects_more_dba_parts_than_trigger_pixels() -> None:
 
 def test_registered_names() -> None:
     assert ATTACKS.names() == [
-        "alie", "alie_backdoor", "back_gradient", "backdoor", "bit_flip", "dba", "gaussian", "inf", "ipm",
-        "krum_attack", "label_flip", "max", "mhamdi", "mimic", "none", "scaling", "sign_flip",
+        "alie", "alie_backdoor", "back_gradient", "backdoor", "bit_flip", "dba", "deadline_edge", "flood",
+        "gaussian", "inf", "ipm", "krum_attack", "label_flip", "max", "mhamdi", "mimic", "none", "scaling",
+        "sign_flip", "withhold",
     ]  # fmt: skip
 
 

@@ -120,7 +120,12 @@ def test_attack_none_is_honest_behaviour(unattacked: list[dict], tmp_path: Path)
     ]
 
 
-@pytest.mark.parametrize("attack", [n for n in ATTACKS.names() if n != "none"])
+#: timing behaviours that send true chunks: in the ideal network of the reference they
+#: arrive all the same (docs/ATTACKS.md, *Timing behaviours*)
+ON_TIME_IN_AN_IDEAL_NETWORK = ("deadline_edge", "flood")
+
+
+@pytest.mark.parametrize("attack", [n for n in ATTACKS.names() if n not in ("none", *ON_TIME_IN_AN_IDEAL_NETWORK)])
 def test_every_attack_runs_from_a_config_and_moves_its_neighbors(
     attack: str, unattacked: list[dict], tmp_path: Path
 ) -> None:
@@ -141,6 +146,15 @@ def test_every_attack_runs_from_a_config_and_moves_its_neighbors(
     images, labels = torch.zeros(20, 1, 28, 28), torch.arange(20) % 10
     has_trigger = probe.triggered_test_set(images, labels) is not None
     assert ("attack_success_rate" in rounds[-1]["honest"]) == has_trigger
+
+
+@pytest.mark.parametrize("attack", ON_TIME_IN_AN_IDEAL_NETWORK)
+def test_timing_attacks_that_send_true_chunks_change_nothing_in_an_ideal_network(
+    attack: str, unattacked: list[dict], tmp_path: Path
+) -> None:
+    rounds = _reference(_config(byzantine={**ON_THE_RING, "attack": attack}), tmp_path / "run")
+
+    assert [_honest_digests(r) for r in rounds] == [_honest_digests(r) for r in unattacked]
 
 
 @pytest.mark.parametrize("defense", [n for n in DEFENSES.names() if n != "mean"])

@@ -89,3 +89,26 @@ def test_pdf_embeds_truetype_fonts_and_svg_keeps_text_as_text(tmp_path: Path) ->
 def test_unknown_format_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="--format eps: choose one of png, pdf, svg"):
         plots.all_figures(_cells(), AXES, tmp_path, "eps")
+
+
+def _timed_run(name: str, elapsed: list[float], acc: list[float | None]) -> RunResult:
+    rounds = [
+        {"round": r, "elapsed_s": t, "honest": {"test_accuracy": {"mean": a}} if a is not None else {}}
+        for r, (t, a) in enumerate(zip(elapsed, acc), start=1)
+    ]
+    return RunResult(Path(f"/{name}"), {}, {}, rounds, None)
+
+
+def test_accuracy_against_wall_clock_time_averages_repeats_on_rounds_both_evaluated(tmp_path: Path) -> None:
+    from launch.analysis.wallclock import time_curve
+
+    slow = CellResult(
+        "slow",
+        {"stragglers.factor": 4.0},
+        [_timed_run("a", [1.0, 2.0, 3.0], [0.5, None, 0.7]), _timed_run("b", [2.0, 4.0, 5.0], [0.6, 0.65, 0.9])],
+    )
+    fast = CellResult("fast", {"stragglers.factor": 1.0}, [_timed_run("c", [0.5, 1.0, 1.5], [0.5, 0.6, 0.7])])
+
+    assert time_curve(slow, "test_accuracy") == ([1.5, 4.0], [0.55, 0.8])  # round 2: one repeat only
+    paths = plots.all_figures([slow, fast], ["stragglers.factor"], tmp_path)
+    assert tmp_path / "accuracy_time.png" in paths

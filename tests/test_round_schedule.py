@@ -18,6 +18,7 @@ from peer.core import NodeCore
 from peer.data import test_subset
 from peer.inbox import Inbox
 from peer.rounds import Await, Send, round_steps
+from peer.traffic import Traffic
 from protocol import config as config_mod
 from protocol import messages as m
 from protocol.codec import ProtocolError
@@ -31,7 +32,16 @@ CONFIG = small_config(
     eval={"every": 2},
 )
 
-TRAFFIC_KEYS = {"sent_msgs", "sent_bytes", "sent_payload_bytes", "recv_msgs", "recv_bytes", "dropped", "drops_total"}
+TRAFFIC_KEYS = {
+    "sent_msgs",
+    "sent_bytes",
+    "sent_payload_bytes",
+    "recv_msgs",
+    "recv_bytes",
+    "dropped",
+    "drops_total",
+    "late_from",
+}
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +155,7 @@ def _chunk(core: NodeCore, src: int, round_: int) -> m.Message:
 
 @pytest.mark.parametrize(
     ("started", "aggregated", "round_", "reason"),
-    [(3, 3, 3, "stale_round"), (3, 2, 5, "future_round")],
+    [(3, 3, 2, "stale_round"), (3, 3, 3, "late"), (3, 2, 5, "future_round")],
 )
 def test_the_inbox_refuses_rounds_outside_its_window(
     cores_factory, started: int, aggregated: int, round_: int, reason: str
@@ -185,5 +195,28 @@ def test_closing_a_round_forgets_it_and_makes_it_stale(cores_factory) -> None:
 
     assert inbox.arrived(m.CHUNK, 1) == {}
     with pytest.raises(ProtocolError) as err:
-        inbox.accept(_chunk(core, core.neighbors[1], 1))
-    assert err.value.reason == "stale_round"
+        inbox.accept(_chunk(core, core.neighbors[0], 1))  # it was aggregated: a copy
+    assert err.value.reason == "duplicate"
+    with pytest.raises(ProtocolError) as err:
+        inbox.accept(_chunk(core, core.neighbors[1], 1))  # it missed the round
+    assert err.value.reason == "late"
+
+
+def test_a_chunk_after_the_deadline_is_late_and_counted_per_sender(cores_factory) -> None:
+    core = cores_factory()[0]
+    traffic = Traffic(node=core.node)
+    inbox = Inbox(core, traffic=traffic)
+    inbox.start(1)
+    inbox.close(1)  # the deadline passed: round 1 aggregated without the neighbors' chunks
+    inbox.start(2)
+    first, second = core.neighbors[:2]
+
+    reasons = []
+    for sender in (first, second, first):
+        with pytest.raises(ProtocolError) as err:
+            inbox.accept(_chunk(core, sender, 1))
+        reasons.append(err.value.reason)
+
+    assert reasons == ["late", "late", "duplicate"]
+    assert traffic.take()["late_from"] == {str(first): 1, str(second): 1}
+    assert traffic.take()["late_from"] == {}

@@ -8,6 +8,8 @@
   accuracy, highest ASR), the number robustness claims are about.
 * ``heatmap_accuracy.png`` / ``heatmap_asr.png``: final value (mean over repeats) for the
   attack × defense grid, one panel per value of the other axes.
+* ``accuracy_time.png``: accuracy (and ASR) against wall-clock time
+  (``launch/analysis/wallclock.py``);
 * ``topology_<cell>.png``: the graph of the cell's first run, honest peers coloured by
   their final test accuracy (and ASR), Byzantine peers marked.
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.analysis.runs import CellResult
+from launch.analysis.wallclock import wallclock_figure
 
 #: (metric in rounds.jsonl, file stem, axis label, which honest statistic)
 CURVES = (
@@ -370,6 +373,8 @@ def all_figures(cells: list[CellResult], axes: list[str], out: Path, fmt: str = 
         for metric, stem, ylabel, stat in CURVES:
             if curves_figure(cells, axes, metric, stat, ylabel, out / f"{stem}.{fmt}"):
                 paths.append(out / f"{stem}.{fmt}")
+        if wallclock_figure(cells, axes, out / f"accuracy_time.{fmt}", plt, style, label):
+            paths.append(out / f"accuracy_time.{fmt}")
         for key, stem, title in (
             ("final_accuracy", "heatmap_accuracy", "final honest test accuracy (mean over peers and repeats)"),
             (

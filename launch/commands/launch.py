@@ -45,6 +45,7 @@ def run_config(
     resume: str | None = None,
     tensorboard: str | None = None,
     ignore_capacity: bool = False,
+    replay: str | None = None,
 ) -> None:
     """Load CONFIG (or the run to resume), run it with :func:`launch.api.launch`, print its
     summary: what ``byzemu launch`` and ``byzemu reference`` do."""
@@ -58,6 +59,12 @@ def run_config(
             cfg, point = load_resume(resume, overrides, config)
             out = resume
             click.echo(resume_line(Path(resume), point.round, cfg.rounds), err=True)
+        elif replay is not None:
+            from launch.run.reference import replay_config
+
+            if config is not None or overrides:
+                raise ConfigError("--replay RUN_DIR runs that run's own config: give no CONFIG and no --set")
+            cfg = replay_config(replay)
         elif config is None:
             raise ConfigError("missing CONFIG (or --resume RUN_DIR)")
         else:
@@ -80,6 +87,7 @@ def run_config(
             tensorboard=tensorboard,
             resume=point,
             check_capacity=False,  # checked above
+            replay=replay,
         )
     except user_errors() as exc:
         from launch.run.claim import release_out_dir

@@ -8,6 +8,16 @@ each waits for messages not yet sent. For one config and seed it produces bit-id
 models and metrics (``tests/test_reference_equivalence.py``) and the same traffic
 counters; its wall time is the baseline against which the emulator's overhead is
 measured. Rounds are recorded by the coordinator's :class:`~coordinator.recorder.RoundRecorder`.
+
+The reference is an ideal network with deadlines: every message sent arrives at once,
+and a node that waits for a message nobody will send (a withholding attacker's) goes on
+as its deadline would let it, once no node can move. Stragglers and held chunks cost it
+no time.
+
+Replay (``byzemu reference --replay RUN_DIR``): given a run's delivery log
+(``deliveries.jsonl``), each node's round schedule waits for and reads exactly the
+senders the logged run's node found, so a run whose deadlines dropped chunks is
+reproduced bit for bit (:func:`replay_run`).
 """
 
 from __future__ import annotations
@@ -26,10 +36,13 @@ from peer import data
 from peer.core import NodeCore, RoundResult
 from peer.data import test_subset
 from peer.inbox import Inbox
-from peer.rounds import Await, Send, Step, round_steps
+from peer.rounds import Await, Hold, Send, Step, round_steps
 from peer.traffic import Traffic
+from protocol import config as config_mod
 from protocol.codec import ProtocolError, encode
 from protocol.config import RunConfig
+from protocol.errors import UserError
+from protocol.rundir import Deliveries, RunDir, read_deliveries
 
 
 class MemoryNetwork:
@@ -37,18 +50,21 @@ class MemoryNetwork:
     schedule and delivers its messages."""
 
     def __init__(self, cores: list[NodeCore]) -> None:
-        self.cores = {c.node: c for c in cores}
-        self.inboxes = {c.node: Inbox(c) for c in cores}
         self.traffic = {c.node: Traffic(node=c.node) for c in cores}
+        self.cores = {c.node: c for c in cores}
+        self.inboxes = {c.node: Inbox(c, traffic=self.traffic[c.node]) for c in cores}
+        self._expired: set[int] = set()  # nodes whose deadline passed this round
 
-    def run_round(self, round_: int) -> dict[int, RoundResult]:
-        """Run round ``round_`` on every core; return each node's result."""
+    def run_round(self, round_: int, replay: dict[int, dict[str, list[int]]] | None = None) -> dict[int, RoundResult]:
+        """Run round ``round_`` on every core; return each node's result. ``replay``: the
+        round's entry of a delivery log (every node's reads)."""
         gens: dict[int, Generator[Step, None, RoundResult]] = {}
         for node, core in self.cores.items():
             self.inboxes[node].start(round_)
-            gens[node] = round_steps(core, self.inboxes[node], round_)
+            gens[node] = round_steps(core, self.inboxes[node], round_, replay=replay[node] if replay else None)
         waiting: dict[int, Await | None] = dict.fromkeys(gens)
         results: dict[int, RoundResult] = {}
+        self._expired = set()
         while len(results) < len(gens):
             moved = False
             for node in sorted(gens):
@@ -57,11 +73,8 @@ class MemoryNetwork:
                     continue
                 moved = True
                 waiting[node] = self._advance(node, round_, gens[node], results)
-            if not moved:
-                stuck = {
-                    n: (w.kind, sorted(w.senders)) for n, w in waiting.items() if w is not None and n not in results
-                }
-                raise RuntimeError(f"round {round_}: the round schedule waits for messages never sent: {stuck}")
+            if not moved:  # what they wait for is never sent: their deadlines pass
+                self._expired |= {n for n, w in waiting.items() if w is not None and n not in results}
         for inbox in self.inboxes.values():
             inbox.close(round_)
         return results
@@ -79,10 +92,14 @@ class MemoryNetwork:
                 return None
             if isinstance(step, Send):
                 self._deliver(node, step)
+            elif isinstance(step, Hold):
+                continue  # an ideal network: held chunks arrive in time all the same
             elif self._missing(node, round_, step):
                 return step
 
     def _missing(self, node: int, round_: int, step: Await) -> bool:
+        if node in self._expired:
+            return False
         return bool(self.inboxes[node].missing(step.kind, round_, step.senders))
 
     def _deliver(self, src: int, step: Send) -> None:
@@ -104,8 +121,10 @@ def run_reference(
     out_dir: str | Path,
     *,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    replay: Deliveries | None = None,
 ) -> dict[str, Any]:
-    """Run ``cfg`` in this process and write the same results folder as a launch."""
+    """Run ``cfg`` in this process and write the same results folder as a launch;
+    ``replay``: a delivery log to follow (:func:`replay_run`)."""
     torch.set_num_threads(1)
     wall0 = time.monotonic()
     plan = build_plan(cfg)
@@ -122,10 +141,38 @@ def run_reference(
     recorder = RoundRecorder(plan=plan, results=results, started=time.monotonic(), progress=progress)
     for round_ in range(1, cfg.rounds + 1):
         t0 = time.monotonic()
-        outcome = network.run_round(round_)
+        outcome = network.run_round(round_, replay[round_] if replay is not None else None)
         reports = {
-            node: {"metrics": r.metrics, "traffic": network.traffic[node].take(), "timing": r.timing}
+            node: {
+                "metrics": r.metrics,
+                "traffic": network.traffic[node].take(),
+                "timing": r.timing,
+                "delivery": r.delivery,
+            }
             for node, r in sorted(outcome.items())
         }
         recorder.record(round_=round_, reports=reports, failed=set(), t0=t0, t1=time.monotonic(), coordinator_drops={})
     return results.finish(wall_s=time.monotonic() - wall0)
+
+
+def replay_config(run_dir: str | Path) -> RunConfig:
+    """The config of the finished run in ``run_dir``, for ``byzemu reference --replay``;
+    UserError (one line) if the folder has no config, the run did not finish, or its
+    delivery log lacks a peer's round (a run of an older byzemu, or one whose peers failed:
+    nobody knows what a dead peer read)."""
+    run = RunDir(run_dir)
+    if not run.config_toml.is_file():
+        raise UserError(f"--replay {run.path}: no {run.config_toml.name}; give the results folder of a run")
+    cfg = config_mod.load(run.config_toml)
+    rounds = len(run.records())
+    if rounds < cfg.rounds:
+        raise UserError(f"--replay {run.path}: {rounds} of {cfg.rounds} rounds recorded; only a finished run replays")
+    log = read_deliveries(run.deliveries)
+    for round_ in range(1, cfg.rounds + 1):
+        missing = sorted(set(range(cfg.nodes)) - set(log.get(round_, {})))
+        if missing:
+            raise UserError(
+                f"--replay {run.path}: {run.deliveries.name} has no round-{round_} record of peers {missing} "
+                "(a run of an older byzemu, or peers that failed): it cannot be replayed"
+            )
+    return cfg

@@ -24,11 +24,14 @@ def safe_name(text: str) -> str:
 
 
 def cell_name(values: dict[str, Any]) -> str:
-    """Readable, filesystem-safe folder name: ``axis=value__axis=value``."""
+    """Readable, filesystem-safe folder name: ``axis=value__axis=value`` (a field the cell
+    does not have, e.g. a parameter only another cell's attack takes, is left out)."""
     if not values:
         return "base"
     parts = []
     for key, value in values.items():
+        if value is None:
+            continue
         shown = value if isinstance(value, str) else toml_value(value)
         parts.append(f"{safe_name(key)}={safe_name(str(shown))}")
     return "__".join(parts)

@@ -198,6 +198,12 @@ class Attack(ABC):
     uses_own_training: bool = False
     #: attributes that live for one round only (left out of :meth:`state_dict`)
     transient: ClassVar[tuple[str, ...]] = ()
+    #: timing (docs/ATTACKS.md, *Timing behaviours*; peer/rounds.py): send the round's
+    #: chunks only once this fraction of runtime.chunk_timeout has passed since the end of
+    #: local training (0: at once) ...
+    hold: float = 0.0
+    #: ... and each chunk message this many times (the receiver keeps the first)
+    copies: int = 1
 
     def __init__(self, *, start_round: int = 1, interval: int = 1) -> None:
         if start_round < 1:
@@ -247,6 +253,11 @@ class Attack(ABC):
         ``neighborhoods`` maps every honest neighbor of a Byzantine peer to (its degree,
         its Byzantine neighbors). Default none."""
         return []
+
+    def recipients(self, neighbors: list[int], rng: np.random.Generator) -> list[int]:
+        """The neighbors that get this round's chunks, in order (timing: withholding);
+        ``rng`` is seeded by (seed, node, round). Default: all of them."""
+        return neighbors
 
     def craft(self, payload: dict[int, np.ndarray], ctx: AttackContext) -> dict[int, np.ndarray]:
         """Payload actually sent to ``ctx.neighbor``; default: the honest payload."""
