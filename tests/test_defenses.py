@@ -691,6 +691,7 @@ BAD_PARAMS: dict[str, list[dict]] = {
     **{n: [{"f": -1}] for n in ("mda", "monna", "meamed", "caf", "smea")},
     "dfl_dual": [{"alpha": -1.0}, {"c1": 0}, {"samples_per_class": 0}, {"inversion_lr": 0}],
     "dfl_detector": [{"window": 0}, {"gap_refs": 0}],
+    "fltrust": [{"granularity": "layer"}],
     "cdl": [{"own_weight": 2.0}],
     "norm_clip": [{"tau": 0}, {"tau": -1.0}, {"tau": float("nan")}, {"tau": "1"}, {"tau": True}],
     "adaptive_norm_clip": [{"factor": 0}, {"momentum": 1.0}, {"momentum": -0.1}, {"pool": "all"}],
