@@ -55,8 +55,7 @@ def test_unknown_field_message_lists_the_valid_fields_of_that_table() -> None:
 
     assert (
         "batch_size, local_epochs, local_steps, lr, lr_fading, lr_schedule, lr_step_epochs, lr_step_gamma, "
-        "momentum, weight_decay"
-        in str(exc.value)
+        "momentum, weight_decay" in str(exc.value)
     )
 
 
