@@ -153,7 +153,9 @@ class ByzantineConfig:
     #: small; too few Byzantine peers for a majority is an error naming the count needed);
     #: added (the graph is built over the benign peers, then each Byzantine peer is
     #: linked to each benign peer with probability topology.p, at least once; Guo et al.
-    #: 2022, Sec. VI-A); coordinator/roles.py
+    #: 2022, Sec. VI-A); honest_connected (seeded, the honest peers induce a connected
+    #: subgraph so each has an honest neighbor, as DFL-Dual's setting; checked at plan
+    #: time); coordinator/roles.py
     placement: str = "random"
     nodes: list[int] = field(default_factory=list)  #: explicit Byzantine ids
     target: int = 0  #: the honest peer that placement = dominating surrounds
