@@ -19,7 +19,7 @@ from typing import Any
 
 #: every defense (defense.name) a config can name -> the parameters it takes
 DEFENSE_PARAMS: dict[str, tuple[str, ...]] = {
-    "adaptive_norm_clip": ("factor", "momentum", "pool"),
+    "adaptive_norm_clip": ("clip_own", "factor", "momentum", "pool"),
     "bridge": ("b", "guf_alpha", "rho", "rho_central"),
     "bridge_m": ("guf_alpha", "own_candidate"),
     "bulyan": ("f", "guf_alpha", "own_candidate", "rho", "rho_central"),
@@ -54,7 +54,7 @@ DEFENSE_PARAMS: dict[str, tuple[str, ...]] = {
     "median": ("guf_alpha", "own_candidate"),
     "monna": ("f",),
     "multi_krum": ("f", "granularity", "guf_alpha", "m_select", "neighbourhood", "own_candidate", "rho", "rho_central"),
-    "norm_clip": ("tau",),
+    "norm_clip": ("clip_own", "tau"),
     "sentinel": ("cos_threshold", "granularity", "weight_cutoff"),
     "smea": ("f",),
     "trimmed_mean": ("f", "guf_alpha", "own_candidate", "rho", "rho_central"),
@@ -111,6 +111,16 @@ ATTACK_PARAMS: dict[str, tuple[str, ...]] = {
         "trigger_size",
         "trigger_value",
     ),
+    "backdoor_replacement": (
+        "eta",
+        "fraction",
+        "interval",
+        "start_round",
+        "target",
+        "trigger_position",
+        "trigger_size",
+        "trigger_value",
+    ),
     "bit_flip": ("bits", "fraction", "interval", "start_round"),
     "dba": (
         "boost",
@@ -123,7 +133,7 @@ ATTACK_PARAMS: dict[str, tuple[str, ...]] = {
         "trigger_size",
         "trigger_value",
     ),
-    "gaussian": ("interval", "mean", "sigma", "start_round"),
+    "gaussian": ("draw", "interval", "mean", "seed", "sigma", "start_round"),
     "inf": ("interval", "start_round", "value"),
     "ipm": ("epsilon", "interval", "start_round"),
     "krum_attack": ("interval", "start_round", "tolerance"),

@@ -272,14 +272,17 @@ def test_honest_connected_holds_where_random_placement_breaks_it() -> None:
     # 10 peers, 4-regular, 60 % Byzantine (DFL-Dual's default): with seed 1 the random
     # placement leaves an honest peer with no honest neighbor; honest_connected never does
     graph = nx.random_regular_graph(4, 10, seed=1)
-    honest_of = lambda ids: sorted(set(range(10)) - set(ids))  # noqa: E731
-    broken = [s for s in range(20) if not nx.is_connected(graph.subgraph(honest_of(choose_byzantine(10, seed=s, count=6))))]
+
+    def connected(ids: list[int]) -> bool:
+        return nx.is_connected(graph.subgraph(sorted(set(range(10)) - set(ids))))
+
+    broken = [s for s in range(20) if not connected(choose_byzantine(10, seed=s, count=6))]
     assert broken  # random placement disconnects the honest peers for some seeds
 
     for seed in broken:
         ids = choose_byzantine(10, seed=seed, count=6, placement="honest_connected", graph=graph)
 
-        assert len(ids) == 6 and nx.is_connected(graph.subgraph(honest_of(ids)))
+        assert len(ids) == 6 and connected(ids)
 
 
 def test_honest_connected_with_one_honest_peer_is_an_error_naming_the_limit() -> None:
