@@ -28,9 +28,10 @@ class GaussianAttack(Attack):
     * ``"shared"``: one vector per (round, chunk index), the same for every attacker and
       every receiver (a generator seeded by ``seed``, the round and the index): the
       Byzantine payloads coincide, so they form the tightest cluster a Krum-type score
-      can see. Guo et al. 2022 (Sec. VI-A) give sigma but not whether the attackers share
-      their noise; this is the reading under which a Gaussian attack can pass Krum.
-    ``sigma`` (the standard deviation, Guo et al. 2022's sigma) applies to both.
+      can see. Guo et al. 2022 (Sec. VI-C, "Gaussian attack": "random estimate vectors
+      following the Gaussian distribution") give neither sigma nor whether the attackers
+      share their noise; this is the reading under which a Gaussian attack can pass Krum.
+    ``sigma`` (the standard deviation) applies to both.
     """
 
     def __init__(
