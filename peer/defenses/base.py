@@ -25,6 +25,7 @@ import torch
 
 from peer.defenses import ops
 from peer.defenses.evidence import RoundView, SenderEvidence, Verdict, gather, weighted_rows
+from peer.defenses.probe import ModelProbe
 
 
 @dataclass(frozen=True)
@@ -58,23 +59,6 @@ class ChunkContext:
     #: the own model with a payload substituted, for rules that differentiate through it
     #: (DFL-Dual's model inversion); None where no model is at hand (unit tests)
     probe: ModelProbe | None = None
-
-
-@dataclass(frozen=True)
-class ModelProbe:
-    """The peer's own model with a payload substituted for its chunk ``span`` = [lo, hi)
-    of the flattened parameters (``model_with(payload)`` loads a scratch copy and returns
-    it; parameters in ``model.parameters()`` order), with the facts of its data: the
-    image shape (C, H, W), the number of classes, and the local SGD steps and learning
-    rate of one round (a round's update divided by ``steps * lr`` is its mean gradient).
-    """
-
-    model_with: Callable[[torch.Tensor], torch.nn.Module]
-    span: tuple[int, int]
-    image_shape: tuple[int, ...]
-    num_classes: int
-    steps: int
-    lr: float
 
 
 class Defense(ABC):

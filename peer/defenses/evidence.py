@@ -31,14 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import torch
 
 from peer.defenses.ops import flat, mean_rows
-
-if TYPE_CHECKING:
-    from peer.defenses.base import ModelProbe
+from peer.defenses.probe import ModelProbe
 
 
 @dataclass(frozen=True)
