@@ -34,6 +34,16 @@ Placements:
   one. Guo et al. 2022 does not say how the added nodes connect; this is our reading. No edges
   between Byzantine peers (they collude over their own channel anyway).
 
+- ``honest_connected``: b Byzantine peers (``count`` or ``fraction`` as for ``random``)
+  placed so that the honest peers induce a connected subgraph of the graph, hence every
+  honest peer has at least one honest neighbor (DFL-Dual's setting: Sun et al. 2024,
+  §5.6.1, notes that even with 80 % Byzantine clients "the remaining two benign clients
+  are connected"). Seeded draws as ``random`` are tried until one qualifies (uniform over
+  the qualifying placements; the first draw is ``random``'s own); after
+  ``HONEST_CONNECTED_TRIES`` draws a connected honest set is grown from a seeded start
+  instead. Fewer than 2 honest peers, or no connected component holding n - b peers, is
+  a `RolesError` saying how many Byzantine peers the graph allows.
+
 Errors are raised as `RolesError`, whose message is one line saying what is
 wrong and how to fix it.
 """
@@ -51,7 +61,10 @@ from protocol.errors import UserError
 
 __all__ = ["PLACEMENTS", "RolesError", "attach_added", "added_count", "choose_byzantine", "dominate"]
 
-PLACEMENTS: tuple[str, ...] = ("random", "explicit", "dominating", "added")
+PLACEMENTS: tuple[str, ...] = ("random", "explicit", "dominating", "added", "honest_connected")
+
+#: seeded uniform draws tried by placement "honest_connected" before growing a connected set
+HONEST_CONNECTED_TRIES = 1000
 
 
 class RolesError(UserError):
@@ -104,7 +117,40 @@ def choose_byzantine(
     if number == 0:
         return []
     rng = np.random.default_rng(seed)
+    if placement == "honest_connected":
+        if graph is None:
+            raise RolesError("byzantine.placement=honest_connected needs the graph")  # pragma: no cover
+        return _honest_connected(graph, number, rng)
     return sorted(int(v) for v in rng.choice(n, size=number, replace=False))
+
+
+def _honest_connected(graph: nx.Graph, number: int, rng: np.random.Generator) -> list[int]:
+    """Placement "honest_connected" (module docstring): ``number`` Byzantine ids whose
+    complement induces a connected subgraph of at least 2 peers."""
+    n = graph.number_of_nodes()
+    honest = n - number
+    largest = max((len(c) for c in nx.connected_components(graph)), default=0)
+    if honest < 2:
+        raise RolesError(
+            f"byzantine.placement=honest_connected: {number} Byzantine of {n} peers leave {honest} honest, "
+            f"and a connected honest subgraph needs at least 2; use at most {n - 2} Byzantine peers"
+        )
+    if largest < honest:
+        raise RolesError(
+            f"byzantine.placement=honest_connected: the {honest} honest peers cannot be connected, the graph's "
+            f"largest component has {largest} peers; use at least {n - largest} Byzantine peers or a connected graph"
+        )
+    for _ in range(HONEST_CONNECTED_TRIES):
+        byz = sorted(int(v) for v in rng.choice(n, size=number, replace=False))
+        rest = set(range(n)) - set(byz)
+        if nx.is_connected(graph.subgraph(rest)):
+            return byz
+    start = int(rng.choice(sorted(v for c in nx.connected_components(graph) if len(c) >= honest for v in c)))
+    grown = {start}
+    while len(grown) < honest:
+        frontier = sorted({int(u) for v in grown for u in graph.neighbors(v)} - grown)
+        grown.add(int(rng.choice(frontier)))
+    return sorted(set(range(n)) - grown)
 
 
 def added_count(n: int, *, count: int = 0, fraction: float = 0.0) -> int:

@@ -26,10 +26,10 @@ from peer import checkpoint, chunking
 from peer.attacks import Attack, AttackContext, build_attack
 from peer.attacks.base import DataInfo, Knowledge, Neighborhood, OwnTraining
 from peer.data import ImageData
-from peer.defenses import ChunkContext, Defense, ModelProbe, build_defense
+from peer.defenses import ChunkContext, Defense, ModelProbe, RoundView, build_defense
 from peer.models import build_model
 from peer.schedule import lr_schedule
-from peer.training import LocalTrainer, evaluate
+from peer.training import LocalTrainer, evaluate, round_steps
 from protocol.assignment import Assignment
 from protocol.codec import ChunkCheck
 from protocol.payload import PayloadCheck, Payloads
@@ -129,7 +129,9 @@ class NodeCore:
         self._own_model = copy.deepcopy(self.model) if self.attack and self.attack.uses_own_training else None
         # rounds per pass over the shard (the sampler drops a short last batch)
         steps_per_epoch = len(labels) // self.trainer.batch_size
-        self.defense.set_epoch_length(steps_per_epoch / max(cfg.train.local_steps, 1))
+        #: SGD steps per round: train.local_steps, or train.local_epochs full passes
+        self.local_steps = round_steps(cfg.train.local_steps, cfg.train.local_epochs, steps_per_epoch)
+        self.defense.set_epoch_length(steps_per_epoch / max(self.local_steps, 1))
         self.test_images, self.test_labels = test_set
         self._triggered = (
             self._asr_attack.triggered_test_set(*test_set) if self._asr_attack and self._evaluates else None
@@ -194,7 +196,7 @@ class NodeCore:
         if self.attack is not None and own is not None:
             self.attack.prepare(round_, own)
         self.vector_before = self.vector
-        self._train_loss = self.trainer.train(self.config.train.local_steps)
+        self._train_loss = self.trainer.train(self.local_steps)
         self.vector = chunking.flatten(self._params)
         self._train_s = time.perf_counter() - start
         self._train_cpu_s = time.process_time() - cpu
@@ -252,7 +254,7 @@ class NodeCore:
             labels=self.trainer.labels,
             vector=self.vector,
             batch_size=self.trainer.batch_size,
-            local_steps=train.local_steps,
+            local_steps=self.local_steps,
             lr=self.trainer.optimizer.lr,
             momentum=train.momentum,
             weight_decay=train.weight_decay,
@@ -308,6 +310,7 @@ class NodeCore:
         self._own_sample_loss = None
         as_tensors = {j: {c: _as_tensor(v) for c, v in received[j].items()} for j in senders}
         self.defense.begin_round(round_, own_all, as_tensors, self.bounds)
+        self.defense.judge_round(self._round_view(round_, own_all, before_all, as_tensors))
         received_count = 0
         degree, size = len(self.neighbors), vector.size
         for c, (lo, hi) in enumerate(self.bounds):
@@ -445,7 +448,36 @@ class NodeCore:
             return self._scratch
 
         info, train = self._data_info, self.config.train
-        return ModelProbe(model_with, (lo, hi), info.image_shape, info.num_classes, train.local_steps, train.lr)
+        return ModelProbe(model_with, (lo, hi), info.image_shape, info.num_classes, self.local_steps, train.lr)
+
+    def _round_view(
+        self, round_: int, own: torch.Tensor, before: torch.Tensor, received: dict[int, dict[int, torch.Tensor]]
+    ) -> RoundView:
+        """The whole round for neighbor-level defenses, with whole-model loss hooks and probe."""
+
+        def loss_with(vec: torch.Tensor, sample: bool = False) -> float:
+            batch = self.trainer.last_batch if sample and self.trainer.last_batch else self.loss_batch
+            return self._loss_of(vec.numpy(), batch)
+
+        def model_with(vec: torch.Tensor) -> torch.nn.Module:
+            chunking.load_vector(self._scratch_params, vec.numpy())
+            return self._scratch
+
+        info, train = self._data_info, self.config.train
+        span = (0, own.numel())
+        probe = ModelProbe(model_with, span, info.image_shape, info.num_classes, self.local_steps, train.lr)
+        return RoundView(
+            node=self.node,
+            round=round_,
+            degree=len(self.neighbors),
+            own=own,
+            own_before=before,
+            received=received,
+            bounds=self.bounds,
+            loss_with=loss_with,
+            sample_loss_with=lambda vec: loss_with(vec, sample=True),
+            probe=probe,
+        )
 
     def _loss_of(self, vec: np.ndarray, batch: tuple[torch.Tensor, torch.Tensor]) -> float:
         chunking.load_vector(self._scratch_params, vec)

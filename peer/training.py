@@ -65,6 +65,14 @@ class SGD:
         self.buffers = [None if b is None else b.clone() for b in buffers]
 
 
+def round_steps(local_steps: int, local_epochs: int, steps_per_epoch: int) -> int:
+    """SGD steps of one round: ``local_epochs`` full passes over the shard
+    (``local_epochs * steps_per_epoch``, the sampler dropping a short last batch) when
+    ``local_epochs`` > 0, as Sun et al. 2024 (§4.2: each client performs E epochs of local
+    mini-batch SGD per round); else ``local_steps``."""
+    return local_epochs * steps_per_epoch if local_epochs > 0 else local_steps
+
+
 class LocalTrainer:
     """Runs ``steps`` SGD steps per call on mini-batches drawn without replacement.
 

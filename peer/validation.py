@@ -74,6 +74,13 @@ def check_count(name: str, value: object, *, minimum: int = 0) -> int | None:
     return None if value is None else check_int(name, value, minimum=minimum)
 
 
+def check_flag(name: str, value: object) -> bool:
+    """``value`` if it is a boolean, else ValueError."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}={value!r} must be true or false")
+    return value
+
+
 def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
     """``value`` if it is one of the strings ``choices``, else ValueError."""
     if not isinstance(value, str) or value not in choices:

@@ -99,7 +99,10 @@ class ModelConfig:
 class TrainConfig:
     """Local SGD that each peer runs at the start of every round."""
 
-    local_steps: int = 10  #: SGD steps per round
+    local_steps: int = 10  #: SGD steps per round (when local_epochs = 0)
+    #: E > 0: each round is E full passes over the local shard (E * floor(shard / batch_size)
+    #: steps, replacing local_steps; Sun et al. 2024, §4.2); 0 = local_steps per round
+    local_epochs: int = 0
     batch_size: int = 32  #: mini-batch size
     lr: float = 0.05  #: learning rate (the base rate of lr_schedule)
     #: SGD momentum in [0, 1); the buffer persists across rounds and is checkpointed
@@ -150,7 +153,9 @@ class ByzantineConfig:
     #: small; too few Byzantine peers for a majority is an error naming the count needed);
     #: added (the graph is built over the benign peers, then each Byzantine peer is
     #: linked to each benign peer with probability topology.p, at least once; Guo et al.
-    #: 2022, Sec. VI-A); coordinator/roles.py
+    #: 2022, Sec. VI-A); honest_connected (seeded, the honest peers induce a connected
+    #: subgraph so each has an honest neighbor, as DFL-Dual's setting; checked at plan
+    #: time); coordinator/roles.py
     placement: str = "random"
     nodes: list[int] = field(default_factory=list)  #: explicit Byzantine ids
     target: int = 0  #: the honest peer that placement = dominating surrounds
@@ -333,6 +338,9 @@ def check(cfg: RunConfig) -> None:
     _require(cfg.rounds >= 1, f"rounds={cfg.rounds}: need at least 1 round")
     t = cfg.train
     _require(t.local_steps >= 0, f"train.local_steps={t.local_steps}: must be >= 0")
+    _require(
+        t.local_epochs >= 0, f"train.local_epochs={t.local_epochs}: must be >= 0 (0 = train.local_steps per round)"
+    )
     _require(t.batch_size >= 1, f"train.batch_size={t.batch_size}: must be >= 1")
     _require(t.lr >= 0, f"train.lr={t.lr}: must be >= 0")
     _require(0 <= t.momentum < 1, f"train.momentum={t.momentum}: must be in [0, 1)")

@@ -415,7 +415,14 @@ def test_every_attack_is_deterministic_for_the_same_rng_seed(name: str) -> None:
 #: 4x4 square = 16 pixels, alie_backdoor a 5x5 one = 25; DBA colluder 1 of 3 stamps its part
 #: of the 16 pixels split 6/5/5 = 5; label_flip (mode reverse, fraction 1.0) relabels all 8
 #: to 9 - y and stamps nothing. Every other attack trains on clean batches (no hook).
-BATCH_HOOKS = {"alie_backdoor": (4, 25), "backdoor": (4, 16), "dba": (4, 5), "label_flip": (8, 0), "scaling": (4, 16)}
+BATCH_HOOKS = {
+    "alie_backdoor": (4, 25),
+    "backdoor": (4, 16),
+    "backdoor_replacement": (4, 16),
+    "dba": (4, 5),
+    "label_flip": (8, 0),
+    "scaling": (4, 16),
+}
 #: hooks whose poison is built by ``prepare`` from the attacker's own training (its batches
 #: are tested in tests/test_attacks_training.py: ceil(fraction * B) rows of the poison set)
 PREPARED_HOOKS = {"back_gradient"}
@@ -708,9 +715,9 @@ def test_bind_rejects_more_dba_parts_than_trigger_pixels() -> None:
 
 def test_registered_names() -> None:
     assert ATTACKS.names() == [
-        "alie", "alie_backdoor", "back_gradient", "backdoor", "bit_flip", "dba", "deadline_edge", "flood",
-        "gaussian", "inf", "ipm", "krum_attack", "label_flip", "max", "mhamdi", "mimic", "none", "scaling",
-        "sign_flip", "withhold",
+        "alie", "alie_backdoor", "back_gradient", "backdoor", "backdoor_replacement", "bit_flip", "dba",
+        "deadline_edge", "flood", "gaussian", "inf", "ipm", "krum_attack", "label_flip", "max", "mhamdi",
+        "mimic", "none", "scaling", "sign_flip", "withhold",
     ]  # fmt: skip
 
 
@@ -718,3 +725,25 @@ def test_attack_gating_is_inherited() -> None:
     attack = build_attack("alie", {"start_round": 2, "interval": 3})
 
     assert [t for t in range(1, 10) if attack.active(t)] == [2, 5, 8]
+
+
+def test_backdoor_replacement_scales_by_the_receivers_model_count() -> None:
+    # before [1, 1], own [2, 0] -> update [1, -1]; receiver degree 3 -> n = 4 models averaged,
+    # gamma = n / eta: eta 1 -> [1 + 4, 1 - 4]; eta 2 -> gamma 2 -> [3, -1]
+    ctx = _ctx(own=[2, 0], before=[1, 1], degree=3)
+
+    assert _craft("backdoor_replacement", {}, ctx).tolist() == [5.0, -3.0]
+    assert _craft("backdoor_replacement", {"eta": 2.0}, ctx).tolist() == [3.0, -1.0]
+
+
+def test_gaussian_shared_draw_is_one_vector_for_every_attacker_and_receiver() -> None:
+    # two attackers' contexts differ in their generators; shared: both send the vector of
+    # default_rng([seed, round, chunk, 0x6A55]) scaled by sigma; independent: they differ
+    first, second = _ctx(own=[0, 0, 0], seed=1), _ctx(own=[0, 0, 0], seed=2)
+    expected = np.random.default_rng([0, 1, 0, 0x6A55]).normal(0.0, 0.5, size=3).astype(np.float32)
+
+    shared = [_craft("gaussian", {"sigma": 0.5, "draw": "shared"}, ctx) for ctx in (first, second)]
+    independent = [_craft("gaussian", {"sigma": 0.5}, ctx) for ctx in (first, second)]
+
+    assert shared[0].tolist() == shared[1].tolist() == expected.tolist()
+    assert independent[0].tolist() != independent[1].tolist()

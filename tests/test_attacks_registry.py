@@ -163,7 +163,7 @@ def test_unknown_attack_parameter_lists_the_valid_parameters() -> None:
 
     assert str(exc.value) == (
         "byzantine.params.std: unknown parameter 'std' of attack 'gaussian'; "
-        "valid parameters: interval, mean, sigma, start_round"
+        "valid parameters: draw, interval, mean, seed, sigma, start_round"
     )
 
 

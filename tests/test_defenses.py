@@ -691,9 +691,10 @@ BAD_PARAMS: dict[str, list[dict]] = {
     **{n: [{"f": -1}] for n in ("mda", "monna", "meamed", "caf", "smea")},
     "dfl_dual": [{"alpha": -1.0}, {"c1": 0}, {"samples_per_class": 0}, {"inversion_lr": 0}],
     "dfl_detector": [{"window": 0}, {"gap_refs": 0}],
+    "fltrust": [{"granularity": "layer"}],
     "cdl": [{"own_weight": 2.0}],
-    "norm_clip": [{"tau": 0}, {"tau": -1.0}, {"tau": float("nan")}, {"tau": "1"}, {"tau": True}],
-    "adaptive_norm_clip": [{"factor": 0}, {"momentum": 1.0}, {"momentum": -0.1}, {"pool": "all"}],
+    "norm_clip": [{"tau": 0}, {"tau": -1.0}, {"tau": float("nan")}, {"tau": "1"}, {"tau": True}, {"clip_own": 1}],
+    "adaptive_norm_clip": [{"factor": 0}, {"momentum": 1.0}, {"momentum": -0.1}, {"pool": "all"}, {"clip_own": "yes"}],
     "sentinel": [{"cos_threshold": 1.5}, {"cos_threshold": float("nan")}, {"weight_cutoff": 2.0}],
     "ubar": [{"rho": 0}, {"rho": 1.5}, {"alpha": -0.1}, {"loss_sample": "all"}],
     "loss_threshold": [
@@ -761,3 +762,30 @@ def test_all_rules_are_registered() -> None:
         "centered_clip",
         "clipped_gossip",
     }
+
+
+# ============================================================================= clip_own
+
+
+@pytest.mark.parametrize("name", ["norm_clip", "adaptive_norm_clip"])
+def test_clip_own_clips_the_own_update_too(name: str) -> None:
+    # before (0, 0), own (3, 4): own update of norm 5; payload (0, 2).
+    # norm_clip, tau 1 (model size unknown: unscaled): clip((3, 4)) = (0.6, 0.8),
+    # clip((0, 2)) = (0, 1) -> (0.3, 0.9).
+    # adaptive_norm_clip (pool = chunk, factor 1): tau = the payload's deviation from the own
+    # chunk, |(-3, -2)| = sqrt13 = 3.60555; clip((3, 4)) = (3, 4) * sqrt13 / 5 = (2.16333,
+    # 2.88444), (0, 2) is inside -> ((2.16333, 2.88444) + (0, 2)) / 2 = (1.08167, 2.44222)
+    params = {"tau": 1.0} if name == "norm_clip" else {"pool": "chunk"}
+    ctx = _ctx(1, own_before=_t(0, 0))
+
+    out = build_defense(name, {**params, "clip_own": True}).aggregate(_t(3, 4), [_t(0, 2)], ctx)
+
+    assert _close(out, [0.3, 0.9] if name == "norm_clip" else [1.08167, 2.44222])
+
+
+def test_norm_clip_default_keeps_the_own_update_and_clips_the_neighbor_around_it() -> None:
+    # deviation (0, 2) - (3, 4) = (-3, -2), norm sqrt13 -> clipped to (-3, -2) / sqrt13;
+    # (3, 4) + that / 2 = (3 - 0.41603, 4 - 0.27735)
+    out = build_defense("norm_clip", {"tau": 1.0}).aggregate(_t(3, 4), [_t(0, 2)], _ctx(1, own_before=_t(0, 0)))
+
+    assert _close(out, [3 - 1.5 / 13**0.5, 4 - 1.0 / 13**0.5])

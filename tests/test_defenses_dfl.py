@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from peer.defenses import ChunkContext, Kept, ModelProbe, build_defense, ops
+from peer.defenses import ChunkContext, ModelProbe, build_defense, ops
 from peer.defenses.dfl_detector import DFLDetector
 from peer.defenses.dfl_dual import DFLDual
 
@@ -104,7 +104,7 @@ def test_dfl_dual_data_distance_is_zero_between_equal_models_and_positive_otherw
     own, same, other = torch.full((8,), 0.1), torch.full((8,), 0.1), torch.linspace(-1, 1, 8)
     rule = DFLDual(samples_per_class=3, inversion_steps=3)
 
-    w = rule.data_distances(_ctx(2, own_before=before, probe=probe), Kept(own, (same, other), (1, 2)))
+    w = rule.data_distances(probe, before, 1, (own, same, other))
 
     assert w is not None
     assert w[0, 1] == 0.0 and w[0, 2] > 0.0 and w[1, 2] == w[0, 2]
@@ -114,7 +114,7 @@ def test_dfl_dual_inversion_restores_the_models_gradient_flags() -> None:
     probe, model = _probe()
     rule = DFLDual(samples_per_class=1, inversion_steps=1)
 
-    rule.data_distances(_ctx(1, own_before=torch.zeros(8), probe=probe), Kept(torch.ones(8), (torch.zeros(8),), (1,)))
+    rule.data_distances(probe, torch.zeros(8), 1, (torch.ones(8), torch.zeros(8)))
 
     assert all(p.requires_grad for p in model.parameters())
 

@@ -76,7 +76,7 @@ def test_unknown_parameter_is_named_by_its_path_in_the_config() -> None:
 
     assert str(exc.value) == (
         "defense.params.tauu: unknown parameter 'tauu' of defense 'norm_clip' (did you mean 'tau'?); "
-        "valid parameters: tau"
+        "valid parameters: clip_own, tau"
     )
 
 

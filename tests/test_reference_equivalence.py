@@ -57,6 +57,10 @@ count = 1
 attack = "gaussian"
 params = { sigma = 0.5 }
 
+[defense]  # neighbor-level evidence: whole-round loss hooks and verdicts, across processes too
+name = "sentinel"
+params = { granularity = "neighbor" }
+
 [eval]
 every = 2
 byzantine = true  # compare the Byzantine peer's evaluation too

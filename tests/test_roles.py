@@ -254,3 +254,37 @@ def test_dominating_plan_adds_the_edges_and_surrounds_the_target() -> None:
     around = set(plan.graph.neighbors(2))
 
     assert around == set(plan.byzantine) and len(around) == 4
+
+
+# --- honest_connected -------------------------------------------------------------
+
+
+def test_honest_connected_keeps_the_honest_peers_a_connected_block_of_a_path() -> None:
+    # path 0-1-2-3-4 with 2 Byzantine: the honest triple must be contiguous, so the
+    # Byzantine pair is {3, 4}, {0, 4} or {0, 1}
+    for seed in range(10):
+        ids = choose_byzantine(5, seed=seed, count=2, placement="honest_connected", graph=nx.path_graph(5))
+
+        assert ids in ([3, 4], [0, 4], [0, 1])
+
+
+def test_honest_connected_holds_where_random_placement_breaks_it() -> None:
+    # 10 peers, 4-regular, 60 % Byzantine (DFL-Dual's default): with seed 1 the random
+    # placement leaves an honest peer with no honest neighbor; honest_connected never does
+    graph = nx.random_regular_graph(4, 10, seed=1)
+
+    def connected(ids: list[int]) -> bool:
+        return nx.is_connected(graph.subgraph(sorted(set(range(10)) - set(ids))))
+
+    broken = [s for s in range(20) if not connected(choose_byzantine(10, seed=s, count=6))]
+    assert broken  # random placement disconnects the honest peers for some seeds
+
+    for seed in broken:
+        ids = choose_byzantine(10, seed=seed, count=6, placement="honest_connected", graph=graph)
+
+        assert len(ids) == 6 and connected(ids)
+
+
+def test_honest_connected_with_one_honest_peer_is_an_error_naming_the_limit() -> None:
+    with pytest.raises(RolesError, match="use at most 3 Byzantine peers"):
+        choose_byzantine(5, seed=0, count=4, placement="honest_connected", graph=nx.path_graph(5))

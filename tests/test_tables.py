@@ -209,7 +209,7 @@ def test_list_attacks_shows_every_registered_name_with_defaults() -> None:
     assert result.exit_code == 0
     for name in ATTACKS.names():
         assert f'{name}  (byzantine.attack = "{name}")' in result.output
-    assert "params: sigma=1.0, mean=0.0, start_round=1, interval=1" in result.output
+    assert "params: sigma=1.0, mean=0.0, draw='independent', seed=0, start_round=1, interval=1" in result.output
     # parameters a class inherits are listed too: the trigger lives in the backdoor's base
     backdoor = result.output.split('backdoor  (byzantine.attack = "backdoor")')[1].split("\n")[2]
     assert "trigger_size=4" in backdoor and "target=0" in backdoor and backdoor.startswith("    params: boost=1.0")

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from peer.models import build_model
-from peer.training import SGD, LocalTrainer, evaluate
+from peer.training import SGD, LocalTrainer, evaluate, round_steps
 
 
 def _models(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
@@ -118,3 +118,10 @@ def test_evaluate_leaves_the_model_in_eval_mode_and_training_restores_it() -> No
     trainer.train(1)
 
     assert (after_eval, model.training) == (False, True)
+
+
+def test_local_epochs_give_whole_passes_over_the_shard_per_round() -> None:
+    # 100 samples, batch 32: one pass is floor(100 / 32) = 3 steps (the short batch dropped);
+    # E = 2 -> 6 steps, replacing local_steps; E = 0 keeps local_steps
+    assert round_steps(10, 2, 100 // 32) == 6
+    assert round_steps(10, 0, 100 // 32) == 10

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from peer.attacks import ops
+from peer.attacks.base import AttackContext
 from peer.attacks.registry import ATTACKS
-from peer.attacks.trigger import BoostedTriggerAttack
+from peer.attacks.trigger import BoostedTriggerAttack, TriggerAttack
 
 
 @ATTACKS.register("backdoor")
@@ -35,3 +39,37 @@ class BackdoorAttack(BoostedTriggerAttack):
     ``trigger_position``, ``start_round``, ``interval``) and ``boost``
     (:class:`~peer.attacks.trigger.BoostedTriggerAttack`) are declared there.
     """
+
+
+@ATTACKS.register("backdoor_replacement")
+class BackdoorReplacementAttack(TriggerAttack):
+    r"""``backdoor`` with Bagdasaryan et al.'s model replacement, the factor set per receiver.
+
+    Bagdasaryan, Veit, Hua, Estrin & Shmatikov, "How To Backdoor Federated Learning"
+    (AISTATS 2020), §3 (model replacement): the attacker submits
+    :math:`\tilde X = \gamma (X - G^t) + G^t` with :math:`\gamma = n / \eta`, so that
+    the server's average :math:`G^{t+1} = G^t + \frac{\eta}{n}\sum_i (L_i - G^t)` is
+    replaced by the backdoored X (the benign updates roughly cancel).
+
+    Decentralized adaptation: each receiver j averages its own model with its neighbors',
+    so its "n" is :math:`\deg_j + 1` (``ctx.neighborhood.degree``, known from the
+    assignment) and the chunk sent to j is
+
+    .. math:: \tilde x_c = b_c + \gamma_j (x_c - b_c),\qquad \gamma_j = (\deg_j + 1) / \eta
+
+    with :math:`b_c` the attacker's own chunk before training (the receiver's
+    :math:`G^t` is unknown to it) and :math:`\eta` = ``eta`` (1: plain averaging). With
+    chunks, fewer than :math:`\deg_j + 1` payloads are averaged per chunk index (about
+    :math:`1 + \deg_j \cdot` ``per_neighbor`` / ``count``), so the factor overshoots a
+    chunk-wise replacement; ``eta`` = count / per_neighbor (approximately) scales it to the
+    chunk average. A receiver of unknown degree (0) gets :math:`\gamma = 1 / \eta`.
+    ``backdoor`` with a fixed ``boost`` is the same with one factor for every receiver.
+    Trigger parameters as ``backdoor``.
+    """
+
+    def __init__(self, *, eta: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.eta = ops.check_positive("eta", eta)
+
+    def boost_for(self, ctx: AttackContext) -> float:
+        return (ctx.neighborhood.degree + 1) / self.eta

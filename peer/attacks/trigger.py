@@ -90,13 +90,18 @@ class TriggerAttack(Attack):
 
         return poison
 
+    def boost_for(self, ctx: AttackContext) -> float:
+        """The factor of the own update sent to ``ctx.neighbor`` (``boost``)."""
+        return self.boost
+
     def craft(self, payload: dict[int, np.ndarray], ctx: AttackContext) -> dict[int, np.ndarray]:
-        if self.boost == 1.0:
+        boost = self.boost_for(ctx)
+        if boost == 1.0:
             return {c: ops.to_f32(v, v) for c, v in sorted(payload.items())}
         out = {}
         for c, v in sorted(payload.items()):
             before = ops.before_chunk(ctx, c)
-            out[c] = ops.to_f32(before + self.boost * ops.update(ops.own_chunk(payload, c), before), v)
+            out[c] = ops.to_f32(before + boost * ops.update(ops.own_chunk(payload, c), before), v)
         return out
 
     def triggered_test_set(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,6 +16,7 @@ entries of every cited work are in docs/REFERENCES.md.
 """
 
 from peer.defenses.base import ChunkContext, Defense, Kept, ModelProbe, PreStep, RobustDefense
+from peer.defenses.evidence import RoundView, Verdict
 from peer.defenses.registry import DEFENSES, PRE_STEPS
 from peer.registry import import_submodules
 
@@ -41,5 +42,7 @@ __all__ = [
     "ModelProbe",
     "PreStep",
     "RobustDefense",
+    "RoundView",
+    "Verdict",
     "build_defense",
 ]

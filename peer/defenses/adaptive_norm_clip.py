@@ -42,6 +42,11 @@ class AdaptiveNormClip(RobustDefense):
     degree x ``chunks.per_neighbor`` of them) puts the level at the honest majority's
     deviation, which is why ``round`` is the default; ``chunk`` is kept for comparison.
 
+    ``clip_own = true``: as ``norm_clip``'s, every update including the own one is
+    clipped to :math:`\tau_c` around the own pre-training chunk
+    (:func:`peer.defenses.ops.clipped_updates_average`; Sun et al. 2019's norm-difference
+    clipping); the level is measured as above.
+
     Fallback: no payload -> the own chunk (the level is not updated). With ``pool =
     "round"`` used outside a peer (``begin_round`` not called for this round), the
     per-index median of this chunk's payloads stands in for the round's. Payloads holding
@@ -49,7 +54,10 @@ class AdaptiveNormClip(RobustDefense):
     middle values.
     """
 
-    def __init__(self, *, factor: float = 1.0, momentum: float = 0.0, pool: str = "round") -> None:
+    def __init__(
+        self, *, factor: float = 1.0, momentum: float = 0.0, pool: str = "round", clip_own: bool = False
+    ) -> None:
+        self.clip_own = ops.check_flag("clip_own", clip_own)
         self.factor = ops.check_positive("factor", factor)
         self.momentum = ops.check_range("momentum", momentum, 0.0, 1.0, lo_open=False, hi_open=True)
         if pool not in ("round", "chunk"):
@@ -88,9 +96,14 @@ class AdaptiveNormClip(RobustDefense):
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         if self.pool == "round" and self._round == ctx.round and self._round_level is not None:
             tau = ops.chunk_threshold(self.factor * self._round_level, x.shape[1], ctx.model_size)
-            return ops.clipped_average(x, tau)
+            return self._clipped(x, ctx, tau)
         deviations = ops.row_norms(x[1:] - x[0]).reshape(-1, 1)
         mu = float(ops.median(deviations)[0])
         level = self._smooth(self._level.get(ctx.index), mu)
         self._level[ctx.index] = level
-        return ops.clipped_average(x, self.factor * level)
+        return self._clipped(x, ctx, self.factor * level)
+
+    def _clipped(self, x: torch.Tensor, ctx: ChunkContext, tau: float) -> torch.Tensor:
+        if self.clip_own and ctx.own_before is not None:
+            return ops.clipped_updates_average(x, ctx.own_before, tau)
+        return ops.clipped_average(x, tau)

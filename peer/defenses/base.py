@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 import torch
 
 from peer.defenses import ops
+from peer.defenses.evidence import RoundView, SenderEvidence, Verdict, gather, weighted_rows
+from peer.defenses.probe import ModelProbe
 
 
 @dataclass(frozen=True)
@@ -59,23 +61,6 @@ class ChunkContext:
     probe: ModelProbe | None = None
 
 
-@dataclass(frozen=True)
-class ModelProbe:
-    """The peer's own model with a payload substituted for its chunk ``span`` = [lo, hi)
-    of the flattened parameters (``model_with(payload)`` loads a scratch copy and returns
-    it; parameters in ``model.parameters()`` order), with the facts of its data: the
-    image shape (C, H, W), the number of classes, and the local SGD steps and learning
-    rate of one round (a round's update divided by ``steps * lr`` is its mean gradient).
-    """
-
-    model_with: Callable[[torch.Tensor], torch.nn.Module]
-    span: tuple[int, int]
-    image_shape: tuple[int, ...]
-    num_classes: int
-    steps: int
-    lr: float
-
-
 class Defense(ABC):
     """Combines a peer's own chunk with the payloads it received for that chunk index.
 
@@ -95,6 +80,11 @@ class Defense(ABC):
         """Called once per round before the per-index ``aggregate`` calls, with the whole
         own vector and every payload received this round (``{sender: {index: chunk}}``);
         rules that pool statistics across chunk indices (e.g. adaptive clipping) use it."""
+
+    def judge_round(self, view: RoundView) -> None:
+        """Called once per round after :meth:`begin_round`, before the per-index
+        ``aggregate`` calls, with the whole round (:class:`peer.defenses.evidence.RoundView`);
+        rules with ``granularity = "neighbor"`` decide there whom to trust."""
 
     def set_epoch_length(self, rounds: float) -> None:
         """Called once before round 1 with the number of rounds one pass over the local
@@ -168,18 +158,41 @@ class RobustDefense(Defense):
       Function mixing of Guo et al. 2022, Eq. (2),
       ``x <- alpha * own + (1 - alpha) * R`` with R the rule's result; Guo et al. 2022 sets alpha = 0.5
       for every rule (Sec. VI-A, "For all these defenses, we set alpha to be 0.5").
+
+    A rule that decides whom to trust may also offer ``granularity = "neighbor"`` (it lists
+    it in ``granularities``; :mod:`peer.defenses.evidence`): :meth:`judge` scores each
+    sender once per round from all its chunks, and :meth:`combine_judged` then
+    aggregates every chunk index by that :class:`~peer.defenses.evidence.Verdict`. A
+    ``judge`` that cannot decide (e.g. too few candidates) returns None: each chunk
+    index then falls back to :meth:`combine`.
     """
 
     own_candidate: bool = True
     guf_alpha: float | None = None
+    #: the granularities of evidence this rule offers; ``granularity`` is the one chosen
+    granularities: ClassVar[tuple[str, ...]] = ("chunk",)
+    granularity: str = "chunk"
+    _verdict: Verdict | None = None
 
-    def __init__(self, *, own_candidate: bool | None = None, guf_alpha: float | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        own_candidate: bool | None = None,
+        guf_alpha: float | None = None,
+        granularity: str | None = None,
+    ) -> None:
+        self.set_granularity(granularity)
         if own_candidate is not None:
             if not isinstance(own_candidate, bool):
                 raise ValueError(f"own_candidate={own_candidate!r} must be true or false")
             self.own_candidate = own_candidate
         if guf_alpha is not None:
             self.guf_alpha = ops.check_range("guf_alpha", guf_alpha, 0.0, 1.0, lo_open=False, hi_open=False)
+
+    def set_granularity(self, granularity: str | None) -> None:
+        """Choose the granularity of evidence (None keeps the default, "chunk")."""
+        if granularity is not None:
+            self.granularity = ops.check_choice("granularity", granularity, self.granularities)
 
     def candidates(self, x: torch.Tensor) -> torch.Tensor:
         """The rows a selection rule chooses among: the whole stack (own chunk first) with
@@ -201,7 +214,11 @@ class RobustDefense(Defense):
         own_row = x[0]  # the own chunk, before any pre step mixes or pools the rows
         for step in self.pre:
             x = step.apply(x, ctx)
-        result = self.combine(x, ctx, Kept(own, tuple(finite), senders))
+        kept = Kept(own, tuple(finite), senders)
+        if self.granularity == "neighbor" and self._verdict is not None:
+            result = self.combine_judged(x, ctx, kept, self._verdict)
+        else:
+            result = self.combine(x, ctx, kept)
         if self.guf_alpha is not None:
             result = self.guf_alpha * own_row + (1.0 - self.guf_alpha) * result
         return ops.to_output(result, own)
@@ -216,6 +233,20 @@ class RobustDefense(Defense):
         The result is copied, so a row of ``x`` may be returned as it is (``x[0]`` keeps
         the own chunk).
         """
+
+    def judge_round(self, view: RoundView) -> None:
+        if self.granularity == "neighbor":
+            self._verdict = self.judge(gather(view), view)
+
+    def judge(self, evidence: list[SenderEvidence], view: RoundView) -> Verdict | None:
+        """The round's neighbor-level decision from each sender's evidence (only rules
+        that offer ``granularity = "neighbor"`` override it)."""
+        raise NotImplementedError(f"{type(self).__name__} offers no neighbor-level evidence")
+
+    def combine_judged(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept, verdict: Verdict) -> torch.Tensor:
+        """One chunk index aggregated by the round's verdict (same stack as
+        :meth:`combine`); default :func:`peer.defenses.evidence.weighted_rows`."""
+        return weighted_rows(x, kept.senders, verdict)
 
 
 class PreStep(ABC):

@@ -8,6 +8,7 @@ import torch
 
 from peer.defenses import ops
 from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.evidence import RoundView, SenderEvidence, Verdict
 from peer.defenses.registry import DEFENSES
 
 
@@ -45,14 +46,27 @@ class DFLDetector(RobustDefense):
     Fallbacks: no payload, or all flagged -> own chunk; ``own_before`` None -> mean of
     the unflagged (no prediction). Payloads holding NaN/Inf are discarded first. Takes
     no pre step.
+
+    ``granularity = "neighbor"`` (:mod:`peer.defenses.evidence`; the paper's granularity:
+    one distance per client from its whole update): predictions stay per chunk index,
+    but a sender's distance in a round is
+    :math:`d_j = (\sum_c \lVert \hat g_{j,c} - g_{j,c}\rVert^2)^{1/2}` over all the
+    chunks it sent with a prediction, normalised over the round's senders: one score
+    entry per sender and round, one detection per round.
     """
 
-    def __init__(self, *, window: int = 10, warmup: int = 5, gap_refs: int = 10) -> None:
+    granularities = ("chunk", "neighbor")
+
+    def __init__(
+        self, *, window: int = 10, warmup: int = 5, gap_refs: int = 10, granularity: str | None = None
+    ) -> None:
+        super().__init__(granularity=granularity)
         self.window = ops.check_count("window", window, minimum=1)
         self.warmup = ops.check_count("warmup", warmup)
         self.gap_refs = ops.check_count("gap_refs", gap_refs, minimum=1)
         self.flagged: set[int] = set()
-        self._scores: dict[int, deque[float]] = {}
+        #: per sender: its last ``window`` normalised distances (the suspicious score is their mean)
+        self.scores: dict[int, deque[float]] = {}
         #: per chunk index: (round, b_c, g_0) of the last round seen, and the L-BFGS pairs
         self._own: dict[int, tuple[int, torch.Tensor, torch.Tensor]] = {}
         self._pairs: dict[int, deque[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -61,12 +75,30 @@ class DFLDetector(RobustDefense):
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         if ctx.own_before is not None:
-            self._observe(x, ctx.own_before, ctx, kept)
+            self._record(self._distances(x, ctx.own_before, ctx.index, ctx.round, kept.senders))
+            self._detect(ctx.round, (ctx.node, ctx.round, ctx.index))
         rows = [0, *(j + 1 for j, s in enumerate(kept.senders) if s not in self.flagged)]
         return ops.mean_rows(x, rows)
 
-    def _observe(self, x: torch.Tensor, own_before: torch.Tensor, ctx: ChunkContext, kept: Kept) -> None:
-        c, t = ctx.index, ctx.round
+    def judge(self, evidence: list[SenderEvidence], view: RoundView) -> Verdict | None:
+        if view.own_before is not None:
+            squares: dict[int, float] = {}
+            for c, (lo, hi) in enumerate(view.bounds):
+                senders = tuple(e.sender for e in evidence if c in e.indices)
+                if not senders:
+                    continue
+                x = ops.stack(view.own[lo:hi], [view.received[s][c] for s in senders])
+                for sender, dist in self._distances(x, view.own_before[lo:hi], c, view.round, senders).items():
+                    squares[sender] = squares.get(sender, 0.0) + dist * dist
+            self._record({s: sq**0.5 for s, sq in squares.items()})
+            self._detect(view.round, (view.node, view.round, len(view.bounds)))
+        return Verdict(weights={e.sender: 1.0 for e in evidence if e.sender not in self.flagged})
+
+    def _distances(
+        self, x: torch.Tensor, own_before: torch.Tensor, c: int, t: int, senders: tuple[int, ...]
+    ) -> dict[int, float]:
+        """Chunk index ``c``: each sender's distance between its predicted and actual update
+        (senders with a prediction), updating the own and the senders' histories."""
         before = ops.flat(own_before)
         g0 = x[0] - before
         pairs = self._pairs.setdefault(c, deque(maxlen=self.window))
@@ -75,24 +107,27 @@ class DFLDetector(RobustDefense):
             pairs.append((before - last_own[1], g0 - last_own[2]))
         self._own[c] = (t, before, g0)
         dists: dict[int, float] = {}
-        for j, sender in enumerate(kept.senders):
+        for j, sender in enumerate(senders):
             g = x[j + 1] - before
             last = self._last.get((sender, c))
             if last is not None and last[0] < t:
                 predicted = last[2] + ops.lbfgs_hvp([p[0] for p in pairs], [p[1] for p in pairs], before - last[1])
                 dists[sender] = ops.norm(predicted - g)
             self._last[(sender, c)] = (t, before, g)
+        return dists
+
+    def _record(self, dists: dict[int, float]) -> None:
+        """Append each sender's distance, normalised by their sum, to its scores."""
         total = sum(dists.values())
         if total > 0.0:
             for sender, dist in dists.items():
-                self._scores.setdefault(sender, deque(maxlen=self.window)).append(dist / total)
-        self._detect(ctx)
+                self.scores.setdefault(sender, deque(maxlen=self.window)).append(dist / total)
 
-    def _detect(self, ctx: ChunkContext) -> None:
-        senders = sorted(s for s in self._scores if s not in self.flagged)
-        if ctx.round <= self.warmup or len(senders) < 3:
+    def _detect(self, round_: int, seed: tuple[int, int, int]) -> None:
+        senders = sorted(s for s in self.scores if s not in self.flagged)
+        if round_ <= self.warmup or len(senders) < 3:
             return
-        scores = [sum(self._scores[s]) / len(self._scores[s]) for s in senders]
-        if ops.gap_prefers_two(scores, refs=self.gap_refs, seed=(ctx.node, ctx.round, ctx.index)):
+        scores = [sum(self.scores[s]) / len(self.scores[s]) for s in senders]
+        if ops.gap_prefers_two(scores, refs=self.gap_refs, seed=seed):
             _, high, _ = ops.kmeans2_1d(scores)
             self.flagged.update(senders[i] for i in high)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
 from peer.defenses import inversion, ops
-from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.base import ChunkContext, Kept, ModelProbe, RobustDefense
+from peer.defenses.evidence import RoundView, SenderEvidence, Verdict, candidate_stack
 from peer.defenses.registry import DEFENSES
 
 
@@ -59,7 +61,18 @@ class DFLDual(RobustDefense):
     model at hand, e.g. hand-built contexts) -> W = 0; :math:`q_0 = 0` -> :math:`r_j = C_2`
     for :math:`q_j > 0`, 1 otherwise. Payloads holding NaN/Inf are discarded first.
     Takes no pre step (it reads the own chunk and the model).
+
+    ``granularity = "neighbor"`` (:mod:`peer.defenses.evidence`; the paper's granularity:
+    §4.2 inverts and compares each neighbor's whole model): the candidates are the own
+    vector and each sender's vector (the own vector with its chunks substituted), so E
+    between the own vector and sender j is the distance on j's chunks, and the inversion
+    matches the gradient of the whole model; :math:`S_{0k}` is the cosine of j's chunks
+    with the own values on the same coordinates. N* is decided once per round and every
+    chunk index is the mean over the members of N* that hold it (the own chunk where no
+    member sent it).
     """
+
+    granularities = ("chunk", "neighbor")
 
     def __init__(
         self,
@@ -72,7 +85,9 @@ class DFLDual(RobustDefense):
         inversion_steps: int = 5,
         inversion_lr: float = 0.1,
         seed: int = 0,
+        granularity: str | None = None,
     ) -> None:
+        super().__init__(granularity=granularity)
         self.alpha = ops.check_nonnegative("alpha", alpha)
         self.c1 = ops.check_positive("c1", c1)
         self.c2 = ops.check_positive("c2", c2)
@@ -92,23 +107,35 @@ class DFLDual(RobustDefense):
 
     def distances(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         """The dual-domain distance matrix D (Eq. 7)."""
+        return self._dual(x, ctx.probe, ctx.own_before, ctx.round, (kept.own, *kept.received))
+
+    def _dual(
+        self,
+        x: torch.Tensor,
+        probe: ModelProbe | None,
+        own_before: torch.Tensor | None,
+        round_: int,
+        cands: Sequence[torch.Tensor],
+    ) -> torch.Tensor:
+        """D (Eq. 7) of the stack ``x``, whose rows are the candidates ``cands`` as given."""
         d = self.alpha * ops.pairwise_dists(x)
-        w = self.data_distances(ctx, kept)
+        w = self.data_distances(probe, own_before, round_, cands)
         if w is not None:
             d = d + w
         return d.clamp(max=self.c1)
 
-    def data_distances(self, ctx: ChunkContext, kept: Kept) -> torch.Tensor | None:
+    def data_distances(
+        self, probe: ModelProbe | None, own_before: torch.Tensor | None, round_: int, cands: Sequence[torch.Tensor]
+    ) -> torch.Tensor | None:
         """W (Eq. 6) between the candidates' dummy datasets, or None without a model."""
-        probe = ctx.probe
-        if probe is None or ctx.own_before is None or self.inversion_steps == 0:
+        if probe is None or own_before is None or self.inversion_steps == 0:
             return None
         labels = inversion.dummy_labels(probe.num_classes, self.samples_per_class)
         start = inversion.dummy_start(probe, self.samples_per_class, self.seed)
-        factor = -(self.scale**ctx.round) / (probe.steps * probe.lr)
-        before = ops.flat(ctx.own_before)
+        factor = -(self.scale**round_) / (probe.steps * probe.lr)
+        before = ops.flat(own_before)
         dummies = []
-        for cand in (kept.own, *kept.received):
+        for cand in cands:
             target = factor * (ops.flat(cand) - before)
             xs = inversion.invert(probe, cand, target, start, labels, steps=self.inversion_steps, lr=self.inversion_lr)
             # per class: (samples, features)
@@ -120,6 +147,16 @@ class DFLDual(RobustDefense):
                 total = sum(ops.wasserstein_1d_sum(dummies[k][c], dummies[j][c]) for c in range(probe.num_classes))
                 w[k, j] = w[j, k] = total
         return w
+
+    def judge(self, evidence: list[SenderEvidence], view: RoundView) -> Verdict | None:
+        x = candidate_stack(view, evidence)
+        cands = (view.own, *(e.whole() for e in evidence))
+        d = self._dual(x, view.probe, view.own_before, view.round, cands)
+        trust = [1.0, *(ops.cosine_similarity(e.own, e.payload) for e in evidence)]
+        selected = self.select(d, trust)
+        return Verdict(
+            weights={evidence[k - 1].sender: 1.0 for k in selected if k > 0}, own=1.0 if 0 in selected else 0.0
+        )
 
     # ------------------------------------------------------------------ Eq. 9-15
 

@@ -6,6 +6,7 @@ import torch
 
 from peer.defenses import ops
 from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.evidence import RoundView, SenderEvidence, Verdict
 from peer.defenses.registry import DEFENSES
 
 
@@ -39,10 +40,18 @@ class FLTrust(RobustDefense):
     chunk did not move) or ``own_before`` None -> the own chunk (no reference to trust
     anyone by). :math:`g_j = 0` -> :math:`TS_j = 0`. Payloads holding NaN/Inf are
     discarded first.
+
+    ``granularity = "neighbor"`` (:mod:`peer.defenses.evidence`; the paper's granularity:
+    one trust score per client from its whole update): :math:`TS_j` and the scale
+    :math:`\lVert g_0\rVert / \lVert g_j\rVert` are computed once per round on the
+    concatenation of the chunks j sent (``g_0`` on the same coordinates), then every
+    chunk index is aggregated by the formula above with those :math:`TS_j` and scales.
     """
 
-    def __init__(self) -> None:
-        pass
+    granularities = ("chunk", "neighbor")
+
+    def __init__(self, *, granularity: str | None = None) -> None:
+        super().__init__(granularity=granularity)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         if ctx.own_before is None:
@@ -59,5 +68,30 @@ class FLTrust(RobustDefense):
             ts = max(0.0, ops.cosine_similarity(g, g0)) if g_norm > 0 else 0.0
             if ts > 0.0:
                 total += ts * g * (g0_norm / g_norm)
+                trust += ts
+        return before + total / trust
+
+    def judge(self, evidence: list[SenderEvidence], view: RoundView) -> Verdict | None:
+        weights: dict[int, float] = {}
+        scales: dict[int, float] = {}
+        for e in evidence:
+            if e.before is None:
+                return None
+            g0, g = e.own - e.before, e.payload - e.before
+            g0_norm, g_norm = ops.norm(g0), ops.norm(g)
+            ts = max(0.0, ops.cosine_similarity(g, g0)) if g_norm > 0 and g0_norm > 0 else 0.0
+            if ts > 0.0:
+                weights[e.sender], scales[e.sender] = ts, g0_norm / g_norm
+        return Verdict(weights=weights, scales=scales)
+
+    def combine_judged(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept, verdict: Verdict) -> torch.Tensor:
+        if ctx.own_before is None:
+            return x[0]
+        before = ops.flat(ctx.own_before)
+        total, trust = x[0] - before, 1.0
+        for j, sender in enumerate(kept.senders):
+            ts = verdict.weights.get(sender, 0.0)
+            if ts > 0.0:
+                total += ts * (x[j + 1] - before) * verdict.scales[sender]
                 trust += ts
         return before + total / trust

@@ -9,6 +9,7 @@ import torch
 from peer.defenses import ops
 from peer.defenses.base import ChunkContext, Kept
 from peer.defenses.bounded import Eq13Rule
+from peer.defenses.evidence import RoundView, SenderEvidence, Verdict, candidate_stack
 from peer.defenses.registry import DEFENSES
 
 NEIGHBOURHOODS = ("blanchard", "printed")
@@ -49,12 +50,22 @@ class Krum(Eq13Rule):
     few candidates, e.g. two with Blanchard's rule) -> the coordinate-wise median of the
     candidates. Payloads holding NaN/Inf are discarded first. ``guf_alpha`` then mixes
     the result with the own chunk (:class:`~peer.defenses.base.RobustDefense`).
+
+    ``granularity = "neighbor"`` (:mod:`peer.defenses.evidence`; the paper's own
+    granularity: Blanchard et al. score each worker's whole gradient): the candidates are
+    the own vector and each sender's vector (the own vector with the sender's chunks
+    substituted), n = 1 + senders, f from Eq. (13) with the senders as the payloads; the
+    selected identities are trusted for every chunk index (the own chunk where no
+    selected sender sent that index). k < 1 -> every chunk index falls back to the
+    chunk-level rule.
     """
 
+    granularities = ("chunk", "neighbor")
     neighbourhood_default = "blanchard"
 
-    def __init__(self, *, neighbourhood: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, neighbourhood: str | None = None, granularity: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.set_granularity(granularity)
         self.neighbourhood = ops.check_choice(
             "neighbourhood", neighbourhood or self.neighbourhood_default, NEIGHBOURHOODS
         )
@@ -79,6 +90,25 @@ class Krum(Eq13Rule):
     def _select(self, x: torch.Tensor, scores: list[float], f: int) -> torch.Tensor:
         return x[ops.argmin(scores)].clone()
 
+    def _pick(self, scores: list[float], f: int) -> list[int]:
+        """Positions of the candidates ``_select`` keeps (for the neighbor-level verdict)."""
+        return [ops.argmin(scores)]
+
+    def judge(self, evidence: list[SenderEvidence], view: RoundView) -> Verdict | None:
+        x = candidate_stack(view, evidence)
+        ids = [-1, *(e.sender for e in evidence)]  # -1: the own vector
+        if not self.own_candidate:
+            x, ids = x[1:], ids[1:]
+        n = x.shape[0]
+        if n <= 1:
+            return Verdict(weights={s: 1.0 for s in ids if s >= 0}, own=1.0 if -1 in ids else 0.0)
+        f = ops.default_bound(self.f, view.degree, len(evidence), rho=self.rho, rho_central=self.rho_central, cap=n - 3)
+        k = self._k(n, f)
+        if k < 1:
+            return None
+        picked = [ids[i] for i in self._pick(ops.neighborhood_scores(ops.pairwise_sq_dists(x), k), f)]
+        return Verdict(weights={s: 1.0 for s in picked if s >= 0}, own=1.0 if -1 in picked else 0.0)
+
 
 @DEFENSES.register("multi_krum")
 class MultiKrum(Krum):
@@ -96,9 +126,12 @@ class MultiKrum(Krum):
         self.m_select = ops.check_count("m_select", m_select, minimum=1)
 
     def _select(self, x: torch.Tensor, scores: list[float], f: int) -> torch.Tensor:
-        n = x.shape[0]
+        return ops.mean_rows(x, self._pick(scores, f))
+
+    def _pick(self, scores: list[float], f: int) -> list[int]:
+        n = len(scores)
         count = min(n, self.m_select if self.m_select is not None else n - f)
-        return ops.mean_rows(x, sorted(ops.argsort(scores)[:count]))
+        return sorted(ops.argsort(scores)[:count])
 
 
 @DEFENSES.register("dkrum")

@@ -29,15 +29,27 @@ class NormClip(RobustDefense):
     the share :math:`\tau\sqrt{d_c/P}`, so the chunk thresholds add up in squares to
     :math:`\tau^2`. With P unknown (0) ``tau`` is used unscaled.
 
+    ``clip_own = true``: clipping as its source defines it. Sun et al. 2019 clip every
+    participant's *update* around the model the round started from, so with
+    :math:`b_c` = ``ctx.own_before`` the own update is clipped too:
+    :math:`x_c \leftarrow b_c + \frac{1}{m+1}\big(\operatorname{clip}(x_c - b_c, \tau_c)
+    + \sum_j \operatorname{clip}(r_j - b_c, \tau_c)\big)`
+    (:func:`peer.defenses.ops.clipped_updates_average`). The default (false) is the
+    decentralized form of Syros et al. (2024), which clips the neighbors' deviations from
+    the own trained chunk and never the own progress. ``own_before`` None -> the default.
+
     Fallback: no payload -> the own chunk; one or two payloads are clipped the same way.
     Payloads holding NaN/Inf are discarded first.
     """
 
     accepts_pre = "rows"  # only pre steps that keep the rows: row 0 is the own chunk
 
-    def __init__(self, *, tau: float = 1.0) -> None:
+    def __init__(self, *, tau: float = 1.0, clip_own: bool = False) -> None:
         self.tau = ops.check_positive("tau", tau)
+        self.clip_own = ops.check_flag("clip_own", clip_own)
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         tau_c = ops.chunk_threshold(self.tau, x.shape[1], ctx.model_size)
+        if self.clip_own and ctx.own_before is not None:
+            return ops.clipped_updates_average(x, ctx.own_before, tau_c)
         return ops.clipped_average(x, tau_c)

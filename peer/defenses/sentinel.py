@@ -9,6 +9,7 @@ import torch
 
 from peer.defenses import ops
 from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.evidence import RoundView, SenderEvidence, Verdict
 from peer.defenses.registry import DEFENSES
 
 
@@ -55,9 +56,23 @@ class Sentinel(RobustDefense):
     (k from the history so far; with no history, weights 1); a non-finite
     :math:`\ell_j` gives weight 0 and is not recorded. Payloads holding NaN/Inf are
     discarded first.
+
+    ``granularity = "neighbor"`` (:mod:`peer.defenses.evidence`; the paper's granularity:
+    Feng et al. judge each neighbor's whole model, similarity layer by layer): step 1's
+    cosine and step 3's norm factor :math:`\min(1, \lVert x\rVert/\lVert r_j\rVert)`
+    are computed once on the concatenation of the chunks j sent (against the own values
+    on the same coordinates), step 2's loss on the own model with all of j's chunks
+    substituted (history per sender); every chunk index is then
+    :math:`(x_c + \sum_j w_j s_j r_{j,c}) / (1 + \sum_j w_j)` over the senders of that
+    index.
     """
 
-    def __init__(self, *, cos_threshold: float = 0.5, weight_cutoff: float = 0.1) -> None:
+    granularities = ("chunk", "neighbor")
+
+    def __init__(
+        self, *, cos_threshold: float = 0.5, weight_cutoff: float = 0.1, granularity: str | None = None
+    ) -> None:
+        super().__init__(granularity=granularity)
         self.cos_threshold = ops.check_range("cos_threshold", cos_threshold, -1.0, 1.0, lo_open=False, hi_open=False)
         self.weight_cutoff = ops.check_range("weight_cutoff", weight_cutoff, 0.0, 1.0, lo_open=False, hi_open=False)
         self._history: dict[tuple[int, int], tuple[float, int]] = {}
@@ -84,7 +99,7 @@ class Sentinel(RobustDefense):
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
         # the own loss enters the history every round, filtered neighbors or not (as in
         # the authors' code, where the own model is evaluated with the others)
-        own_mean = self._own_mean(ctx, float(ctx.loss_with(kept.own))) if ctx.loss_with else None
+        own_mean = self._own_mean(ctx.round, float(ctx.loss_with(kept.own))) if ctx.loss_with else None
         passed = [j for j, r in enumerate(kept.received) if ops.cosine_similarity(r, kept.own) >= self.cos_threshold]
         weights = self._weights(kept, passed, ctx, own_mean) if passed else []
         given = dict(zip(passed, weights))
@@ -102,11 +117,11 @@ class Sentinel(RobustDefense):
             total += w * v
         return total / (1.0 + sum(weights))
 
-    def _own_mean(self, ctx: ChunkContext, loss_own: float) -> float | None:
+    def _own_mean(self, round_: int, loss_own: float) -> float | None:
         """Record the own loss once per round; the running mean (None with no history)."""
         total, count, last = self._own
-        if last != ctx.round and math.isfinite(loss_own):
-            total, count, last = total + loss_own, count + 1, ctx.round
+        if last != round_ and math.isfinite(loss_own):
+            total, count, last = total + loss_own, count + 1, round_
             self._own = (total, count, last)
         return total / count if count else None
 
@@ -114,20 +129,34 @@ class Sentinel(RobustDefense):
         """Step 2: the weight of each passed payload (positions in ``kept.received``)."""
         if ctx.loss_with is None:
             return [1.0] * len(passed)
-        weights = []
-        for j in passed:
-            loss = float(ctx.loss_with(kept.received[j]))
-            if not math.isfinite(loss):
-                weights.append(0.0)
-                continue
-            key = (kept.senders[j], ctx.index)
-            total, count = self._history.get(key, (0.0, 0))
-            total, count = total + loss, count + 1
-            self._history[key] = (total, count)
-            if own_mean is None:
-                weights.append(1.0)
-                continue
-            k = 1.0 / max(0.001, own_mean)
-            w = math.exp(-k * max(0.0, total / count - own_mean))
-            weights.append(w if w >= self.weight_cutoff else 0.0)
-        return weights
+        return [
+            self._weight((kept.senders[j], ctx.index), float(ctx.loss_with(kept.received[j])), own_mean) for j in passed
+        ]
+
+    def _weight(self, key: tuple[int, int], loss: float, own_mean: float | None) -> float:
+        """Step 2 for one payload with loss ``loss``, recorded under ``key``."""
+        if not math.isfinite(loss):
+            return 0.0
+        total, count = self._history.get(key, (0.0, 0))
+        total, count = total + loss, count + 1
+        self._history[key] = (total, count)
+        if own_mean is None:
+            return 1.0
+        k = 1.0 / max(0.001, own_mean)
+        w = math.exp(-k * max(0.0, total / count - own_mean))
+        return w if w >= self.weight_cutoff else 0.0
+
+    def judge(self, evidence: list[SenderEvidence], view: RoundView) -> Verdict | None:
+        loss_with = view.loss_with
+        own_mean = self._own_mean(view.round, float(loss_with(view.own))) if loss_with else None
+        weights: dict[int, float] = {}
+        scales: dict[int, float] = {}
+        for e in evidence:
+            w = 0.0
+            if ops.cosine_similarity(e.payload, e.own) >= self.cos_threshold:
+                w = 1.0 if loss_with is None else self._weight((e.sender, -1), float(loss_with(e.whole())), own_mean)
+            self._given.setdefault(str(e.sender), []).append(w)
+            if w > 0.0:
+                own_norm, norm = ops.norm(e.own), ops.norm(e.payload)
+                weights[e.sender], scales[e.sender] = w, min(1.0, own_norm / norm) if norm > 0 else 1.0
+        return Verdict(weights=weights, scales=scales)

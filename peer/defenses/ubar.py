@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 
 from peer.defenses import ops
 from peer.defenses.base import ChunkContext, Kept, RobustDefense
+from peer.defenses.evidence import RoundView, SenderEvidence, Verdict
 from peer.defenses.registry import DEFENSES
 
 
@@ -45,27 +47,64 @@ class Ubar(RobustDefense):
     Fallbacks: no payload -> the own chunk. ``ctx.loss_with`` None -> stage 2 is skipped
     (:math:`S_2 = S_1`). A non-finite loss never passes stage 2. Payloads holding NaN/Inf
     are discarded first.
+
+    ``granularity = "neighbor"`` (:mod:`peer.defenses.evidence`; the paper's granularity:
+    Definition 3 compares and evaluates each neighbor's whole model): m = the senders of
+    the round, the distance of j is taken on the chunks j sent, :math:`\ell(r_j)` is the
+    loss of the own model with all of j's chunks substituted; every chunk index is then
+    :math:`\alpha x_c + (1-\alpha)` the mean of the chunks :math:`S_2`'s senders sent for
+    it (the own chunk where none of them did).
     """
 
-    def __init__(self, *, rho: float = 0.4, alpha: float = 0.5, loss_sample: str = "current") -> None:
+    granularities = ("chunk", "neighbor")
+
+    def __init__(
+        self, *, rho: float = 0.4, alpha: float = 0.5, loss_sample: str = "current", granularity: str | None = None
+    ) -> None:
+        super().__init__(granularity=granularity)
         self.rho = ops.check_range("rho", rho, 0.0, 1.0, lo_open=True, hi_open=False)
         self.alpha = ops.check_range("alpha", alpha, 0.0, 1.0, lo_open=False, hi_open=False)
         self.loss_sample = ops.check_choice("loss_sample", loss_sample, ("current", "fixed"))
 
     def combine(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept) -> torch.Tensor:
-        count = max(1, math.ceil(self.rho * kept.m - 1e-9))
-        shortlist = ops.argsort(ops.sq_dists_to(x[1:], x[0]).tolist())[:count]
-        chosen = shortlist
         loss_with = ctx.loss_with
         if self.loss_sample == "current" and ctx.sample_loss_with is not None:
             loss_with = ctx.sample_loss_with
-        if loss_with is not None:
-            loss_own = float(loss_with(kept.own))
-            losses = [_finite_or_inf(loss_with(kept.received[j])) for j in shortlist]
-            chosen = [j for j, loss in zip(shortlist, losses) if loss <= loss_own]
-            if not chosen:
-                chosen = [shortlist[ops.argmin(losses)]]
+        chosen = self._choose(ops.sq_dists_to(x[1:], x[0]).tolist(), loss_with, kept.own, kept.received)
         return self.alpha * x[0] + (1.0 - self.alpha) * ops.mean_rows(x[1:], sorted(chosen))
+
+    def _choose(
+        self,
+        dists: list[float],
+        loss_with: Callable[[torch.Tensor], float] | None,
+        own: torch.Tensor,
+        candidates: Sequence[torch.Tensor],
+    ) -> list[int]:
+        """Stages 1 and 2: positions (in ``candidates``) of S_2."""
+        count = max(1, math.ceil(self.rho * len(dists) - 1e-9))
+        shortlist = ops.argsort(dists)[:count]
+        if loss_with is None:
+            return shortlist
+        loss_own = float(loss_with(own))
+        losses = [_finite_or_inf(loss_with(candidates[j])) for j in shortlist]
+        chosen = [j for j, loss in zip(shortlist, losses) if loss <= loss_own]
+        return chosen or [shortlist[ops.argmin(losses)]]
+
+    def judge(self, evidence: list[SenderEvidence], view: RoundView) -> Verdict | None:
+        if not evidence:
+            return Verdict(weights={})
+        loss_with = view.loss_with
+        if self.loss_sample == "current" and view.sample_loss_with is not None:
+            loss_with = view.sample_loss_with
+        dists = [float((e.payload - e.own).pow(2).sum()) for e in evidence]
+        chosen = self._choose(dists, loss_with, view.own, [e.whole() for e in evidence])
+        return Verdict(weights={evidence[j].sender: 1.0 for j in chosen}, own=0.0)
+
+    def combine_judged(self, x: torch.Tensor, ctx: ChunkContext, kept: Kept, verdict: Verdict) -> torch.Tensor:
+        rows = [j for j, s in enumerate(kept.senders) if verdict.weights.get(s, 0.0) > 0.0]
+        if not rows:
+            return x[0]
+        return self.alpha * x[0] + (1.0 - self.alpha) * ops.mean_rows(x[1:], rows)
 
 
 def _finite_or_inf(value: float) -> float:

@@ -22,7 +22,7 @@ Defenses read as policy; the linear algebra lives here. Conventions:
 from __future__ import annotations
 
 from peer.defenses.ops.bounds import byzantine_bound, default_bound, eq13_bound
-from peer.defenses.ops.clipping import chunk_threshold, clip, clip_largest, clipped_average
+from peer.defenses.ops.clipping import chunk_threshold, clip, clip_largest, clipped_average, clipped_updates_average
 from peer.defenses.ops.clustering import gap_prefers_two, kmeans2_1d, two_median_1d
 from peer.defenses.ops.distances import (
     cosine_similarity,
@@ -58,6 +58,7 @@ from peer.validation import (
     check_choice,
     check_count,
     check_finite,
+    check_flag,
     check_nonnegative,
     check_positive,
     check_range,
@@ -72,6 +73,7 @@ __all__ = [
     "check_choice",
     "check_count",
     "check_finite",
+    "check_flag",
     "check_nonnegative",
     "check_positive",
     "check_range",
@@ -79,6 +81,7 @@ __all__ = [
     "clip",
     "clip_largest",
     "clipped_average",
+    "clipped_updates_average",
     "closest_to_median_mean",
     "cosine_similarity",
     "default_bound",

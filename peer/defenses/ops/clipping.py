@@ -48,6 +48,19 @@ def clipped_average(x: torch.Tensor, tau: float, *, include_center: bool = True)
     return center + total / n
 
 
+def clipped_updates_average(x: torch.Tensor, before: torch.Tensor, tau: float) -> torch.Tensor:
+    r"""Every row's update from ``before`` clipped, then averaged:
+    ``before + 1/n \sum_i clip(x_i - before, tau)`` over all n rows of ``x`` (row 0, the
+    own chunk, included): norm-difference clipping as Sun et al., "Can You Really Backdoor
+    Federated Learning?" (2019) define it, every participant's update clipped around the
+    model the round started from."""
+    center = before.reshape(-1).to(x.dtype)
+    total = torch.zeros_like(center)
+    for i in range(x.shape[0]):
+        total += clip(x[i] - center, tau)
+    return center + total / x.shape[0]
+
+
 def clip_largest(x: torch.Tensor, count: int) -> torch.Tensor:
     """The rows of ``x`` with the ``count`` largest norms scaled down to the norm of the
     largest remaining row (ARC's clipping; ties by position, later rows clipped first).
