@@ -96,6 +96,10 @@ def peer_process(options: PeerOptions, index: int = 0) -> None:
     child would otherwise finalize its interpreter, and pyzmq's ``__del__`` would close
     the data sockets the peer leaves to the process's exit (``PeerRuntime.close``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if options.netns is not None:  # before any socket: its namespace is this thread's
+        from launch.net.namespaces import enter
+
+        enter(options.netns)
     if index > 0:
         _log_shared_failures_once()
     try:
@@ -171,10 +175,13 @@ def sigint_deferred() -> Iterator[None]:
                 raise KeyboardInterrupt
 
 
-def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> list[mp.process.BaseProcess]:
-    """Start ``count`` peer processes with ``options``: forked from the torch-preloaded
-    forkserver, or (with ``preload=False``) as plain fresh interpreters (``spawn``) for
-    comparison."""
+def start_peers(
+    count: int, options: PeerOptions | list[PeerOptions], *, preload: bool = True
+) -> list[mp.process.BaseProcess]:
+    """Start ``count`` peer processes with ``options`` (one for all, or one per peer):
+    forked from the torch-preloaded forkserver, or (with ``preload=False``) as plain
+    fresh interpreters (``spawn``) for comparison."""
+    each = options if isinstance(options, list) else [options] * count
     _single_threaded_env()
     if preload:
         start_forkserver()
@@ -185,7 +192,7 @@ def start_peers(count: int, options: PeerOptions, *, preload: bool = True) -> li
     with _without_main_reimport():
         try:
             for index in range(count):
-                p = ctx.Process(target=peer_process, args=(options, index), daemon=False)
+                p = ctx.Process(target=peer_process, args=(each[index], index), daemon=False)
                 # A Ctrl-C inside start() could land after the fork and before the
                 # append: that peer would be left running, unknown to stop_peers.
                 with sigint_deferred():

@@ -111,6 +111,20 @@ def _knowledge() -> list[str]:
     return ["observed", "oracle"]  # protocol.config.check accepts these two
 
 
+@_choice("network.profile")
+def _profiles() -> list[str]:
+    from protocol.network_config import PROFILES
+
+    return ['""', *PROFILES]
+
+
+@_choice("network.links")
+def _link_modes() -> list[str]:
+    from protocol.network_config import LINK_MODES
+
+    return list(LINK_MODES)
+
+
 @_choice("runtime.curve")
 def _curve() -> list[str]:
     return list(config.CURVE_MODES)
