@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -111,9 +112,22 @@ def test_egress_rules_give_each_neighbour_a_class_filter_and_netem_leaf() -> Non
         "qdisc add dev eth0 parent 1:f handle f: netem delay 50.0ms 5.0ms loss 1.0%",
         "filter add dev eth0 parent 1: protocol ip prio 1 u32 match ip dst 10.78.0.15/32 flowid 1:f",
     ]
-    assert netem_args(Link(delay_ms=1.0, reorder_pct=25.0, duplicate_pct=1.0)) == "delay 1.0ms reorder 25.0% duplicate 1.0%"
+    assert (
+        netem_args(Link(delay_ms=1.0, reorder_pct=25.0, duplicate_pct=1.0))
+        == "delay 1.0ms reorder 25.0% duplicate 1.0%"
+    )
 
 
 def test_check_network_accepts_every_profile() -> None:
     for name in PROFILES:
         check_network(NetworkConfig(profile=name))
+
+
+def test_a_shaped_run_is_refused_without_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    from launch.net.namespaces import NetworkError
+    from launch.net.session import preflight
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(NetworkError) as err:
+        preflight()
+    assert str(err.value).startswith("network: link conditions need root")

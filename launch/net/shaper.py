@@ -37,7 +37,8 @@ def run_tc(ns: str, commands: list[str]) -> None:
         check=False,
     )
     if proc.returncode != 0:
-        raise NetworkError(f"`tc -n {ns}` failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+        said = [x.strip() for x in proc.stderr.splitlines() if x.strip() and not x.startswith("Command failed")]
+        raise NetworkError(f"`tc -n {ns}` failed: {'; '.join(said) or proc.returncode}")
 
 
 def class_id(node: int) -> str:

@@ -138,7 +138,7 @@ from protocol/config.py; edit the schema's #: comments there, not this page. -->
 
 A run is one TOML file whose tables mirror the schema below; every field has a default, so
 a file only says what differs from it. Relative paths in a file (`data.root`,
-`topology.edge_list`) are taken relative to the file's folder, paths given with `--set`
+`topology.edge_list`, `network.link_file`) are taken relative to the file's folder, paths given with `--set`
 relative to the current folder. `--set KEY=VALUE` overrides any field with a TOML value
 (`--set train.lr=0.1`, `--set byzantine.nodes=[1,5]`,
 `--set 'defense.params={own_weight=0.5}'`). An unknown field, a wrong type or a value out
