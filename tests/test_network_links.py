@@ -258,3 +258,19 @@ def test_the_next_run_removes_a_network_whose_launcher_is_gone() -> None:
     # Assert
     assert net.prefix in removed
     assert _leftovers(dead) == []
+
+
+def test_a_multihost_coordinator_refuses_a_network_section(tmp_path: Path) -> None:
+    # byzemu coordinator cannot shape links on other hosts: refused, not run ideal
+    cfg, out = _write(tmp_path, "rate_mbit = 5.0"), tmp_path / "run"
+    proc = subprocess.run(
+        [BYZEMU, "coordinator", str(cfg), "--bind", "tcp://127.0.0.1:0", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: network: link conditions are applied by byzemu launch on one machine, not in a multihost run: "
+        "remove [network] (docs/NETWORK.md)"
+    ]
