@@ -68,9 +68,11 @@ def launch(
     killed run in ``out`` after its last complete checkpoint. Ctrl-C raises
     KeyboardInterrupt after writing ``interrupted.json``. ``byzemu launch`` and ``byzemu
     reference`` run through this function."""
+    from launch.net.session import check_support
     from launch.run.procs import prepare_forkserver
 
     if not in_process:  # before torch is imported below: the two imports then run at once
+        check_support(cfg)  # a [network] this machine cannot apply is refused at once
         prepare_forkserver(cfg)
     from launch.run.claim import claim_out_dir, release_out_dir
     from launch.run.local import default_out_dir, launch_local

@@ -131,3 +131,23 @@ def test_a_shaped_run_is_refused_without_root(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(NetworkError) as err:
         preflight()
     assert str(err.value).startswith("network: link conditions need root")
+
+
+def test_link_counters_and_rtts_are_read_from_tc_and_ss_output() -> None:
+    from launch.net.stats import class_counters, connection_rtts
+
+    tc = (
+        "class htb 1:b root prio 0 rate 8Mbit ceil 8Mbit burst 1600b cburst 1600b \n"
+        " Sent 107010 bytes 76 pkt (dropped 0, overlimits 12 requeues 0) \n"
+        " backlog 0b 0p requeues 0\n"
+        "class htb 1:c root prio 0 rate 8Mbit ceil 8Mbit burst 1600b cburst 1600b \n"
+        " Sent 0 bytes 0 pkt (dropped 0, overlimits 0 requeues 0) \n"
+    )
+    ss = (
+        "0      0      10.78.3.10:40112 10.78.3.11:37019\n"
+        "\t cubic wscale:7,7 rto:252 rtt:48.832/12.1 ato:40 mss:1448\n"
+        "0      0      10.78.3.10:40113 10.78.3.1:5555\n"
+        "\t cubic wscale:7,7 rto:204 rtt:0.05/0.025 mss:1448\n"
+    )
+    assert class_counters(tc) == {"1:b": (107010, 76), "1:c": (0, 0)}
+    assert connection_rtts(ss) == {("10.78.3.10", "10.78.3.11:37019"): 48.832, ("10.78.3.10", "10.78.3.1:5555"): 0.05}

@@ -83,3 +83,21 @@ def read_link_file(path: Path, default: Link, *, nodes: int) -> dict[Edge, Link]
 
 def needs_netem(links: dict[Edge, Link]) -> bool:
     return any(link.needs_netem for link in links.values())
+
+
+def netem_fields(links: list[Link]) -> list[str]:
+    """The link fields set in ``links`` that only netem can apply (all but the rate)."""
+    return sorted(
+        {f.name for link in links for f in fields(Link) if f.name != "rate_mbit" and getattr(link, f.name) > 0}
+    )
+
+
+def possible_links(net: NetworkConfig, *, nodes: int) -> list[Link]:
+    """Every link the section can give some edge, known before the graph is: the default,
+    the profiles of ``mix`` with a weight, the rows of ``link_file``."""
+    default = net.default_link()
+    if net.links == "mix":
+        return [default if k == "default" else PROFILES[k] for k, w in net.mix.items() if w > 0]
+    if net.links == "file":
+        return [default, *read_link_file(Path(net.link_file), default, nodes=nodes).values()]
+    return [default]

@@ -26,7 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from launch.net import namespaces
-from launch.net.links import Edge, needs_netem, resolve_links
+from launch.net.links import Edge, netem_fields, possible_links, resolve_links
 from launch.net.namespaces import NetworkError, RunNetwork
 from launch.net.shaper import UNLIMITED_MBIT, check_kernel, egress_commands, run_tc
 from launch.net.stats import LinkMeter
@@ -69,6 +69,21 @@ def preflight() -> None:
         )
 
 
+def check_support(cfg: RunConfig) -> None:
+    """Refuse (NetworkError) a shaped run this machine cannot apply, before anything heavy
+    starts: :func:`preflight`, then the kernel's qdiscs tried in a namespace of its own."""
+    if not shaped(cfg.network):
+        return
+    preflight()
+    what = netem_fields(possible_links(cfg.network, nodes=cfg.nodes))
+    probe = f"{namespaces.PREFIX}{os.getpid()}-probe"
+    namespaces.run_ip(["netns", "add", probe])
+    try:
+        check_kernel(probe, netem=bool(what), what=", ".join(f"network.{f}" for f in what))
+    finally:
+        namespaces.run_ip(["netns", "del", probe], check=False)
+
+
 class ShapedNetwork:
     """Per-peer namespaces with each graph link shaped by tc (``launch/net``)."""
 
@@ -90,9 +105,8 @@ class ShapedNetwork:
             log.warning("removed the network %s left by a launcher that is gone", prefix)
         self.net = namespaces.create(self.cfg.nodes)
         try:
-            netem = needs_netem(self.links)
-            fields = sorted({f for link in self.links.values() for f in _netem_fields(link)})
-            check_kernel(self.net.bridge_ns, netem=netem, what=", ".join(f"network.{f}" for f in fields))
+            what = netem_fields(list(self.links.values()))
+            check_kernel(self.net.bridge_ns, netem=bool(what), what=", ".join(f"network.{f}" for f in what))
             self.reaper = subprocess.Popen(
                 [sys.executable, "-m", "launch.net.reaper", self.net.prefix],
                 stdin=subprocess.PIPE,
@@ -150,10 +164,6 @@ class ShapedNetwork:
 
     def measure(self, round_: int) -> dict[str, Any]:
         return {"network": self.meter.read()} if self.meter is not None else {}
-
-
-def _netem_fields(link: Link) -> list[str]:
-    return [f.name for f in dataclasses.fields(Link) if f.name != "rate_mbit" and getattr(link, f.name) > 0]
 
 
 def _counted(link: Link) -> Link:
