@@ -111,6 +111,15 @@ def _ip(*args: str) -> str:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=True, timeout=30).stdout
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its parent does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def _write(tmp_path: Path, network: str, rounds: int = 2) -> Path:
     cfg = tmp_path / "net.toml"
     cfg.write_text(CONFIG.format(network=network, rounds=rounds))
@@ -249,6 +258,14 @@ def test_nothing_is_left_after_ctrl_c_or_a_killed_launcher(tmp_path: Path, stop:
         interval=0.1,
     )
     assert left is True
+    peers = [n["pid"] for n in json.loads((out / "topology.json").read_text())["nodes"]]
+    wait_until(
+        lambda: not any(_alive(pid) for pid in peers),
+        timeout=60,
+        what="every peer process gone",
+        details=lambda: f"alive: {[pid for pid in peers if _alive(pid)]}",
+        interval=0.1,
+    )
     if stop == signal.SIGINT:
         assert proc.returncode == 130, log.read_text()[-3000:]
         assert json.loads((out / "interrupted.json").read_text())["reason"].startswith("interrupted")
