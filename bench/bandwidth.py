@@ -5,7 +5,8 @@ the share of the model each neighbour gets.
 round, every link 10 Mbit/s each way, shaped with tc on per-peer namespaces: needs root)
 is run as ``byzemu launch`` with training off (``train.local_steps = 0``: a round is the
 exchange and the aggregation) and ``chunks.per_neighbor`` = 1, 2, 4 and 7 of 8 chunks,
-one run at a time, and once with 7 of 8 on unshaped links (``network.isolate``: the same
+the links' counters not read between rounds (``network.record_links = false``), one run
+at a time, and once with 7 of 8 on unshaped links (``network.isolate``: the same
 namespaces and veth links, no rate limit) as the baseline. Per run: the median round
 time over rounds 2..R-1 (round 1 includes the peers' first connections, round R the
 evaluation), the bytes of one
@@ -36,6 +37,7 @@ def _one(share: int, rounds: int, *, shaped: bool) -> dict[str, Any]:
         "rounds": rounds,
         "eval.every": rounds,
         "train.local_steps": 0,  # training off: a round is the exchange and the aggregation
+        "network.record_links": False,  # no tc/ss commands between rounds (their CPU shows in round_s)
     }
     if not shaped:
         overrides.update({"network.rate_mbit": 0.0, "network.isolate": True})
@@ -45,7 +47,6 @@ def _one(share: int, rounds: int, *, shaped: bool) -> dict[str, Any]:
     records = run["rounds"]
     traffic = records[0]["peers"]["0"]["traffic"]
     message = traffic["sent_bytes"] // traffic["sent_msgs"]
-    link_bytes = [link["bytes"] for r in records[1:-1] for link in r["network"]["links"].values()]
     return {
         "per_neighbor": share,
         "shaped": shaped,
@@ -54,7 +55,6 @@ def _one(share: int, rounds: int, *, shaped: bool) -> dict[str, Any]:
         "median_round_s": median(r["round_s"] for r in records[1:-1]),
         "message_bytes": message,
         "transmission_s": message * 8 / RATE_BIT_S,
-        "median_link_bytes": median(link_bytes) if link_bytes else None,
         "command_s": run["command_s"],
     }
 

@@ -103,6 +103,9 @@ class NetworkConfig:
     link_file: str = ""
     #: run peers in namespaces even when every link is ideal (the same path, unshaped: a baseline)
     isolate: bool = False
+    #: record each link's bytes and TCP RTT in every round record (2 commands per peer per
+    #: round, run at once while peers work; off where that CPU would disturb round times)
+    record_links: bool = True
 
     def default_link(self) -> Link:
         """The default link: the profile's, or the section's own fields."""

@@ -140,9 +140,10 @@ class ShapedNetwork:
 
     def attach(self, coordinator: Any) -> None:
         """Shape the links once ids are known (at the assignment, before any chunk), and
-        add the links' measurements to each round record."""
+        add the links' measurements to each round record (``network.record_links``)."""
         coordinator.before_assign = self.shape
-        coordinator.round_extra = self.measure
+        if self.cfg.network.record_links:
+            coordinator.round_extra = self.measure
 
     def shape(self, data_addrs: dict[int, str]) -> None:
         """Install every peer's egress rules; ``data_addrs``: node id -> ``tcp://ip:port``."""
