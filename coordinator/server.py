@@ -139,6 +139,11 @@ class Coordinator:
         self.failed: set[int] = set()
         self.drops: Counter[str] = Counter()
         self.dead_probe: Callable[[], set[int]] | None = None
+        #: called with node id -> data address once every peer registered, before the
+        #: assignment (a shaped network installs its links there: launch/net)
+        self.before_assign: Callable[[dict[int, str]], None] | None = None
+        #: called with a round's number when its record is written; its fields join the record
+        self.round_extra: Callable[[int], dict[str, Any]] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
@@ -234,6 +239,8 @@ class Coordinator:
     def assign(self) -> None:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
         addresses = {i: p.data_addr for i, p in self.peers.items()}
+        if self.before_assign is not None:
+            self.before_assign(dict(addresses))
         plans = {node: self.plan.assignment(node) for node in sorted(self.peers)}
         keys = (
             assignment_mod.curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()})
@@ -389,6 +396,8 @@ class Coordinator:
             }
         if rnd.refused_after > rnd.refused_before:
             extra["refused_registrations"] = self.refused[rnd.refused_before : rnd.refused_after]
+        if self.round_extra is not None:
+            extra.update(self.round_extra(rnd.number))
         self._count_dropped_connections()
         return recorder.record(
             round_=rnd.number,

@@ -76,9 +76,11 @@ def launch(
     ``in_process``): the results folder of a run whose delivery log the reference follows,
     reproducing that run bit for bit (``byzemu reference --replay``; ``cfg`` from
     :func:`launch.run.reference.replay_config`)."""
+    from launch.net.session import check_support
     from launch.run.procs import prepare_forkserver
 
     if not in_process:
+        check_support(cfg)  # a [network] this machine cannot apply is refused at once
         if check_capacity:
             from launch.run.capacity import check
 

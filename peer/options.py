@@ -35,6 +35,9 @@ class PeerOptions:
     #: the data socket's message limit, fixed before registering; a run with a larger
     #: ``runtime.max_message_bytes`` refuses this peer
     max_message_bytes: int = RuntimeConfig.max_message_bytes
+    #: network namespace (a name under /run/netns) the forked peer enters before opening
+    #: a socket; set by a launch with [network] (launch/net), None elsewhere
+    netns: str | None = None
 
     @property
     def data_host(self) -> str:

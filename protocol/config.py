@@ -27,6 +27,7 @@ from protocol.config_text import parse_value as parse_value
 from protocol.config_text import to_toml as to_toml
 from protocol.errors import ConfigError as ConfigError  # re-exported: its old home
 from protocol.names import unknown_in
+from protocol.network_config import NetworkConfig, check_network
 
 CURVE_MODES = ("auto", "on", "off")  #: values of runtime.curve
 
@@ -260,6 +261,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     stragglers: StragglersConfig = field(default_factory=StragglersConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)  #: link conditions (protocol/network_config.py)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (TOML/JSON/msgpack friendly)."""
@@ -294,7 +296,7 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
 def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_paths: bool = True) -> RunConfig:
     """Load a TOML config file, apply ``--set`` overrides and check it.
 
-    Relative ``data.root`` and ``topology.edge_list`` in the file are taken relative to the
+    Relative ``data.root``, ``topology.edge_list`` and ``network.link_file`` in the file are taken relative to the
     file's folder; those given by ``--set`` relative to the current directory.
     """
     path = Path(path)
@@ -316,7 +318,7 @@ def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_path
 
 
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
-    for table, key in (("data", "root"), ("topology", "edge_list")):
+    for table, key in (("data", "root"), ("topology", "edge_list"), ("network", "link_file")):
         value = data.get(table, {}).get(key) if isinstance(data.get(table), dict) else None
         if isinstance(value, str) and value and not Path(value).is_absolute():
             data[table][key] = str((base / value).resolve())
@@ -392,6 +394,7 @@ def check(cfg: RunConfig) -> None:
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
     )
     _check_stragglers(cfg)
+    check_network(cfg.network)
     defense, byz = cfg.defense, cfg.byzantine
     unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
     _require(unknown is None, unknown or "")

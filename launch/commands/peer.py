@@ -114,7 +114,7 @@ def peer(
         data_root=str(Path(data_root).resolve()) if data_root else None,
         coordinator_key=coordinator_key,
         checkpoint_dir=str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,
-        **({"max_message_bytes": max_message_bytes} if max_message_bytes is not None else {}),
+        max_message_bytes=max_message_bytes if max_message_bytes is not None else PeerOptions.max_message_bytes,
     )
     procs = start_peers(count, options)
     click.echo(f"{count} peer(s) started; data sockets advertised on {advertise}", err=True)

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from coordinator.plan import build_plan
+from coordinator.plan import Plan, build_plan
 from coordinator.results import ResumeError, ResumePoint
+from launch.net.session import Loopback, ShapedNetwork, run_network
 from launch.run.procs import interrupt_once, start_peers, stop_peers
 from launch.run.progress import Progress
 from launch.run.setup import start_coordinator
@@ -81,9 +82,25 @@ def launch_local(
     if point is not None:
         checkpoint.remove_after(ckpt_dir, point.round)  # recomputed: must not be mistaken for new
     progress = fan_out(Progress(cfg.rounds) if show_progress else None, on_round)
+    with run_network(cfg, list(plan.graph.edges)) as network:  # refuses here if links cannot be shaped
+        return _run(cfg, out_dir, plan, point, progress, network, preload=preload)
+
+
+def _run(
+    cfg: RunConfig,
+    out_dir: Path,
+    plan: Plan,
+    point: ResumePoint | None,
+    progress: Callable[[dict[str, Any]], None] | None,
+    network: Loopback | ShapedNetwork,
+    *,
+    preload: bool,
+) -> dict[str, Any]:
+    ckpt_dir = RunDir(out_dir).checkpoints
     coord = start_coordinator(
-        cfg, out_dir, bind="tcp://127.0.0.1:*", mode="multiprocess", progress=progress, resume=point, plan=plan
+        cfg, out_dir, bind=network.control_bind, mode="multiprocess", progress=progress, resume=point, plan=plan
     )
+    network.attach(coord)
     procs: list[Any] = []
     by_pid: dict[int, Any] = {}
 
@@ -113,7 +130,7 @@ def launch_local(
                 checkpoint_dir=str(ckpt_dir.resolve()),
                 max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
             )
-            procs = start_peers(cfg.nodes, options, preload=preload)
+            procs = start_peers(cfg.nodes, network.peer_options(options, cfg.nodes), preload=preload)
             by_pid.update((p.pid, p) for p in procs if p.pid is not None)  # started: all have one
             return coord.run()
         finally:

@@ -100,6 +100,10 @@ def peer_process(options: PeerOptions, index: int = 0, *extra: Any) -> None:
     ``extra``: a runtime factory (``PeerOptions -> PeerRuntime``) to run instead of the
     plain one, for :func:`start_peers`'s ``runtime``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if options.netns is not None:  # before any socket: its namespace is this thread's
+        from launch.net.namespaces import enter
+
+        enter(options.netns)
     if index > 0:
         _log_shared_failures_once()
     try:
@@ -176,12 +180,17 @@ def sigint_deferred() -> Iterator[None]:
 
 
 def start_peers(
-    count: int, options: PeerOptions, *, preload: bool = True, runtime: Callable[..., Any] | None = None
+    count: int,
+    options: PeerOptions | list[PeerOptions],
+    *,
+    preload: bool = True,
+    runtime: Callable[..., Any] | None = None,
 ) -> list[mp.process.BaseProcess]:
-    """Start ``count`` peer processes with ``options``: forked from the torch-preloaded
-    forkserver, or (with ``preload=False``) as plain fresh interpreters (``spawn``) for
-    comparison. ``runtime`` (picklable: a module-level class or a partial of one) builds
-    each process's runtime instead of ``PeerRuntime``."""
+    """Start ``count`` peer processes with ``options`` (one for all, or one per peer):
+    forked from the torch-preloaded forkserver, or (with ``preload=False``) as plain
+    fresh interpreters (``spawn``) for comparison. ``runtime`` (picklable: a module-level
+    class or a partial of one) builds each process's runtime instead of ``PeerRuntime``."""
+    each = options if isinstance(options, list) else [options] * count
     _single_threaded_env()
     if preload:
         start_forkserver()
@@ -193,7 +202,7 @@ def start_peers(
         try:
             for index in range(count):
                 extra = () if runtime is None else (runtime,)
-                p = ctx.Process(target=peer_process, args=(options, index, *extra), daemon=False)
+                p = ctx.Process(target=peer_process, args=(each[index], index, *extra), daemon=False)
                 # A Ctrl-C inside start() could land after the fork and before the
                 # append: that peer would be left running, unknown to stop_peers.
                 with sigint_deferred():

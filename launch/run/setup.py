@@ -16,7 +16,9 @@ from typing import Any
 from coordinator.plan import Plan, build_plan
 from coordinator.results import ResultsWriter, ResumePoint
 from coordinator.server import Coordinator
+from launch.net.namespaces import NetworkError
 from protocol.config import RunConfig
+from protocol.network_config import shaped
 
 
 def start_coordinator(
@@ -38,5 +40,10 @@ def start_coordinator(
     ``out_dir``; ``factory`` is the coordinator class (a subclass that watches the run).
     OSError if ``bind`` is a bad or busy address. The caller runs it and closes it."""
     plan = plan if plan is not None else build_plan(cfg)
+    if mode != "multiprocess" and shaped(cfg.network):  # never a silently ideal network
+        raise NetworkError(
+            f"network: link conditions are applied by byzemu launch on one machine, not in a {mode} run: "
+            "remove [network] (docs/NETWORK.md)"
+        )
     results = ResultsWriter(out_dir, cfg, mode=mode, resume=resume)
     return factory(plan, bind=bind, results=results, progress=progress, resume=resume)

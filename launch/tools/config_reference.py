@@ -111,6 +111,20 @@ def _knowledge() -> list[str]:
     return ["observed", "oracle"]  # protocol.config.check accepts these two
 
 
+@_choice("network.profile")
+def _profiles() -> list[str]:
+    from protocol.network_config import PROFILES
+
+    return ['""', *PROFILES]
+
+
+@_choice("network.links")
+def _link_modes() -> list[str]:
+    from protocol.network_config import LINK_MODES
+
+    return list(LINK_MODES)
+
+
 @_choice("runtime.curve")
 def _curve() -> list[str]:
     return list(config.CURVE_MODES)
@@ -124,7 +138,7 @@ from protocol/config.py; edit the schema's #: comments there, not this page. -->
 
 A run is one TOML file whose tables mirror the schema below; every field has a default, so
 a file only says what differs from it. Relative paths in a file (`data.root`,
-`topology.edge_list`) are taken relative to the file's folder, paths given with `--set`
+`topology.edge_list`, `network.link_file`) are taken relative to the file's folder, paths given with `--set`
 relative to the current folder. `--set KEY=VALUE` overrides any field with a TOML value
 (`--set train.lr=0.1`, `--set byzantine.nodes=[1,5]`,
 `--set 'defense.params={own_weight=0.5}'`). An unknown field, a wrong type or a value out
