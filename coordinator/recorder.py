@@ -35,6 +35,7 @@ class RoundRecorder:
         self.started = started
         self.progress = progress
         self.roles = {i: plan.role(i).label for i in range(plan.config.nodes)}
+        self.schedule = plan.rounds
 
     def record(
         self,
@@ -59,6 +60,8 @@ class RoundRecorder:
             elapsed_s=t1 - self.started,
             round_s=t1 - t0,
         )
+        if self.schedule.dynamic:  # the round's graph (coordinator/dynamics.py)
+            record["graph"] = {"directed": self.schedule.directed, "edges": self.schedule.edges_json(round_)}
         record.update(extra or {})
         record["coordinator_drops"] = dict(coordinator_drops)
         self.results.append_round(record)

@@ -246,6 +246,9 @@ class Coordinator:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
         addresses = {i: p.data_addr for i, p in self.peers.items()}
         plans = {node: self.plan.assignment(node) for node in sorted(self.peers)}
+        if self.resume is not None and self.plan.rounds.dynamic:  # the first round run is resume.round + 1
+            for node, a in plans.items():
+                a.receive_from = list(self.plan.rounds.view(node, self.resume.round + 1).receive_from)
         keys = (
             assignment_mod.curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()})
             if self.curve
@@ -317,15 +320,19 @@ class Coordinator:
             self._mark_failed(node, round_, "process exited")
 
     def _start_round(self, round_: int) -> _Round:
-        """Send ``round_start`` to every live peer."""
+        """Send ``round_start`` to every live peer (with its graph of the round when the
+        graph changes: coordinator/dynamics.py)."""
         round_state = _Round(number=round_, t0=time.monotonic(), refused_before=len(self.refused))
-        start = m.round_start(
-            round_=round_,
-            failed=sorted(self.failed),
-            deadline=self.cfg.runtime.round_timeout,
-            checkpoint=self.last_checkpoint or None,
-        )
-        self._broadcast(start, sorted(set(self.peers) - self.failed))
+        schedule = self.plan.rounds
+        for node in sorted(set(self.peers) - self.failed):
+            start = m.round_start(
+                round_=round_,
+                failed=sorted(self.failed),
+                deadline=self.cfg.runtime.round_timeout,
+                checkpoint=self.last_checkpoint or None,
+                graph=schedule.view(node, round_).to_fields() if schedule.dynamic else None,
+            )
+            self._send(self.peers[node].identity, start)
         return round_state
 
     def _collect_round(self, rnd: _Round) -> _Round:

@@ -9,7 +9,11 @@ of what a node accepts exist once:
 * its round lies in the window (last aggregated round, last started round + 1]: a round
   t+1 message that arrives while t is running is kept, an older one is ``stale_round``,
   a later one ``future_round``;
-* one message per kind, round and sender (a second is ``duplicate``).
+* one message per kind, round and sender (a second is ``duplicate``);
+* in a run whose graph changes, a chunk's sender must send to this node in the chunk's
+  round (:meth:`Inbox.expect`); one that does not, e.g. a former neighbor still sending,
+  is ``not_round_neighbor``. The senders of round t+1 are known from ``round_start(t)``
+  (of round 1 from ``assign``), so an early round t+1 chunk is judged on arrival.
 
 A message that breaks a rule raises :class:`~protocol.codec.ProtocolError`; the caller
 counts it as a drop. The round schedule (``peer/rounds.py``) reads what arrived with
@@ -19,6 +23,7 @@ counts it as a drop. The round schedule (``peer/rounds.py``) reads what arrived 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from peer.core import NodeCore
@@ -35,6 +40,17 @@ class Inbox:
         self.started = started  #: last round started
         self.aggregated = started  #: last round aggregated
         self._buffers: dict[str, dict[int, dict[int, Any]]] = {kind: defaultdict(dict) for kind in m.DATA_PLANE}
+        #: a graph that changes: round -> the peers whose chunks this node accepts in it
+        #: (None: a static graph, where the payload check's neighbors decide)
+        self.senders: dict[int, frozenset[int]] | None = None
+        if core.assignment.receive_from is not None:  # assign names the first round's senders
+            self.expect(started + 1, core.assignment.receive_from)
+
+    def expect(self, round_: int, senders: Iterable[int]) -> None:
+        """A graph that changes: ``senders`` send this node chunks in ``round_``."""
+        if self.senders is None:
+            self.senders = {}
+        self.senders[round_] = frozenset(senders)
 
     def start(self, round_: int) -> None:
         """Round ``round_`` starts: messages of rounds up to ``round_ + 1`` are accepted."""
@@ -60,6 +76,8 @@ class Inbox:
             raise ProtocolError("stale_round", f"{msg.kind} round {r} from {msg.src}, at {self.aggregated}")
         if r > self.started + 1:
             raise ProtocolError("future_round", f"{msg.kind} round {r} from {msg.src}, at {self.started}")
+        if msg.kind == m.CHUNK and self.senders is not None and msg.src not in self.senders.get(r, ()):
+            raise ProtocolError("not_round_neighbor", f"round-{r} chunk from {msg.src}, not a sender of that round")
         filed = self._buffers[msg.kind][r]
         if msg.src in filed:
             raise ProtocolError("duplicate", f"second round-{r} {msg.kind} from {msg.src}")
@@ -82,3 +100,5 @@ class Inbox:
         for buffers in self._buffers.values():
             for old in [r for r in buffers if r <= round_]:
                 del buffers[old]
+        for old in [r for r in self.senders or {} if r <= round_]:
+            del self.senders[old]  # type: ignore[union-attr]

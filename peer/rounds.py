@@ -42,6 +42,7 @@ from peer.attacks.base import Knowledge
 from peer.core import NodeCore, RoundResult
 from peer.inbox import Inbox
 from protocol import messages as m
+from protocol.graph import RoundGraph
 
 
 @dataclass(frozen=True)
@@ -63,9 +64,21 @@ class Await:
 Step = Send | Await
 
 
+def enter_round(core: NodeCore, inbox: Inbox, round_: int, graph: RoundGraph | None) -> None:
+    """Round ``round_`` starts (both drivers call this before :func:`round_steps`): the
+    inbox's round window moves on and, in a run whose graph changes, the node takes the
+    round's graph (whom it sends to, whom it awaits) and the inbox learns whose chunks it
+    accepts in this round and the next."""
+    inbox.start(round_)
+    if graph is not None:
+        core.use_graph(graph)
+        inbox.expect(round_, graph.receive_from)
+        inbox.expect(round_ + 1, graph.next_receive_from)
+
+
 def round_steps(core: NodeCore, inbox: Inbox, round_: int) -> Generator[Step, None, RoundResult]:
     """One node's round ``round_`` (see the module docstring); the driver calls
-    ``inbox.start(round_)`` before and ``inbox.close(round_)`` after."""
+    :func:`enter_round` before and ``inbox.close(round_)`` after."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     node = core.node
     core.train(round_)
@@ -89,7 +102,7 @@ def round_steps(core: NodeCore, inbox: Inbox, round_: int) -> Generator[Step, No
     outgoing = core.outgoing(round_, knowledge)
     for j in sorted(outgoing):
         yield Send(j, m.chunk(src=node, round_=round_, chunks=outgoing[j]))
-    yield Await(m.CHUNK, frozenset(core.neighbors))
+    yield Await(m.CHUNK, frozenset(core.receive_from))
     t_wait = time.perf_counter()
     result = core.end_round(round_, inbox.arrived(m.CHUNK, round_))
     result.timing.update(

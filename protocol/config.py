@@ -60,6 +60,16 @@ class TopologyConfig:
     rewire: float = 0.1  #: rewiring probability of small_world
     #: edge-list file for kind = edge_list: one "u v" edge per line, # comments
     edge_list: str = ""
+    #: how the graph changes between rounds (coordinator/dynamics.py): static (one graph);
+    #: resample (a new graph of the same kind every `every` rounds); el_oracle (a fresh
+    #: s-regular graph, EL-Oracle); el_local (each peer pushes to s random others, directed,
+    #: EL-Local); schedule (per-round edge lists from the file `schedule`)
+    dynamic: str = "static"
+    every: int = 1  #: rounds each graph of resample, el_oracle and el_local lasts
+    s: int = 3  #: peers each one sends to per round under el_oracle and el_local (1 <= s < nodes)
+    #: per-round edge-list file for dynamic = schedule: "round R" lines, each followed by
+    #: the "u v" edges of rounds R.. until the next "round" line; # comments
+    schedule: str = ""
 
 
 @dataclass
@@ -288,7 +298,7 @@ def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_path
 
 
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
-    for table, key in (("data", "root"), ("topology", "edge_list")):
+    for table, key in (("data", "root"), ("topology", "edge_list"), ("topology", "schedule")):
         value = data.get(table, {}).get(key) if isinstance(data.get(table), dict) else None
         if isinstance(value, str) and value and not Path(value).is_absolute():
             data[table][key] = str((base / value).resolve())
@@ -360,6 +370,24 @@ def check(cfg: RunConfig) -> None:
         r.curve in CURVE_MODES,
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
     )
+    _check_dynamic(cfg)
     defense, byz = cfg.defense, cfg.byzantine
     unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
     _require(unknown is None, unknown or "")
+
+
+DYNAMICS = ("static", "resample", "el_oracle", "el_local", "schedule")  #: values of topology.dynamic
+
+
+def _check_dynamic(cfg: RunConfig) -> None:
+    """topology.dynamic and its parameters (the schedule file is read by the plan)."""
+    t = cfg.topology
+    _require(t.dynamic in DYNAMICS, f"topology.dynamic={t.dynamic!r}: choose one of {', '.join(DYNAMICS)}")
+    _require(t.every >= 1, f"topology.every={t.every}: must be >= 1 round")
+    if t.dynamic in ("el_oracle", "el_local"):
+        _require(
+            1 <= t.s < cfg.nodes,
+            f"topology.s={t.s}: a peer sends to s others, so 1 <= s < nodes={cfg.nodes}; lower topology.s",
+        )
+    if t.dynamic == "schedule":
+        _require(bool(t.schedule), "topology.dynamic=schedule needs a file; set topology.schedule to its path")

@@ -66,8 +66,15 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
 #: optional kind-specific header fields (absent = empty) and their msgpack types
 OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
     REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT},
-    ASSIGN: {"links": _LIST, "neighborhoods": _LIST, "curve": _MAP, "resume": _MAP, "model": _MAP},
-    ROUND_START: {"checkpoint": _INT},
+    ASSIGN: {
+        "links": _LIST,
+        "neighborhoods": _LIST,
+        "curve": _MAP,
+        "resume": _MAP,
+        "model": _MAP,
+        "receive_from": _LIST,
+    },
+    ROUND_START: {"checkpoint": _INT, "graph": _MAP},
     ROUND_DONE: {"checkpoint": _INT},
 }
 
@@ -139,8 +146,10 @@ def assign(
     resume: dict[str, Any] | None = None,
     model: dict[str, Any] | None = None,
     init: np.ndarray | None = None,
+    receive_from: list[int] | None = None,
 ) -> Message:
-    """Optional: ``links`` (colluders, oracle targets), ``neighborhoods`` (each
+    """``receive_from``: a run whose graph changes: whom round 1's chunks come from.
+    Optional: ``links`` (colluders, oracle targets), ``neighborhoods`` (each
     neighbor's degree and Byzantine count), ``curve`` (peers' public keys), ``resume``
     (``{round, digest}`` of the checkpoint to load), ``model`` (layout and initial
     digest) and ``init``, the initial model's vector, as a second array frame."""
@@ -152,7 +161,11 @@ def assign(
         "config": config,
         "chunk_sizes": chunk_sizes,
     }
-    fields.update(_optional(links=links, neighborhoods=neighborhoods, curve=curve, resume=resume, model=model))
+    fields.update(
+        _optional(
+            links=links, neighborhoods=neighborhoods, curve=curve, resume=resume, model=model, receive_from=receive_from
+        )
+    )
     arrays = [np.ascontiguousarray(shard, "<i8")]
     if init is not None:
         arrays.append(init)
@@ -163,9 +176,17 @@ def ready(*, src: int) -> Message:
     return Message(READY, src, 0)
 
 
-def round_start(*, round_: int, failed: list[int], deadline: float, checkpoint: int | None = None) -> Message:
-    """``checkpoint``: the last round every peer checkpointed (older ones may go)."""
-    fields = {"failed": failed, "deadline": deadline, **_optional(checkpoint=checkpoint)}
+def round_start(
+    *,
+    round_: int,
+    failed: list[int],
+    deadline: float,
+    checkpoint: int | None = None,
+    graph: dict[str, Any] | None = None,
+) -> Message:
+    """``checkpoint``: the last round every peer checkpointed (older ones may go);
+    ``graph``: the receiver's neighbors in a run whose graph changes (protocol/graph.py)."""
+    fields = {"failed": failed, "deadline": deadline, **_optional(checkpoint=checkpoint, graph=graph)}
     return Message(ROUND_START, COORDINATOR_ID, round_, fields)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from coordinator.dynamics import GraphSchedule
 from coordinator.plan import build_plan
 from coordinator.recorder import RoundRecorder
 from coordinator.results import ResultsWriter
@@ -26,7 +27,7 @@ from peer import data
 from peer.core import NodeCore, RoundResult
 from peer.data import test_subset
 from peer.inbox import Inbox
-from peer.rounds import Await, Send, Step, round_steps
+from peer.rounds import Await, Send, Step, enter_round, round_steps
 from peer.traffic import Traffic
 from protocol.codec import ProtocolError, encode
 from protocol.config import RunConfig
@@ -36,8 +37,10 @@ class MemoryNetwork:
     """Node cores joined through memory: :meth:`run_round` drives every core's round
     schedule and delivers its messages."""
 
-    def __init__(self, cores: list[NodeCore]) -> None:
+    def __init__(self, cores: list[NodeCore], schedule: GraphSchedule | None = None) -> None:
         self.cores = {c.node: c for c in cores}
+        #: the graph of every round when it changes (the coordinator sends it in round_start)
+        self.schedule = schedule if schedule is not None and schedule.dynamic else None
         self.inboxes = {c.node: Inbox(c) for c in cores}
         self.traffic = {c.node: Traffic(node=c.node) for c in cores}
 
@@ -45,7 +48,8 @@ class MemoryNetwork:
         """Run round ``round_`` on every core; return each node's result."""
         gens: dict[int, Generator[Step, None, RoundResult]] = {}
         for node, core in self.cores.items():
-            self.inboxes[node].start(round_)
+            graph = self.schedule.view(node, round_) if self.schedule is not None else None
+            enter_round(core, self.inboxes[node], round_, graph)
             gens[node] = round_steps(core, self.inboxes[node], round_)
         waiting: dict[int, Await | None] = dict.fromkeys(gens)
         results: dict[int, RoundResult] = {}
@@ -117,7 +121,7 @@ def run_reference(
     test = data.load(d.dataset, root, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
     test_set = test_subset(test, d.test_samples)
     network = MemoryNetwork(
-        [NodeCore(plan.assignment(i), train_data=train, test_set=test_set) for i in range(cfg.nodes)]
+        [NodeCore(plan.assignment(i), train_data=train, test_set=test_set) for i in range(cfg.nodes)], plan.rounds
     )
     recorder = RoundRecorder(plan=plan, results=results, started=time.monotonic(), progress=progress)
     for round_ in range(1, cfg.rounds + 1):
