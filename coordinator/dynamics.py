@@ -35,12 +35,14 @@ the first graph does. Rules that assume a neighbor count get the round's in-degr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
+from coordinator.churn import Presence
 from coordinator.topology import TopologyError, build_topology, parse_edge_line
 from protocol.config import RunConfig
 from protocol.graph import RoundGraph
@@ -72,37 +74,60 @@ class GraphSchedule:
         self.byzantine = frozenset(byzantine)
         self._first = first
         self._epochs: dict[int, _Round] = {}
+        self._thinned: dict[tuple[int, frozenset[int]], _Round] = {}
+        #: who takes part in each round ([churn]); the away are cut out of the round's graph
+        self.presence = Presence(cfg)
         self._blocks = read_schedule(cfg.topology.schedule, cfg.nodes) if self.kind == "schedule" else []
         self.round(1)  # an impossible EL graph fails at plan time, in one line
 
     @property
     def dynamic(self) -> bool:
-        return self.kind != "static"
+        """Whether the graph ever changes (a dynamic kind, or churn)."""
+        return self.kind != "static" or self.presence.active
 
     @property
     def directed(self) -> bool:
         return self.kind == "el_local"
 
     def round(self, round_: int) -> _Round:
-        """The graph of round ``round_`` (>= 1)."""
+        """The graph of round ``round_`` (>= 1), without the peers away in it."""
         if self.kind == "schedule":
             starts = [start for start, _ in self._blocks]
-            return self._epoch(max(i for i, s in enumerate(starts) if s <= round_))
-        if self.kind == "static":
-            return self._epoch(0)
-        return self._epoch((round_ - 1) // self.cfg.topology.every)
+            epoch = max(i for i, s in enumerate(starts) if s <= round_)
+        elif self.kind == "static":
+            epoch = 0
+        else:
+            epoch = (round_ - 1) // self.cfg.topology.every
+        away = self.presence.away(round_)
+        if not away:
+            return self._epoch(epoch)
+        key = (epoch, away)
+        if key not in self._thinned:
+            kept = [(u, v) for u, v in self._epoch(epoch).edges if u not in away and v not in away]
+            self._thinned[key] = _round_of(self.nodes, kept)
+        return self._thinned[key]
 
     def view(self, node: int, round_: int) -> RoundGraph:
         """``node``'s part of round ``round_`` (what its ``round_start`` carries); with the
         next round's senders unless ``round_`` is the last."""
         now = self.round(round_)
-        following = self.round(round_ + 1).receive_from[node] if round_ < self.cfg.rounds else ()
+        upcoming = self.presence.next_round(node, round_)
+        following = self.round(upcoming).receive_from[node] if upcoming is not None else ()
         hoods = {}
         if node in self.byzantine:
             for j in now.send_to[node]:
                 senders = now.receive_from[j]
                 hoods[j] = (len(senders), len(self.byzantine.intersection(senders)))
-        return RoundGraph(now.send_to[node], now.receive_from[node], following, hoods)
+        if not self.presence.active:
+            return RoundGraph(now.send_to[node], now.receive_from[node], following, hoods)
+        return RoundGraph(
+            now.send_to[node],
+            now.receive_from[node],
+            following,
+            hoods,
+            next_round=upcoming or 0,
+            present=tuple(sorted(self.presence.present(round_))),
+        )
 
     def edges_json(self, round_: int) -> list[list[int]]:
         """Round ``round_``'s edges for its record: ``[u, v]`` pairs, u < v (undirected
@@ -149,15 +174,18 @@ class GraphSchedule:
                 pairs.update((i, int(j)) for j in rng.choice(others, size=t.s, replace=False))
         else:
             pairs = _both_ways(self._blocks[epoch][1])
-        edges = tuple(sorted(pairs))
-        send: dict[int, list[int]] = {i: [] for i in range(n)}
-        recv: dict[int, list[int]] = {i: [] for i in range(n)}
-        for u, v in edges:
-            send[u].append(v)
-            recv[v].append(u)
-        return _Round(
-            edges, {i: tuple(sorted(v)) for i, v in send.items()}, {i: tuple(sorted(v)) for i, v in recv.items()}
-        )
+        return _round_of(n, pairs)
+
+
+def _round_of(n: int, pairs: Iterable[tuple[int, int]]) -> _Round:
+    """A round's graph from its directed edges."""
+    edges = tuple(sorted(pairs))
+    send: dict[int, list[int]] = {i: [] for i in range(n)}
+    recv: dict[int, list[int]] = {i: [] for i in range(n)}
+    for u, v in edges:
+        send[u].append(v)
+        recv[v].append(u)
+    return _Round(edges, {i: tuple(v) for i, v in send.items()}, {i: tuple(sorted(v)) for i, v in recv.items()})
 
 
 def _both_ways(edges: object) -> set[tuple[int, int]]:

@@ -62,6 +62,11 @@ class RoundRecorder:
         )
         if self.schedule.dynamic:  # the round's graph (coordinator/dynamics.py)
             record["graph"] = {"directed": self.schedule.directed, "edges": self.schedule.edges_json(round_)}
+        away = self.schedule.presence.away(round_)
+        if self.schedule.presence.active:  # churn: who took part (coordinator/churn.py)
+            record["away"] = sorted(away)
+            for node in away:
+                record["peers"][str(node)]["status"] = "away"
         record.update(extra or {})
         record["coordinator_drops"] = dict(coordinator_drops)
         self.results.append_round(record)

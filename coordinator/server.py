@@ -324,7 +324,7 @@ class Coordinator:
         graph changes: coordinator/dynamics.py)."""
         round_state = _Round(number=round_, t0=time.monotonic(), refused_before=len(self.refused))
         schedule = self.plan.rounds
-        for node in sorted(set(self.peers) - self.failed):
+        for node in self._expected(round_):
             start = m.round_start(
                 round_=round_,
                 failed=sorted(self.failed),
@@ -335,12 +335,17 @@ class Coordinator:
             self._send(self.peers[node].identity, start)
         return round_state
 
+    def _expected(self, round_: int) -> list[int]:
+        """The peers the barrier of ``round_`` counts: live and not away ([churn])."""
+        present = self.plan.rounds.presence.present(round_)
+        return sorted(n for n in set(self.peers) - self.failed if n in present)
+
     def _collect_round(self, rnd: _Round) -> _Round:
         """Wait for every live peer's ``round_done`` (the barrier) or the round deadline;
         mark the laggards failed and note whether the round's checkpoint is complete, so
         that the next ``round_start`` can go out before this round's record is written."""
         round_, timeout = rnd.number, self.cfg.runtime.round_timeout
-        live = sorted(set(self.peers) - self.failed)
+        live = self._expected(round_)
         reports, checkpointed = rnd.reports, rnd.checkpointed
         deadline = rnd.t0 + timeout
         while time.monotonic() < deadline:

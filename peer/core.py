@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +74,7 @@ class NodeCore:
         self.receive_from = list(assignment.neighbors if assignment.receive_from is None else assignment.receive_from)
         self.neighbors = list(self.receive_from)
         self.neighborhoods = dict(assignment.neighborhoods)  #: Byzantine: n_j, f_j per peer it sends to
+        self.present: frozenset[int] | None = None  #: churn: the peers in the round (None: all)
         channels, size, _ = train_data.image_shape  # every dataset's images are square
         shape = {"in_channels": channels, "image_size": size, "num_classes": train_data.num_classes}
         torch.manual_seed(cfg.seed)  # every peer starts from the same model
@@ -193,6 +195,11 @@ class NodeCore:
         and the attack is kept across rounds by sender id (docs/DEFENSES.md)."""
         self.neighbors, self.receive_from = list(graph.send_to), list(graph.receive_from)
         self.neighborhoods = dict(graph.neighborhoods)
+        self.present = frozenset(graph.present) or None
+
+    def taking_part(self, nodes: Iterable[int]) -> list[int]:
+        """Those of ``nodes`` that take part in the round (all but the away, under churn)."""
+        return [j for j in nodes if self.present is None or j in self.present]
 
     def honest_neighbors(self) -> list[int]:
         """The honest peers whose chunks this one receives this round."""

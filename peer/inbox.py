@@ -39,6 +39,8 @@ class Inbox:
         self.core = core
         self.started = started  #: last round started
         self.aggregated = started  #: last round aggregated
+        #: churn: the next round this node takes part in, when it skips rounds (0: started + 1)
+        self.upcoming = 0
         self._buffers: dict[str, dict[int, dict[int, Any]]] = {kind: defaultdict(dict) for kind in m.DATA_PLANE}
         #: a graph that changes: round -> the peers whose chunks this node accepts in it
         #: (None: a static graph, where the payload check's neighbors decide)
@@ -74,7 +76,7 @@ class Inbox:
         r = msg.round
         if r <= self.aggregated:
             raise ProtocolError("stale_round", f"{msg.kind} round {r} from {msg.src}, at {self.aggregated}")
-        if r > self.started + 1:
+        if r > max(self.started + 1, self.upcoming):
             raise ProtocolError("future_round", f"{msg.kind} round {r} from {msg.src}, at {self.started}")
         if msg.kind == m.CHUNK and self.senders is not None and msg.src not in self.senders.get(r, ()):
             raise ProtocolError("not_round_neighbor", f"round-{r} chunk from {msg.src}, not a sender of that round")

@@ -73,7 +73,8 @@ def enter_round(core: NodeCore, inbox: Inbox, round_: int, graph: RoundGraph | N
     if graph is not None:
         core.use_graph(graph)
         inbox.expect(round_, graph.receive_from)
-        inbox.expect(round_ + 1, graph.next_receive_from)
+        inbox.upcoming = graph.next_round  # churn: the node's next round may be later than round_ + 1
+        inbox.expect(graph.next_round or round_ + 1, graph.next_receive_from)
 
 
 def round_steps(core: NodeCore, inbox: Inbox, round_: int) -> Generator[Step, None, RoundResult]:
@@ -83,7 +84,7 @@ def round_steps(core: NodeCore, inbox: Inbox, round_: int) -> Generator[Step, No
     node = core.node
     core.train(round_)
     t_send = time.perf_counter()
-    for j in core.assignment.oracle_targets:
+    for j in core.taking_part(core.assignment.oracle_targets):
         yield Send(j, m.oracle(src=node, round_=round_, vector=core.vector))
     knowledge = None
     if core.needs_knowledge(round_):
@@ -92,12 +93,13 @@ def round_steps(core: NodeCore, inbox: Inbox, round_: int) -> Generator[Step, No
         observed = {j: v for j, v in inbox.arrived(m.CHUNK, round_).items() if j in honest}
         oracle: dict[int, np.ndarray] | None = None
         if core.oracle_mode:
-            everyone = frozenset(range(core.assignment.num_nodes)) - set(core.colluders) - {node}
+            everyone = frozenset(core.taking_part(range(core.assignment.num_nodes))) - set(core.colluders) - {node}
             yield Await(m.ORACLE, everyone)
             oracle = inbox.arrived(m.ORACLE, round_)
-        for c in core.colluders:
+        colluders = core.taking_part(core.colluders)  # churn: the colluders away this round send nothing
+        for c in colluders:
             yield Send(c, m.collude(src=node, round_=round_, observed=observed))
-        yield Await(m.COLLUDE, frozenset(core.colluders))
+        yield Await(m.COLLUDE, frozenset(colluders))
         knowledge = Knowledge(observed=observed, shared=inbox.arrived(m.COLLUDE, round_), oracle=oracle)
     outgoing = core.outgoing(round_, knowledge)
     for j in sorted(outgoing):

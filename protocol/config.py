@@ -227,6 +227,19 @@ class RuntimeConfig:
 
 
 @dataclass
+class ChurnConfig:
+    """Peers that leave the run for some rounds and come back with the state they left with
+    (coordinator/churn.py); the graph of a round leaves out the peers away in it."""
+
+    #: explicit absences: [node, first round away, last round away] triples
+    away: list[list[int]] = field(default_factory=list)
+    #: seeded churn: in every window of `every` rounds after the first, this fraction of the
+    #: peers (rounded half up, drawn anew per window from the seed) is away
+    rate: float = 0.0
+    every: int = 10  #: rounds per window of rate churn
+
+
+@dataclass
 class RunConfig:
     """A whole experiment."""
 
@@ -244,6 +257,7 @@ class RunConfig:
     byzantine: ByzantineConfig = field(default_factory=ByzantineConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    churn: ChurnConfig = field(default_factory=ChurnConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (TOML/JSON/msgpack friendly)."""
@@ -371,6 +385,7 @@ def check(cfg: RunConfig) -> None:
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
     )
     _check_dynamic(cfg)
+    _check_churn(cfg)
     defense, byz = cfg.defense, cfg.byzantine
     unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
     _require(unknown is None, unknown or "")
@@ -391,3 +406,24 @@ def _check_dynamic(cfg: RunConfig) -> None:
         )
     if t.dynamic == "schedule":
         _require(bool(t.schedule), "topology.dynamic=schedule needs a file; set topology.schedule to its path")
+
+
+def _check_churn(cfg: RunConfig) -> None:
+    """churn.* on their own (whether a round is left without peers is the plan's check)."""
+    c = cfg.churn
+    _require(0.0 <= c.rate < 1.0, f"churn.rate={c.rate}: must be in [0, 1)")
+    _require(c.every >= 1, f"churn.every={c.every}: must be >= 1 round")
+    for item in c.away:
+        _require(
+            len(item) == 3,
+            f"churn.away entry {item}: expected [node, first round away, last round away]",
+        )
+        node, first, last = item
+        _require(
+            0 <= node < cfg.nodes,
+            f"churn.away entry {item}: node {node} does not exist (nodes 0..{cfg.nodes - 1}); fix the node id",
+        )
+        _require(
+            1 <= first <= last <= cfg.rounds,
+            f"churn.away entry {item}: rounds must satisfy 1 <= first <= last <= rounds={cfg.rounds}",
+        )

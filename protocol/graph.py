@@ -29,6 +29,11 @@ class RoundGraph:
     next_receive_from: tuple[int, ...] = ()
     #: Byzantine peers only: peer it sends to -> (its in-degree, its Byzantine in-neighbors)
     neighborhoods: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: churn only: the round ``next_receive_from`` is for (the receiver's next round in
+    #: the run; 0 = the next round, and no round left when that list is empty)
+    next_round: int = 0
+    #: churn only: every peer taking part in the round (empty = every peer)
+    present: tuple[int, ...] = ()
 
     def to_fields(self) -> dict[str, Any]:
         """The ``graph`` map of ``round_start``."""
@@ -37,6 +42,10 @@ class RoundGraph:
             "receive_from": list(self.receive_from),
             "next_receive_from": list(self.next_receive_from),
         }
+        if self.next_round:
+            out["next_round"] = self.next_round
+        if self.present:
+            out["present"] = list(self.present)
         if self.neighborhoods:
             out["neighborhoods"] = [
                 {"id": j, "degree": d, "byzantine": f} for j, (d, f) in sorted(self.neighborhoods.items())
@@ -58,7 +67,13 @@ def from_fields(value: Any, *, node: int, num_nodes: int) -> RoundGraph:
         ):
             raise ProtocolError("bad_field", f"bad round_start graph neighborhood {entry!r}")
         neighborhoods[entry["id"]] = (entry["degree"], entry["byzantine"])
-    return RoundGraph(send_to, receive_from, following, neighborhoods)
+    next_round = value.get("next_round", 0)
+    if not (is_int(next_round) and next_round >= 0):
+        raise ProtocolError("bad_field", f"round_start graph next_round {next_round!r}")
+    present = value.get("present", [])
+    if not (isinstance(present, list) and all(is_int(j) and 0 <= j < num_nodes for j in present)):
+        raise ProtocolError("bad_field", f"round_start graph present {present!r}")
+    return RoundGraph(send_to, receive_from, following, neighborhoods, next_round, tuple(sorted(set(present))))
 
 
 _LISTS = ("send_to", "receive_from", "next_receive_from")

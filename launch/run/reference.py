@@ -47,7 +47,10 @@ class MemoryNetwork:
     def run_round(self, round_: int) -> dict[int, RoundResult]:
         """Run round ``round_`` on every core; return each node's result."""
         gens: dict[int, Generator[Step, None, RoundResult]] = {}
+        away = self.schedule.presence.away(round_) if self.schedule is not None else frozenset()
         for node, core in self.cores.items():
+            if node in away:  # churn: an away node skips the round, its state untouched
+                continue
             graph = self.schedule.view(node, round_) if self.schedule is not None else None
             enter_round(core, self.inboxes[node], round_, graph)
             gens[node] = round_steps(core, self.inboxes[node], round_)
@@ -66,8 +69,8 @@ class MemoryNetwork:
                     n: (w.kind, sorted(w.senders)) for n, w in waiting.items() if w is not None and n not in results
                 }
                 raise RuntimeError(f"round {round_}: the round schedule waits for messages never sent: {stuck}")
-        for inbox in self.inboxes.values():
-            inbox.close(round_)
+        for node in gens:
+            self.inboxes[node].close(round_)
         return results
 
     def _advance(
