@@ -77,38 +77,28 @@ class Plan:
 
     def assignment(self, node: int) -> Assignment:
         byzantine = node in self.byzantine
-        bset = set(self.byzantine)
-        if self.rounds.dynamic:  # every peer may become a neighbor; round_start says who is
-            others = [j for j in range(self.config.nodes) if j != node]
-            return Assignment(
-                node=node,
-                num_nodes=self.config.nodes,
-                neighbors=others,
-                role=self.role(node),
-                config=self.config,
-                shard=self.shards[node],
-                chunk_sizes=list(self.chunk_sizes),
-                colluders=[b for b in self.byzantine if b != node] if byzantine else [],
-                oracle_targets=list(self.byzantine) if (self.oracle and not byzantine) else [],
-                receive_from=list(self.rounds.view(node, 1).receive_from),
-            )
-        neighbors = neighbors_of(self.graph, node)
-        return Assignment(
+        a = Assignment(
             node=node,
             num_nodes=self.config.nodes,
-            neighbors=neighbors,
+            neighbors=[],
             role=self.role(node),
             config=self.config,
             shard=self.shards[node],
             chunk_sizes=list(self.chunk_sizes),
             colluders=[b for b in self.byzantine if b != node] if byzantine else [],
             oracle_targets=list(self.byzantine) if (self.oracle and not byzantine) else [],
-            neighborhoods={
-                j: (len(nb), len(bset.intersection(nb))) for j in neighbors for nb in [neighbors_of(self.graph, j)]
-            }
-            if byzantine
-            else {},
         )
+        if self.rounds.dynamic:  # every peer may become a neighbor; round_start says who is
+            a.neighbors = [j for j in range(self.config.nodes) if j != node]
+            a.receive_from = list(self.rounds.view(node, 1).receive_from)
+            return a
+        a.neighbors = neighbors_of(self.graph, node)
+        if byzantine:
+            bset = set(self.byzantine)
+            a.neighborhoods = {
+                j: (len(nb), len(bset.intersection(nb))) for j in a.neighbors for nb in [neighbors_of(self.graph, j)]
+            }
+        return a
 
     def topology_json(self, peers: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
         """Graph and roles (plus, when given, each peer's pid/host/address) for results."""

@@ -16,12 +16,10 @@ from coordinator.dynamics import GraphSchedule
 from coordinator.plan import build_plan
 from coordinator.topology import build_topology
 from launch.run.reference import MemoryNetwork, run_reference
-from peer import data as datasets
 from peer.core import NodeCore, model_digest
-from peer.data import test_subset
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
-from tests.support.runs import small_config
+from tests.support.runs import small_config, synthetic_sets
 
 
 def _cfg(nodes: int = 10, rounds: int = 30, **churn: Any) -> RunConfig:
@@ -107,8 +105,7 @@ def test_an_away_node_keeps_its_model_and_counters_until_it_returns(tmp_path: Pa
     path.write_text(small_config("churn", seed=1, nodes=4, rounds=4, churn={"away": [[1, 2, 3]]}))
     cfg = config_mod.load(path)
     plan = build_plan(cfg)
-    train = datasets.load("synthetic", None, train=True, synthetic_size=200, seed=cfg.seed)
-    test = test_subset(datasets.load("synthetic", None, train=False, synthetic_size=200, seed=cfg.seed), 0)
+    train, test = synthetic_sets(cfg)
     net = MemoryNetwork([NodeCore(plan.assignment(i), train_data=train, test_set=test) for i in range(4)], plan.rounds)
 
     first = net.run_round(1)

@@ -15,9 +15,7 @@ from coordinator.dynamics import GraphSchedule
 from coordinator.plan import build_plan
 from coordinator.topology import TopologyError, build_topology
 from launch.run.reference import MemoryNetwork
-from peer import data as datasets
 from peer.core import NodeCore
-from peer.data import test_subset
 from peer.inbox import Inbox
 from peer.rounds import enter_round
 from protocol import config as config_mod
@@ -25,7 +23,7 @@ from protocol import graph as graph_mod
 from protocol import messages as m
 from protocol.codec import ProtocolError
 from protocol.config import ConfigError, RunConfig
-from tests.support.runs import small_config
+from tests.support.runs import small_config, synthetic_sets
 
 
 def _cfg(nodes: int = 8, rounds: int = 6, **topology: Any) -> RunConfig:
@@ -152,8 +150,7 @@ def network(tmp_path_factory: pytest.TempPathFactory) -> tuple[MemoryNetwork, Gr
     path.write_text(CONFIG)
     cfg = config_mod.load(path)
     plan = build_plan(cfg)
-    train = datasets.load("synthetic", None, train=True, synthetic_size=200, seed=cfg.seed)
-    test = test_subset(datasets.load("synthetic", None, train=False, synthetic_size=200, seed=cfg.seed), 0)
+    train, test = synthetic_sets(cfg)
     cores = [NodeCore(plan.assignment(i), train_data=train, test_set=test) for i in range(cfg.nodes)]
     return MemoryNetwork(cores, plan.rounds), plan.rounds
 
