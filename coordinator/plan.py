@@ -25,6 +25,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from coordinator.dynamics import GraphSchedule
 from coordinator.roles import added_count, attach_added, choose_byzantine, dominate
 from coordinator.sharding import make_shards
 from coordinator.topology import build_topology, graph_to_json, neighbors_of
@@ -52,6 +53,15 @@ class Plan:
     chunk_sizes: list[int]
     #: plan-time warnings (e.g. an ALIE attack whose z <= 0), also logged when built
     warnings: list[str] = field(default_factory=list)
+    #: the graph of every round (topology.dynamic; the plan's graph when static)
+    schedule: GraphSchedule | None = None
+
+    @property
+    def rounds(self) -> GraphSchedule:
+        """The graph schedule (built from ``graph`` if the plan was made without one)."""
+        if self.schedule is None:
+            self.schedule = GraphSchedule(self.config, self.graph, self.byzantine)
+        return self.schedule
 
     def role(self, node: int) -> Role:
         b = self.config.byzantine
@@ -66,25 +76,29 @@ class Plan:
         return b.knowledge == "oracle" and bool(self.byzantine) and ATTACKS.get(b.attack).needs_knowledge
 
     def assignment(self, node: int) -> Assignment:
-        neighbors = neighbors_of(self.graph, node)
         byzantine = node in self.byzantine
-        bset = set(self.byzantine)
-        return Assignment(
+        a = Assignment(
             node=node,
             num_nodes=self.config.nodes,
-            neighbors=neighbors,
+            neighbors=[],
             role=self.role(node),
             config=self.config,
             shard=self.shards[node],
             chunk_sizes=list(self.chunk_sizes),
             colluders=[b for b in self.byzantine if b != node] if byzantine else [],
             oracle_targets=list(self.byzantine) if (self.oracle and not byzantine) else [],
-            neighborhoods={
-                j: (len(nb), len(bset.intersection(nb))) for j in neighbors for nb in [neighbors_of(self.graph, j)]
-            }
-            if byzantine
-            else {},
         )
+        if self.rounds.dynamic:  # every peer may become a neighbor; round_start says who is
+            a.neighbors = [j for j in range(self.config.nodes) if j != node]
+            a.receive_from = list(self.rounds.view(node, 1).receive_from)
+            return a
+        a.neighbors = neighbors_of(self.graph, node)
+        if byzantine:
+            bset = set(self.byzantine)
+            a.neighborhoods = {
+                j: (len(nb), len(bset.intersection(nb))) for j in a.neighbors for nb in [neighbors_of(self.graph, j)]
+            }
+        return a
 
     def topology_json(self, peers: dict[int, dict[str, Any]] | None = None) -> dict[str, Any]:
         """Graph and roles (plus, when given, each peer's pid/host/address) for results."""
@@ -101,7 +115,10 @@ class Plan:
                 entry.update(peers[i])
             nodes.append(entry)
         graph = graph_to_json(self.graph)
-        return {"kind": self.config.topology.kind, "nodes": nodes, "edges": graph["edges"]}
+        out: dict[str, Any] = {"kind": self.config.topology.kind, "nodes": nodes, "edges": graph["edges"]}
+        if self.rounds.dynamic:  # the graph above is the plan's first; rounds.jsonl has each round's
+            out["dynamic"] = self.config.topology.dynamic
+        return out
 
 
 #: reads the training labels of ``cfg``'s dataset (what the shards are drawn from)
@@ -146,6 +163,7 @@ def build_plan(cfg: RunConfig, *, labels: LabelReader = read_train_labels) -> Pl
             graph=graph,
             target=b.target,
         )
+    schedule = GraphSchedule(cfg, graph, byzantine)  # reads topology.schedule, draws round 1
     build_defense(cfg.defense.name, cfg.defense.params, cfg.defense.pre, cfg.defense.pre_params)
     attack = build_attack(b.attack, b.params)
     warnings = _attack_warnings(attack, graph, byzantine, cfg.nodes)
@@ -174,7 +192,7 @@ def build_plan(cfg: RunConfig, *, labels: LabelReader = read_train_labels) -> Pl
     chunk_sizes = [hi - lo for lo, hi in chunk_bounds(size, cfg.chunks.count)]
     for line in warnings:
         log.warning("warning: %s", line)
-    return Plan(cfg, graph, byzantine, shards, chunk_sizes, warnings)
+    return Plan(cfg, graph, byzantine, shards, chunk_sizes, warnings, schedule)
 
 
 def _attack_warnings(attack: Any, graph: nx.Graph, byzantine: list[int], nodes: int) -> list[str]:

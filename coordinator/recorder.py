@@ -39,6 +39,7 @@ class RoundRecorder:
         self.progress = progress
         self.roles = {i: plan.role(i).label for i in range(plan.config.nodes)}
         self.deliveries = DeliveryLog(results.run, fresh=not results.records)
+        self.schedule = plan.rounds
 
     def record(
         self,
@@ -68,6 +69,13 @@ class RoundRecorder:
             elapsed_s=t1 - self.started,
             round_s=t1 - t0,
         )
+        if self.schedule.dynamic:  # the round's graph (coordinator/dynamics.py)
+            record["graph"] = {"directed": self.schedule.directed, "edges": self.schedule.edges_json(round_)}
+        away = self.schedule.presence.away(round_)
+        if self.schedule.presence.active:  # churn: who took part (coordinator/churn.py)
+            record["away"] = sorted(away)
+            for node in away:
+                record["peers"][str(node)]["status"] = "away"
         record.update(extra or {})
         record["coordinator_drops"] = dict(coordinator_drops)
         self.results.append_round(record)

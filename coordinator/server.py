@@ -242,6 +242,9 @@ class Coordinator:
         if self.before_assign is not None:
             self.before_assign(dict(addresses))
         plans = {node: self.plan.assignment(node) for node in sorted(self.peers)}
+        if self.resume is not None and self.plan.rounds.dynamic:  # the first round run is resume.round + 1
+            for node, a in plans.items():
+                a.receive_from = list(self.plan.rounds.view(node, self.resume.round + 1).receive_from)
         keys = (
             assignment_mod.curve_keys(plans, {i: p.curve_key or "" for i, p in self.peers.items()})
             if self.curve
@@ -317,23 +320,32 @@ class Coordinator:
             self._mark_failed(node, round_, "process exited")
 
     def _start_round(self, round_: int) -> _Round:
-        """Send ``round_start`` to every live peer."""
+        """Send ``round_start`` to every live peer (with its graph of the round when the
+        graph changes: coordinator/dynamics.py)."""
         round_state = _Round(number=round_, t0=time.monotonic(), refused_before=len(self.refused))
-        start = m.round_start(
-            round_=round_,
-            failed=sorted(self.failed),
-            deadline=self.cfg.runtime.round_timeout,
-            checkpoint=self.last_checkpoint or None,
-        )
-        self._broadcast(start, sorted(set(self.peers) - self.failed))
+        schedule = self.plan.rounds
+        for node in self._expected(round_):
+            start = m.round_start(
+                round_=round_,
+                failed=sorted(self.failed),
+                deadline=self.cfg.runtime.round_timeout,
+                checkpoint=self.last_checkpoint or None,
+                graph=schedule.view(node, round_).to_fields() if schedule.dynamic else None,
+            )
+            self._send(self.peers[node].identity, start)
         return round_state
+
+    def _expected(self, round_: int) -> list[int]:
+        """The peers the barrier of ``round_`` counts: live and not away ([churn])."""
+        present = self.plan.rounds.presence.present(round_)
+        return sorted(n for n in set(self.peers) - self.failed if n in present)
 
     def _collect_round(self, rnd: _Round) -> _Round:
         """Wait for every live peer's ``round_done`` (the barrier) or the round deadline;
         mark the laggards failed and note whether the round's checkpoint is complete, so
         that the next ``round_start`` can go out before this round's record is written."""
         round_, timeout = rnd.number, self.cfg.runtime.round_timeout
-        live = sorted(set(self.peers) - self.failed)
+        live = self._expected(round_)
         reports, checkpointed = rnd.reports, rnd.checkpointed
         deadline = rnd.t0 + timeout
         # the live peers not yet in: updated per report, and from self.failed when it grows

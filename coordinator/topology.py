@@ -37,6 +37,7 @@ __all__ = [
     "build_topology",
     "graph_to_json",
     "neighbors_of",
+    "parse_edge_line",
 ]
 
 TOPOLOGIES: tuple[str, ...] = (
@@ -201,7 +202,7 @@ def _from_edge_list(n: int, *, edge_list: str | Path | None) -> nx.Graph:
         text = path.read_text()
     except OSError as exc:
         raise TopologyError(f"cannot read topology.edge_list={str(path)!r} ({exc.strerror}); fix the path") from None
-    edges = [_parse_edge_line(line, n=n, where=f"{path}:{i}") for i, line in enumerate(text.splitlines(), start=1)]
+    edges = [parse_edge_line(line, n=n, where=f"{path}:{i}") for i, line in enumerate(text.splitlines(), start=1)]
     g = _canonical(n, (e for e in edges if e is not None))
     isolated = sorted(v for v in g.nodes() if g.degree(v) == 0)
     if isolated:
@@ -212,7 +213,7 @@ def _from_edge_list(n: int, *, edge_list: str | Path | None) -> nx.Graph:
     return g
 
 
-def _parse_edge_line(line: str, *, n: int, where: str) -> tuple[int, int] | None:
+def parse_edge_line(line: str, *, n: int, where: str) -> tuple[int, int] | None:
     """Parse one ``u v`` line; None for blank or comment-only lines."""
     content = line.split("#", 1)[0].strip()
     if not content:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +33,7 @@ from peer.schedule import lr_schedule
 from peer.training import LocalTrainer, evaluate, round_steps
 from protocol.assignment import Assignment
 from protocol.codec import ChunkCheck
+from protocol.graph import RoundGraph
 from protocol.payload import PayloadCheck, Payloads
 
 __all__ = ["NodeCore", "Payloads", "RoundResult", "model_digest"]
@@ -69,7 +71,12 @@ class NodeCore:
         self.assignment = assignment
         cfg = self.config = assignment.config
         self.node = assignment.node
-        self.neighbors = list(assignment.neighbors)
+        #: whom this peer sends chunks to and accepts them from in the current round: the
+        #: assignment's neighbors, or (a graph that changes) each round_start's graph (use_graph)
+        self.receive_from = list(assignment.neighbors if assignment.receive_from is None else assignment.receive_from)
+        self.neighbors = list(self.receive_from)
+        self.neighborhoods = dict(assignment.neighborhoods)  #: Byzantine: n_j, f_j per peer it sends to
+        self.present: frozenset[int] | None = None  #: churn: the peers in the round (None: all)
         channels, size, _ = train_data.image_shape  # every dataset's images are square
         shape = {"in_channels": channels, "image_size": size, "num_classes": train_data.num_classes}
         torch.manual_seed(cfg.seed)  # every peer starts from the same model
@@ -150,11 +157,13 @@ class NodeCore:
             )
         #: the compiled check of a received chunk message (sender, indices, dtypes, lengths),
         #: built once for the run; drivers that receive bytes use it before check_payload
-        self.chunk_check = ChunkCheck(senders=self.neighbors, sizes=sizes, max_bytes=cfg.runtime.max_message_bytes)
+        self.chunk_check = ChunkCheck(
+            senders=assignment.neighbors, sizes=sizes, max_bytes=cfg.runtime.max_message_bytes
+        )
         #: the checks of a decoded payload against this peer's model and graph
         self.payload_check = PayloadCheck(
             node=self.node,
-            neighbors=self.neighbors,
+            neighbors=assignment.neighbors,
             colluders=self.colluders,
             num_nodes=assignment.num_nodes,
             bounds=self.bounds,
@@ -184,9 +193,22 @@ class NodeCore:
         (it must first collect its honest neighbors' chunks and its colluders' views)."""
         return self.attacking(round_) and self.attack is not None and self.attack.needs_knowledge
 
+    def use_graph(self, graph: RoundGraph) -> None:
+        """The round's graph (a run whose graph changes): whom to send to, whom chunks come
+        from, and (Byzantine) the targets' neighborhoods. Per-neighbor state of the defense
+        and the attack is kept across rounds by sender id (docs/DEFENSES.md)."""
+        self.neighbors, self.receive_from = list(graph.send_to), list(graph.receive_from)
+        self.neighborhoods = dict(graph.neighborhoods)
+        self.present = frozenset(graph.present) or None
+
+    def taking_part(self, nodes: Iterable[int]) -> list[int]:
+        """Those of ``nodes`` that take part in the round (all but the away, under churn)."""
+        return [j for j in nodes if self.present is None or j in self.present]
+
     def honest_neighbors(self) -> list[int]:
+        """The honest peers whose chunks this one receives this round."""
         colluders = set(self.colluders)
-        return [j for j in self.neighbors if j not in colluders]
+        return [j for j in self.receive_from if j not in colluders]
 
     def train(self, round_: int) -> None:
         """Local training (on poisoned batches when a data-poisoning attack is active)."""
@@ -223,7 +245,7 @@ class NodeCore:
             payload = {c: take(c) for c in indices}
             if attacking:
                 assert self.attack is not None
-                degree, byz = self.assignment.neighborhoods.get(neighbor, (0, 0))
+                degree, byz = self.neighborhoods.get(neighbor, (0, 0))
                 ctx = AttackContext(
                     node=self.node,
                     round=round_,
@@ -312,7 +334,7 @@ class NodeCore:
         self.defense.begin_round(round_, own_all, as_tensors, self.bounds)
         self.defense.judge_round(self._round_view(round_, own_all, before_all, as_tensors))
         received_count = 0
-        degree, size = len(self.neighbors), vector.size
+        degree, size = len(self.receive_from), vector.size
         for c, (lo, hi) in enumerate(self.bounds):
             from_whom = tuple(j for j in senders if c in received[j])
             if not from_whom:

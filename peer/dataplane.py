@@ -8,7 +8,11 @@ peer it sends to.
   sender is the node whose key the connection authenticated with (``peer/auth.py``: the
   ZAP handler holds neighbors' handshakes until ``assign`` names the keys it admits);
 * outgoing: one DEALER per linked peer, connected before the peer answers ``ready``
-  (routing id ``str(node)``, or a CURVE client without one).
+  (routing id ``str(node)``, or a CURVE client without one). In a run whose graph
+  changes, a link to a peer is opened the first time this one sends to it and then kept
+  for the run: not sending to a former neighbor is what disconnects it. Closing a DEALER
+  would discard what its queue still holds (a silent loss), and a link reopened later
+  under the same routing id could collide at the receiver's ROUTER with the old one.
 
 With ``runtime.sender_mac`` every message sent ends with a tag under the link's key and
 every message received must carry a valid one for its claimed sender (``protocol/mac.py``);
@@ -75,6 +79,8 @@ class DataPlane:
         self.address = f"tcp://{advertise_host}:{port}"  #: advertised in register
         self._watch = sockets.DropWatch(self.sock)
         self.out: dict[int, zmq.Socket] = {}
+        self.node = m.UNASSIGNED_ID
+        self.addresses: dict[int, str] = {}  #: data address of every peer this one may link to
         self.failed: set[int] = set()  #: peers known failed: nothing is sent to them
         #: the failed peers the coordinator named: what they send is dropped (failed_sender)
         self.failed_by_coordinator: set[int] = set()
@@ -95,36 +101,45 @@ class DataPlane:
         self.zap.admit({k: j for j, k in peer_keys.items()}, owner=node)
 
     def connect(self, node: int, addresses: dict[int, str], peers: list[int]) -> None:
-        """One DEALER to each of ``peers``; one that cannot be connected (a registrant
-        advertised ``host:port`` without ``tcp://``) is logged and treated as failed."""
+        """Remember every peer's address; one DEALER to each of ``peers`` now (others are
+        linked on their first :meth:`send`)."""
+        self.node, self.addresses = node, dict(addresses)
         for j in peers:
-            s = self.ctx.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            s.setsockopt(zmq.SNDHWM, 1000)
-            try:
-                if self.curve is None:
-                    s.setsockopt(zmq.ROUTING_ID, str(node).encode())
-                else:
-                    auth.make_curve_client(
-                        s, public=self.curve.public, secret=self.curve.secret, server_key=self.curve.peers[j]
-                    )
-                s.connect(addresses[j])
-            except (zmq.ZMQError, KeyError) as exc:
-                s.close(linger=0)
-                log.error(
-                    "peer %d: cannot connect to neighbor %d at %r (%s); treating it as failed",
-                    node,
-                    j,
-                    addresses.get(j),
-                    exc,
+            self._link(j)
+
+    def _link(self, j: int) -> None:
+        """One DEALER to peer ``j``; one that cannot be connected (a registrant advertised
+        ``host:port`` without ``tcp://``) is logged and treated as failed."""
+        node, addresses = self.node, self.addresses
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SNDHWM, 1000)
+        try:
+            if self.curve is None:
+                s.setsockopt(zmq.ROUTING_ID, str(node).encode())
+            else:
+                auth.make_curve_client(
+                    s, public=self.curve.public, secret=self.curve.secret, server_key=self.curve.peers[j]
                 )
-                self.failed.add(j)
-                continue
-            self.out[j] = s
+            s.connect(addresses[j])
+        except (zmq.ZMQError, KeyError) as exc:
+            s.close(linger=0)
+            log.error(
+                "peer %d: cannot connect to neighbor %d at %r (%s); treating it as failed",
+                node,
+                j,
+                addresses.get(j),
+                exc,
+            )
+            self.failed.add(j)
+            return
+        self.out[j] = s
 
     def send(self, to: int, msg: m.Message) -> None:
         """Hand ``msg`` to peer ``to`` without blocking (skipped if it failed); a full
         queue drops it (``send_blocked``)."""
+        if to not in self.out and to not in self.failed and to in self.addresses:
+            self._link(to)
         if to in self.failed or to not in self.out:
             return
         frames = encode(msg)

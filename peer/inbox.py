@@ -11,7 +11,12 @@ of what a node accepts exist once:
   a later one ``future_round``; a chunk of the round the node aggregated last, from a
   sender whose chunk it did not have then, missed the deadline: it is ``late``, and
   counted per sender (``Traffic.late``, the ``late_from`` of the round report);
-* one message per kind, round and sender (a second is ``duplicate``).
+* one message per kind, round and sender (a second is ``duplicate``);
+* in a run whose graph changes, a chunk's sender must send to this node in the chunk's
+  round (:meth:`Inbox.expect`); one that does not, e.g. a former neighbor still sending,
+  is ``not_round_neighbor`` (also when it comes after the deadline: only a sender of that
+  round can be ``late``). The senders of round t+1 are known from ``round_start(t)``
+  (of round 1 from ``assign``), so an early round t+1 chunk is judged on arrival.
 
 A message that breaks a rule raises :class:`~protocol.codec.ProtocolError`; the caller
 counts it as a drop. The round schedule (``peer/rounds.py``) reads what arrived with
@@ -21,6 +26,7 @@ counts it as a drop. The round schedule (``peer/rounds.py``) reads what arrived 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from typing import Any
 
 from peer.core import NodeCore
@@ -39,7 +45,22 @@ class Inbox:
         self.aggregated = started  #: last round aggregated
         self.traffic = traffic  #: counts late chunks per sender
         self._closed_chunks: set[int] = set()  #: senders whose chunk of the last aggregated round was in
+        #: churn: the next round this node takes part in, when it skips rounds (0: started + 1)
+        self.upcoming = 0
+        #: a graph that changes: the senders of the last aggregated round (for late chunks)
+        self._closed_senders: frozenset[int] | None = None
         self._buffers: dict[str, dict[int, dict[int, Any]]] = {kind: defaultdict(dict) for kind in m.DATA_PLANE}
+        #: a graph that changes: round -> the peers whose chunks this node accepts in it
+        #: (None: a static graph, where the payload check's neighbors decide)
+        self.senders: dict[int, frozenset[int]] | None = None
+        if core.assignment.receive_from is not None:  # assign names the first round's senders
+            self.expect(started + 1, core.assignment.receive_from)
+
+    def expect(self, round_: int, senders: Iterable[int]) -> None:
+        """A graph that changes: ``senders`` send this node chunks in ``round_``."""
+        if self.senders is None:
+            self.senders = {}
+        self.senders[round_] = frozenset(senders)
 
     def start(self, round_: int) -> None:
         """Round ``round_`` starts: messages of rounds up to ``round_ + 1`` are accepted."""
@@ -62,6 +83,8 @@ class Inbox:
             raise ProtocolError("unexpected_kind", f"{msg.kind} on the data plane")
         r = msg.round
         if msg.kind == m.CHUNK and r == self.aggregated >= 1:
+            if self._closed_senders is not None and msg.src not in self._closed_senders:
+                raise ProtocolError("not_round_neighbor", f"round-{r} chunk from {msg.src}, not a sender of that round")
             if msg.src in self._closed_chunks:
                 raise ProtocolError("duplicate", f"second round-{r} chunk from {msg.src}")
             self._closed_chunks.add(msg.src)
@@ -70,8 +93,10 @@ class Inbox:
             raise ProtocolError("late", f"chunk round {r} from {msg.src} after this peer's deadline")
         if r <= self.aggregated:
             raise ProtocolError("stale_round", f"{msg.kind} round {r} from {msg.src}, at {self.aggregated}")
-        if r > self.started + 1:
+        if r > max(self.started + 1, self.upcoming):
             raise ProtocolError("future_round", f"{msg.kind} round {r} from {msg.src}, at {self.started}")
+        if msg.kind == m.CHUNK and self.senders is not None and msg.src not in self.senders.get(r, ()):
+            raise ProtocolError("not_round_neighbor", f"round-{r} chunk from {msg.src}, not a sender of that round")
         filed = self._buffers[msg.kind][r]
         if msg.src in filed:
             raise ProtocolError("duplicate", f"second round-{r} {msg.kind} from {msg.src}")
@@ -92,6 +117,10 @@ class Inbox:
         messages of it are stale."""
         self.aggregated = round_
         self._closed_chunks = set(self._buffers[m.CHUNK].get(round_, {}))
+        if self.senders is not None:
+            self._closed_senders = self.senders.get(round_, frozenset())
         for buffers in self._buffers.values():
             for old in [r for r in buffers if r <= round_]:
                 del buffers[old]
+        for old in [r for r in self.senders or {} if r <= round_]:
+            del self.senders[old]  # type: ignore[union-attr]

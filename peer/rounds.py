@@ -58,6 +58,7 @@ from peer.attacks.base import Knowledge
 from peer.core import NodeCore, RoundResult
 from peer.inbox import Inbox
 from protocol import messages as m
+from protocol.graph import RoundGraph
 
 
 @dataclass(frozen=True)
@@ -112,18 +113,31 @@ class _Reads:
         return got
 
 
+def enter_round(core: NodeCore, inbox: Inbox, round_: int, graph: RoundGraph | None) -> None:
+    """Round ``round_`` starts (both drivers call this before :func:`round_steps`): the
+    inbox's round window moves on and, in a run whose graph changes, the node takes the
+    round's graph (whom it sends to, whom it awaits) and the inbox learns whose chunks it
+    accepts in this round and the next."""
+    inbox.start(round_)
+    if graph is not None:
+        core.use_graph(graph)
+        inbox.expect(round_, graph.receive_from)
+        inbox.upcoming = graph.next_round  # churn: the node's next round may be later than round_ + 1
+        inbox.expect(graph.next_round or round_ + 1, graph.next_receive_from)
+
+
 def round_steps(
     core: NodeCore, inbox: Inbox, round_: int, *, replay: Mapping[str, Sequence[int]] | None = None
 ) -> Generator[Step, None, RoundResult]:
     """One node's round ``round_`` (see the module docstring); the driver calls
-    ``inbox.start(round_)`` before and ``inbox.close(round_)`` after. ``replay``: this
-    node's entry of a delivery log for the round (the senders each read found)."""
+    :func:`enter_round` before and ``inbox.close(round_)`` after. ``replay``: this node's
+    entry of a delivery log for the round (the senders each read found)."""
     t0, cpu0 = time.perf_counter(), time.process_time()
     node = core.node
     reads = _Reads(inbox, round_, replay)
     core.train(round_)
     t_send = time.perf_counter()
-    for j in core.assignment.oracle_targets:
+    for j in core.taking_part(core.assignment.oracle_targets):
         yield Send(j, m.oracle(src=node, round_=round_, vector=core.vector))
     knowledge = None
     if core.needs_knowledge(round_):
@@ -132,17 +146,18 @@ def round_steps(
         observed = reads.read("observed", m.CHUNK, honest)
         oracle: dict[int, np.ndarray] | None = None
         if core.oracle_mode:
-            everyone = frozenset(range(core.assignment.num_nodes)) - set(core.colluders) - {node}
+            everyone = frozenset(core.taking_part(range(core.assignment.num_nodes))) - set(core.colluders) - {node}
             yield Await(m.ORACLE, reads.expect("oracle", everyone))
             oracle = reads.read("oracle", m.ORACLE, everyone)
-        for c in core.colluders:
+        colluders = core.taking_part(core.colluders)  # churn: the colluders away this round send nothing
+        for c in colluders:
             yield Send(c, m.collude(src=node, round_=round_, observed=observed))
-        colluders = frozenset(core.colluders)
-        yield Await(m.COLLUDE, reads.expect("collude", colluders))
-        knowledge = Knowledge(observed=observed, shared=reads.read("collude", m.COLLUDE, colluders), oracle=oracle)
+        awaited = frozenset(colluders)
+        yield Await(m.COLLUDE, reads.expect("collude", awaited))
+        knowledge = Knowledge(observed=observed, shared=reads.read("collude", m.COLLUDE, awaited), oracle=oracle)
     outgoing = core.outgoing(round_, knowledge)
     yield from _send_chunks(core, round_, outgoing)
-    neighbors = frozenset(core.neighbors)
+    neighbors = frozenset(core.receive_from)  # the senders of this round (static graph: the neighbors)
     yield Await(m.CHUNK, reads.expect("chunk", neighbors))
     t_wait = time.perf_counter()
     received = reads.read("chunk", m.CHUNK, neighbors)

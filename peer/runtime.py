@@ -47,12 +47,15 @@ from peer.data import test_subset
 from peer.dataplane import DataPlane
 from peer.inbox import Inbox
 from peer.options import PeerOptions
-from peer.rounds import Await, Hold, Send, round_steps
+from peer.rounds import Await, Hold, Send, enter_round, round_steps
 from peer.stragglers import slowdown
 from peer.traffic import Traffic
 from protocol import assignment as assignment_mod
+from protocol import graph as graph_mod
 from protocol import messages as m
 from protocol.assignment import Assignment
+from protocol.codec import ProtocolError
+from protocol.graph import RoundGraph
 
 __all__ = ["CoordinatorLost", "HandshakeError", "PeerExit", "PeerRuntime", "RegistrationRefused", "run_peer"]
 
@@ -162,7 +165,13 @@ class PeerRuntime:
             )
         self.inbox = Inbox(self.core, started=started, traffic=self.traffic)
         self.slowdown = slowdown(cfg, self.node)
-        self.data.connect(self.node, self.addresses, assignment.linked())  # before ready: round 1 may start at once
+        # before ready: round 1 may start at once (a graph that changes: neighbors link on first send)
+        fixed = (
+            assignment.linked()
+            if assignment.receive_from is None
+            else [*assignment.colluders, *assignment.oracle_targets]
+        )
+        self.data.connect(self.node, self.addresses, fixed)
         # everything built so far (torch's modules, the data, the model) lives for the whole
         # run: move it out of the cyclic collector's reach, so a full collection scans only
         # what rounds allocate (~85 ms otherwise, at random rounds) and never writes to the
@@ -289,11 +298,11 @@ class PeerRuntime:
                 result.timing["straggle_s"] = straggle_s
             return result
 
-    def run_round(self, round_: int, failed: list[int]) -> None:
+    def run_round(self, round_: int, failed: list[int], graph: RoundGraph | None = None) -> None:
         """Round ``round_``: the schedule, the checkpoint if due, ``round_done``."""
-        assert self.inbox is not None
+        assert self.inbox is not None and self.core is not None
         self.data.mark_failed(failed)
-        self.inbox.start(round_)
+        enter_round(self.core, self.inbox, round_, graph)
         result = self._drive(round_)
         self.inbox.close(round_)
         # A stop (Ctrl-C, an aborted run) reaches every peer at once, and an idle neighbour
@@ -343,14 +352,31 @@ class PeerRuntime:
             if msg.round <= self.inbox.started:
                 self.traffic.drop("stale_round", f"round_start {msg.round} after {self.inbox.started}")
                 continue
-            if msg.round > self.inbox.started + 1:  # rounds are started one by one (docs/PROTOCOL.md)
+            # rounds are started one by one (docs/PROTOCOL.md), or at the round a peer away
+            # under churn was told it returns in
+            if msg.round > max(self.inbox.started + 1, self.inbox.upcoming):
                 self.traffic.drop("future_round", f"round_start {msg.round} after {self.inbox.started}")
+                continue
+            try:
+                graph = self._round_graph(msg)
+            except ProtocolError as exc:
+                self.traffic.drop(exc.reason, exc.detail)
                 continue
             complete = msg.fields.get("checkpoint", 0)
             if complete and self.options.checkpoint_dir is not None:  # older ones are not needed
                 checkpoint.prune(self.options.checkpoint_dir, self.node, before=complete)
-            self.run_round(msg.round, msg["failed"])
+            self.run_round(msg.round, msg["failed"], graph)
             last = time.monotonic()
+
+    def _round_graph(self, msg: m.Message) -> RoundGraph | None:
+        """The round's graph from ``round_start`` (None in a static run); ProtocolError if a
+        run whose graph changes sends none or a malformed one."""
+        assert self.core is not None
+        if self.core.assignment.receive_from is None:
+            return None
+        if "graph" not in msg.fields:
+            raise ProtocolError("bad_field", f"round_start {msg.round} of a run whose graph changes has no graph")
+        return graph_mod.from_fields(msg["graph"], node=self.node, num_nodes=self.core.assignment.num_nodes)
 
     def close(self) -> None:
         """Close the control channel and terminate its context (which waits up to the

@@ -48,6 +48,9 @@ class Assignment:
     oracle_targets: list[int] = field(default_factory=list)
     #: Byzantine peers only: neighbor id -> (its degree n_j, Byzantine among its neighbors f_j)
     neighborhoods: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: a run whose graph changes (topology.dynamic): the peers round 1's chunks come from;
+    #: ``neighbors`` then lists every peer it may exchange chunks with in some round
+    receive_from: list[int] | None = None
 
     def linked(self) -> list[int]:
         """Every peer this one sends to: neighbors, colluders, oracle targets."""
@@ -148,6 +151,7 @@ def to_message(
         model=model,
         init=init,
         mac=mac,
+        receive_from=list(a.receive_from) if a.receive_from is not None else None,
     )
 
 
@@ -219,6 +223,9 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
             raise ProtocolError("bad_assignment", f"bad neighborhood entry {entry!r}")
         neighborhoods[entry["id"]] = (entry["degree"], entry["byzantine"])
     neighbor_ids = sorted(e["id"] for e in msg["neighbors"])
+    receive_from = msg.fields.get("receive_from")
+    if receive_from is not None and not all(is_int(j) and j in addresses for j in receive_from):
+        raise ProtocolError("bad_assignment", f"receive_from {receive_from!r} names a peer without an address")
     assignment = Assignment(
         node=node,
         num_nodes=num_nodes,
@@ -230,5 +237,6 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
         colluders=sorted(colluders),
         oracle_targets=sorted(oracle_targets),
         neighborhoods=neighborhoods,
+        receive_from=sorted(receive_from) if receive_from is not None else None,
     )
     return assignment, addresses

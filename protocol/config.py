@@ -61,6 +61,16 @@ class TopologyConfig:
     rewire: float = 0.1  #: rewiring probability of small_world
     #: edge-list file for kind = edge_list: one "u v" edge per line, # comments
     edge_list: str = ""
+    #: how the graph changes between rounds (coordinator/dynamics.py): static (one graph);
+    #: resample (a new graph of the same kind every `every` rounds); el_oracle (a fresh
+    #: s-regular graph, EL-Oracle); el_local (each peer pushes to s random others, directed,
+    #: EL-Local); schedule (per-round edge lists from the file `schedule`)
+    dynamic: str = "static"
+    every: int = 1  #: rounds each graph of resample, el_oracle and el_local lasts
+    s: int = 3  #: peers each one sends to per round under el_oracle and el_local (1 <= s < nodes)
+    #: per-round edge-list file for dynamic = schedule: "round R" lines, each followed by
+    #: the "u v" edges of rounds R.. until the next "round" line; # comments
+    schedule: str = ""
 
 
 @dataclass
@@ -243,6 +253,19 @@ class StragglersConfig:
 
 
 @dataclass
+class ChurnConfig:
+    """Peers that leave the run for some rounds and come back with the state they left with
+    (coordinator/churn.py); the graph of a round leaves out the peers away in it."""
+
+    #: explicit absences: [node, first round away, last round away] triples
+    away: list[list[int]] = field(default_factory=list)
+    #: seeded churn: in every window of `every` rounds after the first, this fraction of the
+    #: peers (rounded half up, drawn anew per window from the seed) is away
+    rate: float = 0.0
+    every: int = 10  #: rounds per window of rate churn
+
+
+@dataclass
 class RunConfig:
     """A whole experiment."""
 
@@ -262,6 +285,7 @@ class RunConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     stragglers: StragglersConfig = field(default_factory=StragglersConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)  #: link conditions (protocol/network_config.py)
+    churn: ChurnConfig = field(default_factory=ChurnConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (TOML/JSON/msgpack friendly)."""
@@ -318,7 +342,7 @@ def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_path
 
 
 def _resolve_relative(data: dict[str, Any], base: Path) -> None:
-    for table, key in (("data", "root"), ("topology", "edge_list"), ("network", "link_file")):
+    for table, key in (("data", "root"), ("topology", "edge_list"), ("topology", "schedule"), ("network", "link_file")):
         value = data.get(table, {}).get(key) if isinstance(data.get(table), dict) else None
         if isinstance(value, str) and value and not Path(value).is_absolute():
             data[table][key] = str((base / value).resolve())
@@ -395,6 +419,8 @@ def check(cfg: RunConfig) -> None:
     )
     _check_stragglers(cfg)
     check_network(cfg.network)
+    _check_dynamic(cfg)
+    _check_churn(cfg)
     defense, byz = cfg.defense, cfg.byzantine
     unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
     _require(unknown is None, unknown or "")
@@ -414,3 +440,41 @@ def _check_stragglers(cfg: RunConfig) -> None:
     _require(not (s.fraction and s.nodes), "stragglers: give fraction or nodes, not both (nodes lists the stragglers)")
     bad = [n for n in s.nodes if not 0 <= n < cfg.nodes]
     _require(not bad, f"stragglers.nodes={s.nodes}: ids must be in 0..{cfg.nodes - 1} (nodes={cfg.nodes})")
+
+
+DYNAMICS = ("static", "resample", "el_oracle", "el_local", "schedule")  #: values of topology.dynamic
+
+
+def _check_dynamic(cfg: RunConfig) -> None:
+    """topology.dynamic and its parameters (the schedule file is read by the plan)."""
+    t = cfg.topology
+    _require(t.dynamic in DYNAMICS, f"topology.dynamic={t.dynamic!r}: choose one of {', '.join(DYNAMICS)}")
+    _require(t.every >= 1, f"topology.every={t.every}: must be >= 1 round")
+    if t.dynamic in ("el_oracle", "el_local"):
+        _require(
+            1 <= t.s < cfg.nodes,
+            f"topology.s={t.s}: a peer sends to s others, so 1 <= s < nodes={cfg.nodes}; lower topology.s",
+        )
+    if t.dynamic == "schedule":
+        _require(bool(t.schedule), "topology.dynamic=schedule needs a file; set topology.schedule to its path")
+
+
+def _check_churn(cfg: RunConfig) -> None:
+    """churn.* on their own (whether a round is left without peers is the plan's check)."""
+    c = cfg.churn
+    _require(0.0 <= c.rate < 1.0, f"churn.rate={c.rate}: must be in [0, 1)")
+    _require(c.every >= 1, f"churn.every={c.every}: must be >= 1 round")
+    for item in c.away:
+        _require(
+            len(item) == 3,
+            f"churn.away entry {item}: expected [node, first round away, last round away]",
+        )
+        node, first, last = item
+        _require(
+            0 <= node < cfg.nodes,
+            f"churn.away entry {item}: node {node} does not exist (nodes 0..{cfg.nodes - 1}); fix the node id",
+        )
+        _require(
+            1 <= first <= last <= cfg.rounds,
+            f"churn.away entry {item}: rounds must satisfy 1 <= first <= last <= rounds={cfg.rounds}",
+        )

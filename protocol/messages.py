@@ -76,8 +76,9 @@ OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
         "resume": _MAP,
         "model": _MAP,
         "mac": _MAP,
+        "receive_from": _LIST,
     },
-    ROUND_START: {"checkpoint": _INT},
+    ROUND_START: {"checkpoint": _INT, "graph": _MAP},
     ROUND_DONE: {"checkpoint": _INT, "delivery": _MAP},
 }
 
@@ -152,8 +153,10 @@ def assign(
     model: dict[str, Any] | None = None,
     init: np.ndarray | None = None,
     mac: dict[str, Any] | None = None,
+    receive_from: list[int] | None = None,
 ) -> Message:
-    """Optional: ``links`` (colluders, oracle targets), ``neighborhoods`` (each
+    """``receive_from``: a run whose graph changes: whom round 1's chunks come from.
+    Optional: ``links`` (colluders, oracle targets), ``neighborhoods`` (each
     neighbor's degree and Byzantine count), ``curve`` (peers' public keys), ``resume``
     (``{round, digest}`` of the checkpoint to load), ``model`` (layout and initial
     digest), ``mac`` (the link keys of ``runtime.sender_mac``, protocol/mac.py) and
@@ -166,7 +169,17 @@ def assign(
         "config": config,
         "chunk_sizes": chunk_sizes,
     }
-    fields.update(_optional(links=links, neighborhoods=neighborhoods, curve=curve, resume=resume, model=model, mac=mac))
+    fields.update(
+        _optional(
+            links=links,
+            neighborhoods=neighborhoods,
+            curve=curve,
+            resume=resume,
+            model=model,
+            mac=mac,
+            receive_from=receive_from,
+        )
+    )
     arrays = [np.ascontiguousarray(shard, "<i8")]
     if init is not None:
         arrays.append(init)
@@ -177,9 +190,17 @@ def ready(*, src: int) -> Message:
     return Message(READY, src, 0)
 
 
-def round_start(*, round_: int, failed: list[int], deadline: float, checkpoint: int | None = None) -> Message:
-    """``checkpoint``: the last round every peer checkpointed (older ones may go)."""
-    fields = {"failed": failed, "deadline": deadline, **_optional(checkpoint=checkpoint)}
+def round_start(
+    *,
+    round_: int,
+    failed: list[int],
+    deadline: float,
+    checkpoint: int | None = None,
+    graph: dict[str, Any] | None = None,
+) -> Message:
+    """``checkpoint``: the last round every peer checkpointed (older ones may go);
+    ``graph``: the receiver's neighbors in a run whose graph changes (protocol/graph.py)."""
+    fields = {"failed": failed, "deadline": deadline, **_optional(checkpoint=checkpoint, graph=graph)}
     return Message(ROUND_START, COORDINATOR_ID, round_, fields)
 
 

@@ -91,6 +91,21 @@ BAD: dict[str, tuple[str | None, list[str], str]] = {
         "error: byzantine.knowledge='psychic': valid modes are observed, oracle",
     ),
     "per_neighbor_whole_model": (VALID, ["--set", "chunks.per_neighbor=8"], "error: chunks.per_neighbor=8"),
+    "el_s_not_below_nodes": (
+        VALID,
+        ["--set", "topology.dynamic=el_oracle", "--set", "topology.s=3"],
+        "error: topology.s=3: a peer sends to s others, so 1 <= s < nodes=3",
+    ),
+    "churn_empties_a_round": (
+        VALID + "\n[churn]\naway = [[0, 1, 1], [1, 1, 1]]\n",
+        [],
+        "error: churn leaves 1 peer(s) in round 1: a round needs at least 2",
+    ),
+    "churn_unknown_node": (
+        VALID + "\n[churn]\naway = [[5, 1, 1]]\n",
+        [],
+        "error: churn.away entry [5, 1, 1]: node 5 does not exist (nodes 0..2)",
+    ),
     "missing_config": (None, [], "error: "),
     "invalid_toml": ("nodes = = 3\n", [], "error: "),
 }
@@ -98,6 +113,7 @@ BAD: dict[str, tuple[str | None, list[str], str]] = {
 
 def test_every_user_input_error_derives_from_the_one_base_the_cli_catches() -> None:
     # Arrange: the error each layer raises for bad input
+    from coordinator.churn import ChurnError
     from coordinator.results import ResumeError
     from coordinator.roles import RolesError
     from coordinator.server import CoordinatorError
@@ -120,6 +136,7 @@ def test_every_user_input_error_derives_from_the_one_base_the_cli_catches() -> N
         ModelError,
         RegistryError,
         CoordinatorError,
+        ChurnError,
     ]
 
     # Act

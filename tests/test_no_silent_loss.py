@@ -10,6 +10,10 @@ Each real peer must account for every one of them: the first round-1 message is 
 (``senders == 2`` in round 1), every later one is counted as a drop (``duplicate``, or
 ``stale_round`` once round 1 is aggregated), and nothing else is missing or extra.
 
+A second run changes the graph under the scripted peer (a schedule file): a chunk it sends
+to a peer that no longer takes chunks from it is counted (``not_round_neighbor``), and one
+sent as the next round starts, to a peer that will take it, is kept and used.
+
 Before the fix a peer replaced its data socket after ``assign`` (and with CURVE connected
 only at round 1): what reached the old socket vanished without a count.
 """
@@ -150,3 +154,66 @@ def test_the_first_early_chunk_counts_in_round_one(outcomes: dict[str, Outcome],
     for j in REAL:
         metrics = outcome.results.peer(1, j)["metrics"]
         assert metrics["senders"] == 2 and metrics["chunks_received"] == 2 * 2, (j, metrics)
+
+
+# ----------------------------------------------------------------------------- graph changes
+
+#: round 1 complete; round 2 only 1-2 (the scripted node 0 is nobody's neighbor); round 3
+#: complete again (docs/PROTOCOL.md, *Graph changes and churn*)
+SCHEDULE = "round 1\n0 1\n0 2\n1 2\nround 2\n1 2\nround 3\n0 1\n0 2\n1 2\n"
+
+
+def test_a_chunk_to_a_former_neighbor_is_counted_and_one_to_the_next_rounds_is_kept(tmp_path: Path) -> None:
+    """Node 0 (scripted) keeps sending in round 2, when the graph has cut it off: each real
+    peer counts that chunk as ``not_round_neighbor``. Node 0 sends its round-3 chunks the
+    instant ``round_start(3)`` reaches it, when a real peer may not have read its own yet:
+    ``round_start(2)`` told them round 3's senders, so they keep the chunk and use it. Every
+    chunk node 0 sent is delivered or counted; nothing else is dropped."""
+    schedule = tmp_path / "graphs.txt"
+    schedule.write_text(SCHEDULE)
+    text = small_config(
+        "graph-change",
+        seed=3,
+        nodes=3,
+        rounds=3,
+        topology={"kind": "complete", "dynamic": "schedule", "schedule": str(schedule)},
+        data={"synthetic_size": 300},
+        train={"local_steps": 0},
+        chunks={"count": CHUNKS, "per_neighbor": 2},
+        runtime={"round_timeout": 60.0, "chunk_timeout": 30.0, "curve": "off"},
+    )
+    with Cluster(write_config(tmp_path, text), tmp_path / "run", peers=len(REAL)) as cluster:
+        cluster.start_coordinator()
+        cluster.wait_listening()
+        with ScriptedPeer(cluster.address) as sp:
+            sp.register()
+            cluster.start_peers()
+            msg = sp.accept_assignment(timeout=150)
+            payload = {c: np.full(sp.chunk_sizes[c], 0.5, "<f4") for c in (0, 1)}
+            assert sp.node == 0 and msg["receive_from"] == list(REAL), cluster.logs()
+            sp.ready()
+            graphs = []
+            for t in (1, 2, 3):
+                start = sp.expect("round_start", round_=t, timeout=60)
+                graphs.append(start["graph"])
+                for j in REAL:
+                    sp.send_chunks(t, j, payload)  # in round 2 to peers that no longer take them
+                if t != 2:
+                    sp.recv_chunks(t, timeout=60)
+                sp.round_done(t, metrics={"train_loss": 1.0, "chunks_received": 4, "senders": 2, "digest": "0" * 16})
+            sp.expect("stop", timeout=60)
+        codes = cluster.wait(90)
+        results = read_results(tmp_path / "run")
+    assert codes == (0, 0), cluster.logs()
+    assert graphs == [
+        {"send_to": [1, 2], "receive_from": [1, 2], "next_receive_from": []},
+        {"send_to": [], "receive_from": [], "next_receive_from": [1, 2]},
+        {"send_to": [1, 2], "receive_from": [1, 2], "next_receive_from": []},
+    ]
+    for j in REAL:
+        senders = [results.peer(t, j)["metrics"]["senders"] for t in (1, 2, 3)]
+        delivered = sum(results.peer(t, j)["traffic"]["recv_msgs"] for t in (1, 2, 3))
+        assert senders == [2, 1, 2], (j, senders, cluster.logs())
+        # from node 0: rounds 1 and 3; from the other real peer: rounds 1, 2 and 3
+        assert delivered == 5, (j, delivered)
+        assert results.peer(3, j)["traffic"]["drops_total"] == {"not_round_neighbor": 1}

@@ -1,6 +1,7 @@
 """The emulator's correctness test (docs/ARCHITECTURE.md, *Two drivers, one node*): the
 multi-process run over real ZeroMQ sockets and the in-process reference give bit-identical
-models and metrics."""
+models and metrics, on a static graph and on one that changes every round (EL-Local:
+directed pushes, a rushing ALIE attacker whose targets change by round)."""
 
 from __future__ import annotations
 
@@ -67,19 +68,74 @@ byzantine = true  # compare the Byzantine peer's evaluation too
 """
 
 
+#: a graph that changes every round: each peer pushes to 2 random others (in-degrees vary)
+DYNAMIC = """
+name = "equivalence-dynamic"
+seed = 12
+nodes = 6
+rounds = 3
+
+[topology]
+kind = "regular"
+degree = 3
+dynamic = "el_local"
+s = 2
+
+[data]
+dataset = "synthetic"
+synthetic_size = 300
+
+[model]
+name = "logreg"
+
+[train]
+local_steps = 2
+
+[chunks]
+count = 4
+per_neighbor = 2
+
+[byzantine]
+count = 1
+attack = "alie"
+params = { z = 1.0 }
+
+[eval]
+every = 2
+byzantine = true
+"""
+
+#: churn on a static ring: node 2 away in round 2, a seeded peer away in round 3 (rate 0.2
+#: of 6, windows of 2 rounds); the Byzantine peer runs a rushing ALIE
+CHURN = (
+    DYNAMIC.replace('name = "equivalence-dynamic"', 'name = "equivalence-churn"')
+    .replace('dynamic = "el_local"\ns = 2', 'kind = "ring"')
+    .replace('kind = "regular"\ndegree = 3\n', "")
+    + "\n[churn]\naway = [[2, 2, 2]]\nrate = 0.2\nevery = 2\n"
+)
+
+CONFIGS = {
+    "static": (CONFIG, "byzantine:gaussian"),
+    "dynamic": (DYNAMIC, "byzantine:alie"),
+    "churn": (CHURN, "byzantine:alie"),
+}
+
+
 @dataclass
 class Runs:
     proc: subprocess.CompletedProcess[str]
     mp: Path
     ref: Path
+    role: str  #: the Byzantine peer's role label
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """One ``byzemu launch`` of CONFIG (real processes) and the reference run of it."""
-    tmp = tmp_path_factory.mktemp("equivalence")
+@pytest.fixture(scope="module", params=list(CONFIGS))
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
+    """One ``byzemu launch`` of a config (real processes) and the reference run of it."""
+    text, role = CONFIGS[request.param]
+    tmp = tmp_path_factory.mktemp(f"equivalence-{request.param}")
     cfg_path = tmp / "eq.toml"
-    cfg_path.write_text(CONFIG)
+    cfg_path.write_text(text)
     mp_dir, ref_dir = tmp / "mp", tmp / "ref"
     proc = subprocess.run(
         [BYZEMU, "launch", str(cfg_path), "--out", str(mp_dir), "--quiet"],
@@ -88,7 +144,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Runs:
         timeout=240,
     )
     run_reference(config_mod.load(cfg_path), ref_dir)
-    return Runs(proc, mp_dir, ref_dir)
+    return Runs(proc, mp_dir, ref_dir, role)
 
 
 def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
@@ -98,20 +154,27 @@ def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
     for mp_rec, ref_rec in zip(mp_rounds, ref_rounds):
         for node in map(str, range(6)):
             mp_peer, ref_peer = mp_rec["peers"][node], ref_rec["peers"][node]
-            assert mp_peer["status"] == "ok"
+            assert mp_peer["status"] == ref_peer["status"] == ("away" if int(node) in mp_rec.get("away", ()) else "ok")
             # digest = SHA-256 of the float32 parameters: equal digests, equal models
-            assert mp_peer["metrics"] == ref_peer["metrics"], (mp_rec["round"], node)
+            assert mp_peer.get("metrics") == ref_peer.get("metrics"), (mp_rec["round"], node)
     # evaluation rounds 2 and 3 carry accuracy; a Byzantine peer is in the mix
     assert "test_accuracy" in mp_rounds[1]["peers"]["0"]["metrics"]
     assert "test_accuracy" not in mp_rounds[0]["peers"]["0"]["metrics"]
     roles = [p["role"] for p in mp_rounds[0]["peers"].values()]
-    assert roles.count("byzantine:gaussian") == 1
+    assert roles.count(runs.role) == 1
+    # the graph each round used is recorded, the same by both drivers (absent when static)
+    graphs = [r.get("graph") for r in mp_rounds]
+    assert graphs == [r.get("graph") for r in ref_rounds]
+    assert graphs == [None] * 3 if runs.role == "byzantine:gaussian" else len({str(g) for g in graphs}) == 3
+    if "churn" in str(runs.mp):  # who took part: all, then node 2 away, then the seeded one
+        away = [r["away"] for r in mp_rounds]
+        assert away == [r["away"] for r in ref_rounds] and away[:2] == [[], [2]] and len(away[2]) == 1
     # one traffic format: the reference counts the same messages and bytes (per run: a
     # peer may count an early next-round message in the round it arrived)
     for key in ("sent_msgs", "sent_bytes", "sent_payload_bytes", "recv_msgs", "recv_bytes"):
         for node in map(str, range(6)):
-            mp_total = sum(r["peers"][node]["traffic"][key] for r in mp_rounds)
-            assert mp_total == sum(r["peers"][node]["traffic"][key] for r in ref_rounds), (key, node)
+            mp_total = sum(r["peers"][node].get("traffic", {}).get(key, 0) for r in mp_rounds)
+            assert mp_total == sum(r["peers"][node].get("traffic", {}).get(key, 0) for r in ref_rounds), (key, node)
     mp_summary = json.loads((runs.mp / "summary.json").read_text())
     ref_summary = json.loads((runs.ref / "summary.json").read_text())
     assert mp_summary["final_accuracy"] == ref_summary["final_accuracy"]

@@ -53,7 +53,7 @@ def test_quickstart_is_the_documented_setup() -> None:
 def test_a_table_spec_not_yet_run_loads_and_names_shipped_sweeps(path: Path) -> None:
     spec = load_spec(path)
 
-    assert (CONFIGS.parent / spec.sweep).is_file()
+    assert (CONFIGS.parent / spec.sweep).is_file() and not (spec.results / "runs.csv").exists()
     for command in spec.commands:
         for word in command.replace(";", " ").split():
             if word.startswith("configs/sweeps/"):

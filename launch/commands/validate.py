@@ -22,9 +22,11 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
         plan = api.validate(cfg)
     except user_errors() as exc:
         fail(str(exc))
-    degrees = sorted({len(plan.assignment(i).neighbors) for i in range(cfg.nodes)})
+    first = plan.rounds.round(1)  # the first round's graph (the only one unless topology.dynamic)
+    degrees = sorted({len(first.receive_from[i]) for i in range(cfg.nodes)})
+    changing = f", dynamic = {cfg.topology.dynamic}" if plan.rounds.dynamic else ""
     click.echo(
-        f"ok: {cfg.nodes} peers, {cfg.topology.kind} topology (degrees {degrees}), "
+        f"ok: {cfg.nodes} peers, {cfg.topology.kind} topology (degrees {degrees}{changing}), "
         f"Byzantine {plan.byzantine or 'none'}, {cfg.rounds} rounds"
     )
     from launch.run.capacity import describe

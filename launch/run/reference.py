@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from coordinator.dynamics import GraphSchedule
 from coordinator.plan import build_plan
 from coordinator.recorder import RoundRecorder
 from coordinator.results import ResultsWriter
@@ -36,7 +37,7 @@ from peer import data
 from peer.core import NodeCore, RoundResult
 from peer.data import test_subset
 from peer.inbox import Inbox
-from peer.rounds import Await, Hold, Send, Step, round_steps
+from peer.rounds import Await, Hold, Send, Step, enter_round, round_steps
 from peer.traffic import Traffic
 from protocol import config as config_mod
 from protocol.codec import ProtocolError, encode
@@ -49,7 +50,9 @@ class MemoryNetwork:
     """Node cores joined through memory: :meth:`run_round` drives every core's round
     schedule and delivers its messages."""
 
-    def __init__(self, cores: list[NodeCore]) -> None:
+    def __init__(self, cores: list[NodeCore], schedule: GraphSchedule | None = None) -> None:
+        #: the graph of every round when it changes (the coordinator sends it in round_start)
+        self.schedule = schedule if schedule is not None and schedule.dynamic else None
         self.traffic = {c.node: Traffic(node=c.node) for c in cores}
         self.cores = {c.node: c for c in cores}
         self.inboxes = {c.node: Inbox(c, traffic=self.traffic[c.node]) for c in cores}
@@ -59,8 +62,12 @@ class MemoryNetwork:
         """Run round ``round_`` on every core; return each node's result. ``replay``: the
         round's entry of a delivery log (every node's reads)."""
         gens: dict[int, Generator[Step, None, RoundResult]] = {}
+        away = self.schedule.presence.away(round_) if self.schedule is not None else frozenset()
         for node, core in self.cores.items():
-            self.inboxes[node].start(round_)
+            if node in away:  # churn: an away node skips the round, its state untouched
+                continue
+            graph = self.schedule.view(node, round_) if self.schedule is not None else None
+            enter_round(core, self.inboxes[node], round_, graph)
             gens[node] = round_steps(core, self.inboxes[node], round_, replay=replay[node] if replay else None)
         waiting: dict[int, Await | None] = dict.fromkeys(gens)
         results: dict[int, RoundResult] = {}
@@ -75,8 +82,8 @@ class MemoryNetwork:
                 waiting[node] = self._advance(node, round_, gens[node], results)
             if not moved:  # what they wait for is never sent: their deadlines pass
                 self._expired |= {n for n, w in waiting.items() if w is not None and n not in results}
-        for inbox in self.inboxes.values():
-            inbox.close(round_)
+        for node in gens:
+            self.inboxes[node].close(round_)
         return results
 
     def _advance(
@@ -136,7 +143,7 @@ def run_reference(
     test = data.load(d.dataset, root, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
     test_set = test_subset(test, d.test_samples)
     network = MemoryNetwork(
-        [NodeCore(plan.assignment(i), train_data=train, test_set=test_set) for i in range(cfg.nodes)]
+        [NodeCore(plan.assignment(i), train_data=train, test_set=test_set) for i in range(cfg.nodes)], plan.rounds
     )
     recorder = RoundRecorder(plan=plan, results=results, started=time.monotonic(), progress=progress)
     for round_ in range(1, cfg.rounds + 1):

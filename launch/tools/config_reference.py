@@ -172,6 +172,14 @@ NOTES = """\
   the trigger stamped, classified as the target class.
 * The chunk policy is re-drawn every round from (seed, node, round); with
   degree * per_neighbor >= count every chunk index reaches some neighbor each round.
+* A graph that changes (`topology.dynamic`) is drawn by the coordinator from (seed,
+  epoch) and sent to each peer in every `round_start` (`docs/PROTOCOL.md`, *Graph changes
+  and churn*); the Byzantine placement is chosen once on the first graph, and rules with a
+  Byzantine bound use the round's in-degree (`docs/DEFENSES.md`, *Neighbors that come and
+  go*). EL-Oracle's graphs need not be connected; resampled ones of a connected kind are.
+* Churn (`[churn]`) is a graceful leave and return: an away peer keeps its process and its
+  state and continues from them; the barrier counts only the peers present in a round. A
+  checkpoint round in which a peer is away is never complete (no resume from it).
 
 Works cited here are listed in full in `docs/REFERENCES.md`.
 """

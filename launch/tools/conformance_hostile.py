@@ -31,6 +31,7 @@ import numpy as np
 from launch.tools.conformance_checks import HOSTILE_ROUND
 from peer.options import PeerOptions
 from peer.runtime import PeerRuntime
+from protocol.graph import RoundGraph
 
 log = logging.getLogger("byzemu.peer")
 
@@ -72,10 +73,10 @@ class HostileRuntime(PeerRuntime):
         super().__init__(options)
         self.target = target
 
-    def run_round(self, round_: int, failed: list[int]) -> None:
+    def run_round(self, round_: int, failed: list[int], graph: RoundGraph | None = None) -> None:
         if round_ == HOSTILE_ROUND and self.core is not None and self.target not in failed:
             self._attack(round_)
-        super().run_round(round_, failed)
+        super().run_round(round_, failed, graph)
 
     def _attack(self, round_: int) -> None:
         assert self.core is not None

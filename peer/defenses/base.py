@@ -33,8 +33,9 @@ class ChunkContext:
     """What a peer knows when it aggregates one chunk index.
 
     ``senders`` lists who sent each received payload (same order as the payloads, sorted
-    by id). ``degree`` is the peer's number of graph neighbors (the |N_i| of per-node
-    Byzantine bounds); ``model_size`` the length P of the whole flattened model (to scale
+    by id). ``degree`` is the peer's number of graph neighbors in the round, the peers
+    that send to it (the |N_i| of per-node Byzantine bounds; it varies when the graph
+    changes, docs/DEFENSES.md); ``model_size`` the length P of the whole flattened model (to scale
     whole-model thresholds to a chunk of length d_c, e.g. by sqrt(d_c / P)). ``own_before``
     is the own chunk at the start of the round, before local training, so that
     ``own - own_before`` is the own update and ``received[j] - own_before`` a neighbor's

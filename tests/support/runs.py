@@ -35,3 +35,14 @@ def small_config(name: str, *, seed: int, nodes: int = 4, rounds: int = 2, **tab
         else:
             merged[key] = {**merged.get(key, {}), **table}
     return to_toml({"name": name, "seed": seed, "nodes": nodes, "rounds": rounds, **merged})
+
+
+def synthetic_sets(cfg: Any, size: int = 200) -> tuple[Any, Any]:
+    """The synthetic training set and a test subset of ``cfg``'s seed, for node cores built
+    in process (``NodeCore(assignment, train_data=..., test_set=...)``)."""
+    from peer import data as datasets
+    from peer.data import test_subset
+
+    train = datasets.load("synthetic", None, train=True, synthetic_size=size, seed=cfg.seed)
+    test = test_subset(datasets.load("synthetic", None, train=False, synthetic_size=size, seed=cfg.seed), 0)
+    return train, test

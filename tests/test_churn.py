@@ -1,0 +1,119 @@
+"""Churn (coordinator/churn.py, ``[churn]``), in process: who is away in which round,
+how the round's graph and a peer's ``round_start`` follow, the one-line errors, and a
+reference run whose records say who took part. The cluster runs churn bit-identically to
+the reference in tests/test_reference_equivalence.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coordinator.churn import ChurnError, Presence
+from coordinator.dynamics import GraphSchedule
+from coordinator.plan import build_plan
+from coordinator.topology import build_topology
+from launch.run.reference import MemoryNetwork, run_reference
+from peer.core import NodeCore, model_digest
+from protocol import config as config_mod
+from protocol.config import ConfigError, RunConfig
+from tests.support.runs import small_config, synthetic_sets
+
+
+def _cfg(nodes: int = 10, rounds: int = 30, **churn: Any) -> RunConfig:
+    return config_mod.from_dict({"nodes": nodes, "rounds": rounds, "seed": 2, "churn": churn})
+
+
+def test_rate_churn_sends_a_fresh_tenth_away_in_every_window_but_the_first() -> None:
+    presence = Presence(_cfg(rate=0.1, every=10))
+
+    windows = [presence.away(t) for t in (1, 10, 11, 20, 21, 30)]
+
+    assert windows[0] == windows[1] == frozenset()  # rounds 1..10: everyone
+    assert len(windows[2]) == 1 and windows[2] == windows[3]  # 10 % of 10 peers, for the whole window
+    assert len(windows[4]) == 1 and windows[4] == windows[5]
+    assert presence.away(11) == Presence(_cfg(rate=0.1, every=10)).away(11)  # seeded
+
+
+def test_explicit_absences_add_to_the_rate_and_a_peer_comes_back_in_its_next_round() -> None:
+    presence = Presence(_cfg(rounds=6, away=[[3, 2, 4]]))
+
+    assert [3 in presence.away(t) for t in range(1, 7)] == [False, True, True, True, False, False]
+    assert presence.next_round(3, 1) == 5 and presence.next_round(3, 5) == 6 and presence.next_round(3, 6) is None
+    assert presence.present(2) == frozenset(range(10)) - {3}
+
+
+def test_the_round_graph_leaves_the_away_out_and_tells_a_leaver_its_return() -> None:
+    cfg = _cfg(nodes=8, rounds=6, away=[[0, 2, 3]])
+    sched = GraphSchedule(cfg, build_topology("regular", 8, seed=2, degree=3), [])
+
+    round2 = sched.round(2)
+    before = sched.view(0, 1)
+
+    assert sched.dynamic and round2.send_to[0] == () and round2.receive_from[0] == ()
+    assert all(0 not in round2.receive_from[j] for j in range(8))
+    assert (before.next_round, before.next_receive_from) == (4, sched.round(4).receive_from[0])
+    assert sched.view(1, 2).present == tuple(range(1, 8))
+
+
+@pytest.mark.parametrize(
+    ("churn", "message"),
+    [
+        ({"away": [[12, 1, 2]]}, "churn.away entry [12, 1, 2]: node 12 does not exist (nodes 0..9)"),
+        ({"away": [[1, 4, 2]]}, "rounds must satisfy 1 <= first <= last <= rounds=30"),
+        ({"away": [[1, 2]]}, "expected [node, first round away, last round away]"),
+        ({"rate": 1.0}, "churn.rate=1.0: must be in [0, 1)"),
+    ],
+)
+def test_a_bad_churn_entry_is_one_config_error(churn: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        _cfg(**churn)
+
+    assert message in str(err.value)
+
+
+def test_a_churn_schedule_that_empties_a_round_is_refused() -> None:
+    away = [[j, 3, 4] for j in range(9)]
+
+    with pytest.raises(ChurnError) as err:
+        Presence(_cfg(away=away))
+
+    assert str(err.value).startswith("churn leaves 1 peer(s) in round 3: a round needs at least 2")
+
+
+def test_a_reference_run_records_who_was_away_and_a_returning_peer_goes_on_from_its_own_state(
+    tmp_path: Path,
+) -> None:
+    text = small_config("churn", seed=1, nodes=4, rounds=4, churn={"away": [[1, 2, 3]]}, eval={"every": 1})
+    path = tmp_path / "churn.toml"
+    path.write_text(text)
+
+    run_reference(config_mod.load(path), tmp_path / "run")
+
+    records = [json.loads(line) for line in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert [r["away"] for r in records] == [[], [1], [1], []]
+    status = [r["peers"]["1"]["status"] for r in records]
+    assert status == ["ok", "away", "away", "ok"]
+    assert "metrics" not in records[1]["peers"]["1"] and records[3]["peers"]["1"]["metrics"]["senders"] == 2
+    assert all(e["status"] == "ok" for r in records for n, e in r["peers"].items() if n != "1")
+
+
+def test_an_away_node_keeps_its_model_and_counters_until_it_returns(tmp_path: Path) -> None:
+    path = tmp_path / "churn.toml"
+    path.write_text(small_config("churn", seed=1, nodes=4, rounds=4, churn={"away": [[1, 2, 3]]}))
+    cfg = config_mod.load(path)
+    plan = build_plan(cfg)
+    train, test = synthetic_sets(cfg)
+    net = MemoryNetwork([NodeCore(plan.assignment(i), train_data=train, test_set=test) for i in range(4)], plan.rounds)
+
+    first = net.run_round(1)
+    away = [net.run_round(t) for t in (2, 3)]
+    kept = model_digest(net.cores[1].vector)
+    back = net.run_round(4)
+
+    assert all(1 not in r for r in away)  # no result, no round while away
+    assert kept == first[1].metrics["digest"]  # the model it left with is the one it returns with
+    assert back[1].metrics["digest"] != kept and net.inboxes[1].aggregated == 4
+    assert back[1].metrics["senders"] == len(plan.rounds.round(4).receive_from[1])
