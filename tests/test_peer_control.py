@@ -126,6 +126,12 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         _, done1 = coord.receive(60, [proc[1]])
         # node 1 knows node 2 failed (round_start 1): its early round-2 chunk is failed_sender
         sp.send_chunks(2, 1, {0: np.zeros(sp.chunk_sizes[0], "<f4")})
+        # round 2 waits for no one (both neighbors failed): let the chunk be read first
+        wait_until(
+            lambda: "failed_sender" in (tmp / f"peer{1 - bad}.log").read_text(),
+            timeout=60,
+            what="node 1's failed_sender drop in its log",
+        )
         coord.send(ready_identity, m.round_start(round_=1, failed=failed, deadline=20.0))  # again: stale_round
         coord.send(ready_identity, m.round_start(round_=2, failed=failed, deadline=20.0))
         _, done2 = coord.receive(60, [proc[1]])
