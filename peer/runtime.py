@@ -34,6 +34,7 @@ import zmq
 
 from peer import checkpoint
 from peer import data as datasets
+from peer.churn import ScheduledCrash, crash_round
 from peer.control import (
     ControlChannel,
     CoordinatorLost,
@@ -349,6 +350,8 @@ class PeerRuntime:
             if msg.kind != m.ROUND_START:
                 self._handle_control(msg)
                 continue
+            if msg.round == crash_round(self.core.config, self.node):
+                raise ScheduledCrash(f"scheduled crash in round {msg.round} (churn.crash)")
             if msg.round <= self.inbox.started:
                 self.traffic.drop("stale_round", f"round_start {msg.round} after {self.inbox.started}")
                 continue
@@ -427,6 +430,9 @@ def run_peer(options: PeerOptions, runtime: Callable[[PeerOptions], PeerRuntime]
         return 0
     except HandshakeError as exc:
         log.error("peer cannot join: %s", exc)
+        return 1
+    except ScheduledCrash as exc:  # no goodbye: closing its sockets is all the others see
+        log.warning("peer %d exits: %s", rt.node, exc)
         return 1
     finally:
         rt.close()
