@@ -280,6 +280,13 @@ class PeerRuntime:
         try:
             t_train = time.monotonic()
             step = next(schedule)  # the first step comes when local training is done
+            while _before_training(step):  # churn.join: models go to (come to) a new peer first
+                if isinstance(step, Send):
+                    self.data.send(step.to, step.message)
+                elif isinstance(step, Await):
+                    self._wait(round_, step, t_train + timeout)
+                t_train = time.monotonic()
+                step = next(schedule)
             if self.slowdown > 1:  # a straggler: training took slowdown times as long
                 straggle_s = (self.slowdown - 1) * (time.monotonic() - t_train)
                 self._idle_until(time.monotonic() + straggle_s)
@@ -403,6 +410,13 @@ class PeerRuntime:
         _LEFT_TO_EXIT.append(self.data)
         self.control.close()
         self.control_ctx.term()
+
+
+def _before_training(step: Send | Await | Hold) -> bool:
+    """A step of the ``model`` exchange that opens a new peer's join round (peer/rounds.py)."""
+    if isinstance(step, Send):
+        return step.message.kind == m.MODEL
+    return isinstance(step, Await) and step.kind == m.MODEL
 
 
 def run_peer(options: PeerOptions, runtime: Callable[[PeerOptions], PeerRuntime] = PeerRuntime) -> int:
