@@ -339,9 +339,12 @@ class PeerRuntime:
         """Wait for round starts until ``stop``; exits if the coordinator goes silent."""
         assert self.core is not None and self.inbox is not None
         runtime = self.core.config.runtime
-        silence = 2 * runtime.round_timeout + runtime.register_timeout
+        # a round takes at most round_timeout at the coordinator: a peer away under churn
+        # (a new one before its join round) waits that long for every round it skips
         last = time.monotonic()
         while True:
+            skipped = max(1, self.inbox.upcoming - self.inbox.started)
+            silence = 2 * runtime.round_timeout * skipped + runtime.register_timeout
             if time.monotonic() - last > silence:
                 raise CoordinatorLost(f"coordinator silent for {silence:g} s")
             self.control.check()

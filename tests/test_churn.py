@@ -19,6 +19,8 @@ from coordinator.topology import build_topology
 from launch.run.reference import MemoryNetwork, run_reference
 from peer.core import NodeCore, model_digest
 from protocol import config as config_mod
+from protocol import messages as m
+from protocol.codec import ProtocolError
 from protocol.config import ConfigError, RunConfig
 from tests.support.runs import small_config, synthetic_sets
 
@@ -166,3 +168,44 @@ def test_a_new_peer_starts_from_its_senders_current_model_in_its_join_round(tmp_
 def _sets(plan: Any) -> dict[str, Any]:
     train, test = synthetic_sets(plan.config)
     return {"train_data": train, "test_set": test}
+
+
+def test_a_new_peer_accepts_a_model_only_from_its_sources_in_its_join_round(tmp_path: Path) -> None:
+    net, plan = _network(tmp_path, join=[[2, 3]])
+    inbox, (source,) = net.inboxes[2], plan.assignment(2).join_from
+    other = next(j for j in range(5) if j not in (2, source))
+    vector = net.cores[source].vector
+
+    refused = []
+    for msg in (
+        m.model(src=other, round_=3, vector=vector),  # not a source
+        m.model(src=source, round_=2, vector=vector),  # not its join round
+        m.model(src=source, round_=3, vector=vector[:-1]),  # not a whole model
+    ):
+        with pytest.raises(ProtocolError) as err:
+            inbox.accept(msg)
+        refused.append(err.value.reason)
+    inbox.accept(m.model(src=source, round_=3, vector=vector))
+
+    assert refused == ["not_round_neighbor", "not_round_neighbor", "bad_chunk_size"]
+    assert list(inbox.arrived(m.MODEL, 3)) == [source]
+
+
+def test_a_crashed_peer_leaves_every_graph_from_its_crash_round_and_is_failed_in_the_records(
+    tmp_path: Path,
+) -> None:
+    sched = GraphSchedule(_cfg(nodes=6, rounds=4, crash=[[1, 3]]), build_topology("ring", 6, seed=2), [])
+    presence = sched.presence
+
+    assert [sorted(presence.gone(t)) for t in (2, 3, 4)] == [[], [1], [1]]
+    assert presence.crashing(3) == {1} and presence.crashing(4) == frozenset() and presence.away(3) == frozenset()
+    assert 1 in sched.round(2).receive_from[0] and all(1 not in sched.round(3).receive_from[j] for j in range(6))
+    assert presence.next_round(1, 2) is None and sched.view(0, 3).present == (0, 2, 3, 4, 5)
+
+    path = tmp_path / "crash.toml"
+    path.write_text(small_config("crash", seed=1, nodes=4, rounds=4, churn={"crash": [[1, 3]]}))
+    run_reference(config_mod.load(path), tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert [r["peers"]["1"]["status"] for r in records] == ["ok", "ok", "failed", "failed"]
+    assert [r["failed"] for r in records] == [[], [], [1], [1]] and [r["away"] for r in records] == [[]] * 4
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["failed_peers"] == [1]
