@@ -1,4 +1,4 @@
-"""Churn (``[churn]``): which peers are away in round t.
+"""Churn (``[churn]``): which peers take part in round t.
 
 A peer that is away in a round is left out of that round entirely: the coordinator sends
 it no ``round_start`` and its barrier does not wait for it, the round's graph has no edge
@@ -7,15 +7,30 @@ Its process stays up, keeps its state (model, optimizer, defense and attack stat
 takes the next ``round_start`` it gets, so a returning peer continues from exactly what
 it had when it left: its own last state, which a checkpoint of that round would hold.
 That is a graceful leave and return; the in-process reference skips the same nodes in the
-same rounds, so both drivers stay bit-identical. (A peer whose process dies is a failed
-peer, docs/FAILURES.md; a peer that is new to the run cannot join it: ids, shards and keys
-are fixed at the assignment.)
+same rounds, so both drivers stay bit-identical.
 
 Absences come from ``churn.away`` (``[node, first, last]`` triples) and from
 ``churn.rate``: in window k >= 1 (rounds ``k * every + 1 .. (k + 1) * every``),
 ``floor(rate * n + 1/2)`` peers drawn with ``default_rng([seed, k, salt]).choice`` are
 away; the first window is whole, so every peer has trained before anyone leaves. Both
-add up. A round left with fewer than two peers is refused at plan time.
+add up.
+
+A new peer (``churn.join``, ``[node, round]``) registers with the others, so ids, keys and
+addresses stay fixed at the assignment, and is away in every round before its join round
+(``assign`` → ``first_round`` names that round). In its join round it starts from the
+current model of its lowest-id sender of that round (``join_model = "neighbor"``) or the
+mean of all its senders' models (``"average"``), sent to it before anyone trains (the
+``model`` message, docs/PROTOCOL.md); senders joining in the same round are left out
+(their model is the initial one). A joiner without such a sender keeps the initial model.
+
+A scheduled crash (``churn.crash``, ``[node, round]``): the coordinator still sends the
+peer ``round_start`` of its crash round and counts it in that round's barrier, the peer
+exits on it without a word, and the coordinator marks it failed as for any crash (the
+launcher's process probe, or the round deadline). The graph of that round and of every
+later one leaves it out (nobody sends to it or waits for it, in both drivers); its record
+entry is "failed" from that round on.
+
+A round left with fewer than two peers is refused at plan time.
 """
 
 from __future__ import annotations
@@ -47,23 +62,30 @@ class Presence:
         for node, first, last in c.away:
             for t in range(first, last + 1):
                 self._explicit.setdefault(t, set()).add(node)
+        #: node -> its join round / its crash round
+        self.joins: dict[int, int] = {node: round_ for node, round_ in c.join}
+        self.crashes: dict[int, int] = {node: round_ for node, round_ in c.crash}
+        for node, join in self.joins.items():
+            for t in range(1, join):
+                self._explicit.setdefault(t, set()).add(node)
         self._count = int(math.floor(c.rate * cfg.nodes + 0.5)) if c.rate > 0 else 0
         self._windows: dict[int, frozenset[int]] = {}
         for t in range(1, cfg.rounds + 1):
-            left = cfg.nodes - len(self.away(t))
+            left = cfg.nodes - len(self.absent(t))
             if left < 2:
                 raise ChurnError(
-                    f"churn leaves {left} peer(s) in round {t}: a round needs at least 2; "
-                    "lower churn.rate or shorten the churn.away entries of that round"
+                    f"churn leaves {left} peer(s) in round {t}: a round needs at least 2; lower churn.rate, "
+                    "shorten the churn.away entries of that round, or move its churn.join or churn.crash rounds"
                 )
 
     @property
     def active(self) -> bool:
-        """Whether any peer is ever away."""
-        return bool(self._explicit) or self._count > 0
+        """Whether any peer is ever out of a round."""
+        return bool(self._explicit) or self._count > 0 or bool(self.crashes)
 
     def away(self, round_: int) -> frozenset[int]:
-        """The peers away in round ``round_``."""
+        """The peers away in round ``round_`` (a new peer before its join round included;
+        a crashed one is not away but failed: :meth:`gone`)."""
         window = (round_ - 1) // self.cfg.churn.every
         drawn: frozenset[int] = frozenset()
         if self._count and window >= 1:
@@ -71,15 +93,31 @@ class Presence:
                 rng = np.random.default_rng([self.cfg.seed, window, _CHURN_SALT])
                 self._windows[window] = frozenset(int(j) for j in rng.choice(self.nodes, self._count, replace=False))
             drawn = self._windows[window]
-        return drawn | frozenset(self._explicit.get(round_, ()))
+        return (drawn | frozenset(self._explicit.get(round_, ()))) - self.gone(round_)
+
+    def gone(self, round_: int) -> frozenset[int]:
+        """The peers whose scheduled crash came in or before round ``round_``."""
+        return frozenset(node for node, crash in self.crashes.items() if crash <= round_)
+
+    def crashing(self, round_: int) -> frozenset[int]:
+        """The peers that crash when round ``round_`` starts."""
+        return frozenset(node for node, crash in self.crashes.items() if crash == round_)
+
+    def joining(self, round_: int) -> frozenset[int]:
+        """The new peers whose first round is ``round_``."""
+        return frozenset(node for node, join in self.joins.items() if join == round_)
+
+    def absent(self, round_: int) -> frozenset[int]:
+        """The peers not in round ``round_``'s graph: away or crashed."""
+        return self.away(round_) | self.gone(round_)
 
     def present(self, round_: int) -> frozenset[int]:
         """The peers that take part in round ``round_``."""
-        return frozenset(range(self.nodes)) - self.away(round_)
+        return frozenset(range(self.nodes)) - self.absent(round_)
 
     def next_round(self, node: int, round_: int) -> int | None:
         """The first round after ``round_`` in which ``node`` takes part (None: none left)."""
         for t in range(round_ + 1, self.cfg.rounds + 1):
-            if node not in self.away(t):
+            if node not in self.absent(t):
                 return t
         return None

@@ -98,7 +98,7 @@ class GraphSchedule:
             epoch = 0
         else:
             epoch = (round_ - 1) // self.cfg.topology.every
-        away = self.presence.away(round_)
+        away = self.presence.absent(round_)
         if not away:
             return self._epoch(epoch)
         key = (epoch, away)
@@ -120,6 +120,7 @@ class GraphSchedule:
                 hoods[j] = (len(senders), len(self.byzantine.intersection(senders)))
         if not self.presence.active:
             return RoundGraph(now.send_to[node], now.receive_from[node], following, hoods)
+        joiners = self.presence.joining(round_)
         return RoundGraph(
             now.send_to[node],
             now.receive_from[node],
@@ -127,7 +128,19 @@ class GraphSchedule:
             hoods,
             next_round=upcoming or 0,
             present=tuple(sorted(self.presence.present(round_))),
+            welcome=tuple(sorted(j for j in joiners if node in self.join_from(j))),
         )
+
+    def join_from(self, node: int) -> tuple[int, ...]:
+        """A new peer's model sources in its join round (``[churn] join``): its lowest-id
+        sender of that round (``join_model = "neighbor"``) or all of them (``"average"``),
+        leaving out senders that join in the same round; empty for any other peer."""
+        join = self.presence.joins.get(node)
+        if join is None:
+            return ()
+        joining = self.presence.joining(join)
+        senders = tuple(j for j in self.round(join).receive_from[node] if j not in joining)
+        return senders[:1] if self.cfg.churn.join_model == "neighbor" else senders
 
     def edges_json(self, round_: int) -> list[list[int]]:
         """Round ``round_``'s edges for its record: ``[u, v]`` pairs, u < v (undirected

@@ -90,7 +90,10 @@ class Plan:
         )
         if self.rounds.dynamic:  # every peer may become a neighbor; round_start says who is
             a.neighbors = [j for j in range(self.config.nodes) if j != node]
-            a.receive_from = list(self.rounds.view(node, 1).receive_from)
+            first = self.rounds.presence.next_round(node, 0) or 1
+            a.receive_from = list(self.rounds.view(node, first).receive_from)
+            a.first_round = first if first > 1 else None
+            a.join_from = list(self.rounds.join_from(node))
             return a
         a.neighbors = neighbors_of(self.graph, node)
         if byzantine:

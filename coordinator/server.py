@@ -336,8 +336,10 @@ class Coordinator:
         return round_state
 
     def _expected(self, round_: int) -> list[int]:
-        """The peers the barrier of ``round_`` counts: live and not away ([churn])."""
-        present = self.plan.rounds.presence.present(round_)
+        """The peers the barrier of ``round_`` counts: live and not away ([churn]); a peer
+        whose scheduled crash is this round is counted until it is marked failed."""
+        presence = self.plan.rounds.presence
+        present = presence.present(round_) | presence.crashing(round_)
         return sorted(n for n in set(self.peers) - self.failed if n in present)
 
     def _collect_round(self, rnd: _Round) -> _Round:

@@ -77,6 +77,7 @@ class NodeCore:
         self.neighbors = list(self.receive_from)
         self.neighborhoods = dict(assignment.neighborhoods)  #: Byzantine: n_j, f_j per peer it sends to
         self.present: frozenset[int] | None = None  #: churn: the peers in the round (None: all)
+        self.welcome: list[int] = []  #: churn: the new peers it sends its model to this round
         channels, size, _ = train_data.image_shape  # every dataset's images are square
         shape = {"in_channels": channels, "image_size": size, "num_classes": train_data.num_classes}
         torch.manual_seed(cfg.seed)  # every peer starts from the same model
@@ -200,6 +201,19 @@ class NodeCore:
         self.neighbors, self.receive_from = list(graph.send_to), list(graph.receive_from)
         self.neighborhoods = dict(graph.neighborhoods)
         self.present = frozenset(graph.present) or None
+        self.welcome = list(graph.welcome)
+
+    def take_model(self, models: dict[int, np.ndarray]) -> None:
+        """A new peer's first model (churn.join), before it first trains: the mean
+        ``(1/k) * sum_j x_j`` of the ``k`` models it got, in sender order (k = 1 for
+        join_model = "neighbor"); none got: it keeps the initial model. Its optimizer and
+        defense start fresh, as a new peer's would."""
+        if not models:
+            return
+        stack = np.stack([np.asarray(models[j], dtype=np.float32) for j in sorted(models)])
+        self.vector = stack.mean(axis=0, dtype=np.float32)
+        self.vector_before = self.vector
+        chunking.load_vector(self._params, self.vector)
 
     def taking_part(self, nodes: Iterable[int]) -> list[int]:
         """Those of ``nodes`` that take part in the round (all but the away, under churn)."""

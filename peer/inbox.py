@@ -16,7 +16,8 @@ of what a node accepts exist once:
   round (:meth:`Inbox.expect`); one that does not, e.g. a former neighbor still sending,
   is ``not_round_neighbor`` (also when it comes after the deadline: only a sender of that
   round can be ``late``). The senders of round t+1 are known from ``round_start(t)``
-  (of round 1 from ``assign``), so an early round t+1 chunk is judged on arrival.
+  (of round 1 from ``assign``), so an early round t+1 chunk is judged on arrival;
+* a ``model`` (churn.join) only in the node's first round, from its ``join_from``.
 
 A message that breaks a rule raises :class:`~protocol.codec.ProtocolError`; the caller
 counts it as a drop. The round schedule (``peer/rounds.py``) reads what arrived with
@@ -36,8 +37,8 @@ from protocol.codec import FittedChunk, ProtocolError
 
 
 class Inbox:
-    """Per-round buffers of one node's accepted ``chunk``, ``collude`` and ``oracle``
-    messages, with the round window they are accepted in."""
+    """Per-round buffers of one node's accepted ``chunk``, ``collude``, ``oracle`` and
+    ``model`` messages, with the round window they are accepted in."""
 
     def __init__(self, core: NodeCore, *, started: int = 0, traffic: Traffic | None = None) -> None:
         self.core = core
@@ -53,8 +54,13 @@ class Inbox:
         #: a graph that changes: round -> the peers whose chunks this node accepts in it
         #: (None: a static graph, where the payload check's neighbors decide)
         self.senders: dict[int, frozenset[int]] | None = None
-        if core.assignment.receive_from is not None:  # assign names the first round's senders
-            self.expect(started + 1, core.assignment.receive_from)
+        a = core.assignment
+        #: churn: the round this node first takes part in (assign -> first_round)
+        self.first = max(started + 1, a.first_round or 0)
+        if self.first > started + 1:
+            self.upcoming = self.first
+        if a.receive_from is not None:  # assign names the first round's senders
+            self.expect(self.first, a.receive_from)
 
     def expect(self, round_: int, senders: Iterable[int]) -> None:
         """A graph that changes: ``senders`` send this node chunks in ``round_``."""
@@ -78,6 +84,11 @@ class Inbox:
             content = core.check_collusion(msg.src, msg["items"], msg.arrays)
         elif msg.kind == m.ORACLE:
             core.check_oracle(msg.src, msg.arrays)
+            content = msg.arrays[0]
+        elif msg.kind == m.MODEL:  # a new peer's first model, from its join_from only
+            if msg.round != self.first or msg.src not in core.assignment.join_from:
+                raise ProtocolError("not_round_neighbor", f"round-{msg.round} model from {msg.src}, not a source")
+            core.payload_check.whole_model(msg.arrays[0], "joining")
             content = msg.arrays[0]
         else:
             raise ProtocolError("unexpected_kind", f"{msg.kind} on the data plane")

@@ -16,6 +16,8 @@ runtime (``peer/runtime.py``) sends over sockets and polls, the in-process refer
 nodes' generators in turn until each waits. Both therefore follow the same order, which
 docs/PROTOCOL.md (*Round order with a rushing attacker*) specifies:
 
+0. churn.join: a node sends its current model to the peers joining in round t (its
+   ``welcome``), and a joining node waits for its sources' models and takes them;
 1. train; in oracle mode an honest node sends its trained model to every Byzantine peer;
 2. an honest node (or a Byzantine one whose attack does not need knowledge) sends its
    chunks at once;
@@ -88,7 +90,7 @@ class Hold:
 Step = Send | Await | Hold
 
 #: the labels of a node's inbox reads, in the order a round makes them
-READS = ("observed", "oracle", "collude", "chunk")
+READS = ("join", "observed", "oracle", "collude", "chunk")
 
 _WITHHOLD_SALT = 0x574844  # "WHD"
 
@@ -135,6 +137,14 @@ def round_steps(
     t0, cpu0 = time.perf_counter(), time.process_time()
     node = core.node
     reads = _Reads(inbox, round_, replay)
+    # churn.join: the current (untrained) model goes to the peers joining now, and a
+    # joining peer takes its sources' models before it trains
+    for j in core.welcome:
+        yield Send(j, m.model(src=node, round_=round_, vector=core.vector))
+    if round_ == inbox.first and core.assignment.join_from:
+        sources = frozenset(core.assignment.join_from)
+        yield Await(m.MODEL, reads.expect("join", sources))
+        core.take_model(reads.read("join", m.MODEL, sources))
     core.train(round_)
     t_send = time.perf_counter()
     for j in core.taking_part(core.assignment.oracle_targets):

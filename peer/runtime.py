@@ -34,6 +34,7 @@ import zmq
 
 from peer import checkpoint
 from peer import data as datasets
+from peer.churn import ScheduledCrash, crash_round
 from peer.control import (
     ControlChannel,
     CoordinatorLost,
@@ -279,6 +280,13 @@ class PeerRuntime:
         try:
             t_train = time.monotonic()
             step = next(schedule)  # the first step comes when local training is done
+            while _before_training(step):  # churn.join: models go to (come to) a new peer first
+                if isinstance(step, Send):
+                    self.data.send(step.to, step.message)
+                elif isinstance(step, Await):
+                    self._wait(round_, step, t_train + timeout)
+                t_train = time.monotonic()
+                step = next(schedule)
             if self.slowdown > 1:  # a straggler: training took slowdown times as long
                 straggle_s = (self.slowdown - 1) * (time.monotonic() - t_train)
                 self._idle_until(time.monotonic() + straggle_s)
@@ -331,9 +339,12 @@ class PeerRuntime:
         """Wait for round starts until ``stop``; exits if the coordinator goes silent."""
         assert self.core is not None and self.inbox is not None
         runtime = self.core.config.runtime
-        silence = 2 * runtime.round_timeout + runtime.register_timeout
+        # a round takes at most round_timeout at the coordinator: a peer away under churn
+        # (a new one before its join round) waits that long for every round it skips
         last = time.monotonic()
         while True:
+            skipped = max(1, self.inbox.upcoming - self.inbox.started)
+            silence = 2 * runtime.round_timeout * skipped + runtime.register_timeout
             if time.monotonic() - last > silence:
                 raise CoordinatorLost(f"coordinator silent for {silence:g} s")
             self.control.check()
@@ -349,6 +360,8 @@ class PeerRuntime:
             if msg.kind != m.ROUND_START:
                 self._handle_control(msg)
                 continue
+            if msg.round == crash_round(self.core.config, self.node):
+                raise ScheduledCrash(f"scheduled crash in round {msg.round} (churn.crash)")
             if msg.round <= self.inbox.started:
                 self.traffic.drop("stale_round", f"round_start {msg.round} after {self.inbox.started}")
                 continue
@@ -402,6 +415,13 @@ class PeerRuntime:
         self.control_ctx.term()
 
 
+def _before_training(step: Send | Await | Hold) -> bool:
+    """A step of the ``model`` exchange that opens a new peer's join round (peer/rounds.py)."""
+    if isinstance(step, Send):
+        return step.message.kind == m.MODEL
+    return isinstance(step, Await) and step.kind == m.MODEL
+
+
 def run_peer(options: PeerOptions, runtime: Callable[[PeerOptions], PeerRuntime] = PeerRuntime) -> int:
     """Entry point of one peer process; returns its exit code. ``runtime`` builds the
     runtime (a subclass: the conformance kit's hostile peer, launch/tools/conformance_hostile.py)."""
@@ -427,6 +447,9 @@ def run_peer(options: PeerOptions, runtime: Callable[[PeerOptions], PeerRuntime]
         return 0
     except HandshakeError as exc:
         log.error("peer cannot join: %s", exc)
+        return 1
+    except ScheduledCrash as exc:  # no goodbye: closing its sockets is all the others see
+        log.warning("peer %d exits: %s", rt.node, exc)
         return 1
     finally:
         rt.close()

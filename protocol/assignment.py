@@ -51,6 +51,10 @@ class Assignment:
     #: a run whose graph changes (topology.dynamic): the peers round 1's chunks come from;
     #: ``neighbors`` then lists every peer it may exchange chunks with in some round
     receive_from: list[int] | None = None
+    #: churn: the first round this peer takes part in, when later than 1 (receive_from is
+    #: that round's senders); a new peer (churn.join) also gets its model sources then
+    first_round: int | None = None
+    join_from: list[int] = field(default_factory=list)
 
     def linked(self) -> list[int]:
         """Every peer this one sends to: neighbors, colluders, oracle targets."""
@@ -152,6 +156,8 @@ def to_message(
         init=init,
         mac=mac,
         receive_from=list(a.receive_from) if a.receive_from is not None else None,
+        first_round=a.first_round,
+        join_from=list(a.join_from) or None,
     )
 
 
@@ -226,6 +232,12 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
     receive_from = msg.fields.get("receive_from")
     if receive_from is not None and not all(is_int(j) and j in addresses for j in receive_from):
         raise ProtocolError("bad_assignment", f"receive_from {receive_from!r} names a peer without an address")
+    first_round = msg.fields.get("first_round")
+    if first_round is not None and first_round < 1:
+        raise ProtocolError("bad_assignment", f"first_round {first_round} is below 1")
+    join_from = msg.fields.get("join_from", [])
+    if not all(is_int(j) and j in (receive_from or ()) for j in join_from):
+        raise ProtocolError("bad_assignment", f"join_from {join_from!r} names a peer not in receive_from")
     assignment = Assignment(
         node=node,
         num_nodes=num_nodes,
@@ -238,5 +250,7 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
         oracle_targets=sorted(oracle_targets),
         neighborhoods=neighborhoods,
         receive_from=sorted(receive_from) if receive_from is not None else None,
+        first_round=first_round,
+        join_from=sorted(join_from),
     )
     return assignment, addresses

@@ -254,8 +254,9 @@ class StragglersConfig:
 
 @dataclass
 class ChurnConfig:
-    """Peers that leave the run for some rounds and come back with the state they left with
-    (coordinator/churn.py); the graph of a round leaves out the peers away in it."""
+    """Peers that leave the run for some rounds and come back with the state they left with,
+    new peers that join mid-run, and scheduled crashes (coordinator/churn.py); the graph
+    of a round leaves out the peers not in it."""
 
     #: explicit absences: [node, first round away, last round away] triples
     away: list[list[int]] = field(default_factory=list)
@@ -263,6 +264,15 @@ class ChurnConfig:
     #: peers (rounded half up, drawn anew per window from the seed) is away
     rate: float = 0.0
     every: int = 10  #: rounds per window of rate churn
+    #: new peers: [node, round] pairs; the node takes no part before that round, then
+    #: starts from a neighbor's model (join_model) with a fresh optimizer and defense
+    join: list[list[int]] = field(default_factory=list)
+    #: a joining peer's first model: neighbor (the current model of its lowest-id sender
+    #: of its join round) or average (the mean of its join round's senders' models)
+    join_model: str = "neighbor"
+    #: scheduled crashes: [node, round] pairs; the peer process exits without a word when
+    #: that round starts and the coordinator marks it failed, as for any crash
+    crash: list[list[int]] = field(default_factory=list)
 
 
 @dataclass
@@ -478,3 +488,31 @@ def _check_churn(cfg: RunConfig) -> None:
             1 <= first <= last <= cfg.rounds,
             f"churn.away entry {item}: rounds must satisfy 1 <= first <= last <= rounds={cfg.rounds}",
         )
+    _require(
+        c.join_model in JOIN_MODELS,
+        f"churn.join_model={c.join_model!r}: valid values are {', '.join(JOIN_MODELS)}",
+    )
+    rounds: dict[str, dict[int, int]] = {"join": {}, "crash": {}}
+    for key in ("join", "crash"):
+        for item in getattr(c, key):
+            _require(len(item) == 2, f"churn.{key} entry {item}: expected [node, round]")
+            node, round_ = item
+            _require(
+                0 <= node < cfg.nodes,
+                f"churn.{key} entry {item}: node {node} does not exist (nodes 0..{cfg.nodes - 1}); fix the node id",
+            )
+            _require(
+                1 <= round_ <= cfg.rounds,
+                f"churn.{key} entry {item}: round {round_} is outside 1..rounds={cfg.rounds}; fix the round",
+            )
+            _require(node not in rounds[key], f"churn.{key} names node {node} twice; give each node one round")
+            rounds[key][node] = round_
+    for node, crash in rounds["crash"].items():
+        join = rounds["join"].get(node, 0)
+        _require(
+            crash > join,
+            f"churn.crash entry [{node}, {crash}]: node {node} joins in round {join}, so it can crash only after it",
+        )
+
+
+JOIN_MODELS = ("neighbor", "average")  #: values of churn.join_model

@@ -34,6 +34,8 @@ class RoundGraph:
     next_round: int = 0
     #: churn only: every peer taking part in the round (empty = every peer)
     present: tuple[int, ...] = ()
+    #: churn only: the new peers this one sends its current model to before training
+    welcome: tuple[int, ...] = ()
 
     def to_fields(self) -> dict[str, Any]:
         """The ``graph`` map of ``round_start``."""
@@ -46,6 +48,8 @@ class RoundGraph:
             out["next_round"] = self.next_round
         if self.present:
             out["present"] = list(self.present)
+        if self.welcome:
+            out["welcome"] = list(self.welcome)
         if self.neighborhoods:
             out["neighborhoods"] = [
                 {"id": j, "degree": d, "byzantine": f} for j, (d, f) in sorted(self.neighborhoods.items())
@@ -73,7 +77,8 @@ def from_fields(value: Any, *, node: int, num_nodes: int) -> RoundGraph:
     present = value.get("present", [])
     if not (isinstance(present, list) and all(is_int(j) and 0 <= j < num_nodes for j in present)):
         raise ProtocolError("bad_field", f"round_start graph present {present!r}")
-    return RoundGraph(send_to, receive_from, following, neighborhoods, next_round, tuple(sorted(set(present))))
+    welcome = _ids(value.get("welcome", []), "welcome", node=node, num_nodes=num_nodes)
+    return RoundGraph(send_to, receive_from, following, neighborhoods, next_round, tuple(sorted(set(present))), welcome)
 
 
 _LISTS = ("send_to", "receive_from", "next_receive_from")

@@ -33,10 +33,11 @@ STOP = "stop"
 CHUNK = "chunk"
 COLLUDE = "collude"
 ORACLE = "oracle"
+MODEL = "model"
 
 TO_COORDINATOR = frozenset({REGISTER, READY, ROUND_DONE})
 TO_PEER_CONTROL = frozenset({ASSIGN, ROUND_START, PEER_FAILED, STOP})
-DATA_PLANE = frozenset({CHUNK, COLLUDE, ORACLE})
+DATA_PLANE = frozenset({CHUNK, COLLUDE, ORACLE, MODEL})
 KINDS = TO_COORDINATOR | TO_PEER_CONTROL | DATA_PLANE
 
 _INT = (int,)
@@ -64,6 +65,7 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
     CHUNK: {"chunks": _LIST},
     COLLUDE: {"items": _LIST},
     ORACLE: {},
+    MODEL: {},
 }
 
 #: optional kind-specific header fields (absent = empty) and their msgpack types
@@ -77,6 +79,8 @@ OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
         "model": _MAP,
         "mac": _MAP,
         "receive_from": _LIST,
+        "first_round": _INT,
+        "join_from": _LIST,
     },
     ROUND_START: {"checkpoint": _INT, "graph": _MAP},
     ROUND_DONE: {"checkpoint": _INT, "delivery": _MAP},
@@ -94,6 +98,7 @@ FRAME_COUNT: dict[str, int | None] = {
     CHUNK: None,
     COLLUDE: None,
     ORACLE: 1,
+    MODEL: 1,
 }
 
 
@@ -154,8 +159,12 @@ def assign(
     init: np.ndarray | None = None,
     mac: dict[str, Any] | None = None,
     receive_from: list[int] | None = None,
+    first_round: int | None = None,
+    join_from: list[int] | None = None,
 ) -> Message:
-    """``receive_from``: a run whose graph changes: whom round 1's chunks come from.
+    """``receive_from``: a run whose graph changes: whom round 1's chunks come from (of
+    round ``first_round`` when the peer's first round is later, churn); ``join_from``: a new
+    peer's model sources in that round (churn.join).
     Optional: ``links`` (colluders, oracle targets), ``neighborhoods`` (each
     neighbor's degree and Byzantine count), ``curve`` (peers' public keys), ``resume``
     (``{round, digest}`` of the checkpoint to load), ``model`` (layout and initial
@@ -178,6 +187,8 @@ def assign(
             model=model,
             mac=mac,
             receive_from=receive_from,
+            first_round=first_round,
+            join_from=join_from,
         )
     )
     arrays = [np.ascontiguousarray(shard, "<i8")]
@@ -251,3 +262,9 @@ def collude(*, src: int, round_: int, observed: dict[int, dict[int, np.ndarray]]
 def oracle(*, src: int, round_: int, vector: np.ndarray) -> Message:
     """An honest peer's whole trained model, sent to Byzantine peers in oracle mode only."""
     return Message(ORACLE, src, round_, {}, [np.ascontiguousarray(vector, "<f4")])
+
+
+def model(*, src: int, round_: int, vector: np.ndarray) -> Message:
+    """A peer's current model, sent before it trains to a new peer joining in that round
+    (churn.join: the joiner's first model)."""
+    return Message(MODEL, src, round_, {}, [np.ascontiguousarray(vector, "<f4")])

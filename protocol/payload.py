@@ -94,9 +94,12 @@ class PayloadCheck:
             raise ProtocolError("unexpected_kind", "oracle model while not in oracle mode")
         if sender in self._colluders or sender == self.node or not 0 <= sender < self._num_nodes:
             raise ProtocolError("not_neighbor", f"oracle model from {sender}")
-        array = arrays[0]
+        self.whole_model(arrays[0], "oracle")
+
+    def whole_model(self, array: np.ndarray, what: str) -> None:
+        """Raise ProtocolError unless ``array`` is a float32 vector of the model's size."""
         if array.dtype != _F4 or array.shape != (self._model_size,):
-            raise ProtocolError("bad_chunk_size", f"oracle model {array.dtype}{list(array.shape)}")
+            raise ProtocolError("bad_chunk_size", f"{what} model {array.dtype}{list(array.shape)}")
 
     def chunk(self, c: Any, array: np.ndarray) -> None:
         """Raise ProtocolError unless ``c`` is a chunk index of the model and ``array`` a

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from coordinator.churn import ChurnError, Presence
@@ -18,6 +19,8 @@ from coordinator.topology import build_topology
 from launch.run.reference import MemoryNetwork, run_reference
 from peer.core import NodeCore, model_digest
 from protocol import config as config_mod
+from protocol import messages as m
+from protocol.codec import ProtocolError
 from protocol.config import ConfigError, RunConfig
 from tests.support.runs import small_config, synthetic_sets
 
@@ -65,6 +68,11 @@ def test_the_round_graph_leaves_the_away_out_and_tells_a_leaver_its_return() -> 
         ({"away": [[1, 4, 2]]}, "rounds must satisfy 1 <= first <= last <= rounds=30"),
         ({"away": [[1, 2]]}, "expected [node, first round away, last round away]"),
         ({"rate": 1.0}, "churn.rate=1.0: must be in [0, 1)"),
+        ({"join": [[10, 3]]}, "churn.join entry [10, 3]: node 10 does not exist (nodes 0..9)"),
+        ({"join": [[1, 31]]}, "churn.join entry [1, 31]: round 31 is outside 1..rounds=30"),
+        ({"crash": [[1, 0]]}, "churn.crash entry [1, 0]: round 0 is outside 1..rounds=30"),
+        ({"join": [[1, 5]], "crash": [[1, 5]]}, "node 1 joins in round 5, so it can crash only after it"),
+        ({"join_model": "best"}, "churn.join_model='best': valid values are neighbor, average"),
     ],
 )
 def test_a_bad_churn_entry_is_one_config_error(churn: dict[str, Any], message: str) -> None:
@@ -81,6 +89,15 @@ def test_a_churn_schedule_that_empties_a_round_is_refused() -> None:
         Presence(_cfg(away=away))
 
     assert str(err.value).startswith("churn leaves 1 peer(s) in round 3: a round needs at least 2")
+
+
+def test_joins_and_crashes_that_empty_a_round_are_refused() -> None:
+    # 3 peers: node 2 is new from round 4 and node 0 crashes in round 2, so rounds 2 and 3 hold node 1 alone
+    with pytest.raises(ChurnError) as err:
+        Presence(_cfg(nodes=3, rounds=5, join=[[2, 4]], crash=[[0, 2]]))
+
+    assert str(err.value).startswith("churn leaves 1 peer(s) in round 2: a round needs at least 2")
+    assert "churn.join or churn.crash" in str(err.value)
 
 
 def test_a_reference_run_records_who_was_away_and_a_returning_peer_goes_on_from_its_own_state(
@@ -117,3 +134,78 @@ def test_an_away_node_keeps_its_model_and_counters_until_it_returns(tmp_path: Pa
     assert kept == first[1].metrics["digest"]  # the model it left with is the one it returns with
     assert back[1].metrics["digest"] != kept and net.inboxes[1].aggregated == 4
     assert back[1].metrics["senders"] == len(plan.rounds.round(4).receive_from[1])
+
+
+def _network(tmp_path: Path, nodes: int = 5, **churn: Any) -> tuple[MemoryNetwork, Any]:
+    path = tmp_path / "join.toml"
+    topology = {"kind": "regular", "degree": 2}
+    path.write_text(small_config("join", seed=3, nodes=nodes, rounds=4, topology=topology, churn=churn))
+    plan = build_plan(config_mod.load(path))
+    train, test = synthetic_sets(plan.config)
+    cores = [NodeCore(plan.assignment(i), train_data=train, test_set=test) for i in range(nodes)]
+    return MemoryNetwork(cores, plan.rounds), plan
+
+
+@pytest.mark.parametrize("join_model", ["neighbor", "average"])
+def test_a_new_peer_starts_from_its_senders_current_model_in_its_join_round(tmp_path: Path, join_model: str) -> None:
+    net, plan = _network(tmp_path, join=[[2, 3]], join_model=join_model)
+    senders = plan.rounds.round(3).receive_from[2]
+    sources = plan.assignment(2).join_from
+
+    before = [net.run_round(t) for t in (1, 2)]
+    current = {j: net.cores[j].vector.copy() for j in senders}  # their models when round 3 starts
+    third = net.run_round(3)
+
+    assert all(2 not in r for r in before) and 2 in third  # not in the run before round 3
+    assert plan.assignment(2).first_round == 3 and len(senders) == 2
+    assert sources == ([min(senders)] if join_model == "neighbor" else list(senders))
+    expected = np.stack([current[j] for j in sources]).mean(axis=0, dtype=np.float32)
+    # the model it trained from in round 3 (vector_before) is its sources' model, not the initial one
+    assert np.array_equal(net.cores[2].vector_before, expected)
+    assert model_digest(expected) != model_digest(NodeCore(plan.assignment(2), **_sets(plan)).vector)
+
+
+def _sets(plan: Any) -> dict[str, Any]:
+    train, test = synthetic_sets(plan.config)
+    return {"train_data": train, "test_set": test}
+
+
+def test_a_new_peer_accepts_a_model_only_from_its_sources_in_its_join_round(tmp_path: Path) -> None:
+    net, plan = _network(tmp_path, join=[[2, 3]])
+    inbox, (source,) = net.inboxes[2], plan.assignment(2).join_from
+    other = next(j for j in range(5) if j not in (2, source))
+    vector = net.cores[source].vector
+
+    refused = []
+    for msg in (
+        m.model(src=other, round_=3, vector=vector),  # not a source
+        m.model(src=source, round_=2, vector=vector),  # not its join round
+        m.model(src=source, round_=3, vector=vector[:-1]),  # not a whole model
+    ):
+        with pytest.raises(ProtocolError) as err:
+            inbox.accept(msg)
+        refused.append(err.value.reason)
+    inbox.accept(m.model(src=source, round_=3, vector=vector))
+
+    assert refused == ["not_round_neighbor", "not_round_neighbor", "bad_chunk_size"]
+    assert list(inbox.arrived(m.MODEL, 3)) == [source]
+
+
+def test_a_crashed_peer_leaves_every_graph_from_its_crash_round_and_is_failed_in_the_records(
+    tmp_path: Path,
+) -> None:
+    sched = GraphSchedule(_cfg(nodes=6, rounds=4, crash=[[1, 3]]), build_topology("ring", 6, seed=2), [])
+    presence = sched.presence
+
+    assert [sorted(presence.gone(t)) for t in (2, 3, 4)] == [[], [1], [1]]
+    assert presence.crashing(3) == {1} and presence.crashing(4) == frozenset() and presence.away(3) == frozenset()
+    assert 1 in sched.round(2).receive_from[0] and all(1 not in sched.round(3).receive_from[j] for j in range(6))
+    assert presence.next_round(1, 2) is None and sched.view(0, 3).present == (0, 2, 3, 4, 5)
+
+    path = tmp_path / "crash.toml"
+    path.write_text(small_config("crash", seed=1, nodes=4, rounds=4, churn={"crash": [[1, 3]]}))
+    run_reference(config_mod.load(path), tmp_path / "run")
+    records = [json.loads(line) for line in (tmp_path / "run" / "rounds.jsonl").read_text().splitlines()]
+    assert [r["peers"]["1"]["status"] for r in records] == ["ok", "ok", "failed", "failed"]
+    assert [r["failed"] for r in records] == [[], [], [1], [1]] and [r["away"] for r in records] == [[]] * 4
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["failed_peers"] == [1]

@@ -114,10 +114,17 @@ CHURN = (
     + "\n[churn]\naway = [[2, 2, 2]]\nrate = 0.2\nevery = 2\n"
 )
 
+#: a new peer and a crash on the same ring: node 3 joins in round 2 with the mean of its
+#: neighbors' models, node 5's process exits when round 3 starts
+JOIN = CHURN.replace('name = "equivalence-churn"', 'name = "equivalence-join"').replace(
+    "away = [[2, 2, 2]]\nrate = 0.2\nevery = 2\n", 'join = [[3, 2]]\njoin_model = "average"\ncrash = [[5, 3]]\n'
+)
+
 CONFIGS = {
     "static": (CONFIG, "byzantine:gaussian"),
     "dynamic": (DYNAMIC, "byzantine:alie"),
     "churn": (CHURN, "byzantine:alie"),
+    "join": (JOIN, "byzantine:alie"),
 }
 
 
@@ -154,7 +161,10 @@ def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
     for mp_rec, ref_rec in zip(mp_rounds, ref_rounds):
         for node in map(str, range(6)):
             mp_peer, ref_peer = mp_rec["peers"][node], ref_rec["peers"][node]
-            assert mp_peer["status"] == ref_peer["status"] == ("away" if int(node) in mp_rec.get("away", ()) else "ok")
+            status = (
+                "away" if int(node) in mp_rec.get("away", ()) else "failed" if int(node) in mp_rec["failed"] else "ok"
+            )
+            assert mp_peer["status"] == ref_peer["status"] == status
             # digest = SHA-256 of the float32 parameters: equal digests, equal models
             assert mp_peer.get("metrics") == ref_peer.get("metrics"), (mp_rec["round"], node)
     # evaluation rounds 2 and 3 carry accuracy; a Byzantine peer is in the mix
@@ -169,6 +179,10 @@ def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
     if "churn" in str(runs.mp):  # who took part: all, then node 2 away, then the seeded one
         away = [r["away"] for r in mp_rounds]
         assert away == [r["away"] for r in ref_rounds] and away[:2] == [[], [2]] and len(away[2]) == 1
+    if "join" in str(runs.mp):  # node 3 is new in round 2, node 5 crashed in round 3
+        assert [r["away"] for r in mp_rounds] == [[3], [], []]
+        assert [r["failed"] for r in mp_rounds] == [r["failed"] for r in ref_rounds] == [[], [], [5]]
+        assert mp_rounds[1]["peers"]["3"]["status"] == "ok"
     # one traffic format: the reference counts the same messages and bytes (per run: a
     # peer may count an early next-round message in the round it arrived)
     for key in ("sent_msgs", "sent_bytes", "sent_payload_bytes", "recv_msgs", "recv_bytes"):

@@ -62,9 +62,9 @@ class MemoryNetwork:
         """Run round ``round_`` on every core; return each node's result. ``replay``: the
         round's entry of a delivery log (every node's reads)."""
         gens: dict[int, Generator[Step, None, RoundResult]] = {}
-        away = self.schedule.presence.away(round_) if self.schedule is not None else frozenset()
+        away = self.schedule.presence.absent(round_) if self.schedule is not None else frozenset()
         for node, core in self.cores.items():
-            if node in away:  # churn: an away node skips the round, its state untouched
+            if node in away:  # churn: an away (or crashed) node skips the round, its state untouched
                 continue
             graph = self.schedule.view(node, round_) if self.schedule is not None else None
             enter_round(core, self.inboxes[node], round_, graph)
@@ -158,7 +158,9 @@ def run_reference(
             }
             for node, r in sorted(outcome.items())
         }
-        recorder.record(round_=round_, reports=reports, failed=set(), t0=t0, t1=time.monotonic(), coordinator_drops={})
+        # churn.crash: a crashed peer is failed from its crash round on, as the coordinator marks it
+        failed = set(plan.rounds.presence.gone(round_))
+        recorder.record(round_=round_, reports=reports, failed=failed, t0=t0, t1=time.monotonic(), coordinator_drops={})
     return results.finish(wall_s=time.monotonic() - wall0)
 
 
