@@ -6,14 +6,18 @@ runs it reads ``/proc/PID/smaps`` of every peer and sums the private (clean + di
 by what each mapping is: the ``[heap]`` (Python objects and malloc), anonymous mappings
 (numpy/torch buffers, pymalloc arenas, thread stacks), the ``[stack]``, and file-backed
 mappings by file (shared libraries written after the fork: relocations, data segments).
-Prints the mean over peers, largest first; writes ``bench/results/NAME.json``.
+Prints the mean over peers, largest first, and their mean PSS and USS (from
+``/proc/PID/smaps_rollup``); writes ``bench/results/NAME.json``. An A/B of an environment
+variable (``MALLOC_ARENA_MAX=2 .venv/bin/python bench/peer_memory.py ...``) reaches the
+peers through the launcher and the forkserver it starts.
 
-    .venv/bin/python bench/peer_memory.py [--nodes 16] [--model logreg]
+    .venv/bin/python bench/peer_memory.py [--nodes 16] [--model logreg] [--name NAME]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -21,6 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from common import launch_cmd, machine, peer_pids, run_watched, save, table, warn_if_busy
+from procstat import smaps_rollup
+
+
+#: environment variables that change a peer's memory, recorded with the results
+_ENV = ("MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
 
 
 def _anonymous(size: int) -> str:
@@ -74,12 +83,14 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-peer-memory-"))
     out = tmp / "run"
     per_peer: list[Counter[str]] = []
+    rollups: list[dict[str, int]] = []
 
     def on_lines(count: int, now: float, launcher: int) -> None:
         if count >= 5 and not per_peer:
             for pid in peer_pids(out):
                 try:
                     per_peer.append(private_by_mapping(pid))
+                    rollups.append(smaps_rollup(pid))
                 except (FileNotFoundError, ProcessLookupError):
                     pass
 
@@ -96,9 +107,21 @@ def main() -> None:
     rows: list[list[Any]] = [[k, v, v / uss] for k, v in list(mean.items())[: args.top]]
     rows.append(["(all)", uss, 1.0])
     print(table(["mapping", "private MiB per peer", "share"], rows))
+    m = max(1, len(rollups))
+    pss = sum(r.get("Pss", 0) for r in rollups) / m / 1024
+    print(f"mean per peer: PSS {pss:.2f} MiB, USS {uss:.2f} MiB ({len(per_peer)} peers sampled)")
     save(
         args.name,
-        {"machine": machine(), **busy, "overrides": overrides, "peers_sampled": len(per_peer), "mean_mib": mean},
+        {
+            "machine": machine(),
+            **busy,
+            "overrides": overrides,
+            "env": {k: os.environ[k] for k in _ENV if k in os.environ},
+            "peers_sampled": len(per_peer),
+            "pss_mib": pss,
+            "uss_mib": uss,
+            "mean_mib": mean,
+        },
     )
 
 

@@ -25,6 +25,7 @@ import os
 from pathlib import Path
 
 import numpy  # noqa: F401
+import numpy.random  # noqa: F401  (numpy imports it lazily: else each peer would, privately)
 import torch  # noqa: F401
 import zmq  # noqa: F401
 
