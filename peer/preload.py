@@ -54,8 +54,25 @@ def _preload_data() -> None:
         data.preload(d["dataset"], root, synthetic_size=size, seed=seed)
         test = data.load(d["dataset"], root, train=False, synthetic_size=size, seed=seed)
         data.share_test_subset(test, int(d.get("test_samples", 0)))
+        _warm_up(d["model"], d["dataset"])
     except Exception:  # noqa: BLE001  (the peers load the data themselves and say what is wrong)
         pass
+
+
+def _warm_up(model_name: str, dataset: str) -> None:
+    """One SGD step and one evaluation of the run's model on two blank images, here and
+    not in each peer: what torch builds on the first call of an operator, an autograd
+    function or the optimizer is then built once and shared, not built again (privately)
+    by every forked peer. Each peer seeds torch itself before it builds its model
+    (``peer/core.py``), so the random numbers drawn here change nothing it computes."""
+    from peer.models import build_model
+    from peer.training import LocalTrainer, evaluate
+
+    channels, size, _ = data.image_shape(dataset)
+    model = build_model(model_name, in_channels=channels, image_size=size)
+    images, labels = torch.zeros(2, channels, size, size), torch.zeros(2, dtype=torch.long)
+    LocalTrainer(model=model, images=images, labels=labels, batch_size=2, lr=0.0, momentum=0.9, weight_decay=0.0, seed=0).train(1)
+    evaluate(model, images, labels, batch_size=2)
 
 
 _preload_data()
