@@ -1,12 +1,12 @@
 """What a peer's private memory holds: its USS broken down by mapping.
 
 One ``byzemu launch`` of the quickstart (``--nodes`` peers of ``--model``, one local
-step per round, evaluation only in the last round on 100 test samples); once round
-``--at`` (20) is recorded it reads ``/proc/PID/smaps`` of every peer and sums the private (clean + dirty) KiB
+step per round, no evaluation, 100 test samples); once round ``--at`` (20) is
+recorded it reads ``/proc/PID/smaps`` of every peer and sums the private (clean + dirty) KiB
 by what each mapping is: the ``[heap]`` (Python objects and malloc), anonymous mappings
 (numpy/torch buffers, pymalloc arenas, thread stacks), the ``[stack]``, and file-backed
 mappings by file (shared libraries written after the fork: relocations, data segments).
-Prints the mean over peers, largest first, and their mean PSS and USS (from
+The run is then interrupted. Prints the mean over peers, largest first, and their mean PSS and USS (from
 ``/proc/PID/smaps_rollup``); writes ``bench/results/NAME.json``. An A/B of an environment
 variable (``MALLOC_ARENA_MAX=2 .venv/bin/python bench/peer_memory.py ...``) reaches the
 peers through the launcher and the forkserver it starts.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import shutil
 import tempfile
 from collections import Counter
@@ -74,7 +75,7 @@ def main() -> None:
     ap.add_argument("--name", default="peer_memory")
     args = ap.parse_args()
     busy = warn_if_busy()
-    rounds = 60
+    rounds = 100_000  # the run is interrupted once sampled
     overrides = {
         "nodes": args.nodes,
         "rounds": rounds,
@@ -96,9 +97,13 @@ def main() -> None:
                     rollups.append(smaps_rollup(pid))
                 except (FileNotFoundError, ProcessLookupError):
                     pass
+            os.kill(launcher, signal.SIGINT)  # sampled: stop the run (exit status 130)
 
     try:
         run_watched(launch_cmd(out, overrides), out, on_lines)
+    except RuntimeError:
+        if not per_peer:  # failed before it was sampled
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     total: Counter[str] = Counter()
