@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import shutil
+import signal
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -27,7 +27,6 @@ from typing import Any
 
 from common import launch_cmd, machine, peer_pids, run_watched, save, table, warn_if_busy
 from procstat import smaps_rollup
-
 
 #: environment variables that change a peer's memory, recorded with the results
 _ENV = ("MALLOC_ARENA_MAX", "MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")
