@@ -80,7 +80,10 @@ class NodeCore:
         self.welcome: list[int] = []  #: churn: the new peers it sends its model to this round
         channels, size, _ = train_data.image_shape  # every dataset's images are square
         shape = {"in_channels": channels, "image_size": size, "num_classes": train_data.num_classes}
-        torch.manual_seed(cfg.seed)  # every peer starts from the same model
+        # every peer starts from the same model. The CPU generator alone: torch.manual_seed
+        # also queues a CUDA seed with the caller's formatted stack, reading each frame's
+        # source file into linecache (~0.4 MiB per peer; BENCHMARKS.md section 8)
+        torch.default_generator.manual_seed(cfg.seed)
         self.model = build_model(cfg.model.name, **shape)
         self._scratch = build_model(cfg.model.name, **shape)
         self._scratch.eval()  # only ever evaluated (loss_with_chunk)

@@ -50,8 +50,8 @@ def test_sixty_thousand_peers_are_short_of_memory_threads_files_and_ports() -> N
     short = shortfalls(estimate(_cfg("nodes=60000", "model.name=lenet")), ROOMY)
 
     assert [s.split(" (")[0].split(",")[0] for s in short] == ["~1", "300", "180", "60"]
-    assert "~1,477.6 GiB of memory" in short[0] and "22.0 GiB available" in short[0]
-    assert "(~850 such peers fit)" in short[0]  # (22,528 - 1,090.7) / 25.2
+    assert "~1,231.5 GiB of memory" in short[0] and "22.0 GiB available" in short[0]
+    assert "(~1,020 such peers fit)" in short[0]  # (22,528 - 1,090.7) / 21.0
     assert short[1] == "300,000 threads (5 per peer), 32,268 free under kernel.pid_max"
     assert short[3] == "60,001 local ports, net.ipv4.ip_local_port_range holds 28,232"
 
@@ -104,5 +104,5 @@ def test_launch_refuses_an_oversized_run_with_one_line_and_starts_nothing(tmp_pa
 
     assert done.returncode == 2
     lines = done.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: 60,000 peers do not fit this machine: need ~1,477.6 GiB")
+    assert len(lines) == 1 and lines[0].startswith("error: 60,000 peers do not fit this machine: need ~1,231.5 GiB")
     assert not out.exists()

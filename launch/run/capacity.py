@@ -39,10 +39,12 @@ from protocol.names import ATTACK_PARAMS
 
 MIB = 1024 * 1024
 
-#: private memory (USS, MiB) of a peer beyond its model's share and its shard: the Python
-#: heap after forking, the ZeroMQ context with its I/O thread and sockets, the node's
-#: bookkeeping (16 and 64 logreg peers, bench/cost_curve.py)
-PEER_BASE_MIB = 14.5
+#: private memory (USS, MiB) of a peer beyond its model's share and its shard: mostly the
+#: forkserver's pages it writes to (Python's reference counts and allocator in the pymalloc
+#: arenas and the malloc heap it inherited, libpython's data), then the ZeroMQ contexts with
+#: their threads and sockets and the node's bookkeeping (16 and 64 logreg peers,
+#: bench/peer_memory.py; BENCHMARKS.md section 8, *A peer's private memory, cut*)
+PEER_BASE_MIB = 11.0
 #: private memory (MiB) a peer adds for its model, beyond PEER_BASE_MIB and its shard: the
 #: parameters, gradients, momentum buffer, flattened vectors, received chunks and one
 #: batch's activations (MNIST shapes; resnet18 on CIFAR-10): logreg and lenet measured by
