@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from launch.cli import main
 from launch.net import namespaces
 from launch.net.namespaces import GSO_MAX_BYTES, PREFIX
 from launch.run.reference import run_reference
@@ -290,13 +292,9 @@ def test_the_next_run_removes_a_network_whose_launcher_is_gone() -> None:
 def test_a_multihost_coordinator_refuses_a_network_section(tmp_path: Path) -> None:
     # byzemu coordinator cannot shape links on other hosts: refused, not run ideal
     cfg, out = _write(tmp_path, "rate_mbit = 5.0"), tmp_path / "run"
-    proc = subprocess.run(
-        [BYZEMU, "coordinator", str(cfg), "--bind", "tcp://127.0.0.1:0", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert proc.returncode == 2, proc.stderr
+    # in process: refused before anything binds or starts
+    proc = CliRunner().invoke(main, ["coordinator", str(cfg), "--bind", "tcp://127.0.0.1:0", "--out", str(out)])
+    assert proc.exit_code == 2, (proc.stderr, proc.exception)
     assert proc.stderr.strip().splitlines() == [
         "error: network: link conditions are applied by byzemu launch on one machine, not in a multihost run: "
         "remove [network] (docs/NETWORK.md)"

@@ -69,18 +69,27 @@ def test_single_value_heatmap_gets_a_scale_around_it() -> None:
     assert plots.color_range([0.5, 0.5]) == pytest.approx((0.45, 0.55))
 
 
+@pytest.fixture(scope="module")
+def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Path]]:
+    """format -> the figures written in it, drawn once for the tests below (rendering a PDF
+    or SVG costs seconds on a loaded machine)."""
+    return {fmt: plots.all_figures(_cells(), AXES, tmp_path_factory.mktemp(fmt), fmt) for fmt in ("png", "pdf", "svg")}
+
+
 @pytest.mark.parametrize(("fmt", "magic"), [("png", b"\x89PNG"), ("pdf", b"%PDF"), ("svg", b"<?xml")])
-def test_every_figure_is_written_in_the_format_asked_for(tmp_path: Path, fmt: str, magic: bytes) -> None:
-    paths = plots.all_figures(_cells(), AXES, tmp_path, fmt)
+def test_every_figure_is_written_in_the_format_asked_for(
+    figures: dict[str, list[Path]], fmt: str, magic: bytes
+) -> None:
+    paths = figures[fmt]
 
     names = sorted(p.name for p in paths)
     assert names == sorted(f"{stem}.{fmt}" for stem in ("accuracy", "accuracy_worst", "heatmap_accuracy"))
     assert all(p.read_bytes().startswith(magic) for p in paths)
 
 
-def test_pdf_embeds_truetype_fonts_and_svg_keeps_text_as_text(tmp_path: Path) -> None:
-    pdf = plots.all_figures(_cells(), AXES, tmp_path, "pdf")[0].read_bytes()
-    svg = plots.all_figures(_cells(), AXES, tmp_path, "svg")[0].read_text()
+def test_pdf_embeds_truetype_fonts_and_svg_keeps_text_as_text(figures: dict[str, list[Path]]) -> None:
+    pdf = figures["pdf"][0].read_bytes()
+    svg = figures["svg"][0].read_text()
 
     assert b"/FontFile2" in pdf and b"/Type3" not in pdf  # type 42 (TrueType), not type 3
     assert "<text" in svg and "honest test accuracy" in svg

@@ -11,7 +11,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from launch.cli import main
 from launch.run.claim import claim_out_dir, release_out_dir
 from launch.run.progress import Progress
 from tests.support import BYZEMU
@@ -91,13 +93,12 @@ def test_two_launches_in_the_same_second_write_two_folders(tmp_path: Path) -> No
     assert len(folders) == 2 and all((f / "summary.json").is_file() for f in folders), outputs
 
 
-@pytest.mark.cluster
-def test_launch_that_fails_before_it_runs_leaves_no_folder(tmp_path: Path) -> None:
+def test_launch_that_fails_before_it_runs_leaves_no_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # in process: the launch fails before it starts any process
     (tmp_path / "run.toml").write_text(small_config("bad", seed=1, nodes=2, rounds=1))  # a ring needs 3
+    monkeypatch.chdir(tmp_path)
 
-    done = subprocess.run(
-        [BYZEMU, "launch", "run.toml", "--quiet"], cwd=tmp_path, capture_output=True, text=True, timeout=120
-    )
+    done = CliRunner().invoke(main, ["launch", "run.toml", "--quiet"])
 
-    assert done.returncode == 2 and done.stderr.startswith("error: topology.kind=ring needs nodes >= 3")
+    assert done.exit_code == 2 and done.stderr.startswith("error: topology.kind=ring needs nodes >= 3"), done.stderr
     assert list((tmp_path / "runs").iterdir()) == []

@@ -3,14 +3,14 @@ two-round probes in process (launch/sweeps/estimate.py), without running the swe
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from launch.cli import main
 from launch.sweeps import estimate
 from launch.sweeps.sweepfile import load_sweep
-from tests.support import BYZEMU
 from tests.support.runs import small_config
 
 SWEEP = """base = "base.toml"
@@ -63,14 +63,10 @@ def test_plan_probes_each_configuration_once_and_applies_the_formula(sweep_file:
 def test_cli_plan_prints_the_runs_and_runs_nothing(sweep_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
 
-    result = subprocess.run(
-        [BYZEMU, "sweep", str(sweep_file), "--plan", "--jobs", "1", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # in process: the command's parsing and output are the point, not a process start
+    result = CliRunner().invoke(main, ["sweep", str(sweep_file), "--plan", "--jobs", "1", "--out", str(out)])
 
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, (result.stderr, result.exception)
     assert "plan: 2 configurations x 2 repeats = 4 runs, 1 at once" in result.stdout
     assert "defense.name=median | 2 | 4 | 6 | synthetic + logreg |" in result.stdout
     assert not out.exists()
