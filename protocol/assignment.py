@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,25 +105,37 @@ def is_z85_key(value: Any) -> bool:
         return False
 
 
-def curve_peers(msg: m.Message) -> dict[int, str] | None:
-    """The ``curve`` field of an ``assign`` message: peer id -> public key (None when the
-    run does not use CURVE); ProtocolError('bad_assignment') if it is malformed."""
-    entry = msg.fields.get("curve")
+def listed_peers(
+    msg: m.Message, name: str, valid: Callable[[dict[str, Any]], bool], *, once: bool = False
+) -> list[dict[str, Any]] | None:
+    """The entries of an ``assign`` field ``name`` = ``{"peers": [{"id": j, ...}, ...]}``
+    (None when the field is absent): each a map whose ``id`` is another node of the run
+    (listed only once, with ``once``) and for which ``valid`` holds;
+    ProtocolError('bad_assignment') naming the first entry that is not."""
+    entry = msg.fields.get(name)
     if entry is None:
         return None
-    peers: dict[int, str] = {}
     listed = entry.get("peers")
+    seen: set[int] = set()
     for item in listed if isinstance(listed, list) else [None]:
         if not (
             isinstance(item, dict)
             and is_int(item.get("id"))
             and 0 <= item["id"] < msg["num_nodes"]
             and item["id"] != msg["node"]
-            and is_z85_key(item.get("key"))
+            and not (once and item["id"] in seen)
+            and valid(item)
         ):
-            raise ProtocolError("bad_assignment", f"bad curve peer entry {item!r}")
-        peers[item["id"]] = item["key"]
-    return peers
+            raise ProtocolError("bad_assignment", f"bad {name} peer entry {item!r}")
+        seen.add(item["id"])
+    return listed
+
+
+def curve_peers(msg: m.Message) -> dict[int, str] | None:
+    """The ``curve`` field of an ``assign`` message: peer id -> public key (None when the
+    run does not use CURVE); ProtocolError('bad_assignment') if it is malformed."""
+    listed = listed_peers(msg, "curve", lambda item: is_z85_key(item.get("key")))
+    return None if listed is None else {item["id"]: item["key"] for item in listed}
 
 
 def to_message(

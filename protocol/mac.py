@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from protocol import messages as m
+from protocol.assignment import listed_peers
 from protocol.codec import ProtocolError, is_int
 
 TAG_BYTES = 32  #: HMAC-SHA256
@@ -90,24 +91,11 @@ class LinkKeys:
         """The keys of an ``assign`` (None without ``mac``); ProtocolError('bad_assignment')
         for a malformed entry (an id out of range or this node, a key that is not 64
         lowercase hex digits, an id listed twice)."""
-        entry = msg.fields.get("mac")
-        if entry is None:
+        listed = listed_peers(msg, "mac", lambda item: all(_is_key(item.get(k)) for k in ("send", "recv")), once=True)
+        if listed is None:
             return None
-        listed = entry.get("peers")
-        send: dict[int, bytes] = {}
-        recv: dict[int, bytes] = {}
-        for item in listed if isinstance(listed, list) else [None]:
-            if not (
-                isinstance(item, dict)
-                and is_int(item.get("id"))
-                and 0 <= item["id"] < msg["num_nodes"]
-                and item["id"] != msg["node"]
-                and item["id"] not in send
-                and all(_is_key(item.get(k)) for k in ("send", "recv"))
-            ):
-                raise ProtocolError("bad_assignment", f"bad mac peer entry {item!r}")
-            send[item["id"]] = bytes.fromhex(item["send"])
-            recv[item["id"]] = bytes.fromhex(item["recv"])
+        send = {item["id"]: bytes.fromhex(item["send"]) for item in listed}
+        recv = {item["id"]: bytes.fromhex(item["recv"]) for item in listed}
         return cls(send, recv)
 
     def sign(self, to: int, frames: Sequence[Any]) -> list[Any]:
