@@ -48,8 +48,6 @@ class Inbox:
         self._closed_chunks: set[int] = set()  #: senders whose chunk of the last aggregated round was in
         #: churn: the next round this node takes part in, when it skips rounds (0: started + 1)
         self.upcoming = 0
-        #: a graph that changes: the senders of the last aggregated round (for late chunks)
-        self._closed_senders: frozenset[int] | None = None
         self._buffers: dict[str, dict[int, dict[int, Any]]] = {kind: defaultdict(dict) for kind in m.DATA_PLANE}
         #: a graph that changes: round -> the peers whose chunks this node accepts in it
         #: (None: a static graph, where the payload check's neighbors decide)
@@ -94,7 +92,7 @@ class Inbox:
             raise ProtocolError("unexpected_kind", f"{msg.kind} on the data plane")
         r = msg.round
         if msg.kind == m.CHUNK and r == self.aggregated >= 1:
-            if self._closed_senders is not None and msg.src not in self._closed_senders:
+            if self.senders is not None and msg.src not in self.senders.get(r, ()):
                 raise ProtocolError("not_round_neighbor", f"round-{r} chunk from {msg.src}, not a sender of that round")
             if msg.src in self._closed_chunks:
                 raise ProtocolError("duplicate", f"second round-{r} chunk from {msg.src}")
@@ -128,10 +126,9 @@ class Inbox:
         messages of it are stale."""
         self.aggregated = round_
         self._closed_chunks = set(self._buffers[m.CHUNK].get(round_, {}))
-        if self.senders is not None:
-            self._closed_senders = self.senders.get(round_, frozenset())
         for buffers in self._buffers.values():
             for old in [r for r in buffers if r <= round_]:
                 del buffers[old]
-        for old in [r for r in self.senders or {} if r <= round_]:
+        # the senders of round_ stay: a chunk of it that comes late is judged by them
+        for old in [r for r in self.senders or {} if r < round_]:
             del self.senders[old]  # type: ignore[union-attr]

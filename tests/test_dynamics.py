@@ -179,6 +179,28 @@ def test_a_chunk_from_a_peer_that_does_not_send_to_this_one_in_its_round_is_not_
     assert core.receive_from == sorted(now) and core.neighbors == list(sched.round(1).send_to[node])
 
 
+def test_a_chunk_after_the_deadline_is_late_only_from_a_sender_of_its_round(network) -> None:
+    net, sched = network
+    everyone = set(net.cores)
+    # round 2 (round 1 is the plan's graph): a node that some peer does not send to
+    node = min(n for n in everyone if everyone - {n} - set(sched.round(2).receive_from[n]))
+    core = net.cores[node]
+    inbox = Inbox(core)
+    for t in (1, 2):
+        enter_round(core, inbox, t, sched.view(node, t))
+    senders = set(sched.round(2).receive_from[node])
+    stranger = min(everyone - {node} - senders)
+    inbox.close(2)  # round 2 aggregated with none of its chunks in
+
+    reasons = []
+    for src in (min(senders), stranger):
+        with pytest.raises(ProtocolError) as err:
+            inbox.accept(_chunk(core, src, 2))
+        reasons.append(err.value.reason)
+
+    assert reasons == ["late", "not_round_neighbor"]
+
+
 def test_the_round_graph_of_the_assignment_and_of_each_round_drive_what_a_node_awaits(network) -> None:
     net, sched = network
 
