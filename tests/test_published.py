@@ -151,6 +151,26 @@ def test_cpu_per_round_is_the_mean_over_peer_rounds_of_one_role() -> None:
     assert published.cpu_per_round(records[1:], "byzantine") is None
 
 
+def test_round_time_candidates_and_late_chunks_per_run() -> None:
+    # Arrange: three rounds; peer 2 is Byzantine (its candidates and late chunks do not count)
+    def peer(role: str, candidates: list[int], late: dict[str, int]) -> dict:
+        return {"role": role, "metrics": {"candidates": candidates}, "traffic": {"late_from": late}}
+
+    records = [
+        {"round_s": 0.5, "peers": {"0": peer("honest", [2, 1], {}), "2": peer("byzantine:x", [9, 9], {"0": 4})}},
+        {"round_s": 0.2, "peers": {"0": peer("honest", [0, 3], {"2": 2, "1": 1}), "1": peer("honest", [2, 2], {})}},
+        {"round_s": 0.9, "peers": {"1": peer("honest", [], {"0": 1})}},
+    ]
+
+    # Act / Assert: median of 0.2, 0.5, 0.9; (2+1+0+3+2+2) / 6; (2 + 1 + 1) late over 3 rounds
+    assert published.round_s_median(records) == 0.5
+    assert published.round_s_median(records[:2]) == pytest.approx(0.35)
+    assert published.candidates_mean(records) == pytest.approx(10 / 6)
+    assert published.late_per_round(records) == pytest.approx(4 / 3)
+    assert published.candidates_mean(records[2:]) is None
+    assert published.round_s_median([]) is None and published.late_per_round([]) is None
+
+
 def test_grid_table_is_mean_over_repeats_beside_the_published_number(tiny: Path) -> None:
     # Arrange
     spec = published.load_spec(tiny / "tables" / "grid.toml", root=tiny)

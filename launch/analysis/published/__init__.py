@@ -20,7 +20,16 @@ The render step needs no training: a fresh clone regenerates every table from th
 ``results/`` folders. Spec format: docs/EXPERIMENTS.md, *Results as code*.
 """
 
-from launch.analysis.published.collect import collect, combine_provenance, cpu_per_round, final_digest, run_row
+from launch.analysis.published.collect import (
+    candidates_mean,
+    collect,
+    combine_provenance,
+    cpu_per_round,
+    final_digest,
+    late_per_round,
+    round_s_median,
+    run_row,
+)
 from launch.analysis.published.common import (
     CONFIG_FIELDS,
     CURVE_FIELDS,
@@ -61,6 +70,9 @@ __all__ = [
     "doc_pages",
     "drift_cells",
     "cpu_per_round",
+    "candidates_mean",
+    "late_per_round",
+    "round_s_median",
     "final_digest",
     "load_spec",
     "provenance_line",

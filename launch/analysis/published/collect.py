@@ -49,6 +49,42 @@ def cpu_per_round(records: list[dict[str, Any]], role: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _honest_peers(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for r in records for p in r.get("peers", {}).values() if str(p.get("role", "")).split(":")[0] == "honest"]
+
+
+def round_s_median(records: list[dict[str, Any]]) -> float | None:
+    """Median wall time of a round (the coordinator's ``round_s``: ``round_start`` to the
+    last ``round_done``) over the run's rounds; None without rounds."""
+    values = sorted(float(r["round_s"]) for r in records if isinstance(r.get("round_s"), (int, float)))
+    if not values:
+        return None
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def candidates_mean(records: list[dict[str, Any]]) -> float | None:
+    """Mean number of received payloads per chunk index that an honest peer aggregated
+    (its ``metrics.candidates``), over honest peers, rounds and chunk indices; None when no
+    honest peer reported candidates."""
+    values = [
+        int(c)
+        for p in _honest_peers(records)
+        for c in (p.get("metrics", {}).get("candidates") or [])
+        if isinstance(c, int)
+    ]
+    return sum(values) / len(values) if values else None
+
+
+def late_per_round(records: list[dict[str, Any]]) -> float | None:
+    """Chunk messages that honest peers dropped as late (``traffic.late_from``, summed over
+    senders and honest peers), per round; None without rounds."""
+    if not records:
+        return None
+    late = sum(int(v) for p in _honest_peers(records) for v in (p.get("traffic", {}).get("late_from") or {}).values())
+    return late / len(records)
+
+
 def _field(config: dict[str, Any], dotted: str) -> Any:
     value: Any = config
     for part in dotted.split("."):
@@ -93,6 +129,9 @@ def run_row(
         "platform": prov_mod.platform_key(prov),
         "byz_cpu_round_s": cpu_per_round(records, "byzantine"),
         "honest_cpu_round_s": cpu_per_round(records, "honest"),
+        "round_s_median": round_s_median(records),
+        "candidates_mean": candidates_mean(records),
+        "late_per_round": late_per_round(records),
         **{k: _cell_value(_field(config, k)) for k in CONFIG_FIELDS},
         **values,
     }

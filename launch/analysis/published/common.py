@@ -33,6 +33,9 @@ RUN_FIELDS = (
     "platform",
     "byz_cpu_round_s",
     "honest_cpu_round_s",
+    "round_s_median",
+    "candidates_mean",
+    "late_per_round",
 )
 #: config fields every runs.csv row carries (besides the sweep's axes), so that results of
 #: several sweeps collected together can be told apart (e.g. one sweep per Byzantine ratio)
