@@ -1,12 +1,13 @@
 """Per-link measurements read from the kernel: bytes through each link's tc class and the
-TCP round-trip time of each data connection (``ss -ti``), as the round record's
+TCP round-trip time and retransmissions of each data connection (``ss -ti``), as the round record's
 ``network.links`` (docs/NETWORK.md, *What is recorded*).
 
 Keys are ``"u>v"``: the direction from node ``u`` to node ``v``. ``bytes`` and ``packets``
 are what left ``u`` towards ``v`` since the previous record (IP packets, TCP/IP headers,
 retransmissions and ACKs included); ``retrans`` the TCP segments ``u``'s connection to
-``v``'s data socket retransmitted since then (a lost packet shows here); ``rtt_ms`` is the kernel's smoothed RTT of ``u``'s
-connection to ``v``'s data socket when the record is written (None before it exists).
+``v``'s data socket retransmitted since then (a lost packet shows here); ``rtt_ms`` is
+the kernel's smoothed RTT of that connection when the record is written (None before it
+exists).
 """
 
 from __future__ import annotations
