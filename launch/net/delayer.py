@@ -34,6 +34,7 @@ import heapq
 import json
 import os
 import selectors
+import signal
 import sys
 import time
 from dataclasses import dataclass
@@ -128,6 +129,9 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m launch.net.delayer SPEC_JSON", file=sys.stderr)
         return 2
+    # a Ctrl-C in the launcher's terminal reaches this process group too: the launcher
+    # stops the loop (closes its stdin) once its peers have stopped, not before
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         socks, delays = open_queues(json.loads(argv[0]))
     except OSError as exc:

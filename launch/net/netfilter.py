@@ -117,6 +117,8 @@ def check_netfilter(ns: str) -> None:
         _bind_in(ns, 0)
     except OSError as exc:
         raise NetworkError(f"binding an nfnetlink_queue failed ({exc.strerror or exc})") from None
+    finally:
+        apply_rules(ns, ingress_rules([]))  # the probe's rules go again
 
 
 class DelayLoop:
