@@ -8,7 +8,8 @@ run's seed, with the weights of ``mix``) or ``file`` (a CSV of per-link values).
 
 A section that leaves every link ideal (the defaults) and ``isolate = false`` changes
 nothing: peers talk over the loopback as before. Anything else runs each peer in a
-network namespace of its own, shaped with Linux ``tc`` (``launch/net``, docs/NETWORK.md).
+network namespace of its own, shaped with Linux ``tc`` (``launch/net``, docs/NETWORK.md):
+HTB for the rate, and netem or, on a kernel without it, netfilter for the rest.
 
 The profiles' numbers and their sources are in :data:`PROFILES` and docs/NETWORK.md.
 """
@@ -21,6 +22,8 @@ from protocol.errors import ConfigError
 
 #: how the links of a run differ (network.links)
 LINK_MODES = ("default", "mix", "file")
+#: what applies delay, jitter, loss and reordering (network.apply_with)
+MECHANISMS = ("auto", "netem", "netfilter")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class Link:
 
     @property
     def needs_netem(self) -> bool:
-        """Whether anything but the rate is set (only netem can apply it)."""
+        """Whether anything but the rate is set (netem, or netfilter and the delay loop, applies it)."""
         return (
             self.delay_ms > 0
             or self.jitter_ms > 0
@@ -84,15 +87,16 @@ PROFILES: dict[str, Link] = {
 @dataclass
 class NetworkConfig:
     """Link conditions between peers (docs/NETWORK.md): each peer in its own network
-    namespace, links shaped with Linux tc; needs root, and netem for all but the rate."""
+    namespace, links shaped with Linux tc; needs root, and netem or netfilter (iptables,
+    nfnetlink_queue) for all but the rate."""
 
     #: the default link: a named profile (lan, wan, mobile) or "" for the fields below
     profile: str = ""
-    delay_ms: float = 0.0  #: one-way delay of the default link (ms; needs netem)
-    jitter_ms: float = 0.0  #: uniform spread of the delay (ms, <= delay_ms; needs netem)
+    delay_ms: float = 0.0  #: one-way delay of the default link (ms, a lower bound; needs netem or netfilter)
+    jitter_ms: float = 0.0  #: uniform spread of the delay (ms, <= delay_ms; reorders packets; netem/netfilter)
     rate_mbit: float = 0.0  #: rate limit of each direction (Mbit/s, 10^6 bit/s); 0 = unlimited
-    loss_pct: float = 0.0  #: random packet loss, percent (TCP retransmits: a delay, not a lost message; needs netem)
-    reorder_pct: float = 0.0  #: packets that skip the delay, percent (needs a delay and netem)
+    loss_pct: float = 0.0  #: random packet loss, percent (TCP retransmits: costs time, not messages; netem/netfilter)
+    reorder_pct: float = 0.0  #: packets that skip the delay, percent (needs a delay, and netem or netfilter)
     duplicate_pct: float = 0.0  #: packets sent twice, percent (needs netem)
     #: how links differ: default (every link the default), mix (each link draws a profile
     #: from the weights of network.mix, seeded by seed), file (network.link_file)
@@ -106,6 +110,10 @@ class NetworkConfig:
     #: record each link's bytes and TCP RTT in every round record (2 commands per peer per
     #: round, run at once while peers work; off where that CPU would disturb round times)
     record_links: bool = True
+    #: what applies delay, jitter, loss and reordering: netem (tc's qdisc), netfilter
+    #: (iptables rules and a delay loop behind nfnetlink_queue, for kernels without netem;
+    #: no duplicate_pct), or auto (netem where the kernel has it, else netfilter)
+    apply_with: str = "auto"
 
     def default_link(self) -> Link:
         """The default link: the profile's, or the section's own fields."""
@@ -127,6 +135,12 @@ def check_network(n: NetworkConfig) -> None:
                 f"network.{own[0]}: set either network.profile={n.profile!r} or the link fields, not both"
             )
     n.default_link().check("network")
+    if n.apply_with not in MECHANISMS:
+        raise ConfigError(f"network.apply_with={n.apply_with!r}: valid values are {', '.join(MECHANISMS)}")
+    if n.apply_with == "netfilter" and n.default_link().duplicate_pct > 0:
+        raise ConfigError(
+            'network.duplicate_pct: only netem duplicates packets; set network.apply_with = "auto" or "netem"'
+        )
     if n.links not in LINK_MODES:
         raise ConfigError(f"network.links={n.links!r}: valid values are {', '.join(LINK_MODES)}")
     if n.links == "mix":

@@ -134,7 +134,7 @@ def test_a_shaped_run_is_refused_without_root(monkeypatch: pytest.MonkeyPatch) -
 
 
 def test_link_counters_and_rtts_are_read_from_tc_and_ss_output() -> None:
-    from launch.net.stats import class_counters, connection_rtts
+    from launch.net.stats import class_counters, connection_retrans, connection_rtts
 
     tc = (
         "class htb 1:b root prio 0 rate 8Mbit ceil 8Mbit burst 1600b cburst 1600b \n"
@@ -145,9 +145,10 @@ def test_link_counters_and_rtts_are_read_from_tc_and_ss_output() -> None:
     )
     ss = (
         "0      0      10.78.3.10:40112 10.78.3.11:37019\n"
-        "\t cubic wscale:7,7 rto:252 rtt:48.832/12.1 ato:40 mss:1448\n"
+        "\t cubic wscale:7,7 rto:252 rtt:48.832/12.1 ato:40 mss:1448 retrans:0/17 bytes_retrans:24616\n"
         "0      0      10.78.3.10:40113 10.78.3.1:5555\n"
         "\t cubic wscale:7,7 rto:204 rtt:0.05/0.025 mss:1448\n"
     )
     assert class_counters(tc) == {"1:b": (107010, 76), "1:c": (0, 0)}
     assert connection_rtts(ss) == {("10.78.3.10", "10.78.3.11:37019"): 48.832, ("10.78.3.10", "10.78.3.1:5555"): 0.05}
+    assert connection_retrans(ss) == {("10.78.3.10", "10.78.3.11:37019"): 17, ("10.78.3.10", "10.78.3.1:5555"): 0}

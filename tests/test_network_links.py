@@ -25,8 +25,10 @@ from click.testing import CliRunner
 from launch.cli import main
 from launch.net import namespaces
 from launch.net.namespaces import GSO_MAX_BYTES, PREFIX
+from launch.net.probe import one_way_delays
 from launch.run.reference import run_reference
 from protocol import config as config_mod
+from protocol.network_config import Link
 from tests.support import BYZEMU
 from tests.support.harness import read_rounds
 from tests.support.waiting import running, wait_until
@@ -99,6 +101,9 @@ def _has_netem() -> bool:
 _MISSING = _requirements()
 needs_root = pytest.mark.skipif(bool(_MISSING), reason=_MISSING)
 NETEM = not _MISSING and _has_netem()
+needs_netem = pytest.mark.skipif(not NETEM, reason="this kernel has no netem (sch_netem)")
+NETFILTER = shutil.which("iptables-restore") is not None
+needs_netfilter = pytest.mark.skipif(not NETFILTER, reason="iptables-restore missing (apt-get install iptables)")
 
 
 def _leftovers(pid: int) -> list[str]:
@@ -107,6 +112,23 @@ def _leftovers(pid: int) -> list[str]:
     spaces = [line.split()[0] for line in _ip("netns", "list").splitlines() if line.strip()]
     links = [e["ifname"] for e in json.loads(_ip("-j", "link", "show") or "[]")]
     return [s for s in spaces if s.startswith(f"{prefix}-")] + [x for x in links if x == f"{prefix}h"]
+
+
+def _delay_loops(pid: int) -> list[int]:
+    """Pids of the delay loops (``launch.net.delayer``) of the launcher ``pid``'s run."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"launch.net.delayer" in argv
+            and any(f'"{PREFIX}{pid}-p'.encode() in x for x in argv)
+            and _alive(int(entry.name))
+        ):
+            found.append(int(entry.name))
+    return found
 
 
 def _ip(*args: str) -> str:
@@ -187,54 +209,111 @@ def test_a_rate_limit_makes_every_round_last_a_transmission_time(tmp_path: Path)
     print(f"message {size} B, bound {bound:.3f} s, rounds {[round(r['round_s'], 3) for r in rounds]} s")
 
 
-@needs_root
-@pytest.mark.skipif(NETEM, reason="this kernel has netem: test_a_delay_holds_back_every_round runs instead")
-def test_a_delay_is_refused_where_the_kernel_has_no_netem(tmp_path: Path) -> None:
-    cfg, out = _write(tmp_path, "delay_ms = 100.0\nloss_pct = 1.0"), tmp_path / "run"
+def _refused(cfg: Path, out: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    """Launch ``cfg``, expecting a refusal: the process and its one stderr line."""
     proc = subprocess.Popen(
-        [BYZEMU, "launch", str(cfg), "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [BYZEMU, "launch", str(cfg), "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     _, stderr = proc.communicate(timeout=120)
     lines = stderr.strip().splitlines()
     assert proc.returncode == 2, stderr
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: network: network.delay_ms, network.loss_pct needs the kernel's netem"), lines
-    assert "only network.rate_mbit can be applied here" in lines[0]
     assert not (out / "rounds.jsonl").exists()  # refused before any peer started
+    assert _leftovers(proc.pid) == []
+    return proc, lines[0]
+
+
+@needs_root
+@pytest.mark.skipif(NETEM, reason="this kernel has netem: a delay with apply_with = netem runs")
+def test_a_delay_for_netem_is_refused_where_the_kernel_has_no_netem(tmp_path: Path) -> None:
+    cfg = _write(tmp_path, 'delay_ms = 100.0\nloss_pct = 1.0\napply_with = "netem"')
+    _, line = _refused(cfg, tmp_path / "run")
+    assert line.startswith("error: network: network.delay_ms, network.loss_pct needs the kernel's netem"), line
+    assert line.endswith(
+        'set network.apply_with = "auto" to apply them with netfilter, or run on a kernel with sch_netem'
+    )
+
+
+@needs_root
+def test_a_delay_without_netem_is_refused_where_iptables_is_missing(tmp_path: Path) -> None:
+    # Arrange: a PATH with iproute2 but no iptables (a machine without the package)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("ip", "tc", "ss"):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or tool)
+    cfg = _write(tmp_path, 'delay_ms = 100.0\nloss_pct = 1.0\napply_with = "netfilter"')
+
+    # Act
+    _, line = _refused(cfg, tmp_path / "run", env={**os.environ, "PATH": str(bin_dir)})
+
+    # Assert: one line naming the fields, the mechanism and the missing package
+    assert line == (
+        'error: network: network.delay_ms, network.loss_pct needs netem, which network.apply_with = "netfilter" '
+        "rules out, or netfilter (iptables, nfnetlink_queue): iptables-restore is not on PATH (install the "
+        "iptables package); only network.rate_mbit can be applied here"
+    )
+
+
+@needs_root
+@pytest.mark.parametrize(
+    "mechanism", [pytest.param("netfilter", marks=needs_netfilter), pytest.param("netem", marks=needs_netem)]
+)
+def test_a_delayed_lossy_link_holds_back_every_round_and_loses_no_message(tmp_path: Path, mechanism: str) -> None:
+    # Arrange: 100 ms one way and 10 % packet loss on every link, each direction
+    network = f'delay_ms = 100.0\nloss_pct = 10.0\napply_with = "{mechanism}"'
+    cfg, out, log = _write(tmp_path, network), tmp_path / "run", tmp_path / "launch.log"
+
+    # Act
+    proc = _launch(cfg, out, log)
+    code = proc.wait(240)
+
+    # Assert: a round holds at least one message crossing (>= 100 ms), every connection's
+    # RTT carries the delay twice, and loss cost time (retransmissions), not messages
+    assert code == 0, log.read_text()[-3000:]
+    rounds = read_rounds(out)
+    assert [r["round"] for r in rounds] == [1, 2]
+    for r in rounds:
+        assert r["round_s"] >= 0.1, r["round_s"]
+        links = r["network"]["links"]
+        assert all(link["rtt_ms"] >= 200 for link in links.values()), links
+        for peer in r["peers"].values():
+            assert peer["status"] == "ok"
+            assert peer["traffic"]["recv_msgs"] == 2 and peer["traffic"]["drops_total"] == {}
+    # ~13 data packets (<= 8 KiB each) per message, 12 messages: P(no loss at 10 %) < 1e-70
+    assert sum(link["retrans"] for r in rounds for link in r["network"]["links"].values()) > 0
+    # delay and loss change when chunks arrive, never which: the models and metrics
+    # (digests included) equal the in-process reference's, as the ideal network's do
+    reference = tmp_path / "reference"
+    run_reference(config_mod.load(cfg), reference)
+    for mine, ref in zip(rounds, read_rounds(reference), strict=True):
+        for node in ("0", "1", "2"):
+            assert mine["peers"][node]["metrics"] == ref["peers"][node]["metrics"], (mine["round"], node)
     assert _leftovers(proc.pid) == []
 
 
 @needs_root
-@pytest.mark.skipif(not NETEM, reason="this kernel has no netem (sch_netem): the refusal test runs instead")
-def test_a_delay_holds_back_every_round(tmp_path: Path) -> None:  # pragma: no cover - needs netem
-    # 100 ms one way: a message cannot arrive before 100 ms after it left, and a round
-    # holds at least one message crossing
-    cfg, out, log = _write(tmp_path, "delay_ms = 100.0"), tmp_path / "run", tmp_path / "launch.log"
-    proc = _launch(cfg, out, log)
-    assert proc.wait(240) == 0, log.read_text()[-3000:]
-    for r in read_rounds(out):
-        assert r["round_s"] >= 0.1, r["round_s"]
-        assert all(link["rtt_ms"] >= 200 for link in r["network"]["links"].values()), r["network"]
-
-
-@needs_root
-@pytest.mark.skipif(not NETEM, reason="this kernel has no netem (sch_netem): the refusal test runs instead")
-def test_packet_loss_costs_time_not_messages(tmp_path: Path) -> None:  # pragma: no cover - needs netem
-    # 20 % loss: TCP retransmits, so every message arrives (no drop, every peer ok)
-    cfg, out, log = _write(tmp_path, "loss_pct = 20.0"), tmp_path / "run", tmp_path / "launch.log"
-    proc = _launch(cfg, out, log)
-    assert proc.wait(240) == 0, log.read_text()[-3000:]
-    for r in read_rounds(out):
-        for peer in r["peers"].values():
-            assert peer["status"] == "ok"
-            assert peer["traffic"]["recv_msgs"] == 2 and peer["traffic"]["drops_total"] == {}
+@needs_netfilter
+def test_a_100_ms_link_delays_every_message_at_least_100_ms() -> None:
+    # one-way, measured from the sender's clock to the receiver's (one CLOCK_MONOTONIC):
+    # a one-packet message and a chunk-sized one (~100 kB, the messages of the runs here)
+    small = one_way_delays(Link(delay_ms=100.0), size=1000, count=3, gap_s=0.05, apply_with="netfilter")
+    chunk = one_way_delays(Link(delay_ms=100.0), size=100_000, count=2, gap_s=0.05, apply_with="netfilter")
+    assert small.mechanism == chunk.mechanism == "netfilter"
+    assert min(small.delays) >= 0.1, small.delays
+    assert min(chunk.delays) >= 0.1, chunk.delays
 
 
 @needs_root
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
 def test_nothing_is_left_after_ctrl_c_or_a_killed_launcher(tmp_path: Path, stop: signal.Signals) -> None:
-    # Arrange: a run slow enough to be stopped mid-way (0.5 Mbit/s: ~1.6 s per round)
-    cfg, out, log = _write(tmp_path, "rate_mbit = 0.5", rounds=50), tmp_path / "run", tmp_path / "launch.log"
+    # Arrange: a run slow enough to be stopped mid-way (0.5 Mbit/s: ~1.6 s per round),
+    # with a delay applied by netfilter and the delay loop where iptables is installed
+    network = "rate_mbit = 0.5" + ('\ndelay_ms = 5.0\napply_with = "netfilter"' if NETFILTER else "")
+    cfg, out, log = _write(tmp_path, network, rounds=50), tmp_path / "run", tmp_path / "launch.log"
     proc = _launch(cfg, out, log)
     wait_until(
         lambda: read_rounds(out),
@@ -244,6 +323,7 @@ def test_nothing_is_left_after_ctrl_c_or_a_killed_launcher(tmp_path: Path, stop:
         details=lambda: log.read_text()[-3000:],
     )
     assert _leftovers(proc.pid) != []  # the run's namespaces exist while it runs
+    assert len(_delay_loops(proc.pid)) == (1 if NETFILTER else 0)  # and its delay loop
 
     # Act: Ctrl-C goes to the launcher's process group, as a terminal sends it; SIGKILL
     # only to the launcher (its peers and the reaper outlive it)
@@ -266,6 +346,14 @@ def test_nothing_is_left_after_ctrl_c_or_a_killed_launcher(tmp_path: Path, stop:
         timeout=60,
         what="every peer process gone",
         details=lambda: f"alive: {[pid for pid in peers if _alive(pid)]}",
+        interval=0.1,
+    )
+    # the delay loop is gone (its queues and the iptables rules went with the namespaces)
+    wait_until(
+        lambda: _delay_loops(proc.pid) == [] or None,
+        timeout=60,
+        what="the delay loop gone",
+        details=lambda: f"alive: {_delay_loops(proc.pid)}",
         interval=0.1,
     )
     if stop == signal.SIGINT:

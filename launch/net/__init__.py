@@ -2,7 +2,10 @@
 
 ``links`` resolves each graph link's conditions from ``[network]``; ``namespaces`` builds
 and removes the run's namespaces, bridge and veth links; ``shaper`` turns links into tc
-rules and checks what the kernel can apply; ``stats`` reads per-link bytes and RTTs for
-the round record; ``reaper`` removes a run's network when its launcher dies; ``session``
-ties them to one ``byzemu launch`` run.
+rules and checks what the kernel can apply; on a kernel without netem, ``netfilter``
+drops and queues packets at each receiver and ``delayer`` (over the ``nfqueue`` client)
+holds the queued ones for their delay; ``stats`` reads per-link bytes, retransmissions
+and RTTs for the round record; ``probe`` measures a shaped link's one-way delay;
+``reaper`` removes a run's network when its launcher dies; ``session`` ties them to one
+``byzemu launch`` run.
 """

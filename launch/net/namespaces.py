@@ -187,11 +187,17 @@ def remove_stale() -> list[str]:
 
 def enter(ns: str) -> None:
     """Move the calling thread (a freshly forked peer, before any socket) into ``ns``."""
+    enter_path(f"/run/netns/{ns}")
+
+
+def enter_path(path: str) -> None:
+    """Move the calling thread into the network namespace of ``path`` (``/run/netns/NAME``
+    or ``/proc/PID/ns/net``); sockets made afterwards belong to it, earlier ones stay."""
     libc = ctypes.CDLL(None, use_errno=True)
-    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+    fd = os.open(path, os.O_RDONLY)
     try:
         if libc.setns(fd, _CLONE_NEWNET) != 0:
             err = ctypes.get_errno()
-            raise OSError(err, f"setns into {ns}: {os.strerror(err)}")
+            raise OSError(err, f"setns into {path}: {os.strerror(err)}")
     finally:
         os.close(fd)

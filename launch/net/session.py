@@ -8,10 +8,13 @@ coordinator and leaves after its peers have stopped, with the same four calls:
 and the exit.
 
 A shaped run is refused with one ``error:`` line, before any peer starts, when this
-machine cannot apply its links (not Linux, not root, no ``ip``/``tc``, no netem for a
-delay or loss). Its network is removed when the block ends (a normal end, an exception,
-Ctrl-C), by :mod:`launch.net.reaper` when the launcher is killed, and, as a last resort,
-by the next shaped run (:func:`launch.net.namespaces.remove_stale`).
+machine cannot apply its links (not Linux, not root, no ``ip``/``tc``, neither netem nor
+netfilter for a delay or loss). Without netem, delay and loss are netfilter rules at each
+receiving peer and a delay loop process in the bridge namespace
+(:mod:`launch.net.netfilter`), stopped before the namespaces are removed. Its network
+is removed when the block ends (a normal end, an exception, Ctrl-C), by
+:mod:`launch.net.reaper` when the launcher is killed, and, as a last resort, by the next
+shaped run (:func:`launch.net.namespaces.remove_stale`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from typing import Any
 from launch.net import namespaces
 from launch.net.links import Edge, netem_fields, possible_links, resolve_links
 from launch.net.namespaces import NetworkError, RunNetwork
+from launch.net.netfilter import DelayLoop, Incoming, install
 from launch.net.shaper import UNLIMITED_MBIT, check_kernel, egress_commands, run_tc
 from launch.net.stats import LinkMeter
 from peer.options import PeerOptions
@@ -79,7 +83,7 @@ def check_support(cfg: RunConfig) -> None:
     probe = f"{namespaces.PREFIX}{os.getpid()}-probe"
     namespaces.run_ip(["netns", "add", probe])
     try:
-        check_kernel(probe, netem=bool(what), what=", ".join(f"network.{f}" for f in what))
+        check_kernel(probe, needs=what, apply_with=cfg.network.apply_with)
     finally:
         namespaces.run_ip(["netns", "del", probe], check=False)
 
@@ -93,6 +97,8 @@ class ShapedNetwork:
         self.net: RunNetwork | None = None
         self.reaper: subprocess.Popen[bytes] | None = None
         self.meter: LinkMeter | None = None
+        self.mechanism = ""  # what applies delay and loss: "netem", "netfilter" or "" (none needed)
+        self.delay_loop: DelayLoop | None = None
 
     @property
     def control_bind(self) -> str:
@@ -106,7 +112,7 @@ class ShapedNetwork:
         self.net = namespaces.create(self.cfg.nodes)
         try:
             what = netem_fields(list(self.links.values()))
-            check_kernel(self.net.bridge_ns, netem=bool(what), what=", ".join(f"network.{f}" for f in what))
+            self.mechanism = check_kernel(self.net.bridge_ns, needs=what, apply_with=self.cfg.network.apply_with)
             self.reaper = subprocess.Popen(
                 [sys.executable, "-m", "launch.net.reaper", self.net.prefix],
                 stdin=subprocess.PIPE,
@@ -120,6 +126,8 @@ class ShapedNetwork:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.delay_loop is not None:
+            self.delay_loop.stop()
         if self.net is not None:
             namespaces.remove(self.net.prefix)
         if self.reaper is not None and self.reaper.stdin is not None:
@@ -150,20 +158,32 @@ class ShapedNetwork:
         assert self.net is not None
         ns_by_addr = {self.net.peer_addr(i): self.net.peer_ns(i) for i in range(self.net.count)}
         hostport = {node: addr.removeprefix("tcp://") for node, addr in data_addrs.items()}
-        ns_of = {node: ns_by_addr[hp.rsplit(":", 1)[0]] for node, hp in hostport.items()}
+        ip_of = {node: hp.rsplit(":", 1)[0] for node, hp in hostport.items()}
+        ns_of = {node: ns_by_addr[ip] for node, ip in ip_of.items()}
         for u in sorted(ns_of):
-            towards = {
-                v: (hostport[v].rsplit(":", 1)[0], self.links[(min(u, v), max(u, v))])
-                for v in sorted(ns_of)
-                if (min(u, v), max(u, v)) in self.links
-            }
             # an ideal link gets an unlimited class too, so that its bytes are counted
-            commands = egress_commands({v: (a, _counted(link)) for v, (a, link) in towards.items()})
-            run_tc(ns_of[u], commands)
+            towards = {v: (ip_of[v], _counted(self._tc_part(link))) for v, link in self._towards(u, sorted(ns_of))}
+            run_tc(ns_of[u], egress_commands(towards))
+        if self.mechanism == "netfilter":  # loss and delay at each receiver (launch/net/netfilter.py)
+            receivers = {
+                v: (ns_of[v], [Incoming(u, ip_of[u], link) for u, link in self._towards(v, sorted(ns_of))])
+                for v in sorted(ns_of)
+            }
+            self.delay_loop = install(self.net.bridge_ns, self.cfg.seed, receivers)
         self.meter = LinkMeter(ns_of=ns_of, addr_of=hostport, links=list(self.links))
         log.info("shaped %d links of %d peers in %s", len(self.links), len(ns_of), self.net.prefix)
 
+    def _towards(self, v: int, nodes: list[int]) -> list[tuple[int, Link]]:
+        return [(u, self.links[(min(u, v), max(u, v))]) for u in nodes if (min(u, v), max(u, v)) in self.links]
+
+    def _tc_part(self, link: Link) -> Link:
+        """What tc applies of ``link``: all of it with netem, only the rate otherwise."""
+        return link if self.mechanism == "netem" else Link(rate_mbit=link.rate_mbit)
+
     def measure(self, round_: int) -> dict[str, Any]:
+        if self.delay_loop is not None and not self.delay_loop.alive:
+            # its queues are gone: the kernel drops what its rules queue, the run stalls
+            log.error("the delay loop died (exit %s): its links drop every packet", self.delay_loop.proc.returncode)
         return {"network": self.meter.read()} if self.meter is not None else {}
 
 

@@ -9,9 +9,11 @@ and, when the link has a delay, jitter, loss, reordering or duplication, a ``net
 under the class. Both ends of an edge shape their own direction, so each direction of a
 link has its conditions (a round trip carries the delay twice).
 
-Only ``htb`` is needed for a rate; everything else needs ``netem`` (``sch_netem``), which
-some kernels lack: :func:`check_kernel` tries both in a namespace and refuses the run
-(one line naming what is missing) rather than running it unshaped.
+Only ``htb`` is needed for a rate; everything else needs ``netem`` (``sch_netem``) or, on
+a kernel that lacks it, netfilter and a delay loop (:mod:`launch.net.netfilter`; then no
+netem leaf is added and tc shapes only the rate): :func:`check_kernel` tries them in a
+namespace and refuses the run (one line naming what is missing) rather than running it
+unshaped.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import subprocess
 
 from launch.net.namespaces import NetworkError
+from launch.net.netfilter import check_netfilter
 from protocol.network_config import Link
 
 #: the rate of a class that only carries netem's conditions (Mbit/s): no limit in practice
@@ -77,20 +80,43 @@ def egress_commands(towards: dict[int, tuple[str, Link]], dev: str = "eth0") -> 
     return cmds
 
 
-def check_kernel(ns: str, *, netem: bool, what: str) -> None:
-    """Refuse (NetworkError) unless ``ns``'s kernel has HTB and, with ``netem``, netem;
-    ``what`` names the config fields that need netem, for the message."""
+def check_kernel(ns: str, *, needs: list[str], apply_with: str = "auto") -> str:
+    """What applies ``needs`` (the link fields beyond the rate that some link sets) in
+    ``ns``'s kernel: ``"netem"``, ``"netfilter"`` (:mod:`launch.net.netfilter`) or ``""``
+    when nothing is needed. Refuses (NetworkError, one line) unless HTB works and, for
+    ``needs``, the mechanism ``apply_with`` allows does."""
     try:
         run_tc(ns, ["qdisc add dev lo root handle 1: htb default 0", "qdisc del dev lo root"])
     except NetworkError as exc:
         raise NetworkError(
             f"network: shaping a rate needs the kernel's htb qdisc (sch_htb), which fails here: {exc}"
         ) from None
-    if netem:
+    if not needs:
+        return ""
+    what = ", ".join(f"network.{f}" for f in needs)
+    if apply_with != "netfilter":
         try:
             run_tc(ns, ["qdisc add dev lo root netem delay 1ms", "qdisc del dev lo root"])
+            return "netem"
         except NetworkError as exc:
+            lacks = f"the kernel's netem qdisc (sch_netem), which this kernel lacks ({exc})"
+        if apply_with == "netem":
             raise NetworkError(
-                f"network: {what} needs the kernel's netem qdisc (sch_netem), which this kernel lacks ({exc}); "
-                "only network.rate_mbit can be applied here, or run on a kernel with sch_netem"
-            ) from None
+                f"network: {what} needs {lacks}; "
+                'set network.apply_with = "auto" to apply them with netfilter, or run on a kernel with sch_netem'
+            )
+    else:
+        lacks = 'netem, which network.apply_with = "netfilter" rules out'
+    if "duplicate_pct" in needs:
+        raise NetworkError(
+            f"network: network.duplicate_pct needs {lacks}; without netem only rate_mbit, delay_ms, jitter_ms, "
+            "loss_pct and reorder_pct can be applied"
+        )
+    try:
+        check_netfilter(ns)
+    except NetworkError as exc:
+        raise NetworkError(
+            f"network: {what} needs {lacks}, or netfilter (iptables, nfnetlink_queue): {exc}; "
+            "only network.rate_mbit can be applied here"
+        ) from None
+    return "netfilter"

@@ -1,11 +1,13 @@
 """Per-link measurements read from the kernel: bytes through each link's tc class and the
-TCP round-trip time of each data connection (``ss -ti``), as the round record's
+TCP round-trip time and retransmissions of each data connection (``ss -ti``), as the round record's
 ``network.links`` (docs/NETWORK.md, *What is recorded*).
 
 Keys are ``"u>v"``: the direction from node ``u`` to node ``v``. ``bytes`` and ``packets``
 are what left ``u`` towards ``v`` since the previous record (IP packets, TCP/IP headers,
-retransmissions and ACKs included); ``rtt_ms`` is the kernel's smoothed RTT of ``u``'s
-connection to ``v``'s data socket when the record is written (None before it exists).
+retransmissions and ACKs included); ``retrans`` the TCP segments ``u``'s connection to
+``v``'s data socket retransmitted since then (a lost packet shows here); ``rtt_ms`` is
+the kernel's smoothed RTT of that connection when the record is written (None before it
+exists).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from launch.net.shaper import class_id
 
 _TIMEOUT_S = 30
 _RTT = re.compile(r"\brtt:([0-9.]+)/")
+_RETRANS = re.compile(r"\bretrans:\d+/(\d+)")
 _SENT = re.compile(r"\s*Sent (\d+) bytes (\d+) pkt")
 
 
@@ -45,21 +48,32 @@ def class_counters(text: str) -> dict[str, tuple[int, int]]:
     return out
 
 
-def connection_rtts(text: str) -> dict[tuple[str, str], float]:
-    """(local address, remote ``ip:port``) -> smoothed RTT in ms of each established TCP
-    connection, from ``ss -tinH``."""
-    out: dict[tuple[str, str], float] = {}
+def _per_connection(text: str, pattern: re.Pattern[str]) -> dict[tuple[str, str], str | None]:
+    """(local address, remote ``ip:port``) -> ``pattern``'s group in the connection's
+    details line (None where it is absent), for each connection of ``ss -tinH``."""
+    out: dict[tuple[str, str], str | None] = {}
     key: tuple[str, str] | None = None
     for line in text.splitlines():
         fields = line.split()
         if not line[:1].isspace() and len(fields) >= 4:
             key = (fields[-2].rsplit(":", 1)[0], fields[-1])
         elif key is not None:
-            m = _RTT.search(line)
-            if m:
-                out[key] = float(m.group(1))
+            m = pattern.search(line)
+            out[key] = m.group(1) if m else None
             key = None
     return out
+
+
+def connection_rtts(text: str) -> dict[tuple[str, str], float]:
+    """(local address, remote ``ip:port``) -> smoothed RTT in ms of each established TCP
+    connection, from ``ss -tinH``."""
+    return {k: float(v) for k, v in _per_connection(text, _RTT).items() if v is not None}
+
+
+def connection_retrans(text: str) -> dict[tuple[str, str], int]:
+    """(local address, remote ``ip:port``) -> segments retransmitted since the connection
+    opened (``retrans:current/total``; ss prints nothing while there were none)."""
+    return {k: int(v or 0) for k, v in _per_connection(text, _RETRANS).items()}
 
 
 def run_all(commands: list[list[str]]) -> list[str]:
@@ -86,25 +100,27 @@ class LinkMeter:
     def __init__(self, *, ns_of: dict[int, str], addr_of: dict[int, str], links: list[tuple[int, int]]) -> None:
         self.ns_of, self.addr_of = ns_of, addr_of  # addr_of: node -> data address ip:port
         self.directed = sorted({(u, v) for a, b in links for u, v in ((a, b), (b, a))})
-        self.last: dict[tuple[int, int], tuple[int, int]] = {}
+        self.last: dict[tuple[int, int], tuple[int, int, int]] = {}
 
     def read(self) -> dict[str, Any]:
-        """``{"links": {"u>v": {"bytes", "packets", "rtt_ms"}}, "read_s"}`` since the last
-        read (``read_s``: the seconds this reading took the coordinator)."""
+        """``{"links": {"u>v": {"bytes", "packets", "retrans", "rtt_ms"}}, "read_s"}`` since
+        the last read (``read_s``: the seconds this reading took the coordinator)."""
         t0 = time.perf_counter()
         nodes = sorted({u for u, _ in self.directed})
         texts = run_all([tc_command(self.ns_of[u]) for u in nodes] + [ss_command(self.ns_of[u]) for u in nodes])
         counters = {u: class_counters(t) for u, t in zip(nodes, texts)}
         rtts = {u: connection_rtts(t) for u, t in zip(nodes, texts[len(nodes) :])}
+        retrans = {u: connection_retrans(t) for u, t in zip(nodes, texts[len(nodes) :])}
         links: dict[str, Any] = {}
         for u, v in self.directed:
-            now = counters[u].get(class_id(v), (0, 0))
-            before = self.last.get((u, v), (0, 0))
+            conn = (self.addr_of[u].rsplit(":", 1)[0], self.addr_of[v])
+            now = (*counters[u].get(class_id(v), (0, 0)), retrans[u].get(conn, 0))
+            before = self.last.get((u, v), (0, 0, 0))
             self.last[(u, v)] = now
-            src = self.addr_of[u].rsplit(":", 1)[0]
             links[f"{u}>{v}"] = {
                 "bytes": now[0] - before[0],
                 "packets": now[1] - before[1],
-                "rtt_ms": rtts[u].get((src, self.addr_of[v])),
+                "retrans": max(0, now[2] - before[2]),  # a reconnection starts its count anew
+                "rtt_ms": rtts[u].get(conn),
             }
         return {"links": links, "read_s": time.perf_counter() - t0}
