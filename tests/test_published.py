@@ -165,6 +165,7 @@ def test_round_time_candidates_and_late_chunks_per_run() -> None:
     # Act / Assert: median of 0.2, 0.5, 0.9; (2+1+0+3+2+2) / 6; (2 + 1 + 1) late over 3 rounds
     assert published.round_s_median(records) == 0.5
     assert published.round_s_median(records[:2]) == pytest.approx(0.35)
+    assert published.round_s_min(records) == 0.2 and published.round_s_min([]) is None
     assert published.candidates_mean(records) == pytest.approx(10 / 6)
     assert published.late_per_round(records) == pytest.approx(4 / 3)
     assert published.candidates_mean(records[2:]) is None

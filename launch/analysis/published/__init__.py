@@ -28,6 +28,7 @@ from launch.analysis.published.collect import (
     final_digest,
     late_per_round,
     round_s_median,
+    round_s_min,
     run_row,
 )
 from launch.analysis.published.common import (
@@ -73,6 +74,7 @@ __all__ = [
     "candidates_mean",
     "late_per_round",
     "round_s_median",
+    "round_s_min",
     "final_digest",
     "load_spec",
     "provenance_line",

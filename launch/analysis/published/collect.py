@@ -63,6 +63,13 @@ def round_s_median(records: list[dict[str, Any]]) -> float | None:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def round_s_min(records: list[dict[str, Any]]) -> float | None:
+    """The fastest round's wall time (``round_s``): on a loaded machine the round least
+    disturbed by other work, so the closest to what the run itself costs; None without rounds."""
+    values = [float(r["round_s"]) for r in records if isinstance(r.get("round_s"), (int, float))]
+    return min(values) if values else None
+
+
 def candidates_mean(records: list[dict[str, Any]]) -> float | None:
     """Mean number of received payloads per chunk index that an honest peer aggregated
     (its ``metrics.candidates``), over honest peers, rounds and chunk indices; None when no
@@ -130,6 +137,7 @@ def run_row(
         "byz_cpu_round_s": cpu_per_round(records, "byzantine"),
         "honest_cpu_round_s": cpu_per_round(records, "honest"),
         "round_s_median": round_s_median(records),
+        "round_s_min": round_s_min(records),
         "candidates_mean": candidates_mean(records),
         "late_per_round": late_per_round(records),
         **{k: _cell_value(_field(config, k)) for k in CONFIG_FIELDS},

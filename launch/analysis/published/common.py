@@ -34,6 +34,7 @@ RUN_FIELDS = (
     "byz_cpu_round_s",
     "honest_cpu_round_s",
     "round_s_median",
+    "round_s_min",
     "candidates_mean",
     "late_per_round",
 )
