@@ -11,7 +11,9 @@ the honest models (mean distance to their mean), the distance of the Byzantine m
 it, the Krum attack's lambda per crafted chunk (median, max), and for a neighbor-evidence
 rule (``dfl_dual``, granularity "neighbor") how many Byzantine and honest senders each
 honest peer kept and, for DFL-Dual, the mean model-domain (E) and data-domain (W)
-distance between an honest peer's own model and its honest / Byzantine senders.
+distance between an honest peer's own model and its honest / Byzantine senders; the
+numbers of benign chunks the attack knew when crafting, and the mean distance between
+two Byzantine senders' payloads to one receiver (on the chunks both sent).
 
 ``detector`` (attack ``label_flip``, defense ``dfl_detector``): per round, each honest
 peer's accuracy, the senders it has flagged and every sender's suspicious score
@@ -63,7 +65,7 @@ def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
     byz = set(plan.byzantine)
     stash: list[Any] = []  # the W matrix of the last judge call
     seen: dict[str, list[float]] = {"lam": [], "kept_byz": [], "kept_hon": []}
-    for key in ("e_honest", "e_byzantine", "w_honest", "w_byzantine"):
+    for key in ("e_honest", "e_byzantine", "w_honest", "w_byzantine", "benign_known", "byzantine_pairs"):
         seen[key] = []
     for core in cores:
         if core.attack is not None:
@@ -72,6 +74,7 @@ def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
             def traced_search(*args: Any, _search: Any = search) -> float:
                 lam = float(_search(*args))
                 seen["lam"].append(lam)
+                seen["benign_known"].append(args[0].shape[0])
                 return lam
 
             core.attack.search_lambda = traced_search
@@ -87,6 +90,7 @@ def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
                 if verdict is not None:
                     seen["kept_byz"].append(sum(s in byz for s in verdict.trusted()))
                     seen["kept_hon"].append(sum(s not in byz for s in verdict.trusted()))
+                seen["byzantine_pairs"].extend(_pair_distances(view.received, byz))
                 own = view.own.double()
                 for k, e in enumerate(evidence, start=1):
                     side = "byzantine" if e.sender in byz else "honest"
@@ -111,6 +115,8 @@ def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
             "byzantine_to_honest": float(np.linalg.norm(byzantine - centre, axis=1).mean()),
             "lambda_median": float(np.median(seen["lam"])) if seen["lam"] else None,
             "lambda_max": max(seen["lam"], default=None),
+            "benign_known": sorted(set(seen["benign_known"])),
+            "byzantine_pair_distance": float(np.mean(seen["byzantine_pairs"])) if seen["byzantine_pairs"] else None,
             "kept_byzantine": float(np.mean(seen["kept_byz"])) if seen["kept_byz"] else None,
             "kept_honest": float(np.mean(seen["kept_hon"])) if seen["kept_hon"] else None,
             **{
@@ -120,6 +126,20 @@ def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
         }
         print(json.dumps(row), flush=True)
         out.append(row)
+    return out
+
+
+def _pair_distances(received: dict[int, dict[int, Any]], byz: set[int]) -> list[float]:
+    """The distance between every two Byzantine senders' payloads of one receiver, on the
+    chunk indices both sent."""
+    senders = sorted(s for s in received if s in byz)
+    out = []
+    for i, a in enumerate(senders):
+        for b in senders[i + 1 :]:
+            common = sorted(set(received[a]) & set(received[b]))
+            if common:
+                diff = [(received[a][c].double() - received[b][c].double()).reshape(-1) for c in common]
+                out.append(float(np.sqrt(sum(float(d.pow(2).sum()) for d in diff))))
     return out
 
 

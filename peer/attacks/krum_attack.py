@@ -70,9 +70,9 @@ class KrumAttack(Attack):
       :math:`s` and the bound's :math:`\max_i \lVert b_i - w_{ref}\rVert` grow with
       the distance between the attackers' and the honest models: once the attack moves
       the honest models, lambda grows with it from round to round.
-    * ``"benign"``: the coordinate mean of the benign chunks the colluders knew in the
-      last earlier round that gave them chunk c (the attacker's own pre-training chunk
-      until then). Every colluder knows the same benign chunks through the collusion
+    * ``"benign"``: the coordinate mean of the benign chunks of index c the colluders
+      knew in the last earlier round the attack acted in (the attacker's own
+      pre-training chunk until then). Every colluder knows the same benign chunks through the collusion
       channel, so all Byzantine neighbors of j send j the same vector, as Fang et al.'s
       c crafted models (one :math:`w'_1` and copies), and :math:`w_{ref}` follows the
       honest models instead of the attackers' own.
