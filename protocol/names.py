@@ -138,7 +138,7 @@ ATTACK_PARAMS: dict[str, tuple[str, ...]] = {
     "gaussian": ("draw", "interval", "mean", "seed", "sigma", "start_round"),
     "inf": ("interval", "start_round", "value"),
     "ipm": ("epsilon", "interval", "start_round"),
-    "krum_attack": ("interval", "start_round", "tolerance"),
+    "krum_attack": ("interval", "reference", "start_round", "tolerance"),
     "label_flip": ("fraction", "interval", "mode", "source", "start_round", "target"),
     "max": ("interval", "start_round"),
     "mhamdi": ("coordinates", "factor", "interval", "max_factor", "search_steps", "start_round"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -256,6 +258,42 @@ def test_krum_attack_without_enough_chunks_for_krum_uses_the_bound() -> None:
     out = _craft("krum_attack", {}, _ctx(own=[1, 1], benign=[[2, 2]], byzantine=1))
 
     assert out.tolist() == [-2.0, -2.0]
+
+
+def _krum_rounds(reference: str, before: float) -> list[float]:
+    """One attacker with pre-training chunk ``before`` crafting in round 1 against benign
+    1.0, 1.1, 0.9 and in round 2 against benign 2.0, 2.2, 1.8 (f = 2)."""
+    attack = build_attack("krum_attack", {"reference": reference})
+    attack.bind(MNIST)
+    out = []
+    for round_, benign in ((1, [[1.0], [1.1], [0.9]]), (2, [[2.0], [2.2], [1.8]])):
+        ctx = dataclasses.replace(_ctx(own=[before], before=[before], benign=benign, byzantine=2), round=round_)
+        out.append(float(attack.craft({0: np.array([before], dtype=np.float32)}, ctx)[0][0]))
+    return out
+
+
+def test_krum_attack_with_own_reference_deviates_from_the_attackers_model() -> None:
+    # round 2, w_ref = own before 5.0: s = sign(2.0 - 5.0) = -1; f = 2 -> bound =
+    # max |b_i - 5| = 3.2 (m - 2c - 1 = 0: no first term) -> 5.0 + 3.2 = 8.2
+    assert _krum_rounds("own", 5.0)[1] == pytest.approx(8.2)
+
+
+def test_krum_attack_with_benign_reference_deviates_from_the_last_benign_mean() -> None:
+    # round 1: no earlier benign mean -> w_ref = own before 0: s = +1, bound = 1.1 -> -1.1.
+    # round 2: w_ref = round 1's benign mean 1.0: s = sign(2.0 - 1.0) = +1, bound =
+    # max |b_i - 1.0| = 1.2 -> 1.0 - 1.2 = -0.2
+    assert _krum_rounds("benign", 0.0) == pytest.approx([-1.1, -0.2])
+
+
+def test_krum_attack_with_benign_reference_sends_colluders_the_same_vector() -> None:
+    # two attackers whose own models differ (0.0 and 5.0) know the same benign chunks:
+    # from round 2 on their w_ref is the same benign mean, so their crafted chunks agree
+    assert _krum_rounds("benign", 5.0)[1] == pytest.approx(_krum_rounds("benign", 0.0)[1])
+
+
+def test_krum_attack_rejects_an_unknown_reference() -> None:
+    with pytest.raises(ValueError, match=r"reference='global': valid choices are own, benign"):
+        build_attack("krum_attack", {"reference": "global"})
 
 
 def test_mhamdi_fixed_factor_moves_only_the_last_coordinates() -> None:

@@ -59,24 +59,72 @@ class KrumAttack(Attack):
     local Krum is impossible (k + f - f - 2 < 1, i.e. fewer than 3 benign chunks known)
     the upper bound itself is used; k = 0 -> the own trained chunk is the only benign
     sample.
+
+    ``reference`` chooses :math:`w_{ref}`, Fang et al.'s :math:`w_{Re}` ("the global
+    model before the round", the point every benign model started from), which a
+    decentralized network does not have:
+
+    * ``"own"`` (default): the attacker's own pre-training chunk. Each colluder has its
+      own model (its own aggregate of what it received, the colluders' crafted chunks
+      included), so the colluders send a receiver different vectors, and
+      :math:`s` and the bound's :math:`\max_i \lVert b_i - w_{ref}\rVert` grow with
+      the distance between the attackers' and the honest models: once the attack moves
+      the honest models, lambda grows with it from round to round.
+    * ``"benign"``: the coordinate mean of the benign chunks of index c the colluders
+      knew in the last earlier round the attack acted in (the attacker's own
+      pre-training chunk until then). Every colluder knows the same benign chunks through the collusion
+      channel, so all Byzantine neighbors of j send j the same vector, as Fang et al.'s
+      c crafted models (one :math:`w'_1` and copies), and :math:`w_{ref}` follows the
+      honest models instead of the attackers' own.
     """
 
     needs_knowledge = True
+    #: the choices of ``reference``
+    references = ("own", "benign")
 
-    def __init__(self, *, tolerance: float = 1e-5, start_round: int = 1, interval: int = 1) -> None:
+    def __init__(
+        self, *, tolerance: float = 1e-5, reference: str = "own", start_round: int = 1, interval: int = 1
+    ) -> None:
         super().__init__(start_round=start_round, interval=interval)
         self.tolerance = ops.check_positive("tolerance", tolerance)
+        if reference not in self.references:
+            raise ValueError(f"reference={reference!r}: valid choices are {', '.join(self.references)}")
+        self.reference = reference
+        #: reference = "benign": per chunk index, (round, coordinate mean of the benign
+        #: chunks known) of the latest round seen and of the latest round before it
+        self._means: dict[int, list[tuple[int, np.ndarray]]] = {}
 
     def craft(self, payload: dict[int, np.ndarray], ctx: AttackContext) -> dict[int, np.ndarray]:
         f = max(1, ctx.neighborhood.byzantine)
         out = {}
         for c, v in sorted(payload.items()):
-            reference = ops.before_chunk(ctx, c)
+            reference = self.reference_chunk(ctx, c)
             benign = ops.reference_stack(ctx, c, ops.own_chunk(payload, c))
             direction = np.sign(ops.coord_mean(benign) - reference)
             lam = self.search_lambda(benign, reference, direction, f)
             out[c] = ops.to_f32(reference - lam * direction, v)
         return out
+
+    def reference_chunk(self, ctx: AttackContext, c: int) -> np.ndarray:
+        """:math:`w_{ref}` of chunk ``c`` in round ``ctx.round`` (see ``reference``)."""
+        if self.reference == "benign":
+            self._remember(ctx)
+            earlier = [mean for r, mean in self._means.get(c, []) if r < ctx.round]
+            if earlier:
+                return earlier[-1].copy()
+        return ops.before_chunk(ctx, c)
+
+    def _remember(self, ctx: AttackContext) -> None:
+        """Keep this round's benign mean of every chunk index with a benign chunk known
+        (once per round; every colluder keeps the same, whichever chunks it sends)."""
+        for c in range(len(ctx.bounds)):
+            seen = self._means.setdefault(c, [])
+            if seen and seen[-1][0] == ctx.round:
+                continue
+            known = ctx.knowledge.benign_stack(c, ctx.bounds)
+            if known.shape[0] > 0:
+                seen.append((ctx.round, ops.coord_mean(known)))
+                del seen[:-2]
 
     def search_lambda(self, benign: np.ndarray, reference: np.ndarray, direction: np.ndarray, f: int) -> float:
         """The first lambda, halving from the upper bound, for which local Krum selects the
