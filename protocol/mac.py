@@ -37,7 +37,7 @@ from typing import Any
 
 from protocol import messages as m
 from protocol.assignment import listed_peers
-from protocol.codec import ProtocolError, is_int
+from protocol.codec import ProtocolError
 
 TAG_BYTES = 32  #: HMAC-SHA256
 _LINK = b"byzemu-link"
