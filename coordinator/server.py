@@ -9,8 +9,9 @@ the deadline (or that a liveness probe reports dead) are marked failed, announce
 ``peer_failed``, and the run goes on with the rest. It never sees
 a model chunk (nor a checkpoint: peers write those on their own hosts and only report the
 round; the coordinator records which rounds every peer checkpointed, and a resumed run
-starts after the last of them). A ``register`` after the assignment is refused with
-``stop``. Every malformed or unexpected message is dropped, counted and logged.
+starts after the last of them). A ``register`` after the assignment takes a free churn
+slot (``coordinator/joins.py``: a new or returning peer) or is refused with ``stop``.
+Every malformed or unexpected message is dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import zmq
 
 from coordinator import admission
+from coordinator.joins import LateJoins
 from coordinator.plan import Plan, initial_model
 from coordinator.recorder import RoundRecorder
 from coordinator.results import ResultsWriter, ResumePoint
@@ -60,6 +62,8 @@ class _Round:
     checkpoint_complete: bool | None = None
     #: the failed peers when the barrier closed (later failures belong to the next round)
     failed: set[int] | None = None
+    #: churn slots whose process had not registered when the round started (joins.py)
+    pending: list[int] = field(default_factory=list)
 
 
 class CoordinatorError(UserError):
@@ -144,6 +148,11 @@ class Coordinator:
         self.before_assign: Callable[[dict[int, str]], None] | None = None
         #: called with a round's number when its record is written; its fields join the record
         self.round_extra: Callable[[int], dict[str, Any]] | None = None
+        #: called with a round's number just before its round_start goes out (the local
+        #: launcher starts the processes of churn slots due in the next round there)
+        self.on_round_start: Callable[[int], None] | None = None
+        #: churn slots: nodes whose process registers after the assignment
+        self.joins = LateJoins(self)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -196,16 +205,18 @@ class Coordinator:
     # ------------------------------------------------------------------ phases
 
     def wait_registrations(self) -> None:
-        """Block until ``nodes`` peers registered; ids follow registration order."""
+        """Block until every node but the churn slots registered; ids follow registration
+        order (slots are taken later: coordinator/joins.py)."""
         n, timeout = self.cfg.nodes, self.cfg.runtime.register_timeout
+        ids = self.joins.first_ids()
         deadline = time.monotonic() + timeout
-        while len(self.peers) < n:
+        while len(self.peers) < len(ids):
             left = deadline - time.monotonic()
             if left <= 0:
                 key = shlex.quote(self.public_key or "")
                 hint = f"; CURVE is on: peers need --coordinator-key {key}" if self.curve else ""
                 raise CoordinatorError(
-                    f"only {len(self.peers)} of {n} peers registered within {timeout:g} s at "
+                    f"only {len(self.peers)} of {len(ids)} peers registered within {timeout:g} s at "
                     f"{self.address}; start the missing peers or raise runtime.register_timeout{hint}"
                 )
             got = self._receive(min(_POLL_MS * 4, int(left * 1000) + 1))
@@ -220,21 +231,32 @@ class Coordinator:
                 continue
             unfit = admission.refusal(msg, cfg=self.cfg, curve=self.curve)
             if unfit:
-                self._drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
-                self._send(identity, m.stop(reason=f"registration refused: {unfit}"))
+                self.reject(identity, msg, unfit)
                 continue
-            node = len(self.peers)
-            self.peers[node] = PeerInfo(
-                identity,
-                node,
-                msg["data_addr"],
-                msg["host"],
-                msg["pid"],
-                msg.fields.get("curve_key"),
-                msg.fields.get("want_init") == 1,
-            )
-            self._by_identity[identity] = node
+            node = ids[len(self.peers)]
+            self.enrol(identity, node, msg)
             log.info("peer %d registered (pid %d on %s)", node, msg["pid"], msg["host"])
+        if n > len(ids):
+            later = sorted(set(range(n)) - set(ids))
+            log.info("assigning without the new peers %s: their processes register later", later)
+
+    def reject(self, identity: bytes, msg: m.Message, unfit: str) -> None:
+        """Refuse a ``register`` that does not fit the run (admission.py)."""
+        self._drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
+        self._send(identity, m.stop(reason=f"registration refused: {unfit}"))
+
+    def enrol(self, identity: bytes, node: int, msg: m.Message) -> None:
+        """Give the process of ``register`` ``msg`` the id ``node``."""
+        self.peers[node] = PeerInfo(
+            identity,
+            node,
+            msg["data_addr"],
+            msg["host"],
+            msg["pid"],
+            msg.fields.get("curve_key"),
+            msg.fields.get("want_init") == 1,
+        )
+        self._by_identity[identity] = node
 
     def assign(self) -> None:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
@@ -250,15 +272,20 @@ class Coordinator:
             if self.curve
             else {}
         )
+        # every node's link keys now, the churn slots' too (joins.py sends theirs later)
+        everyone = {node: self.plan.assignment(node) for node in range(self.cfg.nodes)}
         macs = (
-            mac.assignment_keys(mac.run_secret(), assignment_mod.partners(plans)) if self.cfg.runtime.sender_mac else {}
+            mac.assignment_keys(mac.run_secret(), assignment_mod.partners(everyone))
+            if self.cfg.runtime.sender_mac
+            else {}
         )
         layout, init = initial_model(self.cfg)
         model = {"layout": layout, "init_digest": model_digest(init)}
+        self.joins.model, self.joins.init, self.joins.macs = model, init, macs
         for node, a in plans.items():
             msg = assignment_mod.to_message(
                 a,
-                {j: addresses[j] for j in a.linked()},
+                {j: addresses[j] for j in a.linked() if j in addresses},
                 keys.get(node),
                 resume={"round": self.resume.round, "digest": self.resume.digests[node]} if self.resume else None,
                 model=model,
@@ -277,9 +304,8 @@ class Coordinator:
             identity, msg = got
             if msg.kind == m.READY:
                 ready.add(msg.src)
-            elif msg.kind == m.REGISTER and identity not in self._by_identity:
-                self._refuse_registration(identity, msg, 0)
-            else:
+                self.joins.ready.add(msg.src)
+            elif not self.joins.handle(identity, msg, round_=0):
                 self._drop("unexpected_kind", f"{msg.kind} from {msg.src} before round 1")
             if len(ready | self.failed) >= len(self.peers):
                 break
@@ -292,12 +318,13 @@ class Coordinator:
             )
 
     def _refuse_registration(self, identity: bytes, msg: m.Message, round_: int) -> None:
-        """A ``register`` after the assignment (a restarted or late peer): node ids and the
-        graph are fixed once, so it is answered with ``stop``, counted and logged."""
+        """A ``register`` after the assignment that takes no churn slot (a restarted peer, a
+        slot already held): node ids are fixed once, so it is answered with ``stop``,
+        counted and logged."""
         self._drop("unexpected_kind", f"register from pid {msg['pid']} on {msg['host']} after the assignment")
         reason = (
             f"registration refused: the run is in progress (round {round_}); ids are assigned once at "
-            f"the start, so a restarted or late peer cannot join (docs/FAILURES.md)"
+            f"the start and no churn slot is free for a late peer (docs/FAILURES.md)"
         )
         self._send(identity, m.stop(reason=reason))
         self.refused.append({"round": round_, "pid": msg["pid"], "host": msg["host"], "data_addr": msg["data_addr"]})
@@ -322,7 +349,12 @@ class Coordinator:
     def _start_round(self, round_: int) -> _Round:
         """Send ``round_start`` to every live peer (with its graph of the round when the
         graph changes: coordinator/dynamics.py)."""
-        round_state = _Round(number=round_, t0=time.monotonic(), refused_before=len(self.refused))
+        if self.on_round_start is not None:
+            self.on_round_start(round_)
+        self.joins.before_round(round_)
+        round_state = _Round(
+            number=round_, t0=time.monotonic(), refused_before=len(self.refused), pending=sorted(self.joins.pending)
+        )
         schedule = self.plan.rounds
         for node in self._expected(round_):
             start = m.round_start(
@@ -363,8 +395,8 @@ class Coordinator:
             if got is None:
                 continue
             identity, msg = got
-            if msg.kind == m.REGISTER and identity not in self._by_identity:
-                self._refuse_registration(identity, msg, round_)
+            if msg.kind != m.ROUND_DONE and self.joins.handle(identity, msg, round_=round_):
+                pass
             elif msg.kind != m.ROUND_DONE:
                 self._drop("unexpected_kind", f"{msg.kind} from {msg.src} during round {round_}")
             elif msg.round != round_:
@@ -386,6 +418,7 @@ class Coordinator:
                 pending.discard(msg.src)
                 if msg.fields.get("checkpoint") == round_:
                     checkpointed.add(msg.src)
+                self.joins.reported(round_, msg.src, msg["metrics"])
         for node in live:
             if node not in reports:
                 self._mark_failed(node, round_, f"no round_done within {timeout:g} s")
@@ -408,6 +441,8 @@ class Coordinator:
                 "nodes": sorted(rnd.checkpointed),
                 "config": config_fingerprint(self.cfg),
             }
+        if rnd.pending:
+            extra["pending"] = rnd.pending
         if rnd.refused_after > rnd.refused_before:
             extra["refused_registrations"] = self.refused[rnd.refused_before : rnd.refused_after]
         if self.round_extra is not None:
@@ -466,6 +501,7 @@ class Coordinator:
         return {
             "coordinator_drops": dict(self.drops),
             "refused_registrations": self.refused,
+            "late_registrations": self.joins.registered,
             "resumed_after": self.resume.round if self.resume is not None else None,
         }
 
