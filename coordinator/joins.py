@@ -37,15 +37,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from coordinator import admission
+from coordinator.plan import Plan
+from coordinator.results import ResultsWriter, ResumePoint
 from protocol import assignment as assignment_mod
 from protocol import messages as m
+from protocol.config import RunConfig
 from protocol.errors import UserError
-
-if TYPE_CHECKING:
-    from coordinator.server import Coordinator
 
 log = logging.getLogger("byzemu.coordinator")
 
@@ -56,10 +56,31 @@ class SlotError(UserError):
     """A churn schedule whose slots late registration cannot serve (one line)."""
 
 
+class Host(Protocol):
+    """What late registration uses of the coordinator (``coordinator/server.py``)."""
+
+    plan: Plan
+    cfg: RunConfig
+    resume: ResumePoint | None
+    results: ResultsWriter
+    curve: bool
+    peers: dict[int, Any]  #: node -> its PeerInfo
+    by_identity: dict[bytes, int]
+    failed: set[int]
+
+    def send(self, identity: bytes, msg: m.Message) -> None: ...
+    def broadcast(self, msg: m.Message, nodes: list[int] | None = None) -> None: ...
+    def receive(self, timeout_ms: int) -> tuple[bytes, m.Message] | None: ...
+    def probe_dead(self, round_: int) -> None: ...
+    def reject(self, identity: bytes, msg: m.Message, unfit: str) -> None: ...
+    def enrol(self, identity: bytes, node: int, msg: m.Message) -> None: ...
+    def refuse_registration(self, identity: bytes, msg: m.Message, round_: int) -> None: ...
+
+
 class LateJoins:
     """The coordinator's slots and late registrations (see the module docstring)."""
 
-    def __init__(self, coord: Coordinator) -> None:
+    def __init__(self, coord: Host) -> None:
         self.coord = coord
         self.presence = coord.plan.rounds.presence
         #: node -> the round it is due in (moved on by postponement)
@@ -114,8 +135,8 @@ class LateJoins:
         coord.enrol(identity, node, msg)
         info = coord.peers[node]
         others = sorted(set(coord.peers) - coord.failed - {node})
-        coord._broadcast(m.peer_joined(round_=round_, node=node, addr=info.data_addr, curve_key=info.curve_key), others)
-        coord._send(identity, self.assign_message(node))
+        coord.broadcast(m.peer_joined(round_=round_, node=node, addr=info.data_addr, curve_key=info.curve_key), others)
+        coord.send(identity, self.assign_message(node))
         self.ready.discard(node)
         self.registered.append({"node": node, "round": self.started, "pid": msg["pid"], "host": msg["host"]})
         coord.results.write_topology(coord.plan.topology_json({i: p.to_json() for i, p in coord.peers.items()}))
@@ -156,8 +177,8 @@ class LateJoins:
         due = [n for n, r in self.slots.items() if r <= round_ and (n not in coord.peers or n not in self.ready)]
         deadline = time.monotonic() + coord.cfg.runtime.join_timeout
         while due and time.monotonic() < deadline:
-            got = coord._receive(_POLL_MS)
-            coord._probe_dead(round_ - 1)
+            got = coord.receive(_POLL_MS)
+            coord.probe_dead(round_ - 1)
             if got is not None:
                 self.handle(*got, round_=round_ - 1)
             due = [n for n in due if n not in coord.failed and (n not in coord.peers or n not in self.ready)]
@@ -171,9 +192,9 @@ class LateJoins:
     def handle(self, identity: bytes, msg: m.Message, *, round_: int) -> bool:
         """A control message a round's barrier does not take: a late ``register`` or a
         slot's ``ready``; False if it is neither (the caller drops it)."""
-        if msg.kind == m.REGISTER and identity not in self.coord._by_identity:
+        if msg.kind == m.REGISTER and identity not in self.coord.by_identity:
             if not self.register(identity, msg, round_):
-                self.coord._refuse_registration(identity, msg, round_)
+                self.coord.refuse_registration(identity, msg, round_)
             return True
         if msg.kind == m.READY and msg.src in self.slots:
             self.ready.add(msg.src)
@@ -191,6 +212,6 @@ class LateJoins:
         if round_ == leave - 1:
             coord = self.coord
             info = coord.peers.pop(node)
-            coord._by_identity.pop(info.identity, None)
-            coord._send(info.identity, m.stop(reason="left: churn.leave"))
+            coord.by_identity.pop(info.identity, None)
+            coord.send(info.identity, m.stop(reason="left: churn.leave"))
             log.info("peer %d left after round %d (churn.leave)", node, round_)

@@ -139,7 +139,7 @@ class Coordinator:
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.connection_drops = sockets.DropWatch(self.sock)
         self.peers: dict[int, PeerInfo] = {}
-        self._by_identity: dict[bytes, int] = {}
+        self.by_identity: dict[bytes, int] = {}
         self.failed: set[int] = set()
         self.drops: Counter[str] = Counter()
         self.dead_probe: Callable[[], set[int]] | None = None
@@ -156,7 +156,7 @@ class Coordinator:
 
     # ------------------------------------------------------------------ plumbing
 
-    def _send(self, identity: bytes, msg: m.Message) -> None:
+    def send(self, identity: bytes, msg: m.Message) -> None:
         self.sock.send_multipart([identity, *encode(msg)], copy=False)
 
     def _drop(self, reason: str, detail: str) -> None:
@@ -176,7 +176,7 @@ class Coordinator:
                 f"{sockets.frame_limit(MAX_CONTROL_BYTES)} bytes, a malformed stream or a dead peer",
             )
 
-    def _receive(self, timeout_ms: int) -> tuple[bytes, m.Message] | None:
+    def receive(self, timeout_ms: int) -> tuple[bytes, m.Message] | None:
         """One valid message (identity, message) or None on timeout / dropped message."""
         if not self.sock.poll(timeout_ms):
             return None
@@ -188,7 +188,7 @@ class Coordinator:
             self._drop(exc.reason, f"from {identity!r}: {exc.detail}")
             return None
         if msg.kind != m.REGISTER:
-            node = self._by_identity.get(identity)
+            node = self.by_identity.get(identity)
             if node is None:
                 self._drop("unknown_sender", f"{msg.kind} from unregistered {identity!r}")
                 return None
@@ -197,7 +197,7 @@ class Coordinator:
                 return None
         return identity, msg
 
-    def _broadcast(self, msg: m.Message, nodes: list[int] | None = None) -> None:
+    def broadcast(self, msg: m.Message, nodes: list[int] | None = None) -> None:
         frames = encode(msg)  # once for all: the same frames go to every peer
         for node in sorted(self.peers) if nodes is None else nodes:
             self.sock.send_multipart([self.peers[node].identity, *frames], copy=False)
@@ -219,14 +219,14 @@ class Coordinator:
                     f"only {len(self.peers)} of {len(ids)} peers registered within {timeout:g} s at "
                     f"{self.address}; start the missing peers or raise runtime.register_timeout{hint}"
                 )
-            got = self._receive(min(_POLL_MS * 4, int(left * 1000) + 1))
+            got = self.receive(min(_POLL_MS * 4, int(left * 1000) + 1))
             if got is None:
                 continue
             identity, msg = got
             if msg.kind != m.REGISTER:
                 self._drop("unexpected_kind", f"{msg.kind} before assignment")
                 continue
-            if identity in self._by_identity:
+            if identity in self.by_identity:
                 self._drop("duplicate", f"second register from {identity!r}")
                 continue
             unfit = admission.refusal(msg, cfg=self.cfg, curve=self.curve)
@@ -243,7 +243,7 @@ class Coordinator:
     def reject(self, identity: bytes, msg: m.Message, unfit: str) -> None:
         """Refuse a ``register`` that does not fit the run (admission.py)."""
         self._drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
-        self._send(identity, m.stop(reason=f"registration refused: {unfit}"))
+        self.send(identity, m.stop(reason=f"registration refused: {unfit}"))
 
     def enrol(self, identity: bytes, node: int, msg: m.Message) -> None:
         """Give the process of ``register`` ``msg`` the id ``node``."""
@@ -256,7 +256,7 @@ class Coordinator:
             msg.fields.get("curve_key"),
             msg.fields.get("want_init") == 1,
         )
-        self._by_identity[identity] = node
+        self.by_identity[identity] = node
 
     def assign(self) -> None:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
@@ -292,13 +292,13 @@ class Coordinator:
                 init=init if self.peers[node].want_init else None,
                 mac=macs.get(node),
             )
-            self._send(self.peers[node].identity, msg)
+            self.send(self.peers[node].identity, msg)
         self.results.write_topology(self.plan.topology_json({i: p.to_json() for i, p in self.peers.items()}))
         ready: set[int] = set()
         deadline = time.monotonic() + self.cfg.runtime.register_timeout
         while len(ready) < len(self.peers) and time.monotonic() < deadline:
-            got = self._receive(_POLL_MS * 4)
-            self._probe_dead(0)
+            got = self.receive(_POLL_MS * 4)
+            self.probe_dead(0)
             if got is None:
                 continue
             identity, msg = got
@@ -317,7 +317,7 @@ class Coordinator:
                 f"their checkpoints (their log lines say why)"
             )
 
-    def _refuse_registration(self, identity: bytes, msg: m.Message, round_: int) -> None:
+    def refuse_registration(self, identity: bytes, msg: m.Message, round_: int) -> None:
         """A ``register`` after the assignment that takes no churn slot (a restarted peer, a
         slot already held): node ids are fixed once, so it is answered with ``stop``,
         counted and logged."""
@@ -326,7 +326,7 @@ class Coordinator:
             f"registration refused: the run is in progress (round {round_}); ids are assigned once at "
             f"the start and no churn slot is free for a late peer (docs/FAILURES.md)"
         )
-        self._send(identity, m.stop(reason=reason))
+        self.send(identity, m.stop(reason=reason))
         self.refused.append({"round": round_, "pid": msg["pid"], "host": msg["host"], "data_addr": msg["data_addr"]})
         log.warning(
             "refused a registration from pid %d on %s in round %d: run in progress", msg["pid"], msg["host"], round_
@@ -338,9 +338,9 @@ class Coordinator:
         self.failed.add(node)
         log.warning("peer %d marked failed in round %d: %s", node, round_, reason)
         live = sorted(set(self.peers) - self.failed)
-        self._broadcast(m.peer_failed(round_=round_, nodes=[node], reason=reason), live)
+        self.broadcast(m.peer_failed(round_=round_, nodes=[node], reason=reason), live)
 
-    def _probe_dead(self, round_: int) -> None:
+    def probe_dead(self, round_: int) -> None:
         if self.dead_probe is None:
             return
         for node in sorted(self.dead_probe() - self.failed):
@@ -364,7 +364,7 @@ class Coordinator:
                 checkpoint=self.last_checkpoint or None,
                 graph=schedule.view(node, round_).to_fields() if schedule.dynamic else None,
             )
-            self._send(self.peers[node].identity, start)
+            self.send(self.peers[node].identity, start)
         return round_state
 
     def _expected(self, round_: int) -> list[int]:
@@ -390,8 +390,8 @@ class Coordinator:
                 pending, n_failed = pending - self.failed, len(self.failed)
             if not pending:
                 break
-            got = self._receive(_POLL_MS)
-            self._probe_dead(round_)
+            got = self.receive(_POLL_MS)
+            self.probe_dead(round_)
             if got is None:
                 continue
             identity, msg = got
@@ -459,7 +459,7 @@ class Coordinator:
         )
 
     def stop(self, reason: str) -> None:
-        self._broadcast(m.stop(reason=reason))
+        self.broadcast(m.stop(reason=reason))
 
     def run(self) -> dict[str, Any]:
         """The whole experiment; returns the summary (also written to summary.json). A run

@@ -259,8 +259,9 @@ class StragglersConfig:
 @dataclass
 class ChurnConfig:
     """Peers that leave the run for some rounds and come back with the state they left with,
-    new peers that join mid-run, and scheduled crashes (coordinator/churn.py); the graph
-    of a round leaves out the peers not in it."""
+    new peers that join mid-run (their processes may register late: coordinator/joins.py),
+    peers whose process leaves and returns from its checkpoint, and scheduled crashes
+    (coordinator/churn.py); the graph of a round leaves out the peers not in it."""
 
     #: explicit absences: [node, first round away, last round away] triples
     away: list[list[int]] = field(default_factory=list)
