@@ -155,12 +155,17 @@ class DataPlane:
             return
         self.out[j] = s
 
+    def link(self, to: int) -> zmq.Socket | None:
+        """The DEALER to peer ``to``, opened now if this peer never sent to it (None if
+        ``to`` failed or has no address)."""
+        if to not in self.out and to not in self.failed and to in self.addresses:
+            self._link(to)
+        return None if to in self.failed else self.out.get(to)
+
     def send(self, to: int, msg: m.Message) -> None:
         """Hand ``msg`` to peer ``to`` without blocking (skipped if it failed); a full
         queue drops it (``send_blocked``)."""
-        if to not in self.out and to not in self.failed and to in self.addresses:
-            self._link(to)
-        if to in self.failed or to not in self.out:
+        if self.link(to) is None:
             return
         frames = encode(msg)
         try:
