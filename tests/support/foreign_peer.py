@@ -10,7 +10,8 @@ neighbors and answers ``ready``; in every round it sends each live peer of the r
 does not change) the chunk window of policy ``rotate`` (the peer at position p gets
 indices (t + p*k + m) mod C, m < k), waits for one chunk message from every live peer of
 the round's ``receive_from`` (a ``peer_failed`` ends the wait for that one), averages
-every index over its own chunk and the received ones, and reports ``round_done`` with the required metrics only (it neither trains nor evaluates).
+every index over its own chunk and the received ones, and reports ``round_done`` with
+the required metrics only (it neither trains nor evaluates).
 It checks every data message as the spec's *Validation and drops* says (the sender by
 routing id, CURVE ``User-Id`` or sender MAC; the round window) and reports its drops.
 It asks for the initial model (``want_init``), checks it against ``model.init_digest``
