@@ -97,7 +97,8 @@ class Presence:
                 raise ChurnError(
                     f"churn.leave entry [{node}, {leave}, {back}]: node {node} has no checkpoint before round "
                     f"{leave} to return from (runtime.checkpoint_every={cfg.runtime.checkpoint_every}); set "
-                    "runtime.checkpoint_every to a round it takes part in before leaving, or leave later"
+                    "runtime.checkpoint_every so that a round it takes part in before leaving is a checkpoint "
+                    "round, or leave later"
                 )
         for t in range(1, cfg.rounds + 1):
             left = cfg.nodes - len(self.absent(t))

@@ -68,6 +68,7 @@ class Host(Protocol):
     by_identity: dict[bytes, int]
     failed: set[int]
 
+    def drop(self, reason: str, detail: str) -> None: ...
     def send(self, identity: bytes, msg: m.Message) -> None: ...
     def broadcast(self, msg: m.Message, nodes: list[int] | None = None) -> None: ...
     def receive(self, timeout_ms: int) -> tuple[bytes, m.Message] | None: ...
@@ -179,8 +180,8 @@ class LateJoins:
         while due and time.monotonic() < deadline:
             got = coord.receive(_POLL_MS)
             coord.probe_dead(round_ - 1)
-            if got is not None:
-                self.handle(*got, round_=round_ - 1)
+            if got is not None and not self.handle(*got, round_=round_ - 1):
+                self.coord.drop("unexpected_kind", f"{got[1].kind} from {got[1].src} before round {round_}")
             due = [n for n in due if n not in coord.failed and (n not in coord.peers or n not in self.ready)]
         self.pending = {n for n, r in self.slots.items() if r <= round_ and n not in coord.peers}
         for node in sorted(self.pending):

@@ -159,7 +159,7 @@ class Coordinator:
     def send(self, identity: bytes, msg: m.Message) -> None:
         self.sock.send_multipart([identity, *encode(msg)], copy=False)
 
-    def _drop(self, reason: str, detail: str) -> None:
+    def drop(self, reason: str, detail: str) -> None:
         self.drops[reason] += 1
         count = self.drops[reason]
         if count <= 10 or count % 100 == 0:
@@ -170,7 +170,7 @@ class Coordinator:
         each round record, so connections that close after the last round (peers exiting
         on ``stop``) are not counted."""
         for _ in range(self.connection_drops.new_drops()):
-            self._drop(
+            self.drop(
                 "connection_dropped",
                 "a control connection closed: a frame over "
                 f"{sockets.frame_limit(MAX_CONTROL_BYTES)} bytes, a malformed stream or a dead peer",
@@ -185,15 +185,15 @@ class Coordinator:
         try:
             msg = decode(frames[1:], allowed=m.TO_COORDINATOR, max_bytes=MAX_CONTROL_BYTES)
         except ProtocolError as exc:
-            self._drop(exc.reason, f"from {identity!r}: {exc.detail}")
+            self.drop(exc.reason, f"from {identity!r}: {exc.detail}")
             return None
         if msg.kind != m.REGISTER:
             node = self.by_identity.get(identity)
             if node is None:
-                self._drop("unknown_sender", f"{msg.kind} from unregistered {identity!r}")
+                self.drop("unknown_sender", f"{msg.kind} from unregistered {identity!r}")
                 return None
             if msg.src != node:
-                self._drop("sender_mismatch", f"{msg.kind} claims src {msg.src}, is node {node}")
+                self.drop("sender_mismatch", f"{msg.kind} claims src {msg.src}, is node {node}")
                 return None
         return identity, msg
 
@@ -224,10 +224,10 @@ class Coordinator:
                 continue
             identity, msg = got
             if msg.kind != m.REGISTER:
-                self._drop("unexpected_kind", f"{msg.kind} before assignment")
+                self.drop("unexpected_kind", f"{msg.kind} before assignment")
                 continue
             if identity in self.by_identity:
-                self._drop("duplicate", f"second register from {identity!r}")
+                self.drop("duplicate", f"second register from {identity!r}")
                 continue
             unfit = admission.refusal(msg, cfg=self.cfg, curve=self.curve)
             if unfit:
@@ -242,7 +242,7 @@ class Coordinator:
 
     def reject(self, identity: bytes, msg: m.Message, unfit: str) -> None:
         """Refuse a ``register`` that does not fit the run (admission.py)."""
-        self._drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
+        self.drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
         self.send(identity, m.stop(reason=f"registration refused: {unfit}"))
 
     def enrol(self, identity: bytes, node: int, msg: m.Message) -> None:
@@ -306,7 +306,7 @@ class Coordinator:
                 ready.add(msg.src)
                 self.joins.ready.add(msg.src)
             elif not self.joins.handle(identity, msg, round_=0):
-                self._drop("unexpected_kind", f"{msg.kind} from {msg.src} before round 1")
+                self.drop("unexpected_kind", f"{msg.kind} from {msg.src} before round 1")
             if len(ready | self.failed) >= len(self.peers):
                 break
         for node in sorted(set(self.peers) - ready - self.failed):
@@ -321,7 +321,7 @@ class Coordinator:
         """A ``register`` after the assignment that takes no churn slot (a restarted peer, a
         slot already held): node ids are fixed once, so it is answered with ``stop``,
         counted and logged."""
-        self._drop("unexpected_kind", f"register from pid {msg['pid']} on {msg['host']} after the assignment")
+        self.drop("unexpected_kind", f"register from pid {msg['pid']} on {msg['host']} after the assignment")
         reason = (
             f"registration refused: the run is in progress (round {round_}); ids are assigned once at "
             f"the start and no churn slot is free for a late peer (docs/FAILURES.md)"
@@ -398,16 +398,16 @@ class Coordinator:
             if msg.kind != m.ROUND_DONE and self.joins.handle(identity, msg, round_=round_):
                 pass
             elif msg.kind != m.ROUND_DONE:
-                self._drop("unexpected_kind", f"{msg.kind} from {msg.src} during round {round_}")
+                self.drop("unexpected_kind", f"{msg.kind} from {msg.src} during round {round_}")
             elif msg.round != round_:
-                self._drop("stale_round", f"round_done for {msg.round} during {round_}")
+                self.drop("stale_round", f"round_done for {msg.round} during {round_}")
             elif msg.src in self.failed:
-                self._drop("failed_sender", f"round_done from failed peer {msg.src}")
+                self.drop("failed_sender", f"round_done from failed peer {msg.src}")
             elif wrong := reports_mod.problems(msg["metrics"], msg["traffic"], msg["timing"]):
-                self._drop("bad_report", f"round_done from {msg.src}: {'; '.join(wrong)}")
+                self.drop("bad_report", f"round_done from {msg.src}: {'; '.join(wrong)}")
             elif not reports_mod.recordable(msg.fields.get("delivery")):
                 # the delivery log must be able to record it verbatim
-                self._drop("bad_report", f"round_done from {msg.src}: delivery holds values JSON cannot record")
+                self.drop("bad_report", f"round_done from {msg.src}: delivery holds values JSON cannot record")
             else:
                 reports[msg.src] = {
                     "metrics": msg["metrics"],
