@@ -84,8 +84,10 @@ class LateJoins:
     def __init__(self, coord: Host) -> None:
         self.coord = coord
         self.presence = coord.plan.rounds.presence
-        #: node -> the round it is due in (moved on by postponement)
-        self.slots = self.presence.slots() if coord.resume is None else {}
+        #: node -> the round it is due in (moved on by postponement); a resumed run's slots
+        #: are those still to come
+        after = coord.resume.round if coord.resume is not None else 0
+        self.slots = {node: due for node, due in self.presence.slots().items() if due > after}
         plan = coord.plan
         linked = plan.config.byzantine.knowledge == "oracle" or len(plan.byzantine) > 1
         byzantine = sorted(set(self.slots) & set(plan.byzantine))
