@@ -113,6 +113,9 @@ class Coordinator:
         self.refused: list[dict[str, Any]] = []
         self.cfg = plan.config
         self.results = results
+        #: churn slots: nodes whose process registers after the assignment (a schedule it
+        #: cannot serve is refused here, before any socket is bound)
+        self.joins = LateJoins(self)
         self.progress = progress
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         #: CURVE on both planes (runtime.curve); the control socket is then a CURVE server
@@ -151,8 +154,6 @@ class Coordinator:
         #: called with a round's number just before its round_start goes out (the local
         #: launcher starts the processes of churn slots due in the next round there)
         self.on_round_start: Callable[[int], None] | None = None
-        #: churn slots: nodes whose process registers after the assignment
-        self.joins = LateJoins(self)
 
     # ------------------------------------------------------------------ plumbing
 

@@ -284,3 +284,21 @@ def test_a_pending_slot_is_postponed_and_its_next_round_graph_takes_it_in() -> N
     assert sched.presence.slots() == {2: 5} and sched.presence.joining(5) == {2}
     assert sched.round(4).receive_from[2] == () and sched.round(5).receive_from[2] == (1, 3)
     assert sched.view(1, 5).welcome == (2,)
+
+
+def test_a_byzantine_slot_with_links_from_the_assignment_is_refused_in_one_line(tmp_path: Path) -> None:
+    from coordinator.joins import SlotError
+    from coordinator.results import ResultsWriter
+    from coordinator.server import Coordinator
+
+    path = tmp_path / "slot.toml"
+    byzantine = {"placement": "explicit", "nodes": [1, 3], "attack": "alie", "params": {"z": 1.0}}  # linked
+    path.write_text(small_config("slot", seed=1, rounds=3, byzantine=byzantine, churn={"join": [[3, 2]]}))
+    cfg = config_mod.load(path)
+
+    results = ResultsWriter(tmp_path / "run", cfg, mode="multiprocess")
+
+    with pytest.raises(SlotError) as err:
+        Coordinator(build_plan(cfg), bind="tcp://127.0.0.1:*", results=results)
+
+    assert str(err.value).startswith("churn: node 3 is Byzantine and joins or returns late")

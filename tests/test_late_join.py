@@ -18,13 +18,13 @@ from pathlib import Path
 import msgpack
 import pytest
 import zmq
+from click.testing import CliRunner
 
+from launch.cli import main
 from tests.support.harness import REVISION, Cluster, encode, header, read_rounds
 from tests.support.runs import small_config
 from tests.support.waiting import output, running, wait_until
 from tests.test_resume import WARM_PEER
-
-pytestmark = pytest.mark.cluster
 
 WAIT_S = 240.0
 
@@ -43,6 +43,13 @@ def _refusal(address: str, node: int) -> str:
         ctx.destroy(linger=0)
 
 
+def test_a_slot_asked_for_by_several_peers_is_one_error_line() -> None:
+    result = CliRunner().invoke(main, ["peer", "--coordinator", "tcp://127.0.0.1:1", "--count", "2", "--node", "3"])
+
+    assert result.exit_code == 2 and result.stderr == "error: --node 3 names one slot: use it with --count 1\n"
+
+
+@pytest.mark.cluster
 def test_a_slot_without_a_process_is_pending_until_one_registers_then_it_joins(tmp_path: Path) -> None:
     config = tmp_path / "late.toml"
     config.write_text(
