@@ -77,6 +77,8 @@ class RoundRecorder:
             for node in away:
                 record["peers"][str(node)]["status"] = "away"
         record.update(extra or {})
+        for node in record.get("pending", ()):  # a churn slot whose process was not there (joins.py)
+            record["peers"][str(node)]["status"] = "pending"
         record["coordinator_drops"] = dict(coordinator_drops)
         self.results.append_round(record)
         if self.progress is not None:

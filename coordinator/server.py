@@ -9,8 +9,9 @@ the deadline (or that a liveness probe reports dead) are marked failed, announce
 ``peer_failed``, and the run goes on with the rest. It never sees
 a model chunk (nor a checkpoint: peers write those on their own hosts and only report the
 round; the coordinator records which rounds every peer checkpointed, and a resumed run
-starts after the last of them). A ``register`` after the assignment is refused with
-``stop``. Every malformed or unexpected message is dropped, counted and logged.
+starts after the last of them). A ``register`` after the assignment takes a free churn
+slot (``coordinator/joins.py``: a new or returning peer) or is refused with ``stop``.
+Every malformed or unexpected message is dropped, counted and logged.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import Any
 import zmq
 
 from coordinator import admission
+from coordinator.joins import LateJoins
 from coordinator.plan import Plan, initial_model
 from coordinator.recorder import RoundRecorder
 from coordinator.results import ResultsWriter, ResumePoint
@@ -60,6 +62,8 @@ class _Round:
     checkpoint_complete: bool | None = None
     #: the failed peers when the barrier closed (later failures belong to the next round)
     failed: set[int] | None = None
+    #: churn slots whose process had not registered when the round started (joins.py)
+    pending: list[int] = field(default_factory=list)
 
 
 class CoordinatorError(UserError):
@@ -109,6 +113,9 @@ class Coordinator:
         self.refused: list[dict[str, Any]] = []
         self.cfg = plan.config
         self.results = results
+        #: churn slots: nodes whose process registers after the assignment (a schedule it
+        #: cannot serve is refused here, before any socket is bound)
+        self.joins = LateJoins(self)
         self.progress = progress
         self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
         #: CURVE on both planes (runtime.curve); the control socket is then a CURVE server
@@ -135,7 +142,7 @@ class Coordinator:
         self.address: str = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self.connection_drops = sockets.DropWatch(self.sock)
         self.peers: dict[int, PeerInfo] = {}
-        self._by_identity: dict[bytes, int] = {}
+        self.by_identity: dict[bytes, int] = {}
         self.failed: set[int] = set()
         self.drops: Counter[str] = Counter()
         self.dead_probe: Callable[[], set[int]] | None = None
@@ -144,13 +151,16 @@ class Coordinator:
         self.before_assign: Callable[[dict[int, str]], None] | None = None
         #: called with a round's number when its record is written; its fields join the record
         self.round_extra: Callable[[int], dict[str, Any]] | None = None
+        #: called with a round's number just before its round_start goes out (the local
+        #: launcher starts the processes of churn slots due in the next round there)
+        self.on_round_start: Callable[[int], None] | None = None
 
     # ------------------------------------------------------------------ plumbing
 
-    def _send(self, identity: bytes, msg: m.Message) -> None:
+    def send(self, identity: bytes, msg: m.Message) -> None:
         self.sock.send_multipart([identity, *encode(msg)], copy=False)
 
-    def _drop(self, reason: str, detail: str) -> None:
+    def drop(self, reason: str, detail: str) -> None:
         self.drops[reason] += 1
         count = self.drops[reason]
         if count <= 10 or count % 100 == 0:
@@ -161,13 +171,13 @@ class Coordinator:
         each round record, so connections that close after the last round (peers exiting
         on ``stop``) are not counted."""
         for _ in range(self.connection_drops.new_drops()):
-            self._drop(
+            self.drop(
                 "connection_dropped",
                 "a control connection closed: a frame over "
                 f"{sockets.frame_limit(MAX_CONTROL_BYTES)} bytes, a malformed stream or a dead peer",
             )
 
-    def _receive(self, timeout_ms: int) -> tuple[bytes, m.Message] | None:
+    def receive(self, timeout_ms: int) -> tuple[bytes, m.Message] | None:
         """One valid message (identity, message) or None on timeout / dropped message."""
         if not self.sock.poll(timeout_ms):
             return None
@@ -176,19 +186,19 @@ class Coordinator:
         try:
             msg = decode(frames[1:], allowed=m.TO_COORDINATOR, max_bytes=MAX_CONTROL_BYTES)
         except ProtocolError as exc:
-            self._drop(exc.reason, f"from {identity!r}: {exc.detail}")
+            self.drop(exc.reason, f"from {identity!r}: {exc.detail}")
             return None
         if msg.kind != m.REGISTER:
-            node = self._by_identity.get(identity)
+            node = self.by_identity.get(identity)
             if node is None:
-                self._drop("unknown_sender", f"{msg.kind} from unregistered {identity!r}")
+                self.drop("unknown_sender", f"{msg.kind} from unregistered {identity!r}")
                 return None
             if msg.src != node:
-                self._drop("sender_mismatch", f"{msg.kind} claims src {msg.src}, is node {node}")
+                self.drop("sender_mismatch", f"{msg.kind} claims src {msg.src}, is node {node}")
                 return None
         return identity, msg
 
-    def _broadcast(self, msg: m.Message, nodes: list[int] | None = None) -> None:
+    def broadcast(self, msg: m.Message, nodes: list[int] | None = None) -> None:
         frames = encode(msg)  # once for all: the same frames go to every peer
         for node in sorted(self.peers) if nodes is None else nodes:
             self.sock.send_multipart([self.peers[node].identity, *frames], copy=False)
@@ -196,45 +206,58 @@ class Coordinator:
     # ------------------------------------------------------------------ phases
 
     def wait_registrations(self) -> None:
-        """Block until ``nodes`` peers registered; ids follow registration order."""
+        """Block until every node but the churn slots registered; ids follow registration
+        order (slots are taken later: coordinator/joins.py)."""
         n, timeout = self.cfg.nodes, self.cfg.runtime.register_timeout
+        ids = self.joins.first_ids()
         deadline = time.monotonic() + timeout
-        while len(self.peers) < n:
+        while len(self.peers) < len(ids):
             left = deadline - time.monotonic()
             if left <= 0:
                 key = shlex.quote(self.public_key or "")
                 hint = f"; CURVE is on: peers need --coordinator-key {key}" if self.curve else ""
                 raise CoordinatorError(
-                    f"only {len(self.peers)} of {n} peers registered within {timeout:g} s at "
+                    f"only {len(self.peers)} of {len(ids)} peers registered within {timeout:g} s at "
                     f"{self.address}; start the missing peers or raise runtime.register_timeout{hint}"
                 )
-            got = self._receive(min(_POLL_MS * 4, int(left * 1000) + 1))
+            got = self.receive(min(_POLL_MS * 4, int(left * 1000) + 1))
             if got is None:
                 continue
             identity, msg = got
             if msg.kind != m.REGISTER:
-                self._drop("unexpected_kind", f"{msg.kind} before assignment")
+                self.drop("unexpected_kind", f"{msg.kind} before assignment")
                 continue
-            if identity in self._by_identity:
-                self._drop("duplicate", f"second register from {identity!r}")
+            if identity in self.by_identity:
+                self.drop("duplicate", f"second register from {identity!r}")
                 continue
             unfit = admission.refusal(msg, cfg=self.cfg, curve=self.curve)
             if unfit:
-                self._drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
-                self._send(identity, m.stop(reason=f"registration refused: {unfit}"))
+                self.reject(identity, msg, unfit)
                 continue
-            node = len(self.peers)
-            self.peers[node] = PeerInfo(
-                identity,
-                node,
-                msg["data_addr"],
-                msg["host"],
-                msg["pid"],
-                msg.fields.get("curve_key"),
-                msg.fields.get("want_init") == 1,
-            )
-            self._by_identity[identity] = node
+            node = ids[len(self.peers)]
+            self.enrol(identity, node, msg)
             log.info("peer %d registered (pid %d on %s)", node, msg["pid"], msg["host"])
+        if n > len(ids):
+            later = sorted(set(range(n)) - set(ids))
+            log.info("assigning without the new peers %s: their processes register later", later)
+
+    def reject(self, identity: bytes, msg: m.Message, unfit: str) -> None:
+        """Refuse a ``register`` that does not fit the run (admission.py)."""
+        self.drop("registration_refused", f"pid {msg['pid']} on {msg['host']}: {unfit}")
+        self.send(identity, m.stop(reason=f"registration refused: {unfit}"))
+
+    def enrol(self, identity: bytes, node: int, msg: m.Message) -> None:
+        """Give the process of ``register`` ``msg`` the id ``node``."""
+        self.peers[node] = PeerInfo(
+            identity,
+            node,
+            msg["data_addr"],
+            msg["host"],
+            msg["pid"],
+            msg.fields.get("curve_key"),
+            msg.fields.get("want_init") == 1,
+        )
+        self.by_identity[identity] = node
 
     def assign(self) -> None:
         """Send every peer its assignment, then wait for all ``ready`` (late ones fail)."""
@@ -250,37 +273,41 @@ class Coordinator:
             if self.curve
             else {}
         )
+        # every node's link keys now, the churn slots' too (joins.py sends theirs later)
+        everyone = {node: self.plan.assignment(node) for node in range(self.cfg.nodes)}
         macs = (
-            mac.assignment_keys(mac.run_secret(), assignment_mod.partners(plans)) if self.cfg.runtime.sender_mac else {}
+            mac.assignment_keys(mac.run_secret(), assignment_mod.partners(everyone))
+            if self.cfg.runtime.sender_mac
+            else {}
         )
         layout, init = initial_model(self.cfg)
         model = {"layout": layout, "init_digest": model_digest(init)}
+        self.joins.model, self.joins.init, self.joins.macs = model, init, macs
         for node, a in plans.items():
             msg = assignment_mod.to_message(
                 a,
-                {j: addresses[j] for j in a.linked()},
+                {j: addresses[j] for j in a.linked() if j in addresses},
                 keys.get(node),
                 resume={"round": self.resume.round, "digest": self.resume.digests[node]} if self.resume else None,
                 model=model,
                 init=init if self.peers[node].want_init else None,
                 mac=macs.get(node),
             )
-            self._send(self.peers[node].identity, msg)
+            self.send(self.peers[node].identity, msg)
         self.results.write_topology(self.plan.topology_json({i: p.to_json() for i, p in self.peers.items()}))
         ready: set[int] = set()
         deadline = time.monotonic() + self.cfg.runtime.register_timeout
         while len(ready) < len(self.peers) and time.monotonic() < deadline:
-            got = self._receive(_POLL_MS * 4)
-            self._probe_dead(0)
+            got = self.receive(_POLL_MS * 4)
+            self.probe_dead(0)
             if got is None:
                 continue
             identity, msg = got
             if msg.kind == m.READY:
                 ready.add(msg.src)
-            elif msg.kind == m.REGISTER and identity not in self._by_identity:
-                self._refuse_registration(identity, msg, 0)
-            else:
-                self._drop("unexpected_kind", f"{msg.kind} from {msg.src} before round 1")
+                self.joins.ready.add(msg.src)
+            elif not self.joins.handle(identity, msg, round_=0):
+                self.drop("unexpected_kind", f"{msg.kind} from {msg.src} before round 1")
             if len(ready | self.failed) >= len(self.peers):
                 break
         for node in sorted(set(self.peers) - ready - self.failed):
@@ -291,15 +318,16 @@ class Coordinator:
                 f"their checkpoints (their log lines say why)"
             )
 
-    def _refuse_registration(self, identity: bytes, msg: m.Message, round_: int) -> None:
-        """A ``register`` after the assignment (a restarted or late peer): node ids and the
-        graph are fixed once, so it is answered with ``stop``, counted and logged."""
-        self._drop("unexpected_kind", f"register from pid {msg['pid']} on {msg['host']} after the assignment")
+    def refuse_registration(self, identity: bytes, msg: m.Message, round_: int) -> None:
+        """A ``register`` after the assignment that takes no churn slot (a restarted peer, a
+        slot already held): node ids are fixed once, so it is answered with ``stop``,
+        counted and logged."""
+        self.drop("unexpected_kind", f"register from pid {msg['pid']} on {msg['host']} after the assignment")
         reason = (
             f"registration refused: the run is in progress (round {round_}); ids are assigned once at "
-            f"the start, so a restarted or late peer cannot join (docs/FAILURES.md)"
+            f"the start and no churn slot is free for a late peer (docs/FAILURES.md)"
         )
-        self._send(identity, m.stop(reason=reason))
+        self.send(identity, m.stop(reason=reason))
         self.refused.append({"round": round_, "pid": msg["pid"], "host": msg["host"], "data_addr": msg["data_addr"]})
         log.warning(
             "refused a registration from pid %d on %s in round %d: run in progress", msg["pid"], msg["host"], round_
@@ -311,9 +339,9 @@ class Coordinator:
         self.failed.add(node)
         log.warning("peer %d marked failed in round %d: %s", node, round_, reason)
         live = sorted(set(self.peers) - self.failed)
-        self._broadcast(m.peer_failed(round_=round_, nodes=[node], reason=reason), live)
+        self.broadcast(m.peer_failed(round_=round_, nodes=[node], reason=reason), live)
 
-    def _probe_dead(self, round_: int) -> None:
+    def probe_dead(self, round_: int) -> None:
         if self.dead_probe is None:
             return
         for node in sorted(self.dead_probe() - self.failed):
@@ -322,7 +350,12 @@ class Coordinator:
     def _start_round(self, round_: int) -> _Round:
         """Send ``round_start`` to every live peer (with its graph of the round when the
         graph changes: coordinator/dynamics.py)."""
-        round_state = _Round(number=round_, t0=time.monotonic(), refused_before=len(self.refused))
+        if self.on_round_start is not None:
+            self.on_round_start(round_)
+        self.joins.before_round(round_)
+        round_state = _Round(
+            number=round_, t0=time.monotonic(), refused_before=len(self.refused), pending=sorted(self.joins.pending)
+        )
         schedule = self.plan.rounds
         for node in self._expected(round_):
             start = m.round_start(
@@ -332,7 +365,7 @@ class Coordinator:
                 checkpoint=self.last_checkpoint or None,
                 graph=schedule.view(node, round_).to_fields() if schedule.dynamic else None,
             )
-            self._send(self.peers[node].identity, start)
+            self.send(self.peers[node].identity, start)
         return round_state
 
     def _expected(self, round_: int) -> list[int]:
@@ -358,24 +391,24 @@ class Coordinator:
                 pending, n_failed = pending - self.failed, len(self.failed)
             if not pending:
                 break
-            got = self._receive(_POLL_MS)
-            self._probe_dead(round_)
+            got = self.receive(_POLL_MS)
+            self.probe_dead(round_)
             if got is None:
                 continue
             identity, msg = got
-            if msg.kind == m.REGISTER and identity not in self._by_identity:
-                self._refuse_registration(identity, msg, round_)
+            if msg.kind != m.ROUND_DONE and self.joins.handle(identity, msg, round_=round_):
+                pass
             elif msg.kind != m.ROUND_DONE:
-                self._drop("unexpected_kind", f"{msg.kind} from {msg.src} during round {round_}")
+                self.drop("unexpected_kind", f"{msg.kind} from {msg.src} during round {round_}")
             elif msg.round != round_:
-                self._drop("stale_round", f"round_done for {msg.round} during {round_}")
+                self.drop("stale_round", f"round_done for {msg.round} during {round_}")
             elif msg.src in self.failed:
-                self._drop("failed_sender", f"round_done from failed peer {msg.src}")
+                self.drop("failed_sender", f"round_done from failed peer {msg.src}")
             elif wrong := reports_mod.problems(msg["metrics"], msg["traffic"], msg["timing"]):
-                self._drop("bad_report", f"round_done from {msg.src}: {'; '.join(wrong)}")
+                self.drop("bad_report", f"round_done from {msg.src}: {'; '.join(wrong)}")
             elif not reports_mod.recordable(msg.fields.get("delivery")):
                 # the delivery log must be able to record it verbatim
-                self._drop("bad_report", f"round_done from {msg.src}: delivery holds values JSON cannot record")
+                self.drop("bad_report", f"round_done from {msg.src}: delivery holds values JSON cannot record")
             else:
                 reports[msg.src] = {
                     "metrics": msg["metrics"],
@@ -386,6 +419,7 @@ class Coordinator:
                 pending.discard(msg.src)
                 if msg.fields.get("checkpoint") == round_:
                     checkpointed.add(msg.src)
+                self.joins.reported(round_, msg.src, msg["metrics"])
         for node in live:
             if node not in reports:
                 self._mark_failed(node, round_, f"no round_done within {timeout:g} s")
@@ -408,6 +442,8 @@ class Coordinator:
                 "nodes": sorted(rnd.checkpointed),
                 "config": config_fingerprint(self.cfg),
             }
+        if rnd.pending:
+            extra["pending"] = rnd.pending
         if rnd.refused_after > rnd.refused_before:
             extra["refused_registrations"] = self.refused[rnd.refused_before : rnd.refused_after]
         if self.round_extra is not None:
@@ -424,7 +460,7 @@ class Coordinator:
         )
 
     def stop(self, reason: str) -> None:
-        self._broadcast(m.stop(reason=reason))
+        self.broadcast(m.stop(reason=reason))
 
     def run(self) -> dict[str, Any]:
         """The whole experiment; returns the summary (also written to summary.json). A run
@@ -466,6 +502,7 @@ class Coordinator:
         return {
             "coordinator_drops": dict(self.drops),
             "refused_registrations": self.refused,
+            "late_registrations": self.joins.registered,
             "resumed_after": self.resume.round if self.resume is not None else None,
         }
 

@@ -80,6 +80,7 @@ class DataPlane:
         self._watch = sockets.DropWatch(self.sock)
         self.out: dict[int, zmq.Socket] = {}
         self.node = m.UNASSIGNED_ID
+        self.num_nodes = 0  #: the run's N, from the assignment
         self.addresses: dict[int, str] = {}  #: data address of every peer this one may link to
         self.failed: set[int] = set()  #: peers known failed: nothing is sent to them
         #: the failed peers the coordinator named: what they send is dropped (failed_sender)
@@ -99,6 +100,25 @@ class DataPlane:
             return
         self.curve = assignment_mod.CurveKeys(self.curve.public, self.curve.secret, peer_keys)
         self.zap.admit({k: j for j, k in peer_keys.items()}, owner=node)
+
+    def learn(self, msg: m.Message) -> None:
+        """``peer_joined``: a churn slot's process registered with this data address (and,
+        CURVE runs, key). A returning peer's new process replaces the old one: the link to
+        its old address is closed (nothing was sent on it while the peer was away) and the
+        next send opens one to the new address. ProtocolError if the message is malformed."""
+        node, addr, key = msg["node"], msg["addr"], msg.fields.get("curve_key")
+        if not (0 <= node < self.num_nodes and node != self.node):
+            raise ProtocolError("bad_field", f"peer_joined names node {node}")
+        if self.curve is not None and not assignment_mod.is_z85_key(key):
+            raise ProtocolError("bad_field", f"peer_joined of node {node} has no valid curve_key in a CURVE run")
+        old = self.out.pop(node, None)
+        if old is not None:
+            old.close(linger=0)
+        self.addresses[node] = addr
+        if node not in self.failed_by_coordinator:  # a link that could not connect is tried again
+            self.failed.discard(node)
+        if self.curve is not None and key is not None:
+            self.admit({**self.curve.peers, node: key}, node=self.node)
 
     def connect(self, node: int, addresses: dict[int, str], peers: list[int]) -> None:
         """Remember every peer's address; one DEALER to each of ``peers`` now (others are
@@ -135,12 +155,17 @@ class DataPlane:
             return
         self.out[j] = s
 
+    def link(self, to: int) -> zmq.Socket | None:
+        """The DEALER to peer ``to``, opened now if this peer never sent to it (None if
+        ``to`` failed or has no address)."""
+        if to not in self.out and to not in self.failed and to in self.addresses:
+            self._link(to)
+        return None if to in self.failed else self.out.get(to)
+
     def send(self, to: int, msg: m.Message) -> None:
         """Hand ``msg`` to peer ``to`` without blocking (skipped if it failed); a full
         queue drops it (``send_blocked``)."""
-        if to not in self.out and to not in self.failed and to in self.addresses:
-            self._link(to)
-        if to in self.failed or to not in self.out:
+        if self.link(to) is None:
             return
         frames = encode(msg)
         try:

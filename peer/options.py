@@ -38,6 +38,9 @@ class PeerOptions:
     #: network namespace (a name under /run/netns) the forked peer enters before opening
     #: a socket; set by a launch with [network] (launch/net), None elsewhere
     netns: str | None = None
+    #: the churn slot (node id) a peer that registers after the assignment asks for (None:
+    #: the next free one; coordinator/joins.py)
+    node: int | None = None
 
     @property
     def data_host(self) -> str:

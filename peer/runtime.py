@@ -119,6 +119,7 @@ class PeerRuntime:
                 pid=os.getpid(),
                 curve_key=data.curve.public if data.curve is not None else None,
                 max_message_bytes=data.socket_max_bytes,
+                node=self.options.node,
             ),
             timeout=self.options.assign_timeout,
             curve=data.curve is not None,
@@ -170,8 +171,9 @@ class PeerRuntime:
         fixed = (
             assignment.linked()
             if assignment.receive_from is None
-            else [*assignment.colluders, *assignment.oracle_targets]
+            else [j for j in (*assignment.colluders, *assignment.oracle_targets) if j in self.addresses]
         )
+        self.data.num_nodes = assignment.num_nodes
         self.data.connect(self.node, self.addresses, fixed)
         # everything built so far (torch's modules, the data, the model) lives for the whole
         # run: move it out of the cyclic collector's reach, so a full collection scans only
@@ -219,6 +221,11 @@ class PeerRuntime:
             raise PeerExit(msg["reason"])
         if msg.kind == m.PEER_FAILED:
             self.data.mark_failed(msg["nodes"])
+        elif msg.kind == m.PEER_JOINED:  # a churn slot's process registered (coordinator/joins.py)
+            try:
+                self.data.learn(msg)
+            except ProtocolError as exc:
+                self.traffic.drop(exc.reason, exc.detail)
         else:
             started = self.inbox.started if self.inbox is not None else 0
             self.traffic.drop("unexpected_kind", f"{msg.kind} in round {started}")

@@ -153,10 +153,13 @@ def to_message(
     ``resume``, ``model``, ``init`` and ``mac`` as in :func:`protocol.messages.assign`."""
     links = [{"id": j, "addr": addresses[j], "kind": "collude"} for j in a.colluders]
     links += [{"id": j, "addr": addresses[j], "kind": "oracle"} for j in a.oracle_targets]
+    # a run whose graph changes lists the peers registered so far; those whose process
+    # registers later (churn slots) come with peer_joined
+    listed = [j for j in a.neighbors if j in addresses] if a.receive_from is not None else a.neighbors
     return m.assign(
         node=a.node,
         num_nodes=a.num_nodes,
-        neighbors=[{"id": j, "addr": addresses[j]} for j in a.neighbors],
+        neighbors=[{"id": j, "addr": addresses[j]} for j in listed],
         role=a.role.to_dict(),
         config=a.config.to_dict(),
         chunk_sizes=list(a.chunk_sizes),
@@ -243,8 +246,10 @@ def from_message(msg: m.Message) -> tuple[Assignment, dict[int, str]]:
         neighborhoods[entry["id"]] = (entry["degree"], entry["byzantine"])
     neighbor_ids = sorted(e["id"] for e in msg["neighbors"])
     receive_from = msg.fields.get("receive_from")
-    if receive_from is not None and not all(is_int(j) and j in addresses for j in receive_from):
-        raise ProtocolError("bad_assignment", f"receive_from {receive_from!r} names a peer without an address")
+    if receive_from is not None:  # a graph that changes: every other peer may become a neighbor
+        if not all(is_int(j) and 0 <= j < num_nodes and j != node for j in receive_from):
+            raise ProtocolError("bad_assignment", f"receive_from {receive_from!r} names no other peer of the run")
+        neighbor_ids = [j for j in range(num_nodes) if j != node]
     first_round = msg.fields.get("first_round")
     if first_round is not None and first_round < 1:
         raise ProtocolError("bad_assignment", f"first_round {first_round} is below 1")

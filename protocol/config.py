@@ -223,6 +223,10 @@ class RuntimeConfig:
     #: assignment, and receivers drop one whose tag fails (bad_mac): sender identity for
     #: implementations that cannot read CURVE's User-Id (docs/PROTOCOL.md, Sender MAC)
     sender_mac: bool = False
+    #: seconds the coordinator holds the start of a round in which a churn slot (a new or
+    #: returning peer, churn.join / churn.leave) is due while its process has not registered
+    #: yet; after it the slot is pending (away) until the process registers
+    join_timeout: float = 30.0
 
     def curve_on(self, control_address: str) -> bool:
         """Whether a run whose coordinator binds ``control_address`` uses CURVE.
@@ -255,8 +259,9 @@ class StragglersConfig:
 @dataclass
 class ChurnConfig:
     """Peers that leave the run for some rounds and come back with the state they left with,
-    new peers that join mid-run, and scheduled crashes (coordinator/churn.py); the graph
-    of a round leaves out the peers not in it."""
+    new peers that join mid-run (their processes may register late: coordinator/joins.py),
+    peers whose process leaves and returns from its checkpoint, and scheduled crashes
+    (coordinator/churn.py); the graph of a round leaves out the peers not in it."""
 
     #: explicit absences: [node, first round away, last round away] triples
     away: list[list[int]] = field(default_factory=list)
@@ -273,6 +278,10 @@ class ChurnConfig:
     #: scheduled crashes: [node, round] pairs; the peer process exits without a word when
     #: that round starts and the coordinator marks it failed, as for any crash
     crash: list[list[int]] = field(default_factory=list)
+    #: returning peers: [node, leave round, return round] triples; the node's process ends
+    #: before the leave round and a new one takes part again from the return round with the
+    #: node's last checkpoint before the leave (needs runtime.checkpoint_every > 0)
+    leave: list[list[int]] = field(default_factory=list)
 
 
 @dataclass

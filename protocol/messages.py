@@ -34,9 +34,10 @@ CHUNK = "chunk"
 COLLUDE = "collude"
 ORACLE = "oracle"
 MODEL = "model"
+PEER_JOINED = "peer_joined"
 
 TO_COORDINATOR = frozenset({REGISTER, READY, ROUND_DONE})
-TO_PEER_CONTROL = frozenset({ASSIGN, ROUND_START, PEER_FAILED, STOP})
+TO_PEER_CONTROL = frozenset({ASSIGN, ROUND_START, PEER_FAILED, STOP, PEER_JOINED})
 DATA_PLANE = frozenset({CHUNK, COLLUDE, ORACLE, MODEL})
 KINDS = TO_COORDINATOR | TO_PEER_CONTROL | DATA_PLANE
 
@@ -62,6 +63,7 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
     ROUND_DONE: {"metrics": _MAP, "traffic": _MAP, "timing": _MAP},
     PEER_FAILED: {"nodes": _LIST, "reason": _STR},
     STOP: {"reason": _STR},
+    PEER_JOINED: {"node": _INT, "addr": _STR},
     CHUNK: {"chunks": _LIST},
     COLLUDE: {"items": _LIST},
     ORACLE: {},
@@ -70,7 +72,7 @@ SCHEMAS: dict[str, dict[str, tuple[type, ...]]] = {
 
 #: optional kind-specific header fields (absent = empty) and their msgpack types
 OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
-    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT, "revision": _INT},
+    REGISTER: {"curve_key": _STR, "max_message_bytes": _INT, "want_init": _INT, "revision": _INT, "node": _INT},
     ASSIGN: {
         "links": _LIST,
         "neighborhoods": _LIST,
@@ -84,6 +86,7 @@ OPTIONAL: dict[str, dict[str, tuple[type, ...]]] = {
     },
     ROUND_START: {"checkpoint": _INT, "graph": _MAP},
     ROUND_DONE: {"checkpoint": _INT, "delivery": _MAP},
+    PEER_JOINED: {"curve_key": _STR},
 }
 
 #: number of array frames a kind must carry (None = any number, checked per kind)
@@ -95,6 +98,7 @@ FRAME_COUNT: dict[str, int | None] = {
     ROUND_DONE: 0,
     PEER_FAILED: 0,
     STOP: 0,
+    PEER_JOINED: 0,
     CHUNK: None,
     COLLUDE: None,
     ORACLE: 1,
@@ -130,14 +134,21 @@ def register(
     max_message_bytes: int | None = None,
     want_init: bool = False,
     revision: int = REVISION,
+    node: int | None = None,
 ) -> Message:
     """``revision``: the protocol revision the peer speaks (absent on the wire = 1);
     ``curve_key``: the peer's data-plane CURVE public key (CURVE runs); ``max_message_bytes``:
     the largest data message its data socket, bound before registering, accepts;
-    ``want_init``: send the initial model's vector with the assignment."""
+    ``want_init``: send the initial model's vector with the assignment; ``node``: the churn
+    slot (a new or returning peer's node id) a process started after the assignment asks for."""
     fields: dict[str, Any] = {"data_addr": data_addr, "host": host, "pid": pid, "revision": revision}
     fields.update(
-        _optional(curve_key=curve_key, max_message_bytes=max_message_bytes, want_init=1 if want_init else None)
+        _optional(
+            curve_key=curve_key,
+            max_message_bytes=max_message_bytes,
+            want_init=1 if want_init else None,
+            node=node,
+        )
     )
     return Message(REGISTER, UNASSIGNED_ID, 0, fields)
 
@@ -238,6 +249,13 @@ def round_done(
 
 def peer_failed(*, round_: int, nodes: list[int], reason: str) -> Message:
     return Message(PEER_FAILED, COORDINATOR_ID, round_, {"nodes": nodes, "reason": reason})
+
+
+def peer_joined(*, round_: int, node: int, addr: str, curve_key: str | None = None) -> Message:
+    """A peer's process registered after the assignment (churn.join, churn.leave): its data
+    address (and, CURVE runs, its data-plane public key) for every live peer; ``round_``:
+    the last round started."""
+    return Message(PEER_JOINED, COORDINATOR_ID, round_, {"node": node, "addr": addr, **_optional(curve_key=curve_key)})
 
 
 def stop(*, reason: str) -> Message:

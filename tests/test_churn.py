@@ -209,3 +209,96 @@ def test_a_crashed_peer_leaves_every_graph_from_its_crash_round_and_is_failed_in
     assert [r["peers"]["1"]["status"] for r in records] == ["ok", "ok", "failed", "failed"]
     assert [r["failed"] for r in records] == [[], [], [1], [1]] and [r["away"] for r in records] == [[]] * 4
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["failed_peers"] == [1]
+
+
+def _leave_cfg(leave: list[list[int]], *, nodes: int = 6, rounds: int = 6, every: int = 2) -> RunConfig:
+    return config_mod.from_dict(
+        {
+            "nodes": nodes,
+            "rounds": rounds,
+            "seed": 2,
+            "runtime": {"checkpoint_every": every},
+            "churn": {"leave": leave},
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("leave", "every", "message"),
+    [
+        ([[7, 2, 4]], 1, "churn.leave entry [7, 2, 4]: node 7 does not exist (nodes 0..5); fix the node id"),
+        ([[1, 4, 4]], 1, "churn.leave entry [1, 4, 4]: rounds must satisfy 2 <= leave < return <= rounds=6"),
+        ([[1, 3]], 1, "churn.leave entry [1, 3]: expected [node, leave round, return round]"),
+        ([[1, 2, 4]], 0, "node 1 has no checkpoint before round 2 to return from (runtime.checkpoint_every=0)"),
+        ([[1, 3, 5]], 4, "node 1 has no checkpoint before round 3 to return from (runtime.checkpoint_every=4)"),
+    ],
+)
+def test_a_bad_leave_entry_is_one_churn_error(leave: list[list[int]], every: int, message: str) -> None:
+    with pytest.raises(ChurnError) as err:
+        Presence(_leave_cfg(leave, every=every))
+
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_leaves_that_empty_a_round_are_refused() -> None:
+    with pytest.raises(ChurnError) as err:
+        Presence(_leave_cfg([[0, 2, 4], [1, 3, 5]], nodes=3, every=1))
+
+    assert str(err.value).startswith("churn leaves 1 peer(s) in round 3: a round needs at least 2")
+
+
+def test_a_returning_peer_is_away_between_its_rounds_and_returns_from_its_last_checkpoint_round() -> None:
+    presence = Presence(_leave_cfg([[1, 4, 6]], every=2))
+
+    assert [1 in presence.away(t) for t in range(1, 7)] == [False, False, False, True, True, False]
+    assert presence.checkpoint_round(1) == 2  # round 3 ran after it: its work is lost on return
+    assert presence.slots() == {1: 6} and presence.returning(6) == {1}
+
+
+def test_the_reference_restores_a_returning_peer_to_its_checkpoint_round_not_its_leave_round(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "rejoin.toml"
+    runtime = {"checkpoint_every": 2}
+    path.write_text(small_config("rejoin", seed=1, nodes=4, rounds=6, runtime=runtime, churn={"leave": [[1, 4, 6]]}))
+    cfg = config_mod.load(path)
+    plan = build_plan(cfg)
+    train, test = synthetic_sets(cfg)
+    net = MemoryNetwork([NodeCore(plan.assignment(i), train_data=train, test_set=test) for i in range(4)], plan.rounds)
+
+    results = [net.run_round(t) for t in range(1, 7)]
+
+    digests = [r[1].metrics["digest"] if 1 in r else None for r in results]
+    assert digests[3:5] == [None, None] and digests[2] != digests[1]
+    # round 6 trained from its state after round 2 (its checkpoint), not after round 3
+    assert model_digest(net.cores[1].vector_before) == digests[1]
+
+
+def test_a_pending_slot_is_postponed_and_its_next_round_graph_takes_it_in() -> None:
+    cfg = _cfg(nodes=6, rounds=8, join=[[2, 3]])
+    sched = GraphSchedule(cfg, build_topology("ring", 6, seed=2), [])
+
+    sched.presence.postpone(2, 5)
+
+    assert [2 in sched.presence.away(t) for t in (3, 4, 5)] == [True, True, False]
+    assert sched.presence.slots() == {2: 5} and sched.presence.joining(5) == {2}
+    assert sched.round(4).receive_from[2] == () and sched.round(5).receive_from[2] == (1, 3)
+    assert sched.view(1, 5).welcome == (2,)
+
+
+def test_a_byzantine_slot_with_links_from_the_assignment_is_refused_in_one_line(tmp_path: Path) -> None:
+    from coordinator.joins import SlotError
+    from coordinator.results import ResultsWriter
+    from coordinator.server import Coordinator
+
+    path = tmp_path / "slot.toml"
+    byzantine = {"placement": "explicit", "nodes": [1, 3], "attack": "alie", "params": {"z": 1.0}}  # linked
+    path.write_text(small_config("slot", seed=1, rounds=3, byzantine=byzantine, churn={"join": [[3, 2]]}))
+    cfg = config_mod.load(path)
+
+    results = ResultsWriter(tmp_path / "run", cfg, mode="multiprocess")
+
+    with pytest.raises(SlotError) as err:
+        Coordinator(build_plan(cfg), bind="tcp://127.0.0.1:*", results=results)
+
+    assert str(err.value).startswith("churn: node 3 is Byzantine and joins or returns late")

@@ -106,6 +106,16 @@ BAD: dict[str, tuple[str | None, list[str], str]] = {
         [],
         "error: churn.away entry [5, 1, 1]: node 5 does not exist (nodes 0..2)",
     ),
+    "leave_return_not_after_leave": (
+        VALID.replace("rounds = 1", "rounds = 4") + "\n[churn]\nleave = [[1, 3, 3]]\n",
+        [],
+        "error: churn.leave entry [1, 3, 3]: rounds must satisfy 2 <= leave < return <= rounds=4",
+    ),
+    "leave_without_checkpoints": (
+        VALID.replace("rounds = 1", "rounds = 4") + "\n[churn]\nleave = [[1, 2, 3]]\n",
+        [],
+        "error: churn.leave entry [1, 2, 3]: node 1 has no checkpoint before round 2 to return from",
+    ),
     "missing_config": (None, [], "error: "),
     "invalid_toml": ("nodes = = 3\n", [], "error: "),
 }

@@ -1,6 +1,7 @@
 """``byzemu conformance`` (launch/tools/conformance.py; docs/PROTOCOL.md, *Conformance kit*) with the
 raw-frame harness as the foreign peer (tests/support/foreign_peer.py): a conforming peer
-passes every check with CURVE off and on, and registering last with sender MACs (its
+passes every check with CURVE off and on (a round without one of its edges and a round
+with a byzemu peer away included), and registering last with sender MACs (its
 receiving side counts each hostile message under the spec's reason); a peer that breaks
 the chunk rule fails, and the report names the failing checks."""
 
@@ -20,8 +21,9 @@ from tests.support import BYZEMU
 pytestmark = pytest.mark.cluster
 
 FOREIGN = [sys.executable, str(Path(__file__).parent / "support" / "foreign_peer.py")]
-#: 3 rounds: the byzemu neighbor killed after round 2 leaves one round to go on without it
-SHORT = ["--set", "rounds=3"]
+#: the kit's least: the byzemu neighbor killed after round 2, another one away in round 3
+#: and back in round 4
+SHORT = ["--set", "rounds=4"]
 
 
 def conformance(tmp: Path, *args: str, peer: list[str]) -> subprocess.CompletedProcess[str]:
@@ -43,10 +45,16 @@ def test_conforming_peer_passes_every_check(tmp_path: Path) -> None:
     names = [c.split(":")[0] for c in checks]
     per_mode = (
         ["PASS registered", "PASS ready"]
-        + [f"PASS round {t}" for t in (1, 2, 3) for _ in ("round_done fields", "chunks to", "chunks from")]
+        + [f"PASS round {t}" for t in (1, 2, 3, 4) for _ in ("round_done fields", "chunks to", "chunks from")]
+        + ["PASS round 1", "PASS round 3"]  # the graph change and the churn event
         + ["PASS hostile messages", "PASS drops", "PASS peer_failed", "PASS stop"]
     )
     assert names == per_mode * 2, proc.stdout
+    events = [c for c in checks if c.startswith(("PASS round 1: graph change", "PASS round 3: churn"))]
+    assert events[:2] == [
+        "PASS round 1: graph change: no edge to node 2: your peer exchanged with exactly [1, 3]",
+        "PASS round 3: churn: node 1 away: your peer exchanged with exactly [2]",
+    ], proc.stdout
     assert lines[-1] == "all checks passed"
 
 
@@ -67,11 +75,22 @@ def test_peer_sending_every_chunk_fails_naming_the_checks(tmp_path: Path) -> Non
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[-1] == (
-        "FAILED 4 check(s): curve off: round 1: chunks from your peer; curve off: round 2: chunks from your peer; "
-        "curve off: round 3: chunks from your peer; curve off: drops"
+        "FAILED 5 check(s): curve off: round 1: chunks from your peer; curve off: round 2: chunks from your peer; "
+        "curve off: round 3: chunks from your peer; curve off: round 4: chunks from your peer; curve off: drops"
     ), proc.stdout
     drops = next(line for line in proc.stdout.splitlines() if line.startswith("  FAIL drops"))
     assert "'bad_chunk_count': " in drops, drops
+
+
+def test_peer_ignoring_the_round_graph_fails_the_graph_change_and_churn_checks(tmp_path: Path) -> None:
+    proc = conformance(tmp_path, "--curve", "off", *SHORT, peer=[*FOREIGN, "--broken", "ignore-graph"])
+
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.splitlines()[-1] == (
+        "FAILED 3 check(s): curve off: round 1: graph change; curve off: round 3: churn; curve off: drops"
+    ), proc.stdout
+    graph = next(line for line in proc.stdout.splitlines() if "round 1: graph change" in line)
+    assert "node 2 dropped 1 message(s) from it as not_round_neighbor" in graph, graph
 
 
 def test_conformance_refuses_a_config_it_cannot_check(tmp_path: Path) -> None:

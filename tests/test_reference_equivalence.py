@@ -114,10 +114,19 @@ CHURN = (
     + "\n[churn]\naway = [[2, 2, 2]]\nrate = 0.2\nevery = 2\n"
 )
 
-#: a new peer and a crash on the same ring: node 3 joins in round 2 with the mean of its
-#: neighbors' models, node 5's process exits when round 3 starts
+#: a new peer and a crash on the same ring: node 3 joins in round 3 with the mean of its
+#: neighbors' models (byzemu launch starts its process when round 2 starts, after round 1
+#: ran: it registers late), node 5's process exits when round 3 starts
 JOIN = CHURN.replace('name = "equivalence-churn"', 'name = "equivalence-join"').replace(
-    "away = [[2, 2, 2]]\nrate = 0.2\nevery = 2\n", 'join = [[3, 2]]\njoin_model = "average"\ncrash = [[5, 3]]\n'
+    "away = [[2, 2, 2]]\nrate = 0.2\nevery = 2\n", 'join = [[3, 3]]\njoin_model = "average"\ncrash = [[5, 3]]\n'
+)
+
+#: a returning peer: node 4's process ends after round 1, a new one returns in round 3
+#: from node 4's checkpoint of round 1
+REJOIN = (
+    CHURN.replace('name = "equivalence-churn"', 'name = "equivalence-rejoin"')
+    .replace("away = [[2, 2, 2]]\nrate = 0.2\nevery = 2\n", "leave = [[4, 2, 3]]\n")
+    .replace("[eval]", "[runtime]\ncheckpoint_every = 1\n\n[eval]")
 )
 
 CONFIGS = {
@@ -125,6 +134,7 @@ CONFIGS = {
     "dynamic": (DYNAMIC, "byzantine:alie"),
     "churn": (CHURN, "byzantine:alie"),
     "join": (JOIN, "byzantine:alie"),
+    "rejoin": (REJOIN, "byzantine:alie"),
 }
 
 
@@ -175,14 +185,22 @@ def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
     # the graph each round used is recorded, the same by both drivers (absent when static)
     graphs = [r.get("graph") for r in mp_rounds]
     assert graphs == [r.get("graph") for r in ref_rounds]
-    assert graphs == [None] * 3 if runs.role == "byzantine:gaussian" else len({str(g) for g in graphs}) == 3
+    # join: the ring without node 3 twice; rejoin: the ring, without node 4, the ring again
+    changes = 2 if "join" in str(runs.mp) else 3
+    assert graphs == [None] * 3 if runs.role == "byzantine:gaussian" else len({str(g) for g in graphs}) == changes
     if "churn" in str(runs.mp):  # who took part: all, then node 2 away, then the seeded one
         away = [r["away"] for r in mp_rounds]
         assert away == [r["away"] for r in ref_rounds] and away[:2] == [[], [2]] and len(away[2]) == 1
-    if "join" in str(runs.mp):  # node 3 is new in round 2, node 5 crashed in round 3
-        assert [r["away"] for r in mp_rounds] == [[3], [], []]
+    summary = json.loads((runs.mp / "summary.json").read_text())
+    if "-join" in str(runs.mp):  # node 3 is new in round 3, node 5 crashed in round 3
+        assert [r["away"] for r in mp_rounds] == [[3], [3], []]
         assert [r["failed"] for r in mp_rounds] == [r["failed"] for r in ref_rounds] == [[], [], [5]]
-        assert mp_rounds[1]["peers"]["3"]["status"] == "ok"
+        assert mp_rounds[2]["peers"]["3"]["status"] == "ok"
+        # its process registered after round 1, while round 2 ran
+        assert [(r["node"], r["round"]) for r in summary["late_registrations"]] == [(3, 2)]
+    if "rejoin" in str(runs.mp):  # node 4 left after round 1 and came back in round 3
+        assert [r["away"] for r in mp_rounds] == [[], [4], []] and summary["failed_peers"] == []
+        assert [(r["node"], r["round"]) for r in summary["late_registrations"]] == [(4, 2)]
     # one traffic format: the reference counts the same messages and bytes (per run: a
     # peer may count an early next-round message in the round it arrived)
     for key in ("sent_msgs", "sent_bytes", "sent_payload_bytes", "recv_msgs", "recv_bytes"):

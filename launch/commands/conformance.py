@@ -19,7 +19,7 @@ from launch.commands.common import fail, set_opt, user_errors
     "config",
     default=None,
     type=click.Path(dir_okay=False),
-    help="Run config (complete topology, >= 3 nodes, > 2 rounds); default: a small built-in one.",
+    help="Run config (complete static topology, >= 4 nodes, >= 4 rounds, no [churn]); default: a small built-in one.",
 )
 @set_opt
 @click.option(

@@ -72,7 +72,11 @@ def run_coordinator(cfg: RunConfig, out_dir: Path, *, quiet: bool, bind: str, on
         key_file.write_text(coord.public_key + "\n")
         click.echo(f"CURVE on: coordinator public key {coord.public_key} (also in {key_file})", err=True)
     click.echo(peer_command_hint(coord.address, coord.public_key, key_file), err=True)
-    click.echo(f"coordinator listening on {coord.address}; waiting for {cfg.nodes} peers", err=True)
+    slots = sorted(coord.joins.slots)
+    later = f"; the churn slots {slots} take processes that register later (byzemu peer --node N)" if slots else ""
+    click.echo(
+        f"coordinator listening on {coord.address}; waiting for {len(coord.joins.first_ids())} peers{later}", err=True
+    )
     try:
         return coord.run()
     finally:

@@ -81,6 +81,13 @@ def read_key_file(path: str, given: str | None) -> str:
     help="Largest data message the peers' data sockets accept, fixed before they register; a run with "
     "a larger runtime.max_message_bytes refuses them. [default: 67108864, runtime.max_message_bytes's default]",
 )
+@click.option(
+    "--node",
+    default=None,
+    type=click.IntRange(min=0),
+    help="The churn slot (a new or returning peer's node id, [churn] join/leave) this peer asks for when it "
+    "registers after the run started; without it a late peer takes the next free slot. With --count 1 only.",
+)
 def peer(
     address: str,
     count: int,
@@ -91,10 +98,13 @@ def peer(
     coordinator_key_file: str | None,
     checkpoint_dir: str | None,
     max_message_bytes: int | None,
+    node: int | None,
 ) -> None:
     """Start COUNT peers on this host that join the coordinator at ADDRESS."""
     if not address.startswith("tcp://"):
         fail(f"--coordinator {address}: expected tcp://HOST:PORT")
+    if node is not None and count != 1:
+        fail(f"--node {node} names one slot: use it with --count 1")
     if coordinator_key_file is not None:
         coordinator_key = read_key_file(coordinator_key_file, coordinator_key)
     from protocol.assignment import is_z85_key
@@ -115,6 +125,7 @@ def peer(
         coordinator_key=coordinator_key,
         checkpoint_dir=str(Path(checkpoint_dir).resolve()) if checkpoint_dir else None,
         max_message_bytes=max_message_bytes if max_message_bytes is not None else PeerOptions.max_message_bytes,
+        node=node,
     )
     procs = start_peers(count, options)
     click.echo(f"{count} peer(s) started; data sockets advertised on {advertise}", err=True)

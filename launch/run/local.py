@@ -3,10 +3,17 @@
 Peers are started through a ``forkserver`` whose server process has preloaded torch
 (``peer.preload``), so each peer is a real separate process (own pid, own sockets, own
 memory) that starts in milliseconds. Each peer runs with one torch/OpenMP thread.
+
+Churn slots (``coordinator/joins.py``: a new peer joining in round R >= 2, a returning
+peer): their processes are not started with the others. When round R - 1 starts (the
+coordinator's ``on_round_start``), the launcher starts one process for each slot due in
+round R, with ``--node`` set to the slot, so it registers late, as a peer started by hand
+would; the coordinator holds round R up to ``runtime.join_timeout`` for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -23,6 +30,7 @@ from launch.run.tracking import fan_out
 from peer import checkpoint, data
 from peer.options import PeerOptions
 from protocol.config import RunConfig
+from protocol.errors import UserError
 from protocol.rundir import RunDir
 
 #: how often the liveness probe looks at the peer processes (seconds)
@@ -130,8 +138,28 @@ def _run(
                 checkpoint_dir=str(ckpt_dir.resolve()),
                 max_message_bytes=cfg.runtime.max_message_bytes,  # their data sockets' limit, fixed before registering
             )
-            procs = start_peers(cfg.nodes, network.peer_options(options, cfg.nodes), preload=preload)
+            first = coord.joins.first_ids()
+            if coord.joins.slots and isinstance(network, ShapedNetwork):
+                raise UserError(
+                    "network: link conditions shape links between the processes started at once; churn.join "
+                    "(round >= 2) and churn.leave start processes later: run them without [network] conditions"
+                )
+            each = network.peer_options(options, cfg.nodes)
+            procs.extend(start_peers(len(first), each[: len(first)], preload=preload))
             by_pid.update((p.pid, p) for p in procs if p.pid is not None)  # started: all have one
+
+            launched: set[int] = set()
+
+            def start_late(round_: int) -> None:
+                """Round ``round_`` starts: one process for each slot due in the next round."""
+                for node, due in sorted(coord.joins.slots.items()):
+                    if due == round_ + 1 and node not in coord.peers and node not in launched:
+                        launched.add(node)
+                        late = start_peers(1, [dataclasses.replace(options, node=node)], preload=preload)
+                        procs.extend(late)
+                        by_pid.update((p.pid, p) for p in late if p.pid is not None)
+
+            coord.on_round_start = start_late
             return coord.run()
         finally:
             stop_peers(procs, grace=3.0)

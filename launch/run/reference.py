@@ -18,10 +18,16 @@ Replay (``byzemu reference --replay RUN_DIR``): given a run's delivery log
 (``deliveries.jsonl``), each node's round schedule waits for and reads exactly the
 senders the logged run's node found, so a run whose deadlines dropped chunks is
 reproduced bit for bit (:func:`replay_run`).
+
+A returning peer (``churn.leave``) is restored, in its return round, to the state it had
+after its checkpoint round (:meth:`coordinator.churn.Presence.checkpoint_round`), kept in
+memory when that round ended: what its new process loads from the checkpoint file in the
+multi-process run.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -57,12 +63,16 @@ class MemoryNetwork:
         self.cores = {c.node: c for c in cores}
         self.inboxes = {c.node: Inbox(c, traffic=self.traffic[c.node]) for c in cores}
         self._expired: set[int] = set()  # nodes whose deadline passed this round
+        self._checkpoints: dict[int, dict[str, Any]] = {}  # churn.leave: node -> its checkpoint state
 
     def run_round(self, round_: int, replay: dict[int, dict[str, list[int]]] | None = None) -> dict[int, RoundResult]:
         """Run round ``round_`` on every core; return each node's result. ``replay``: the
         round's entry of a delivery log (every node's reads)."""
         gens: dict[int, Generator[Step, None, RoundResult]] = {}
         away = self.schedule.presence.absent(round_) if self.schedule is not None else frozenset()
+        if self.schedule is not None:  # churn.leave: a returning peer goes on from its checkpoint
+            for node in self.schedule.presence.returning(round_):
+                self.cores[node].load_state_dict(self._checkpoints.pop(node))
         for node, core in self.cores.items():
             if node in away:  # churn: an away (or crashed) node skips the round, its state untouched
                 continue
@@ -84,6 +94,11 @@ class MemoryNetwork:
                 self._expired |= {n for n, w in waiting.items() if w is not None and n not in results}
         for node in gens:
             self.inboxes[node].close(round_)
+        if self.schedule is not None:
+            presence = self.schedule.presence
+            for node in presence.leaves:
+                if presence.checkpoint_round(node) == round_:
+                    self._checkpoints[node] = copy.deepcopy(self.cores[node].state_dict(round_))
         return results
 
     def _advance(

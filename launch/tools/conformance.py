@@ -4,9 +4,11 @@
 For each CURVE mode (off, on) it starts a coordinator in this process, runs the user's
 peer command, waits until that peer has registered (so it is node 0), then starts N-1
 byzemu peers on loopback. The run uses a small built-in config (or ``--config``): a
-complete graph, so every byzemu peer is a neighbor of node 0. After round
-:data:`FAIL_AFTER` one byzemu peer is killed, so the user's peer sees a ``peer_failed``
-mid-round and must go on without it; at the end it must exit on ``stop``.
+complete graph, so every byzemu peer is a neighbor of node 0, but for one round without
+one of its edges, and with one byzemu peer away for a round
+(``launch/tools/conformance_churn.py``). After round :data:`FAIL_AFTER` one byzemu peer
+is killed, so the user's peer sees a ``peer_failed`` mid-round and must go on without it;
+at the end it must exit on ``stop``.
 
 The user's command learns the coordinator's address from the placeholder ``{coordinator}``
 in its arguments or the environment variable ``BYZEMU_COORDINATOR``, and in CURVE runs
@@ -30,6 +32,7 @@ from typing import Any, cast
 
 from coordinator.server import Coordinator
 from launch.run.setup import start_coordinator
+from launch.tools import conformance_churn as churn
 from launch.tools.conformance_checks import FAIL_AFTER, FOREIGN, Check, round_checks
 from protocol import config as config_mod
 from protocol.config import RunConfig
@@ -103,6 +106,8 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path, *, register_last
     out_dir.mkdir(parents=True, exist_ok=True)
     foreign = cfg.nodes - 1 if register_last else FOREIGN
     killed = max(set(range(cfg.nodes)) - {foreign})
+    events = churn.events(cfg, foreign=foreign, killed=killed)
+    cfg = churn.with_events(cfg, out_dir, events, foreign=foreign)
     procs: list[Any] = []
     by_node: dict[int, Any] = {}
 
@@ -197,7 +202,9 @@ def run_mode(command: list[str], cfg: RunConfig, out_dir: Path, *, register_last
         if "summary" not in outcome:
             checks.append(Check("run", False, f"the run did not finish: {outcome.get('error', 'still running')}"))
         elif registered:
-            checks += round_checks(results, cfg, foreign=foreign, failures=coord.failures, curve=coord.curve)
+            checks += round_checks(
+                results, cfg, foreign=foreign, failures=coord.failures, curve=coord.curve, events=events
+            )
             code = user.poll()
             checks.append(
                 Check(
@@ -252,8 +259,8 @@ def run_conformance(
 
 def conformance_config(path: str | None, overrides: tuple[str, ...]) -> RunConfig:
     """``--config`` (or :data:`DEFAULT_CONFIG`) with ``--set`` overrides; ConfigError if the
-    run cannot host the checks (a complete graph of at least 3 nodes, more rounds than
-    :data:`FAIL_AFTER`)."""
+    run cannot host the checks (a complete static graph of at least 4 nodes, at least 4
+    rounds, no churn of its own: the kit adds its graph change and churn event)."""
     if path is not None:
         cfg = config_mod.load(path, overrides)
     else:
@@ -261,10 +268,14 @@ def conformance_config(path: str | None, overrides: tuple[str, ...]) -> RunConfi
         for item in overrides:
             config_mod.apply_override(data, item)
         cfg = config_mod.from_dict(data)
-    if cfg.topology.kind != "complete" or cfg.nodes < 3 or cfg.rounds <= FAIL_AFTER:
+    if cfg.topology.kind != "complete" or cfg.nodes < churn.MIN_NODES or cfg.rounds < churn.MIN_ROUNDS:
         raise config_mod.ConfigError(
-            f'conformance needs topology.kind = "complete", nodes >= 3 and rounds > {FAIL_AFTER} '
-            f"(got {cfg.topology.kind}, {cfg.nodes}, {cfg.rounds})"
+            f'conformance needs topology.kind = "complete", nodes >= {churn.MIN_NODES} and rounds >= '
+            f"{churn.MIN_ROUNDS} (got {cfg.topology.kind}, {cfg.nodes}, {cfg.rounds})"
+        )
+    if cfg.topology.dynamic != "static" or cfg.churn != config_mod.ChurnConfig():
+        raise config_mod.ConfigError(
+            "conformance adds its own graph change and churn event: remove topology.dynamic and the [churn] section"
         )
     if cfg.byzantine.present:
         raise config_mod.ConfigError("conformance runs without Byzantine peers: remove the [byzantine] section")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from coordinator.results import ResultsWriter
+from launch.tools.conformance_churn import AWAY_ROUND, GRAPH_ROUND, Events, round_neighbors
 from protocol import reports
 from protocol.config import RunConfig
 
@@ -59,11 +60,18 @@ def round_done_problems(entry: dict[str, Any], *, eval_round: bool) -> list[str]
 
 
 def round_checks(
-    results: ResultsWriter, cfg: RunConfig, *, foreign: int, failures: dict[int, tuple[int, str]], curve: bool
+    results: ResultsWriter,
+    cfg: RunConfig,
+    *,
+    foreign: int,
+    failures: dict[int, tuple[int, str]],
+    curve: bool,
+    events: Events,
 ) -> list[Check]:
     """The checks of a finished run whose records are in ``results``: ``foreign`` is the
     tested peer's node id, ``failures`` why the coordinator marked peers failed (node ->
-    (round, reason)), ``curve`` whether the run used CURVE."""
+    (round, reason)), ``curve`` whether the run used CURVE, ``events`` whom the kit's
+    graph change and churn event concern (launch/tools/conformance_churn.py)."""
     checks = []
     fail = failures.get(foreign)
     if fail is not None and fail[0] == 0:
@@ -71,12 +79,12 @@ def round_checks(
     else:
         checks.append(Check("ready", True, "answered ready in time"))
     killed = max(set(range(cfg.nodes)) - {foreign})
-    neighbors = {n: set(range(cfg.nodes)) - {n} for n in range(cfg.nodes)}  # complete graph
     k = cfg.chunks.per_neighbor
     short_rounds: set[int] = set()  # rounds in which a byzemu peer missed your peer's chunks
     records = results.run.records()  # whole records, per-peer parts included (the coordinator keeps slim ones)
     for record in records:
         t, peers = record["round"], record["peers"]
+        neighbors = {n: round_neighbors(record, n, cfg.nodes) for n in range(cfg.nodes)}  # the round's graph
         me = peers[str(foreign)]
         if me["status"] != "ok":
             why = failures.get(foreign, (t, me["status"]))[1]
@@ -113,6 +121,7 @@ def round_checks(
         )
     if not records:
         return checks
+    checks += _event_checks(records, cfg, foreign=foreign, events=events, short_rounds=short_rounds)
     last = records[-1]
     mine = last["peers"][str(foreign)].get("traffic", {}).get("drops_total", {})
     theirs = {
@@ -167,6 +176,44 @@ def round_checks(
                     if slow
                     else "went on without it in every later round"
                 ),
+            )
+        )
+    return checks
+
+
+def _event_checks(
+    records: list[dict[str, Any]], cfg: RunConfig, *, foreign: int, events: Events, short_rounds: set[int]
+) -> list[Check]:
+    """The graph-change and churn-event checks: in each event's round the tested peer sent
+    to and awaited exactly the round's neighbors (its reported senders, no chunk deadline
+    waited out, no ``not_round_neighbor`` at the peer it must leave out). A round in which
+    a byzemu peer missed the tested peer's chunks (``short_rounds``) lasts the deadline
+    because of that byzemu peer's wait, which the ``chunks from your peer`` check reports."""
+    last = records[-1]["peers"]
+    checks = []
+    cases = [
+        (GRAPH_ROUND, "graph change", events.dropped, f"no edge to node {events.dropped}"),
+        (AWAY_ROUND, "churn", events.away, f"node {events.away} away"),
+    ]
+    for round_, name, left_out, what in cases:
+        if len(records) < round_:
+            continue
+        record = records[round_ - 1]
+        me = record["peers"][str(foreign)]
+        live = {j for j in round_neighbors(record, foreign, cfg.nodes) if record["peers"][str(j)]["status"] == "ok"}
+        senders = me.get("metrics", {}).get("senders")
+        slow = record["round_s"] >= cfg.runtime.chunk_timeout and round_ not in short_rounds
+        sent = last[str(left_out)].get("traffic", {}).get("drops_total", {}).get("not_round_neighbor", 0)
+        problems = [
+            *([f"your peer reported {senders} senders"] if senders != len(live) else []),
+            *(["the round lasted the chunk deadline (your peer waited for a peer that sends nothing)"] if slow else []),
+            *([f"node {left_out} dropped {sent} message(s) from it as not_round_neighbor"] if sent else []),
+        ]
+        checks.append(
+            Check(
+                f"round {round_}: {name}",
+                not problems,
+                f"{what}: " + ("; ".join(problems) if problems else f"your peer exchanged with exactly {sorted(live)}"),
             )
         )
     return checks

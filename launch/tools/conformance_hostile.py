@@ -75,13 +75,14 @@ class HostileRuntime(PeerRuntime):
 
     def run_round(self, round_: int, failed: list[int], graph: RoundGraph | None = None) -> None:
         if round_ == HOSTILE_ROUND and self.core is not None and self.target not in failed:
-            self._attack(round_)
+            # the round's neighbors (a graph that changes: its round_start's, not the last round's)
+            self._attack(round_, self.core.neighbors if graph is None else list(graph.send_to))
         super().run_round(round_, failed, graph)
 
-    def _attack(self, round_: int) -> None:
+    def _attack(self, round_: int, neighbors: list[int]) -> None:
         assert self.core is not None
-        sock = self.data.out.get(self.target)
-        others = sorted(set(self.core.neighbors) - {self.target, self.node})
+        sock = self.data.link(self.target) if self.target in neighbors else None
+        others = sorted(set(neighbors) - {self.target, self.node})
         if sock is None or not others:
             log.error("hostile peer %d: peer %d is not its neighbor, or no one to forge", self.node, self.target)
             return

@@ -5,19 +5,23 @@ the "foreign" peer of ``byzemu conformance`` (docs/PROTOCOL.md, *Conformance kit
     byzemu conformance -- python tests/support/foreign_peer.py --broken all-chunks
 
 It imports nothing of byzemu. It registers, takes its assignment, connects to its
-neighbors and answers ``ready``; in every round it sends each live neighbor the chunk
-window of policy ``rotate`` (neighbor at position p gets indices (t + p*k + m) mod C,
-m < k), waits for one chunk message from every live neighbor (a ``peer_failed`` ends the
-wait for that one), averages every index over its own chunk and the received ones, and
-reports ``round_done`` with the required metrics only (it neither trains nor evaluates).
+neighbors and answers ``ready``; in every round it sends each live peer of the round's
+``send_to`` (``round_start`` → ``graph``; the assignment's neighbors in a run whose graph
+does not change) the chunk window of policy ``rotate`` (the peer at position p gets
+indices (t + p*k + m) mod C, m < k), waits for one chunk message from every live peer of
+the round's ``receive_from`` (a ``peer_failed`` ends the wait for that one), averages
+every index over its own chunk and the received ones, and reports ``round_done`` with
+the required metrics only (it neither trains nor evaluates).
 It checks every data message as the spec's *Validation and drops* says (the sender by
 routing id, CURVE ``User-Id`` or sender MAC; the round window) and reports its drops.
 It asks for the initial model (``want_init``), checks it against ``model.init_digest``
 and starts from it. It exits 0 on ``stop``.
 
 ``--broken MODE`` makes it violate the protocol on purpose: ``all-chunks`` sends all C
-chunks to every neighbor (receivers drop it: ``bad_chunk_count``), ``ignore-stop`` keeps
-running after ``stop``.
+chunks to every neighbor (receivers drop it: ``bad_chunk_count``), ``ignore-graph`` sends
+to every neighbor of the assignment whatever the round's graph (receivers that are not
+its round neighbors drop it: ``not_round_neighbor``), ``ignore-stop`` keeps running after
+``stop``.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--coordinator", default=os.environ.get("BYZEMU_COORDINATOR"))
     ap.add_argument("--coordinator-key", default=os.environ.get("BYZEMU_COORDINATOR_KEY") or None)
-    ap.add_argument("--broken", choices=("all-chunks", "ignore-stop"), default=None)
+    ap.add_argument("--broken", choices=("all-chunks", "ignore-graph", "ignore-stop"), default=None)
     args = ap.parse_args()
     if not args.coordinator:
         print("error: no coordinator address: pass --coordinator or set BYZEMU_COORDINATOR", file=sys.stderr)
@@ -62,7 +66,10 @@ def main() -> int:
             t = msg.round
             sp.started = t
             sp.failed.update(msg["failed"])
-            for pos, j in enumerate(sp.neighbor_ids):
+            graph = msg.header.get("graph")  # a graph that changes: this round's peers
+            send_to = graph["send_to"] if graph and args.broken != "ignore-graph" else sp.neighbor_ids
+            senders = set(graph["receive_from"] if graph else sp.neighbors)
+            for pos, j in enumerate(send_to):
                 if j in sp.failed:
                     continue
                 idx = (
@@ -72,11 +79,11 @@ def main() -> int:
                 )
                 sp.send_chunks(t, j, {c: vector[starts[c] : starts[c + 1]] for c in sorted(idx)})
             deadline = time.monotonic() + msg["deadline"]
-            while not (set(sp.neighbors) - sp.failed) <= set(sp.inbox[t]) and time.monotonic() < deadline:
+            while not (senders - sp.failed) <= set(sp.inbox[t]) and time.monotonic() < deadline:
                 if any(m.kind == "stop" for m in sp._pending):
                     return 0  # the run was stopped mid-round
                 sp.pump(0.05)  # peer_failed updates sp.failed
-            received = {j: m for j, m in sp.inbox[t].items() if j not in sp.failed}
+            received = {j: m for j, m in sp.inbox[t].items() if j in senders and j not in sp.failed}
             sums = vector.astype(np.float64)
             counts = np.ones(len(sizes))
             new = vector.copy()
