@@ -10,8 +10,8 @@ and the exit.
 A shaped run is refused with one ``error:`` line, before any peer starts, when this
 machine cannot apply its links (not Linux, not root, no ``ip``/``tc``, neither netem nor
 netfilter for a delay or loss). ``byzemu launch`` run by another user is root here too: it
-entered a user namespace of its own first (:mod:`launch.net.rootless`). Without netem, delay and loss are netfilter rules at each
-receiving peer and a delay loop process in the bridge namespace
+entered a user namespace of its own first (:mod:`launch.net.rootless`). Without netem,
+delay and loss are netfilter rules at each receiving peer and a delay loop process in the bridge namespace
 (:mod:`launch.net.netfilter`), stopped before the namespaces are removed. Its network
 is removed when the block ends (a normal end, an exception, Ctrl-C), by
 :mod:`launch.net.reaper` when the launcher is killed, and, as a last resort, by the next
