@@ -43,36 +43,30 @@ _MS_NODEV = 0x4
 _MS_REC = 0x4000
 _MS_PRIVATE = 0x40000
 
-#: sysctls that turn unprivileged user namespaces off: (file, value that forbids, how to allow)
+#: where the kernel's sysctls are read
+PROC_SYS = Path("/proc/sys")
+#: sysctls that turn unprivileged user namespaces off: (name, the value that forbids)
 _SWITCHES = (
-    ("/proc/sys/user/max_user_namespaces", "0", "sysctl -w user.max_user_namespaces=15000"),
-    ("/proc/sys/kernel/unprivileged_userns_clone", "0", "sysctl -w kernel.unprivileged_userns_clone=1"),
-    (
-        "/proc/sys/kernel/apparmor_restrict_unprivileged_userns",
-        "1",
-        "sysctl -w kernel.apparmor_restrict_unprivileged_userns=0",
-    ),
+    ("user.max_user_namespaces", "0"),
+    ("kernel.unprivileged_userns_clone", "0"),  # Debian's
+    ("kernel.apparmor_restrict_unprivileged_userns", "1"),  # Ubuntu's: no capabilities in the namespace
 )
+#: the value that allows them
+_ALLOW = {"user.max_user_namespaces": "15000", "kernel.unprivileged_userns_clone": "1"}
 
 _entered = False
-
-
-def entered() -> bool:
-    """Whether this process moved itself into a user namespace (:func:`enter`)."""
-    return _entered
 
 
 def userns_refusal() -> str:
     """Why this kernel refuses an unprivileged user namespace, with the sysctl that allows
     it (``""`` where nothing forbids one)."""
-    for path, forbids, fix in _SWITCHES:
+    for name, forbids in _SWITCHES:
         try:
-            value = Path(path).read_text().strip()
+            value = (PROC_SYS / name.replace(".", "/")).read_text().strip()
         except OSError:
             continue  # not this kernel's switch
         if value == forbids:
-            name = path.removeprefix("/proc/sys/").replace("/", ".")
-            return f"{name} = {value} (allow them: {fix})"
+            return f"{name} = {value} (allow them: sysctl -w {name}={_ALLOW.get(name, '0')})"
     return ""
 
 
