@@ -157,6 +157,12 @@ def _user_ns(pid: int | str) -> str | None:
         return None
 
 
+def _user_ns_other_than(pid: int, ours: str | None) -> str | None:
+    """``pid``'s user namespace once it is not ``ours`` (None before, or once it is gone)."""
+    ns = _user_ns(pid)
+    return ns if ns is not None and ns != ours else None
+
+
 def _in_user_ns(ns: str) -> list[int]:
     """Pids of the processes in the user namespace ``ns`` (zombies count as gone)."""
     found = []
@@ -203,7 +209,7 @@ def test_an_unprivileged_launch_shapes_its_links_in_a_user_namespace_and_leaves_
         )
     # the launcher moves itself (same pid) into a user namespace before it imports torch
     theirs = wait_until(
-        lambda: (ns := _user_ns(proc.pid)) != ours and ns,
+        lambda: _user_ns_other_than(proc.pid, ours),
         timeout=120,
         what="the launcher in a user namespace of its own",
         alive=running(proc),
