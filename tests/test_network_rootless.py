@@ -27,8 +27,9 @@ import pytest
 from click.testing import CliRunner
 
 from launch.cli import main
-from launch.net import rootless
-from launch.net.namespaces import PREFIX
+from launch.net import rootless, session
+from launch.net.namespaces import PREFIX, NetworkError
+from protocol import config as config_mod
 from tests.support.harness import read_rounds
 from tests.support.waiting import running, wait_until
 
@@ -289,4 +290,32 @@ def test_the_refusal_names_each_switch_that_turns_user_namespaces_off(
     (tmp_path / "kernel" / "unprivileged_userns_clone").write_text("0\n")
     assert rootless.userns_refusal() == (
         "kernel.unprivileged_userns_clone = 0 (allow them: sysctl -w kernel.unprivileged_userns_clone=1)"
+    )
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or os.geteuid() != 0 or shutil.which("ip") is None,
+    reason="the kernel check runs in a namespace of its own: Linux, root and iproute2's ip",
+)
+def test_a_rootless_run_names_the_missing_privilege_when_the_kernel_refuses_a_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Arrange: a launcher inside its user namespace whose kernel refuses the netfilter rules
+    def refuse(ns: str, *, needs: list[str], apply_with: str = "auto") -> str:
+        raise NetworkError("network: network.delay_ms needs netem or netfilter: iptables-restore failed")
+
+    monkeypatch.setattr(session, "check_kernel", refuse)
+    monkeypatch.setattr(rootless, "_entered", True)
+    cfg = tmp_path / "net.toml"
+    cfg.write_text(CONFIG)
+
+    # Act
+    with pytest.raises(NetworkError) as err:
+        session.check_support(config_mod.load(cfg))
+
+    # Assert: the kernel's refusal, then why root might pass: one line
+    assert str(err.value) == (
+        "network: network.delay_ms needs netem or netfilter: iptables-restore failed (this run is rootless, in a "
+        "user namespace, where the kernel may refuse what it allows with CAP_NET_ADMIN in the initial user "
+        "namespace: run byzemu launch as root)"
     )
