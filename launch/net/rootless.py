@@ -102,7 +102,9 @@ def enter() -> None:
         Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
         Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
     except OSError as exc:
-        raise NetworkError(f"network: mapping uid {uid} to root of a user namespace failed: {exc.strerror}") from None
+        raise NetworkError(
+            f"network: mapping uid {uid} to root of a user namespace failed: {exc.strerror}; run byzemu launch as root"
+        ) from None
     _call(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "mount --make-rprivate /")
     _call(libc.mount(b"tmpfs", b"/run", b"tmpfs", _MS_NOSUID | _MS_NODEV, b"mode=755"), "mount -t tmpfs /run")
     _entered = True
@@ -121,4 +123,7 @@ def rootless_hint() -> str:
 def _call(rc: int, what: str) -> None:
     if rc != 0:
         err = ctypes.get_errno()
-        raise NetworkError(f"network: rootless link conditions: {what} failed: {os.strerror(err)}")
+        raise NetworkError(
+            f"network: rootless link conditions: {what} failed: {os.strerror(err)} (a container's seccomp or "
+            "security policy may forbid user namespaces): run byzemu launch as root"
+        )
