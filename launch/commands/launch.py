@@ -73,6 +73,10 @@ def run_config(
             from launch.run.capacity import check
 
             check(cfg)
+        if not in_process:  # not root: [network] runs in a user namespace (one thread, before torch)
+            from launch.net.rootless import enter_if_needed
+
+            enter_if_needed(cfg)
         from launch import api
         from launch.run.claim import claim_out_dir
         from launch.run.local import default_out_dir

@@ -6,6 +6,7 @@ rules and checks what the kernel can apply; on a kernel without netem, ``netfilt
 drops and queues packets at each receiver and ``delayer`` (over the ``nfqueue`` client)
 holds the queued ones for their delay; ``stats`` reads per-link bytes, retransmissions
 and RTTs for the round record; ``probe`` measures a shaped link's one-way delay;
-``reaper`` removes a run's network when its launcher dies; ``session`` ties them to one
-``byzemu launch`` run.
+``reaper`` removes a run's network when its launcher dies; ``rootless`` moves a launcher
+that is not root into a user namespace of its own, where it may build all of this;
+``session`` ties them to one ``byzemu launch`` run.
 """

@@ -9,8 +9,9 @@ and the exit.
 
 A shaped run is refused with one ``error:`` line, before any peer starts, when this
 machine cannot apply its links (not Linux, not root, no ``ip``/``tc``, neither netem nor
-netfilter for a delay or loss). Without netem, delay and loss are netfilter rules at each
-receiving peer and a delay loop process in the bridge namespace
+netfilter for a delay or loss). ``byzemu launch`` run by another user is root here too: it
+entered a user namespace of its own first (:mod:`launch.net.rootless`). Without netem,
+delay and loss are netfilter rules at each receiving peer and a delay loop process in the bridge namespace
 (:mod:`launch.net.netfilter`), stopped before the namespaces are removed. Its network
 is removed when the block ends (a normal end, an exception, Ctrl-C), by
 :mod:`launch.net.reaper` when the launcher is killed, and, as a last resort, by the next
@@ -32,6 +33,7 @@ from launch.net import namespaces
 from launch.net.links import Edge, netem_fields, possible_links, resolve_links
 from launch.net.namespaces import NetworkError, RunNetwork
 from launch.net.netfilter import DelayLoop, Incoming, install
+from launch.net.rootless import rootless_hint
 from launch.net.shaper import UNLIMITED_MBIT, check_kernel, egress_commands, run_tc
 from launch.net.stats import LinkMeter
 from peer.options import PeerOptions
@@ -68,8 +70,9 @@ def preflight() -> None:
         raise NetworkError(f"network: link conditions need iproute2's {', '.join(missing)} on PATH: install iproute2")
     if os.geteuid() != 0:
         raise NetworkError(
-            "network: link conditions need root (network namespaces need CAP_SYS_ADMIN, tc CAP_NET_ADMIN); "
-            "run byzemu launch as root or remove [network] (rootless user namespaces are not supported)"
+            "network: link conditions need root (network namespaces need CAP_SYS_ADMIN, tc CAP_NET_ADMIN) or a "
+            "user namespace: byzemu launch enters one where the kernel allows it; from Python call "
+            "launch.net.rootless.enter() before importing torch, or run as root"
         )
 
 
@@ -84,6 +87,8 @@ def check_support(cfg: RunConfig) -> None:
     namespaces.run_ip(["netns", "add", probe])
     try:
         check_kernel(probe, needs=what, apply_with=cfg.network.apply_with)
+    except NetworkError as exc:
+        raise NetworkError(f"{exc}{rootless_hint()}") from None
     finally:
         namespaces.run_ip(["netns", "del", probe], check=False)
 
