@@ -7,15 +7,13 @@ the chunk rule fails, and the report names the failing checks."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from launch.cli import main
-from tests.support import BYZEMU
 
 #: every test here starts real byzemu processes
 pytestmark = pytest.mark.cluster
@@ -26,19 +24,20 @@ FOREIGN = [sys.executable, str(Path(__file__).parent / "support" / "foreign_peer
 SHORT = ["--set", "rounds=4"]
 
 
-def conformance(tmp: Path, *args: str, peer: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [BYZEMU, "conformance", "--out", str(tmp / "conf"), *args, "--", *peer],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def conformance(tmp: Path, *args: str, peer: list[str]) -> Result:
+    """``byzemu conformance`` through the click entry point in this process: the kit's
+    coordinator runs here as it does in the command's process, its byzemu peers are real
+    processes from the forkserver (started once for the module, not once per run), and
+    the foreign peer is a real process (``sys.executable``)."""
+    result = CliRunner().invoke(main, ["conformance", "--out", str(tmp / "conf"), *args, "--", *peer])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    return result
 
 
 def test_conforming_peer_passes_every_check(tmp_path: Path) -> None:
     proc = conformance(tmp_path, *SHORT, peer=FOREIGN)
 
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.exit_code == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
     assert "[curve off]" in lines and "[curve on]" in lines
     checks = [line.strip() for line in lines if line.startswith("  ")]
@@ -63,7 +62,7 @@ def test_a_peer_registering_last_with_sender_macs_passes_every_check(tmp_path: P
 
     proc = conformance(tmp_path, *args, peer=FOREIGN)
 
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.exit_code == 0, proc.stdout + proc.stderr
     assert "your peer is node 3" in proc.stdout.splitlines()[0]
     hostile = next(line for line in proc.stdout.splitlines() if "hostile messages" in line)
     assert "'bad_mac'" in hostile and hostile.startswith("  PASS"), hostile
@@ -73,7 +72,7 @@ def test_peer_sending_every_chunk_fails_naming_the_checks(tmp_path: Path) -> Non
     fast = ["--set", "runtime.chunk_timeout=3", "--set", "runtime.round_timeout=12"]
     proc = conformance(tmp_path, "--curve", "off", *SHORT, *fast, peer=[*FOREIGN, "--broken", "all-chunks"])
 
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.exit_code == 1, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[-1] == (
         "FAILED 5 check(s): curve off: round 1: chunks from your peer; curve off: round 2: chunks from your peer; "
         "curve off: round 3: chunks from your peer; curve off: round 4: chunks from your peer; curve off: drops"
@@ -85,7 +84,7 @@ def test_peer_sending_every_chunk_fails_naming_the_checks(tmp_path: Path) -> Non
 def test_peer_ignoring_the_round_graph_fails_the_graph_change_and_churn_checks(tmp_path: Path) -> None:
     proc = conformance(tmp_path, "--curve", "off", *SHORT, peer=[*FOREIGN, "--broken", "ignore-graph"])
 
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.exit_code == 1, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[-1] == (
         "FAILED 3 check(s): curve off: round 1: graph change; curve off: round 3: churn; curve off: drops"
     ), proc.stdout

@@ -11,7 +11,6 @@ neighbor of both), and connects with a key nobody issued.
 from __future__ import annotations
 
 import json
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,12 @@ import pytest
 import zmq
 from click.testing import CliRunner
 
+from launch import api
 from launch.cli import main
 from launch.run.reference import run_reference
 from peer.auth import ZapHandler
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
-from tests.support import BYZEMU
 from tests.support.harness import Cluster, Results, ScriptedPeer, read_results, read_rounds, write_config
 from tests.support.runs import small_config
 
@@ -50,15 +49,10 @@ def test_curve_run_is_bit_identical_to_reference(tmp_path: Path) -> None:
     cfg_path = write_config(tmp_path, EQUIVALENCE)
     run_dir, ref_dir = tmp_path / "curve", tmp_path / "ref"
 
-    proc = subprocess.run(
-        [BYZEMU, "launch", str(cfg_path), "--set", "runtime.curve=on", "--out", str(run_dir), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=400,
-    )
+    # a real local cluster started from this process (what `byzemu launch --set runtime.curve=on` runs)
+    api.launch(config_mod.load(cfg_path, ["runtime.curve=on"]), run_dir)
     run_reference(config_mod.load(cfg_path), ref_dir)
 
-    assert proc.returncode == 0, proc.stderr
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["curve"] is True
     assert json.loads((ref_dir / "summary.json").read_text())["curve"] is False

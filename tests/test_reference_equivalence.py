@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from launch import api
 from launch.run.reference import run_reference
 from protocol import config as config_mod
-from tests.support import BYZEMU
 from tests.support.harness import read_rounds
 
 #: every test here starts real byzemu processes
@@ -140,7 +139,6 @@ CONFIGS = {
 
 @dataclass
 class Runs:
-    proc: subprocess.CompletedProcess[str]
     mp: Path
     ref: Path
     role: str  #: the Byzantine peer's role label
@@ -148,24 +146,20 @@ class Runs:
 
 @pytest.fixture(scope="module", params=list(CONFIGS))
 def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Runs:
-    """One ``byzemu launch`` of a config (real processes) and the reference run of it."""
+    """One real local cluster of a config (one process per peer, started from this process
+    through ``api.launch``, what ``byzemu launch`` runs: the forkserver is reused across the
+    configs) and the reference run of it."""
     text, role = CONFIGS[request.param]
     tmp = tmp_path_factory.mktemp(f"equivalence-{request.param}")
     cfg_path = tmp / "eq.toml"
     cfg_path.write_text(text)
     mp_dir, ref_dir = tmp / "mp", tmp / "ref"
-    proc = subprocess.run(
-        [BYZEMU, "launch", str(cfg_path), "--out", str(mp_dir), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    api.launch(config_mod.load(cfg_path), mp_dir)
     run_reference(config_mod.load(cfg_path), ref_dir)
-    return Runs(proc, mp_dir, ref_dir, role)
+    return Runs(mp_dir, ref_dir, role)
 
 
 def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
-    assert runs.proc.returncode == 0, runs.proc.stderr
     mp_rounds, ref_rounds = read_rounds(runs.mp), read_rounds(runs.ref)
     assert [r["round"] for r in mp_rounds] == [1, 2, 3]
     for mp_rec, ref_rec in zip(mp_rounds, ref_rounds):
@@ -213,7 +207,6 @@ def test_multiprocess_run_is_bit_identical_to_reference(runs: Runs) -> None:
 
 
 def test_multiprocess_run_uses_one_process_per_peer(runs: Runs) -> None:
-    assert runs.proc.returncode == 0, runs.proc.stderr
     nodes = json.loads((runs.mp / "topology.json").read_text())["nodes"]
     pids = {n["pid"] for n in nodes}
     assert len(pids) == 6

@@ -9,7 +9,6 @@ delivery log while the ideal reference does not."""
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,6 @@ import pytest
 from launch import api
 from launch.run.reference import replay_config, run_reference
 from protocol import config as config_mod
-from tests.support import BYZEMU
 from tests.support.harness import read_rounds
 from tests.support.runs import small_config
 
@@ -26,14 +24,12 @@ pytestmark = pytest.mark.cluster
 NODES = 4
 
 
-def _launch(tmp: Path, name: str, text: str, *args: str) -> tuple[Path, Path]:
+def _launch(tmp: Path, name: str, text: str) -> tuple[Path, Path]:
+    """A real local cluster, as ``byzemu launch`` runs it, started from this process: the
+    launcher's torch import is paid once per worker, and the forkserver is reused."""
     cfg = tmp / f"{name}.toml"
     cfg.write_text(text)
-    out = tmp / name
-    proc = subprocess.run(
-        [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet", *args], capture_output=True, text=True, timeout=120
-    )
-    assert proc.returncode == 0, proc.stderr
+    out = api.launch(config_mod.load(cfg), tmp / name)
     return cfg, out
 
 
