@@ -9,10 +9,6 @@ starts)."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import msgpack
@@ -23,8 +19,8 @@ from click.testing import CliRunner
 from launch.cli import main
 from tests.support.harness import REVISION, Cluster, encode, header, read_rounds
 from tests.support.runs import small_config
-from tests.support.waiting import output, running, wait_until
-from tests.test_resume import WARM_PEER
+from tests.support.waiting import wait_until
+from tests.support.warm import warm_peer
 
 WAIT_S = 240.0
 
@@ -64,21 +60,10 @@ def test_a_slot_without_a_process_is_pending_until_one_registers_then_it_joins(t
         )
     )
     run_dir = tmp_path / "run"
-    trigger, ready = tmp_path / "start-now", tmp_path / "warm"
     with Cluster(config, run_dir, peers=3) as cluster:
         cluster.start_coordinator()
         cluster.wait_listening()
-        late = subprocess.Popen(
-            [sys.executable, "-c", WARM_PEER, str(trigger), str(ready), cluster.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            wait_until(
-                ready.exists, timeout=WAIT_S, what="the warm late peer", alive=running(late), details=output(late)
-            )
+        with warm_peer(tmp_path, cluster.address, WAIT_S) as (late, trigger):
             cluster.start_peers()
             wait_until(
                 lambda: len(read_rounds(run_dir)) >= 2,
@@ -92,10 +77,6 @@ def test_a_slot_without_a_process_is_pending_until_one_registers_then_it_joins(t
             late_out, late_err = late.communicate(timeout=WAIT_S)
             codes = cluster.wait(WAIT_S)
             logs = cluster.logs()
-        finally:
-            if late.poll() is None:
-                os.killpg(late.pid, signal.SIGKILL)
-                late.wait()
 
     assert late.returncode == 0 and codes[0] == 0, (late_err, logs)
     assert held.startswith("registration refused: the run is in progress") and "no churn slot is free" in held

@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from tests.support import BYZEMU
 from tests.support.harness import Cluster, read_rounds, write_config
 from tests.support.runs import small_config
 from tests.support.waiting import output, running, wait_until
+from tests.support.warm import warm_peer
 
 #: seconds within which every peer must be gone after the coordinator is killed:
 #: runtime.coordinator_timeout (2 s) plus the round in progress, on a loaded machine
@@ -183,46 +183,16 @@ def test_resume_of_a_bad_folder_is_one_error_line(tmp_path: Path) -> None:
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (expected, result.stderr)
 
 
-#: a `byzemu peer` whose forkserver has already imported torch (the slow part, tens of
-#: seconds on a loaded machine), and which has imported the CLI, waiting for a trigger file before it registers: started
-#: by the test's trigger, it joins within the killed peer's round_timeout however busy the
-#: machine is
-WARM_PEER = """
-import multiprocessing, os, pathlib, sys, time
-from launch.run.procs import start_forkserver
-start_forkserver()
-probe = multiprocessing.get_context("forkserver").Process(target=os.getpid)
-probe.start(); probe.join()  # the forkserver has run its preload (torch, peer code)
-from launch.cli import main
-trigger, ready, address = sys.argv[1:4]
-pathlib.Path(ready).touch()
-while not pathlib.Path(trigger).exists():
-    time.sleep(0.01)
-main(["peer", "--coordinator", address, "--count", "1", "--bind-host", "127.0.0.1"], prog_name="byzemu")
-"""
-
-
 @pytest.mark.cluster
 def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
     # no liveness probe in a multi-host run: the coordinator waits out round_timeout for the
-    # killed peer, and its restart (already warm, see WARM_PEER) registers meanwhile
+    # killed peer, and its restart (already warm: tests/support/warm.py) registers meanwhile
     cfg = _config(tmp_path, rounds=4, round_timeout=10.0, chunk_timeout=1.0)
     run_dir = tmp_path / "run"
-    trigger, ready = tmp_path / "restart-now", tmp_path / "restart-ready"
     with Cluster(cfg, run_dir, peers=4) as cluster:
         cluster.start_coordinator()
         cluster.wait_listening()
-        restart = subprocess.Popen(
-            [sys.executable, "-c", WARM_PEER, str(trigger), str(ready), cluster.address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            wait_until(
-                ready.exists, timeout=WAIT_S, what="the warm restart", alive=running(restart), details=output(restart)
-            )
+        with warm_peer(tmp_path, cluster.address, WAIT_S) as (restart, trigger):
             cluster.start_peers()
             wait_until(
                 lambda: read_rounds(run_dir), timeout=WAIT_S, what="round 1", alive=cluster.alive, details=cluster.logs
@@ -233,10 +203,6 @@ def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
             _, restart_err = restart.communicate(timeout=WAIT_S)
             codes = cluster.wait(WAIT_S)
             logs = cluster.logs()
-        finally:
-            if restart.poll() is None:
-                os.killpg(restart.pid, signal.SIGKILL)
-                restart.wait()
 
     assert restart.returncode == 1, restart_err
     assert "registration refused: the run is in progress" in restart_err
