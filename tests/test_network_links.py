@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -31,47 +32,10 @@ from protocol import config as config_mod
 from protocol.network_config import Link
 from tests.support import BYZEMU
 from tests.support.harness import read_rounds
+from tests.support.runs import network_config
 from tests.support.waiting import running, wait_until
 
 pytestmark = pytest.mark.cluster
-
-#: the model's flat vector is 50,890 float32 (mlp on 28x28 inputs); 2 of 4 chunks per neighbour
-CONFIG = """
-name = "net"
-seed = 13
-nodes = 3
-rounds = {rounds}
-
-[topology]
-kind = "regular"
-degree = 2
-
-[data]
-dataset = "synthetic"
-synthetic_size = 300
-
-[model]
-name = "mlp"
-
-[train]
-local_steps = 1
-batch_size = 16
-
-[chunks]
-count = 4
-per_neighbor = 2
-
-[eval]
-every = 100
-
-[runtime]
-register_timeout = 120.0
-round_timeout = 100.0
-chunk_timeout = 60.0
-
-[network]
-{network}
-"""
 
 
 def _requirements() -> str:
@@ -144,9 +108,9 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def _write(tmp_path: Path, network: str, rounds: int = 2) -> Path:
+def _write(tmp_path: Path, network: dict[str, Any], rounds: int = 2) -> Path:
     cfg = tmp_path / "net.toml"
-    cfg.write_text(CONFIG.format(network=network, rounds=rounds))
+    cfg.write_text(network_config("net", seed=13, rounds=rounds, network=network))
     return cfg
 
 
@@ -172,7 +136,7 @@ def test_a_rate_limit_makes_every_round_last_a_transmission_time(tmp_path: Path)
     # Arrange: 2 Mbit/s on every link; each round every peer sends each neighbour one
     # message of ~102 kB, which needs 102e3 * 8 / 2e6 = 0.41 s on its link
     rate_mbit = 2.0
-    cfg, out, log = _write(tmp_path, f"rate_mbit = {rate_mbit}"), tmp_path / "run", tmp_path / "launch.log"
+    cfg, out, log = _write(tmp_path, {"rate_mbit": rate_mbit}), tmp_path / "run", tmp_path / "launch.log"
 
     # Act
     proc = _launch(cfg, out, log)
@@ -230,7 +194,7 @@ def _refused(cfg: Path, out: Path, env: dict[str, str] | None = None) -> tuple[s
 @needs_root
 @pytest.mark.skipif(NETEM, reason="this kernel has netem: a delay with apply_with = netem runs")
 def test_a_delay_for_netem_is_refused_where_the_kernel_has_no_netem(tmp_path: Path) -> None:
-    cfg = _write(tmp_path, 'delay_ms = 100.0\nloss_pct = 1.0\napply_with = "netem"')
+    cfg = _write(tmp_path, {"delay_ms": 100.0, "loss_pct": 1.0, "apply_with": "netem"})
     _, line = _refused(cfg, tmp_path / "run")
     assert line.startswith("error: network: network.delay_ms, network.loss_pct needs the kernel's netem"), line
     assert line.endswith(
@@ -245,7 +209,7 @@ def test_a_delay_without_netem_is_refused_where_iptables_is_missing(tmp_path: Pa
     bin_dir.mkdir()
     for tool in ("ip", "tc", "ss"):
         (bin_dir / tool).symlink_to(shutil.which(tool) or tool)
-    cfg = _write(tmp_path, 'delay_ms = 100.0\nloss_pct = 1.0\napply_with = "netfilter"')
+    cfg = _write(tmp_path, {"delay_ms": 100.0, "loss_pct": 1.0, "apply_with": "netfilter"})
 
     # Act
     _, line = _refused(cfg, tmp_path / "run", env={**os.environ, "PATH": str(bin_dir)})
@@ -264,7 +228,7 @@ def test_a_delay_without_netem_is_refused_where_iptables_is_missing(tmp_path: Pa
 )
 def test_a_delayed_lossy_link_holds_back_every_round_and_loses_no_message(tmp_path: Path, mechanism: str) -> None:
     # Arrange: 100 ms one way and 10 % packet loss on every link, each direction
-    network = f'delay_ms = 100.0\nloss_pct = 10.0\napply_with = "{mechanism}"'
+    network = {"delay_ms": 100.0, "loss_pct": 10.0, "apply_with": mechanism}
     cfg, out, log = _write(tmp_path, network), tmp_path / "run", tmp_path / "launch.log"
 
     # Act
@@ -312,7 +276,7 @@ def test_a_100_ms_link_delays_every_message_at_least_100_ms() -> None:
 def test_nothing_is_left_after_ctrl_c_or_a_killed_launcher(tmp_path: Path, stop: signal.Signals) -> None:
     # Arrange: a run slow enough to be stopped mid-way (0.5 Mbit/s: ~1.6 s per round),
     # with a delay applied by netfilter and the delay loop where iptables is installed
-    network = "rate_mbit = 0.5" + ('\ndelay_ms = 5.0\napply_with = "netfilter"' if NETFILTER else "")
+    network = {"rate_mbit": 0.5, **({"delay_ms": 5.0, "apply_with": "netfilter"} if NETFILTER else {})}
     cfg, out, log = _write(tmp_path, network, rounds=50), tmp_path / "run", tmp_path / "launch.log"
     proc = _launch(cfg, out, log)
     wait_until(
@@ -379,7 +343,7 @@ def test_the_next_run_removes_a_network_whose_launcher_is_gone() -> None:
 
 def test_a_multihost_coordinator_refuses_a_network_section(tmp_path: Path) -> None:
     # byzemu coordinator cannot shape links on other hosts: refused, not run ideal
-    cfg, out = _write(tmp_path, "rate_mbit = 5.0"), tmp_path / "run"
+    cfg, out = _write(tmp_path, {"rate_mbit": 5.0}), tmp_path / "run"
     # in process: refused before anything binds or starts
     proc = CliRunner().invoke(main, ["coordinator", str(cfg), "--bind", "tcp://127.0.0.1:0", "--out", str(out)])
     assert proc.exit_code == 2, (proc.stderr, proc.exception)

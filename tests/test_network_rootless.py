@@ -31,6 +31,7 @@ from launch.net import rootless, session
 from launch.net.namespaces import PREFIX, NetworkError
 from protocol import config as config_mod
 from tests.support.harness import read_rounds
+from tests.support.runs import network_config
 from tests.support.waiting import running, wait_until
 
 pytestmark = pytest.mark.cluster
@@ -40,43 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NOBODY = 65534
 DELAY_MS = 50.0
 
-CONFIG = f"""
-name = "rootless"
-seed = 5
-nodes = 3
-rounds = 3
-
-[topology]
-kind = "regular"
-degree = 2
-
-[data]
-dataset = "synthetic"
-synthetic_size = 300
-
-[model]
-name = "mlp"
-
-[train]
-local_steps = 1
-batch_size = 16
-
-[chunks]
-count = 4
-per_neighbor = 2
-
-[eval]
-every = 100
-
-[runtime]
-register_timeout = 120.0
-round_timeout = 100.0
-chunk_timeout = 60.0
-
-[network]
-rate_mbit = 10.0
-delay_ms = {DELAY_MS}
-"""
+CONFIG = network_config("rootless", seed=5, rounds=3, network={"rate_mbit": 10.0, "delay_ms": DELAY_MS})
 
 
 def _world_executable(path: Path) -> bool:

@@ -37,6 +37,25 @@ def small_config(name: str, *, seed: int, nodes: int = 4, rounds: int = 2, **tab
     return to_toml({"name": name, "seed": seed, "nodes": nodes, "rounds": rounds, **merged})
 
 
+#: the small run of the network tests: 3 peers on a 2-regular graph, mlp on synthetic data
+#: (the model's flat vector is 50,890 float32; 2 of 4 chunks per neighbour), deadlines long
+#: enough for slow links on a loaded machine
+NETWORK_RUN: dict[str, dict[str, Any]] = {
+    "topology": {"kind": "regular", "degree": 2},
+    "data": {"dataset": "synthetic", "synthetic_size": 300},
+    "model": {"name": "mlp"},
+    "train": {"local_steps": 1, "batch_size": 16},
+    "chunks": {"count": 4, "per_neighbor": 2},
+    "eval": {"every": 100},
+    "runtime": {"register_timeout": 120.0, "round_timeout": 100.0, "chunk_timeout": 60.0},
+}
+
+
+def network_config(name: str, *, seed: int, rounds: int, network: dict[str, Any]) -> str:
+    """The TOML text of :data:`NETWORK_RUN` with the ``[network]`` table ``network``."""
+    return small_config(name, seed=seed, nodes=3, rounds=rounds, **NETWORK_RUN, network=network)
+
+
 def synthetic_sets(cfg: Any, size: int = 200) -> tuple[Any, Any]:
     """The synthetic training set and a test subset of ``cfg``'s seed, for node cores built
     in process (``NodeCore(assignment, train_data=..., test_set=...)``)."""
