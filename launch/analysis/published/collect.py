@@ -34,6 +34,11 @@ def final_digest(records: list[dict[str, Any]]) -> str:
     return hashlib.sha256(joined.encode()).hexdigest()[:16]
 
 
+def _peers_of(records: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
+    """Every peer-round entry whose role is ``role`` or starts with ``role:``."""
+    return [p for r in records for p in r.get("peers", {}).values() if str(p.get("role", "")).split(":")[0] == role]
+
+
 def cpu_per_round(records: list[dict[str, Any]], role: str) -> float | None:
     """Mean CPU seconds of one peer-round (the peers' own ``timing.round_cpu_s``: training,
     crafting, aggregation, evaluation) over every peer whose record's role is ``role`` or
@@ -41,16 +46,10 @@ def cpu_per_round(records: list[dict[str, Any]], role: str) -> float | None:
     None when no such peer reported."""
     values = [
         float(p["timing"]["round_cpu_s"])
-        for r in records
-        for p in r.get("peers", {}).values()
-        if str(p.get("role", "")).split(":")[0] == role
-        and isinstance(p.get("timing", {}).get("round_cpu_s"), (int, float))
+        for p in _peers_of(records, role)
+        if isinstance(p.get("timing", {}).get("round_cpu_s"), (int, float))
     ]
     return sum(values) / len(values) if values else None
-
-
-def _honest_peers(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [p for r in records for p in r.get("peers", {}).values() if str(p.get("role", "")).split(":")[0] == "honest"]
 
 
 def round_s_median(records: list[dict[str, Any]]) -> float | None:
@@ -76,7 +75,7 @@ def candidates_mean(records: list[dict[str, Any]]) -> float | None:
     honest peer reported candidates."""
     values = [
         int(c)
-        for p in _honest_peers(records)
+        for p in _peers_of(records, "honest")
         for c in (p.get("metrics", {}).get("candidates") or [])
         if isinstance(c, int)
     ]
@@ -88,7 +87,9 @@ def late_per_round(records: list[dict[str, Any]]) -> float | None:
     senders and honest peers), per round; None without rounds."""
     if not records:
         return None
-    late = sum(int(v) for p in _honest_peers(records) for v in (p.get("traffic", {}).get("late_from") or {}).values())
+    late = sum(
+        int(v) for p in _peers_of(records, "honest") for v in (p.get("traffic", {}).get("late_from") or {}).values()
+    )
     return late / len(records)
 
 
