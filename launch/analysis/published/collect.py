@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+import statistics
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -52,20 +53,22 @@ def cpu_per_round(records: list[dict[str, Any]], role: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def _round_times(records: list[dict[str, Any]]) -> list[float]:
+    """Each round's wall time (the coordinator's ``round_s``: ``round_start`` to the last
+    ``round_done``)."""
+    return [float(r["round_s"]) for r in records if isinstance(r.get("round_s"), (int, float))]
+
+
 def round_s_median(records: list[dict[str, Any]]) -> float | None:
-    """Median wall time of a round (the coordinator's ``round_s``: ``round_start`` to the
-    last ``round_done``) over the run's rounds; None without rounds."""
-    values = sorted(float(r["round_s"]) for r in records if isinstance(r.get("round_s"), (int, float)))
-    if not values:
-        return None
-    mid = len(values) // 2
-    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+    """Median round wall time over the run's rounds; None without rounds."""
+    values = _round_times(records)
+    return statistics.median(values) if values else None
 
 
 def round_s_min(records: list[dict[str, Any]]) -> float | None:
-    """The fastest round's wall time (``round_s``): on a loaded machine the round least
-    disturbed by other work, so the closest to what the run itself costs; None without rounds."""
-    values = [float(r["round_s"]) for r in records if isinstance(r.get("round_s"), (int, float))]
+    """The fastest round's wall time: on a loaded machine the round least disturbed by
+    other work, so the closest to what the run itself costs; None without rounds."""
+    values = _round_times(records)
     return min(values) if values else None
 
 
