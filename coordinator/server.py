@@ -117,7 +117,9 @@ class Coordinator:
         #: cannot serve is refused here, before any socket is bound)
         self.joins = LateJoins(self)
         self.progress = progress
-        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
+        #: this coordinator's own context: :meth:`close` terminates it, which waits up to
+        #: the socket's linger for the last messages (each peer's ``stop``) to go out
+        self.ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
         #: CURVE on both planes (runtime.curve); the control socket is then a CURVE server
         #: with this run's key pair, and peers need its public key (``--coordinator-key``)
         self.curve = self.cfg.runtime.curve_on(bind)
@@ -507,5 +509,10 @@ class Coordinator:
         }
 
     def close(self) -> None:
+        """Close the control socket and terminate the context: the last messages queued
+        (``stop`` to every peer) are sent, or given up after the 1 s linger, before this
+        returns, so a coordinator process that ends right after (``byzemu coordinator``)
+        does not leave a peer waiting out ``runtime.coordinator_timeout`` for its ``stop``."""
         self.connection_drops.close()
         self.sock.close(linger=1000)
+        self.ctx.term()
