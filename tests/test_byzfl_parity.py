@@ -6,6 +6,8 @@ test shows the documented difference instead. Results are recorded in docs/DEFEN
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,19 @@ import torch
 from peer.defenses import PRE_STEPS, ChunkContext, Kept, build_defense, ops
 from peer.defenses.base import RobustDefense
 
-byzfl = pytest.importorskip("byzfl")
+
+class _ByzFL:
+    """ByzFL, imported by the first test that uses it (skipped without it): its package
+    imports torchvision, seaborn and scipy (~3.5 s), which every pytest worker would
+    otherwise pay while collecting, not only the one that runs these tests."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # pytest's collection asks every module attribute for __test__
+            raise AttributeError(name)
+        return getattr(pytest.importorskip("byzfl"), name)
+
+
+byzfl = _ByzFL()
 
 N, D, F = 7, 5, 2
 

@@ -8,13 +8,12 @@ import json
 import os
 import re
 import signal
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.support import BYZEMU
+from tests.support import commands
 from tests.support.harness import read_rounds
 from tests.support.runs import small_config
 from tests.support.waiting import output, running, wait_until
@@ -71,11 +70,8 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Faulty:
     cfg = tmp / "faults.toml"
     cfg.write_text(config(ROUND_TIMEOUT_S, CHUNK_TIMEOUT_S))
     out = tmp / "run"
-    proc = subprocess.Popen(
-        [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = commands.start(
+        ["launch", str(cfg), "--out", str(out), "--quiet"], tmp / "stdout.log", err=tmp / "stderr.log"
     )
     stalled = None
     try:
@@ -97,8 +93,10 @@ def faulty(tmp_path_factory: pytest.TempPathFactory) -> Faulty:
                 os.kill(stalled, signal.SIGCONT)
             except ProcessLookupError:  # the launcher already reaped it
                 pass
-        proc.kill()
-    return Faulty(proc.returncode, stderr, read_rounds(out), json.loads((out / "summary.json").read_text()))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return Faulty(proc.wait(), stderr, read_rounds(out), json.loads((out / "summary.json").read_text()))
 
 
 def _first_failed(rounds: list[dict], node: str) -> int:

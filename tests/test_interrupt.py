@@ -10,13 +10,15 @@ import json
 import os
 import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from launch.cli import main
-from tests.support import BYZEMU
+from tests.support import BYZEMU, commands
 from tests.support.harness import read_rounds
 from tests.support.runs import small_config
 from tests.support.waiting import output, running, wait_until
@@ -36,10 +38,11 @@ def config(rounds: int) -> str:
 WAIT_S = 480.0
 
 
-def _interrupt_after_first_round(cmd: list[str], run_dir: Path) -> tuple[int, str, str]:
-    """Start ``cmd`` in its own process group, wait for round 1 in ``run_dir``, send
-    SIGINT to the group (what Ctrl-C does), return (status, stdout, stderr)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+def _interrupt_after_first_round(argv: list[str], run_dir: Path, logs: Path) -> tuple[int, str, str]:
+    """Start ``byzemu ARGV`` in its own process group (``tests/support/commands.py``), wait
+    for round 1 in ``run_dir``, send SIGINT to the group (what Ctrl-C does), return
+    (status, stdout, stderr)."""
+    proc = commands.start(argv, logs / "stdout.log", err=logs / "stderr.log")
     try:
         wait_until(
             lambda: read_rounds(run_dir), timeout=WAIT_S, what="round 1", alive=running(proc), details=output(proc)
@@ -50,7 +53,7 @@ def _interrupt_after_first_round(cmd: list[str], run_dir: Path) -> tuple[int, st
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-    return proc.returncode, stdout, stderr
+    return proc.wait(), stdout, stderr
 
 
 @pytest.mark.cluster
@@ -59,7 +62,7 @@ def test_interrupted_launch_writes_no_summary_and_one_line(tmp_path: Path) -> No
     cfg.write_text(config(200))
     out = tmp_path / "run"
 
-    code, _, stderr = _interrupt_after_first_round([BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"], out)
+    code, _, stderr = _interrupt_after_first_round(["launch", str(cfg), "--out", str(out), "--quiet"], out, tmp_path)
 
     assert code == 130, stderr
     assert not (out / "summary.json").exists()
@@ -88,11 +91,11 @@ def sweep_dir(tmp_path: Path) -> Path:
 @pytest.mark.cluster
 def test_interrupted_sweep_run_is_unfinished_and_the_rerun_completes_it(sweep_dir: Path) -> None:
     out = sweep_dir / "out"
-    cmd = [BYZEMU, "sweep", str(sweep_dir / "grid.toml"), "--out", str(out), "--jobs", "1"]
+    argv = ["sweep", str(sweep_dir / "grid.toml"), "--out", str(out), "--jobs", "1"]
 
-    code, _, stderr = _interrupt_after_first_round(cmd, out / "base" / "rep0")
+    code, _, stderr = _interrupt_after_first_round(argv, out / "base" / "rep0", sweep_dir)
     report = subprocess.run([BYZEMU, "report", str(out)], capture_output=True, text=True, timeout=WAIT_S)
-    rerun = CliRunner().invoke(main, cmd[1:])  # the same command, in this process: its runs are real clusters
+    rerun = CliRunner().invoke(main, argv)  # the same command, in this process: its runs are real clusters
 
     assert code == 130, stderr
     assert stderr.strip().splitlines() == [
@@ -121,8 +124,8 @@ def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run
     (tmp_path / "base.toml").write_text(config(2000))
     (tmp_path / "grid.toml").write_text('base = "base.toml"\nrepeats = 3\n')
     out = tmp_path / "out"
-    cmd = [BYZEMU, "sweep", str(tmp_path / "grid.toml"), "--out", str(out), "--jobs", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    argv = ["sweep", str(tmp_path / "grid.toml"), "--out", str(out), "--jobs", "2"]
+    proc = commands.start(argv, tmp_path / "stdout.log", err=tmp_path / "stderr.log")
     try:
         wait_until(
             lambda: all(read_rounds(out / "base" / f"rep{i}") for i in (0, 1)),
@@ -131,7 +134,7 @@ def test_sigint_to_a_parallel_sweep_alone_stops_it_without_starting_a_queued_run
             alive=running(proc),
             details=output(proc),
         )
-        proc.send_signal(signal.SIGINT)
+        os.kill(proc.pid, signal.SIGINT)
         _, stderr = proc.communicate(timeout=WAIT_S)
     finally:
         if proc.poll() is None:
@@ -174,6 +177,33 @@ def test_a_sigint_inside_a_peer_start_is_held_until_the_peer_is_recorded() -> No
     with sigint_deferred():  # no SIGINT: nothing raised, handler restored
         steps.append("quiet")
     assert steps[-1] == "quiet" and signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_sigint_that_lands_in_a_destructor_is_delivered_again(capfd: pytest.CaptureFixture[str]) -> None:
+    """The KeyboardInterrupt of a Ctrl-C that arrives while a destructor runs (pyzmq's
+    ``Frame.__dealloc__``: a sweep under load printed "Exception ignored" and went on to
+    finish, exit status 0) cannot propagate; inside interrupt_once it is delivered again
+    once the destructor has returned, and nothing is printed."""
+    from launch.run.procs import interrupt_once
+
+    class Freed:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)  # the handler runs in this method
+            sum(range(1000))
+
+    steps: list[str] = []
+    before = (signal.getsignal(signal.SIGINT), sys.unraisablehook)
+    with pytest.raises(KeyboardInterrupt), interrupt_once():
+        freed = Freed()
+        del freed
+        steps.append("destructor returned")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # the interrupt lands here
+            pass
+        steps.append("not reached")
+    assert steps == ["destructor returned"]
+    assert (signal.getsignal(signal.SIGINT), sys.unraisablehook) == before
+    assert "Exception ignored" not in capfd.readouterr().err
 
 
 def test_a_closed_peer_runtime_leaves_its_data_sockets_open_for_the_process_exit() -> None:

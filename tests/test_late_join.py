@@ -63,7 +63,7 @@ def test_a_slot_without_a_process_is_pending_until_one_registers_then_it_joins(t
     with Cluster(config, run_dir, peers=3) as cluster:
         cluster.start_coordinator()
         cluster.wait_listening()
-        with warm_peer(tmp_path, cluster.address, WAIT_S) as (late, trigger):
+        with warm_peer(tmp_path, cluster.address) as (late, trigger):
             cluster.start_peers()
             wait_until(
                 lambda: len(read_rounds(run_dir)) >= 2,

@@ -30,7 +30,7 @@ from launch.net.probe import one_way_delays
 from launch.run.reference import run_reference
 from protocol import config as config_mod
 from protocol.network_config import Link
-from tests.support import BYZEMU
+from tests.support import commands
 from tests.support.harness import read_rounds
 from tests.support.runs import network_config
 from tests.support.waiting import running, wait_until
@@ -114,15 +114,9 @@ def _write(tmp_path: Path, network: dict[str, Any], rounds: int = 2) -> Path:
     return cfg
 
 
-def _launch(cfg: Path, out: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as fh:
-        return subprocess.Popen(
-            [BYZEMU, "launch", str(cfg), "--out", str(out)],
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+def _launch(cfg: Path, out: Path, log: Path) -> commands.Command:
+    """``byzemu launch`` as a process of its own (``tests/support/commands.py``)."""
+    return commands.start(["launch", str(cfg), "--out", str(out)], log)
 
 
 def _message_bytes(run: Path) -> int:
@@ -173,15 +167,10 @@ def test_a_rate_limit_makes_every_round_last_a_transmission_time(tmp_path: Path)
     print(f"message {size} B, bound {bound:.3f} s, rounds {[round(r['round_s'], 3) for r in rounds]} s")
 
 
-def _refused(cfg: Path, out: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+def _refused(cfg: Path, out: Path, env: dict[str, str] | None = None) -> tuple[commands.Command, str]:
     """Launch ``cfg``, expecting a refusal: the process and its one stderr line."""
-    proc = subprocess.Popen(
-        [BYZEMU, "launch", str(cfg), "--out", str(out)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    logs = out.parent
+    proc = commands.start(["launch", str(cfg), "--out", str(out)], logs / "stdout.log", env, err=logs / "stderr.log")
     _, stderr = proc.communicate(timeout=120)
     lines = stderr.strip().splitlines()
     assert proc.returncode == 2, stderr
@@ -212,7 +201,7 @@ def test_a_delay_without_netem_is_refused_where_iptables_is_missing(tmp_path: Pa
     cfg = _write(tmp_path, {"delay_ms": 100.0, "loss_pct": 1.0, "apply_with": "netfilter"})
 
     # Act
-    _, line = _refused(cfg, tmp_path / "run", env={**os.environ, "PATH": str(bin_dir)})
+    _, line = _refused(cfg, tmp_path / "run", env={"PATH": str(bin_dir)})
 
     # Assert: one line naming the fields, the mechanism and the missing package
     assert line == (
@@ -291,7 +280,7 @@ def test_nothing_is_left_after_ctrl_c_or_a_killed_launcher(tmp_path: Path, stop:
 
     # Act: Ctrl-C goes to the launcher's process group, as a terminal sends it; SIGKILL
     # only to the launcher (its peers and the reaper outlive it)
-    os.killpg(proc.pid, stop) if stop == signal.SIGINT else proc.send_signal(stop)
+    os.killpg(proc.pid, stop) if stop == signal.SIGINT else os.kill(proc.pid, stop)
     proc.wait(60)
 
     # Assert: the launcher (Ctrl-C) or the reaper (killed) removed every namespace and

@@ -35,12 +35,12 @@ def refusal(tmp: Path, *, curve: str, **register: Any) -> tuple[str, dict[str, i
             "topology": {"kind": "complete"},
             "data": {"dataset": "synthetic", "synthetic_size": 100},
             "model": {"name": "logreg"},
-            "runtime": {"register_timeout": 3.0, "max_message_bytes": LIMIT, "curve": curve},
+            # the wait ends this long after the register is read (it is queued first, below)
+            "runtime": {"register_timeout": 0.5, "max_message_bytes": LIMIT, "curve": curve},
         }
     )
     coord = Coordinator(build_plan(cfg), bind="tcp://127.0.0.1:*", results=ResultsWriter(tmp, cfg, mode="multiprocess"))
     waiting = threading.Thread(target=lambda: pytest.raises(CoordinatorError, coord.wait_registrations))
-    waiting.start()
     ctx = zmq.Context()
     try:
         dealer = ctx.socket(zmq.DEALER)
@@ -52,11 +52,16 @@ def refusal(tmp: Path, *, curve: str, **register: Any) -> tuple[str, dict[str, i
         dealer.send_multipart(
             encode(header("register", -1, data_addr="tcp://127.0.0.1:1", host="h", pid=1, **register))
         )
-        assert dealer.poll(10_000)
+        # the register is in the coordinator's queue before its wait starts, so the short
+        # register_timeout above cannot end the wait first, however loaded the machine
+        assert coord.sock.poll(60_000)
+        waiting.start()
+        assert dealer.poll(60_000)
         reply = msgpack.unpackb(dealer.recv_multipart()[0])
     finally:
         ctx.destroy(linger=0)
-        waiting.join()
+        if waiting.is_alive():
+            waiting.join()
         coord.close()
     assert reply["kind"] == "stop" and coord.peers == {}
     return reply["reason"], dict(coord.drops)

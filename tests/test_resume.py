@@ -9,7 +9,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from click.testing import CliRunner, Result
 from launch.cli import main
 from launch.run.reference import run_reference
 from protocol import config as config_mod
-from tests.support import BYZEMU
+from tests.support import commands
 from tests.support.harness import Cluster, read_rounds, write_config
 from tests.support.runs import small_config
 from tests.support.waiting import output, running, wait_until
@@ -82,12 +81,8 @@ def _group_alive(pgid: int) -> list[int]:
 def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     out = tmp_path / "run"
-    launcher = subprocess.Popen(
-        [BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    launcher = commands.start(
+        ["launch", str(cfg), "--out", str(out), "--quiet"], tmp_path / "stdout.log", err=tmp_path / "stderr.log"
     )
     try:
         wait_until(
@@ -98,7 +93,7 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
             details=output(launcher),
         )
         peer_pids = {n["pid"] for n in json.loads((out / "topology.json").read_text())["nodes"]}
-        launcher.send_signal(signal.SIGKILL)  # the coordinator only: its peers live on
+        os.kill(launcher.pid, signal.SIGKILL)  # the coordinator only: its peers live on
         launcher.wait(WAIT_S)
         killed_at = time.monotonic()
         with contextlib.suppress(TimeoutError):  # the asserts below say what is left
@@ -107,7 +102,7 @@ def test_killed_coordinator_peers_exit_and_resume_is_bit_identical(tmp_path: Pat
             )
         left = _group_alive(launcher.pid)
         gone_after = time.monotonic() - killed_at
-        _, stderr = launcher.communicate(timeout=WAIT_S)  # the peers held the pipe until they exited
+        _, stderr = launcher.communicate(timeout=WAIT_S)  # what the launcher and its peers wrote
     finally:
         for pid in _group_alive(launcher.pid):  # only on failure: leave nothing behind
             os.kill(pid, signal.SIGKILL)
@@ -192,7 +187,7 @@ def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
     with Cluster(cfg, run_dir, peers=4) as cluster:
         cluster.start_coordinator()
         cluster.wait_listening()
-        with warm_peer(tmp_path, cluster.address, WAIT_S) as (restart, trigger):
+        with warm_peer(tmp_path, cluster.address) as (restart, trigger):
             cluster.start_peers()
             wait_until(
                 lambda: read_rounds(run_dir), timeout=WAIT_S, what="round 1", alive=cluster.alive, details=cluster.logs

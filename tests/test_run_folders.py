@@ -5,8 +5,6 @@ round (``launch/run/progress.py``)."""
 from __future__ import annotations
 
 import io
-import os
-import subprocess
 import threading
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from click.testing import CliRunner
 from launch.cli import main
 from launch.run.claim import claim_out_dir, release_out_dir
 from launch.run.progress import Progress
-from tests.support import BYZEMU
+from tests.support import commands
 from tests.support.runs import small_config
 
 
@@ -77,13 +75,11 @@ def test_progress_line_marks_accuracy_carried_over_from_an_earlier_round() -> No
 def test_two_launches_in_the_same_second_write_two_folders(tmp_path: Path) -> None:
     # Arrange: one config, launched twice at once from one folder, without --out
     (tmp_path / "run.toml").write_text(small_config("twice", seed=1, nodes=3, rounds=1))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    args = [BYZEMU, "launch", "run.toml", "--quiet"]
+    argv = ["launch", "run.toml", "--quiet"]
 
-    # Act
+    # Act: two processes of their own (tests/support/commands.py), started back to back
     procs = [
-        subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for _ in range(2)
+        commands.start(argv, tmp_path / f"out{i}.log", err=tmp_path / f"err{i}.log", cwd=tmp_path) for i in range(2)
     ]
     outputs = [p.communicate(timeout=300) for p in procs]
 

@@ -14,14 +14,15 @@ descriptor count at once.
 from __future__ import annotations
 
 import json
-import subprocess
+import os
+import signal
 import sys
 from functools import partial
 from pathlib import Path
 
 import pytest
 
-from tests.support import BYZEMU
+from tests.support import commands
 from tests.support.harness import read_rounds
 from tests.support.runs import small_config
 from tests.support.waiting import wait_until
@@ -44,8 +45,7 @@ def test_hundreds_of_cheap_rounds_grow_nothing(tmp_path: Path) -> None:
     cfg = tmp_path / "soak.toml"
     cfg.write_text(small_config("soak", seed=3, nodes=NODES, rounds=ROUNDS, eval={"every": ROUNDS}))
     out = tmp_path / "run"
-    log = (tmp_path / "launch.log").open("w")
-    proc = subprocess.Popen([BYZEMU, "launch", str(cfg), "--out", str(out), "--quiet"], stdout=log, stderr=log)
+    proc = commands.start(["launch", str(cfg), "--out", str(out), "--quiet"], tmp_path / "launch.log")
     samples = []
     try:
         # Act: sample at rounds 60, 120, ..., 300 (the first is the warm-up)
@@ -73,9 +73,8 @@ def test_hundreds_of_cheap_rounds_grow_nothing(tmp_path: Path) -> None:
         assert proc.wait(timeout=120) == 0
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        log.close()
 
     # Assert
     assert [s["peers"]["sampled"] for s in samples] == [NODES] * len(samples)

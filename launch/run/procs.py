@@ -19,6 +19,11 @@ from peer.options import PeerOptions
 
 _THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _PRELOAD = ["peer.preload"]
+#: how :func:`start_peers` starts peers: ``"forkserver"`` (from the torch-preloaded
+#: forkserver) or ``"fork"`` (straight from this process: only for a process that has
+#: imported torch and the peer code already and runs no other thread, such as the test
+#: suite's commands, themselves forked from its forkserver: ``tests/support/commands.py``)
+PEERS_START = "forkserver"
 #: exit status of a process stopped by SIGINT (128 + 2, as a shell reports it)
 INTERRUPTED_EXIT = 130
 
@@ -132,27 +137,53 @@ def _log_shared_failures_once() -> None:
         handler.addFilter(_Drop())
 
 
+def _interrupt_main_soon() -> None:
+    time.sleep(0.005)
+    import _thread
+
+    _thread.interrupt_main(signal.SIGINT)
+
+
 @contextlib.contextmanager
 def interrupt_once() -> Iterator[None]:
     """The first SIGINT raises KeyboardInterrupt as usual; later ones are ignored until the
     block ends, so that a second Ctrl-C cannot cut short the writing of the run's state
     (``interrupted.json``) or the stopping of its peers. Outside the main thread (where
-    Python cannot set handlers) the block runs as it is."""
+    Python cannot set handlers) the block runs as it is.
+
+    A KeyboardInterrupt raised while a destructor runs (pyzmq's ``Frame.__dealloc__`` when a
+    received message is freed) cannot propagate: Python prints it as "Exception ignored"
+    and goes on, and the Ctrl-C would be lost. Inside the block such an interrupt is not
+    printed but delivered again, once the destructor has returned (``sys.unraisablehook``,
+    ``_thread.interrupt_main`` from another thread)."""
+    import _thread
     import threading
 
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.getsignal(signal.SIGINT)
+    previous_hook = sys.unraisablehook
 
     def first(signum: int, frame: object) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise KeyboardInterrupt
 
+    def unraisable(info: Any) -> None:
+        if isinstance(info.exc_value, KeyboardInterrupt) and threading.current_thread() is threading.main_thread():
+            # not from here: the handler would run before this hook returns, in the
+            # destructor still; another thread's interrupt_main, a moment later, lands after
+            signal.signal(signal.SIGINT, first)
+            _thread.start_new_thread(_interrupt_main_soon, ())
+            return
+        previous_hook(info)
+
     signal.signal(signal.SIGINT, first)
+    sys.unraisablehook = unraisable
     try:
         yield
     finally:
+        sys.unraisablehook = previous_hook
         signal.signal(signal.SIGINT, previous)
 
 
@@ -192,9 +223,12 @@ def start_peers(
     class or a partial of one) builds each process's runtime instead of ``PeerRuntime``."""
     each = options if isinstance(options, list) else [options] * count
     _single_threaded_env()
-    if preload:
+    ctx: mp.context.BaseContext
+    if preload and PEERS_START == "fork":
+        ctx = mp.get_context("fork")
+    elif preload:
         start_forkserver()
-        ctx: mp.context.ForkServerContext | mp.context.SpawnContext = mp.get_context("forkserver")
+        ctx = mp.get_context("forkserver")
     else:
         ctx = mp.get_context("spawn")
     procs: list[mp.process.BaseProcess] = []

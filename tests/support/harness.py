@@ -1,8 +1,9 @@
 """A raw-frame harness for byzemu's wire protocol, written from ``docs/PROTOCOL.md`` only.
 
-Nothing here imports byzemu: the harness speaks protocol version 1, revision 2, with plain pyzmq,
-msgpack and numpy, so it tests the protocol as specified rather than the project's own
-encoder, and it keeps working (or fails loudly) when the implementation changes.
+The frames and messages here import nothing of byzemu: the harness speaks protocol
+version 1, revision 2, with plain pyzmq, msgpack and numpy, so it tests the protocol as
+specified rather than the project's own encoder, and it keeps working (or fails loudly)
+when the implementation changes.
 
 Three pieces:
 
@@ -13,8 +14,10 @@ Three pieces:
   exactly the chunks the test asks for, collects the neighbors' chunks and reports the
   ``round_done`` metrics the test chooses. It can also open extra raw sockets to send
   arbitrary (hostile) frames.
-* :class:`Cluster` -- a ``byzemu coordinator`` subprocess and a ``byzemu peer --count N``
-  subprocess (real peers), plus :func:`read_results` for the run's results folder.
+* :class:`Cluster` -- a ``byzemu coordinator`` process and a ``byzemu peer --count N``
+  process (real peers), plus :func:`read_results` for the run's results folder. The two are
+  byzemu's own CLI, forked from the test worker's forkserver (``tests/support/commands.py``);
+  the frames above are still the harness's own.
 
 Typical use (see ``tests/test_protocol_harness.py``)::
 
@@ -64,7 +67,7 @@ import msgpack
 import numpy as np
 import zmq
 
-from tests.support import BYZEMU
+from tests.support import commands
 from tests.support.waiting import wait_until
 
 VERSION = 1
@@ -611,7 +614,7 @@ def write_config(folder: Path, text: str, name: str = "config.toml") -> Path:
 
 
 class Cluster:
-    """``byzemu coordinator`` + ``byzemu peer --count N`` as subprocesses on 127.0.0.1.
+    """``byzemu coordinator`` + ``byzemu peer --count N`` as processes of their own on 127.0.0.1.
 
     Output of each goes to ``coordinator.log`` / ``peers.log`` next to the run folder
     (:meth:`logs` returns both, handy in assertion messages). Both processes run in their
@@ -624,8 +627,8 @@ class Cluster:
         self.peer_count = peers
         self.log_dir = self.run_dir.parent
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.coordinator: subprocess.Popen[bytes] | None = None
-        self.peers: subprocess.Popen[bytes] | None = None
+        self.coordinator: commands.Command | subprocess.Popen[bytes] | None = None
+        self.peers: commands.Command | subprocess.Popen[bytes] | None = None
         self.port = 0
         self.address = ""
         #: printed by a coordinator with CURVE on; read by :meth:`wait_listening`, so CURVE
@@ -638,19 +641,11 @@ class Cluster:
     def __exit__(self, *exc: Any) -> None:
         self.kill()
 
-    def _spawn(self, args: list[str], log_name: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-        log = open(self.log_dir / log_name, "ab")
-        try:
-            return subprocess.Popen(
-                [str(BYZEMU), *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=None if env is None else {**os.environ, **env},
-            )
-        finally:
-            log.close()
+    def _spawn(self, args: list[str], log_name: str, env: Mapping[str, str] | None = None) -> commands.Command:
+        """``byzemu ARGS`` as a process of its own, forked from the worker's forkserver
+        (``tests/support/commands.py``: the CLI's real code, without an interpreter's start
+        and torch's import per process)."""
+        return commands.start(args, self.log_dir / log_name, env)
 
     def start_coordinator(self) -> None:
         """``byzemu coordinator`` on a port the system picks (``tcp://127.0.0.1:*``, so
@@ -679,27 +674,7 @@ class Cluster:
                 *(["--coordinator-key", self.coordinator_key] if self.coordinator_key else []),
             ],
             "peers.log",
-            env=self._preload_hint(table),
         )
-
-    def _preload_hint(self, table: Mapping[str, Any]) -> dict[str, str]:
-        """``BYZEMU_PRELOAD_DATA`` for the peers' forkserver, as ``byzemu launch`` sets it
-        (``peer/preload.py``): the run's dataset, so that the forkserver loads it once and
-        does not import torchvision for a run that does not need it (without the hint it
-        does, for whatever run comes: over a second of CPU per cluster)."""
-        data, model = table.get("data", {}), table.get("model", {})
-        root = data.get("root") or ""
-        if root and not Path(root).is_absolute():
-            root = str((self.config.parent / root).resolve())  # relative to the config file
-        hint = {
-            "dataset": data.get("dataset", "mnist"),
-            "root": root,
-            "seed": table.get("seed", 0),
-            "synthetic_size": data.get("synthetic_size", 2000),
-            "test_samples": data.get("test_samples", 0),
-            "model": model.get("name", "lenet"),
-        }
-        return {"BYZEMU_PRELOAD_DATA": json.dumps(hint)}
 
     def start(self) -> None:
         """The coordinator, then (once it listens) the real peers: they need seconds to come

@@ -11,7 +11,10 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from tests.support.commands import Command
 
 T = TypeVar("T")
 
@@ -52,12 +55,12 @@ def _message(head: str, details: Callable[[], str] | None) -> str:
     return f"{head}:\n{details()}" if details is not None else head
 
 
-def running(proc: subprocess.Popen) -> Callable[[], bool]:
+def running(proc: subprocess.Popen | Command) -> Callable[[], bool]:
     """``alive`` for :func:`wait_until`: whether ``proc`` still runs."""
     return lambda: proc.poll() is None
 
 
-def output(proc: subprocess.Popen) -> Callable[[], str]:
+def output(proc: subprocess.Popen | Command) -> Callable[[], str]:
     """``details`` for :func:`wait_until`: what ``proc`` (started with pipes) wrote, once it
     has exited; never blocks on a process that still runs."""
 
