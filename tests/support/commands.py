@@ -5,8 +5,11 @@ interpreter that imports torch (~1.7 s of CPU), and ``byzemu peer`` then starts 
 that imports it again (~1.8 s): over three seconds of CPU per cluster before a message is
 sent, most of the suite's time on a 2-core machine. :func:`start` forks the command instead
 from the worker's forkserver (``launch.run.procs.start_forkserver``: torch and the peer code
-already imported, what ``byzemu launch`` forks its peers from), and a ``byzemu peer``
-command forks its peers straight from itself (``launch.run.procs.PEERS_START = "fork"``).
+already imported, what ``byzemu launch`` forks its peers from); a ``byzemu peer`` command
+forks its peers straight from itself (``launch.run.procs.PEERS_START = "fork"``), and a
+``byzemu launch`` or ``byzemu sweep`` command gets its forkserver forked from itself
+(:func:`_fork_forkserver`) before it starts (it starts threads later, so its peers cannot
+be forked from it directly).
 
 What a test sees is what it saw of a subprocess: a process of its own, with its own pid and
 process group (``os.setsid``, so ``os.killpg`` ends the command and the peers it forked),
@@ -49,10 +52,43 @@ def _command(
         from launch.run import procs
 
         procs.PEERS_START = "fork"
+    elif argv and argv[0] in ("launch", "sweep"):
+        _fork_forkserver()
     from launch.cli import main
 
     sys.argv = ["byzemu", *argv]
     main(list(argv), prog_name="byzemu")  # ends in SystemExit: the process's exit status
+
+
+def _fork_forkserver() -> None:
+    """Start this process's multiprocessing forkserver as ``ForkServer.ensure_running``
+    does, but forked from here (torch and the peer code are imported already) instead of
+    as a new interpreter that imports them again; the command's ``start_forkserver`` then
+    finds it running. The peers it forks are what they are under ``byzemu launch``, except
+    that they load the run's data themselves (the data preload of ``peer/preload.py`` is
+    not run), as in ``api.launch`` from the tests."""
+    import socket
+    from multiprocessing import connection, forkserver, resource_tracker
+
+    resource_tracker.ensure_running()
+    with socket.socket(socket.AF_UNIX) as listener:
+        address = connection.arbitrary_address("AF_UNIX")
+        listener.bind(address)
+        listener.listen()
+        alive_r, alive_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the forkserver: serves until every holder of alive_w has exited
+            code = 0
+            try:
+                os.close(alive_w)
+                forkserver.main(listener.fileno(), alive_r, [])
+            except BaseException:  # noqa: BLE001  (its exit status says it)
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(alive_r)
+    server = forkserver._forkserver  # type: ignore[attr-defined]
+    server._forkserver_address, server._forkserver_alive_fd, server._forkserver_pid = address, alive_w, pid
 
 
 class Command:
