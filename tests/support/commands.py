@@ -29,6 +29,7 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 
 def _command(
@@ -70,9 +71,11 @@ def _fork_forkserver() -> None:
     import socket
     from multiprocessing import connection, forkserver, resource_tracker
 
+    new_address: Any = getattr(connection, "arbitrary_address")  # noqa: B009  (private: not in the stubs)
+
     resource_tracker.ensure_running()
     with socket.socket(socket.AF_UNIX) as listener:
-        address = connection.arbitrary_address("AF_UNIX")
+        address = new_address("AF_UNIX")
         listener.bind(address)
         listener.listen()
         alive_r, alive_w = os.pipe()
@@ -87,7 +90,7 @@ def _fork_forkserver() -> None:
             finally:
                 os._exit(code)
         os.close(alive_r)
-    server = forkserver._forkserver  # type: ignore[attr-defined]
+    server: Any = getattr(forkserver, "_forkserver")  # noqa: B009  (the module's ForkServer)
     server._forkserver_address, server._forkserver_alive_fd, server._forkserver_pid = address, alive_w, pid
 
 
