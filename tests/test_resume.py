@@ -182,7 +182,7 @@ def test_resume_of_a_bad_folder_is_one_error_line(tmp_path: Path) -> None:
 def test_restarted_peer_is_refused_and_run_goes_on(tmp_path: Path) -> None:
     # no liveness probe in a multi-host run: the coordinator waits out round_timeout for the
     # killed peer, and its restart (already warm: tests/support/warm.py) registers meanwhile
-    cfg = _config(tmp_path, rounds=4, round_timeout=10.0, chunk_timeout=1.0)
+    cfg = _config(tmp_path, rounds=4, round_timeout=6.0, chunk_timeout=1.0)
     run_dir = tmp_path / "run"
     with Cluster(cfg, run_dir, peers=4) as cluster:
         cluster.start_coordinator()
