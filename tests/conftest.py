@@ -6,6 +6,8 @@ where every test does, ``@pytest.mark.cluster`` on the test otherwise."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -31,6 +33,14 @@ def pytest_configure(config: pytest.Config) -> None:
     # one torch thread, as in every byzemu process (the in-process reference sets the same):
     # the parallel workers and the clusters they start share the cores
     torch.set_num_threads(1)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker more than the usable cores. The real-process tests spend part
+    of their time waiting (a deadline, a process's start or exit), so a worker per core
+    leaves cores idle: on 2 cores, 2 workers kept the machine 76 % busy and 3 workers 90 %
+    (BENCHMARKS.md, *Test suite time*)."""
+    return len(os.sched_getaffinity(0)) + 1
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
