@@ -80,7 +80,10 @@ def run(n: int, rounds: int, transport: str, *, params: int = LENET_PARAMS) -> d
     else:
         ctx0 = zmq.Context()
         probe = ctx0.socket(zmq.ROUTER)
-        base = probe.bind_to_random_port("tcp://127.0.0.1", min_port=20000, max_port=50000)
+        # below the kernel's ephemeral range, where the peers' "*" ports come from: a peer
+        # could otherwise take this port before the coordinator binds it
+        low, _ = (int(v) for v in open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
+        base = probe.bind_to_random_port("tcp://127.0.0.1", min_port=10000, max_port=max(10001, low - 1))
         probe.close(0)
         ctx0.term()
         addr = {"coordinator": f"tcp://127.0.0.1:{base}", "peer": lambda i: "tcp://127.0.0.1:*"}
