@@ -18,12 +18,6 @@ cluster here would only repeat that check, at the cost of a cluster start per ru
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +31,7 @@ from launch.sweeps.sweepfile import load_sweep
 from protocol import config as config_mod
 from tests.support.harness import read_rounds
 from tests.support.runs import small_config
+from tests.support.slurm import Slurm, SlurmUnavailable, start, stop
 from tests.support.waiting import wait_until
 
 NODES, ROUNDS = 4, 3
@@ -216,155 +211,16 @@ def test_status_shows_rounds_done_and_the_last_evaluated_accuracy(tmp_path: Path
 # ----------------------------------------------------------------------------- the cluster
 
 
-@dataclass
-class Slurm:
-    root: Path
-    env: dict[str, str]
-    procs: list[subprocess.Popen] = field(default_factory=list)
-
-    def run(self, *argv: str) -> str:
-        proc = subprocess.run(list(argv), env=self.env, capture_output=True, text=True, timeout=60, check=False)
-        return proc.stdout
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"----- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted((self.root / "log").glob("*"))
-        )
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-SLURM_CONF = """\
-ClusterName=byzemutest
-SlurmctldHost={host}(127.0.0.1)
-SlurmctldPort={ctld_port}
-SlurmdPort={slurmd_port}
-AuthType=auth/munge
-AuthInfo=socket={root}/munge/munge.socket
-CredType=cred/munge
-SlurmUser=root
-SlurmdUser=root
-StateSaveLocation={root}/state
-SlurmdSpoolDir={root}/spool/%n
-SlurmctldPidFile={root}/slurmctld.pid
-SlurmdPidFile={root}/slurmd-%n.pid
-SlurmctldLogFile={root}/log/slurmctld.log
-SlurmdLogFile={root}/log/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SchedulerType=sched/builtin
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-MpiDefault=none
-ReturnToService=2
-MinJobAge=600
-SlurmdParameters=config_overrides
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-JobCompType=jobcomp/none
-NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port={n1_port} CPUs=8 State=UNKNOWN
-NodeName=n2 NodeHostname={host} NodeAddr=127.0.0.1 Port={n2_port} CPUs=8 State=UNKNOWN
-PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
-"""
-
-
 @pytest.fixture(scope="session")
 def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Slurm]:
-    if not sys.platform.startswith("linux") or os.geteuid() != 0:
-        pytest.skip("a test Slurm cluster needs root (slurmd runs jobs as their user); CI runs as root")
-    missing = [b for b in ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue") if shutil.which(b) is None]
-    if missing:
-        pytest.skip(
-            f"Slurm is not installed ({', '.join(missing)} missing): apt-get install slurm-wlm munge (.ci/run does)"
-        )
-    root = tmp_path_factory.mktemp("slurm")
-    for sub in ("munge", "state", "spool/n1", "spool/n2", "log"):
-        (root / sub).mkdir(parents=True)
-    (root / "munge").chmod(0o755)
-    key = root / "munge" / "munge.key"
-    key.write_bytes(os.urandom(1024))
-    key.chmod(0o600)
-    ctld_port, slurmd_port, n1_port, n2_port = _free_ports(4)
-    host = socket.gethostname().split(".")[0]
-    conf = root / "slurm.conf"
-    conf.write_text(
-        SLURM_CONF.format(
-            host=host, root=root, ctld_port=ctld_port, slurmd_port=slurmd_port, n1_port=n1_port, n2_port=n2_port
-        )
-    )
-    cluster = Slurm(root, {**os.environ, "SLURM_CONF": str(conf)})
-    try:  # the job's peers reach the coordinator by its hostname, as on a real cluster
-        socket.gethostbyname(socket.gethostname())
-    except OSError:  # a container whose hostname does not resolve: every "host" is this machine
-        cluster.env["BYZEMU_COORDINATOR_HOST"] = "127.0.0.1"
-
-    def start(*argv: str) -> None:
-        with (root / "log" / f"{Path(argv[0]).name}-{len(cluster.procs)}.stderr").open("wb") as fh:
-            cluster.procs.append(
-                subprocess.Popen(
-                    list(argv),
-                    env=cluster.env,
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            )
-
-    def give_up(why: str) -> None:
-        _stop(cluster)
-        pytest.skip(f"cannot start a test Slurm cluster here: {why}\n{cluster.logs()}")
-
-    m = root / "munge"
-    start(
-        "munged",
-        "-F",
-        "--force",
-        f"--key-file={key}",
-        f"--socket={m / 'munge.socket'}",
-        f"--pid-file={m / 'munged.pid'}",
-        f"--log-file={root / 'log' / 'munged.log'}",
-        f"--seed-file={m / 'munged.seed'}",
-    )
     try:
-        wait_until(lambda: (m / "munge.socket").exists(), timeout=30, what="munged's socket", interval=0.2)
-        start("slurmctld", "-D", "-f", str(conf))
-        start("slurmd", "-D", "-f", str(conf), "-N", "n1")
-        start("slurmd", "-D", "-f", str(conf), "-N", "n2")
-        wait_until(
-            lambda: cluster.run("sinfo", "-h", "-N", "-o", "%N %T").split() == ["n1", "idle", "n2", "idle"],
-            timeout=60,
-            what="both nodes idle (sinfo)",
-            interval=0.2,
-        )
-    except TimeoutError as exc:
-        give_up(str(exc))
+        cluster = start(tmp_path_factory.mktemp("slurm"))
+    except SlurmUnavailable as exc:
+        pytest.skip(str(exc))
     try:
         yield cluster
     finally:
-        cluster.run("scancel", "--me")
-        _stop(cluster)
-
-
-def _stop(cluster: Slurm) -> None:
-    for p in reversed(cluster.procs):  # the slurmds, slurmctld, then munged
-        try:
-            os.killpg(p.pid, signal.SIGTERM)
-            p.wait(15)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            try:
-                os.killpg(p.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            p.wait()
+        stop(cluster)
 
 
 def _job_state(cluster: Slurm, job: str) -> str:
