@@ -56,7 +56,9 @@ def main() -> None:
     cmd = [str(Path(sys.executable).parent / "byzemu"), "launch", str(ROOT / "configs" / "quickstart.toml")]
     cmd += [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
     cmd += ["--on", "slurm", "--nodes", "2", "--out", str(out)]
-    row: dict[str, Any] = {"peers": args.peers, "rounds": args.rounds, "command": " ".join(cmd[1:])}
+    shown = ["byzemu", "launch", "configs/quickstart.toml", *cmd[3:-2], "--out", "RUN_DIR"]
+    log_tail = ""
+    row: dict[str, Any] = {"peers": args.peers, "rounds": args.rounds, "command": " ".join(shown)}
     try:
         t0 = time.monotonic()
         submitted = cluster.run(*cmd)
@@ -79,13 +81,14 @@ def main() -> None:
         row["rounds_completed"] = summary.get("rounds_completed")
         row["failed_peers"] = len(summary.get("failed_peers", [])) if summary else None
         row["accuracy"] = (summary.get("final_accuracy") or {}).get("mean")
-        row["log_tail"] = text[-2000:]
+        log_tail = text[-2000:]
     finally:
         stop(cluster)
     ok = row.get("state") == "COMPLETED" and row.get("rounds_completed") == args.rounds and row["failed_peers"] == 0
-    print(json.dumps({k: v for k, v in row.items() if k != "log_tail"}, indent=1))
+    print(json.dumps(row, indent=1))
+    if not ok:
+        print(log_tail)
     save(args.name, {"machine": machine(), **busy, "run": row, "ok": ok})
-    print(f"results: bench/results/{args.name}.json")
     sys.exit(0 if ok else 1)
 
 

@@ -45,10 +45,14 @@ def soak(nodes: int, rounds: int, every: int, model: str) -> dict[str, Any]:
     }
     samples: list[dict[str, Any]] = []
     pids: list[int] = []
+    due = [every]  # the next sampling round: the first count at or past it is sampled
 
     def on_lines(count: int, now: float, launcher: int) -> None:
-        if count == 0 or count % every or (samples and samples[-1]["round"] == count) or count >= rounds:
+        # lines may arrive several at a time (hundreds of peers, a busy watcher): sample at
+        # the first count past each multiple of ``every``, not only at an exact multiple
+        if count < due[0] or count >= rounds:
             return
+        due[0] = (count // every + 1) * every
         if not pids:
             pids.extend(peer_pids(out))
         recs = (out / "rounds.jsonl").read_text().splitlines()[count - every : count]
@@ -97,6 +101,10 @@ def main() -> None:
     args = ap.parse_args()
     busy = warn_if_busy()
     result = soak(args.nodes, args.rounds, args.every, args.model)
+    if len(result["samples"]) < 3:
+        raise SystemExit(
+            f"{len(result['samples'])} sample(s): too few to fit a growth; raise --rounds or lower --every"
+        )
     result["verdict"] = procstat.growth(result["samples"], nodes=args.nodes, bound_mib=args.bound_mib)
     v = result["verdict"]
     print()
