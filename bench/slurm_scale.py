@@ -53,10 +53,10 @@ def main() -> None:
         "data.test_samples": 500,
         "runtime.register_timeout": 600,
     }
-    cmd = [str(Path(sys.executable).parent / "byzemu"), "launch", str(ROOT / "configs" / "quickstart.toml")]
-    cmd += [a for k, v in sets.items() for a in ("--set", f"{k}={v}")]
-    cmd += ["--on", "slurm", "--nodes", "2", "--out", str(out)]
-    shown = ["byzemu", "launch", "configs/quickstart.toml", *cmd[3:-2], "--out", "RUN_DIR"]
+    opts = [a for k, v in sets.items() for a in ("--set", f"{k}={v}")] + ["--on", "slurm", "--nodes", "2"]
+    cmd = [str(Path(sys.executable).parent / "byzemu"), "launch", str(ROOT / "configs" / "quickstart.toml"), *opts]
+    cmd += ["--out", str(out)]
+    shown = ["byzemu", "launch", "configs/quickstart.toml", *opts, "--out", "RUN_DIR"]
     log_tail = ""
     row: dict[str, Any] = {"peers": args.peers, "rounds": args.rounds, "command": " ".join(shown)}
     try:

@@ -45,14 +45,15 @@ def soak(nodes: int, rounds: int, every: int, model: str) -> dict[str, Any]:
     }
     samples: list[dict[str, Any]] = []
     pids: list[int] = []
-    due = [every]  # the next sampling round: the first count at or past it is sampled
+    due = every  # the next sampling round: the first count at or past it is sampled
 
     def on_lines(count: int, now: float, launcher: int) -> None:
         # lines may arrive several at a time (hundreds of peers, a busy watcher): sample at
         # the first count past each multiple of ``every``, not only at an exact multiple
-        if count < due[0] or count >= rounds:
+        nonlocal due
+        if count < due or count >= rounds:
             return
-        due[0] = (count // every + 1) * every
+        due = (count // every + 1) * every
         if not pids:
             pids.extend(peer_pids(out))
         recs = (out / "rounds.jsonl").read_text().splitlines()[count - every : count]

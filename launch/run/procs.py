@@ -3,6 +3,7 @@ forkserver can be started before this process imports torch)."""
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import json
 import logging
@@ -139,8 +140,6 @@ def _log_shared_failures_once() -> None:
 
 def _interrupt_main_soon() -> None:
     time.sleep(0.005)
-    import _thread
-
     _thread.interrupt_main(signal.SIGINT)
 
 
@@ -156,7 +155,6 @@ def interrupt_once() -> Iterator[None]:
     and goes on, and the Ctrl-C would be lost. Inside the block such an interrupt is not
     printed but delivered again, once the destructor has returned (``sys.unraisablehook``,
     ``_thread.interrupt_main`` from another thread)."""
-    import _thread
     import threading
 
     if threading.current_thread() is not threading.main_thread():

@@ -32,9 +32,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _command(
-    argv: list[str], log: str, err: str | None, env: dict[str, str], cwd: str, fork_peers: bool, trigger: str | None
-) -> None:
+def _command(argv: list[str], log: str, err: str | None, env: dict[str, str], cwd: str, trigger: str | None) -> None:
     """The forked process: a session of its own, stdout to ``log`` and stderr to ``err``
     (or ``log``), then (once ``trigger`` exists, when given) the CLI."""
     os.setsid()
@@ -49,7 +47,7 @@ def _command(
     os.environ.update(env)
     while trigger is not None and not os.path.exists(trigger):
         time.sleep(0.01)
-    if fork_peers:
+    if argv and argv[0] == "peer":
         from launch.run import procs
 
         procs.PEERS_START = "fork"
@@ -158,14 +156,12 @@ def start(
 
     start_forkserver()
     ctx = mp.get_context("forkserver")
-    fork_peers = bool(argv) and argv[0] == "peer"
     args = (
         list(argv),
         str(log),
         None if err is None else str(err),
         dict(env or {}),
         str(cwd) if cwd is not None else os.getcwd(),
-        fork_peers,
         None if trigger is None else str(trigger),
     )
     process = ctx.Process(target=_command, args=args, daemon=False)

@@ -82,8 +82,8 @@ SlurmdParameters=config_overrides
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
-NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port={n1_port} CPUs=8 State=UNKNOWN
-NodeName=n2 NodeHostname={host} NodeAddr=127.0.0.1 Port={n2_port} CPUs=8 State=UNKNOWN
+NodeName=n1 NodeHostname={host} NodeAddr=127.0.0.1 Port={n1_port} CPUs={cpus} State=UNKNOWN
+NodeName=n2 NodeHostname={host} NodeAddr=127.0.0.1 Port={n2_port} CPUs={cpus} State=UNKNOWN
 PartitionName=debug Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -109,8 +109,14 @@ def start(root: Path, *, cpus: int = 8) -> Slurm:
     conf = root / "slurm.conf"
     conf.write_text(
         SLURM_CONF.format(
-            host=host, root=root, ctld_port=ctld_port, slurmd_port=slurmd_port, n1_port=n1_port, n2_port=n2_port
-        ).replace("CPUs=8", f"CPUs={cpus}")
+            host=host,
+            root=root,
+            ctld_port=ctld_port,
+            slurmd_port=slurmd_port,
+            n1_port=n1_port,
+            n2_port=n2_port,
+            cpus=cpus,
+        )
     )
     cluster = Slurm(root, {**os.environ, "SLURM_CONF": str(conf)})
     try:  # the job's peers reach the coordinator by its hostname, as on a real cluster
