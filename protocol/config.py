@@ -336,6 +336,16 @@ def from_dict(data: dict[str, Any]) -> RunConfig:
     return cfg
 
 
+#: top-level keys only a sweep file has (``launch/sweeps/sweepfile.py``)
+SWEEP_ONLY_KEYS = ("axes", "base", "extends", "repeats")
+
+
+def looks_like_sweep(data: dict[str, Any]) -> bool:
+    """True for the table of a sweep file (a ``base`` or ``extends``, maybe ``axes``,
+    ``repeats``, ``[set]``), which no run config has."""
+    return bool(set(data) & set(SWEEP_ONLY_KEYS))
+
+
 def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_paths: bool = True) -> RunConfig:
     """Load a TOML config file, apply ``--set`` overrides and check it.
 
@@ -344,6 +354,12 @@ def load(path: str | Path, overrides: typing.Sequence[str] = (), *, resolve_path
     """
     path = Path(path)
     data = read_toml(path, "config")
+    if looks_like_sweep(data):
+        keys = ", ".join(sorted(set(data) & set(SWEEP_ONLY_KEYS)))
+        raise ConfigError(
+            f"{path} is a sweep file (it has {keys}), not a run's config: run it with `byzemu sweep {path}`; "
+            f"`byzemu validate {path}` checks every run of it"
+        )
     base = path.resolve().parent
     if resolve_paths:
         _resolve_relative(data, base)

@@ -300,3 +300,44 @@ def test_validate_ok_on_valid_config(tmp_path: Path) -> None:
 
     assert r.exit_code == 0, r.output
     assert r.stdout.startswith("ok: 3 peers, complete topology (degrees [2])"), r.stdout
+
+
+# ----------------------------------------------------------------------------- sweep files
+
+
+def _sweep(folder: Path, lrs: str) -> Path:
+    (folder / "base.toml").write_text(VALID)
+    path = folder / "grid.toml"
+    path.write_text(f'base = "base.toml"\nrepeats = 2\n\n[axes]\n"train.lr" = {lrs}\n')
+    return path
+
+
+def test_validate_checks_every_run_of_a_sweep_file(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["validate", str(_sweep(tmp_path, "[0.1, 0.2]"))])
+
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[0] == "ok: sweep of 4 runs (2 cells x 2 repeats), every run's config and plan checked; 3 peers, 1 rounds"
+    assert lines[1].startswith("the largest run (train.lr=0.1/rep0): on this machine: ")
+
+
+def test_validate_of_a_sweep_names_the_cell_whose_config_is_bad(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["validate", str(_sweep(tmp_path, "[0.1, -1.0]"))])
+
+    assert r.exit_code == 2
+    assert r.stderr.splitlines() == ["error: train.lr=-1.0: must be >= 0 (sweep cell train.lr=-1.0)"]
+
+
+def test_a_sweep_file_given_where_a_run_config_goes_says_how_to_run_it(tmp_path: Path) -> None:
+    from launch import api
+    from protocol.config import ConfigError
+
+    sweep = _sweep(tmp_path, "[0.1]")
+
+    with pytest.raises(ConfigError) as err:
+        api.load_config(sweep)
+
+    assert str(err.value) == (
+        f"{sweep} is a sweep file (it has axes, base, repeats), not a run's config: run it with "
+        f"`byzemu sweep {sweep}`; `byzemu validate {sweep}` checks every run of it"
+    )
