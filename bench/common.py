@@ -117,7 +117,7 @@ def run_command(
     if pin is not None:
         cmd = ["taskset", "-c", pin, *cmd]
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=code_root())
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"{shlex.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
@@ -204,6 +204,19 @@ def lo_bytes() -> int:
     return 0
 
 
+def code_root() -> Path:
+    """The checkout whose code a launch from here runs: the first ``PYTHONPATH`` entry when
+    it is a byzemu checkout (an A/B against other code), else this one. A launch must also
+    *start* there: Python 3.11's forkserver ignores its parent's ``sys.path`` and finds the
+    peer code through its own, whose first entry is its working directory, so a launch
+    started from this checkout with ``PYTHONPATH`` elsewhere ran the other code in the
+    launcher but this checkout's in the peers."""
+    first = os.environ.get("PYTHONPATH", "").split(os.pathsep)[0]
+    if first and (Path(first) / "peer" / "runtime.py").is_file():
+        return Path(first).resolve()
+    return ROOT
+
+
 def run_watched(cmd: list[str], out_dir: Path, on_lines: Any = None, *, timeout: float = 1800) -> dict[str, Any]:
     """Run ``cmd`` (a launch writing into ``out_dir``) and poll ``rounds.jsonl`` every
     2 ms; call ``on_lines(count, now)`` whenever its line count grows. Returns the start
@@ -212,7 +225,7 @@ def run_watched(cmd: list[str], out_dir: Path, on_lines: Any = None, *, timeout:
     # output to a file, not a pipe: nobody reads a pipe during the run, and once its 64 KiB
     # are full every peer that logs a line blocks (256 peers did, round 1 never came)
     log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=code_root(), stdout=log, stderr=subprocess.STDOUT, text=True)
     rounds_file = out_dir / "rounds.jsonl"
     size, lines, seen_at = 0, 0, []
     try:

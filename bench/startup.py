@@ -41,7 +41,7 @@ from common import (
     BYZEMU,
     PYTHON,
     QUICKSTART,
-    ROOT,
+    code_root,
     cpu_jiffies,
     mean,
     mem_available_mib,
@@ -82,7 +82,7 @@ def one_run(mode: str, nodes: int, out: Path, rounds: int) -> dict[str, Any]:
         cmd = [PYTHON, str(Path(__file__).resolve()), "--child-spawn", str(QUICKSTART), str(out), *sets(overrides)]
     busy0 = _busy_jiffies()
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, cwd=code_root(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     rounds_file = out / "rounds.jsonl"
     first_line_at: float | None = None
     memory: dict[str, Any] | None = None

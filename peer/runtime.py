@@ -32,7 +32,7 @@ from typing import Any
 
 import zmq
 
-from peer import checkpoint
+from peer import checkpoint, heap
 from peer import data as datasets
 from peer.churn import ScheduledCrash, crash_round
 from peer.control import (
@@ -181,6 +181,7 @@ class PeerRuntime:
         # pages a forked peer shares with its forkserver
         gc.freeze()
         self.control.send(m.ready(src=self.node))
+        heap.release_free_memory()  # what loading the data and building the model freed
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -341,6 +342,8 @@ class PeerRuntime:
                 checkpoint=round_ if saved else None,
             )
         )
+        if "eval_s" in result.timing:  # an evaluation's blocks stay in the heap (peer/heap.py)
+            heap.release_free_memory()
 
     def serve(self) -> None:
         """Wait for round starts until ``stop``; exits if the coordinator goes silent."""
