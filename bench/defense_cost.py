@@ -10,7 +10,7 @@ CPU time ``end_round`` reports for the aggregation (every defense call for the 8
 indices, ``begin_round`` and the loss probes of loss-based rules included), median over
 ``--repeats`` rounds. One thread, as in a peer.
 
-    .venv/bin/python bench/defense_cost.py [--m 2,4,8,16,32] [--model lenet] [--repeats 5]
+    .venv/bin/python bench/defense_cost.py [--m 2,4,8,16,32] [--model lenet] [--repeats 5] [--name NAME]
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def main() -> None:
     ap.add_argument("--model", default="lenet")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--defenses", default="", help="comma-separated subset (default: every registered defense)")
+    ap.add_argument("--name", default="", help="results file name (default defense_cost_MODEL)")
     args = ap.parse_args()
     info = warn_if_busy()
     import torch
@@ -101,7 +102,7 @@ def main() -> None:
     for k, v in errors.items():
         print(f"error {k}: {v}")
     save(
-        f"defense_cost_{args.model}",
+        args.name or f"defense_cost_{args.model}",
         {"machine": info, "model": args.model, "repeats": args.repeats, "results": results, "errors": errors},
     )
 

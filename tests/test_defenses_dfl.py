@@ -156,3 +156,58 @@ def test_bridge_m_is_the_coordinate_wise_median() -> None:
     out = build_defense("bridge_m", {}).aggregate(_t(0, 5), [_t(1, -5), _t(10, 0)], _ctx(2))
 
     assert out.tolist() == [1.0, 0.0]
+
+
+def _lenet_probe(lo: int, hi: int) -> tuple[ModelProbe, torch.Tensor]:
+    from peer.models import build_model
+
+    torch.manual_seed(3)
+    model = build_model("lenet", in_channels=1, image_size=28)
+    flat = torch.nn.utils.parameters_to_vector(model.parameters()).detach()
+
+    def model_with(payload: torch.Tensor) -> torch.nn.Module:
+        values = flat.clone()
+        values[lo:hi] = payload
+        torch.nn.utils.vector_to_parameters(values, model.parameters())
+        return model
+
+    return ModelProbe(model_with, (lo, hi), (1, 28, 28), 10, 1, 0.1), flat
+
+
+def _invert_through_every_parameter(probe, payload, target, start, labels, steps, lr) -> torch.Tensor:
+    """Eq. 5 as first written: the whole gradient, then the chunk's slice of it."""
+    model = probe.model_with(payload)
+    params = list(model.parameters())
+    lo, hi = probe.span
+    x = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([x], lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), labels)
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        flat = torch.cat([g.reshape(-1) for g in grads])[lo:hi]
+        (dx,) = torch.autograd.grad((flat - target).pow(2).sum(), x)
+        x.grad = dx
+        opt.step()
+    return x.detach()
+
+
+def test_inversion_through_the_chunks_layers_only_is_bit_identical_to_the_whole_gradient() -> None:
+    from peer.defenses import inversion
+
+    # LeNet's 61,706 parameters: [0, 2,572) the convolutions, then fc1's weight (48,000)
+    # and bias, fc2, fc3. Spans inside fc1's weight, across fc1/fc2 and over the
+    # convolutions into fc1 (the first of 8 chunks).
+    for lo, hi in ((20_000, 27_713), (50_000, 57_713), (0, 7_713)):
+        probe, flat = _lenet_probe(lo, hi)
+        gen = torch.Generator().manual_seed(lo)
+        payload = flat[lo:hi] + 0.01 * torch.randn(hi - lo, generator=gen)
+        target = 0.01 * torch.randn(hi - lo, generator=gen)
+        labels = inversion.dummy_labels(10, 2)
+        start = inversion.dummy_start(probe, 2, seed=0)
+
+        got = inversion.invert(probe, payload, target, start, labels, steps=3, lr=0.1)
+        want = _invert_through_every_parameter(probe, payload, target, start, labels, 3, 0.1)
+
+        assert torch.equal(got, want), (lo, hi)
+        assert not torch.equal(got, start)  # the steps moved the dummy images

@@ -43,21 +43,27 @@ def invert(
 
     where :math:`\theta` is the own model with ``payload`` substituted for the chunk
     ``probe.span`` = [lo, hi), :math:`g` = ``target`` and :math:`\ell` the mean
-    cross-entropy (DFL-Dual Eq. 5 restricted to the chunk). Labels y' stay fixed."""
+    cross-entropy (DFL-Dual Eq. 5 restricted to the chunk). Labels y' stay fixed.
+
+    Only the parameter tensors that overlap the chunk are differentiated (their gradients
+    are the same numbers as in the whole gradient; the others would enter the match with
+    weight zero): for a chunk of LeNet's fully connected layers the backward passes then
+    stop there instead of running through the convolutions."""
     model = probe.model_with(payload)
     params = list(model.parameters())
     flags = [p.requires_grad for p in params]
     for p in params:
         p.requires_grad_(True)
     lo, hi = probe.span
+    needed, first = _overlapping(params, lo, hi)
     x = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([x], lr=lr)
     target = target.to(torch.float32)
     for _ in range(steps):
         opt.zero_grad()
         loss = F.cross_entropy(model(x), labels)
-        grads = torch.autograd.grad(loss, params, create_graph=True)
-        flat = torch.cat([g.reshape(-1) for g in grads])[lo:hi]
+        grads = torch.autograd.grad(loss, needed, create_graph=True)
+        flat = torch.cat([g.reshape(-1) for g in grads])[lo - first : hi - first]
         match = (flat - target).pow(2).sum()
         (dx,) = torch.autograd.grad(match, x)
         x.grad = dx
@@ -65,3 +71,18 @@ def invert(
     for p, flag in zip(params, flags):
         p.requires_grad_(flag)
     return x.detach()
+
+
+def _overlapping(params: list[torch.Tensor], lo: int, hi: int) -> tuple[list[torch.Tensor], int]:
+    """The parameter tensors that hold some of the flat coordinates [lo, hi), in order,
+    and the flat offset of the first of them."""
+    needed: list[torch.Tensor] = []
+    first, offset = 0, 0
+    for p in params:
+        end = offset + p.numel()
+        if end > lo and offset < hi:
+            if not needed:
+                first = offset
+            needed.append(p)
+        offset = end
+    return needed, first
