@@ -185,10 +185,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def _interpreter() -> str:
+    """How the command line names this interpreter: ``.venv/bin/python`` for the checkout's
+    environment, else ``pythonX.Y`` (another environment with byzemu installed)."""
+    try:
+        return str(Path(sys.executable).relative_to(ROOT))
+    except ValueError:
+        return f"python{sys.version_info.major}.{sys.version_info.minor}"
+
+
 def save(name: str, data: dict[str, Any]) -> Path:
     """Write ``bench/results/NAME.json`` (with the command line that produced it)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"command": shlex.join([".venv/bin/python", *sys.argv]), **data}
+    data = {"command": shlex.join([_interpreter(), *sys.argv]), **data}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"\nresults: {path.relative_to(ROOT)}")

@@ -26,7 +26,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,8 @@ from peer.data import test_subset
 from peer.dataplane import DataPlane
 from peer.inbox import Inbox
 from peer.options import PeerOptions
-from peer.rounds import Await, Hold, Send, enter_round, round_steps
+from peer.rounds import Await, Hold, Send, Step, enter_round, round_steps
+from peer.slots import ComputeSlots, slots_path
 from peer.stragglers import slowdown
 from peer.traffic import Traffic
 from protocol import assignment as assignment_mod
@@ -105,6 +106,7 @@ class PeerRuntime:
         self.addresses: dict[int, str] = {}
         self.resume: dict[str, Any] | None = None  # assign -> resume: {round, digest}
         self.init_digest: str | None = None  # assign -> model -> init_digest
+        self.slots: ComputeSlots | None = None  # runtime.compute_slots
 
     # ------------------------------------------------------------------ joining
 
@@ -167,6 +169,9 @@ class PeerRuntime:
             )
         self.inbox = Inbox(self.core, started=started, traffic=self.traffic)
         self.slowdown = slowdown(cfg, self.node)
+        if cfg.runtime.compute_slots:
+            path = slots_path(self.options.coordinator)
+            self.slots = ComputeSlots(path, cfg.runtime.compute_slots, home=self.node)
         # before ready: round 1 may start at once (a graph that changes: neighbors link on first send)
         fixed = (
             assignment.linked()
@@ -287,14 +292,14 @@ class PeerRuntime:
         straggle_s = 0.0
         try:
             t_train = time.monotonic()
-            step = next(schedule)  # the first step comes when local training is done
+            step = self._compute(schedule)  # the first step comes when local training is done
             while _before_training(step):  # churn.join: models go to (come to) a new peer first
                 if isinstance(step, Send):
                     self.data.send(step.to, step.message)
                 elif isinstance(step, Await):
                     self._wait(round_, step, t_train + timeout)
                 t_train = time.monotonic()
-                step = next(schedule)
+                step = self._compute(schedule)
             if self.slowdown > 1:  # a straggler: training took slowdown times as long
                 straggle_s = (self.slowdown - 1) * (time.monotonic() - t_train)
                 self._idle_until(time.monotonic() + straggle_s)
@@ -307,12 +312,21 @@ class PeerRuntime:
                     self._idle_until(start + step.at * timeout)
                 else:
                     self._wait(round_, step, deadline)
-                step = next(schedule)
+                step = self._compute(schedule)
         except StopIteration as end:
             result: RoundResult = end.value
             if straggle_s:
                 result.timing["straggle_s"] = straggle_s
             return result
+
+    def _compute(self, schedule: Generator[Step, None, RoundResult]) -> Step:
+        """The schedule's next step: what it computes before it (training, aggregation,
+        evaluation) runs in one of the host's compute slots when ``runtime.compute_slots``
+        limits them (peer/slots.py; the schedule never waits on a message inside)."""
+        if self.slots is None:
+            return next(schedule)
+        with self.slots.held():
+            return next(schedule)
 
     def run_round(self, round_: int, failed: list[int], graph: RoundGraph | None = None) -> None:
         """Round ``round_``: the schedule, the checkpoint if due, ``round_done``."""
@@ -342,7 +356,8 @@ class PeerRuntime:
                 checkpoint=round_ if saved else None,
             )
         )
-        if "eval_s" in result.timing:  # an evaluation's blocks stay in the heap (peer/heap.py)
+        # an evaluation's blocks stay in the heap (peer/heap.py); "round": the training's too
+        if "eval_s" in result.timing or self.core.config.runtime.release_memory == "round":
             heap.release_free_memory()
 
     def serve(self) -> None:

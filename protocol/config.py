@@ -30,6 +30,7 @@ from protocol.names import unknown_in
 from protocol.network_config import NetworkConfig, check_network
 
 CURVE_MODES = ("auto", "on", "off")  #: values of runtime.curve
+RELEASE_MODES = ("evaluation", "round")  #: values of runtime.release_memory
 
 
 def _host_of(address: str) -> str:
@@ -227,6 +228,15 @@ class RuntimeConfig:
     #: returning peer, churn.join / churn.leave) is due while its process has not registered
     #: yet; after it the slot is pending (away) until the process registers
     join_timeout: float = 30.0
+    #: when a peer hands its C heap's free pages back to the OS (peer/heap.py): after its
+    #: set-up and each round it evaluated in (evaluation), or after every round (round:
+    #: its training step's working set too, which the next round faults in again; less
+    #: memory per peer for more CPU, for many peers per host: docs/PERFORMANCE.md)
+    release_memory: str = "evaluation"
+    #: at most this many peers of one host compute at once (training, aggregation,
+    #: evaluation; 0 = no limit): with many more peers than cores, fewer peers then hold a
+    #: training step's working memory at the same moment (peer/slots.py); results unchanged
+    compute_slots: int = 0
 
     def curve_on(self, control_address: str) -> bool:
         """Whether a run whose coordinator binds ``control_address`` uses CURVE.
@@ -451,6 +461,11 @@ def check(cfg: RunConfig) -> None:
     _require(
         r.curve in CURVE_MODES,
         f"runtime.curve={r.curve!r}: valid values are {', '.join(CURVE_MODES)}",
+    )
+    _require(r.compute_slots >= 0, f"runtime.compute_slots={r.compute_slots}: must be >= 0 (0 = no limit)")
+    _require(
+        r.release_memory in RELEASE_MODES,
+        f"runtime.release_memory={r.release_memory!r}: valid values are {', '.join(RELEASE_MODES)}",
     )
     _check_stragglers(cfg)
     check_network(cfg.network)

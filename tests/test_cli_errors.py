@@ -317,7 +317,9 @@ def test_validate_checks_every_run_of_a_sweep_file(tmp_path: Path) -> None:
 
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()
-    assert lines[0] == "ok: sweep of 4 runs (2 cells x 2 repeats), every run's config and plan checked; 3 peers, 1 rounds"
+    assert (
+        lines[0] == "ok: sweep of 4 runs (2 cells x 2 repeats), every run's config and plan checked; 3 peers, 1 rounds"
+    )
     assert lines[1].startswith("the largest run (train.lr=0.1/rep0): on this machine: ")
 
 

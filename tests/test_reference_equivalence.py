@@ -64,6 +64,10 @@ params = { granularity = "neighbor" }
 [eval]
 every = 2
 byzantine = true  # compare the Byzantine peer's evaluation too
+
+[runtime]  # one peer computing at a time, the heap released every round: the same numbers
+compute_slots = 1
+release_memory = "round"
 """
 
 

@@ -55,9 +55,10 @@ def _validate_sweep(path: str, overrides: tuple[str, ...]) -> None:
     sweep = load_sweep(path, overrides)
     runs = sweep.runs
     largest = max(runs, key=lambda r: r.cfg.nodes)
+    repeats = f"{sweep.repeats} repeat{'s' if sweep.repeats != 1 else ''}"
     click.echo(
-        f"ok: sweep of {len(runs)} runs ({len(sweep.cells)} cells x {sweep.repeats} repeat{'s' if sweep.repeats != 1 else ''}), every run's config "
-        f"and plan checked; {_span([r.cfg.nodes for r in runs])} peers, {_span([r.cfg.rounds for r in runs])} rounds"
+        f"ok: sweep of {len(runs)} runs ({len(sweep.cells)} cells x {repeats}), every run's config and plan "
+        f"checked; {_span([r.cfg.nodes for r in runs])} peers, {_span([r.cfg.rounds for r in runs])} rounds"
     )
     click.echo(f"the largest run ({largest.rel_dir}): {describe(largest.cfg)}")
 

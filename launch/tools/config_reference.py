@@ -130,6 +130,11 @@ def _curve() -> list[str]:
     return list(config.CURVE_MODES)
 
 
+@_choice("runtime.release_memory")
+def _release_modes() -> list[str]:
+    return list(config.RELEASE_MODES)
+
+
 @_choice("churn.join_model")
 def _join_models() -> list[str]:
     return list(config.JOIN_MODELS)

@@ -7,6 +7,8 @@ candidate's mean gradient; used by ``dfl_dual`` to compare candidates in the dat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 
@@ -73,7 +75,7 @@ def invert(
     return x.detach()
 
 
-def _overlapping(params: list[torch.Tensor], lo: int, hi: int) -> tuple[list[torch.Tensor], int]:
+def _overlapping(params: Sequence[torch.Tensor], lo: int, hi: int) -> tuple[list[torch.Tensor], int]:
     """The parameter tensors that hold some of the flat coordinates [lo, hi), in order,
     and the flat offset of the first of them."""
     needed: list[torch.Tensor] = []
