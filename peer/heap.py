@@ -12,10 +12,10 @@ returns every whole free page of every arena (``madvise(MADV_DONTNEED)``), which
 allocation faults in again.
 
 The peer process (:mod:`peer.runtime`) calls :func:`release_free_memory` after its set-up
-and after each round in which it evaluated, once its ``round_done`` is sent: a few
-milliseconds while it would wait for the next round anyway. It changes no computed value.
-Not after every round: the training step's working set is reused each round, and
-releasing it would cost page faults every round. Where the C library has no
+and after each round in which it evaluated, once its ``round_done`` is sent, while it would
+wait for the next round anyway. It changes no computed value. After every round only with
+``runtime.release_memory = "round"``: the training step's working set is reused each round,
+and releasing it costs page faults in the next one. Where the C library has no
 ``malloc_trim`` (musl, macOS), nothing is done.
 """
 

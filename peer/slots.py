@@ -3,7 +3,7 @@
 With far more peers than cores on a host, every peer starts its local training when the
 round starts, and the kernel time-slices them: a LeNet training step (~5 ms of CPU) is
 preempted several times, so nearly every peer holds its step's working memory
-(activations, gradients) at the same moment. 1,024 LeNet peers on 2 cores grew by ~5 GiB
+(activations, gradients) at the same moment. 1,024 LeNet peers on 2 cores grew by 3–5 GiB
 within seconds of round 2's start that way (BENCHMARKS.md section 8). With ``N`` slots a
 peer computes a step of its round schedule (training, aggregation, evaluation: each
 ``next()`` of :func:`peer.rounds.round_steps`) only while it holds one of the host's
@@ -36,7 +36,8 @@ def slots_path(coordinator: str) -> Path:
 
 
 class ComputeSlots:
-    """``count`` slots shared by the peers of a host that open the same ``path``."""
+    """``count`` slots shared by the peers of a host that open the same ``path`` (the file
+    stays open for the process's life: its locks go with it)."""
 
     def __init__(self, path: Path, count: int, *, home: int = 0) -> None:
         if count < 1:
@@ -64,6 +65,3 @@ class ComputeSlots:
                 continue
         fcntl.lockf(self.fd, fcntl.LOCK_EX, 1, self.home)
         return self.home
-
-    def close(self) -> None:
-        os.close(self.fd)
