@@ -151,6 +151,12 @@ class PeerRuntime:
         train = datasets.load(d.dataset, root_path, train=True, synthetic_size=d.synthetic_size, seed=cfg.seed)
         test = datasets.load(d.dataset, root_path, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
         self.core = NodeCore(assignment, train_data=train, test_set=test_subset(test, d.test_samples))
+        # the core holds its shard and its evaluation set; the whole splits the forkserver
+        # preloaded are not needed again: dropping this process's references unmaps them
+        # here (not in the forkserver), with the page tables fork copied for them
+        # (~0.1 MiB per peer for MNIST; BENCHMARKS.md section 8)
+        del train, test
+        datasets.cache.clear()
         if self.init_digest is not None and model_digest(self.core.vector) != self.init_digest:
             raise ValueError(
                 f"this host builds an initial model with digest {model_digest(self.core.vector)}, the run's is "

@@ -78,6 +78,26 @@ def _run_round(cores: list[NodeCore], round_: int) -> list[str]:
 # ----------------------------------------------------------------------------- setup
 
 
+def test_core_keeps_no_reference_to_the_whole_split(plan: Plan, cfg: RunConfig) -> None:
+    """A peer drops the preloaded splits once its core is built (peer/runtime.py), which
+    unmaps them only if the core holds its shard, not the split it was cut from."""
+    import gc
+    import weakref
+
+    d = cfg.data
+    # a copy of the split object: the module's fixture and the data cache keep the original
+    train = dataclasses.replace(
+        datasets.load(d.dataset, None, train=True, synthetic_size=d.synthetic_size, seed=cfg.seed)
+    )
+    test = datasets.load(d.dataset, None, train=False, synthetic_size=d.synthetic_size, seed=cfg.seed)
+    images = weakref.ref(train)
+    core = NodeCore(plan.assignment(0), train_data=train, test_set=first_test_samples(test, d.test_samples))
+    del train
+    gc.collect()
+    assert images() is None
+    assert core.trainer.images.shape[0] == len(plan.assignment(0).shard)
+
+
 def test_plan_chunk_sizes_match_hand_computed_bounds(plan: Plan) -> None:
     assert plan.chunk_sizes == SIZES
 
