@@ -172,6 +172,30 @@ def test_round_time_candidates_and_late_chunks_per_run() -> None:
     assert published.round_s_median([]) is None and published.late_per_round([]) is None
 
 
+def test_all_peers_accuracy_takes_every_peer_of_the_last_evaluation_round() -> None:
+    # Arrange: two evaluation rounds; in the last, two honest peers and one Byzantine peer
+    # (eval.byzantine = true) report an accuracy, one Byzantine peer reports none
+    def peer(role: str, acc: float | None) -> dict:
+        return {"role": role, "metrics": {} if acc is None else {"test_accuracy": acc}}
+
+    evals = [
+        {"peers": {"0": peer("honest", 0.1), "1": peer("honest", 0.1)}},
+        {
+            "peers": {
+                "0": peer("honest", 0.9),
+                "1": peer("honest", 0.8),
+                "2": peer("byzantine:x", 0.1),
+                "3": peer("byzantine:x", None),
+            }
+        },
+    ]
+
+    # Act / Assert: (0.9 + 0.8 + 0.1) / 3 and the least
+    assert published.all_peers_accuracy(evals) == (pytest.approx(0.6), 0.1)
+    assert published.all_peers_accuracy([]) == (None, None)
+    assert published.all_peers_accuracy([{"peers": {"2": peer("byzantine:x", None)}}]) == (None, None)
+
+
 def test_grid_table_is_mean_over_repeats_beside_the_published_number(tiny: Path) -> None:
     # Arrange
     spec = published.load_spec(tiny / "tables" / "grid.toml", root=tiny)

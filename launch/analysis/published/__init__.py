@@ -21,6 +21,7 @@ The render step needs no training: a fresh clone regenerates every table from th
 """
 
 from launch.analysis.published.collect import (
+    all_peers_accuracy,
     candidates_mean,
     collect,
     combine_provenance,
@@ -71,6 +72,7 @@ __all__ = [
     "doc_pages",
     "drift_cells",
     "cpu_per_round",
+    "all_peers_accuracy",
     "candidates_mean",
     "late_per_round",
     "round_s_median",

@@ -96,6 +96,23 @@ def late_per_round(records: list[dict[str, Any]]) -> float | None:
     return late / len(records)
 
 
+def all_peers_accuracy(evals: list[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(mean, worst) test accuracy over every peer that reported one in the last evaluation
+    round: the honest peers and, with ``eval.byzantine = true``, the Byzantine ones (a
+    paper that averages every node's accuracy reports this mean). (None, None) without."""
+    if not evals:
+        return None, None
+    peers = evals[-1].get("peers") or {}
+    values = [
+        float(p["metrics"]["test_accuracy"])
+        for p in peers.values()
+        if isinstance(p, dict) and isinstance(p.get("metrics"), dict) and "test_accuracy" in p["metrics"]
+    ]
+    if not values:
+        return None, None
+    return sum(values) / len(values), min(values)
+
+
 def _field(config: dict[str, Any], dotted: str) -> Any:
     value: Any = config
     for part in dotted.split("."):
@@ -119,6 +136,7 @@ def run_row(
     # the final evaluation round, which summary.json's final_* fields describe
     evals = [r for r in records if "test_accuracy" in r.get("honest", {})]
     last_eval = evals[-1]["honest"] if evals else {}
+    all_mean, all_worst = all_peers_accuracy(evals)
     row: dict[str, Any] = {
         "cell": cell,
         "rep": rep,
@@ -144,6 +162,8 @@ def run_row(
         "round_s_min": round_s_min(records),
         "candidates_mean": candidates_mean(records),
         "late_per_round": late_per_round(records),
+        "acc_all_mean": all_mean,
+        "acc_all_worst": all_worst,
         **{k: _cell_value(_field(config, k)) for k in CONFIG_FIELDS},
         **values,
     }

@@ -37,6 +37,8 @@ RUN_FIELDS = (
     "round_s_min",
     "candidates_mean",
     "late_per_round",
+    "acc_all_mean",
+    "acc_all_worst",
 )
 #: config fields every runs.csv row carries (besides the sweep's axes), so that results of
 #: several sweeps collected together can be told apart (e.g. one sweep per Byzantine ratio)
