@@ -343,3 +343,15 @@ def test_a_sweep_file_given_where_a_run_config_goes_says_how_to_run_it(tmp_path:
         f"{sweep} is a sweep file (it has axes, base, repeats), not a run's config: run it with "
         f"`byzemu sweep {sweep}`; `byzemu validate {sweep}` checks every run of it"
     )
+
+
+def test_what_marks_a_sweep_file_is_the_sweep_file_keys_no_run_config_has() -> None:
+    """protocol.config cannot import launch, so it names the keys that mark a sweep file
+    itself: they must stay launch.sweeps.sweepfile.SWEEP_KEYS less ``set`` (looks_like_sweep
+    does not use it), and no run config field may share a name with them."""
+    from launch.sweeps.sweepfile import SWEEP_KEYS
+    from protocol.config import SWEEP_ONLY_KEYS, RunConfig
+
+    fields = set(RunConfig.__dataclass_fields__)
+    assert set(SWEEP_ONLY_KEYS) == set(SWEEP_KEYS) - {"set"}
+    assert not fields & set(SWEEP_ONLY_KEYS)
