@@ -4,7 +4,9 @@ Runs ``byzemu launch configs/quickstart.toml --set nodes=N --set model.name=MODE
 rounds=R --set train.local_steps=1 --set eval.every=R --set data.test_samples=S
 --ignore-capacity`` (the scale issue's command: every peer evaluates in the last round)
 and reads ``/proc/meminfo`` every ``--every`` seconds: memory in use (MemTotal -
-MemAvailable) against before the launch, ``PageTables``, and the rounds recorded so far.
+MemAvailable) against before the launch, ``PageTables``, the kernel's own (``KernelStack``
++ ``SUnreclaim``), the rounds recorded so far and
+the processes in the launch's session (launcher, forkserver, peers: how far a start-up got).
 If available memory falls under ``--floor`` GiB the run is interrupted (SIGINT to its
 process group, SIGKILL 30 s later if it has not ended) before the kernel's OOM killer has
 to act, and the result says so. Writes ``bench/results/NAME.json``: the outcome
@@ -38,6 +40,21 @@ def _meminfo() -> dict[str, int]:
         key, value = line.split(":", 1)
         out[key] = int(value.split()[0])  # kB
     return out
+
+
+def _session_processes(sid: int) -> int:
+    """Processes in session ``sid`` (the launch's: launcher, forkserver, peers)."""
+    count = 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(entry.path, "stat").read_text()
+            except OSError:  # ended meanwhile
+                continue
+            # after the command name's closing parenthesis: state ppid pgrp session ...
+            if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
+                count += 1
+    return count
 
 
 def _used_gib(m: dict[str, int]) -> float:
@@ -90,7 +107,9 @@ def main() -> None:
                     "rounds": count,
                     "used_gib": round(_used_gib(m) - _used_gib(before), 3),
                     "page_tables_gib": round(m["PageTables"] / 2**20, 3),
+                    "kernel_gib": round((m["KernelStack"] + m["SUnreclaim"]) / 2**20, 3),
                     "available_gib": round(m["MemAvailable"] / 2**20, 3),
+                    "processes": _session_processes(proc.pid),
                 }
             )
             print(json.dumps(samples[-1]), flush=True)
@@ -124,6 +143,7 @@ def main() -> None:
         "seconds": round(time.time() - t0, 1),
         "peak_used_gib": max((s["used_gib"] for s in samples), default=0.0),
         "peak_page_tables_gib": max((s["page_tables_gib"] for s in samples), default=0.0),
+        "peak_processes": max((s["processes"] for s in samples), default=0),
         "min_available_gib": min((s["available_gib"] for s in samples), default=0.0),
         "available_before_gib": round(before["MemAvailable"] / 2**20, 3),
         "failed_peers": len(failed) if isinstance(failed, list) else failed,

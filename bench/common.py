@@ -197,7 +197,14 @@ def _interpreter() -> str:
 def save(name: str, data: dict[str, Any]) -> Path:
     """Write ``bench/results/NAME.json`` (with the command line that produced it)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"command": shlex.join([_interpreter(), *sys.argv]), **data}
+    command = shlex.join([_interpreter(), *sys.argv])
+    other = code_root()
+    if other != ROOT:  # an A/B against another checkout: say which commit it held
+        commit = subprocess.run(
+            ["git", "-C", str(other), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        command = f"PYTHONPATH=<a checkout of {commit or 'unknown'}> {command}"
+    data = {"command": command, **data}
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     print(f"\nresults: {path.relative_to(ROOT)}")

@@ -115,7 +115,6 @@ def main() -> None:
             "machine": machine(),
             **busy,
             "overrides": overrides,
-            "pythonpath": os.environ.get("PYTHONPATH", ""),
             "samples": samples,
         },
     )
