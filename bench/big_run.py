@@ -31,15 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BYZEMU, QUICKSTART, code_root, machine, save, sets, warn_if_busy
-
-
-def _meminfo() -> dict[str, int]:
-    out = {}
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        key, value = line.split(":", 1)
-        out[key] = int(value.split()[0])  # kB
-    return out
+from common import launch_cmd, machine, save, start_in_session, warn_if_busy
+from procstat import meminfo, stat_fields
 
 
 def _session_processes(sid: int) -> int:
@@ -48,12 +41,10 @@ def _session_processes(sid: int) -> int:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                stat = Path(entry.path, "stat").read_text()
+                session = int(stat_fields(entry.name)[3])
             except OSError:  # ended meanwhile
                 continue
-            # after the command name's closing parenthesis: state ppid pgrp session ...
-            if int(stat.rsplit(")", 1)[1].split()[3]) == sid:
-                count += 1
+            count += session == sid
     return count
 
 
@@ -84,19 +75,17 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-big-run-"))
     out = tmp / "run"
     extra = [a for kv in args.set for a in ("--set", kv)]
-    cmd = [BYZEMU, "launch", str(QUICKSTART), *sets(overrides), *extra, "--out", str(out), "--quiet"]
-    cmd.append("--ignore-capacity")
-    before = _meminfo()
-    log = tempfile.TemporaryFile(mode="w+")
+    cmd = [*launch_cmd(out, overrides), *extra, "--ignore-capacity"]
+    before = meminfo()
     t0 = time.time()
-    proc = subprocess.Popen(cmd, cwd=code_root(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc, log = start_in_session(cmd)
     rounds_file = out / "rounds.jsonl"
     samples: list[dict[str, float]] = []
     first_round = None
     outcome = "completed"
     try:
         while proc.poll() is None:
-            m = _meminfo()
+            m = meminfo()
             count = rounds_file.read_bytes().count(b"\n") if rounds_file.exists() else 0
             now = time.time() - t0
             if count and first_round is None:

@@ -20,9 +20,9 @@ import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from procstat import smaps_rollup
+from procstat import meminfo, smaps_rollup
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -59,7 +59,7 @@ def machine() -> dict[str, Any]:
         if line.startswith("model name"):
             model = line.split(":", 1)[1].strip()
             break
-    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    mem_kib = meminfo()["MemTotal"]
     import torch
 
     return {
@@ -306,6 +306,17 @@ def launch_cmd(out_dir: Path, overrides: dict[str, Any], *, config: Path = QUICK
     return [BYZEMU, "launch", str(config), *sets(overrides), "--out", str(out_dir), "--quiet"]
 
 
+def start_in_session(cmd: list[str]) -> tuple[subprocess.Popen[str], IO[str]]:
+    """Start ``cmd`` (a launch) in its own session, so that ``os.killpg(proc.pid, ...)``
+    stops or ends it with every peer, from the checkout :func:`code_root` names; its output
+    goes to the returned temporary file (see :func:`run_watched` on why not a pipe)."""
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(
+        cmd, cwd=code_root(), stdout=log, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    return proc, log
+
+
 def peer_pids(out_dir: Path) -> list[int]:
     topo = json.loads((out_dir / "topology.json").read_text())
     return [n["pid"] for n in topo["nodes"] if "pid" in n]
@@ -331,10 +342,8 @@ def peers_memory(out_dir: Path) -> dict[str, float]:
 
 
 def mem_available_mib() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    kib = meminfo().get("MemAvailable")
+    return float("nan") if kib is None else kib / 1024
 
 
 def measure_launch(overrides: dict[str, Any], out: Path, cores: int) -> dict[str, Any]:

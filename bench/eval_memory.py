@@ -21,13 +21,12 @@ import argparse
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from common import BYZEMU, QUICKSTART, code_root, machine, save, sets, table, warn_if_busy
+from common import launch_cmd, machine, save, start_in_session, table, warn_if_busy
 
 
 def _peers(launcher: int) -> list[int]:
@@ -80,12 +79,11 @@ def main() -> None:
     }
     tmp = Path(tempfile.mkdtemp(prefix="bench-eval-memory-"))
     out = tmp / "run"
-    cmd = [BYZEMU, "launch", str(QUICKSTART), *sets(overrides), "--out", str(out), "--quiet", "--ignore-capacity"]
+    cmd = [*launch_cmd(out, overrides), "--ignore-capacity"]
     e = args.every
     at = [e - 1, e + 1, 2 * e + 1, 5 * e]
     samples: list[dict[str, Any]] = []
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, cwd=code_root(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc, log = start_in_session(cmd)
     rounds_file = out / "rounds.jsonl"
     try:
         for target in at:

@@ -93,18 +93,30 @@ def peers(pids: list[int]) -> dict[str, Any]:
     return out
 
 
+def stat_fields(pid: int | str) -> list[str]:
+    """``/proc/PID/stat`` after the command name: state, ppid, pgrp, session, ... (OSError
+    once the process has ended)."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of ``pid`` so far (all its threads, /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = stat_fields(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def machine_used_mib() -> float:
-    """MemTotal − MemAvailable (MiB): what the whole machine uses now."""
+def meminfo() -> dict[str, int]:
+    """``/proc/meminfo``: each field's value in KiB."""
     info = {}
     for line in Path("/proc/meminfo").read_text().splitlines():
         key, _, value = line.partition(":")
         info[key] = int(value.split()[0])
+    return info
+
+
+def machine_used_mib() -> float:
+    """MemTotal − MemAvailable (MiB): what the whole machine uses now."""
+    info = meminfo()
     return (info["MemTotal"] - info["MemAvailable"]) / 1024
 
 
