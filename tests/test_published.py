@@ -233,6 +233,35 @@ def test_list_table_gives_mean_with_std_and_worst_over_repeats(tiny: Path) -> No
     assert lines[3] == f"| median | 2 | {mean:.4f} ± {std:.4f} | {worst:.3f} |"
 
 
+def test_index_credits_every_sweep_a_table_was_collected_from(tiny: Path) -> None:
+    # Arrange: a table collected from two sweeps (its commands name both) and a third sweep never run
+    (tiny / "sweeps" / "control.toml").write_text('extends = "tiny.toml"\nrepeats = 1\n')
+    (tiny / "sweeps" / "unrun.toml").write_text('extends = "tiny.toml"\nrepeats = 3\n')
+    (tiny / "tables" / "both.toml").write_text(
+        'commands = ["byzemu sweep sweeps/tiny.toml --out runs/tiny", '
+        '"byzemu sweep sweeps/control.toml --out runs/control", '
+        '"byzemu publish collect runs/tiny runs/control results/tiny"]\n' + LIST_SPEC
+    )
+    (tiny / "tables" / "index.toml").write_text(
+        'layout = "index"\n[[paper]]\nname = "Tiny"\n'
+        'sweeps = ["sweeps/tiny.toml", "sweeps/control.toml", "sweeps/unrun.toml"]\ntables = ["tables/both.toml"]\n'
+    )
+    both = published.load_spec(tiny / "tables" / "both.toml", root=tiny)
+
+    # Act
+    rows = published.render_table(published.load_spec(tiny / "tables" / "index.toml", root=tiny)).splitlines()[2:5]
+
+    # Assert
+    assert published.table_sweeps(both) == ["sweeps/tiny.toml", "sweeps/control.toml"]
+    assert [r.split(" | ")[1:3] for r in rows] == [
+        ["`sweeps/tiny.toml`", "4"],
+        ["`sweeps/control.toml`", "2"],
+        ["`sweeps/unrun.toml`", "6"],
+    ]
+    assert all("4 run(s) of 2 sweep files together" in r and "table `both.toml`" in r for r in rows[:2])
+    assert "not run here" in rows[2]
+
+
 def test_render_replaces_a_block_and_finds_a_stale_one(tiny: Path) -> None:
     # Arrange: a page whose block holds a hand-typed table
     page = tiny / "page.md"

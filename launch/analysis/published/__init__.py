@@ -51,6 +51,7 @@ from launch.analysis.published.render import (
     render_page,
     render_table,
     specs_in_docs,
+    table_sweeps,
 )
 from launch.analysis.published.specs import Metric, TableSpec, load_spec
 
@@ -88,4 +89,5 @@ __all__ = [
     "rerun_cell",
     "run_row",
     "specs_in_docs",
+    "table_sweeps",
 ]

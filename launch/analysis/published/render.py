@@ -130,6 +130,18 @@ def sweep_runs(path: Path) -> int:
     return math.prod(len(v) for v in (data.get("axes") or {}).values()) * int(data.get("repeats", 1))
 
 
+def table_sweeps(spec: TableSpec) -> list[str]:
+    """The sweep files whose runs a table renders: its ``sweep``, and, when its results
+    are collected from several sweeps (``commands``), every ``byzemu sweep FILE`` among
+    them, in order."""
+    found = [spec.sweep]
+    for command in spec.commands:
+        words = command.split()
+        if words[:2] == ["byzemu", "sweep"] and len(words) > 2 and words[2] not in found:
+            found.append(words[2])
+    return found
+
+
 def render_index(spec: TableSpec) -> str:
     """The paper index: per paper its sweep files with their number of runs, and per
     rendered table the runs measured, their run time and platform (from the committed
@@ -142,7 +154,7 @@ def render_index(spec: TableSpec) -> str:
         first = True
         for sweep in entry["sweeps"]:
             runs = sweep_runs(spec.root / sweep)
-            tables = [t for t in entry.get("tables", []) if load_spec(spec.root / t, root=spec.root).sweep == sweep]
+            tables = [t for t in entry.get("tables", []) if sweep in table_sweeps(load_spec(spec.root / t, root=spec.root))]
             measured, command = (
                 "not run here: `byzemu sweep " + sweep + " --plan` estimates it",
                 f"`byzemu sweep {sweep}`",
@@ -155,8 +167,11 @@ def render_index(spec: TableSpec) -> str:
                 example = prov.get("example") or {}
                 cpu = (example.get("machine") or {}).get("cpu", "?")
                 cores = (example.get("machine") or {}).get("cores", "?")
+                together = len(table_sweeps(table))
                 measured = (
-                    f"{prov.get('runs')} run(s), {minutes(prov.get('wall_s', 0.0))} of run time on {cpu} "
+                    f"{prov.get('runs')} run(s)"
+                    + (f" of {together} sweep files together" if together > 1 else "")
+                    + f", {minutes(prov.get('wall_s', 0.0))} of run time on {cpu} "
                     f"({cores} cores); table `{Path(tables[0]).name}`"
                 )
                 command = "; ".join(f"`{c}`" for c in regenerate_commands(table))
