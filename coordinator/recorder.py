@@ -41,6 +41,10 @@ class RoundRecorder:
         self.deliveries = DeliveryLog(results.run, fresh=not results.records)
         self.schedule = plan.rounds
 
+    def close(self) -> None:
+        """Close the delivery log (the run's last round is recorded or the run stopped)."""
+        self.deliveries.close()
+
     def record(
         self,
         *,

@@ -469,6 +469,7 @@ class Coordinator:
         that stops early (Ctrl-C, every peer failed, ...) writes interrupted.json instead
         and re-raises."""
         wall0 = time.monotonic()
+        recorder: RoundRecorder | None = None
         try:
             self.wait_registrations()
             self.assign()
@@ -498,6 +499,9 @@ class Coordinator:
             reason = "interrupted (SIGINT)" if isinstance(exc, KeyboardInterrupt) else str(exc) or type(exc).__name__
             self.results.interrupt(wall_s=time.monotonic() - wall0, reason=reason, extra=self._extra())
             raise
+        finally:
+            if recorder is not None:
+                recorder.close()
         return self.results.finish(wall_s=time.monotonic() - wall0, extra=self._extra())
 
     def _extra(self) -> dict[str, Any]:

@@ -161,21 +161,26 @@ def run_reference(
         [NodeCore(plan.assignment(i), train_data=train, test_set=test_set) for i in range(cfg.nodes)], plan.rounds
     )
     recorder = RoundRecorder(plan=plan, results=results, started=time.monotonic(), progress=progress)
-    for round_ in range(1, cfg.rounds + 1):
-        t0 = time.monotonic()
-        outcome = network.run_round(round_, replay[round_] if replay is not None else None)
-        reports = {
-            node: {
-                "metrics": r.metrics,
-                "traffic": network.traffic[node].take(),
-                "timing": r.timing,
-                "delivery": r.delivery,
+    try:
+        for round_ in range(1, cfg.rounds + 1):
+            t0 = time.monotonic()
+            outcome = network.run_round(round_, replay[round_] if replay is not None else None)
+            reports = {
+                node: {
+                    "metrics": r.metrics,
+                    "traffic": network.traffic[node].take(),
+                    "timing": r.timing,
+                    "delivery": r.delivery,
+                }
+                for node, r in sorted(outcome.items())
             }
-            for node, r in sorted(outcome.items())
-        }
-        # churn.crash: a crashed peer is failed from its crash round on, as the coordinator marks it
-        failed = set(plan.rounds.presence.gone(round_))
-        recorder.record(round_=round_, reports=reports, failed=failed, t0=t0, t1=time.monotonic(), coordinator_drops={})
+            # churn.crash: a crashed peer is failed from its crash round on, as the coordinator marks it
+            failed = set(plan.rounds.presence.gone(round_))
+            recorder.record(
+                round_=round_, reports=reports, failed=failed, t0=t0, t1=time.monotonic(), coordinator_drops={}
+            )
+    finally:
+        recorder.close()
     return results.finish(wall_s=time.monotonic() - wall0)
 
 

@@ -154,7 +154,9 @@ def render_index(spec: TableSpec) -> str:
         first = True
         for sweep in entry["sweeps"]:
             runs = sweep_runs(spec.root / sweep)
-            tables = [t for t in entry.get("tables", []) if sweep in table_sweeps(load_spec(spec.root / t, root=spec.root))]
+            tables = [
+                t for t in entry.get("tables", []) if sweep in table_sweeps(load_spec(spec.root / t, root=spec.root))
+            ]
             measured, command = (
                 "not run here: `byzemu sweep " + sweep + " --plan` estimates it",
                 f"`byzemu sweep {sweep}`",
