@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import BYZEMU, ROOT, median, read_run, save, table, warn_if_busy
+from common import BYZEMU, ROOT, checkout_label, median, read_run, save, table, warn_if_busy
 
 
 def one_run(tree: Path, config: str, sets: list[str], mode: str, out: Path, pin: str | None) -> dict[str, Any]:
@@ -83,6 +83,7 @@ def main() -> None:
     trees = {"A": args.before.resolve(), "B": ROOT}
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="byzemu-ab-") as tmp:
+        scratch = tmp
         for pair in range(args.pairs):
             for side in ("A", "B") if pair % 2 == 0 else ("B", "A"):
                 out = Path(tmp) / f"{side}{pair}"
@@ -121,6 +122,7 @@ def main() -> None:
             "medians": med,
             "wall_ratio_A_over_B": ratios,
         },
+        paths={str(trees["A"]): checkout_label(trees["A"]), scratch: "<tmp>"},
     )
 
 

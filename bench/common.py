@@ -194,21 +194,33 @@ def _interpreter() -> str:
         return f"python{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def save(name: str, data: dict[str, Any]) -> Path:
-    """Write ``bench/results/NAME.json`` (with the command line that produced it)."""
+def checkout_label(tree: Path) -> str:
+    """``<a checkout of COMMIT>`` for another byzemu checkout: what a saved result names
+    instead of its path on the machine that measured it."""
+    commit = subprocess.run(
+        ["git", "-C", str(tree), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    return f"<a checkout of {commit or 'unknown'}>"
+
+
+def save(name: str, data: dict[str, Any], *, paths: dict[str, str] | None = None) -> Path:
+    """Write ``bench/results/NAME.json`` (with the command line that produced it). No path
+    of the measuring machine is kept: this checkout's becomes relative (``.``), and each
+    of ``paths`` (e.g. another checkout, a temporary folder) its label."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     command = shlex.join([_interpreter(), *sys.argv])
     other = code_root()
     if other != ROOT:  # an A/B against another checkout: say which commit it held
-        commit = subprocess.run(
-            ["git", "-C", str(other), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-        ).stdout.strip()
-        command = f"PYTHONPATH=<a checkout of {commit or 'unknown'}> {command}"
+        command = f"PYTHONPATH={checkout_label(other)} {command}"
     data = {"command": command, **data}
-    path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    print(f"\nresults: {path.relative_to(ROOT)}")
-    return path
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    labels = {**(paths or {}), str(ROOT) + "/": "", str(ROOT): "."}
+    for path in sorted(labels, key=len, reverse=True):
+        text = text.replace(path, labels[path])
+    out = RESULTS / f"{name}.json"
+    out.write_text(text)
+    print(f"\nresults: {out.relative_to(ROOT)}")
+    return out
 
 
 def lo_bytes() -> int:

@@ -153,3 +153,16 @@ def test_readme_is_a_short_front_page_whose_links_resolve() -> None:
     assert sorted(p for p in linked if not (ROOT / p).exists()) == []
     for name in ("LICENSE", "CITATION.cff", "CHANGELOG.md", "docs/REFERENCES.md"):
         assert (ROOT / name).is_file(), name
+
+
+def test_shipped_results_name_no_development_checkout() -> None:
+    # bench/common.save writes another checkout as "<a checkout of COMMIT>" and this one as "."
+    pattern = re.compile(r"(?<![\w.~-])/(?:work|root|home)/")
+    files = sorted((ROOT / "bench" / "results").glob("*.json")) + sorted((ROOT / "results").rglob("*.*"))
+    found = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()[:120]}"
+        for path in files
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if pattern.search(line)
+    ]
+    assert files and not found, "\n".join(found)
