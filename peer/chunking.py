@@ -33,14 +33,18 @@ def _params(model: Params) -> Sequence[torch.Tensor]:
 
 
 def flatten(model: Params) -> np.ndarray:
-    """The model's parameters as one new float32 vector (a copy)."""
+    """The model's parameters as one new float32 vector in host memory (a copy; from a
+    CUDA model, one device-to-host copy of the whole vector)."""
     with torch.no_grad():  # torch.cat always allocates: the vector shares nothing with the model
         vec = torch.cat([p.reshape(-1) for p in _params(model)])
+    if vec.device.type != "cpu":
+        vec = vec.cpu()
     return vec.to(torch.float32).numpy()
 
 
 def load_vector(model: Params, vector: np.ndarray) -> None:
-    """Overwrite the model's parameters with ``vector`` (inverse of :func:`flatten`)."""
+    """Overwrite the model's parameters with ``vector`` (inverse of :func:`flatten`; to a
+    CUDA model, one host-to-device copy per parameter tensor)."""
     params = _params(model)
     total = sum(p.numel() for p in params)
     if total != vector.size:  # checked first: a short vector must not half-load the model

@@ -28,6 +28,7 @@ from peer.attacks import Attack, AttackContext, build_attack
 from peer.attacks.base import DataInfo, Knowledge, Neighborhood, OwnTraining
 from peer.data import ImageData
 from peer.defenses import ChunkContext, Defense, ModelProbe, RoundView, build_defense
+from peer.device import select as select_device
 from peer.models import build_model
 from peer.schedule import lr_schedule
 from peer.training import LocalTrainer, evaluate, round_steps
@@ -85,6 +86,12 @@ class NodeCore:
         # source file into linecache (~0.4 MiB per peer; BENCHMARKS.md section 8)
         torch.default_generator.manual_seed(cfg.seed)
         self.model = build_model(cfg.model.name, **shape)
+        #: where the model trains and evaluates (train.device; peer/device.py): the
+        #: weights are drawn on the CPU above, so every device starts from the same model
+        self.device = select_device(cfg.train.device, cfg.train.device_map, self.node)
+        self._on_device = self.device.type != "cpu"
+        if self._on_device:
+            self.model.to(self.device)
         self._scratch = build_model(cfg.model.name, **shape)
         self._scratch.eval()  # only ever evaluated (loss_with_chunk)
         self._scratch_params = list(self._scratch.parameters())
@@ -134,10 +141,13 @@ class NodeCore:
                 step_epochs=cfg.train.lr_step_epochs,
                 step_gamma=cfg.train.lr_step_gamma,
             ),
+            device=self.device if self._on_device else None,
         )
         self._poison_hook = self.attack.batch_hook() if self.attack else None
         #: a private model copy for attacks that train with their own model (OwnTraining)
         self._own_model = copy.deepcopy(self.model) if self.attack and self.attack.uses_own_training else None
+        if self._own_model is not None and self._on_device:  # an attack's own training runs in host memory
+            self._own_model.cpu()
         # rounds per pass over the shard (the sampler drops a short last batch)
         steps_per_epoch = len(labels) // self.trainer.batch_size
         #: SGD steps per round: train.local_steps, or train.local_epochs full passes
@@ -147,6 +157,10 @@ class NodeCore:
         self._triggered = (
             self._asr_attack.triggered_test_set(*test_set) if self._asr_attack and self._evaluates else None
         )
+        if self._on_device and self._evaluates:  # evaluated every eval.every rounds: kept on the device
+            self.test_images, self.test_labels = self.test_images.to(self.device), self.test_labels.to(self.device)
+            if self._triggered is not None:
+                self._triggered = (self._triggered[0].to(self.device), self._triggered[1].to(self.device))
         self.loss_batch = (images[:_LOSS_BATCH], labels[:_LOSS_BATCH])
         #: the model's parameter tensors, walked once (load_state_dict copies into them)
         self._params = list(self.model.parameters())
@@ -419,7 +433,9 @@ class NodeCore:
             "node": self.node,
             "config": checkpoint.config_fingerprint(self.config),
             "digest": model_digest(self.vector),
-            "model": self.model.state_dict(),
+            "model": {k: v.cpu() for k, v in self.model.state_dict().items()}
+            if self._on_device
+            else self.model.state_dict(),
             "vector": self.vector.copy(),
             "trainer": self.trainer.state_dict(),
             "defense": self.defense.state_dict(),

@@ -56,13 +56,14 @@ class SGD:
             p.add_(d_p, alpha=-self.lr)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"momentum_buffers": [None if b is None else b.clone() for b in self.buffers]}
+        return {"momentum_buffers": [None if b is None else b.to("cpu", copy=True) for b in self.buffers]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         buffers = state["momentum_buffers"]
         if len(buffers) != len(self.params):
             raise ValueError(f"optimizer state for {len(buffers)} parameters, the model has {len(self.params)}")
-        self.buffers = [None if b is None else b.clone() for b in buffers]
+        # on the parameter's device (a checkpoint holds them in host memory)
+        self.buffers = [None if b is None else b.to(p.device, copy=True) for b, p in zip(buffers, self.params)]
 
 
 def round_steps(local_steps: int, local_epochs: int, steps_per_epoch: int) -> int:
@@ -94,6 +95,7 @@ class LocalTrainer:
         seed: int,
         batch_hook: BatchHook | None = None,
         lr_at: Callable[[int], float] | None = None,
+        device: torch.device | None = None,
     ) -> None:
         if len(labels) == 0:
             raise ValueError("a peer needs at least one training sample")
@@ -109,8 +111,11 @@ class LocalTrainer:
         #: learning rate per completed epoch (peer/schedule.py); None keeps ``lr``
         self.lr_at = lr_at
         self.epoch = -1  # completed passes over the shard, once the first is drawn: 0
-        #: the last mini-batch drawn (as trained on), for rules that score on it (UBAR)
+        #: the last mini-batch drawn (as trained on, in host memory), for rules that score on it (UBAR)
         self.last_batch: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: a CUDA device the model is on (peer/device.py): each batch is copied there after
+        #: it is drawn and poisoned in host memory; None: the CPU, no copy
+        self.device = device
 
     def _next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._pos + self.batch_size > len(self._order):
@@ -126,6 +131,8 @@ class LocalTrainer:
         if self.batch_hook is not None:
             x, y = self.batch_hook(x, y, self.generator)
         self.last_batch = (x, y)
+        if self.device is not None:
+            return x.to(self.device), y.to(self.device)
         return x, y
 
     def state_dict(self) -> dict[str, Any]:

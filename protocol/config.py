@@ -25,6 +25,7 @@ from protocol.config_text import apply_override as apply_override  # re-exported
 from protocol.config_text import build, merge, read_toml
 from protocol.config_text import parse_value as parse_value
 from protocol.config_text import to_toml as to_toml
+from protocol.devices import device_problem
 from protocol.errors import ConfigError as ConfigError  # re-exported: its old home
 from protocol.names import unknown_in
 from protocol.network_config import NetworkConfig, check_network
@@ -128,6 +129,12 @@ class TrainConfig:
     lr_fading: float = 20.0  #: c of the fading schedule, > 0
     lr_step_epochs: int = 10  #: E of the step schedule, >= 1
     lr_step_gamma: float = 0.1  #: gamma of the step schedule, in (0, 1]
+    #: where a peer trains and evaluates (protocol/devices.py): cpu; cuda (round-robin over
+    #: the visible CUDA devices by node id, node i on cuda:(i mod k)); cuda:N; auto (cuda
+    #: when a CUDA device is visible, else cpu). Chunks travel as host bytes either way
+    device: str = "cpu"
+    #: per-node override of device, e.g. { "0" = "cuda:1", "5" = "cpu" }
+    device_map: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -328,10 +335,15 @@ class RunConfig:
 def config_fingerprint(cfg: RunConfig) -> str:
     """Short SHA-256 of every field that affects a run's results (all but ``runtime.*`` and
     ``stragglers.*``, which change only when things happen): checkpoints carry it, and
-    ``byzemu launch --resume`` refuses a config that differs."""
+    ``byzemu launch --resume`` refuses a config that differs. ``train.device`` counts
+    unless it is the default CPU (which keeps the fingerprints of runs from before it)."""
     data = cfg.to_dict()
     data.pop("runtime", None)
     data.pop("stragglers", None)
+    train = data.get("train", {})
+    if train.get("device") == "cpu" and not train.get("device_map"):  # as before the device existed
+        train.pop("device", None)
+        train.pop("device_map", None)
     text = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -423,6 +435,7 @@ def check(cfg: RunConfig) -> None:
     _require(t.lr_fading > 0, f"train.lr_fading={t.lr_fading}: must be > 0")
     _require(t.lr_step_epochs >= 1, f"train.lr_step_epochs={t.lr_step_epochs}: must be >= 1")
     _require(0 < t.lr_step_gamma <= 1, f"train.lr_step_gamma={t.lr_step_gamma}: must be in (0, 1]")
+    _check_devices(cfg)
     c = cfg.chunks
     _require(c.count >= 2, f"chunks.count={c.count}: need at least 2 chunks")
     _require(
@@ -474,6 +487,20 @@ def check(cfg: RunConfig) -> None:
     defense, byz = cfg.defense, cfg.byzantine
     unknown = unknown_in(defense.name, defense.params, defense.pre, defense.pre_params, byz.attack, byz.params)
     _require(unknown is None, unknown or "")
+
+
+def _check_devices(cfg: RunConfig) -> None:
+    t = cfg.train
+    problem = device_problem(t.device)
+    _require(problem is None, f"train.device: {problem}")
+    _require(isinstance(t.device_map, dict), "train.device_map: give a table of node id = device")
+    for key, value in t.device_map.items():
+        _require(
+            str(key).isdigit() and int(key) < cfg.nodes,
+            f"train.device_map: key {key!r} is not a node id in 0..{cfg.nodes - 1}",
+        )
+        problem = device_problem(value)
+        _require(problem is None, f"train.device_map[{key!r}]: {problem}")
 
 
 STRAGGLER_DISTRIBUTIONS = ("fixed", "uniform")  #: values of stragglers.distribution

@@ -116,6 +116,16 @@ BAD: dict[str, tuple[str | None, list[str], str]] = {
         [],
         "error: churn.leave entry [1, 2, 3]: node 1 has no checkpoint before round 2 to return from",
     ),
+    "unknown_device": (
+        VALID,
+        ["--set", "train.device=gpu"],
+        "error: train.device: 'gpu' is not a device; choose one of cpu, cuda, cuda:N, auto",
+    ),
+    "device_map_unknown_node": (
+        VALID + '\n[train]\ndevice_map = {"7" = "cpu"}\n',
+        [],
+        "error: train.device_map: key '7' is not a node id in 0..2",
+    ),
     "missing_config": (None, [], "error: "),
     "invalid_toml": ("nodes = = 3\n", [], "error: "),
 }
@@ -134,10 +144,12 @@ def test_every_user_input_error_derives_from_the_one_base_the_cli_catches() -> N
     from peer.models import ModelError
     from peer.registry import RegistryError
     from protocol.config import ConfigError
+    from protocol.devices import DeviceError
     from protocol.errors import UserError
 
     errors = [
         ConfigError,
+        DeviceError,
         ResumeError,
         TopologyError,
         ShardingError,

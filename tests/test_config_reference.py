@@ -38,7 +38,7 @@ def test_committed_page_equals_the_generators_output() -> None:
 
 def test_every_schema_field_has_one_row_with_a_description() -> None:
     rows = [row for _, cls in config_reference.tables() for row in config_reference.rows(cls, "")]
-    assert len(rows) == len(_schema_fields()) == 89
+    assert len(rows) == len(_schema_fields()) == 91
     assert [name for name, *_, doc in rows if not doc] == []
     assert config_reference.field_docs(config.TrainConfig)["lr_fading"] == "c of the fading schedule, > 0"
 
