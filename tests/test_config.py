@@ -54,8 +54,8 @@ def test_unknown_field_message_lists_the_valid_fields_of_that_table() -> None:
         c.from_dict({"train": {"lrr": 0.1}})
 
     assert (
-        "batch_size, device, device_map, local_epochs, local_steps, lr, lr_fading, lr_schedule, lr_step_epochs, lr_step_gamma, "
-        "momentum, weight_decay" in str(exc.value)
+        "batch_size, device, device_map, local_epochs, local_steps, lr, lr_fading, lr_schedule, lr_step_epochs, "
+        "lr_step_gamma, momentum, weight_decay" in str(exc.value)
     )
 
 
