@@ -82,9 +82,11 @@ def launch(
     if not in_process:
         check_support(cfg)  # a [network] this machine cannot apply is refused at once
         if check_capacity:
+            from launch.run import gpus
             from launch.run.capacity import check
 
             check(cfg)
+            gpus.check(cfg)  # GPU peers (train.device): visible devices and their memory
         prepare_forkserver(cfg)  # before torch is imported below: the two imports then run at once
     from launch.run.claim import claim_out_dir, release_out_dir
     from launch.run.local import default_out_dir, launch_local

@@ -70,9 +70,11 @@ def run_config(
         else:
             cfg = config_mod.load(config, overrides)
         if not in_process and not ignore_capacity:  # before the imports below pull in torch
+            from launch.run import gpus
             from launch.run.capacity import check
 
             check(cfg)
+            gpus.check(cfg)  # GPU peers (train.device): visible devices and their memory
         if not in_process:  # not root: [network] runs in a user namespace (one thread, before torch)
             from launch.net.rootless import enter_if_needed
 

@@ -34,9 +34,13 @@ def validate(config: str, overrides: tuple[str, ...]) -> None:
         f"ok: {cfg.nodes} peers, {cfg.topology.kind} topology (degrees {degrees}{changing}), "
         f"Byzantine {plan.byzantine or 'none'}, {cfg.rounds} rounds"
     )
+    from launch.run import gpus
     from launch.run.capacity import describe
 
     click.echo(describe(cfg))
+    gpu = gpus.describe(cfg)
+    if gpu:
+        click.echo(gpu)
 
 
 def _is_sweep_file(path: str) -> bool:

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.config import RunConfig
-from protocol.devices import uses_cuda
 from protocol.errors import UserError
 from protocol.names import ATTACK_PARAMS
 
@@ -200,9 +199,6 @@ def check(cfg: RunConfig, host: Host | None = None) -> Estimate:
     short = shortfalls(est, host or Host.here())
     if short:
         raise CapacityError(f"{cfg.nodes:,} peers do not fit this machine: need {'; '.join(short)}; use {FIX}")
-    from launch.run import gpus  # GPU peers (train.device): their devices' memory
-
-    gpus.check(cfg)
     return est
 
 
@@ -216,20 +212,9 @@ def describe(cfg: RunConfig, host: Host | None = None) -> str:
         f"on this machine: ~{_gib(est.memory_mib)} of memory estimated ({est.per_peer_mib:.0f} MiB per peer + "
         f"{_gib(est.fixed_mib)}), {_gib(host.mem_available_mib)} available"
     )
-    if short:
-        return f"{head}; does not fit (needs {'; '.join(short)}): byzemu launch refuses it here; use {FIX}"
-    from launch.run import gpus
-
-    if not uses_cuda(cfg.train.device, cfg.train.device_map):
+    if not short:
         return f"{head}; fits"
-    found = gpus.probe()
-    problem = gpus.shortfall(cfg, found)
-    if problem:
-        return f"{head}; the GPU peers do not fit: {problem}"
-    if not found:  # train.device = auto everywhere (anything else would be a problem above)
-        return f"{head}; fits (no GPU visible: train.device = 'auto' puts every peer on the CPU)"
-    names = ", ".join(sorted({g.name for g in found}))
-    return f"{head}; fits, with {len(found)} GPU(s) visible ({names}), ~{gpus.peer_gpu_mib(cfg):.0f} MiB per GPU peer"
+    return f"{head}; does not fit (needs {'; '.join(short)}): byzemu launch refuses it here; use {FIX}"
 
 
 def _gib(mib: float) -> str:

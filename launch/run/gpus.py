@@ -108,3 +108,17 @@ def check(cfg: RunConfig, gpus: list[Gpu] | None = None) -> list[Gpu]:
     if problem:
         raise CapacityError(problem)
     return gpus
+
+
+def describe(cfg: RunConfig) -> str | None:
+    """One line for ``byzemu validate`` about the GPU peers (None for a CPU-only config)."""
+    if not uses_cuda(cfg.train.device, cfg.train.device_map):
+        return None
+    found = probe()
+    problem = shortfall(cfg, found)
+    if problem:
+        return f"GPU: does not fit: {problem}"
+    if not found:  # train.device = auto everywhere (anything else would be a problem above)
+        return "GPU: none visible; train.device = 'auto' puts every peer on the CPU"
+    names = ", ".join(sorted({g.name for g in found}))
+    return f"GPU: {len(found)} visible ({names}), ~{peer_gpu_mib(cfg):.0f} MiB per GPU peer; fits"
