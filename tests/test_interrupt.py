@@ -75,6 +75,7 @@ def test_interrupted_launch_writes_no_summary_and_one_line(tmp_path: Path) -> No
     assert lines[0].startswith("interrupted: stopped at round ") and f"byzemu launch --resume {out}" in lines[0]
 
 
+SWEEP_ROUNDS = 20
 SWEEP = """\
 base = "base.toml"
 repeats = 2
@@ -83,7 +84,9 @@ repeats = 2
 
 @pytest.fixture
 def sweep_dir(tmp_path: Path) -> Path:
-    (tmp_path / "base.toml").write_text(config(4))
+    # 20 rounds: between round 1 of rep0 and the end of rep1 there is time for the SIGINT
+    # even on a machine loaded enough to starve the test for seconds (4 rounds were not)
+    (tmp_path / "base.toml").write_text(config(SWEEP_ROUNDS))
     (tmp_path / "grid.toml").write_text(SWEEP)
     return tmp_path
 
@@ -109,9 +112,9 @@ def test_interrupted_sweep_run_is_unfinished_and_the_rerun_completes_it(sweep_di
     assert "base/rep0: unfinished, interrupted at round" in rerun.stdout
     assert "going on from its round-" in rerun.stdout
     summary = json.loads((out / "base" / "rep0" / "summary.json").read_text())
-    assert summary["rounds_completed"] == 4
+    assert summary["rounds_completed"] == SWEEP_ROUNDS
     assert not (out / "base" / "rep0" / "interrupted.json").exists()
-    assert json.loads((out / "base" / "rep1" / "summary.json").read_text())["rounds_completed"] == 4
+    assert json.loads((out / "base" / "rep1" / "summary.json").read_text())["rounds_completed"] == SWEEP_ROUNDS
 
 
 @pytest.mark.cluster
