@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from protocol.rundir import RunDir
+from protocol.rundir import RunDir, write_all
 
 
 def well_formed(delivery: Any) -> bool:
@@ -41,10 +41,7 @@ class DeliveryLog:
 
     def append(self, round_: int, deliveries: Mapping[int, Mapping[str, Any]]) -> None:
         line = json.dumps({"round": round_, "peers": {str(n): dict(d) for n, d in sorted(deliveries.items())}})
-        data = memoryview((line + "\n").encode())
-        while data:
-            written = self._file.write(data)
-            data = data[written or 0 :]
+        write_all(self._file, (line + "\n").encode())
 
     def close(self) -> None:
         self._file.close()

@@ -22,7 +22,7 @@ from typing import Any
 
 from protocol import provenance
 from protocol.config import ConfigError, RunConfig, config_fingerprint, to_toml
-from protocol.rundir import RunDir, read_rounds, round_line, write_json
+from protocol.rundir import RunDir, read_rounds, round_line, write_all, write_json
 
 #: at most one fsync of rounds.jsonl per this many seconds (an fsync per round costs too
 #: much when a round takes tens of milliseconds; measured in BENCHMARKS.md)
@@ -197,10 +197,7 @@ class ResultsWriter:
 
     def append_round(self, record: dict[str, Any]) -> None:
         self.records.append(slim(record))
-        data = memoryview(round_line(record))
-        while data:  # in the OS now: survives a crash of this process
-            written = self._rounds.write(data)
-            data = data[written or 0 :]
+        write_all(self._rounds, round_line(record))  # in the OS now: survives a crash of this process
         now = time.monotonic()
         if now - self._synced >= FSYNC_EVERY_S:  # on disk: survives a crash of the machine
             os.fsync(self._rounds.fileno())

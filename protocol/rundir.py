@@ -39,6 +39,7 @@ too) are kept as they are.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -106,6 +107,15 @@ def round_line(record: Mapping[str, Any]) -> bytes:
     and a newline (the writer appends it in one write, so a killed writer leaves whole
     lines; :func:`read_rounds` reads them back)."""
     return (json.dumps(clean(record), allow_nan=False) + "\n").encode()
+
+
+def write_all(file: io.RawIOBase, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered binary ``file`` (``write`` may take less than
+    it was given): an appended line reaches the OS whole, so a crash leaves whole lines."""
+    view = memoryview(data)
+    while view:
+        written = file.write(view)
+        view = view[written or 0 :]
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
