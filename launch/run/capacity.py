@@ -147,6 +147,18 @@ class Estimate:
         return max(0, int((host.mem_available_mib - self.fixed_mib) / self.per_peer_mib))
 
 
+def test_samples(cfg: RunConfig) -> int:
+    """Images in a peer's evaluation set: ``data.test_samples``, else the dataset's test set."""
+    return cfg.data.test_samples or TEST_SAMPLES.get(cfg.data.dataset, 10_000)
+
+
+def builds_triggered_set(cfg: RunConfig) -> bool:
+    """Whether every peer also builds a triggered copy of its evaluation set (the attack
+    has a trigger: backdoor-style attacks, for their success rate)."""
+    attack = cfg.byzantine.attack if cfg.byzantine.present else "none"
+    return "trigger_size" in ATTACK_PARAMS.get(attack, ())
+
+
 def estimate(cfg: RunConfig) -> Estimate:
     """The resources ``byzemu launch`` of ``cfg`` needs on one machine."""
     samples, values = DATASETS.get(cfg.data.dataset, DATASETS["mnist"])
@@ -156,10 +168,8 @@ def estimate(cfg: RunConfig) -> Estimate:
         samples = min(samples, cfg.data.samples_per_node * cfg.nodes)
     dataset_mib = 2 * samples * values * 4 / MIB  # the forkserver's copy + the shards
     per_peer = PEER_BASE_MIB + MODEL_MIB.get(cfg.model.name, UNKNOWN_MODEL_MIB)
-    attack = cfg.byzantine.attack if cfg.byzantine.present else "none"
-    if "trigger_size" in ATTACK_PARAMS.get(attack, ()):  # each peer builds a triggered test set
-        test = cfg.data.test_samples or TEST_SAMPLES.get(cfg.data.dataset, 10_000)
-        per_peer += test * values * 4 / MIB
+    if builds_triggered_set(cfg):  # each peer builds a triggered test set
+        per_peer += test_samples(cfg) * values * 4 / MIB
     return Estimate(
         nodes=cfg.nodes,
         model=cfg.model.name,

@@ -23,10 +23,17 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from launch.run.capacity import DATASETS, MARGIN, MODEL_MIB, TEST_SAMPLES, UNKNOWN_MODEL_MIB, CapacityError
+from launch.run.capacity import (
+    DATASETS,
+    MARGIN,
+    MODEL_MIB,
+    UNKNOWN_MODEL_MIB,
+    CapacityError,
+    builds_triggered_set,
+    test_samples,
+)
 from protocol.config import RunConfig
 from protocol.devices import peers_per_device, placement, uses_cuda
-from protocol.names import ATTACK_PARAMS
 
 #: device memory (MiB) of one process's CUDA context with PyTorch's kernels loaded lazily
 #: (CUDA_MODULE_LOADING=LAZY, PyTorch's default): an estimate from PyTorch's and NVIDIA's
@@ -68,12 +75,8 @@ def peer_gpu_mib(cfg: RunConfig) -> float:
     """One GPU peer's device memory (MiB, margin included): its CUDA context, its model's
     figure and its evaluation sets."""
     _, values = DATASETS.get(cfg.data.dataset, DATASETS["mnist"])
-    test = cfg.data.test_samples or TEST_SAMPLES.get(cfg.data.dataset, 10_000)
-    sets = 1
-    attack = cfg.byzantine.attack if cfg.byzantine.present else "none"
-    if "trigger_size" in ATTACK_PARAMS.get(attack, ()):
-        sets = 2
-    data_mib = sets * test * (values * 4 + 8) / 2**20
+    sets = 2 if builds_triggered_set(cfg) else 1
+    data_mib = sets * test_samples(cfg) * (values * 4 + 8) / 2**20  # float32 images, int64 labels
     return MARGIN * (CUDA_CONTEXT_MIB + MODEL_MIB.get(cfg.model.name, UNKNOWN_MODEL_MIB) + data_mib)
 
 
