@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -39,9 +38,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-QUICKSTART = ROOT / "configs" / "quickstart.toml"
+from common import QUICKSTART, ROOT, machine
+
+#: the CLI through its module: the GPU machine has no byzemu console script
 CLI = [sys.executable, "-m", "launch.cli"]
+#: the quickstart config, named from the repository root (every command runs there)
+CONFIG = str(QUICKSTART.relative_to(ROOT))
+
+
+def set_args(sets: list[str]) -> list[str]:
+    """``--set KEY=VALUE`` for each of ``sets``."""
+    return [a for s in sets for a in ("--set", s)]
+
 
 #: one process's CUDA context with LeNet trained and evaluated once; prints "ready", waits for stdin
 _CONTEXT_CHILD = """
@@ -69,27 +77,14 @@ def gpu_used_mib() -> list[float]:
 
 
 def gpu_info() -> dict[str, Any]:
+    """The GPUs (nvidia-smi), CUDA's version and the host (bench/common.machine)."""
     q = "name,driver_version,memory.total,compute_mode"
     out = subprocess.run(
         ["nvidia-smi", f"--query-gpu={q}", "--format=csv,noheader"], capture_output=True, text=True, timeout=30
     ).stdout.strip()
     import torch
 
-    return {
-        "nvidia_smi": out.splitlines(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cores": os.cpu_count(),
-        "cpu": next(
-            (
-                ln.split(":", 1)[1].strip()
-                for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if "model name" in ln
-            ),
-            "",
-        ),
-        "python": sys.version.split()[0],
-    }
+    return {"nvidia_smi": out.splitlines(), "cuda": torch.version.cuda, **machine()}
 
 
 def context_memory() -> dict[str, Any]:
@@ -113,8 +108,7 @@ def context_memory() -> dict[str, Any]:
 
 def run(mode: str, out: Path, sets: list[str], *, timeout: float, extra: tuple[str, ...] = ()) -> dict[str, Any]:
     """One ``byzemu launch``/``reference`` of the quickstart with ``sets``; its figures."""
-    config = str(QUICKSTART.relative_to(ROOT))  # run from the repository root
-    cmd = [*CLI, mode, config, *(a for s in sets for a in ("--set", s)), "--out", str(out), "--quiet", *extra]
+    cmd = [*CLI, mode, CONFIG, *set_args(sets), "--out", str(out), "--quiet", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     wall = time.perf_counter() - t0
@@ -168,18 +162,18 @@ def peers_per_gpu(tmp: Path, deadline: float) -> list[dict[str, Any]]:
         sets = [f"nodes={n}", "rounds=2", "train.local_steps=2", "eval.every=2", "data.test_samples=1000"]
         sets += ["train.device=cuda", "runtime.register_timeout=300"]
         estimate = subprocess.run(
-            [*CLI, "validate", str(QUICKSTART), *(a for s in sets for a in ("--set", s))],
+            [*CLI, "validate", CONFIG, *set_args(sets)],
             cwd=ROOT, capture_output=True, text=True, timeout=120,
         ).stdout.strip().splitlines()[-1:]  # fmt: skip
-        peak = [0.0]
+        peak = 0.0
         proc = subprocess.Popen(
-            [*CLI, "launch", str(QUICKSTART), *(a for s in sets for a in ("--set", s)), "--out", str(tmp / f"n{n}")]
+            [*CLI, "launch", CONFIG, *set_args(sets), "--out", str(tmp / f"n{n}")]
             + ["--quiet", "--ignore-capacity"],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         t0 = time.perf_counter()
         while proc.poll() is None and time.perf_counter() - t0 < 300:
-            peak[0] = max(peak[0], gpu_used_mib()[0])
+            peak = max(peak, gpu_used_mib()[0])
             time.sleep(1.0)
         if proc.poll() is None:
             proc.kill()
@@ -188,7 +182,7 @@ def peers_per_gpu(tmp: Path, deadline: float) -> list[dict[str, Any]]:
             "nodes": n,
             "rc": proc.returncode,
             "wall_s": round(time.perf_counter() - t0, 1),
-            "gpu_used_peak_mib": peak[0],
+            "gpu_used_peak_mib": peak,
             "estimate": estimate,
         }
         if proc.returncode != 0:
