@@ -433,9 +433,7 @@ class NodeCore:
             "node": self.node,
             "config": checkpoint.config_fingerprint(self.config),
             "digest": model_digest(self.vector),
-            "model": {k: v.cpu() for k, v in self.model.state_dict().items()}
-            if self._on_device
-            else self.model.state_dict(),
+            "model": {k: v.cpu() for k, v in self.model.state_dict().items()},  # host tensors (CPU: the same ones)
             "vector": self.vector.copy(),
             "trainer": self.trainer.state_dict(),
             "defense": self.defense.state_dict(),
