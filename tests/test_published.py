@@ -233,6 +233,22 @@ def test_list_table_gives_mean_with_std_and_worst_over_repeats(tiny: Path) -> No
     assert lines[3] == f"| median | 2 | {mean:.4f} ± {std:.4f} | {worst:.3f} |"
 
 
+def test_order_labels_puts_rows_in_the_order_of_the_labels(tiny: Path) -> None:
+    # Arrange: the runs show cdl first; the labels list median first
+    spec_path = tiny / "tables" / "ordered.toml"
+    spec_path.write_text('order = "labels"\n' + LIST_SPEC + '\n[labels]\nmedian = "`median`"\ncdl = "`cdl`"\n')
+    spec = published.load_spec(spec_path, root=tiny)
+    plain = published.render_table(published.load_spec(tiny / "tables" / "list.toml", root=tiny)).splitlines()
+
+    # Act
+    lines = published.render_table(spec).splitlines()
+
+    # Assert
+    assert [line.split(" | ")[0] for line in plain[2:4]] == ["| cdl", "| median"]
+    assert [line.split(" | ")[0] for line in lines[2:4]] == ["| `median`", "| `cdl`"]
+    assert lines[2].split(" | ")[1:] == plain[3].split(" | ")[1:]
+
+
 def test_index_credits_every_sweep_a_table_was_collected_from(tiny: Path) -> None:
     # Arrange: a table collected from two sweeps (its commands name both) and a third sweep never run
     (tiny / "sweeps" / "control.toml").write_text('extends = "tiny.toml"\nrepeats = 1\n')
@@ -293,6 +309,10 @@ def test_render_replaces_a_block_and_finds_a_stale_one(tiny: Path) -> None:
         ),
         ('results = "r"\nlayout = "list"\nrows = "a"\n', "missing 'sweep'"),
         ('results = "r"\nsweep = "s"\nlayout = "grid"\nrows = "a"\ncolour = 1\n', "unknown key(s) ['colour']"),
+        (
+            'results = "r"\nsweep = "s"\nlayout = "list"\nrows = "a"\norder = "name"\n[[metrics]]\nname = "acc_mean"\n',
+            "order must be 'runs'",
+        ),
     ],
 )
 def test_a_bad_spec_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:
@@ -340,6 +360,10 @@ def test_every_table_spec_is_shown_in_the_docs_and_names_a_shipped_sweep() -> No
             continue
         assert (published.PROJECT_ROOT / spec.sweep).is_file(), f"{rel}: sweep {spec.sweep} is not shipped"
         assert (spec.results / "runs.csv").is_file(), f"{rel}: {spec.results} not collected"
+        for command in spec.commands:
+            for word in command.replace(";", " ").split():
+                if word.startswith("configs/sweeps/"):
+                    assert (published.PROJECT_ROOT / word).is_file(), f"{rel}: command names {word}, not shipped"
 
 
 def test_curves_spec_draws_the_png_and_links_it_relative_to_the_page(tiny: Path) -> None:

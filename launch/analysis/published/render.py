@@ -13,7 +13,7 @@ from typing import Any
 from launch.analysis.published.common import PROJECT_ROOT, PublishError, number, read_csv
 from launch.analysis.published.figures import render_curves
 from launch.analysis.published.lines import minutes, provenance_line, regenerate_commands
-from launch.analysis.published.specs import Metric, TableSpec, first_seen, label, load_spec, row_key, row_keys
+from launch.analysis.published.specs import Metric, TableSpec, first_seen, label, load_spec, ordered_keys, row_key
 from protocol import rundir
 from protocol.rundir import read_json
 
@@ -84,7 +84,7 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
             header.append("largest difference")
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
-        for key in row_keys(rows, spec.rows):
+        for key in ordered_keys(spec, rows):
             pub_key = "/".join(key)
             cells = [label(spec, k) for k in key]
             found = []
@@ -100,7 +100,7 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
                 cells.append(f"{(max(found) - min(found)) * metric.scale:.{metric.digits}f}" if len(found) > 1 else "")
             lines.append("| " + " | ".join(cells) + " |")
     else:
-        keys = row_keys(rows, spec.rows)
+        keys = ordered_keys(spec, rows)
         header = [*spec.rows, "runs", *(m.label for m in spec.metrics)]
         paper_cols = list(dict.fromkeys(k for v in spec.published.values() for k in v))
         header += [f"{c} ({spec.published_label})" for c in paper_cols]

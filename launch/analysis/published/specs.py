@@ -55,6 +55,9 @@ class TableSpec:
     entries: tuple[dict[str, Any], ...] = ()
     #: layout "curves": metric, lines, panels, out, label, title ([figure] of the spec)
     figure: dict[str, Any] = field(default_factory=dict)
+    #: "runs": rows in the order the collected runs first show them; "labels": in the
+    #: order of each axis's values in [labels] (the first axis first)
+    order: str = "runs"
 
     @property
     def name(self) -> str:
@@ -103,6 +106,7 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
         "filter",
         "spread",
         "figure",
+        "order",
     }
     unknown = set(data) - allowed
     if unknown:
@@ -134,6 +138,9 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
         metrics = tuple(_metric(m, f"{path} [[metrics]] {i + 1}") for i, m in enumerate(data["metrics"]))
     else:
         raise PublishError(f"{path}: layout must be 'grid', 'list', 'curves' or 'index', not {layout!r}")
+    order = data.get("order", "runs")
+    if order not in ("runs", "labels"):
+        raise PublishError(f"{path}: order must be 'runs' (as the runs first show them) or 'labels', not {order!r}")
     published = data.get("published") or {}
     return TableSpec(
         path=path,
@@ -154,6 +161,7 @@ def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
         spread=bool(data.get("spread", False)),
         figure=figure,
         filters={str(k): [str(x) for x in v] for k, v in (data.get("filter") or {}).items()},
+        order=order,
     )
 
 
@@ -192,6 +200,18 @@ def row_keys(rows: list[dict[str, str]], axes: Sequence[str]) -> list[tuple[str,
         if row_key(r, axes) not in keys:
             keys.append(row_key(r, axes))
     return keys
+
+
+def ordered_keys(spec: TableSpec, rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
+    """The table's row keys: as the runs first show them, or (``order = "labels"``) sorted
+    by the position of each axis value among the [labels] keys, the first axis first; a
+    value without a label comes after the labelled ones, in the order the runs show it."""
+    keys = row_keys(rows, spec.rows)
+    if spec.order != "labels":
+        return keys
+    rank = {k: i for i, k in enumerate(spec.labels)}
+    seen = {k: i for i, k in enumerate(keys)}
+    return sorted(keys, key=lambda k: (*(rank.get(v, len(rank)) for v in k), seen[k]))
 
 
 def first_seen(rows: list[dict[str, str]], axis: str) -> list[str]:
