@@ -15,11 +15,16 @@ distance between an honest peer's own model and its honest / Byzantine senders; 
 numbers of benign chunks the attack knew when crafting, and the mean distance between
 two Byzantine senders' payloads to one receiver (on the chunks both sent).
 
+``scaling`` (attack ``backdoor`` with boost 10, LeNet, as Table 2's Scaling column in
+``configs/sweeps/dfl_dual_paper_scaling_core.toml``; DFL-Dual with neighbor evidence): the
+same rows as ``krum`` (no lambda) and the honest peers' mean attack success rate.
+
 ``detector`` (attack ``label_flip``, defense ``dfl_detector``): per round, each honest
 peer's accuracy, the senders it has flagged and every sender's suspicious score
 (B = Byzantine, H = honest).
 
     .venv/bin/python bench/dfl_dual_probe.py krum --rounds 30 [--set KEY=VALUE ...]
+    .venv/bin/python bench/dfl_dual_probe.py scaling --rounds 12
     .venv/bin/python bench/dfl_dual_probe.py detector --rounds 25 --set defense.params.granularity=\\"neighbor\\"
 """
 
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,12 @@ import numpy as np
 CONFIG = "configs/papers/dfl_dual_paper.toml"
 BASE = {
     "krum": {"byzantine.attack": "krum_attack", "defense.params.granularity": "neighbor"},
+    "scaling": {
+        "byzantine.attack": "backdoor",
+        "byzantine.params.boost": 10.0,
+        "model.name": "lenet",
+        "defense.params.granularity": "neighbor",
+    },
     "detector": {"byzantine.attack": "label_flip", "defense.name": "dfl_detector"},
 }
 
@@ -60,15 +72,18 @@ def network(mode: str, rounds: int, sets: list[str]) -> tuple[Any, Any, list[Any
     return plan, MemoryNetwork(cores, plan.rounds), cores
 
 
-def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
-    plan, net, cores = network("krum", rounds, sets)
+def probe_selection(
+    mode: str, rounds: int, sets: list[str], save: Callable[[list[dict[str, Any]]], None]
+) -> list[dict[str, Any]]:
+    """Rows of the ``krum`` and ``scaling`` modes (module docstring)."""
+    plan, net, cores = network(mode, rounds, sets)
     byz = set(plan.byzantine)
     stash: list[Any] = []  # the W matrix of the last judge call
     seen: dict[str, list[float]] = {"lam": [], "kept_byz": [], "kept_hon": []}
     for key in ("e_honest", "e_byzantine", "w_honest", "w_byzantine", "benign_known", "byzantine_pairs"):
         seen[key] = []
     for core in cores:
-        if core.attack is not None:
+        if core.attack is not None and hasattr(core.attack, "search_lambda"):
             search = core.attack.search_lambda
 
             def traced_search(*args: Any, _search: Any = search) -> float:
@@ -78,7 +93,7 @@ def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
                 return lam
 
             core.attack.search_lambda = traced_search
-        elif getattr(core.defense, "granularity", "chunk") == "neighbor":
+        elif core.attack is None and getattr(core.defense, "granularity", "chunk") == "neighbor":
             judge = core.defense.judge
 
             if hasattr(core.defense, "data_distances"):
@@ -111,6 +126,7 @@ def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
         row = {
             "round": r,
             "acc": float(np.mean([res[c.node].metrics["test_accuracy"] for c in cores if c.node not in byz])),
+            "asr": _mean([res[c.node].metrics.get("attack_success_rate") for c in cores if c.node not in byz]),
             "honest_spread": float(np.linalg.norm(honest - centre, axis=1).mean()),
             "byzantine_to_honest": float(np.linalg.norm(byzantine - centre, axis=1).mean()),
             "lambda_median": float(np.median(seen["lam"])) if seen["lam"] else None,
@@ -126,7 +142,13 @@ def probe_krum(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
         }
         print(json.dumps(row), flush=True)
         out.append(row)
+        save(out)
     return out
+
+
+def _mean(values: list[Any]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return float(np.mean(present)) if present else None
 
 
 def _pair_distances(received: dict[int, dict[int, Any]], byz: set[int]) -> list[float]:
@@ -154,7 +176,7 @@ def _stash(method: Any, stash: list[Any]) -> Any:
     return traced
 
 
-def probe_detector(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
+def probe_detector(rounds: int, sets: list[str], save: Callable[[list[dict[str, Any]]], None]) -> list[dict[str, Any]]:
     plan, net, cores = network("detector", rounds, sets)
     byz = set(plan.byzantine)
     out = []
@@ -174,6 +196,7 @@ def probe_detector(rounds: int, sets: list[str]) -> list[dict[str, Any]]:
             }
         print(json.dumps({"round": r, "peers": peers}), flush=True)
         out.append({"round": r, "peers": peers})
+        save(out)
     return out
 
 
@@ -184,9 +207,15 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE config override")
     parser.add_argument("--out", type=Path, help="write the rows as JSON here")
     args = parser.parse_args()
-    rows = (probe_krum if args.mode == "krum" else probe_detector)(args.rounds, args.sets)
-    if args.out is not None:
-        args.out.write_text(json.dumps({"mode": args.mode, "sets": args.sets, "rows": rows}, indent=1) + "\n")
+
+    def save(rows: list[dict[str, Any]]) -> None:  # after every round: a stopped probe keeps its rounds
+        if args.out is not None:
+            args.out.write_text(json.dumps({"mode": args.mode, "sets": args.sets, "rows": rows}, indent=1) + "\n")
+
+    if args.mode == "detector":
+        probe_detector(args.rounds, args.sets, save)
+    else:
+        probe_selection(args.mode, args.rounds, args.sets, save)
 
 
 if __name__ == "__main__":
