@@ -19,6 +19,10 @@ two Byzantine senders' payloads to one receiver (on the chunks both sent).
 ``configs/sweeps/dfl_dual_paper_scaling_core.toml``; DFL-Dual with neighbor evidence): the
 same rows as ``krum`` (no lambda) and the honest peers' mean attack success rate.
 
+With DFL-Dual (neighbor evidence) each row also gives, per honest peer, its candidates
+(own, then B = Byzantine / H = honest senders), their distance D to the own model (Eq. 7),
+their trust S_0k (Eq. 8) and the candidates of the selected group N*.
+
 ``detector`` (attack ``label_flip``, defense ``dfl_detector``): per round, each honest
 peer's accuracy, the senders it has flagged and every sender's suspicious score
 (B = Byzantine, H = honest).
@@ -39,7 +43,7 @@ from typing import Any
 import numpy as np
 
 CONFIG = "configs/papers/dfl_dual_paper.toml"
-BASE = {
+BASE: dict[str, dict[str, Any]] = {
     "krum": {"byzantine.attack": "krum_attack", "defense.params.granularity": "neighbor"},
     "scaling": {
         "byzantine.attack": "backdoor",
@@ -79,6 +83,9 @@ def probe_selection(
     plan, net, cores = network(mode, rounds, sets)
     byz = set(plan.byzantine)
     stash: list[Any] = []  # the W matrix of the last judge call
+    selects: list[Any] = []  # DFL-Dual's selected group of the last judge call
+    selects_args: list[Any] = []  # and its (D, trust)
+    peers: dict[int, dict[str, Any]] = {}  # per honest peer: candidates, D to the own model, trust, kept
     seen: dict[str, list[float]] = {"lam": [], "kept_byz": [], "kept_hon": []}
     for key in ("e_honest", "e_byzantine", "w_honest", "w_byzantine", "benign_known", "byzantine_pairs"):
         seen[key] = []
@@ -98,13 +105,26 @@ def probe_selection(
 
             if hasattr(core.defense, "data_distances"):
                 core.defense.data_distances = _stash(core.defense.data_distances, stash)
+            if hasattr(core.defense, "select"):
+                core.defense.select = _stash(core.defense.select, selects, selects_args)
 
-            def traced_judge(evidence: Any, view: Any, _judge: Any = judge) -> Any:
+            def traced_judge(evidence: Any, view: Any, _judge: Any = judge, _node: int = core.node) -> Any:
                 stash.clear()
+                selects.clear()
+                selects_args.clear()
                 verdict = _judge(evidence, view)
                 if verdict is not None:
                     seen["kept_byz"].append(sum(s in byz for s in verdict.trusted()))
                     seen["kept_hon"].append(sum(s not in byz for s in verdict.trusted()))
+                if selects_args:
+                    d, trust = selects_args[-1]
+                    names = ["own"] + [f"{'B' if e.sender in byz else 'H'}{e.sender}" for e in evidence]
+                    peers[_node] = {
+                        "candidates": names,
+                        "d_own": [round(float(x), 3) for x in d[0]],
+                        "trust": [round(float(t), 4) for t in trust],
+                        "kept": [names[k] for k in selects[-1]],
+                    }
                 seen["byzantine_pairs"].extend(_pair_distances(view.received, byz))
                 own = view.own.double()
                 for k, e in enumerate(evidence, start=1):
@@ -119,11 +139,12 @@ def probe_selection(
     for r in range(1, rounds + 1):
         for v in seen.values():
             v.clear()
+        peers.clear()
         res = net.run_round(r)
         honest = np.stack([c.vector_before for c in cores if c.node not in byz])
         byzantine = np.stack([c.vector_before for c in cores if c.node in byz])
         centre = honest.mean(axis=0)
-        row = {
+        row: dict[str, Any] = {
             "round": r,
             "acc": float(np.mean([res[c.node].metrics["test_accuracy"] for c in cores if c.node not in byz])),
             "asr": _mean([res[c.node].metrics.get("attack_success_rate") for c in cores if c.node not in byz]),
@@ -140,6 +161,8 @@ def probe_selection(
                 for key in ("e_honest", "e_byzantine", "w_honest", "w_byzantine")
             },
         }
+        if peers:  # DFL-Dual: what each honest peer saw and kept (B = Byzantine, H = honest sender)
+            row["peers"] = {str(n): peers[n] for n in sorted(peers)}
         print(json.dumps(row), flush=True)
         out.append(row)
         save(out)
@@ -165,12 +188,14 @@ def _pair_distances(received: dict[int, dict[int, Any]], byz: set[int]) -> list[
     return out
 
 
-def _stash(method: Any, stash: list[Any]) -> Any:
-    """``method`` that also leaves its result in ``stash``."""
+def _stash(method: Any, stash: list[Any], args_stash: list[Any] | None = None) -> Any:
+    """``method`` that also leaves its result in ``stash`` (and its arguments in ``args_stash``)."""
 
     def traced(*args: Any) -> Any:
         out = method(*args)
         stash.append(out)
+        if args_stash is not None:
+            args_stash.append(args)
         return out
 
     return traced

@@ -362,7 +362,7 @@ def test_every_table_spec_is_shown_in_the_docs_and_names_a_shipped_sweep() -> No
         assert (spec.results / "runs.csv").is_file(), f"{rel}: {spec.results} not collected"
         for command in spec.commands:
             for word in command.replace(";", " ").split():
-                if word.startswith("configs/sweeps/"):
+                if word.startswith("configs/sweeps/") and "$" not in word:  # not a shell loop's pattern
                     assert (published.PROJECT_ROOT / word).is_file(), f"{rel}: command names {word}, not shipped"
 
 

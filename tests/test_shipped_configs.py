@@ -7,21 +7,18 @@ from pathlib import Path
 import pytest
 
 from coordinator.plan import build_plan
-from launch.analysis.published.specs import load_spec
 from launch.sweeps.sweepfile import load_sweep
 from protocol import config as config_mod
 from tests.support.datagen import overrides_for
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-#: run configs and sweep files; configs/tables/ (table specs, tests/test_published.py; the
-#: specs of tables not yet run, configs/tables/unrun/, below) and configs/drift.toml
-#: (tests/test_drift.py) are read by their own tests
+#: run configs and sweep files; configs/tables/ (table specs, tests/test_published.py) and
+#: configs/drift.toml (tests/test_drift.py) are read by their own tests
 FILES = sorted(
     p
     for p in CONFIGS.rglob("*.toml")
     if p.relative_to(CONFIGS).parts[0] != "tables" and p.relative_to(CONFIGS).as_posix() != "drift.toml"
 )
-UNRUN_TABLES = sorted((CONFIGS / "tables" / "unrun").glob("*.toml"))
 
 
 def test_configs_folder_holds_the_quickstart_and_the_smoke_sweep() -> None:
@@ -47,14 +44,3 @@ def test_quickstart_is_the_documented_setup() -> None:
 
     assert (cfg.nodes, cfg.topology.kind, cfg.topology.degree) == (16, "regular", 3)
     assert (cfg.data.dataset, cfg.data.split, cfg.model.name, cfg.defense.name) == ("mnist", "iid", "lenet", "cdl")
-
-
-@pytest.mark.parametrize("path", UNRUN_TABLES, ids=lambda p: p.name)
-def test_a_table_spec_not_yet_run_loads_and_names_shipped_sweeps(path: Path) -> None:
-    spec = load_spec(path)
-
-    assert (CONFIGS.parent / spec.sweep).is_file() and not (spec.results / "runs.csv").exists()
-    for command in spec.commands:
-        for word in command.replace(";", " ").split():
-            if word.startswith("configs/sweeps/"):
-                assert (CONFIGS.parent / word).is_file(), word
