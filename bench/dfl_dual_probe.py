@@ -83,8 +83,7 @@ def probe_selection(
     plan, net, cores = network(mode, rounds, sets)
     byz = set(plan.byzantine)
     stash: list[Any] = []  # the W matrix of the last judge call
-    selects: list[Any] = []  # DFL-Dual's selected group of the last judge call
-    selects_args: list[Any] = []  # and its (D, trust)
+    selects: list[Any] = []  # DFL-Dual's select call of the last judge call: ((D, trust), selected group)
     peers: dict[int, dict[str, Any]] = {}  # per honest peer: candidates, D to the own model, trust, kept
     seen: dict[str, list[float]] = {"lam": [], "kept_byz": [], "kept_hon": []}
     for key in ("e_honest", "e_byzantine", "w_honest", "w_byzantine", "benign_known", "byzantine_pairs"):
@@ -106,24 +105,23 @@ def probe_selection(
             if hasattr(core.defense, "data_distances"):
                 core.defense.data_distances = _stash(core.defense.data_distances, stash)
             if hasattr(core.defense, "select"):
-                core.defense.select = _stash(core.defense.select, selects, selects_args)
+                core.defense.select = _stash(core.defense.select, selects, with_args=True)
 
             def traced_judge(evidence: Any, view: Any, _judge: Any = judge, _node: int = core.node) -> Any:
                 stash.clear()
                 selects.clear()
-                selects_args.clear()
                 verdict = _judge(evidence, view)
                 if verdict is not None:
                     seen["kept_byz"].append(sum(s in byz for s in verdict.trusted()))
                     seen["kept_hon"].append(sum(s not in byz for s in verdict.trusted()))
-                if selects_args:
-                    d, trust = selects_args[-1]
+                if selects:
+                    (d, trust), kept = selects[-1]
                     names = ["own"] + [f"{'B' if e.sender in byz else 'H'}{e.sender}" for e in evidence]
                     peers[_node] = {
                         "candidates": names,
                         "d_own": [round(float(x), 3) for x in d[0]],
                         "trust": [round(float(t), 4) for t in trust],
-                        "kept": [names[k] for k in selects[-1]],
+                        "kept": [names[k] for k in kept],
                     }
                 seen["byzantine_pairs"].extend(_pair_distances(view.received, byz))
                 own = view.own.double()
@@ -188,14 +186,12 @@ def _pair_distances(received: dict[int, dict[int, Any]], byz: set[int]) -> list[
     return out
 
 
-def _stash(method: Any, stash: list[Any], args_stash: list[Any] | None = None) -> Any:
-    """``method`` that also leaves its result in ``stash`` (and its arguments in ``args_stash``)."""
+def _stash(method: Any, stash: list[Any], *, with_args: bool = False) -> Any:
+    """``method`` that also leaves its result in ``stash`` (``(args, result)`` with ``with_args``)."""
 
     def traced(*args: Any) -> Any:
         out = method(*args)
-        stash.append(out)
-        if args_stash is not None:
-            args_stash.append(args)
+        stash.append((args, out) if with_args else out)
         return out
 
     return traced
