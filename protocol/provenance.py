@@ -8,7 +8,9 @@ Fields of :func:`collect`:
 
 * ``byzemu``: ``version`` (the installed package's), ``commit`` (``git rev-parse HEAD`` of
   the source tree the code was imported from; ``None`` outside a git checkout) and
-  ``dirty`` (whether tracked files differed from that commit; ``None`` when unknown);
+  ``dirty`` (whether tracked files differed from that commit, or files that commit lacks
+  lie untracked in the code or config folders, :data:`UNTRACKED_MATTERS`: a sweep file
+  that was never committed makes the run dirty; ``None`` when unknown);
 * ``python``, ``numpy``, ``torch``: versions; ``torch_build``: the BLAS and LAPACK
   libraries torch was built with, its oneDNN (MKL-DNN) version, whether OpenMP is on, and
   the CPU capability its kernels dispatch to (AVX2, AVX512, ...);
@@ -40,6 +42,10 @@ from typing import Any
 #: the folder holding the protocol, peer, coordinator and launch packages
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
+#: the folders where an untracked file can change what a run does (code and shipped configs);
+#: untracked files elsewhere (a ``runs/`` folder, notes) leave a checkout clean
+UNTRACKED_MATTERS = ("peer", "protocol", "coordinator", "launch", "configs")
+
 
 def now_iso() -> str:
     """The current time, UTC, to the second (ISO 8601)."""
@@ -54,15 +60,25 @@ def _version(package: str) -> str | None:
 
 
 def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git checkout at ``root``; (None, None) if it is not one."""
+    """(commit, dirty) of the git checkout at ``root``; (None, None) if it is not one.
+
+    Dirty: a tracked file differs from the commit, or an untracked (not ignored) file lies
+    under one of :data:`UNTRACKED_MATTERS`."""
     if not (root / ".git").exists():
         return None, None
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
         ).stdout.strip()
-        status = subprocess.run(
+        changed = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+        untracked = subprocess.run(
+            ["git", "-C", str(root), "ls-files", "--others", "--exclude-standard", "--", *UNTRACKED_MATTERS],
             capture_output=True,
             text=True,
             timeout=10,
@@ -70,7 +86,7 @@ def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return None, None
-    return commit or None, bool(status.strip())
+    return commit or None, bool(changed.strip() or untracked.strip())
 
 
 def cpu_model() -> str:
