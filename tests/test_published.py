@@ -336,6 +336,43 @@ def test_collect_refuses_an_unfinished_run(tmp_path: Path) -> None:
         published.collect(run, tmp_path / "out")
 
 
+def test_a_results_folder_carries_its_runs_into_a_new_collect(tiny: Path, tmp_path: Path) -> None:
+    # Arrange: one more run (a third defense), in a sweep folder of its own
+    (tmp_path / "base.toml").write_text((tiny / "sweeps" / "base.toml").read_text())
+    (tmp_path / "more.toml").write_text(
+        'base = "base.toml"\nrepeats = 1\n\n[axes]\n"byzantine.attack" = ["label_flip"]\n'
+        '"defense.name" = ["trimmed_mean"]\n'
+    )
+    sweep = load_sweep(tmp_path / "more.toml")
+    more = tmp_path / "runs"
+    more.mkdir()
+    (more / "sweep.json").write_text(json.dumps(sweep.to_json()))
+    run_reference(sweep.runs[0].cfg, more / sweep.runs[0].rel_dir)
+    before = tiny / "results" / "tiny"
+    old = json.loads((before / "provenance.json").read_text())
+
+    # Act: the committed results plus the new sweep folder (no run folder of the old runs)
+    prov = published.collect([before, more], tmp_path / "joined")
+
+    # Assert: the old rows and curves come first, byte for byte, then the new run's
+    joined = (tmp_path / "joined" / "runs.csv").read_text().splitlines()
+    assert joined[: len(old_rows := (before / "runs.csv").read_text().splitlines())] == old_rows
+    assert len(joined) == len(old_rows) + 1 and ",trimmed_mean," in joined[-1]
+    curves = (tmp_path / "joined" / "curves.csv").read_text().splitlines()
+    assert curves[:-2] == (before / "curves.csv").read_text().splitlines()  # 2 rounds of the new run
+    assert prov["runs"] == 5 and sum(prov["platforms"].values()) == 5
+    assert prov["sweep"] == "sweeps/tiny.toml"  # recorded by the first folder
+    assert prov["started"] == old["started"] and prov["wall_s"] > old["wall_s"]
+    assert prov["example"] == old["example"]
+
+
+def test_a_run_given_twice_is_refused(tiny: Path, tmp_path: Path) -> None:
+    # the results folder already holds the sweep's runs: collecting both counts them twice
+    with pytest.raises(published.PublishError, match="byzantine.attack=label_flip__defense.name=cdl/rep0 is in two"):
+        published.collect([tiny / "results" / "tiny", tiny / "runs"], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 # --- the repository itself -----------------------------------------------------------
 
 

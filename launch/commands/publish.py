@@ -33,7 +33,8 @@ def publish() -> None:
 )
 def collect(runs_dirs: tuple[str, ...], results_dir: str, sweep_file: str | None) -> None:
     """Summarise the finished runs under RUNS_DIRS (sweep or run folders) into RESULTS_DIR
-    (runs.csv, curves.csv, provenance.json), small enough to commit."""
+    (runs.csv, curves.csv, provenance.json), small enough to commit. A results folder among
+    RUNS_DIRS (RESULTS_DIR itself, say) is carried forward: its runs first, unchanged."""
     from launch.analysis import published
 
     try:

@@ -228,30 +228,102 @@ def combine_provenance(provs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def is_results_folder(root: Path) -> bool:
+    """A folder an earlier ``collect`` wrote (runs.csv beside provenance.json), not a sweep
+    or run folder."""
+    return (root / "runs.csv").is_file() and (root / rundir.PROVENANCE).is_file() and not (root / rundir.SWEEP).exists()
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _run_id(row: dict[str, Any]) -> tuple[str, str, str, str]:
+    """What names one run across folders: cell, repeat, seed and the final models' digest."""
+    return (str(row.get("cell")), str(row.get("rep")), str(row.get("seed")), str(row.get("digest")))
+
+
+def merge_provenance(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Two combined provenance records (:func:`combine_provenance`) as one: counts added,
+    the time span joined, the first record's example kept."""
+    if not first.get("runs"):
+        return second
+    if not second.get("runs"):
+        return first
+
+    def added(key: str) -> dict[str, int]:
+        out = dict(first.get(key) or {})
+        for k, n in (second.get(key) or {}).items():
+            out[k] = out.get(k, 0) + int(n)
+        return out
+
+    starts = [t for t in (first.get("started"), second.get("started")) if t]
+    ends = [t for t in (first.get("finished"), second.get("finished")) if t]
+    return {
+        "runs": int(first["runs"]) + int(second["runs"]),
+        "platforms": added("platforms"),
+        "commits": added("commits"),
+        "started": min(starts) if starts else None,
+        "finished": max(ends) if ends else None,
+        "wall_s": float(first.get("wall_s") or 0.0) + float(second.get("wall_s") or 0.0),
+        "example": first.get("example") or second.get("example") or {},
+    }
+
+
 def collect(
     root: str | Path | Sequence[str | Path], dest: str | Path, *, sweep_file: str | None = None
 ) -> dict[str, Any]:
     """Write ``dest``/runs.csv, curves.csv and provenance.json from the finished runs under
     ``root`` (a sweep folder or one run folder, or several of them: their runs one after
-    another, e.g. the same sweep on two platforms); returns the combined provenance."""
+    another, e.g. the same sweep on two platforms); returns the combined provenance.
+
+    A results folder among the inputs (one an earlier ``collect`` wrote, such as ``dest``
+    itself) is carried forward: its rows, curves and provenance come first, unchanged, so
+    runs made elsewhere or earlier join a table without their run folders. A run that is in
+    two inputs (same cell, repeat, seed and digest) is refused rather than counted twice."""
     roots = [Path(r) for r in ([root] if isinstance(root, (str, Path)) else root)]
     dest = Path(dest)
-    runs = [r for one in roots for r in _runs_of(one)]
-    root = roots[0]
-    rows, curves, provs = [], [], []
+    carried = [r for r in roots if is_results_folder(r)]
+    runs = [r for one in roots if one not in carried for r in _runs_of(one)]
+    rows: list[dict[str, Any]] = []
+    curves: list[dict[str, Any]] = []
+    provs: list[dict[str, Any]] = []
     axes: list[str] = []
+    previous: dict[str, Any] = {}
+    for folder in carried:
+        prov = read_json(folder / rundir.PROVENANCE) or {}
+        previous = merge_provenance(previous, prov)
+        axes.extend(k for k in prov.get("axes") or [] if k not in axes)
+        rows.extend(_read_csv(folder / "runs.csv"))
+        curves.extend(_read_csv(folder / "curves.csv"))
     for run_dir, cell, values, rep in runs:
         row, curve, prov = run_row(run_dir, cell, {k: _cell_value(v) for k, v in values.items()}, rep)
         axes.extend(k for k in values if k not in axes and k not in CONFIG_FIELDS)
         rows.append(row)
         curves.extend(curve)
         provs.append(prov)
+    seen: dict[tuple[str, str, str, str], int] = {}
+    for row in rows:
+        key = _run_id(row)
+        seen[key] = seen.get(key, 0) + 1
+    twice = [k for k, n in seen.items() if n > 1]
+    if twice:
+        twice_cell, twice_rep, _, _ = twice[0]
+        raise PublishError(
+            f"run {twice_cell}/rep{twice_rep} is in two of the folders given ({len(twice)} such run(s)); "
+            "give each run once (a results folder already holds the runs collected into it)"
+        )
     dest.mkdir(parents=True, exist_ok=True)
     _write_csv(dest / "runs.csv", [*RUN_FIELDS, *CONFIG_FIELDS, *axes], rows)
     _write_csv(dest / "curves.csv", list(CURVE_FIELDS), curves)
-    combined = combine_provenance(provs)
-    sweep = read_json(root / rundir.SWEEP) or {}
-    combined["sweep"] = sweep_file or _project_relative(sweep.get("sweep_file"))
+    combined = merge_provenance(previous, combine_provenance(provs))
+    first = roots[0]
+    recorded = (read_json(first / rundir.PROVENANCE) or {}).get("sweep") if first in carried else None
+    sweep = read_json(first / rundir.SWEEP) or {}
+    combined["sweep"] = sweep_file or recorded or _project_relative(sweep.get("sweep_file"))
     combined["axes"] = axes
     (dest / rundir.PROVENANCE).write_text(json.dumps(combined, indent=2, sort_keys=True) + "\n")
     return combined
