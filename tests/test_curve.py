@@ -261,12 +261,15 @@ def test_zap_handler_holds_a_handshake_until_the_assignment_then_admits_it() -> 
     client_public, client_secret = zmq.curve_keypair()
     server_public, server_secret = zmq.curve_keypair()
     ctx = zmq.Context()
+    own: list[zmq.Socket] = []  # this thread's sockets; the handler's is its thread's to close
     try:
         zap = ZapHandler(ctx, None, owner=1)  # the peer's own assign has not arrived yet
         server = ctx.socket(zmq.ROUTER)
+        own.append(server)
         server.curve_server, server.curve_secretkey = True, server_secret
         port = server.bind_to_random_port("tcp://127.0.0.1")
         client = ctx.socket(zmq.DEALER)
+        own.append(client)
         client.curve_publickey, client.curve_secretkey, client.curve_serverkey = (
             client_public,
             client_secret,
@@ -284,4 +287,8 @@ def test_zap_handler_holds_a_handshake_until_the_assignment_then_admits_it() -> 
         assert frame.bytes == b"early" and frame.get("User-Id") == "7"
         assert zap.refused == 0
     finally:
-        ctx.destroy(linger=0)
+        # not ctx.destroy(): it would close the handler's socket from this thread while the
+        # handler polls it (zmq_close is not thread-safe; a worker crashed on it once)
+        for sock in own:
+            sock.close(linger=0)
+        ctx.term()  # ends the handler's thread, which closes its socket
