@@ -8,11 +8,19 @@ import hashlib
 import io
 import json
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from launch.analysis.published.common import CONFIG_FIELDS, CURVE_FIELDS, PROJECT_ROOT, RUN_FIELDS, PublishError
+from launch.analysis.published.common import (
+    CONFIG_FIELDS,
+    CURVE_FIELDS,
+    PROJECT_ROOT,
+    RUN_FIELDS,
+    PublishError,
+    read_csv,
+)
 from protocol import provenance as prov_mod
 from protocol import rundir
 from protocol.rundir import RunDir, read_json
@@ -204,41 +212,42 @@ def _cell_value(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, separators=(",", ":")) if isinstance(value, (dict, list)) else value
 
 
+def _one_run(prov: dict[str, Any]) -> dict[str, Any]:
+    """One run's provenance as a combined record (:func:`combine_provenance`) of one run."""
+    code = prov.get("byzemu") or {}
+    commit = (code.get("commit") or "unknown") + ("+dirty" if code.get("dirty") else "")
+    return {
+        "runs": 1,
+        "platforms": {prov_mod.platform_key(prov): 1},
+        "commits": {commit: 1},
+        "started": prov.get("started") or None,
+        "finished": prov.get("finished") or None,
+        "wall_s": float(prov.get("wall_s") or 0.0),
+        "example": prov,
+    }
+
+
 def combine_provenance(provs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The provenance of a set of runs: every platform and commit that made them, their
     span in time and added wall time, and the first run's full record."""
-    platforms: dict[str, int] = {}
-    commits: dict[str, int] = {}
-    for p in provs:
-        key = prov_mod.platform_key(p)
-        platforms[key] = platforms.get(key, 0) + 1
-        code = p.get("byzemu") or {}
-        commit = (code.get("commit") or "unknown") + ("+dirty" if code.get("dirty") else "")
-        commits[commit] = commits.get(commit, 0) + 1
-    starts = [p["started"] for p in provs if p.get("started")]
-    ends = [p["finished"] for p in provs if p.get("finished")]
-    return {
-        "runs": len(provs),
-        "platforms": platforms,
-        "commits": commits,
-        "started": min(starts) if starts else None,
-        "finished": max(ends) if ends else None,
-        "wall_s": sum(float(p.get("wall_s") or 0.0) for p in provs),
-        "example": provs[0] if provs else {},
+    combined: dict[str, Any] = {
+        "runs": 0,
+        "platforms": {},
+        "commits": {},
+        "started": None,
+        "finished": None,
+        "wall_s": 0,
+        "example": {},
     }
+    for prov in provs:
+        combined = merge_provenance(combined, _one_run(prov))
+    return combined
 
 
 def is_results_folder(root: Path) -> bool:
     """A folder an earlier ``collect`` wrote (runs.csv beside provenance.json), not a sweep
     or run folder."""
     return (root / "runs.csv").is_file() and (root / rundir.PROVENANCE).is_file() and not (root / rundir.SWEEP).exists()
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def _run_id(row: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -293,23 +302,21 @@ def collect(
     provs: list[dict[str, Any]] = []
     axes: list[str] = []
     previous: dict[str, Any] = {}
+    recorded: list[str | None] = []  # the sweep each carried folder records
     for folder in carried:
         prov = read_json(folder / rundir.PROVENANCE) or {}
         previous = merge_provenance(previous, prov)
+        recorded.append(prov.get("sweep"))
         axes.extend(k for k in prov.get("axes") or [] if k not in axes)
-        rows.extend(_read_csv(folder / "runs.csv"))
-        curves.extend(_read_csv(folder / "curves.csv"))
+        rows.extend(read_csv(folder / "runs.csv"))
+        curves.extend(read_csv(folder / "curves.csv"))
     for run_dir, cell, values, rep in runs:
         row, curve, prov = run_row(run_dir, cell, {k: _cell_value(v) for k, v in values.items()}, rep)
         axes.extend(k for k in values if k not in axes and k not in CONFIG_FIELDS)
         rows.append(row)
         curves.extend(curve)
         provs.append(prov)
-    seen: dict[tuple[str, str, str, str], int] = {}
-    for row in rows:
-        key = _run_id(row)
-        seen[key] = seen.get(key, 0) + 1
-    twice = [k for k, n in seen.items() if n > 1]
+    twice = [k for k, n in Counter(_run_id(row) for row in rows).items() if n > 1]
     if twice:
         twice_cell, twice_rep, _, _ = twice[0]
         raise PublishError(
@@ -321,9 +328,9 @@ def collect(
     _write_csv(dest / "curves.csv", list(CURVE_FIELDS), curves)
     combined = merge_provenance(previous, combine_provenance(provs))
     first = roots[0]
-    recorded = (read_json(first / rundir.PROVENANCE) or {}).get("sweep") if first in carried else None
     sweep = read_json(first / rundir.SWEEP) or {}
-    combined["sweep"] = sweep_file or recorded or _project_relative(sweep.get("sweep_file"))
+    from_first = recorded[0] if carried and first == carried[0] else None
+    combined["sweep"] = sweep_file or from_first or _project_relative(sweep.get("sweep_file"))
     combined["axes"] = axes
     (dest / rundir.PROVENANCE).write_text(json.dumps(combined, indent=2, sort_keys=True) + "\n")
     return combined
