@@ -8,6 +8,7 @@ and raise :class:`~protocol.errors.ConfigError` with the dotted field in the mes
 from __future__ import annotations
 
 import dataclasses
+import functools
 import tomllib
 import typing
 from pathlib import Path
@@ -52,8 +53,16 @@ def coerce(path: str, tp: Any, value: Any) -> Any:
     raise ConfigError(f"{path}: unsupported type {tp}")  # pragma: no cover - schema bug
 
 
+@functools.cache
+def _field_types(cls: type) -> dict[str, Any]:
+    """The resolved annotations of the dataclass ``cls``, once per class: resolving the
+    string annotations (``from __future__ import annotations``) compiles each of them, and
+    a sweep builds its config classes hundreds of times."""
+    return typing.get_type_hints(cls)
+
+
 def build(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _field_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in data:
         if key not in names:
