@@ -7,9 +7,16 @@ where every test does, ``@pytest.mark.cluster`` on the test otherwise."""
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 import torch
+
+# pytest rewrites the asserts of every test module it imports and keeps the result in
+# __pycache__ unless PYTHONDONTWRITEBYTECODE is set; where it is set, every worker of every
+# run rewrote all of them again (~5 s of CPU each). The suite writes that cache whatever the
+# variable says; the processes the tests start still follow it.
+sys.dont_write_bytecode = False
 
 
 @pytest.fixture(scope="session")

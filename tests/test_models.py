@@ -7,7 +7,6 @@ import functools
 import pytest
 import torch
 from torch import nn
-from torchvision.models.resnet import ResNet
 
 from peer.models import MODELS, ModelError, build_model, check_input, param_count
 
@@ -103,6 +102,10 @@ def test_no_state_outside_the_parameters(name: str, shape: tuple[int, int]) -> N
 
 
 def test_resnet18_uses_the_cifar_stem_and_group_norm() -> None:
+    # imported here, not at the top: torchvision's import (~2 s) would be paid by every
+    # pytest worker while collecting; building ResNet-18 imports it in the worker that runs this
+    from torchvision.models.resnet import ResNet
+
     model = _shared("resnet18", **CIFAR)
     assert isinstance(model, ResNet) and isinstance(model.conv1, nn.Conv2d)
     assert (model.conv1.kernel_size, model.conv1.stride, model.conv1.in_channels) == ((3, 3), (1, 1), 3)
