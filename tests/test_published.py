@@ -278,6 +278,21 @@ def test_index_credits_every_sweep_a_table_was_collected_from(tiny: Path) -> Non
     assert "not run here" in rows[2]
 
 
+def test_index_credits_sweeps_chained_in_one_command(tiny: Path) -> None:
+    # Arrange: the two sweeps in one command, joined by ";" (as the shipped union tables write them)
+    (tiny / "sweeps" / "control.toml").write_text('extends = "tiny.toml"\nrepeats = 1\n')
+    (tiny / "tables" / "both.toml").write_text(
+        'commands = ["byzemu sweep sweeps/tiny.toml --out runs/tiny; byzemu sweep sweeps/control.toml --out '
+        'runs/control", "byzemu publish collect runs/tiny runs/control results/tiny"]\n' + LIST_SPEC
+    )
+
+    # Act
+    found = published.table_sweeps(published.load_spec(tiny / "tables" / "both.toml", root=tiny))
+
+    # Assert
+    assert found == ["sweeps/tiny.toml", "sweeps/control.toml"]
+
+
 def test_render_replaces_a_block_and_finds_a_stale_one(tiny: Path) -> None:
     # Arrange: a page whose block holds a hand-typed table
     page = tiny / "page.md"

@@ -133,12 +133,13 @@ def sweep_runs(path: Path) -> int:
 def table_sweeps(spec: TableSpec) -> list[str]:
     """The sweep files whose runs a table renders: its ``sweep``, and, when its results
     are collected from several sweeps (``commands``), every ``byzemu sweep FILE`` among
-    them, in order."""
+    them, in order (a command may chain several with ``;``)."""
     found = [spec.sweep]
     for command in spec.commands:
-        words = command.split()
-        if words[:2] == ["byzemu", "sweep"] and len(words) > 2 and words[2] not in found:
-            found.append(words[2])
+        for part in command.split(";"):
+            words = part.split()
+            if words[:2] == ["byzemu", "sweep"] and len(words) > 2 and words[2] not in found:
+                found.append(words[2])
     return found
 
 
