@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -24,13 +25,14 @@ from tests.support.runs import small_config
 from tests.support.waiting import output, running, wait_until
 
 
-def config(rounds: int) -> str:
+def config(rounds: int, stragglers: dict[str, Any] | None = None) -> str:
     return small_config(
         "interrupt",
         seed=5,
         rounds=rounds,
         train={"local_steps": 2},
         runtime={"register_timeout": 120.0, "round_timeout": 120.0, "chunk_timeout": 60.0, "checkpoint_every": 1},
+        stragglers=stragglers,
     )
 
 
@@ -84,9 +86,13 @@ repeats = 2
 
 @pytest.fixture
 def sweep_dir(tmp_path: Path) -> Path:
-    # 20 rounds: between round 1 of rep0 and the end of rep1 there is time for the SIGINT
-    # even on a machine loaded enough to starve the test for seconds (4 rounds were not)
-    (tmp_path / "base.toml").write_text(config(SWEEP_ROUNDS))
+    # The SIGINT must land while rep0 runs: after its round 1 is on disk and before its
+    # round 20. A round of this run computes for ~2 ms (20 rounds in 0.4 s), too short a
+    # window for a test process starved by a loaded machine (it failed so); every peer
+    # straggles 25-fold (peer/stragglers.py: it sleeps after training until 25 times its
+    # training time has passed, every number it computes unchanged), ~0.1 s a round, ~2 s
+    # for the window, a window that widens as load slows the training it is a multiple of.
+    (tmp_path / "base.toml").write_text(config(SWEEP_ROUNDS, stragglers={"factor": 25.0, "fraction": 1.0}))
     (tmp_path / "grid.toml").write_text(SWEEP)
     return tmp_path
 
