@@ -45,7 +45,7 @@ DEFENSE_PARAMS: dict[str, tuple[str, ...]] = {
     "dmedian": ("guf_alpha", "own_candidate"),
     "fltrust": ("granularity",),
     "geomed": ("eps", "max_iter", "tol"),
-    "ios": ("f",),
+    "ios": ("f", "granularity"),
     "krum": ("f", "granularity", "guf_alpha", "neighbourhood", "own_candidate", "rho", "rho_central"),
     "loss_threshold": ("alpha", "patience", "step", "theta0", "theta_min"),
     "mda": ("f",),

@@ -179,6 +179,24 @@ def test_dfl_detector_scores_a_sender_once_per_round_from_all_its_chunks() -> No
     assert scores["neighbor"] == {1: [3 / 7], 2: [4 / 7]}
 
 
+def test_ios_drops_the_sender_farthest_over_the_whole_round() -> None:
+    # f = 1, own 0; first coordinates (chunk 0 | chunk 1): A 3 | 0, B 0 | 2, C 1 | 1.
+    # chunk 0: mean of 0, 3, 0, 1 = 1; squared distances A 4, B 1, C 0 -> A dropped,
+    # (0 + 0 + 1) / 3; chunk 1: mean of 0, 0, 2, 1 = 0.75; A 0.5625, B 1.5625, C 0.0625 ->
+    # B dropped, (0 + 0 + 1) / 3.
+    # neighbor: vectors A (3, 0 | 0, 0), B (0, 0 | 2, 0), C (1, 0 | 1, 0), mean (1, 0 | 0.75, 0);
+    # squared distances A 4 + 0.5625, B 1 + 1.5625, C 0.0625 -> A dropped for both chunks:
+    # chunk 0 (0 + 0 + 1) / 3, chunk 1 (0 + 2 + 1) / 3 = 1
+    own = torch.zeros(4)
+    received = {1: {0: _t(3, 0), 1: _t(0, 0)}, 2: {0: _t(0, 0), 1: _t(2, 0)}, 3: {0: _t(1, 0), 1: _t(1, 0)}}
+
+    chunk, neighbor = _both("ios", {"f": 1}, own, received)
+
+    third = round(1 / 3, 6)
+    assert chunk == [third, 0.0, third, 0.0]
+    assert neighbor == [third, 0.0, 1.0, 0.0]
+
+
 @pytest.mark.parametrize("name", ["bridge_m", "bulyan", "median"])
 def test_rules_without_a_sender_decision_refuse_neighbor_granularity(name: str) -> None:
     with pytest.raises(RegistryError, match="granularity"):
