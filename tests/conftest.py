@@ -10,7 +10,6 @@ import os
 import sys
 
 import pytest
-import torch
 
 # pytest rewrites the asserts of every test module it imports and keeps the result in
 # __pycache__ unless PYTHONDONTWRITEBYTECODE is set; where it is set, every worker of every
@@ -34,12 +33,23 @@ def data_roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, hand out the files in collection order (see below), not the
     files with the most tests first (xdist's default for ``--dist loadfile``); one torch
-    thread."""
+    thread where tests run (not in xdist's controller, which runs none: importing torch
+    there, ~2 s of CPU, would delay the workers' start)."""
     if hasattr(config.option, "loadscopereorder"):
         config.option.loadscopereorder = False
+    if _xdist_controller(config):
+        return
+    import torch
+
     # one torch thread, as in every byzemu process (the in-process reference sets the same):
     # the parallel workers and the clusters they start share the cores
     torch.set_num_threads(1)
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands tests to pytest-xdist workers instead of running them."""
+    workers = getattr(config.option, "numprocesses", None)
+    return not hasattr(config, "workerinput") and workers not in (None, 0, "0") and not config.option.collectonly
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
