@@ -40,9 +40,12 @@ def test_stragglers_and_held_chunks_that_meet_the_deadline_change_nothing(tmp_pa
         nodes=NODES,
         rounds=2,
         train={"local_steps": 20},
-        byzantine={"nodes": [1], "placement": "explicit", "attack": "deadline_edge", "params": {"at": 0.05}},
+        # node 1 holds its chunks 0.3 s past its own start of the exchange; the deadline is
+        # far enough that the stragglers' chunks (sent after 4x their training, which a
+        # loaded machine stretches) still meet it: a miss would be a timing accident here
+        byzantine={"nodes": [1], "placement": "explicit", "attack": "deadline_edge", "params": {"at": 0.01}},
         stragglers={"factor": 4.0, "nodes": [0, 2]},
-        runtime={"chunk_timeout": 4.0, "round_timeout": 20.0},
+        runtime={"chunk_timeout": 30.0, "round_timeout": 60.0},
     )
     cfg, mp = _launch(tmp_path, "mp", text)
     run_reference(config_mod.load(cfg), tmp_path / "ideal")
