@@ -91,6 +91,25 @@ def read_toml(path: Path, what: str = "", *, error: type[UserError] = ConfigErro
         raise error(f"{path}: not valid TOML ({exc})") from None
 
 
+def extends_parent(
+    path: Path, data: dict[str, Any], chain: tuple[Path, ...], what: str, *, error: type[UserError] = ConfigError
+) -> Path | None:
+    """Pop ``extends`` from the file's table ``data`` and return the file it names (relative
+    to ``path``), or None without one; ``error`` when it is not a path, makes a loop through
+    ``chain`` (the files already being read), or names no file. ``what`` names the kind."""
+    if "extends" not in data:
+        return None
+    ref = data.pop("extends")
+    if not isinstance(ref, str) or not ref:
+        raise error(f"{path}: extends: expected the path of another {what}")
+    parent = (path.resolve().parent / ref).resolve()
+    if parent in chain or parent == path.resolve():
+        raise error(f"{path}: extends={ref!r} makes a loop; remove one extends")
+    if not parent.is_file():
+        raise error(f"{path}: extends={ref!r}: no such file ({parent})")
+    return parent
+
+
 def parse_value(text: str) -> Any:
     """Parse the right-hand side of ``--set key=value`` as a TOML value, else a bare string."""
     try:

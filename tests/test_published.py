@@ -249,6 +249,33 @@ def test_order_labels_puts_rows_in_the_order_of_the_labels(tiny: Path) -> None:
     assert lines[2].split(" | ")[1:] == plain[3].split(" | ")[1:]
 
 
+def test_a_spec_that_extends_another_restates_only_what_differs(tiny: Path) -> None:
+    # Arrange: the grid spec in another "setting": one label added, the published label and
+    # the cdl row replaced, a median row added, the rest (rows, columns, metric) inherited
+    child = tiny / "tables" / "child.toml"
+    child.write_text(
+        'extends = "grid.toml"\n[labels]\ncdl = "`cdl`"\n[published]\nlabel = "other paper"\n'
+        "[published.values.cdl]\nlabel_flip = 60\n[published.values.median]\nlabel_flip = 70\n"
+    )
+    parent = published.render_table(published.load_spec(tiny / "tables" / "grid.toml", root=tiny)).splitlines()
+
+    # Act
+    spec = published.load_spec(child, root=tiny)
+    lines = published.render_table(spec).splitlines()
+
+    # Assert
+    assert (spec.layout, spec.rows, spec.columns, spec.published_digits) == (
+        "grid",
+        ("defense.name",),
+        "byzantine.attack",
+        1,
+    )
+    assert spec.labels == {"median": "`median`", "cdl": "`cdl`"}
+    assert lines[0] == "| defense.name | label_flip | label_flip (other paper) |"
+    assert lines[2] == parent[2].replace("| cdl |", "| `cdl` |").replace("| 50.0 |", "| 60.0 |")
+    assert lines[3] == parent[3].removesuffix("  |") + " 70.0 |"
+
+
 def test_index_credits_every_sweep_a_table_was_collected_from(tiny: Path) -> None:
     # Arrange: a table collected from two sweeps (its commands name both) and a third sweep never run
     (tiny / "sweeps" / "control.toml").write_text('extends = "tiny.toml"\nrepeats = 1\n')
@@ -328,6 +355,8 @@ def test_render_replaces_a_block_and_finds_a_stale_one(tiny: Path) -> None:
             'results = "r"\nsweep = "s"\nlayout = "list"\nrows = "a"\norder = "name"\n[[metrics]]\nname = "acc_mean"\n',
             "order must be 'runs'",
         ),
+        ('extends = "bad.toml"\n', "makes a loop"),
+        ('extends = "missing.toml"\n', "extends='missing.toml': no such file"),
     ],
 )
 def test_a_bad_spec_is_one_clear_error(tmp_path: Path, text: str, message: str) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 from launch.sweeps.naming import cell_name, toml_value
 from protocol import config as config_mod
 from protocol.config import ConfigError, RunConfig
-from protocol.config_text import read_toml
+from protocol.config_text import extends_parent, read_toml
 from protocol.rundir import CONFIG_TOML, flatten_config
 
 SWEEP_KEYS = ("extends", "base", "repeats", "set", "axes")
@@ -99,16 +99,9 @@ def read_sweep_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
             raise ConfigError(f"{path}: {key}: expected a table of dotted field = value")
     if isinstance(data.get("base"), str) and data["base"]:
         data["base"] = str((path.resolve().parent / data["base"]).resolve())
-    if "extends" not in data:
+    parent_path = extends_parent(path, data, chain, "sweep file")
+    if parent_path is None:
         return data
-    parent_ref = data.pop("extends")
-    if not isinstance(parent_ref, str) or not parent_ref:
-        raise ConfigError(f"{path}: extends: expected the path of another sweep file")
-    parent_path = (path.resolve().parent / parent_ref).resolve()
-    if parent_path in chain or parent_path == path.resolve():
-        raise ConfigError(f"{path}: extends={parent_ref!r} makes a loop; remove one extends")
-    if not parent_path.is_file():
-        raise ConfigError(f"{path}: extends={parent_ref!r}: no such file ({parent_path})")
     merged = read_sweep_file(parent_path, chain + (path.resolve(),))
     for key in ("base", "repeats"):
         if key in data:

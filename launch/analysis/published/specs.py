@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from launch.analysis.published.common import CURVE_FIELDS, PROJECT_ROOT, RUN_FIELDS, PublishError
-from protocol.config_text import read_toml
+from protocol.config_text import extends_parent, read_toml
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,38 @@ def _metric(data: dict[str, Any], where: str) -> Metric:
     )
 
 
+def read_spec_file(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The spec file's table, with ``extends`` resolved.
+
+    ``extends = "other.toml"`` (relative to this file) starts from that spec: a key given
+    here replaces its (``[[metrics]]``, ``rows``, ``commands`` and ``[metric]``/``[figure]``
+    whole), ``[labels]`` and ``[filter]`` are merged key by key, and ``[published]``'s
+    ``label``/``digits`` replace while each row of ``[published.values]`` given here
+    replaces that row whole (a row not given is inherited), so a table of the same cells
+    in another setting restates only what differs.
+    """
+    data = read_toml(path, error=PublishError)
+    parent_path = extends_parent(path, data, chain, "table spec", error=PublishError)
+    if parent_path is None:
+        return data
+    merged = read_spec_file(parent_path, chain + (path.resolve(),))
+    for key, value in data.items():
+        if key in ("labels", "filter") and isinstance(value, dict):
+            merged[key] = {**(merged.get(key) or {}), **value}
+        elif key == "published" and isinstance(value, dict):
+            parent_pub = dict(merged.get("published") or {})
+            values = {**(parent_pub.get("values") or {}), **(value.get("values") or {})}
+            merged[key] = {**parent_pub, **value, "values": values}
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_spec(path: str | Path, *, root: Path = PROJECT_ROOT) -> TableSpec:
     """Read and check a table spec file (format: module docstring and docs/EXPERIMENTS.md);
     its ``results`` path is relative to ``root`` (the project's folder)."""
     path = Path(path)
-    data = read_toml(path, error=PublishError)
+    data = read_spec_file(path)
     if data.get("layout") == "index":
         return _load_index(path, data, root)
     allowed = {
