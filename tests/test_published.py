@@ -276,6 +276,27 @@ def test_a_spec_that_extends_another_restates_only_what_differs(tiny: Path) -> N
     assert lines[3] == parent[3].removesuffix("  |") + " 70.0 |"
 
 
+def test_a_published_row_keyed_by_the_first_axes_stands_beside_each_row_that_splits_it(tiny: Path) -> None:
+    # Arrange: the list spec with its rows split by seed (one row per repeat); the paper's
+    # number is keyed by the defense alone, one value for the cdl key with the seed too
+    seeds = sorted({r["seed"] for r in published.read_csv(tiny / "results" / "tiny" / "runs.csv")})
+    split = tiny / "tables" / "split.toml"
+    split.write_text(
+        LIST_SPEC.replace('rows = ["defense.name"]', 'rows = ["defense.name", "seed"]')
+        + '[published]\n[published.values.median]\n"honest accuracy" = 0.5\n'
+        + f'[published.values."cdl/{seeds[1]}"]\n"honest accuracy" = 0.25\n'
+    )
+
+    # Act
+    lines = published.render_table(published.load_spec(split, root=tiny)).splitlines()
+
+    # Assert: one row per (defense, seed), each median row with the defense's number, only
+    # the cdl row of that seed with its own
+    assert len(seeds) == 2
+    assert [line.split(" | ")[1] for line in lines[2:6]] == seeds * 2
+    assert [line.split(" | ")[-1] for line in lines[2:6]] == [" |", "0.25 |", "0.5 |", "0.5 |"]
+
+
 def test_index_credits_every_sweep_a_table_was_collected_from(tiny: Path) -> None:
     # Arrange: a table collected from two sweeps (its commands name both) and a third sweep never run
     (tiny / "sweeps" / "control.toml").write_text('extends = "tiny.toml"\nrepeats = 1\n')

@@ -85,7 +85,7 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
         lines.append("| " + " | ".join(header) + " |")
         lines.append("|" + "---|" * len(header))
         for key in ordered_keys(spec, rows):
-            pub_key = "/".join(key)
+            pub = published_row(spec, key)
             cells = [label(spec, k) for k in key]
             found = []
             for c in cols:
@@ -95,7 +95,7 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
                 if vals:
                     found.append(reduced_value(vals, metric))
                 if any(c in v for v in spec.published.values()):
-                    cells.append(paper_text(spec, spec.published.get(pub_key, {}).get(c)))
+                    cells.append(paper_text(spec, pub.get(c)))
             if spec.spread:
                 cells.append(f"{(max(found) - min(found)) * metric.scale:.{metric.digits}f}" if len(found) > 1 else "")
             lines.append("| " + " | ".join(cells) + " |")
@@ -112,13 +112,23 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
             for m in spec.metrics:
                 raw = [number(r[m.name]) for r in group]
                 cells.append(reduce_text([v for v in raw if v is not None], m))
-            pub = spec.published.get("/".join(key), {})
+            pub = published_row(spec, key)
             cells += [paper_text(spec, pub.get(c)) for c in paper_cols]
             lines.append("| " + " | ".join(cells) + " |")
     prov = json.loads((spec.results / rundir.PROVENANCE).read_text())
     lines.append("")
     lines.append(provenance_line(spec, prov))
     return "\n".join(lines)
+
+
+def published_row(spec: TableSpec, key: tuple[str, ...]) -> dict[str, Any]:
+    """The paper's numbers for a table row: ``[published.values]`` keyed by the row's axis
+    values joined with ``/``, or by its first axes alone (the longest such key), so that
+    one published row stands beside every row that splits it further (by platform, say)."""
+    for n in range(len(key), 0, -1):
+        if "/".join(key[:n]) in spec.published:
+            return spec.published["/".join(key[:n])]
+    return {}
 
 
 def sweep_runs(path: Path) -> int:
