@@ -297,6 +297,33 @@ def test_a_published_row_keyed_by_the_first_axes_stands_beside_each_row_that_spl
     assert [line.split(" | ")[-1] for line in lines[2:6]] == [" |", "0.25 |", "0.5 |", "0.5 |"]
 
 
+def test_a_star_in_a_published_key_stands_for_any_value_of_that_axis(tiny: Path) -> None:
+    # Arrange: rows split by seed; the paper's numbers keyed by a defense alone (a prefix),
+    # by any defense at the second seed, and by cdl at any seed
+    seeds = sorted({r["seed"] for r in published.read_csv(tiny / "results" / "tiny" / "runs.csv")})
+    star = tiny / "tables" / "star.toml"
+    star.write_text(
+        LIST_SPEC.replace('rows = ["defense.name"]', 'rows = ["defense.name", "seed"]')
+        + '[published]\n[published.values.median]\n"honest accuracy" = 0.5\n'
+        + f'[published.values."*/{seeds[1]}"]\n"honest accuracy" = 0.25\n'
+        + '[published.values."cdl/*"]\n"honest accuracy" = 0.3\n'
+    )
+
+    # Act
+    lines = published.render_table(published.load_spec(star, root=tiny)).splitlines()
+
+    # Assert: cdl takes "cdl/*" at both seeds (at the second, "cdl/*" and "*/seed" tie on
+    # length and stars, and the star further right wins); median takes "*/seed" at the
+    # second seed (a full-length key beats the prefix) and the prefix at the first
+    assert [line.split(" | ")[:2] for line in lines[2:6]] == [
+        ["| cdl", seeds[0]],
+        ["| cdl", seeds[1]],
+        ["| median", seeds[0]],
+        ["| median", seeds[1]],
+    ]
+    assert [line.split(" | ")[-1] for line in lines[2:6]] == ["0.3 |", "0.3 |", "0.5 |", "0.25 |"]
+
+
 def test_index_credits_every_sweep_a_table_was_collected_from(tiny: Path) -> None:
     # Arrange: a table collected from two sweeps (its commands name both) and a third sweep never run
     (tiny / "sweeps" / "control.toml").write_text('extends = "tiny.toml"\nrepeats = 1\n')

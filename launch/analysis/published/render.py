@@ -121,14 +121,28 @@ def render_table(spec: TableSpec, *, page: Path | None = None, write: bool = Fal
     return "\n".join(lines)
 
 
-def published_row(spec: TableSpec, key: tuple[str, ...]) -> dict[str, Any]:
-    """The paper's numbers for a table row: ``[published.values]`` keyed by the row's axis
-    values joined with ``/``, or by its first axes alone (the longest such key), so that
-    one published row stands beside every row that splits it further (by platform, say)."""
+def published_key(spec: TableSpec, key: tuple[str, ...]) -> str | None:
+    """Which ``[published.values]`` key stands beside a table row (None: none does): the
+    row's axis values joined with ``/``, or its first axes alone, so that one published
+    row stands beside every row that splits it further (by platform, say). A ``*`` in place
+    of an axis value stands for any value of that axis (one paper number beside both
+    datasets, say). The most specific key wins: the longest, then the one with the fewest
+    ``*``, then the one whose ``*`` stand furthest right."""
     for n in range(len(key), 0, -1):
-        if "/".join(key[:n]) in spec.published:
-            return spec.published["/".join(key[:n])]
-    return {}
+        prefix = key[:n]
+        # bit i of a mask puts a * at axis i: fewest first, then the leftmost * furthest right
+        masks = sorted(range(1 << n), key=lambda m: (m.bit_count(), [-i for i in range(n) if m >> i & 1]))
+        for mask in masks:
+            candidate = "/".join("*" if mask >> i & 1 else part for i, part in enumerate(prefix))
+            if candidate in spec.published:
+                return candidate
+    return None
+
+
+def published_row(spec: TableSpec, key: tuple[str, ...]) -> dict[str, Any]:
+    """The paper's numbers for a table row (``published_key``), or none."""
+    found = published_key(spec, key)
+    return spec.published[found] if found is not None else {}
 
 
 def sweep_runs(path: Path) -> int:
