@@ -14,10 +14,12 @@ Fields of :func:`collect`:
 * ``python``, ``numpy``, ``torch``: versions; ``torch_build``: the BLAS and LAPACK
   libraries torch was built with, its oneDNN (MKL-DNN) version, whether OpenMP is on, and
   the CPU capability its kernels dispatch to (AVX2, AVX512, ...);
-* ``machine``: CPU model, logical cores, architecture, OS, host name.
+* ``machine``: CPU model name, ``cpu_id`` (vendor, family, model and stepping from
+  /proc/cpuinfo: the CPU's generation, which the model name may not say; ``None`` off
+  Linux), logical cores, architecture, OS, host name.
 
 :func:`platform_key` reduces a provenance record to what decides bit-identity of floating
-point results: the CPU model, the kernels' CPU capability, the BLAS library and the torch
+point results: the CPU model name, the kernels' CPU capability, the BLAS library and the torch
 version. Two runs of the same config and seed with the same key give the same numbers bit
 for bit; across keys they may differ in the last digits (docs/EXPERIMENTS.md,
 *Determinism*, has the measured size).
@@ -100,6 +102,30 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_id(cpuinfo: str | None = None) -> str | None:
+    """Vendor, family, model and stepping of the first CPU in ``cpuinfo`` (read from
+    /proc/cpuinfo when not given), e.g. ``AuthenticAMD family 25 model 17 stepping 1``;
+    None where there is no such file or it lacks the fields."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor's block only
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    if "vendor_id" not in fields or "cpu family" not in fields:
+        return None
+    parts = [fields["vendor_id"], f"family {fields['cpu family']}"]
+    parts += [f"{name} {fields[name]}" for name in ("model", "stepping") if name in fields]
+    return " ".join(parts)
+
+
 def torch_build() -> dict[str, Any] | None:
     """BLAS/LAPACK, oneDNN, OpenMP and CPU capability of the torch this process imported;
     None when torch is not imported here (see the module docstring)."""
@@ -138,6 +164,7 @@ def collect() -> dict[str, Any]:
         "torch_build": torch_build(),
         "machine": {
             "cpu": cpu_model(),
+            "cpu_id": cpu_id(),
             "cores": os.cpu_count(),
             "arch": platform.machine(),
             "os": f"{platform.system()} {platform.release()}",

@@ -1,4 +1,5 @@
-"""protocol.provenance.git_state on a real git repository: what makes a checkout dirty."""
+"""protocol.provenance.git_state on a real git repository: what makes a checkout dirty; and
+the CPU generation read from a cpuinfo text."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from protocol.provenance import git_state
+from protocol.provenance import cpu_id, git_state
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -54,3 +55,16 @@ def test_untracked_files_outside_code_and_configs_and_ignored_ones_leave_it_clea
 
 def test_a_folder_that_is_not_a_checkout_is_unknown(tmp_path: Path) -> None:
     assert git_state(tmp_path) == (None, None)
+
+
+def test_cpu_id_names_the_first_processors_vendor_family_model_and_stepping() -> None:
+    # Arrange: two processors' blocks as /proc/cpuinfo lists them (the second one differs)
+    block = (
+        "processor\t: {n}\nvendor_id\t: AuthenticAMD\ncpu family\t: {f}\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC\nstepping\t: 1\n"
+    )
+    text = block.format(n=0, f=25) + "\n" + block.format(n=1, f=26)
+
+    # Act / Assert
+    assert cpu_id(text) == "AuthenticAMD family 25 model 17 stepping 1"
+    assert cpu_id("processor\t: 0\nmodel name\t: some ARM core\n") is None
