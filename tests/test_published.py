@@ -276,52 +276,54 @@ def test_a_spec_that_extends_another_restates_only_what_differs(tiny: Path) -> N
     assert lines[3] == parent[3].removesuffix("  |") + " 70.0 |"
 
 
-def test_a_published_row_keyed_by_the_first_axes_stands_beside_each_row_that_splits_it(tiny: Path) -> None:
-    # Arrange: the list spec with its rows split by seed (one row per repeat); the paper's
-    # number is keyed by the defense alone, one value for the cdl key with the seed too
+def _seed_split_table(tiny: Path, name: str, published_values: str) -> tuple[list[str], list[str]]:
+    """The list spec with its rows split by seed (one row per defense and repeat) and the
+    given ``[published.values]`` rows, rendered: (the seeds, the table's row lines)."""
     seeds = sorted({r["seed"] for r in published.read_csv(tiny / "results" / "tiny" / "runs.csv")})
-    split = tiny / "tables" / "split.toml"
-    split.write_text(
-        LIST_SPEC.replace('rows = ["defense.name"]', 'rows = ["defense.name", "seed"]')
-        + '[published]\n[published.values.median]\n"honest accuracy" = 0.5\n'
-        + f'[published.values."cdl/{seeds[1]}"]\n"honest accuracy" = 0.25\n'
-    )
+    spec = tiny / "tables" / f"{name}.toml"
+    text = LIST_SPEC.replace('rows = ["defense.name"]', 'rows = ["defense.name", "seed"]')
+    spec.write_text(text + "[published]\n" + published_values.format(s0=seeds[0], s1=seeds[1]))
+    lines = published.render_table(published.load_spec(spec, root=tiny)).splitlines()
+    return seeds, lines[2:6]
 
-    # Act
-    lines = published.render_table(published.load_spec(split, root=tiny)).splitlines()
+
+def test_a_published_row_keyed_by_the_first_axes_stands_beside_each_row_that_splits_it(tiny: Path) -> None:
+    # Arrange / Act: the paper's number keyed by the defense alone, one value for the cdl
+    # key with the seed too
+    seeds, rows = _seed_split_table(
+        tiny,
+        "split",
+        '[published.values.median]\n"honest accuracy" = 0.5\n[published.values."cdl/{s1}"]\n"honest accuracy" = 0.25\n',
+    )
 
     # Assert: one row per (defense, seed), each median row with the defense's number, only
     # the cdl row of that seed with its own
     assert len(seeds) == 2
-    assert [line.split(" | ")[1] for line in lines[2:6]] == seeds * 2
-    assert [line.split(" | ")[-1] for line in lines[2:6]] == [" |", "0.25 |", "0.5 |", "0.5 |"]
+    assert [line.split(" | ")[1] for line in rows] == seeds * 2
+    assert [line.split(" | ")[-1] for line in rows] == [" |", "0.25 |", "0.5 |", "0.5 |"]
 
 
 def test_a_star_in_a_published_key_stands_for_any_value_of_that_axis(tiny: Path) -> None:
-    # Arrange: rows split by seed; the paper's numbers keyed by a defense alone (a prefix),
-    # by any defense at the second seed, and by cdl at any seed
-    seeds = sorted({r["seed"] for r in published.read_csv(tiny / "results" / "tiny" / "runs.csv")})
-    star = tiny / "tables" / "star.toml"
-    star.write_text(
-        LIST_SPEC.replace('rows = ["defense.name"]', 'rows = ["defense.name", "seed"]')
-        + '[published]\n[published.values.median]\n"honest accuracy" = 0.5\n'
-        + f'[published.values."*/{seeds[1]}"]\n"honest accuracy" = 0.25\n'
-        + '[published.values."cdl/*"]\n"honest accuracy" = 0.3\n'
+    # Arrange / Act: the paper's numbers keyed by a defense alone (a prefix), by any
+    # defense at the second seed, and by cdl at any seed
+    seeds, rows = _seed_split_table(
+        tiny,
+        "star",
+        '[published.values.median]\n"honest accuracy" = 0.5\n'
+        '[published.values."*/{s1}"]\n"honest accuracy" = 0.25\n'
+        '[published.values."cdl/*"]\n"honest accuracy" = 0.3\n',
     )
-
-    # Act
-    lines = published.render_table(published.load_spec(star, root=tiny)).splitlines()
 
     # Assert: cdl takes "cdl/*" at both seeds (at the second, "cdl/*" and "*/seed" tie on
     # length and stars, and the star further right wins); median takes "*/seed" at the
     # second seed (a full-length key beats the prefix) and the prefix at the first
-    assert [line.split(" | ")[:2] for line in lines[2:6]] == [
+    assert [line.split(" | ")[:2] for line in rows] == [
         ["| cdl", seeds[0]],
         ["| cdl", seeds[1]],
         ["| median", seeds[0]],
         ["| median", seeds[1]],
     ]
-    assert [line.split(" | ")[-1] for line in lines[2:6]] == ["0.3 |", "0.3 |", "0.5 |", "0.25 |"]
+    assert [line.split(" | ")[-1] for line in rows] == ["0.3 |", "0.3 |", "0.5 |", "0.25 |"]
 
 
 def test_index_credits_every_sweep_a_table_was_collected_from(tiny: Path) -> None:
