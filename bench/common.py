@@ -54,18 +54,15 @@ def cpu_busy(seconds: float = 1.0) -> float:
 
 def machine() -> dict[str, Any]:
     """Cores, CPU model, memory, load, versions and the date, for the results file."""
-    model = ""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
+    from protocol.provenance import cpu_model
+
     mem_kib = meminfo()["MemTotal"]
     import torch
 
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "cores": os.cpu_count(),
-        "cpu": model,
+        "cpu": cpu_model(),
         "mem_gib": round(mem_kib / 2**20, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -91,26 +91,14 @@ def git_state(root: Path = SOURCE_ROOT) -> tuple[str | None, bool | None]:
     return commit or None, bool(changed.strip() or untracked.strip())
 
 
-def cpu_model() -> str:
-    """The CPU's model name (/proc/cpuinfo on Linux; ``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def cpu_id(cpuinfo: str | None = None) -> str | None:
-    """Vendor, family, model and stepping of the first CPU in ``cpuinfo`` (read from
-    /proc/cpuinfo when not given), e.g. ``AuthenticAMD family 25 model 17 stepping 1``;
-    None where there is no such file or it lacks the fields."""
+def first_cpu(cpuinfo: str | None = None) -> dict[str, str]:
+    """The fields of the first processor's block of ``cpuinfo`` (read from /proc/cpuinfo
+    when not given; empty where there is no such file)."""
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
         except OSError:
-            return None
+            return {}
     fields: dict[str, str] = {}
     for line in cpuinfo.splitlines():
         if not line.strip():
@@ -119,6 +107,19 @@ def cpu_id(cpuinfo: str | None = None) -> str | None:
             continue
         key, _, value = line.partition(":")
         fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux; ``platform.processor()`` elsewhere)."""
+    return first_cpu().get("model name") or platform.processor() or platform.machine()
+
+
+def cpu_id(cpuinfo: str | None = None) -> str | None:
+    """Vendor, family, model and stepping of the first CPU in ``cpuinfo`` (read from
+    /proc/cpuinfo when not given), e.g. ``AuthenticAMD family 25 model 17 stepping 1``;
+    None where there is no such file or it lacks the fields."""
+    fields = first_cpu(cpuinfo)
     if "vendor_id" not in fields or "cpu family" not in fields:
         return None
     parts = [fields["vendor_id"], f"family {fields['cpu family']}"]
